@@ -1,0 +1,286 @@
+"""The float intermediate representation: a chain of small validated layer nodes.
+
+Importers (PyTorch, ONNX, NIR, npz) produce a :class:`Graph`; conversion passes
+(:mod:`hdlgen.passes`) rewrite it and finally lower it to an integer TTFS net
+(:mod:`hdlgen.ttfs`). Nodes hold float numpy arrays and know their output shape.
+
+Shapes exclude the batch dimension: a dense activation is ``(features,)``, an image
+``(channels, height, width)`` in PyTorch's order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import UserError
+
+__all__ = [
+    "Node", "Input", "Dense", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm", "Flatten",
+    "ReLU", "Output", "Graph", "NODE_TYPES",
+]
+
+
+def _array(value, name, ndim, owner):
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim != ndim:
+        raise UserError(f"{owner}: {name} must have {ndim} dimension(s), got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise UserError(f"{owner}: {name} contains NaN or infinite values; only finite weights are supported")
+    return array
+
+
+def _pair(value, name, owner, minimum):
+    pair = (value, value) if np.isscalar(value) else tuple(value)
+    if len(pair) != 2 or any(int(v) != v or v < minimum for v in pair):
+        raise UserError(f"{owner}: {name} must be an integer ≥ {minimum} or a pair of them, got {value!r}")
+    return tuple(int(v) for v in pair)
+
+
+@dataclass
+class Node:
+    """Base class of IR nodes. ``name`` identifies the layer in messages and reports."""
+
+    name: str = field(default="", kw_only=True)
+
+    kind = "node"
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """The shape this node produces from ``input_shape``; raises UserError if it can't take it."""
+        return tuple(input_shape)
+
+    def where(self) -> str:
+        return f"layer {self.name!r} ({self.kind})" if self.name else f"{self.kind} layer"
+
+    def to_dict(self) -> dict:
+        out = {"kind": self.kind}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.tolist() if isinstance(value, np.ndarray) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Node":
+        data = dict(data)
+        kind = data.pop("kind")
+        if kind not in NODE_TYPES:
+            raise UserError(f"unknown IR node kind {kind!r}; known: {', '.join(sorted(NODE_TYPES))}")
+        return NODE_TYPES[kind](**data)
+
+
+@dataclass
+class Input(Node):
+    """The network input. ``shape`` is ``(features,)`` or ``(channels, height, width)``."""
+
+    shape: tuple
+    kind = "input"
+
+    def __post_init__(self):
+        self.shape = tuple(int(s) for s in self.shape)
+        if len(self.shape) not in (1, 3) or min(self.shape) < 1:
+            raise UserError(f"input shape must be (features,) or (C, H, W) with positive sizes, got {self.shape}")
+
+
+@dataclass
+class Dense(Node):
+    """Fully connected layer ``y = W x + b``; ``weight`` has shape ``(out, in)``."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    kind = "dense"
+
+    def __post_init__(self):
+        self.weight = _array(self.weight, "weight", 2, self.where())
+        self.bias = _array(self.bias, "bias", 1, self.where())
+        if self.bias.shape[0] != self.weight.shape[0]:
+            raise UserError(f"{self.where()}: bias has {self.bias.shape[0]} entries, weight has {self.weight.shape[0]} rows")
+
+    def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.weight.shape[1],):
+            raise UserError(f"{self.where()}: expects input of shape ({self.weight.shape[1]},), gets {tuple(input_shape)}")
+        return (self.weight.shape[0],)
+
+
+@dataclass
+class Conv2d(Node):
+    """2-D convolution, PyTorch semantics; ``weight`` has shape ``(out_c, in_c, kh, kw)``.
+
+    Zero padding means "no spike" in the TTFS net. Dilation 1, groups 1.
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    kind = "conv2d"
+
+    def __post_init__(self):
+        self.weight = _array(self.weight, "weight", 4, self.where())
+        self.bias = _array(self.bias, "bias", 1, self.where())
+        self.stride = _pair(self.stride, "stride", self.where(), 1)
+        self.padding = _pair(self.padding, "padding", self.where(), 0)
+        if self.bias.shape[0] != self.weight.shape[0]:
+            raise UserError(f"{self.where()}: bias has {self.bias.shape[0]} entries, weight has {self.weight.shape[0]} output channels")
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3 or input_shape[0] != self.weight.shape[1]:
+            raise UserError(f"{self.where()}: expects ({self.weight.shape[1]}, H, W) input, gets {tuple(input_shape)}")
+        _, h, w = input_shape
+        kh, kw = self.weight.shape[2:]
+        oh = (h + 2 * self.padding[0] - kh) // self.stride[0] + 1
+        ow = (w + 2 * self.padding[1] - kw) // self.stride[1] + 1
+        if oh < 1 or ow < 1:
+            raise UserError(f"{self.where()}: kernel {kh}x{kw} does not fit a {h}x{w} input")
+        return (self.weight.shape[0], oh, ow)
+
+
+@dataclass
+class _Pool(Node):
+    kernel: tuple
+    stride: tuple | None = None
+    padding: tuple = (0, 0)
+
+    def __post_init__(self):
+        self.kernel = _pair(self.kernel, "kernel", self.where(), 1)
+        self.stride = _pair(self.kernel if self.stride is None else self.stride, "stride", self.where(), 1)
+        self.padding = _pair(self.padding, "padding", self.where(), 0)
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise UserError(f"{self.where()}: expects (C, H, W) input, gets {tuple(input_shape)}")
+        c, h, w = input_shape
+        oh = (h + 2 * self.padding[0] - self.kernel[0]) // self.stride[0] + 1
+        ow = (w + 2 * self.padding[1] - self.kernel[1]) // self.stride[1] + 1
+        if oh < 1 or ow < 1:
+            raise UserError(f"{self.where()}: window {self.kernel} does not fit a {h}x{w} input")
+        return (c, oh, ow)
+
+
+@dataclass
+class MaxPool2d(_Pool):
+    """Max pooling; in the TTFS net the earliest spike of each window passes."""
+
+    kind = "maxpool2d"
+
+
+@dataclass
+class AvgPool2d(_Pool):
+    """Average pooling; folded into the next layer's weights at compile time."""
+
+    kind = "avgpool2d"
+
+
+@dataclass
+class BatchNorm(Node):
+    """Inference-mode batch norm over the channel (first) axis: ``(x − mean)/sqrt(var+eps)·γ + β``."""
+
+    gamma: np.ndarray
+    beta: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    eps: float = 1e-5
+    kind = "batchnorm"
+
+    def __post_init__(self):
+        for name in ("gamma", "beta", "mean", "var"):
+            setattr(self, name, _array(getattr(self, name), name, 1, self.where()))
+        if len({self.gamma.shape, self.beta.shape, self.mean.shape, self.var.shape}) != 1:
+            raise UserError(f"{self.where()}: gamma, beta, mean and var must have the same length")
+        if np.any(self.var + self.eps <= 0):
+            raise UserError(f"{self.where()}: var + eps must be positive")
+
+    def output_shape(self, input_shape):
+        if input_shape[0] != self.gamma.shape[0]:
+            raise UserError(f"{self.where()}: has {self.gamma.shape[0]} channels, input has {input_shape[0]}")
+        return tuple(input_shape)
+
+    def scale_shift(self):
+        """Per-channel ``(scale, shift)`` with ``bn(x) = scale·x + shift``."""
+        scale = self.gamma / np.sqrt(self.var + self.eps)
+        return scale, self.beta - self.mean * scale
+
+
+@dataclass
+class Flatten(Node):
+    """(C, H, W) → (C·H·W,) in PyTorch's row-major order."""
+
+    kind = "flatten"
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+
+@dataclass
+class ReLU(Node):
+    """max(x, 0). Every hidden layer of a convertible net ends in one."""
+
+    kind = "relu"
+
+
+@dataclass
+class Output(Node):
+    """Marks the readout: the preceding layer's potentials are the logits."""
+
+    kind = "output"
+
+
+NODE_TYPES = {cls.kind: cls for cls in (Input, Dense, Conv2d, MaxPool2d, AvgPool2d, BatchNorm, Flatten, ReLU, Output)}
+
+
+@dataclass
+class Graph:
+    """A network: ``nodes[0]`` is the :class:`Input`, ``nodes[-1]`` the :class:`Output`.
+
+    Edges run from each node to the next (``edges`` lists them); the nets hdlgen converts
+    are chains. Construction checks every shape.
+    """
+
+    nodes: list
+
+    def __post_init__(self):
+        if not self.nodes or not isinstance(self.nodes[0], Input):
+            raise UserError("a network must start with an Input node")
+        if not isinstance(self.nodes[-1], Output):
+            self.nodes = [*self.nodes, Output(name="output")]
+        for i, node in enumerate(self.nodes):
+            if not node.name:
+                node.name = f"{node.kind}{i}"
+        self.shapes()
+
+    @property
+    def edges(self):
+        return [(a.name, b.name) for a, b in zip(self.nodes, self.nodes[1:])]
+
+    @property
+    def input_shape(self):
+        return self.nodes[0].shape
+
+    def shapes(self) -> list:
+        """Output shape of every node, in order."""
+        shapes, shape = [], self.nodes[0].shape
+        for node in self.nodes:
+            shape = node.output_shape(shape)
+            shapes.append(shape)
+        return shapes
+
+    def forward(self, x: np.ndarray, collect: bool = False):
+        """Float reference forward pass of a batch ``x`` (N, *input_shape).
+
+        Returns the logits, or with ``collect`` the list of every node's output.
+        """
+        from .float_ops import apply_node  # numpy ops live apart from the node definitions
+
+        outs = []
+        for node in self.nodes[1:]:
+            x = apply_node(node, x)
+            outs.append(x)
+        return outs if collect else x
+
+    def to_dict(self) -> dict:
+        return {"nodes": [node.to_dict() for node in self.nodes]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Graph":
+        return cls([Node.from_dict(n) for n in data["nodes"]])

@@ -1,0 +1,69 @@
+"""Fold inference-mode batch norm into the neighbouring affine layer (exact in float)."""
+
+import numpy as np
+
+from .. import ir
+from ..errors import UserError
+
+__all__ = ["FoldBatchNorm", "fold_into_previous", "fold_into_next"]
+
+
+def fold_into_previous(layer, bn):
+    """``bn(layer(x))`` as one layer: scale the output rows."""
+    scale, shift = bn.scale_shift()
+    shape = (-1,) + (1,) * (layer.weight.ndim - 1)
+    weight = layer.weight * scale.reshape(shape)
+    return _replace(layer, weight, layer.bias * scale + shift)
+
+
+def fold_into_next(bn, layer, spatial: int):
+    """``layer(bn(x))`` as one layer; ``spatial`` positions per channel when a flatten stands between."""
+    scale, shift = bn.scale_shift()
+    if isinstance(layer, ir.Dense):
+        scale, shift = np.repeat(scale, spatial), np.repeat(shift, spatial)
+        return _replace(layer, layer.weight * scale[None, :], layer.bias + layer.weight @ shift)
+    if any(layer.padding):
+        raise UserError(f"batch norm after a ReLU followed by the zero-padded {layer.where()} cannot be folded "
+                        "exactly; move the batch norm before the ReLU or use padding 0")
+    weight = layer.weight * scale[None, :, None, None]
+    return _replace(layer, weight, layer.bias + np.einsum("ocij,c->o", layer.weight, shift))
+
+
+def _replace(layer, weight, bias):
+    if isinstance(layer, ir.Dense):
+        return ir.Dense(weight, bias, name=layer.name)
+    return ir.Conv2d(weight, bias, layer.stride, layer.padding, name=layer.name)
+
+
+class FoldBatchNorm:
+    """Remove every BatchNorm: into the preceding Dense/Conv2d when it directly follows one,
+    otherwise (after a ReLU) into the next Dense/Conv2d, through a Flatten if needed."""
+
+    name = "fold-batchnorm"
+
+    def run(self, state):
+        nodes = list(state.graph.nodes)
+        shapes = state.graph.shapes()
+        i = 1
+        while i < len(nodes):
+            bn = nodes[i]
+            if not isinstance(bn, ir.BatchNorm):
+                i += 1
+                continue
+            before = nodes[i - 1]
+            if isinstance(before, (ir.Dense, ir.Conv2d)):
+                nodes[i - 1:i + 1] = [fold_into_previous(before, bn)]
+                shapes[i - 1:i + 1] = [shapes[i]]
+                continue
+            j, spatial = i + 1, 1
+            if j < len(nodes) and isinstance(nodes[j], ir.Flatten):
+                spatial = int(np.prod(shapes[i][1:])) if len(shapes[i]) == 3 else 1
+                j += 1
+            after = nodes[j] if j < len(nodes) else None
+            if not isinstance(after, (ir.Dense, ir.Conv2d)):
+                raise UserError(f"{bn.where()} has no Dense/Conv2d next to it to fold into; "
+                                "batch norm must directly follow or precede one")
+            nodes[j] = fold_into_next(bn, after, spatial)
+            del nodes[i]
+            del shapes[i]
+        state.graph = ir.Graph(nodes)

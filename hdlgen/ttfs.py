@@ -1,0 +1,271 @@
+"""The integer TTFS network and its ``.ttfs`` file.
+
+This is the contract between the compiler, the golden model and the RTL (DESIGN.md §2):
+
+* :class:`InputEncoding` turns a float input into one byte per pixel and a byte into the
+  input activation ``q0 = table[pixel]`` (``0..T0``; spike at tick ``T0 − q0``).
+* :class:`IntDense` holds integer weights ``W``, biases ``B`` (accumulator units, rounding
+  offset included) and per-neuron ``K``: ``A = B + W·q_in``,
+  ``q = clamp(floor(A / K), 0, T)``. The readout layer has no ``K``; its ``A`` are the logits.
+
+Every width is derived from worst-case bounds (:func:`layer_bounds`), so nothing overflows.
+
+File format (``hdlgen-ttfs/1``): a zip written by :func:`numpy.savez` and read with
+``allow_pickle=False`` (loading never runs code). Member ``header`` is UTF-8 JSON bytes (uint8
+array) describing the net; arrays are ``input.table``, ``layer<i>.weight``, ``layer<i>.bias``,
+``layer<i>.k`` (hidden layers) and ``layer<i>.scale``. See docs/ttfs-format.md.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+__all__ = ["InputEncoding", "IntDense", "TTFSNet", "layer_bounds", "signed_width", "unsigned_width",
+           "FORMAT", "save", "load"]
+
+FORMAT = "hdlgen-ttfs/1"
+PIXEL_MAX = 255
+
+
+def unsigned_width(value: int) -> int:
+    """Bits of an unsigned number holding ``0..value``."""
+    return max(1, int(value).bit_length())
+
+
+def signed_width(low: int, high: int) -> int:
+    """Bits of a two's complement number holding ``low..high``."""
+    bits = 1
+    while not (-(1 << (bits - 1)) <= low and high < (1 << (bits - 1))):
+        bits += 1
+    return bits
+
+
+@dataclass
+class InputEncoding:
+    """Float input → pixel byte → input activation.
+
+    Parameters
+    ----------
+    shape : tuple
+        Input shape without batch, ``(features,)`` or ``(C, H, W)``.
+    offset, pixel_scale : float
+        ``pixel = clamp(round((x − offset) / pixel_scale), 0, 255)``; the host sends these bytes.
+    scale : float
+        Real value of one unit of ``q0`` (``s0``).
+    ticks : int
+        ``T0``, the input window.
+    table : ndarray
+        256 non-decreasing integers in ``0..T0``: ``q0 = table[pixel]``.
+    """
+
+    shape: tuple
+    offset: float
+    pixel_scale: float
+    scale: float
+    ticks: int
+    table: np.ndarray
+
+    def __post_init__(self):
+        self.shape = tuple(int(s) for s in self.shape)
+        self.table = np.asarray(self.table, dtype=np.int64)
+        if self.ticks < 1:
+            raise UserError(f"input window T0 must be ≥ 1, got {self.ticks}")
+        if self.table.shape != (PIXEL_MAX + 1,) or self.table.min() < 0 or self.table.max() > self.ticks \
+                or np.any(np.diff(self.table) < 0):
+            raise UserError("input table must hold 256 non-decreasing values in 0..T0")
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def pixels(self, x: np.ndarray) -> np.ndarray:
+        """Bytes the hardware receives for a batch ``x`` (N, *shape) → uint8 (N, size)."""
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        return np.clip(np.floor((x - self.offset) / self.pixel_scale + 0.5), 0, PIXEL_MAX).astype(np.uint8)
+
+    def q(self, pixels: np.ndarray) -> np.ndarray:
+        return self.table[np.asarray(pixels, dtype=np.int64)]
+
+
+@dataclass
+class IntDense:
+    """An integer dense layer; ``k is None`` marks the readout.
+
+    Parameters
+    ----------
+    weight : ndarray (out, in)
+        Signed integers within ``±(2**(weight_bits−1) − 1)``.
+    bias : ndarray (out,)
+        Accumulator units; the round-to-nearest offset ``floor(K/2)`` is already added.
+    k : ndarray (out,) or None
+        Threshold step per neuron (all equal when weights are scaled per layer); ``None`` for the readout.
+    ticks_in : int
+        Window of the input activations (``q_in ∈ 0..ticks_in``).
+    ticks : int
+        Output window ``T``; 0 for the readout.
+    weight_bits : int
+    scale : ndarray (out,)
+        Real value of one output unit (of ``q``, or of ``A`` for the readout).
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    k: np.ndarray | None
+    ticks_in: int
+    ticks: int
+    weight_bits: int
+    scale: np.ndarray
+    name: str = field(default="dense")
+
+    kind = "dense"
+
+    def __post_init__(self):
+        self.weight = np.asarray(self.weight, dtype=np.int64)
+        self.bias = np.asarray(self.bias, dtype=np.int64)
+        self.scale = np.asarray(self.scale, dtype=np.float64)
+        where = f"layer {self.name!r}"
+        if self.weight.ndim != 2 or self.bias.shape != (self.weight.shape[0],):
+            raise UserError(f"{where}: weight must be (out, in) and bias (out,), got {self.weight.shape}, {self.bias.shape}")
+        if not 2 <= self.weight_bits <= 16:
+            raise UserError(f"{where}: weight bits must be 2..16, got {self.weight_bits}")
+        limit = (1 << (self.weight_bits - 1)) - 1
+        if np.abs(self.weight).max(initial=0) > limit:
+            raise UserError(f"{where}: a weight exceeds ±{limit} ({self.weight_bits}-bit symmetric)")
+        if self.ticks_in < 1:
+            raise UserError(f"{where}: input window must be ≥ 1, got {self.ticks_in}")
+        if self.k is not None:
+            self.k = np.asarray(self.k, dtype=np.int64)
+            if self.k.shape != self.bias.shape or self.k.min() < 1:
+                raise UserError(f"{where}: K must be one integer ≥ 1 per output neuron")
+            if self.ticks < 1:
+                raise UserError(f"{where}: window T must be ≥ 1, got {self.ticks}")
+
+    @property
+    def readout(self) -> bool:
+        return self.k is None
+
+    @property
+    def fan_in(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def fan_out(self) -> int:
+        return self.weight.shape[0]
+
+    def widths(self) -> dict:
+        """Bit widths derived from :func:`layer_bounds`."""
+        low, high = layer_bounds(self)
+        out = {"weight": self.weight_bits, "accumulator": signed_width(low, high),
+               "input_tick": unsigned_width(self.ticks_in), "index": unsigned_width(self.fan_in - 1)}
+        if not self.readout:
+            out["k"] = unsigned_width(int(self.k.max()))
+            out["threshold"] = unsigned_width(int(self.k.max()) * self.ticks)
+            out["tick"] = unsigned_width(self.ticks)
+        return out
+
+
+def layer_bounds(layer: IntDense) -> tuple[int, int]:
+    """Least and greatest value any partial sum ``B_i + Σ_{j∈S} W_ij·q_j`` can take, over all
+    neurons, subsets ``S`` of inputs and ``q_j ∈ 0..ticks_in``."""
+    w = layer.weight
+    high = layer.bias + np.clip(w, 0, None).sum(axis=1) * layer.ticks_in
+    low = layer.bias + np.clip(w, None, 0).sum(axis=1) * layer.ticks_in
+    return int(min(low.min(), 0)), int(max(high.max(), 0))
+
+
+@dataclass
+class TTFSNet:
+    """A converted network: input encoding, integer layers (the last one the readout) and the
+    settings it was made with (``meta``)."""
+
+    input: InputEncoding
+    layers: list
+    name: str = "net"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.layers or not self.layers[-1].readout or any(l.readout for l in self.layers[:-1]):
+            raise UserError("a TTFS net needs hidden layers with K and exactly one readout layer, last")
+        ticks = self.input.ticks
+        size = self.input.size
+        for layer in self.layers:
+            if layer.fan_in != size or layer.ticks_in != ticks:
+                raise UserError(f"layer {layer.name!r}: expects {layer.fan_in} inputs in a {layer.ticks_in}-tick window, "
+                                f"previous layer gives {size} in {ticks}")
+            size, ticks = layer.fan_out, layer.ticks
+
+    @property
+    def ticks(self) -> list:
+        """Window of every spiking layer: input first, readout excluded."""
+        return [self.input.ticks] + [l.ticks for l in self.layers[:-1]]
+
+    @property
+    def sizes(self) -> list:
+        return [self.input.size] + [l.fan_out for l in self.layers]
+
+    @property
+    def classes(self) -> int:
+        return self.layers[-1].fan_out
+
+
+def _header(net: TTFSNet) -> dict:
+    enc = net.input
+    return {
+        "format": FORMAT, "name": net.name, "meta": net.meta,
+        "input": {"shape": list(enc.shape), "offset": enc.offset, "pixel_scale": enc.pixel_scale,
+                  "scale": enc.scale, "ticks": enc.ticks},
+        "layers": [{"kind": l.kind, "name": l.name, "ticks_in": l.ticks_in, "ticks": l.ticks,
+                    "weight_bits": l.weight_bits, "readout": l.readout, "widths": l.widths()}
+                   for l in net.layers],
+    }
+
+
+def save(net: TTFSNet, path) -> Path:
+    """Write ``net`` to ``path`` (a ``.ttfs`` zip)."""
+    arrays = {"header": np.frombuffer(json.dumps(_header(net), indent=1).encode(), dtype=np.uint8),
+              "input.table": net.input.table}
+    for i, layer in enumerate(net.layers):
+        arrays[f"layer{i}.weight"] = layer.weight
+        arrays[f"layer{i}.bias"] = layer.bias
+        arrays[f"layer{i}.scale"] = layer.scale
+        if not layer.readout:
+            arrays[f"layer{i}.k"] = layer.k
+    path = Path(path)
+    with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
+        np.savez_compressed(f, **arrays)
+    return path
+
+
+def load(path) -> TTFSNet:
+    """Read a ``.ttfs`` file; raises :class:`UserError` naming the file on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file (expected a .ttfs net written by 'hdlgen convert')")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        header = json.loads(arrays.pop("header").tobytes().decode())
+    except (zipfile.BadZipFile, ValueError, KeyError, OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a .ttfs net ({e.__class__.__name__}); write one with 'hdlgen convert'") from None
+    if header.get("format") != FORMAT:
+        raise UserError(f"{path}: format {header.get('format')!r} is not supported; this hdlgen reads {FORMAT}")
+    try:
+        h = header["input"]
+        enc = InputEncoding(h["shape"], h["offset"], h["pixel_scale"], h["scale"], h["ticks"], arrays["input.table"])
+        layers = []
+        for i, l in enumerate(header["layers"]):
+            layers.append(IntDense(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"],
+                                   None if l["readout"] else arrays[f"layer{i}.k"], l["ticks_in"], l["ticks"],
+                                   l["weight_bits"], arrays[f"layer{i}.scale"], name=l["name"]))
+            if layers[-1].widths() != l["widths"]:
+                raise UserError(f"{path}: layer {l['name']!r} widths in the header do not match its weights")
+        return TTFSNet(enc, layers, header.get("name", path.stem), header.get("meta", {}))
+    except KeyError as e:
+        raise UserError(f"{path}: damaged .ttfs net, missing {e}") from None
