@@ -1,0 +1,1 @@
+"""Subcommands of the hdlgen CLI, one module each (see hdlgen.cli)."""
