@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import ir
 from .errors import UserError
 
 __all__ = ["InputEncoding", "IntDense", "TTFSNet", "layer_bounds", "signed_width", "unsigned_width",
@@ -189,6 +190,7 @@ class TTFSNet:
     layers: list
     name: str = "net"
     meta: dict = field(default_factory=dict)
+    ann: "ir.Graph | None" = None  # the folded float network, the reference for accuracy
 
     def __post_init__(self):
         if not self.layers or not self.layers[-1].readout or any(l.readout for l in self.layers[:-1]):
@@ -221,6 +223,8 @@ def _header(net: TTFSNet) -> dict:
         "format": FORMAT, "name": net.name, "meta": net.meta,
         "input": {"shape": list(enc.shape), "offset": enc.offset, "pixel_scale": enc.pixel_scale,
                   "scale": enc.scale, "ticks": enc.ticks},
+        "ann": [{k: v for k, v in node.to_dict().items() if not isinstance(getattr(node, k, None), np.ndarray)}
+                for node in net.ann.nodes] if net.ann else None,
         "layers": [{"kind": l.kind, "name": l.name, "ticks_in": l.ticks_in, "ticks": l.ticks,
                     "weight_bits": l.weight_bits, "readout": l.readout, "widths": l.widths()}
                    for l in net.layers],
@@ -237,6 +241,10 @@ def save(net: TTFSNet, path) -> Path:
         arrays[f"layer{i}.scale"] = layer.scale
         if not layer.readout:
             arrays[f"layer{i}.k"] = layer.k
+    for i, node in enumerate(net.ann.nodes if net.ann else []):
+        for key, value in node.to_dict().items():
+            if isinstance(getattr(node, key, None), np.ndarray):
+                arrays[f"ann{i}.{key}"] = getattr(node, key)
     path = Path(path)
     with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
         np.savez_compressed(f, **arrays)
@@ -266,6 +274,11 @@ def load(path) -> TTFSNet:
                                    l["weight_bits"], arrays[f"layer{i}.scale"], name=l["name"]))
             if layers[-1].widths() != l["widths"]:
                 raise UserError(f"{path}: layer {l['name']!r} widths in the header do not match its weights")
-        return TTFSNet(enc, layers, header.get("name", path.stem), header.get("meta", {}))
+        ann = None
+        if header.get("ann"):
+            ann = ir.Graph([ir.Node.from_dict({**fields, **{k.split(".", 1)[1]: v for k, v in arrays.items()
+                                                            if k.startswith(f"ann{i}.")}})
+                            for i, fields in enumerate(header["ann"])])
+        return TTFSNet(enc, layers, header.get("name", path.stem), header.get("meta", {}), ann)
     except KeyError as e:
         raise UserError(f"{path}: damaged .ttfs net, missing {e}") from None

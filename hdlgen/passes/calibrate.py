@@ -30,7 +30,7 @@ class Calibrate:
 
     def run(self, state):
         graph, config = state.graph, state.config
-        x = state.calibration_data
+        x = state.calibration_data.reshape((len(state.calibration_data), *graph.input_shape))
         if len(x) == 0:
             raise UserError("calibration data is empty; give at least one representative sample")
         spiking = [n for n in graph.nodes if isinstance(n, ir.ReLU)]

@@ -61,4 +61,4 @@ class Quantize:
             input_scale = layer.scale
         meta = {"weight_bits": config.weight_bits, "per_channel": config.per_channel,
                 "calibration": config.calibration, "rounding": config.rounding}
-        state.net = TTFSNet(encoding, layers, state.name, meta)
+        state.net = TTFSNet(encoding, layers, state.name, meta, state.graph)

@@ -1,0 +1,61 @@
+"""``hdlgen convert MODEL --data D.npz`` – float model → integer TTFS net (.ttfs), with its accuracy."""
+
+from pathlib import Path
+
+from .. import ttfs
+from ..data import load_dataset
+from ..errors import UserError
+from ..importers import load_model
+from ..passes import ConvertConfig, convert
+from ..report import evaluate, format_evaluation, format_net, print_json
+
+
+def parse_ticks(text: str):
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UserError(f"--ticks must be an integer ≥ 1 or a comma list per spiking layer (e.g. 16 or 16,8), got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise UserError(f"--ticks must be ≥ 1, got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def register(sub):
+    p = sub.add_parser("convert", help="convert a trained ReLU model to a TTFS net (.ttfs)",
+                       description="Convert a trained ReLU network (.pt2 from torch.export.save, or weight .npz) "
+                                   "into an integer TTFS net, calibrated on data, and report its accuracy.")
+    p.add_argument("model", help="model file: .pt2 (torch.export.save) or .npz (weight0, bias0, …)")
+    p.add_argument("--data", required=True, help="data .npz with x (float) and y (labels): evaluation, and "
+                                                  "calibration unless --calibration-data is given")
+    p.add_argument("--calibration-data", help="representative data .npz for the activation scales (default: --data)")
+    p.add_argument("--calibration-samples", type=int, default=2000, help="samples used to calibrate (default 2000)")
+    p.add_argument("--ticks", default="16", help="window T of every spiking layer, or a comma list input,hidden… (default 16)")
+    p.add_argument("--weight-bits", type=int, default=8, help="signed weight bits, 2..16 (default 8)")
+    p.add_argument("--per-channel", action="store_true", help="one weight scale and K per neuron instead of per layer")
+    p.add_argument("--calibration", default="p99.9", help="activation scale: 'max' or a percentile like p99.9 (default)")
+    p.add_argument("--no-rounding", action="store_true", help="floor instead of round to nearest (adds no floor(K/2) to biases)")
+    p.add_argument("-o", "--output", help="output .ttfs (default: MODEL with suffix .ttfs)")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    model = Path(args.model)
+    graph = load_model(model)
+    shape = graph.input_shape
+    data = load_dataset(args.data, shape)
+    calibration = load_dataset(args.calibration_data, shape, need_labels=False) if args.calibration_data else data
+    if args.calibration_samples < 1:
+        raise UserError(f"--calibration-samples must be ≥ 1, got {args.calibration_samples}")
+    config = ConvertConfig(parse_ticks(args.ticks), args.weight_bits, args.per_channel, args.calibration,
+                           not args.no_rounding)
+    net = convert(graph, calibration.x[:args.calibration_samples], config, name=model.stem)
+    output = Path(args.output) if args.output else model.with_suffix(".ttfs")
+    ttfs.save(net, output)
+    result = evaluate(net, data)
+    print(format_net(net))
+    print(format_evaluation(net, result))
+    print(f"wrote {output}")
+    if args.json:
+        print_json({**result, "output": str(output)})
+    return 0

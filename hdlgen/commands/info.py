@@ -1,0 +1,27 @@
+"""``hdlgen info NET.ttfs`` – what a converted net holds."""
+
+from .. import ttfs
+from ..report import format_net, print_json
+from ..ttfs import layer_bounds
+
+
+def register(sub):
+    p = sub.add_parser("info", help="describe a .ttfs net: layers, windows, K, widths")
+    p.add_argument("net", help="a .ttfs net from 'hdlgen convert'")
+    p.add_argument("--json", action="store_true", help="print the description as one JSON object on the last line")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    net = ttfs.load(args.net)
+    print(format_net(net))
+    enc = net.input
+    print(f"input: shape {enc.shape}, pixel = round((x − {enc.offset:g}) / {enc.pixel_scale:g}), q0 = table[pixel]")
+    for layer in net.layers:
+        low, high = layer_bounds(layer)
+        print(f"{layer.name}: accumulator range {low}..{high}, widths {layer.widths()}")
+    if args.json:
+        print_json({"name": net.name, "sizes": net.sizes, "ticks": net.ticks, "meta": net.meta,
+                    "layers": [{"name": l.name, "fan_in": l.fan_in, "fan_out": l.fan_out, "readout": l.readout,
+                                "range": list(layer_bounds(l)), "widths": l.widths()} for l in net.layers]})
+    return 0
