@@ -1,0 +1,40 @@
+# hdlgen – the two commands a new machine needs: `make demo` and `make test`.
+# Each sets up .venv on its own the first time (Python ≥ 3.11, pip, and Debian's iverilog).
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+HDLGEN  := $(VENV)/bin/hdlgen
+STAMP   := $(VENV)/.installed
+OUT     := out
+DIGITS  := examples/digits
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(STAMP)
+
+# torch 2.13.0 first: it installs a CPU build; a bare `torch` requirement pulls a CUDA build.
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev,torch]'
+	@command -v iverilog >/dev/null || sh scripts/install-simulator.sh
+	touch $(STAMP)
+
+demo: setup
+	@mkdir -p $(OUT)
+	$(HDLGEN) convert $(DIGITS)/digits_mlp.pt2 --data $(DIGITS)/digits_test.npz \
+	    --calibration-data $(DIGITS)/digits_train.npz --ticks 16 --weight-bits 8 -o $(OUT)/digits_mlp.ttfs
+	$(HDLGEN) eval $(OUT)/digits_mlp.ttfs --data $(DIGITS)/digits_test.npz
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	$(PY) bench/fashion_mlp.py
+
+clean:
+	rm -rf $(OUT) sim_build .pytest_cache
