@@ -9,16 +9,16 @@ __all__ = ["DropFlatten", "CheckStructure"]
 
 
 class DropFlatten:
-    """Remove Flatten nodes that only precede dense layers: a dense layer reads the flattened
+    """Remove Flatten nodes that no conv or pool precedes: a dense layer reads the flattened
     input in PyTorch's (C, H, W) order anyway, so the input encoding keeps the original shape."""
 
     name = "drop-flatten"
 
     def run(self, state):
         nodes = state.graph.nodes
-        kept = [n for n in nodes if not (isinstance(n, ir.Flatten) and
-                                         all(not isinstance(m, (ir.Conv2d, ir.MaxPool2d, ir.AvgPool2d))
-                                             for m in nodes[nodes.index(n):]))]
+        spatial = (ir.Conv2d, ir.MaxPool2d, ir.AvgPool2d)
+        first_spatial = next((i for i, n in enumerate(nodes) if isinstance(n, spatial)), len(nodes))
+        kept = [n for i, n in enumerate(nodes) if not (isinstance(n, ir.Flatten) and i < first_spatial)]
         if len(kept) != len(nodes):
             input_node = kept[0]
             state.stats["input_shape"] = input_node.shape

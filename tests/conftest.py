@@ -1,0 +1,28 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = ROOT / "examples" / "digits"
+
+
+@pytest.fixture(scope="session")
+def digits_net(tmp_path_factory):
+    """The bundled digits MLP converted at T=16, 8-bit – as `make demo` does."""
+    from hdlgen import ConvertConfig, convert, load_model, save
+    from hdlgen.data import load_dataset
+
+    graph = load_model(DIGITS / "digits_mlp.pt2")
+    train = load_dataset(DIGITS / "digits_train.npz", (1, 8, 8))
+    net = convert(graph, train.x, ConvertConfig(ticks=16, weight_bits=8), name="digits_mlp")
+    path = tmp_path_factory.mktemp("digits") / "digits_mlp.ttfs"
+    save(net, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_test():
+    from hdlgen.data import load_dataset
+    return load_dataset(DIGITS / "digits_test.npz", (1, 8, 8))

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from hdlgen import ir, load_model
+from hdlgen.errors import UserError
+from hdlgen.importers.npz import save_npz
+
+torch = pytest.importorskip("torch")
+from hdlgen import from_torch  # noqa: E402
+from hdlgen.importers.pytorch import HANDLERS, handler  # noqa: E402
+
+
+def _model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 9), torch.nn.ReLU(),
+                               torch.nn.Dropout(0.1), torch.nn.Linear(9, 4)).eval()
+
+
+def test_from_torch_matches_the_module():
+    model, x = _model(), torch.rand(7, 1, 4, 4)
+    graph = from_torch(model, x)
+    assert [n.kind for n in graph.nodes] == ["input", "flatten", "dense", "relu", "dense", "output"]
+    np.testing.assert_allclose(graph.forward(x.double().numpy()), model(x).detach().numpy(), atol=1e-6)
+
+
+def test_pt2_round_trip(tmp_path):
+    model, x = _model(), torch.rand(3, 1, 4, 4)
+    torch.export.save(torch.export.export(model, (x,)), tmp_path / "m.pt2")
+    graph = load_model(tmp_path / "m.pt2")
+    np.testing.assert_allclose(graph.forward(x.double().numpy()), model(x).detach().numpy(), atol=1e-6)
+
+
+def test_unsupported_operator_lists_supported_ones():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Sigmoid(), torch.nn.Linear(4, 2))
+    with pytest.raises(UserError, match="aten.sigmoid.default.*supported: .*aten.linear.default"):
+        from_torch(model, torch.rand(2, 4))
+
+
+def test_non_sequential_model_is_refused():
+    class Skip(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x))) + x
+
+    with pytest.raises(UserError):
+        from_torch(Skip(), torch.rand(2, 4))
+
+
+def test_registry_refuses_duplicates():
+    with pytest.raises(ValueError, match="duplicate"):
+        handler("aten.linear.default")(lambda *a: [])
+    assert "aten.conv2d.default" in HANDLERS
+
+
+def test_npz_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    w = [rng.normal(size=(5, 12)), rng.normal(size=(3, 5))]
+    b = [rng.normal(size=5), rng.normal(size=3)]
+    save_npz(tmp_path / "m.npz", w, b, input_shape=(3, 2, 2))
+    graph = load_model(tmp_path / "m.npz")
+    x = rng.normal(size=(4, 3, 2, 2))
+    expected = np.maximum(x.reshape(4, -1) @ w[0].T + b[0], 0) @ w[1].T + b[1]
+    np.testing.assert_allclose(graph.forward(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_npz_errors(tmp_path):
+    np.savez(tmp_path / "nobias.npz", weight0=np.ones((2, 2)))
+    with pytest.raises(UserError, match="no bias0"):
+        load_model(tmp_path / "nobias.npz")
+    np.savez(tmp_path / "nan.npz", weight0=np.array([[np.nan]]), bias0=np.zeros(1))
+    with pytest.raises(UserError, match="NaN"):
+        load_model(tmp_path / "nan.npz")
+    np.savez(tmp_path / "empty.npz", other=np.ones(1))
+    with pytest.raises(UserError, match="weight0"):
+        load_model(tmp_path / "empty.npz")
+    with pytest.raises(UserError, match="unknown model format '.h5'"):
+        load_model(tmp_path / "m.h5")
