@@ -1,1 +1,6 @@
-"""Placeholder: filled by a later issue."""
+"""Amaranth components of the generated TTFS core (docs/rtl-interface.md).
+
+:class:`~.top.NetworkTop` wires an :class:`~.encoder.InputEncoder`, a
+:class:`~.dense.DenseEngine` and :class:`~.spike_time.SpikeTimeBank` per hidden layer, and a
+:class:`~.dense.DenseEngine` and :class:`~.readout.Readout` for the last layer.
+"""

@@ -1,0 +1,143 @@
+"""Verilog export of the generated core and its sidecar JSON (docs/rtl-interface.md)."""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from pathlib import Path
+
+from amaranth.back import verilog as amaranth_verilog
+from amaranth.lib import data
+
+from .cycles import dense_schedule, layer_words, overhead_bound
+from .errors import UserError
+from .rtl_templates.top import NetworkTop
+from .ttfs import TTFSNet, unsigned_width
+
+__all__ = ["write_verilog", "sidecar", "module_name", "FORMAT"]
+
+FORMAT = "hdlgen-core/1"
+
+
+def module_name(name: str) -> str:
+    """``name`` as a legal Verilog identifier (letters, digits, ``_``; not starting with a digit)."""
+    ident = re.sub(r"\W", "_", str(name), flags=re.ASCII) or "net"
+    if not (ident[0].isalpha() or ident[0] == "_"):
+        ident = "net_" + ident
+    return ident
+
+
+def _port_names(top: NetworkTop) -> dict:
+    """Flattened member path (tuple) → Verilog port name, joined with ``__`` as Amaranth does."""
+    return {tuple(str(p) for p in path): "__".join(str(p) for p in path)
+            for path, _, _ in top.signature.flatten(top)}
+
+
+def _fields(layout: data.StructLayout) -> dict:
+    fields = {}
+    for name, field in layout:
+        shape = field.shape
+        if isinstance(shape, data.ArrayLayout):
+            element = shape.elem_shape
+            fields[name] = {"offset": field.offset, "width": shape.size, "signed": element.signed,
+                            "count": shape.length, "element_width": element.width}
+        else:
+            shape = data.Layout.cast(shape) if isinstance(shape, data.Layout) else shape
+            fields[name] = {"offset": field.offset, "width": shape.width, "signed": shape.signed}
+    return fields
+
+
+def _memory_bits(top: NetworkTop) -> dict:
+    """Bits of every block-RAM-sized memory, by stage."""
+    enc = top.net.input
+    bits = {"input": {"table": 256 * unsigned_width(enc.ticks), "links": enc.size * unsigned_width(enc.size - 1)}}
+    for n, (layer, engine) in enumerate(zip(top.net.layers, top.engines)):
+        bits[layer.name] = dict(engine.memory_bits)
+        if n < len(top.banks):
+            bits[layer.name].update(top.banks[n].memory_bits)
+    return bits
+
+
+def sidecar(top: NetworkTop, name: str) -> dict:
+    """The sidecar JSON object of ``top`` built as module ``name``."""
+    net = top.net
+    ports = _port_names(top)
+    result_layout = top.result.payload.shape()
+    memories = _memory_bits(top)
+    words = layer_words(net, top.lanes)
+    trace = []
+    if top.with_trace:
+        for l in range(len(net.sizes) - 1):
+            tap = getattr(top.trace, f"layer{l}")
+            trace.append({"layer": l, "valid": ports[("trace", f"layer{l}", "valid")],
+                          "neuron": ports[("trace", f"layer{l}", "neuron")],
+                          "tick": ports[("trace", f"layer{l}", "tick")],
+                          "neuron_width": len(tap.neuron), "tick_width": len(tap.tick)})
+    layers = []
+    for layer, lanes, engine in zip(net.layers, top.layer_lanes, top.engines):
+        widths = layer.widths()
+        layers.append({"name": layer.name, "fan_in": layer.fan_in, "fan_out": layer.fan_out,
+                       "ticks_in": layer.ticks_in, "ticks": layer.ticks, "readout": layer.readout,
+                       "lanes": lanes, "words": engine.words, "weight_bits": layer.weight_bits,
+                       "accumulator_width": widths["accumulator"],
+                       "weight_memory_bits": engine.memory_bits["weights"], "widths": widths})
+    overhead = overhead_bound(net, top.lanes)
+    dense = dense_schedule(net, top.lanes)
+    return {
+        "format": FORMAT,
+        "top": name,
+        "clock": "clk", "reset": "rst",
+        "lanes": top.lanes,
+        "pixels": {"valid": ports[("pixels", "valid")], "ready": ports[("pixels", "ready")],
+                   "payload": ports[("pixels", "payload")], "width": 8, "count": net.input.size},
+        "result": {"valid": ports[("result", "valid")], "ready": ports[("result", "ready")],
+                   "payload": ports[("result", "payload")], "width": result_layout.size,
+                   "fields": _fields(result_layout)},
+        "trace": trace,
+        "layers": layers,
+        "memory_bits": sum(sum(stage.values()) for stage in memories.values()),
+        "memories": memories,
+        "latency": {
+            "description": "cycles from an image's first accepted pixel to its result, when it enters an "
+                           "idle core and results are taken at once: at least event_lower_bound = "
+                           "Σ_ℓ input spikes_ℓ × cycles_per_input_spike[ℓ] + Σ ticks, at most that plus "
+                           "overhead_bound; worst_case is dense_schedule + overhead_bound (every input spikes)",
+            "cycles_per_input_spike": words,
+            "ticks": list(net.ticks),
+            "overhead_bound": overhead,
+            "dense_schedule": dense,
+            "worst_case": dense + overhead,
+        },
+    }
+
+
+def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, trace: bool = False, name: str | None = None):
+    """Write ``<name>.v`` (top module ``<name>``) and ``<name>.json`` into ``out_dir``.
+
+    Same inputs give byte-identical files (no source locations are emitted).
+
+    Returns
+    -------
+    (Path, Path)
+        The Verilog file and the sidecar JSON.
+
+    Raises
+    ------
+    UserError
+        If ``lanes`` is out of range or ``name`` is not a legal Verilog identifier.
+    """
+    name = module_name(net.name) if name is None else name
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or keyword.iskeyword(name):
+        raise UserError(f"module name {name!r} is not a Verilog identifier; use letters, digits and '_'")
+    try:
+        top = NetworkTop(net, lanes=lanes, trace=trace)
+    except ValueError as e:
+        raise UserError(f"net {net.name!r}: {e}") from None
+    text = amaranth_verilog.convert(top, name=name, emit_src=False)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    v_path, json_path = out_dir / f"{name}.v", out_dir / f"{name}.json"
+    v_path.write_text(text)
+    json_path.write_text(json.dumps(sidecar(top, name), indent=1) + "\n")
+    return v_path, json_path

@@ -1,0 +1,219 @@
+"""Event-driven dense layer engine: accumulators in block RAM, one weight word per cycle."""
+
+import numpy as np
+from amaranth.hdl import Array, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hdlgen.ttfs import IntDense
+
+from .events import acc_word_layout, event_layout
+
+__all__ = ["WeightROM", "DenseEngine", "pack_words", "check_lanes"]
+
+
+def check_lanes(layer: IntDense, lanes) -> int:
+    """``lanes`` as an int in ``1..fan_out``, else a :class:`ValueError` naming the layer."""
+    if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= layer.fan_out:
+        raise ValueError(f"layer {layer.name!r}: lanes must be an integer from 1 to its fan-out "
+                         f"{layer.fan_out}, got {lanes!r}")
+    return int(lanes)
+
+
+def pack_words(values: np.ndarray, width: int) -> list:
+    """Rows of signed integers → one unsigned int per row, element ``l`` at bits ``l·width``."""
+    mask = (1 << width) - 1
+    return [sum((int(v) & mask) << (lane * width) for lane, v in enumerate(row)) for row in values]
+
+
+class WeightROM(wiring.Component):
+    """The weight memory of one layer, behind a plain synchronous read port.
+
+    Row ``j·words + w`` holds ``W[w·lanes + l, j]`` in lane ``l`` (zero past the fan-out), so a
+    spike on input ``j`` reads ``words`` consecutive rows. This is the boundary a board may
+    replace (e.g. by SPRAM with a load path): same members, one cycle read latency.
+
+    Parameters
+    ----------
+    layer : IntDense
+    lanes : int
+
+    Members
+    -------
+    addr : In(range(fan_in · words))
+    en : In(1)
+        Read enable; ``data`` keeps its value while low.
+    data : Out(ArrayLayout(signed(weight_bits), lanes))
+        Row read at the previous enabled cycle.
+    """
+
+    def __init__(self, layer: IntDense, lanes: int):
+        self.lanes = check_lanes(layer, lanes)
+        self.words = -(-layer.fan_out // self.lanes)
+        padded = np.zeros((self.words * self.lanes, layer.fan_in), dtype=np.int64)
+        padded[:layer.fan_out] = layer.weight
+        # rows ordered (input j, word w), lanes inside a row
+        rows = padded.T.reshape(layer.fan_in * self.words, self.lanes)
+        self.init = pack_words(rows, layer.weight_bits)
+        self.layout = data.ArrayLayout(signed(layer.weight_bits), self.lanes)
+        super().__init__({
+            "addr": In(range(len(self.init))),
+            "en": In(1),
+            "data": Out(self.layout),
+        })
+
+    @property
+    def bits(self) -> int:
+        return len(self.init) * self.layout.size
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rows = rows = Memory(shape=unsigned(self.layout.size), depth=len(self.init),
+                                          init=self.init)
+        read = rows.read_port()
+        m.d.comb += [read.addr.eq(self.addr), read.en.eq(self.en), self.data.eq(read.data)]
+        return m
+
+
+class DenseEngine(wiring.Component):
+    """Accumulate ``A = B + W·q`` event by event, then stream the accumulators out.
+
+    Per input spike ``(j, τ)`` with ``q = T_in − τ``, each of the ``words = ceil(fan_out/lanes)``
+    accumulator words gets ``W[n, j]·q`` added in each lane, one word per cycle in a 3-stage
+    pipeline (read weight row → multiply → read-add-write accumulator). The accumulator read
+    port is transparent to its write port, so back-to-back spikes need no stall even with one
+    word. A spike costs ``words`` cycles; the next spike is accepted in its last cycle.
+
+    On ``end`` the pipeline drains, then the accumulator words are streamed out on ``o`` and
+    each is reset to the bias as it is read, so the next image can start right after the last
+    word leaves. After reset the engine first writes the biases (``words`` cycles).
+
+    Accumulators are ``layer.widths()["accumulator"]`` bits, derived from
+    :func:`hdlgen.ttfs.layer_bounds`, so no partial sum can overflow.
+
+    Parameters
+    ----------
+    layer : IntDense
+    lanes : int
+        Accumulators updated per cycle, ``1..fan_out``.
+
+    Members
+    -------
+    i : In(stream.Signature(event_layout(fan_in, ticks_in)))
+        Input spikes of one image (any order), then ``end``.
+    o : Out(stream.Signature(acc_word_layout(acc_width, lanes)))
+        The image's ``words`` accumulator words in order (neuron ``w·lanes + l`` in lane ``l``,
+        lanes past the fan-out hold the bias 0), ``last`` on the final one.
+
+    Raises
+    ------
+    ValueError
+        If ``lanes`` is not an integer in ``1..fan_out``.
+    """
+
+    def __init__(self, layer: IntDense, lanes: int = 1):
+        self.layer = layer
+        self.lanes = check_lanes(layer, lanes)
+        self.words = -(-layer.fan_out // self.lanes)
+        self.acc_width = layer.widths()["accumulator"]
+        self.weights = WeightROM(layer, self.lanes)
+        bias = np.zeros(self.words * self.lanes, dtype=np.int64)
+        bias[:layer.fan_out] = layer.bias
+        self.bias_init = pack_words(bias.reshape(self.words, self.lanes), self.acc_width)
+        super().__init__({
+            "i": In(stream.Signature(event_layout(layer.fan_in, layer.ticks_in))),
+            "o": Out(stream.Signature(acc_word_layout(self.acc_width, self.lanes))),
+        })
+
+    @property
+    def memory_bits(self) -> dict:
+        """Bits of each memory: weights, accumulators and the bias ROM."""
+        word = self.acc_width * self.lanes
+        return {"weights": self.weights.bits, "accumulators": self.words * word, "bias": self.words * word}
+
+    def elaborate(self, platform):
+        m = Module()
+        layer, lanes, words = self.layer, self.lanes, self.words
+        word_layout = data.ArrayLayout(signed(self.acc_width), lanes)
+        m.submodules.weights = weights = self.weights
+        m.submodules.accumulators = accumulators = Memory(
+            shape=unsigned(word_layout.size), depth=words, init=self.bias_init)
+        m.submodules.bias = bias = Memory(shape=unsigned(word_layout.size), depth=words, init=self.bias_init)
+        acc_write = accumulators.write_port()
+        acc_read = accumulators.read_port(transparent_for=(acc_write,))
+        bias_read = bias.read_port()
+        acc_now = word_layout(acc_read.data)
+
+        # stage 0: issue the weight row of word ``word`` of the current spike
+        busy = Signal()
+        row = Signal(range(layer.fan_in * words))
+        word = Signal(range(words))
+        q = Signal(range(layer.ticks_in + 1))
+        # stage 1: weight row arrives; multiply; read the accumulator word
+        s1_valid, s1_word, s1_q = Signal(), Signal(range(words)), Signal(range(layer.ticks_in + 1))
+        # stage 2: accumulator word arrives; add and write back
+        s2_valid, s2_word = Signal(), Signal(range(words))
+        s2_product = Array(Signal(signed(layer.weight_bits + q.shape().width + 1), name=f"product{l}")
+                           for l in range(lanes))
+
+        m.d.comb += [weights.addr.eq(row), weights.en.eq(1)]
+        m.d.sync += [s1_valid.eq(busy), s1_word.eq(word), s1_q.eq(q),
+                     s2_valid.eq(s1_valid), s2_word.eq(s1_word)]
+        m.d.sync += [s2_product[l].eq(weights.data[l] * s1_q) for l in range(lanes)]
+        summed = Signal(word_layout)
+        m.d.comb += [summed[l].eq(acc_now[l] + s2_product[l]) for l in range(lanes)]
+
+        # bias reset (after reset and while draining): the row read at ``reset_word`` is written
+        # back one cycle later, when the bias ROM's data is there
+        reset_word = Signal(range(words + 1))
+        reset_pending, reset_pending_word = Signal(), Signal(range(words))
+        out_valid, out_last = Signal(), Signal()
+        m.d.comb += [self.o.payload.acc.eq(acc_now), self.o.payload.last.eq(out_last),
+                     self.o.valid.eq(out_valid)]
+        with m.If(s2_valid):
+            m.d.comb += [acc_write.addr.eq(s2_word), acc_write.data.eq(summed), acc_write.en.eq(1)]
+        with m.Elif(reset_pending):
+            m.d.comb += [acc_write.addr.eq(reset_pending_word), acc_write.data.eq(bias_read.data),
+                         acc_write.en.eq(1)]
+        m.d.comb += [acc_read.addr.eq(s1_word), acc_read.en.eq(1)]
+        m.d.sync += reset_pending.eq(0)
+
+        with m.FSM(name="phase"):
+            with m.State("clear"):
+                m.d.comb += bias_read.addr.eq(reset_word)
+                m.d.sync += [reset_pending.eq(1), reset_pending_word.eq(reset_word),
+                             reset_word.eq(reset_word + 1)]
+                with m.If(reset_word == words - 1):
+                    m.d.sync += reset_word.eq(0)
+                    m.next = "accumulate"
+            with m.State("accumulate"):
+                last_word = word == words - 1
+                m.d.comb += self.i.ready.eq(~busy | last_word)
+                take = self.i.valid & self.i.ready
+                with m.If(take & ~self.i.payload.end):
+                    m.d.sync += [busy.eq(1), word.eq(0), row.eq(self.i.payload.neuron * words),
+                                 q.eq(layer.ticks_in - self.i.payload.tick)]
+                with m.Elif(busy):
+                    m.d.sync += [word.eq(word + 1), row.eq(row + 1)]
+                    with m.If(last_word):
+                        m.d.sync += busy.eq(0)
+                with m.If(take & self.i.payload.end):
+                    m.next = "flush"
+            with m.State("flush"):
+                with m.If(~busy & ~s1_valid & ~s2_valid):
+                    m.next = "drain"
+            with m.State("drain"):
+                # acc_read is a pipeline register: it advances when its word leaves (or is empty)
+                advance = ~out_valid | self.o.ready
+                m.d.comb += [acc_read.addr.eq(reset_word), acc_read.en.eq(advance),
+                             bias_read.addr.eq(reset_word), bias_read.en.eq(advance)]
+                with m.If(advance):
+                    m.d.sync += [out_valid.eq(reset_word != words), out_last.eq(reset_word == words - 1)]
+                    with m.If(reset_word != words):
+                        m.d.sync += [reset_word.eq(reset_word + 1), reset_pending.eq(1),
+                                     reset_pending_word.eq(reset_word)]
+                with m.If(out_valid & self.o.ready & out_last):
+                    m.d.sync += [reset_word.eq(0), out_valid.eq(0)]
+                    m.next = "accumulate"
+        return m

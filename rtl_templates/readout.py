@@ -1,0 +1,84 @@
+"""Readout: final-layer potentials → class and logits."""
+
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hdlgen.ttfs import IntDense
+
+from .dense import check_lanes
+from .events import acc_word_layout
+
+__all__ = ["Readout", "readout_layout"]
+
+
+def readout_layout(layer: IntDense) -> data.StructLayout:
+    """``{label, logits}``: the class (at least 1 bit) and the readout's potentials ``A``."""
+    width = layer.widths()["accumulator"]
+    return data.StructLayout({
+        "label": unsigned(max(1, (layer.fan_out - 1).bit_length())),
+        "logits": data.ArrayLayout(signed(width), layer.fan_out),
+    })
+
+
+class Readout(wiring.Component):
+    """Collect the readout layer's potentials and pick the class.
+
+    The logits are the readout accumulators ``A`` (no spike-time unit). The class is the
+    argmax, ties going to the lowest index: neurons are scanned in increasing order and a
+    later one replaces the best only when strictly greater. One neuron per cycle.
+
+    Parameters
+    ----------
+    layer : IntDense
+        The readout layer (``k is None``).
+    lanes : int
+        Lanes of the accumulator words on ``i``.
+
+    Members
+    -------
+    i : In(stream.Signature(acc_word_layout(acc_width, lanes)))
+        One image's accumulator words, ``last`` on the final one.
+    o : Out(stream.Signature(readout_layout(layer)))
+        One result per image.
+    """
+
+    def __init__(self, layer: IntDense, lanes: int = 1):
+        if not layer.readout:
+            raise ValueError(f"layer {layer.name!r} has K; the readout is the last layer, without K")
+        self.layer = layer
+        self.lanes = check_lanes(layer, lanes)
+        self.words = -(-layer.fan_out // self.lanes)
+        self.acc_width = layer.widths()["accumulator"]
+        super().__init__({
+            "i": In(stream.Signature(acc_word_layout(self.acc_width, self.lanes))),
+            "o": Out(stream.Signature(readout_layout(layer))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, classes = self.lanes, self.layer.fan_out
+        logits = Array(Signal(signed(self.acc_width), name=f"logit{n}") for n in range(classes))
+        best = Signal(signed(self.acc_width))
+        label = Signal(self.o.payload.label.shape())
+        lane = Signal(range(lanes))
+        neuron = Signal(range(self.words * lanes))
+        done = Signal()
+
+        m.d.comb += [self.o.valid.eq(done), self.o.payload.label.eq(label)]
+        m.d.comb += [self.o.payload.logits[n].eq(logits[n]) for n in range(classes)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += done.eq(0)
+
+        take = self.i.valid & ~done
+        m.d.comb += self.i.ready.eq(take & (lane == lanes - 1))
+        with m.If(take):
+            value = self.i.payload.acc[lane]
+            m.d.sync += [lane.eq(Mux(lane == lanes - 1, 0, lane + 1)), neuron.eq(neuron + 1)]
+            with m.If(neuron < classes):
+                m.d.sync += logits[neuron].eq(value)
+                with m.If((neuron == 0) | (value > best)):
+                    m.d.sync += [best.eq(value), label.eq(neuron)]
+            with m.If(self.i.ready & self.i.payload.last):
+                m.d.sync += [neuron.eq(0), done.eq(1)]
+        return m

@@ -1,0 +1,143 @@
+"""Spike-time unit bank: accumulator words → output spikes in tick order."""
+
+import numpy as np
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hdlgen.ttfs import IntDense, unsigned_width
+
+from .dense import check_lanes
+from .events import acc_word_layout, event_layout
+from .tick_sorter import TickSorter
+
+__all__ = ["SpikeTimeBank"]
+
+
+class SpikeTimeBank(wiring.Component):
+    """Fire tick of every neuron of a hidden layer, emitted in tick order.
+
+    Neuron ``i`` with potential ``A`` fires at the first output tick ``t`` with
+    ``A ≥ K_i·(T − t)`` (the threshold falls by ``K_i`` per tick), i.e.
+
+        ``q = clamp(floor(A / K_i), 0, T)``, fire tick ``T − q``, no spike for ``q = 0``
+
+    (so any ``A < K_i``, negative ones included, gives no spike and ``A ≥ K_i·T`` fires at
+    tick 0). The ladder is searched in binary rather than with ``T`` comparators: first
+    ``A ≥ K·T``, then a restoring division for the bits of ``q < T`` (one compare-subtract
+    per bit, each a pipeline stage). ``K`` is a constant when all neurons share it, else a
+    per-neuron ROM.
+
+    Neurons are handled one per cycle in index order; their spikes go into a
+    :class:`TickSorter`, which emits them by tick (ties: increasing neuron), then ``end``.
+
+    Parameters
+    ----------
+    layer : IntDense
+        A hidden layer (with ``k``).
+    lanes : int
+        Lanes of the accumulator words on ``i`` (as the layer's :class:`DenseEngine`).
+
+    Members
+    -------
+    i : In(stream.Signature(acc_word_layout(acc_width, lanes)))
+        One image's accumulator words, ``last`` on the final one.
+    o : Out(stream.Signature(event_layout(fan_out, T)))
+        The layer's spikes in tick order, then ``end``.
+    """
+
+    def __init__(self, layer: IntDense, lanes: int = 1):
+        if layer.readout:
+            raise ValueError(f"layer {layer.name!r} is the readout; it has no spike-time units")
+        self.layer = layer
+        self.lanes = check_lanes(layer, lanes)
+        self.words = -(-layer.fan_out // self.lanes)
+        self.acc_width = layer.widths()["accumulator"]
+        self.shared_k = bool(np.all(layer.k == layer.k[0]))
+        super().__init__({
+            "i": In(stream.Signature(acc_word_layout(self.acc_width, self.lanes))),
+            "o": Out(stream.Signature(event_layout(layer.fan_out, layer.ticks))),
+        })
+
+    @property
+    def memory_bits(self) -> dict:
+        """Bits of each memory: the K ROM (0 when K is shared) and the sorter's links."""
+        index_bits = unsigned_width(self.layer.fan_out - 1)
+        k_bits = 0 if self.shared_k else self.layer.fan_out * unsigned_width(int(self.layer.k.max()))
+        return {"k": k_bits, "links": self.layer.fan_out * index_bits}
+
+    def elaborate(self, platform):
+        m = Module()
+        layer, lanes, ticks = self.layer, self.lanes, self.layer.ticks
+        fan_out = layer.fan_out
+        m.submodules.sorter = sorter = TickSorter(fan_out, ticks)
+        wiring.connect(m, sorter.o, wiring.flipped(self.o))
+
+        # serialize the word's lanes: one neuron per cycle
+        lane = Signal(range(lanes))
+        neuron = Signal(range(self.words * lanes))
+        closing = Signal()      # the image's end marker is in the ladder; hold the next image
+        take = Signal()
+        m.d.comb += [take.eq(self.i.valid & sorter.i.ready & ~closing),
+                     self.i.ready.eq(take & (lane == lanes - 1))]
+        image_done = self.i.ready & self.i.payload.last
+        with m.If(take):
+            m.d.sync += [lane.eq(Mux(lane == lanes - 1, 0, lane + 1)), neuron.eq(neuron + 1)]
+            with m.If(image_done):
+                m.d.sync += [neuron.eq(0), closing.eq(1)]
+
+        # stage 0 (registers): potential, neuron, K; the end marker trails the last neuron
+        k_width = unsigned_width(int(layer.k.max()))
+        neuron_shape = range(self.words * lanes)
+        valid, end = Signal(name="valid0"), Signal(name="end0")
+        potential = Signal(signed(self.acc_width), name="rem0")
+        who = Signal(neuron_shape, name="neuron0")
+        end_due = Signal()
+        m.d.sync += [end_due.eq(take & image_done), end.eq(end_due),
+                     valid.eq(take & (neuron < fan_out)),
+                     potential.eq(self.i.payload.acc[lane]), who.eq(neuron)]
+        if self.shared_k:
+            k = Const(int(layer.k[0]), unsigned(k_width))
+        else:
+            m.submodules.k = k_rom = Memory(shape=unsigned(k_width), depth=fan_out,
+                                            init=[int(v) for v in layer.k])
+            k_read = k_rom.read_port()
+            m.d.comb += k_read.addr.eq(neuron)
+            k = k_read.data
+        rem = potential
+        saturated = Const(0)
+        q = Const(0, range(ticks + 1))
+
+        # stage 1: A ≥ K·T fires at tick 0; stages 2..: one restoring-division step per bit of
+        # q < T (the remainder stays below K·2^bit, so each bit is one compare-subtract; a
+        # negative A never fits and gives q = 0)
+        steps = [None] + list(reversed(range((ticks - 1).bit_length())))
+        for n, bit in enumerate(steps, start=1):
+            regs = {"valid": Signal(name=f"valid{n}"), "end": Signal(name=f"end{n}"),
+                    "rem": Signal(signed(self.acc_width), name=f"rem{n}"),
+                    "k": Signal(unsigned(k_width), name=f"k{n}"),
+                    "who": Signal(neuron_shape, name=f"neuron{n}"),
+                    "q": Signal(range(ticks + 1), name=f"q{n}"),
+                    "saturated": Signal(name=f"saturated{n}")}
+            m.d.sync += [regs["valid"].eq(valid), regs["end"].eq(end), regs["k"].eq(k),
+                         regs["who"].eq(who), regs["rem"].eq(rem), regs["q"].eq(q)]
+            if bit is None:
+                m.d.sync += regs["saturated"].eq(rem >= k * ticks)
+            else:
+                step = k << bit
+                m.d.sync += regs["saturated"].eq(saturated)
+                with m.If(rem >= step):
+                    m.d.sync += [regs["rem"].eq(rem - step), regs["q"].eq(q | (1 << bit))]
+            valid, end, rem, k, who, q, saturated = (regs["valid"], regs["end"], regs["rem"], regs["k"],
+                                                     regs["who"], regs["q"], regs["saturated"])
+
+        fire_q = Signal(range(ticks + 1))
+        m.d.comb += fire_q.eq(Mux(saturated, ticks, q))
+        with m.If(end):
+            m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.end.eq(1)]
+            m.d.sync += closing.eq(0)
+        with m.Elif(valid):
+            m.d.comb += [sorter.i.valid.eq(fire_q != 0), sorter.i.payload.neuron.eq(who),
+                         sorter.i.payload.tick.eq(ticks - fire_q)]
+        return m

@@ -1,0 +1,151 @@
+"""The generated core: pixel stream in, class, logits and cycle count out."""
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from hdlgen.ttfs import TTFSNet
+
+from .dense import DenseEngine
+from .encoder import InputEncoder
+from .events import event_layout
+from .readout import Readout, readout_layout
+from .spike_time import SpikeTimeBank
+
+__all__ = ["NetworkTop", "result_layout", "trace_signature", "layer_lanes"]
+
+
+def result_layout(net: TTFSNet) -> data.StructLayout:
+    """``{label, cycles, logits}`` as in docs/rtl-interface.md (label at bit 0)."""
+    readout = readout_layout(net.layers[-1])
+    return data.StructLayout({"label": readout["label"].shape, "cycles": unsigned(32),
+                              "logits": readout["logits"].shape})
+
+
+def trace_signature(net: TTFSNet) -> wiring.Signature:
+    """``layer<l>: {valid, neuron, tick}`` for every spiking layer (0 = the input encoder)."""
+    members = {}
+    for l, (size, ticks) in enumerate(zip(net.sizes, net.ticks)):
+        layout = event_layout(size, ticks)
+        members[f"layer{l}"] = Out(wiring.Signature({
+            "valid": Out(1), "neuron": Out(layout["neuron"].shape), "tick": Out(layout["tick"].shape)}))
+    return wiring.Signature(members)
+
+
+def layer_lanes(net: TTFSNet, lanes) -> list:
+    """Lanes of each layer: ``lanes`` capped at the layer's fan-out.
+
+    Raises :class:`ValueError` unless ``lanes`` is an integer from 1 to the largest fan-out.
+    """
+    widest = max(layer.fan_out for layer in net.layers)
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= widest:
+        raise ValueError(f"lanes must be an integer from 1 to the largest fan-out {widest}, got {lanes!r}")
+    return [min(lanes, layer.fan_out) for layer in net.layers]
+
+
+class NetworkTop(wiring.Component):
+    """The whole TTFS network as one streaming core (docs/rtl-interface.md).
+
+    Input encoder → (dense engine → spike-time unit bank) per hidden layer → dense engine →
+    readout. Stages are decoupled by stream handshakes, so image ``n+1`` enters layer 1 while
+    image ``n`` is in a later layer. A free-running 32-bit cycle counter stamps each image's
+    first accepted pixel into a small FIFO; the result carries ``now − stamp``, the cycles from
+    that pixel to the first cycle ``result.valid`` is high for the image.
+
+    Parameters
+    ----------
+    net : TTFSNet
+    lanes : int
+        Accumulators updated per cycle in every dense engine (capped at each layer's fan-out),
+        ``1..`` largest fan-out.
+    trace : bool
+        Add the ``trace`` member (for testbenches; production builds leave it out).
+
+    Members
+    -------
+    pixels : In(stream.Signature(unsigned(8)))
+        ``net.input.size`` bytes per image, index order, images back to back.
+    result : Out(stream.Signature(result_layout(net)))
+        One transfer per image, in input order.
+    trace : Out(trace_signature(net))
+        Only with ``trace=True``: per spiking layer, ``valid`` high in exactly the cycles where
+        one of its spike events is transferred to the next stage, with ``neuron`` and ``tick``.
+
+    Raises
+    ------
+    ValueError
+        If ``lanes`` is out of range.
+    """
+
+    def __init__(self, net: TTFSNet, *, lanes: int = 1, trace: bool = False):
+        if not isinstance(net, TTFSNet):
+            raise TypeError(f"NetworkTop needs a TTFSNet, got {type(net).__name__}")
+        self.net = net
+        self.lanes = lanes
+        self.layer_lanes = layer_lanes(net, lanes)
+        self.with_trace = bool(trace)
+        members = {"pixels": In(stream.Signature(unsigned(8))),
+                   "result": Out(stream.Signature(result_layout(net)))}
+        if self.with_trace:
+            members["trace"] = Out(trace_signature(net))
+        super().__init__(members)
+        self.encoder = InputEncoder(net.input)
+        self.engines = [DenseEngine(layer, n) for layer, n in zip(net.layers, self.layer_lanes)]
+        self.banks = [SpikeTimeBank(layer, n) for layer, n in zip(net.layers[:-1], self.layer_lanes)]
+        self.readout = Readout(net.layers[-1], self.layer_lanes[-1])
+
+    @property
+    def in_flight(self) -> int:
+        """Images the pipeline can hold at once (depth of the timestamp FIFO)."""
+        return 2 * len(self.net.layers) + 3
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.encoder = encoder = self.encoder
+        spikes = [encoder.o]                       # each spiking layer's event stream
+        for n, (engine, bank) in enumerate(zip(self.engines, self.banks)):
+            m.submodules[f"engine{n}"] = engine
+            m.submodules[f"spike_time{n}"] = bank
+            wiring.connect(m, spikes[-1], engine.i)
+            wiring.connect(m, engine.o, bank.i)
+            spikes.append(bank.o)
+        m.submodules[f"engine{len(self.banks)}"] = last = self.engines[-1]
+        m.submodules.readout = readout = self.readout
+        wiring.connect(m, spikes[-1], last.i)
+        wiring.connect(m, last.o, readout.i)
+
+        if self.with_trace:
+            for l, events in enumerate(spikes):
+                tap = getattr(self.trace, f"layer{l}")
+                m.d.comb += [tap.valid.eq(events.valid & events.ready & ~events.payload.end),
+                             tap.neuron.eq(events.payload.neuron), tap.tick.eq(events.payload.tick)]
+
+        # cycle count: stamp the first pixel of each image, subtract when its result appears
+        now = Signal(32)
+        m.d.sync += now.eq(now + 1)
+        m.submodules.stamps = stamps = SyncFIFOBuffered(width=32, depth=self.in_flight)
+        pixel = Signal(range(self.net.input.size))
+        first = pixel == 0
+        m.d.comb += [
+            encoder.pixels.payload.eq(self.pixels.payload),
+            encoder.pixels.valid.eq(self.pixels.valid & (~first | stamps.w_rdy)),
+            self.pixels.ready.eq(encoder.pixels.ready & (~first | stamps.w_rdy)),
+            stamps.w_data.eq(now),
+            stamps.w_en.eq(self.pixels.valid & self.pixels.ready & first),
+        ]
+        with m.If(self.pixels.valid & self.pixels.ready):
+            m.d.sync += pixel.eq(Mux(pixel == self.net.input.size - 1, 0, pixel + 1))
+
+        # result register: loaded from the readout, cycles counted to the cycle it shows
+        result_valid = Signal()
+        result = Signal(self.result.payload.shape())
+        m.d.comb += [self.result.valid.eq(result_valid), self.result.payload.eq(result)]
+        with m.If(self.result.valid & self.result.ready):
+            m.d.sync += result_valid.eq(0)
+        with m.If(readout.o.valid & (~result_valid | self.result.ready)):
+            m.d.comb += [readout.o.ready.eq(1), stamps.r_en.eq(1)]
+            m.d.sync += [result_valid.eq(1), result.label.eq(readout.o.payload.label),
+                         result.logits.eq(readout.o.payload.logits),
+                         result.cycles.eq(now + 1 - stamps.r_data)]
+        return m
