@@ -1,0 +1,38 @@
+"""``hdlgen verilog NET.ttfs -o DIR`` – the Verilog core and its sidecar JSON."""
+
+import json
+
+from .. import ttfs
+from ..report import print_json
+from ..verilog import write_verilog
+
+
+def register(sub):
+    p = sub.add_parser("verilog", help="generate the Verilog core (and its sidecar JSON) of a .ttfs net")
+    p.add_argument("net", help="a .ttfs net from 'hdlgen convert'")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="directory for <name>.v and <name>.json")
+    p.add_argument("--lanes", type=int, default=1,
+                   help="accumulators updated per cycle, 1..largest fan-out (capped per layer; default 1)")
+    p.add_argument("--trace", action="store_true", help="add per-layer spike trace ports (for testbenches)")
+    p.add_argument("--name", help="top module name (default: the net's name as a Verilog identifier)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    net = ttfs.load(args.net)
+    v_path, json_path = write_verilog(net, args.out, lanes=args.lanes, trace=args.trace, name=args.name)
+    side = json.loads(json_path.read_text())
+    print(f"wrote {v_path} (top module {side['top']}) and {json_path}")
+    for layer in side["layers"]:
+        kind = "readout" if layer["readout"] else f"T={layer['ticks']}"
+        print(f"{layer['name']}: {layer['fan_in']}→{layer['fan_out']} {kind}, lanes {layer['lanes']}, "
+              f"accumulator {layer['accumulator_width']} b, weights {layer['weight_bits']} b, "
+              f"weight memory {layer['weight_memory_bits']} bits")
+    latency = side["latency"]
+    print(f"memory {side['memory_bits']} bits; latency per image ≤ {latency['worst_case']} cycles "
+          f"(dense schedule {latency['dense_schedule']} + overhead ≤ {latency['overhead_bound']})")
+    if args.json:
+        print_json({"verilog": str(v_path), "sidecar": str(json_path), "top": side["top"], "lanes": side["lanes"],
+                    "layers": side["layers"], "memory_bits": side["memory_bits"], "latency": latency})
+    return 0
