@@ -1,0 +1,399 @@
+"""Gateware of the UART host link around a network core (protocol: :mod:`hdlgen.boards.link`).
+
+::
+
+    rx pin → UARTReceiver → byte FIFO → FrameReceiver ─pixels──→ core (NetworkTop) ─result─┐
+                                              └─verdicts─→ verdict FIFO ─→ ResponseEncoder ←┘
+                                                                               └→ UARTTransmitter → tx pin
+
+The receiver streams a CLASSIFY frame's pixels into the core as they arrive (no image buffer)
+and, once the frame's CRC has been checked, queues one *verdict* per recognised frame. The
+encoder answers verdicts in order: it pairs each image verdict with the core's next result
+(results come in input order), sending a RESULT, or an ERROR while dropping the result of a
+damaged frame, so a result is never sent for the wrong frame.
+"""
+
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import crc, data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from . import link
+from .uart import UARTReceiver, UARTTransmitter, uart_divisor
+from ..errors import UserError
+
+__all__ = ["Verdict", "FrameReceiver", "ResponseEncoder", "HostLink", "CRC16"]
+
+CRC16 = crc.catalog.CRC16_CCITT_FALSE(8)
+
+Verdict = data.StructLayout({
+    "seq": unsigned(16),
+    "error": unsigned(8),    # 0, or a link.ErrorCode
+    "info": unsigned(1),     # answer with INFO_REPLY (when error is 0)
+    "image": unsigned(1),    # the frame sent an image into the core: consume one result
+})
+
+
+class FrameReceiver(wiring.Component):
+    """Frame receiver: sync hunt, header check, pixels into the core, CRC check, verdict.
+
+    Protocol (:mod:`hdlgen.boards.link`): waits for ``A5 5A``; reads type and length; a type
+    other than CLASSIFY/INFO, or a length other than ``2 + input_size`` (CLASSIFY) or 2 (INFO),
+    queues an ERROR verdict (``seq = 0xFFFF``) and goes back to hunting. Then the sequence
+    number; a CLASSIFY frame's pixel bytes are passed to ``pixels`` one for one as they arrive
+    (back-pressure from the core holds the byte stream); then the CRC, checked by the residue of
+    CRC-16/CCITT-FALSE over type … crc. One verdict per recognised frame: no error, BAD_CRC,
+    BAD_LENGTH, BAD_TYPE or TIMEOUT.
+
+    If no byte is available for ``timeout_cycles`` in the middle of a frame, the frame is
+    abandoned with a TIMEOUT verdict; if its image had started, the missing pixels are sent as
+    zeros so that the core still sees whole images (its result is then discarded).
+
+    Parameters
+    ----------
+    input_size : int
+        Pixels per image (1..65533).
+    timeout_cycles : int
+        Clock cycles without a byte that abandon a frame (≥ 1).
+
+    Members
+    -------
+    bytes : In(stream.Signature(8))
+    pixels : Out(stream.Signature(8))
+    verdicts : Out(stream.Signature(Verdict))
+    busy : Out(1)
+        High from a complete sync to the verdict being taken.
+    """
+
+    def __init__(self, input_size: int, timeout_cycles: int):
+        if not 1 <= input_size <= 0xFFFF - 2:
+            raise ValueError(f"input size must be 1..65533 pixels, got {input_size}")
+        if timeout_cycles < 1:
+            raise ValueError(f"timeout must be ≥ 1 cycle, got {timeout_cycles}")
+        self.input_size = input_size
+        self.timeout_cycles = timeout_cycles
+        super().__init__({
+            "bytes": In(stream.Signature(8)),
+            "pixels": Out(stream.Signature(8)),
+            "verdicts": Out(stream.Signature(Verdict)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.crc = checker = CRC16.create()
+
+        byte = self.bytes.payload
+        take = self.bytes.valid & self.bytes.ready
+        kind = Signal(8)
+        length_low = Signal(8)
+        seq = Signal(16)
+        count = Signal(range(self.input_size))
+        verdict = Signal(Verdict)
+        quiet = Signal(range(self.timeout_cycles + 1))
+        timed_out = Signal()
+
+        m.d.comb += [checker.data.eq(byte), self.verdicts.payload.eq(verdict)]
+        # The silence timer runs only while a frame is open and nothing waits in the byte stream.
+        with m.If(self.bytes.valid | ~self.busy):
+            m.d.sync += quiet.eq(0)
+        with m.Elif(~timed_out):
+            m.d.sync += quiet.eq(quiet + 1)
+        m.d.comb += timed_out.eq(quiet == self.timeout_cycles)
+
+        def give_up(image):
+            m.d.sync += [verdict.seq.eq(seq), verdict.error.eq(link.ErrorCode.TIMEOUT),
+                         verdict.image.eq(image), verdict.info.eq(0)]
+
+        with m.FSM() as fsm:
+            with m.State("HUNT"):
+                m.d.comb += self.bytes.ready.eq(1)
+                with m.If(take & (byte == link.SYNC[0])):
+                    m.next = "SYNC2"
+            with m.State("SYNC2"):
+                m.d.comb += self.bytes.ready.eq(1)
+                with m.If(take):
+                    with m.If(byte == link.SYNC[1]):
+                        m.d.comb += checker.start.eq(1)
+                        m.d.sync += seq.eq(link.NO_SEQ)
+                        m.next = "TYPE"
+                    with m.Elif(byte != link.SYNC[0]):
+                        m.next = "HUNT"
+            for state, target, action in [("TYPE", "LENGTH_LOW", kind.eq(byte)),
+                                          ("LENGTH_LOW", "LENGTH_HIGH", length_low.eq(byte)),
+                                          ("SEQ_LOW", "SEQ_HIGH", seq[:8].eq(byte))]:
+                with m.State(state):
+                    m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
+                    with m.If(take):
+                        m.d.sync += action
+                        m.next = target
+                    with m.Elif(timed_out):
+                        give_up(0)
+                        m.next = "VERDICT"
+            with m.State("LENGTH_HIGH"):
+                m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
+                length = Cat(length_low, byte)
+                with m.If(take):
+                    m.d.sync += [verdict.seq.eq(link.NO_SEQ), verdict.image.eq(0),
+                                 verdict.info.eq(kind == link.MessageType.INFO), verdict.error.eq(0)]
+                    with m.If((kind == link.MessageType.CLASSIFY) & (length == 2 + self.input_size) |
+                              (kind == link.MessageType.INFO) & (length == 2)):
+                        m.next = "SEQ_LOW"
+                    with m.Else():
+                        m.d.sync += verdict.error.eq(Mux(
+                            (kind == link.MessageType.CLASSIFY) | (kind == link.MessageType.INFO),
+                            link.ErrorCode.BAD_LENGTH, link.ErrorCode.BAD_TYPE))
+                        m.next = "VERDICT"
+                with m.Elif(timed_out):
+                    give_up(0)
+                    m.next = "VERDICT"
+            with m.State("SEQ_HIGH"):
+                m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
+                with m.If(take):
+                    m.d.sync += [seq[8:].eq(byte), count.eq(0)]
+                    with m.If(kind == link.MessageType.CLASSIFY):
+                        m.next = "PIXELS"
+                    with m.Else():
+                        m.next = "CRC_HIGH"
+                with m.Elif(timed_out):
+                    give_up(0)
+                    m.next = "VERDICT"
+            with m.State("PIXELS"):
+                m.d.comb += [self.pixels.valid.eq(self.bytes.valid), self.pixels.payload.eq(byte),
+                             self.bytes.ready.eq(self.pixels.ready), checker.valid.eq(take)]
+                with m.If(take):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == self.input_size - 1):
+                        m.next = "CRC_HIGH"
+                with m.Elif(timed_out):
+                    give_up(1)
+                    m.next = "PAD"
+            with m.State("PAD"):
+                m.d.comb += self.pixels.valid.eq(1)  # payload 0
+                with m.If(self.pixels.ready):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == self.input_size - 1):
+                        m.next = "VERDICT"
+            for state, target in [("CRC_HIGH", "CRC_LOW"), ("CRC_LOW", "CHECK")]:
+                with m.State(state):
+                    m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
+                    with m.If(take):
+                        m.next = target
+                    with m.Elif(timed_out):
+                        give_up(kind == link.MessageType.CLASSIFY)
+                        m.next = "VERDICT"
+            with m.State("CHECK"):
+                m.d.sync += [verdict.seq.eq(seq), verdict.image.eq(kind == link.MessageType.CLASSIFY),
+                             verdict.info.eq(kind == link.MessageType.INFO),
+                             verdict.error.eq(Mux(checker.match_detected, 0, link.ErrorCode.BAD_CRC))]
+                m.next = "VERDICT"
+            with m.State("VERDICT"):
+                m.d.comb += self.verdicts.valid.eq(1)
+                with m.If(self.verdicts.ready):
+                    m.next = "HUNT"
+        m.d.comb += self.busy.eq(~fsm.ongoing("HUNT") & ~fsm.ongoing("SYNC2"))
+        return m
+
+
+class ResponseEncoder(wiring.Component):
+    """Response encoder: one response frame per verdict, in verdict order.
+
+    Protocol (:mod:`hdlgen.boards.link`): for a verdict with ``image`` set, waits for the core's
+    next result and takes it together with the verdict. No error → RESULT (``seq``, label,
+    cycles, logits sign-extended to 32 bits); an error → ERROR (``seq``, code), the result is
+    dropped; ``info`` → INFO_REPLY with the constants given here. The frame is sent byte by byte
+    on ``bytes``, CRC-16/CCITT-FALSE over type … payload appended most significant byte first.
+
+    Parameters
+    ----------
+    result_shape : data.StructLayout
+        The core's result layout: ``label``, ``cycles`` (32 bits), ``logits`` (an array of
+        signed accumulators of at most 32 bits).
+    input_size, clock_hz, fingerprint : int
+        Reported in INFO_REPLY.
+
+    Members
+    -------
+    verdicts : In(stream.Signature(Verdict))
+    results : In(stream.Signature(result_shape))
+    bytes : Out(stream.Signature(8))
+    busy : Out(1)
+        High while a response is being sent.
+    error : Out(1)
+        Strobes when an ERROR response is started.
+    """
+
+    def __init__(self, result_shape, *, input_size: int, clock_hz: int, fingerprint: int):
+        logits = result_shape["logits"].shape
+        if not isinstance(logits, data.ArrayLayout):
+            raise TypeError(f"result logits must be an ArrayLayout, got {logits!r}")
+        element = logits.elem_shape
+        if element.width > 8 * link.LOGIT_BYTES:
+            raise UserError(f"the readout accumulator is {element.width} bits; the host link carries "
+                            f"{8 * link.LOGIT_BYTES}-bit logits (use fewer weight bits or smaller biases)")
+        if not 1 <= logits.length <= 255:
+            raise ValueError(f"the host link carries 1..255 classes, got {logits.length}")
+        self.classes = logits.length
+        self.input_size = input_size
+        self.clock_hz = int(clock_hz)
+        self.fingerprint = int(fingerprint)
+        super().__init__({
+            "verdicts": In(stream.Signature(Verdict)),
+            "results": In(stream.Signature(result_shape)),
+            "bytes": Out(stream.Signature(8)),
+            "busy": Out(1),
+            "error": Out(1),
+        })
+
+    def _frame(self, kind, *fields):
+        payload = Cat(*fields)
+        assert len(payload) % 8 == 0
+        return Cat(Const(link.SYNC[0], 8), Const(link.SYNC[1], 8), Const(kind, 8),
+                   Const(len(payload) // 8, 16), payload)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.crc = crc_gen = CRC16.create()
+
+        verdict = self.verdicts.payload
+        result = self.results.payload
+        label = Signal(8)
+        logits = [Signal(signed(8 * link.LOGIT_BYTES), name=f"logit{i}") for i in range(self.classes)]
+        m.d.comb += [label.eq(result.label), *[logit.eq(result.logits[i]) for i, logit in enumerate(logits)]]
+        frames = {
+            "result": self._frame(link.MessageType.RESULT, verdict.seq, label, result.cycles[:32], *logits),
+            "info": self._frame(link.MessageType.INFO_REPLY, verdict.seq, Const(link.VERSION, 8),
+                                Const(self.input_size, 16), Const(self.classes, 8),
+                                Const(self.clock_hz, 32), Const(self.fingerprint, 32)),
+            "error": self._frame(link.MessageType.ERROR, verdict.seq, verdict.error),
+        }
+        width = max(len(f) for f in frames.values())
+        buffer = Signal(width)
+        last = Signal(range(width // 8))
+        index = Signal(range(width // 8))
+
+        byte = Signal(8)
+        m.d.comb += [byte.eq(buffer.word_select(index, 8)), crc_gen.data.eq(byte)]
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(self.verdicts.valid & (~verdict.image | self.results.valid)):
+                    m.d.comb += [self.verdicts.ready.eq(1), self.results.ready.eq(verdict.image),
+                                 crc_gen.start.eq(1)]
+                    m.d.sync += index.eq(0)
+                    with m.If(verdict.error != 0):
+                        m.d.comb += self.error.eq(1)
+                        m.d.sync += [buffer.eq(frames["error"]), last.eq(len(frames["error"]) // 8 - 1)]
+                    with m.Elif(verdict.info):
+                        m.d.sync += [buffer.eq(frames["info"]), last.eq(len(frames["info"]) // 8 - 1)]
+                    with m.Else():
+                        m.d.sync += [buffer.eq(frames["result"]), last.eq(len(frames["result"]) // 8 - 1)]
+                    m.next = "SEND"
+            with m.State("SEND"):
+                m.d.comb += [self.bytes.valid.eq(1), self.bytes.payload.eq(byte)]
+                with m.If(self.bytes.ready):
+                    m.d.comb += crc_gen.valid.eq(index >= len(link.SYNC))
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == last):
+                        m.next = "CRC_HIGH"
+            with m.State("CRC_HIGH"):
+                m.d.comb += [self.bytes.valid.eq(1), self.bytes.payload.eq(crc_gen.crc[8:])]
+                with m.If(self.bytes.ready):
+                    m.next = "CRC_LOW"
+            with m.State("CRC_LOW"):
+                m.d.comb += [self.bytes.valid.eq(1), self.bytes.payload.eq(crc_gen.crc[:8])]
+                with m.If(self.bytes.ready):
+                    m.next = "IDLE"
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+        return m
+
+
+class HostLink(wiring.Component):
+    """The board side of the host link around a network core: UART in, core, UART out.
+
+    Parameters
+    ----------
+    net : TTFSNet
+        The net the core was built from (input size, classes and INFO fingerprint).
+    core : wiring.Component
+        A network core with ``pixels: In(stream.Signature(8))`` and ``result:
+        Out(stream.Signature(ResultLayout))`` as in docs/rtl-interface.md (``NetworkTop``).
+    clk_freq : float
+        Clock frequency in Hz.
+    baud : int
+        UART rate; ``clk_freq / baud`` must be an integer within 2 % and at least 4.
+    timeout : float
+        Seconds of silence that abandon a half-received frame.
+    rx_fifo_depth : int
+        Bytes buffered between the UART and the frame receiver while the core holds pixels back.
+    error_hold : float
+        Seconds the ``error`` status stays high after an ERROR response.
+
+    Members
+    -------
+    rx : In(1)
+        UART line from the host.
+    tx : Out(1)
+        UART line to the host.
+    idle, busy, error : Out(1)
+        Status for LEDs: nothing in flight; a frame, an image or a response in flight; an
+        ERROR was sent within the last ``error_hold`` seconds.
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    idle: Out(1)
+    busy: Out(1)
+    error: Out(1)
+
+    def __init__(self, net, core, *, clk_freq: float, baud: int, timeout: float = 0.05,
+                 rx_fifo_depth: int = 512, verdict_depth: int = 4, error_hold: float = 0.25):
+        self.net = net
+        self.core = core
+        self.clk_freq = clk_freq
+        self.divisor = uart_divisor(clk_freq, baud)
+        self.timeout_cycles = max(1, round(timeout * clk_freq))
+        self.error_cycles = max(1, round(error_hold * clk_freq))
+        if rx_fifo_depth < 1 or verdict_depth < 1:
+            raise ValueError("FIFO depths must be ≥ 1")
+        self.rx_fifo_depth = rx_fifo_depth
+        self.verdict_depth = verdict_depth
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.core
+        m.submodules.uart_rx = uart_rx = UARTReceiver(self.divisor)
+        m.submodules.uart_tx = uart_tx = UARTTransmitter(self.divisor)
+        m.submodules.rx_fifo = rx_fifo = SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth)
+        m.submodules.receiver = receiver = FrameReceiver(self.net.input.size, self.timeout_cycles)
+        m.submodules.verdict_fifo = verdict_fifo = SyncFIFOBuffered(width=Verdict.size, depth=self.verdict_depth)
+        m.submodules.encoder = encoder = ResponseEncoder(
+            core.result.payload.shape(), input_size=self.net.input.size, clock_hz=round(self.clk_freq),
+            fingerprint=link.net_fingerprint(self.net))
+
+        m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
+        wiring.connect(m, uart_rx.data, rx_fifo.w_stream)
+        wiring.connect(m, rx_fifo.r_stream, receiver.bytes)
+        wiring.connect(m, receiver.pixels, core.pixels)
+        m.d.comb += [verdict_fifo.w_data.eq(receiver.verdicts.payload),
+                     verdict_fifo.w_en.eq(receiver.verdicts.valid),
+                     receiver.verdicts.ready.eq(verdict_fifo.w_rdy),
+                     encoder.verdicts.payload.eq(verdict_fifo.r_data),
+                     encoder.verdicts.valid.eq(verdict_fifo.r_rdy),
+                     verdict_fifo.r_en.eq(encoder.verdicts.ready)]
+        wiring.connect(m, core.result, encoder.results)
+        wiring.connect(m, encoder.bytes, uart_tx.data)
+
+        error_timer = Signal(range(self.error_cycles + 1))
+        with m.If(encoder.error):
+            m.d.sync += error_timer.eq(self.error_cycles)
+        with m.Elif(error_timer != 0):
+            m.d.sync += error_timer.eq(error_timer - 1)
+        m.d.comb += [
+            self.busy.eq(receiver.busy | verdict_fifo.r_rdy | encoder.busy | uart_tx.busy | rx_fifo.r_rdy),
+            self.idle.eq(~self.busy),
+            self.error.eq(error_timer != 0),
+        ]
+        return m

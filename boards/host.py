@@ -1,0 +1,171 @@
+"""The host driver: classify images on a board over the UART host link (:mod:`hdlgen.boards.link`).
+
+::
+
+    with Device.open("/dev/ttyUSB1") as dev:
+        dev.check(net)                       # the board runs this net
+        results = dev.classify(net.input.pixels(x))
+
+:class:`Device` works over any pyserial-like port (``read``/``write``/``timeout``), so the same
+code drives a real board and a simulated one (:class:`hdlgen.boards.sim.SimulatedSerial`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import link
+from ..errors import UserError
+
+__all__ = ["Device", "ClassifyStats"]
+
+
+@dataclass
+class ClassifyStats:
+    """What :meth:`Device.classify` saw on the link."""
+
+    sent: int = 0            # request frames written, retries included
+    retries: int = 0         # requests sent again after an ERROR or a timeout
+    errors: dict = None      # ERROR responses by code name
+    seconds: float = 0.0     # wall time of the whole batch
+
+    def __post_init__(self):
+        self.errors = {} if self.errors is None else self.errors
+
+
+def _error_name(code: int) -> str:
+    try:
+        return link.ErrorCode(code).name
+    except ValueError:
+        return f"code {code}"
+
+
+class Device:
+    """A board running an hdlgen bitstream, reached over a serial port.
+
+    Parameters
+    ----------
+    port
+        An open pyserial-like port: ``write(bytes)``, ``read(n)`` returning fewer bytes when its
+        ``timeout`` passes.
+    window : int
+        Requests in flight at once: 2 keeps the line busy while the board computes.
+    retries : int
+        Times one image is sent again (after an ERROR or a timeout) before giving up.
+    """
+
+    def __init__(self, port, *, window: int = 2, retries: int = 3):
+        if window < 1:
+            raise ValueError(f"window must be ≥ 1, got {window}")
+        self.port = port
+        self.window = window
+        self.retries = retries
+        self._seq = itertools.count()
+        self._decoder = link.FrameDecoder()
+        self.info_reply: link.Info | None = None
+
+    @classmethod
+    def open(cls, port: str, *, baud: int = 115200, timeout: float = 0.5, **kwargs) -> "Device":
+        """Open a serial port by name; a :class:`UserError` in one line if there is none."""
+        import serial  # pyserial, imported here so the protocol code needs no serial port
+
+        try:
+            return cls(serial.Serial(port, baud, timeout=timeout), **kwargs)
+        except serial.SerialException as e:
+            raise UserError(f"{port}: cannot open the serial port ({e.strerror or e}); "
+                            f"is the board plugged in? (on Linux: /dev/ttyUSB*, /dev/ttyACM*)") from None
+
+    def close(self):
+        self.port.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _next_seq(self) -> int:
+        return next(self._seq) & 0xFFFF
+
+    def _responses(self):
+        """Responses decoded from what the port has (waits up to the port's timeout for one byte)."""
+        data = self.port.read(max(1, getattr(self.port, "in_waiting", 0)))
+        if not data:
+            return None
+        return [link.parse_response(f) for f in self._decoder.feed(data)]
+
+    def info(self) -> link.Info:
+        """Ask the board what it was built for."""
+        for _ in range(self.retries + 1):
+            seq = self._next_seq()
+            self.port.write(link.info_request(seq))
+            while (responses := self._responses()) is not None:
+                for r in responses:
+                    if isinstance(r, link.Info) and r.seq == seq:
+                        self.info_reply = r
+                        return r
+        raise link.LinkError(f"no INFO reply after {self.retries + 1} tries; is the hdlgen bitstream loaded "
+                             f"and the baud rate right?")
+
+    def check(self, net):
+        """Raise :class:`UserError` unless the board runs ``net`` (same input, classes, fingerprint)."""
+        info = self.info()
+        if info.version != link.VERSION:
+            raise UserError(f"the board speaks host-link version {info.version}, this hdlgen speaks {link.VERSION}")
+        expected = (net.input.size, net.classes, link.net_fingerprint(net))
+        if (info.input_size, info.classes, info.fingerprint) != expected:
+            raise UserError(f"the board runs a different net ({info.input_size} inputs, {info.classes} classes, "
+                            f"fingerprint {info.fingerprint:08x}; expected {expected[0]}, {expected[1]}, "
+                            f"{expected[2]:08x}); build and flash this net with 'hdlgen build --flash'")
+        return info
+
+    def classify(self, pixels, *, stats: ClassifyStats | None = None) -> list[link.Result]:
+        """Classify a batch of images (uint8, (N, input size)); results in input order.
+
+        Up to ``window`` requests are in flight. Every request has a fresh sequence number, so
+        an answer to a request that was sent again is recognised and dropped: no result is lost
+        or counted twice.
+        """
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(len(pixels), -1)
+        stats = stats if stats is not None else ClassifyStats()
+        results: list = [None] * len(pixels)
+        tries = [0] * len(pixels)
+        in_flight: OrderedDict[int, int] = OrderedDict()   # seq → image index
+        queue = list(range(len(pixels)))[::-1]             # images still to send, next at the end
+        start = time.perf_counter()
+
+        def send(index):
+            if tries[index] > self.retries:
+                raise link.LinkError(f"image {index}: no result after {self.retries + 1} tries")
+            if tries[index]:
+                stats.retries += 1
+            tries[index] += 1
+            seq = self._next_seq()
+            in_flight[seq] = index
+            self.port.write(link.classify_request(seq, pixels[index]))
+            stats.sent += 1
+
+        while queue or in_flight:
+            while queue and len(in_flight) < self.window:
+                send(queue.pop())
+            responses = self._responses()
+            if responses is None:           # silence: everything in flight is lost
+                lost = list(in_flight.values())
+                in_flight.clear()
+                queue.extend(lost[::-1])
+                continue
+            for r in responses:
+                if isinstance(r, link.Result) and r.seq in in_flight:
+                    results[in_flight.pop(r.seq)] = r
+                elif isinstance(r, link.Error):
+                    name = _error_name(r.code)
+                    stats.errors[name] = stats.errors.get(name, 0) + 1
+                    if r.seq in in_flight:
+                        queue.append(in_flight.pop(r.seq))
+        stats.seconds = time.perf_counter() - start
+        return results

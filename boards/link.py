@@ -1,0 +1,247 @@
+"""The UART host link: framed, checksummed messages between a host and a board.
+
+This module is the one definition of the protocol. The gateware (:mod:`hdlgen.boards.gateware`)
+takes its constants from here, the host driver (:mod:`hdlgen.boards.host`) encodes and decodes
+with it, and the tests check one against the other.
+
+Frame (both directions)::
+
+    0xA5 0x5A | type u8 | length u16 LE | payload (length bytes) | crc u16 BE
+
+``crc`` is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection, no
+final XOR; check value 0x29B1 for ``b"123456789"``) over ``type``, ``length`` and ``payload``,
+sent most significant byte first, so the CRC register over ``type .. crc`` ends at zero for a
+good frame. The host computes it with :func:`binascii.crc_hqx` (``crc_hqx(data, 0xFFFF)``), the
+gateware with :mod:`amaranth.lib.crc` (``catalog.CRC16_CCITT_FALSE``).
+
+Messages (all integers little-endian; ``seq`` is the host's 16-bit sequence number, echoed):
+
+============ ====== ============================================================================
+message      type   payload
+============ ====== ============================================================================
+CLASSIFY     0x01   ``seq u16``, one byte per input pixel (``net.input.size`` bytes, index order)
+INFO         0x02   ``seq u16``
+RESULT       0x81   ``seq u16``, ``label u8``, ``cycles u32``, ``logits i32 × classes``
+INFO_REPLY   0x82   ``seq u16``, ``version u8``, ``input_size u16``, ``classes u8``,
+                    ``clock_hz u32``, ``fingerprint u32`` (:func:`net_fingerprint`)
+ERROR        0xE0   ``seq u16`` (``0xFFFF`` when the frame broke before its ``seq``), ``code u8``
+                    (:class:`ErrorCode`)
+============ ====== ============================================================================
+
+The board answers every frame it recognised (a complete sync) with exactly one response, in
+the order the frames arrived. A frame whose CRC fails, whose length does not fit its type,
+whose type is unknown, or that stalls mid-frame for longer than the board's timeout gets an
+ERROR; the receiver then hunts for the next sync, so it resynchronises after garbage. A CLASSIFY
+frame whose pixels already entered the network before its CRC failed still consumes that
+network result, which is discarded, so results never shift to another frame.
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SYNC", "HEADER_SIZE", "TRAILER_SIZE", "VERSION", "NO_SEQ", "MessageType", "ErrorCode",
+           "crc16", "encode_frame", "Frame", "FrameDecoder", "Result", "Info", "Error", "LinkError",
+           "classify_request", "info_request", "result_response", "info_response", "error_response",
+           "parse_response", "result_payload_size", "net_fingerprint"]
+
+SYNC = b"\xA5\x5A"
+HEADER_SIZE = 5          # sync, type, length
+TRAILER_SIZE = 2         # crc
+VERSION = 1
+NO_SEQ = 0xFFFF          # ERROR for a frame that broke before its sequence number
+LOGIT_BYTES = 4
+
+
+class MessageType(enum.IntEnum):
+    CLASSIFY = 0x01
+    INFO = 0x02
+    RESULT = 0x81
+    INFO_REPLY = 0x82
+    ERROR = 0xE0
+
+
+class ErrorCode(enum.IntEnum):
+    """Why the board rejected a frame (payload of ERROR)."""
+
+    BAD_CRC = 1       # the CRC did not match (the frame was damaged)
+    BAD_LENGTH = 2    # the length does not fit the type (CLASSIFY: 2 + input size; INFO: 2)
+    BAD_TYPE = 3      # not a request type the board knows
+    TIMEOUT = 4       # the frame stopped arriving before its end
+
+
+class LinkError(Exception):
+    """The host link failed: no answer, or an answer that does not belong to the request."""
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE of ``data``."""
+    return binascii.crc_hqx(data, 0xFFFF)
+
+
+def encode_frame(kind: int, payload: bytes) -> bytes:
+    """One frame: sync, type, length, payload, CRC."""
+    if len(payload) > 0xFFFF:
+        raise ValueError(f"payload of {len(payload)} bytes does not fit the 16-bit length")
+    body = struct.pack("<BH", kind, len(payload)) + bytes(payload)
+    return SYNC + body + struct.pack(">H", crc16(body))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A frame the decoder accepted (its CRC matched)."""
+
+    kind: int
+    payload: bytes
+
+
+class FrameDecoder:
+    """Incremental frame decoder that resynchronises after garbage.
+
+    Feed it bytes as they arrive; :meth:`feed` returns the frames completed so far. Bytes that do
+    not form a frame are skipped: after a failed CRC or a length over ``max_payload`` the search
+    for the next sync restarts one byte after the failed sync, so a real frame hidden behind
+    garbage is still found. ``dropped`` counts skipped bytes, ``bad_frames`` failed CRCs.
+
+    Parameters
+    ----------
+    max_payload : int
+        Longest payload to accept; longer lengths are taken as garbage.
+    """
+
+    def __init__(self, max_payload: int = 0xFFFF):
+        self.max_payload = max_payload
+        self._buffer = bytearray()
+        self.dropped = 0
+        self.bad_frames = 0
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self._buffer += data
+        frames = []
+        while True:
+            start = self._buffer.find(SYNC)
+            if start < 0:
+                keep = 1 if self._buffer.endswith(SYNC[:1]) else 0
+                self._skip(len(self._buffer) - keep)
+                return frames
+            self._skip(start)
+            if len(self._buffer) < HEADER_SIZE:
+                return frames
+            kind, length = struct.unpack_from("<BH", self._buffer, 2)
+            if length > self.max_payload:
+                self._skip(1)
+                continue
+            end = HEADER_SIZE + length + TRAILER_SIZE
+            if len(self._buffer) < end:
+                return frames
+            body = bytes(self._buffer[2:HEADER_SIZE + length])
+            (crc,) = struct.unpack_from(">H", self._buffer, HEADER_SIZE + length)
+            if crc != crc16(body):
+                self.bad_frames += 1
+                self._skip(1)
+                continue
+            frames.append(Frame(kind, body[3:]))
+            del self._buffer[:end]
+
+    def _skip(self, count: int):
+        del self._buffer[:count]
+        self.dropped += count
+
+
+@dataclass(frozen=True)
+class Result:
+    """A RESULT: the board's answer for one image."""
+
+    seq: int
+    label: int
+    cycles: int
+    logits: tuple
+
+
+@dataclass(frozen=True)
+class Info:
+    """An INFO_REPLY: what the board is built for."""
+
+    seq: int
+    version: int
+    input_size: int
+    classes: int
+    clock_hz: int
+    fingerprint: int
+
+
+@dataclass(frozen=True)
+class Error:
+    """An ERROR: the board rejected a frame."""
+
+    seq: int
+    code: int
+
+
+def classify_request(seq: int, pixels) -> bytes:
+    """CLASSIFY frame for one image (uint8 pixel bytes in index order)."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"pixels must be uint8 bytes, got {pixels.dtype}")
+    return encode_frame(MessageType.CLASSIFY, struct.pack("<H", seq) + pixels.tobytes())
+
+
+def info_request(seq: int) -> bytes:
+    return encode_frame(MessageType.INFO, struct.pack("<H", seq))
+
+
+def result_payload_size(classes: int) -> int:
+    return 7 + LOGIT_BYTES * classes
+
+
+def result_response(seq: int, label: int, cycles: int, logits) -> bytes:
+    logits = [int(v) for v in logits]
+    return encode_frame(MessageType.RESULT, struct.pack(f"<HBI{len(logits)}i", seq, label, cycles, *logits))
+
+
+def info_response(seq: int, input_size: int, classes: int, clock_hz: int, fingerprint: int) -> bytes:
+    return encode_frame(MessageType.INFO_REPLY,
+                        struct.pack("<HBHBII", seq, VERSION, input_size, classes, clock_hz, fingerprint))
+
+
+def error_response(seq: int, code: int) -> bytes:
+    return encode_frame(MessageType.ERROR, struct.pack("<HB", seq, code))
+
+
+def parse_response(frame: Frame) -> Result | Info | Error:
+    """Decode a response frame; raises :class:`LinkError` for a frame that is no response."""
+    p = frame.payload
+    try:
+        if frame.kind == MessageType.RESULT and (len(p) - 7) % LOGIT_BYTES == 0:
+            seq, label, cycles = struct.unpack_from("<HBI", p)
+            count = (len(p) - 7) // LOGIT_BYTES
+            return Result(seq, label, cycles, struct.unpack_from(f"<{count}i", p, 7))
+        if frame.kind == MessageType.INFO_REPLY and len(p) == 14:
+            return Info(*struct.unpack("<HBHBII", p))
+        if frame.kind == MessageType.ERROR and len(p) == 3:
+            return Error(*struct.unpack("<HB", p))
+    except struct.error:
+        pass
+    raise LinkError(f"unexpected frame: type 0x{frame.kind:02X} with {len(p)} payload bytes")
+
+
+def net_fingerprint(net) -> int:
+    """CRC-32 of everything that decides the net's answers (input table, weights, biases, K).
+
+    The board reports it in INFO_REPLY, so the host can tell whether the bitstream on the board
+    was built from the net it compares against.
+    """
+    crc = zlib.crc32(np.ascontiguousarray(net.input.table, dtype="<i8").tobytes())
+    for layer in net.layers:
+        arrays = [layer.weight, layer.bias] + ([] if layer.k is None else [layer.k])
+        for array in arrays:
+            array = np.ascontiguousarray(array, dtype="<i8")
+            crc = zlib.crc32(struct.pack("<2I", *((array.shape + (1,))[:2])), crc)
+            crc = zlib.crc32(array.tobytes(), crc)
+    return crc

@@ -1,0 +1,201 @@
+"""End to end without a board: host driver → simulated UART line → HostLink → core → back.
+
+The whole board logic (UART RX, frame receiver, core, response encoder, UART TX) runs in
+Amaranth's simulator at the bit level; the host side is the real driver
+(:class:`hdlgen.boards.host.Device`) over :class:`hdlgen.boards.sim.SimulatedSerial`.
+The core is the real ``NetworkTop`` when it exists, and always a stand-in that answers with
+the golden model (it checks the link, not the network).
+"""
+
+import numpy as np
+import pytest
+from amaranth import Module, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+from amaranth.utils import ceil_log2
+
+from hdlgen import golden
+from hdlgen.boards import link
+from hdlgen.boards.gateware import HostLink
+from hdlgen.boards.host import ClassifyStats, Device
+from hdlgen.boards.sim import SimulatedSerial
+from hdlgen.ttfs import IntDense, InputEncoding, TTFSNet
+
+CLK = 1e6
+BAUD = 250_000          # 4 clock cycles per bit: the slowest the UART allows, fastest to simulate
+
+
+def tiny_net(seed=0, inputs=12, hidden=6, classes=4, ticks=4):
+    rng = np.random.default_rng(seed)
+    table = np.minimum(np.arange(256) * (ticks + 1) // 256, ticks)
+    enc = InputEncoding((inputs,), 0.0, 1 / 255, 1 / ticks, ticks, table)
+    w1 = rng.integers(-7, 8, (hidden, inputs))
+    w2 = rng.integers(-7, 8, (classes, hidden))
+    l1 = IntDense(w1, rng.integers(-8, 9, hidden), np.full(hidden, 6), ticks, ticks, 4, np.ones(hidden), name="d1")
+    l2 = IntDense(w2, rng.integers(-8, 9, classes), None, ticks, 0, 4, np.ones(classes), name="d2")
+    return TTFSNet(enc, [l1, l2], name="tiny")
+
+
+def result_layout(net):
+    """The result layout of docs/rtl-interface.md."""
+    acc = net.layers[-1].widths()["accumulator"]
+    return data.StructLayout({"label": max(1, ceil_log2(net.classes)), "cycles": 32,
+                              "logits": data.ArrayLayout(signed(acc), net.classes)})
+
+
+class ModelCore(wiring.Component):
+    """Stand-in with NetworkTop's ports; its behaviour is the testbench :meth:`run` (golden model)."""
+
+    def __init__(self, net):
+        self.net = net
+        super().__init__({"pixels": In(stream.Signature(8)),
+                          "result": Out(stream.Signature(result_layout(net)))})
+
+    def elaborate(self, platform):
+        return Module()
+
+    async def run(self, ctx):
+        size = self.net.input.size
+        ctx.set(self.pixels.ready, 1)
+        while True:
+            image, cycles = [], 0
+            while len(image) < size:
+                _, _, valid, payload = await ctx.tick().sample(self.pixels.valid, self.pixels.payload)
+                if image:
+                    cycles += 1
+                if valid:
+                    image.append(payload)
+            ref = golden.run_events(self.net, np.array(image, dtype=np.uint8))
+            ctx.set(self.pixels.ready, 0)
+            ctx.set(self.result.payload, {"label": ref.label, "cycles": cycles + 1,
+                                          "logits": [int(v) for v in ref.logits]})
+            ctx.set(self.result.valid, 1)
+            while not (await ctx.tick().sample(self.result.ready))[2]:
+                pass
+            ctx.set(self.result.valid, 0)
+            ctx.set(self.pixels.ready, 1)
+
+
+def network_core(net):
+    try:
+        from hdlgen.rtl_templates.top import NetworkTop
+    except ImportError:
+        pytest.skip("hdlgen.rtl_templates.top.NetworkTop is not there yet")
+    return NetworkTop(net)
+
+
+def make_link(net, core_kind, **kwargs):
+    core = ModelCore(net) if core_kind == "model" else network_core(net)
+    top = HostLink(net, core, clk_freq=CLK, baud=BAUD, timeout=2e-3, error_hold=1e-4, **kwargs)
+    sim = Simulator(top)
+    sim.add_clock(1 / CLK)
+    if core_kind == "model":
+        sim.add_testbench(core.run, background=True)
+    port = SimulatedSerial(sim, top.rx, top.tx, divisor=top.divisor, clk_freq=CLK, timeout=5e-3)
+    return top, port
+
+
+@pytest.fixture(params=["model", "rtl"])
+def core_kind(request):
+    return request.param
+
+
+def test_classify_matches_golden(core_kind):
+    net = tiny_net()
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (6, net.input.size), dtype=np.uint8)
+    _, port = make_link(net, core_kind)
+    dev = Device(port)
+    stats = ClassifyStats()
+    results = dev.classify(pixels, stats=stats)
+    ref = golden.run_batch(net, pixels)
+    assert [r.label for r in results] == list(ref.classes)
+    assert [list(r.logits) for r in results] == ref.logits.tolist()
+    assert stats.retries == 0 and stats.errors == {} and stats.sent == len(pixels)
+    assert all(r.cycles > 0 for r in results)
+
+
+def test_info_reports_the_net(core_kind):
+    net = tiny_net()
+    _, port = make_link(net, core_kind)
+    info = Device(port).check(net)
+    assert (info.input_size, info.classes, info.clock_hz) == (net.input.size, net.classes, CLK)
+
+
+def test_corrupted_frame_gets_error_and_next_frame_works():
+    net = tiny_net()
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, (3, net.input.size), dtype=np.uint8)
+    _, port = make_link(net, "model")
+    decoder = link.FrameDecoder()
+
+    good = [link.classify_request(10 + i, p) for i, p in enumerate(pixels)]
+    bad = bytearray(good[1])
+    bad[9] ^= 0x40                                     # a pixel bit flips on the line
+    port.write(b"\x00\xA5\x13garbage" + good[0] + bytes(bad) + good[2])
+    responses = []
+    while len(responses) < 3 and (data := port.read(64)):
+        responses += [link.parse_response(f) for f in decoder.feed(data)]
+    ref = golden.run_batch(net, pixels)
+    assert responses[0] == link.Result(10, int(ref.classes[0]), responses[0].cycles, tuple(ref.logits[0]))
+    assert responses[1] == link.Error(11, link.ErrorCode.BAD_CRC)
+    assert isinstance(responses[2], link.Result) and responses[2].seq == 12
+    assert list(responses[2].logits) == ref.logits[2].tolist()
+    assert port.read(1) == b""                         # nothing else: no duplicate, no spurious error
+
+
+@pytest.mark.parametrize("frame, code", [
+    (link.encode_frame(link.MessageType.CLASSIFY, b"\x01\x00" + bytes(3)), link.ErrorCode.BAD_LENGTH),
+    (link.encode_frame(0x33, b"\x01\x00"), link.ErrorCode.BAD_TYPE),
+])
+def test_bad_header_gets_error(frame, code):
+    net = tiny_net()
+    _, port = make_link(net, "model")
+    port.write(frame)
+    decoder = link.FrameDecoder()
+    frames = []
+    while not frames and (data := port.read(16)):
+        frames += decoder.feed(data)
+    assert [link.parse_response(f) for f in frames] == [link.Error(link.NO_SEQ, code)]
+    assert Device(port).classify(np.zeros((1, net.input.size), np.uint8))[0].seq is not None
+
+
+def test_truncated_frame_times_out_and_the_link_recovers():
+    net = tiny_net()
+    pixels = np.arange(2 * net.input.size, dtype=np.uint8).reshape(2, -1)
+    _, port = make_link(net, "model")
+    port.write(link.classify_request(7, pixels[0])[:10])   # the rest never comes
+    decoder = link.FrameDecoder()
+    frames = []
+    while not frames and (data := port.read(16)):
+        frames += decoder.feed(data)
+    assert [link.parse_response(f) for f in frames] == [link.Error(7, link.ErrorCode.TIMEOUT)]
+    results = Device(port).classify(pixels)
+    assert [r.label for r in results] == list(golden.run_batch(net, pixels).classes)
+
+
+def test_driver_retries_lost_and_damaged_frames():
+    """A port that damages some requests: the driver resends, every image gets exactly one result."""
+    net = tiny_net()
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (8, net.input.size), dtype=np.uint8)
+    _, port = make_link(net, "model")
+    writes = iter(range(1000))
+    real_write = port.write
+
+    def lossy_write(frame):
+        n = next(writes)
+        if n % 3 == 1:
+            frame = frame[:6] + bytes([frame[6] ^ 0xFF]) + frame[7:]   # damaged: BAD_CRC
+        elif n == 4:
+            frame = frame[:4]                                          # cut short: TIMEOUT
+        return real_write(frame)
+
+    port.write = lossy_write
+    stats = ClassifyStats()
+    results = Device(port, retries=5).classify(pixels, stats=stats)
+    ref = golden.run_batch(net, pixels)
+    assert [r.label for r in results] == list(ref.classes)
+    assert [list(r.logits) for r in results] == ref.logits.tolist()
+    assert stats.retries >= 3 and stats.errors.get("BAD_CRC", 0) >= 2
