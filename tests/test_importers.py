@@ -32,7 +32,7 @@ def test_pt2_round_trip(tmp_path):
 
 def test_unsupported_operator_lists_supported_ones():
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Sigmoid(), torch.nn.Linear(4, 2))
-    with pytest.raises(UserError, match="aten.sigmoid.default.*supported: .*aten.linear.default"):
+    with pytest.raises(UserError, match="PyTorch operator aten.sigmoid.default.*supported: .*aten.linear.default"):
         from_torch(model, torch.rand(2, 4))
 
 
@@ -78,3 +78,30 @@ def test_npz_errors(tmp_path):
         load_model(tmp_path / "empty.npz")
     with pytest.raises(UserError, match="unknown model format '.h5'"):
         load_model(tmp_path / "m.h5")
+
+
+def test_onnx_import_matches_torch(tmp_path):
+    pytest.importorskip("onnx")
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.BatchNorm2d(3), torch.nn.ReLU(),
+                                torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(12, 8),
+                                torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
+    model[1].running_mean.uniform_(-1, 1)
+    model[6].running_var.uniform_(0.5, 2)
+    x = torch.rand(5, 1, 4, 4)
+    torch.onnx.export(model, (x,), tmp_path / "m.onnx", dynamo=False)
+    graph = load_model(tmp_path / "m.onnx")
+    assert [n.kind for n in graph.nodes if n.kind not in ("input", "output")] == [
+        "conv2d", "relu", "maxpool2d", "flatten", "dense", "batchnorm", "relu", "dense"]
+    np.testing.assert_allclose(graph.forward(x.double().numpy()), model(x).detach().numpy(), atol=1e-5)
+
+
+def test_onnx_unsupported_operator(tmp_path):
+    pytest.importorskip("onnx")
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    torch.onnx.export(model, (torch.rand(1, 4),), tmp_path / "t.onnx", dynamo=False)
+    with pytest.raises(UserError, match="ONNX operator Tanh .* supported: .*Gemm"):
+        load_model(tmp_path / "t.onnx")
+    (tmp_path / "bad.onnx").write_bytes(b"\x00garbage")
+    with pytest.raises(UserError, match="bad.onnx"):
+        load_model(tmp_path / "bad.onnx")

@@ -15,21 +15,13 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
+from .registry import Registry
 
 __all__ = ["from_torch", "from_exported", "load_pt2", "handler", "HANDLERS"]
 
-HANDLERS = {}
-
-
-def handler(*targets):
-    """Register a function ``(node, args, params) -> [ir nodes]`` for ATen targets like ``"aten.linear.default"``."""
-    def register(fn):
-        for target in targets:
-            if target in HANDLERS:
-                raise ValueError(f"duplicate handler for {target}")
-            HANDLERS[target] = fn
-        return fn
-    return register
+HANDLERS = Registry("PyTorch")
+# Register a function ``(node, args, params) -> [ir nodes]`` for ATen targets like ``"aten.linear.default"``.
+handler = HANDLERS.register
 
 
 def _torch():
@@ -157,13 +149,11 @@ def from_exported(exported) -> ir.Graph:
             tail = node
             continue
         target = str(node.target)
-        if target not in HANDLERS:
-            raise UserError(f"operator {target} ({node.name}) is not supported; supported: "
-                            f"{', '.join(sorted(HANDLERS))}")
+        convert_node = HANDLERS.lookup(target, node.name)
         if node.args[0] is not tail:
             raise UserError(f"{node.name} ({target}) does not take the previous layer's output; "
                             "only sequential networks (one chain of layers) are supported")
-        nodes.extend(HANDLERS[target](node, node.args, params))
+        nodes.extend(convert_node(node, node.args, params))
         tail = node
     outputs = [n for n in graph.nodes if n.op == "output"][0].args[0]
     if len(outputs) != 1 or outputs[0] is not tail:

@@ -1,0 +1,28 @@
+"""One handler per operator: the registry every importer keeps its converters in."""
+
+from ..errors import UserError
+
+__all__ = ["Registry"]
+
+
+class Registry(dict):
+    """Maps an operator name to its handler; refuses duplicates and names the supported
+    operators when asked for one it lacks."""
+
+    def __init__(self, framework: str):
+        super().__init__()
+        self.framework = framework
+
+    def register(self, *operators):
+        def decorate(fn):
+            for op in operators:
+                if op in self:
+                    raise ValueError(f"duplicate {self.framework} handler for {op}")
+                self[op] = fn
+            return fn
+        return decorate
+
+    def lookup(self, op: str, where: str):
+        if op not in self:
+            raise UserError(f"{self.framework} operator {op} ({where}) is not supported; supported: {', '.join(sorted(self))}")
+        return self[op]
