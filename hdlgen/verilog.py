@@ -12,7 +12,7 @@ from amaranth.lib import data
 
 from .cycles import dense_schedule, layer_words, overhead_bound
 from .errors import UserError
-from .rtl_templates.top import NetworkTop
+from .rtl_templates.top import NetworkTop, layer_lanes
 from .ttfs import TTFSNet, unsigned_width
 
 __all__ = ["write_verilog", "sidecar", "module_name", "FORMAT"]
@@ -131,9 +131,10 @@ def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, trace: bool = False,
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or keyword.iskeyword(name):
         raise UserError(f"module name {name!r} is not a Verilog identifier; use letters, digits and '_'")
     try:
-        top = NetworkTop(net, lanes=lanes, trace=trace)
+        layer_lanes(net, lanes)  # before building anything, so a bad value leaves no half-made core
     except ValueError as e:
         raise UserError(f"net {net.name!r}: {e}") from None
+    top = NetworkTop(net, lanes=lanes, trace=trace)
     text = amaranth_verilog.convert(top, name=name, emit_src=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

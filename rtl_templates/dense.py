@@ -13,9 +13,13 @@ from .events import acc_word_layout, event_layout
 __all__ = ["WeightROM", "DenseEngine", "pack_words", "check_lanes"]
 
 
-def check_lanes(layer: IntDense, lanes) -> int:
-    """``lanes`` as an int in ``1..fan_out``, else a :class:`ValueError` naming the layer."""
+def check_lanes(component, layer: IntDense, lanes) -> int:
+    """``lanes`` as an int in ``1..fan_out``, else a :class:`ValueError` naming the layer.
+
+    ``component`` is the one being built; when it is rejected it is marked so that Amaranth
+    does not also warn that it was created but never used."""
     if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= layer.fan_out:
+        component._MustUse__silence = True
         raise ValueError(f"layer {layer.name!r}: lanes must be an integer from 1 to its fan-out "
                          f"{layer.fan_out}, got {lanes!r}")
     return int(lanes)
@@ -49,7 +53,7 @@ class WeightROM(wiring.Component):
     """
 
     def __init__(self, layer: IntDense, lanes: int):
-        self.lanes = check_lanes(layer, lanes)
+        self.lanes = check_lanes(self, layer, lanes)
         self.words = -(-layer.fan_out // self.lanes)
         padded = np.zeros((self.words * self.lanes, layer.fan_in), dtype=np.int64)
         padded[:layer.fan_out] = layer.weight
@@ -114,7 +118,7 @@ class DenseEngine(wiring.Component):
 
     def __init__(self, layer: IntDense, lanes: int = 1):
         self.layer = layer
-        self.lanes = check_lanes(layer, lanes)
+        self.lanes = check_lanes(self, layer, lanes)
         self.words = -(-layer.fan_out // self.lanes)
         self.acc_width = layer.widths()["accumulator"]
         self.weights = WeightROM(layer, self.lanes)

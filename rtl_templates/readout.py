@@ -47,7 +47,7 @@ class Readout(wiring.Component):
         if not layer.readout:
             raise ValueError(f"layer {layer.name!r} has K; the readout is the last layer, without K")
         self.layer = layer
-        self.lanes = check_lanes(layer, lanes)
+        self.lanes = check_lanes(self, layer, lanes)
         self.words = -(-layer.fan_out // self.lanes)
         self.acc_width = layer.widths()["accumulator"]
         super().__init__({

@@ -51,7 +51,7 @@ class SpikeTimeBank(wiring.Component):
         if layer.readout:
             raise ValueError(f"layer {layer.name!r} is the readout; it has no spike-time units")
         self.layer = layer
-        self.lanes = check_lanes(layer, lanes)
+        self.lanes = check_lanes(self, layer, lanes)
         self.words = -(-layer.fan_out // self.lanes)
         self.acc_width = layer.widths()["accumulator"]
         self.shared_k = bool(np.all(layer.k == layer.k[0]))

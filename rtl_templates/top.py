@@ -83,7 +83,11 @@ class NetworkTop(wiring.Component):
             raise TypeError(f"NetworkTop needs a TTFSNet, got {type(net).__name__}")
         self.net = net
         self.lanes = lanes
-        self.layer_lanes = layer_lanes(net, lanes)
+        try:
+            self.layer_lanes = layer_lanes(net, lanes)
+        except ValueError:
+            self._MustUse__silence = True  # rejected, not unused
+            raise
         self.with_trace = bool(trace)
         members = {"pixels": In(stream.Signature(unsigned(8))),
                    "result": Out(stream.Signature(result_layout(net)))}

@@ -42,15 +42,20 @@ def send(ctx, port, payloads, rng, gap=0.0):
     return driver()
 
 
-def receive(ctx, port, count_or_done, rng, stall=0.0, out=None):
+def receive(ctx, port, done, rng, stall=0.0, out=None, timeout=100_000):
     """Testbench coroutine: take transfers from ``port`` (ready low with probability ``stall``)
-    until ``count_or_done(received)`` is true; appends payload values to ``out``."""
+    until ``done(out)`` is true, appending payload values to ``out``; fails after ``timeout``
+    cycles (a hang)."""
     async def monitor():
-        while not count_or_done(out):
+        for _ in range(timeout):
+            if done(out):
+                break
             ready = rng.random() >= stall
             ctx.set(port.ready, ready)
             _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
             if ready and valid:
                 out.append(payload)
+        else:
+            raise AssertionError(f"stream stalled: {len(out)} transfers in {timeout} cycles")
         ctx.set(port.ready, 0)
     return monitor()

@@ -1,0 +1,91 @@
+"""The whole NetworkTop in Amaranth's simulator against hdlgen.golden.run_events:
+every layer's spikes (trace), logits, class and cycle count."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hdlgen.cycles import cycle_counts
+from hdlgen.golden import run_events
+from hdlgen.rtl_templates.top import NetworkTop
+
+from .rtl_streams import random_net, receive, send
+
+
+def run_top(net, images, rng, *, lanes=1, gap=0.0, stall=0.0):
+    """Stream ``images`` through the core; returns (results, spikes per layer, cycles until the
+    last result was taken)."""
+    top = NetworkTop(net, lanes=lanes, trace=True)
+    layers = len(net.sizes) - 1
+    results, spikes = [], [[] for _ in range(layers)]
+    clock = {"now": 0, "finished": None}
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+
+    async def driver(ctx):
+        await send(ctx, top.pixels, [int(p) for im in images for p in im], rng, gap=gap)
+
+    async def monitor(ctx):
+        await receive(ctx, top.result, lambda out: len(out) == len(images), rng, stall=stall, out=results)
+        clock["finished"] = clock["now"]
+
+    async def tracer(ctx):
+        taps = [getattr(top.trace, f"layer{l}") for l in range(layers)]
+        async for values in ctx.tick().sample(*[s for tap in taps for s in (tap.valid, tap.neuron, tap.tick)]):
+            clock["now"] += 1
+            for l in range(layers):
+                valid, neuron, tick = values[2 + 3 * l:5 + 3 * l]
+                if valid:
+                    spikes[l].append((neuron, tick))
+
+    sim.add_testbench(driver)
+    sim.add_testbench(monitor)
+    sim.add_process(tracer)
+    sim.run()
+    return results, spikes, clock["finished"]
+
+
+CASES = [  # sizes, ticks, lanes, shared K
+    ([12, 9, 4], [5, 4], 1, True),
+    ([7, 5, 6, 3], [3, 8, 2], 2, False),
+    ([20, 16, 11, 10], [8, 1, 6], 4, True),
+    ([1, 1, 1], [1, 1], 1, False),
+    ([9, 13, 5], [6, 7], 3, False),
+]
+
+
+@pytest.mark.parametrize("sizes, ticks, lanes, shared_k", CASES)
+def test_network_matches_golden_spike_for_spike(sizes, ticks, lanes, shared_k):
+    rng = np.random.default_rng(sum(sizes) * 31 + lanes)
+    net = random_net(rng, sizes, ticks, shared_k=shared_k)
+    images = rng.integers(0, 256, (4, sizes[0]))
+    images[1] = 0
+    gold = [run_events(net, im) for im in images]
+    results, spikes, _ = run_top(net, images, rng, lanes=lanes, gap=0.3, stall=0.4)
+    for l in range(len(spikes)):
+        assert spikes[l] == [s for g in gold for s in g.spikes[l]], f"layer {l}"
+    for g, r in zip(gold, results):
+        assert [int(r.logits[n]) for n in range(net.classes)] == list(g.logits)
+        assert int(r.label) == g.label
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_cycles_within_bounds_for_an_idle_core(lanes):
+    rng = np.random.default_rng(lanes)
+    net = random_net(rng, [16, 12, 6], [6, 5])
+    image = rng.integers(0, 256, (1, 16))
+    results, _, _ = run_top(net, image, rng, lanes=lanes)
+    bounds = cycle_counts(net, run_events(net, image[0]), lanes)
+    assert bounds["event_lower_bound"] <= int(results[0].cycles) <= bounds["upper_bound"]
+
+
+def test_images_overlap_in_the_pipeline():
+    """Back to back, the next image is taken while the previous one is in a later layer, so
+    a batch finishes sooner than its images one after another, and each result still matches."""
+    rng = np.random.default_rng(7)
+    net = random_net(rng, [10, 12, 12, 5], [4, 4, 4])
+    images = rng.integers(0, 256, (4, 10))
+    results, _, batch = run_top(net, images, rng)
+    serial = sum(run_top(net, im[None], rng)[2] for im in images)
+    assert [int(r.label) for r in results] == [run_events(net, im).label for im in images]
+    assert batch < 0.8 * serial
