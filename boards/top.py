@@ -1,0 +1,45 @@
+"""The board top: the network core behind the UART host link, wired to a board's pins."""
+
+from amaranth import Elaboratable, Module
+from amaranth.build import ResourceError
+
+from .gateware import HostLink
+
+__all__ = ["BoardTop", "LED_ROLES"]
+
+LED_ROLES = ("error", "idle", "busy")   # led 0, 1, 2 – as many as the board has
+
+
+class BoardTop(Elaboratable):
+    """Top-level design for an amaranth-boards platform.
+
+    Requests ``uart`` 0 (the board's USB serial bridge) and up to three ``led`` resources:
+    led 0 = error (an ERROR response in the last quarter second), led 1 = idle (nothing in
+    flight), led 2 = busy. The ``sync`` domain is the platform's default clock.
+
+    Parameters
+    ----------
+    net : TTFSNet
+    core : wiring.Component
+        The network core (``NetworkTop(net, lanes=...)``).
+    clk_freq : float
+        The default clock's frequency (Hz).
+    baud : int
+        UART rate.
+    """
+
+    def __init__(self, net, core, *, clk_freq: float, baud: int):
+        self.link = HostLink(net, core, clk_freq=clk_freq, baud=baud)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.link = self.link
+        uart = platform.request("uart", 0)
+        m.d.comb += [self.link.rx.eq(uart.rx.i), uart.tx.o.eq(self.link.tx)]
+        for index, role in enumerate(LED_ROLES):
+            try:
+                led = platform.request("led", index)
+            except ResourceError:
+                break
+            m.d.comb += led.o.eq(getattr(self.link, role))
+        return m

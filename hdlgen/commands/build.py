@@ -1,0 +1,63 @@
+"""``hdlgen build NET.ttfs --board NAME`` – bitstream of the net behind the UART host link."""
+
+import sys
+from pathlib import Path
+
+from .. import ttfs
+from ..boards.build import build, check_report
+from ..boards.flash import flash
+from ..boards.platforms import get_board
+from ..errors import UserError
+from ..report import print_json
+
+
+def register(sub):
+    p = sub.add_parser("build", help="synthesize, place and route a .ttfs net for a board (yowasp yosys/nextpnr)")
+    p.add_argument("net", help="a .ttfs net from 'hdlgen convert'")
+    p.add_argument("--board", required=True, help="board name (see 'hdlgen boards')")
+    p.add_argument("--lanes", type=int, default=1, help="accumulators updated per cycle (default 1)")
+    p.add_argument("--clock", type=float, metavar="MHZ",
+                   help="design clock in MHz (default and, for now, only choice: the board's clock)")
+    p.add_argument("--baud", type=int, default=115200, help="UART rate of the host link (default 115200)")
+    p.add_argument("-o", "--out", metavar="DIR", help="build directory (default build/<net>-<board>)")
+    p.add_argument("--flash", action="store_true", help="write the bitstream to the board with openFPGALoader")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
+    p.set_defaults(func=run)
+
+
+def format_report(report) -> str:
+    lines = [f"{report.board}: built in {report.seconds:.0f} s" if report.seconds is not None else report.board]
+    for name, u in report.utilization.items():
+        if u.available or u.used:
+            lines.append(f"  {name:5} {u.used:7} / {u.available:<7} {100 * u.fraction:5.1f}%")
+    if report.fmax_mhz is not None:
+        verdict = "meets" if report.fmax_mhz >= report.clock_mhz else "MISSES"
+        lines.append(f"  fmax {report.fmax_mhz:.1f} MHz, clock {report.clock_mhz:g} MHz ({verdict} timing)")
+    if report.bitstream is not None:
+        lines.append(f"  bitstream {report.bitstream}")
+    return "\n".join(lines)
+
+
+def run(args):
+    net = ttfs.load(args.net)
+    board = get_board(args.board)
+    if args.clock is not None and abs(args.clock * 1e6 - board.clock_hz) > 1:
+        raise UserError(f"--clock {args.clock:g}: {board.name} builds at its board clock, "
+                        f"{board.clock_hz / 1e6:g} MHz (a PLL is not generated yet); leave --clock out")
+    out = Path(args.out) if args.out else Path("build") / f"{Path(args.net).stem}-{board.name}"
+    report = build(net, board, out, lanes=args.lanes, baud=args.baud)
+    print(format_report(report))
+    problem = check_report(report, lanes=args.lanes,
+                           weight_bits=max(layer.weight_bits for layer in net.layers))
+    flashed = False
+    if problem is None and args.flash:
+        flash(report.bitstream, board)
+        flashed = True
+        print(f"  flashed {board.name}")
+    if args.json:
+        print_json({**report.to_dict(), "lanes": args.lanes, "baud": args.baud, "ok": problem is None,
+                    "problem": problem, "flashed": flashed})
+    if problem:
+        print(f"hdlgen build: {problem}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,62 @@
+"""``hdlgen run --port PORT --data D.npz --net NET.ttfs`` – classify on a board, compare with the golden model."""
+
+import numpy as np
+
+from .. import golden, ttfs
+from ..boards.host import ClassifyStats, Device
+from ..boards.link import LinkError
+from ..data import load_dataset
+from ..errors import UserError
+from ..report import print_json
+
+
+def register(sub):
+    p = sub.add_parser("run", help="classify data on a board over its UART host link")
+    p.add_argument("--port", required=True, help="the board's serial port (e.g. /dev/ttyUSB1)")
+    p.add_argument("--data", required=True, help="data .npz with x (float) and y (labels)")
+    p.add_argument("--net", required=True, help="the .ttfs net the board was built from (for pixels and the golden model)")
+    p.add_argument("--baud", type=int, default=115200, help="UART rate the bitstream was built with (default 115200)")
+    p.add_argument("--samples", type=int, help="use only the first N samples")
+    p.add_argument("--window", type=int, default=2, help="requests in flight at once (default 2)")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds of silence before a request is sent again")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    net = ttfs.load(args.net)
+    data = load_dataset(args.data, net.input.shape).head(args.samples)
+    pixels = net.input.pixels(data.x)
+    reference = golden.run_batch(net, pixels)
+    with Device.open(args.port, baud=args.baud, timeout=args.timeout, window=args.window) as device:
+        try:
+            info = device.check(net)
+            stats = ClassifyStats()
+            results = device.classify(pixels, stats=stats)
+        except LinkError as e:
+            raise UserError(f"{args.port}: {e}") from None
+    labels = np.array([r.label for r in results])
+    logits = np.array([r.logits for r in results], dtype=np.int64)
+    cycles = np.array([r.cycles for r in results], dtype=np.int64)
+    summary = {
+        "samples": len(results),
+        "accuracy": float(np.mean(labels == data.y)) if data.y is not None else None,
+        "golden_accuracy": float(np.mean(reference.classes == data.y)) if data.y is not None else None,
+        "agreement": float(np.mean(labels == reference.classes)),
+        "logits_agreement": float(np.mean(np.all(logits == reference.logits, axis=1))),
+        "images_per_second": len(results) / stats.seconds if stats.seconds else None,
+        "cycles_mean": float(cycles.mean()), "cycles_max": int(cycles.max()),
+        "latency_us_mean": float(cycles.mean() / info.clock_hz * 1e6),
+        "clock_mhz": info.clock_hz / 1e6, "sent": stats.sent, "retries": stats.retries, "errors": stats.errors,
+    }
+    if summary["accuracy"] is not None:
+        print(f"accuracy {summary['accuracy']:.2%} on {len(results)} samples (golden model {summary['golden_accuracy']:.2%})")
+    print(f"agreement with the golden model: classes {summary['agreement']:.2%}, logits {summary['logits_agreement']:.2%}")
+    print(f"throughput {summary['images_per_second']:.1f} images/s over the link; board latency "
+          f"{summary['cycles_mean']:.0f} cycles mean ({summary['latency_us_mean']:.1f} µs at {summary['clock_mhz']:g} MHz, "
+          f"from first pixel in, so it includes the pixels' UART time)")
+    if stats.retries or stats.errors:
+        print(f"link: {stats.retries} retries, errors {stats.errors}")
+    if args.json:
+        print_json(summary)
+    return 0 if summary["agreement"] == 1.0 and summary["logits_agreement"] == 1.0 else 1
