@@ -12,6 +12,7 @@ from amaranth.lib import data
 
 from .cycles import dense_schedule, layer_words, overhead_bound
 from .errors import UserError
+from .rtl_templates.tick_sorter import sorter_memory_bits
 from .rtl_templates.top import NetworkTop, layer_lanes
 from .ttfs import TTFSNet, unsigned_width
 
@@ -51,7 +52,7 @@ def _fields(layout: data.StructLayout) -> dict:
 def _memory_bits(top: NetworkTop) -> dict:
     """Bits of every block-RAM-sized memory, by stage."""
     enc = top.net.input
-    bits = {"input": {"table": 256 * unsigned_width(enc.ticks), "links": enc.size * unsigned_width(enc.size - 1)}}
+    bits = {"input": {"table": 256 * unsigned_width(enc.ticks), "sorter": sorter_memory_bits(enc.size, enc.ticks)}}
     for n, (layer, engine) in enumerate(zip(top.net.layers, top.engines)):
         bits[layer.name] = dict(engine.memory_bits)
         if n < len(top.banks):

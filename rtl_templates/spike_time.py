@@ -10,7 +10,7 @@ from hdlgen.ttfs import IntDense, unsigned_width
 
 from .dense import check_lanes
 from .events import acc_word_layout, event_layout
-from .tick_sorter import TickSorter
+from .tick_sorter import TickSorter, sorter_memory_bits
 
 __all__ = ["SpikeTimeBank"]
 
@@ -62,10 +62,9 @@ class SpikeTimeBank(wiring.Component):
 
     @property
     def memory_bits(self) -> dict:
-        """Bits of each memory: the K ROM (0 when K is shared) and the sorter's links."""
-        index_bits = unsigned_width(self.layer.fan_out - 1)
+        """Bits of each memory: the K ROM (0 when K is shared) and the tick sorter's lists."""
         k_bits = 0 if self.shared_k else self.layer.fan_out * unsigned_width(int(self.layer.k.max()))
-        return {"k": k_bits, "links": self.layer.fan_out * index_bits}
+        return {"k": k_bits, "sorter": sorter_memory_bits(self.layer.fan_out, self.layer.ticks)}
 
     def elaborate(self, platform):
         m = Module()

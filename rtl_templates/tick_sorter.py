@@ -1,26 +1,36 @@
 """Reorder one image's spikes from neuron order into tick order."""
 
-from amaranth.hdl import Array, Module, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hdlgen.ttfs import unsigned_width
+
 from .events import event_layout
 
-__all__ = ["TickSorter"]
+__all__ = ["TickSorter", "sorter_memory_bits"]
+
+
+def sorter_memory_bits(neurons: int, ticks: int) -> int:
+    """Bits of a :class:`TickSorter`'s memories: a link per neuron, a head and a tail per tick."""
+    return (neurons + 2 * ticks) * unsigned_width(neurons - 1)
 
 
 class TickSorter(wiring.Component):
     """Per-tick linked lists that turn a neuron-ordered spike stream into a tick-ordered one.
 
-    Collect phase: every event ``(neuron, tick)`` is appended to the list of its tick (a head
-    and tail register per tick, a ``next`` link per neuron in block RAM), one per cycle, always
-    accepted. The ``end`` event starts the emit phase: ticks ``0..T−1`` are walked in order,
-    each list emitted from head to tail (one event per cycle), then ``end`` is emitted and the
-    sorter collects again. Appending in arrival order keeps neurons of one tick in arrival
-    order, so events that arrive in increasing neuron order leave sorted by (tick, neuron).
+    Collect phase: every event ``(neuron, tick)`` is appended to the list of its tick, one per
+    cycle, always accepted. Lists live in three small block RAMs – ``head`` and ``tail`` per
+    tick, a ``next`` link per neuron – plus a ``filled`` bit per tick; an append reads
+    ``tail[tick]`` (the read port is transparent, so back-to-back appends to one tick see each
+    other) and writes ``next[tail]`` or ``head[tick]``, and ``tail[tick]``. The ``end`` event
+    starts the emit phase: ticks ``0..T−1`` are walked in order, each list emitted from head to
+    tail (one event per cycle), then ``end`` is emitted and the sorter collects again. Appending
+    in arrival order keeps neurons of one tick in arrival order, so events that arrive in
+    increasing neuron order leave sorted by (tick, neuron).
 
-    Cycles per image: events in + one per tick + one per non-empty tick + events out + 1.
+    Cycles per image: events in + 1, then one per tick + one per non-empty tick + events out + 1.
 
     Parameters
     ----------
@@ -49,36 +59,47 @@ class TickSorter(wiring.Component):
         m = Module()
         ticks = self.ticks
         index_shape = self.i.payload.neuron.shape()
-        head = Array(Signal(index_shape, name=f"head{t}") for t in range(ticks))
-        tail = Array(Signal(index_shape, name=f"tail{t}") for t in range(ticks))
+        m.submodules.head = head = Memory(shape=index_shape, depth=ticks, init=[])
+        m.submodules.tail = tail = Memory(shape=index_shape, depth=ticks, init=[])
+        m.submodules.links = links = Memory(shape=index_shape, depth=self.neurons, init=[])
+        head_write, tail_write, link_write = head.write_port(), tail.write_port(), links.write_port()
+        head_read = head.read_port(transparent_for=(head_write,))
+        tail_read = tail.read_port(transparent_for=(tail_write,))
+        link_read = links.read_port()
         filled = Signal(ticks)
 
-        m.submodules.links = links = Memory(shape=index_shape, depth=self.neurons, init=[])
-        link_write = links.write_port()
-        link_read = links.read_port()
+        # Read ports are addressed with the value a register takes next cycle, so their data
+        # always belongs to the register's current value: head/tail[tick], next[current].
+        tick, tick_next = Signal(range(ticks + 1)), Signal(range(ticks + 1))
+        current, current_next = Signal(index_shape), Signal(index_shape)
+        m.d.comb += [tick_next.eq(tick), current_next.eq(current),
+                     head_read.addr.eq(tick_next), tail_read.addr.eq(tick_next),
+                     link_read.addr.eq(current_next)]
+        m.d.sync += [tick.eq(tick_next), current.eq(current_next)]
 
-        tick = Signal(range(ticks + 1))
-        # ``current`` is the event offered on ``o``; the link port is addressed with the value
-        # ``current`` takes next cycle, so its data is always ``next[current]``.
-        current = Signal(index_shape)
-        current_next = Signal(index_shape)
-        m.d.comb += [current_next.eq(current), link_read.addr.eq(current_next)]
-        m.d.sync += current.eq(current_next)
+        # append, second cycle: tail[tick] of the event taken last cycle has arrived
+        appending, append_tick, append_neuron = Signal(), Signal(range(ticks)), Signal(index_shape)
+        m.d.sync += appending.eq(0)
+        with m.If(appending):
+            with m.If(filled.bit_select(append_tick, 1)):
+                m.d.comb += [link_write.addr.eq(tail_read.data), link_write.data.eq(append_neuron),
+                             link_write.en.eq(1)]
+            with m.Else():
+                m.d.comb += [head_write.addr.eq(append_tick), head_write.data.eq(append_neuron),
+                             head_write.en.eq(1)]
+            m.d.comb += [tail_write.addr.eq(append_tick), tail_write.data.eq(append_neuron), tail_write.en.eq(1)]
+            m.d.sync += filled.bit_select(append_tick, 1).eq(1)
 
         with m.FSM(name="phase"):
             with m.State("collect"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid & self.i.payload.end):
-                    m.d.sync += tick.eq(0)
+                    m.d.comb += tick_next.eq(0)
                     m.next = "seek"
                 with m.Elif(self.i.valid):
-                    t, neuron = self.i.payload.tick, self.i.payload.neuron
-                    with m.If(filled.bit_select(t, 1)):
-                        m.d.comb += [link_write.addr.eq(tail[t]), link_write.data.eq(neuron),
-                                     link_write.en.eq(1)]
-                    with m.Else():
-                        m.d.sync += head[t].eq(neuron)
-                    m.d.sync += [tail[t].eq(neuron), filled.bit_select(t, 1).eq(1)]
+                    m.d.comb += tail_read.addr.eq(self.i.payload.tick)
+                    m.d.sync += [appending.eq(1), append_tick.eq(self.i.payload.tick),
+                                 append_neuron.eq(self.i.payload.neuron)]
             with m.State("seek"):
                 with m.If(tick == ticks):
                     m.d.comb += [self.o.valid.eq(1), self.o.payload.end.eq(1)]
@@ -86,16 +107,16 @@ class TickSorter(wiring.Component):
                         m.d.sync += filled.eq(0)
                         m.next = "collect"
                 with m.Elif(filled.bit_select(tick, 1)):
-                    m.d.comb += current_next.eq(head[tick])
+                    m.d.comb += current_next.eq(head_read.data)
                     m.next = "walk"
                 with m.Else():
-                    m.d.sync += tick.eq(tick + 1)
+                    m.d.comb += tick_next.eq(tick + 1)
             with m.State("walk"):
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.neuron.eq(current),
                              self.o.payload.tick.eq(tick)]
                 with m.If(self.o.ready):
-                    with m.If(current == tail[tick]):
-                        m.d.sync += tick.eq(tick + 1)
+                    with m.If(current == tail_read.data):
+                        m.d.comb += tick_next.eq(tick + 1)
                         m.next = "seek"
                     with m.Else():
                         m.d.comb += current_next.eq(link_read.data)

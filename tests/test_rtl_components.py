@@ -59,8 +59,9 @@ def ends(count):
     return lambda out: sum(int(p.end) for p in out) == count
 
 
+@pytest.mark.parametrize("gap", [0.0, 0.5])
 @pytest.mark.parametrize("seed", range(3))
-def test_tick_sorter_orders_by_tick_then_neuron(seed):
+def test_tick_sorter_orders_by_tick_then_neuron(seed, gap):
     rng = np.random.default_rng(seed)
     neurons, ticks = int(rng.integers(1, 12)), int(rng.integers(1, 6))
     images = []
@@ -68,7 +69,7 @@ def test_tick_sorter_orders_by_tick_then_neuron(seed):
         chosen = np.flatnonzero(rng.random(neurons) < 0.6)
         images.append([(int(n), int(rng.integers(0, ticks))) for n in chosen])  # neuron order
     dut = TickSorter(neurons, ticks)
-    got = split_images(simulate(dut, events_of(images), dut.i, dut.o, ends(len(images)), rng))
+    got = split_images(simulate(dut, events_of(images), dut.i, dut.o, ends(len(images)), rng, gap=gap))
     assert got == [sorted(im, key=lambda e: (e[1], e[0])) for im in images]
 
 
