@@ -2,6 +2,7 @@
 
 from amaranth import Elaboratable, Module
 from amaranth.build import ResourceError
+from amaranth.lib import io
 
 from .gateware import HostLink
 
@@ -34,12 +35,15 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.link = self.link
-        uart = platform.request("uart", 0)
-        m.d.comb += [self.link.rx.eq(uart.rx.i), uart.tx.o.eq(self.link.tx)]
+        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        m.submodules.uart_rx_pin = rx_pin = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx_pin = tx_pin = io.Buffer("o", uart.tx)
+        m.d.comb += [self.link.rx.eq(rx_pin.i), tx_pin.o.eq(self.link.tx)]
         for index, role in enumerate(LED_ROLES):
             try:
-                led = platform.request("led", index)
+                led = platform.request("led", index, dir="-")
             except ResourceError:
                 break
-            m.d.comb += led.o.eq(getattr(self.link, role))
+            m.submodules[f"led_{role}"] = led_pin = io.Buffer("o", led)
+            m.d.comb += led_pin.o.eq(getattr(self.link, role))
         return m

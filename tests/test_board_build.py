@@ -1,0 +1,39 @@
+"""Synthesis, place and route of a small net on iCEBreaker (iCE40 UP5K) and ULX3S-85F (ECP5)
+with the yowasp tools, through `hdlgen build` (slow: about a minute each)."""
+
+import json
+
+import pytest
+
+from hdlgen import ttfs
+from hdlgen.cli import main
+
+from .test_board_top import tiny_net
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board, family, suffix", [("icebreaker", "ice40", ".bin"), ("ulx3s-85f", "ecp5", ".bit")])
+def test_build_small_net(tmp_path, capsys, board, family, suffix):
+    net_path = ttfs.save(tiny_net(), tmp_path / "tiny.ttfs")
+    code = main(["build", str(net_path), "--board", board, "-o", str(tmp_path / "out"), "--json"])
+    out = capsys.readouterr().out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert code == 0, out
+    assert report["board"] == board and report["ok"] and report["problem"] is None
+    bitstream = tmp_path / "out" / f"top{suffix}"
+    assert report["bitstream"] == str(bitstream) and bitstream.stat().st_size > 10_000
+    usage = report["utilization"]
+    assert {"LUT", "FF", "BRAM", "DSP"} <= set(usage)
+    assert all(0 < usage[k]["used"] <= usage[k]["available"] for k in ("LUT", "FF", "BRAM"))
+    assert report["clock_mhz"] == {"ice40": 12.0, "ecp5": 25.0}[family]
+    assert report["fmax_mhz"] >= report["clock_mhz"]
+
+
+@pytest.mark.slow
+def test_build_that_does_not_fit_says_what_is_short(tmp_path, capsys):
+    """A net far too big for an iCEstick (iCE40 HX1K): exit 2 and one line naming the resource."""
+    net_path = ttfs.save(tiny_net(inputs=256, hidden=64, classes=10), tmp_path / "big.ttfs")
+    code = main(["build", str(net_path), "--board", "icestick", "--lanes", "8", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("hdlgen build: does not fit icestick:") and "fewer lanes (now 8)" in err[0]

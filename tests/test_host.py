@@ -1,0 +1,102 @@
+"""The host side: `hdlgen run` against a simulated board (only the serial port is replaced),
+`hdlgen flash` with no board attached, a missing serial port."""
+
+import json
+
+import numpy as np
+import pytest
+import serial
+from amaranth.sim import Simulator
+
+from hdlgen import golden, ttfs
+from hdlgen.boards.gateware import HostLink
+from hdlgen.boards.sim import SimulatedSerial
+from hdlgen.cli import main
+
+from .test_board_top import tiny_net
+
+CLK, BAUD = 1e6, 250_000
+
+
+@pytest.fixture
+def simulated_board(monkeypatch):
+    """``serial.Serial(...)`` opens a simulated board running NetworkTop behind the host link."""
+    from hdlgen.rtl_templates.top import NetworkTop
+
+    opened = []
+
+    def open_port(net, port, baud, timeout):
+        top = HostLink(net, NetworkTop(net), clk_freq=CLK, baud=BAUD, timeout=2e-3)
+        sim = Simulator(top)
+        sim.add_clock(1 / CLK)
+        port = SimulatedSerial(sim, top.rx, top.tx, divisor=top.divisor, clk_freq=CLK, timeout=5e-3)
+        opened.append(port)
+        return port
+
+    def install(net):
+        monkeypatch.setattr(serial, "Serial", lambda port, baud, timeout: open_port(net, port, baud, timeout))
+        return opened
+    return install
+
+
+def write_case(tmp_path, net, n=5, seed=4):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, net.input.size))
+    ref = golden.run_batch(net, net.input.pixels(x))
+    y = ref.classes.copy()
+    y[0] = (y[0] + 1) % net.classes          # one label the net gets wrong
+    ttfs.save(net, tmp_path / "net.ttfs")
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    return ref, y
+
+
+def test_run_classifies_on_the_board(tmp_path, simulated_board, capsys):
+    net = tiny_net()
+    ref, y = write_case(tmp_path, net)
+    simulated_board(net)
+    code = main(["run", "--port", "/dev/ttyFAKE", "--data", str(tmp_path / "data.npz"),
+                 "--net", str(tmp_path / "net.ttfs"), "--json"])
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 0
+    assert summary["agreement"] == 1.0 and summary["logits_agreement"] == 1.0
+    assert summary["accuracy"] == pytest.approx(np.mean(ref.classes == y))
+    assert summary["samples"] == 5 and summary["retries"] == 0 and summary["cycles_mean"] > 0
+    assert "accuracy 80.00% on 5 samples" in out
+
+
+def test_run_refuses_a_board_with_another_net(tmp_path, simulated_board, capsys):
+    net = tiny_net()
+    write_case(tmp_path, net)
+    simulated_board(tiny_net(seed=9))
+    code = main(["run", "--port", "/dev/ttyFAKE", "--data", str(tmp_path / "data.npz"),
+                 "--net", str(tmp_path / "net.ttfs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "the board runs a different net" in err[0]
+
+
+def test_run_without_a_port_is_one_line(tmp_path, capsys):
+    net = tiny_net()
+    write_case(tmp_path, net)
+    code = main(["run", "--port", str(tmp_path / "ttyNONE"), "--data", str(tmp_path / "data.npz"),
+                 "--net", str(tmp_path / "net.ttfs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "cannot open the serial port" in err[0]
+
+
+def test_flash_without_a_board_is_one_line(tmp_path, capsys):
+    bitstream = tmp_path / "top.bin"
+    bitstream.write_bytes(bytes(1024))
+    code = main(["flash", str(bitstream), "--board", "icebreaker"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    # no board on this machine; where the USB libraries are missing, that is said instead
+    assert "no icebreaker found on USB" in err[0] or "openFPGALoader cannot start" in err[0]
+
+
+def test_flash_checks_the_file(tmp_path, capsys):
+    assert main(["flash", str(tmp_path / "none.bin"), "--board", "icebreaker"]) == 2
+    assert "no such bitstream" in capsys.readouterr().err
+    (tmp_path / "top.bin").write_bytes(b"x")
+    assert main(["flash", str(tmp_path / "top.bin"), "--board", "ulx3s-85f"]) == 2
+    assert "ecp5 bitstream is a .bit file" in capsys.readouterr().err
