@@ -117,7 +117,7 @@ class ResultMonitor:
             now = _now_cycles()
             waiting_since = now if waiting_since is None else waiting_since
             if self.ready.value == 1:
-                payload = self.spec.decode_result(self.payload.value.to_unsigned())
+                payload = self.spec.decode_result(int(self.payload.value))
                 self.results.append((payload, waiting_since, now))
                 waiting_since = None
                 self._arrived.set()
@@ -144,7 +144,7 @@ class TraceMonitor:
         while True:
             await RisingEdge(self.clock)
             if self.valid.value == 1:
-                self.events.append((self.neuron.value.to_unsigned(), self.tick.value.to_unsigned()))
+                self.events.append((int(self.neuron.value), int(self.tick.value)))
             else:
                 await RisingEdge(self.valid)  # sleep through layers that are not spiking
 
@@ -262,7 +262,7 @@ class NetworkTestbench:
 
     async def run(self) -> dict:
         """Run every image; returns the per-image records and the mismatches (JSON-ready)."""
-        cocotb.start_soon(Clock(getattr(self.dut, self.spec.clock), CLOCK_PERIOD_NS, unit="ns").start())
+        Clock(getattr(self.dut, self.spec.clock), CLOCK_PERIOD_NS, unit="ns").start()
         await self.reset()
         cocotb.start_soon(self.monitor.run())
         for monitor in self.traces:

@@ -1,0 +1,151 @@
+"""The generated core, simulated with cocotb, is bit-exact with the golden model.
+
+Random dense nets cover layer sizes 1..300, depth 1..4, windows 1..64, weight bits 2..8,
+lanes 1..16, zero/negative/large biases, per-layer and per-neuron K, and images with no spike
+at all or saturating every pixel; each runs ≥ 20 images under random input gaps and
+back-pressure. Mutants (a core built from a slightly different net) must be caught, and the
+digits example must run on 200 test images.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+import pytest
+
+from hdlgen import golden
+from hdlgen.cycles import dense_schedule, overhead_bound
+from hdlgen.simulate import missing_simulator, simulate
+from hdlgen.testing import random_net, random_pixels
+
+pytestmark = pytest.mark.slow
+
+IMAGES = 20
+# Keeps every net's run within a few seconds of Icarus: cycles of the dense schedule × images.
+CYCLE_BUDGET = 150_000
+
+
+def require_simulator(simulator="icarus"):
+    """In CI (``CI=true``) a missing simulator fails the test; elsewhere it is skipped with the reason."""
+    reason = missing_simulator(simulator)
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+# (sizes input → classes, windows of the spiking layers, weight bits, lanes, bias): the corners
+CORNERS = [
+    ([1, 1], [1], 2, 1, "zero"),                     # smallest possible net, readout only
+    ([300, 3], [64], 8, 16, "random"),               # widest input, longest window
+    ([5, 300, 4], [8, 3], 4, 16, "large"),           # widest hidden layer, big biases
+    ([20, 1, 6], [16, 1], 8, 1, "random"),           # one hidden neuron, T = 1
+    ([30, 25, 20, 15, 10], [4, 6, 8, 5], 3, 3, "negative"),  # depth 4, negative biases
+    ([64, 32, 10], [64, 64], 8, 16, "random"),       # long windows at both layers
+    ([9, 17, 2], [2, 1], 2, 16, "random"),           # lanes > the readout's fan-out
+    ([200, 64, 10], [16, 16], 8, 8, "zero"),
+]
+
+
+def _random_spec(rng):
+    depth = int(rng.integers(1, 5))
+    big = rng.random() < 0.15
+    sizes = [int(rng.integers(1, 300 if big else 40) + 1) for _ in range(depth + 1)]
+    ticks = [int(rng.choice([1, 2, 3, 4, 8, 16, 32, 64])) for _ in range(depth)]
+    return sizes, ticks, int(rng.integers(2, 9)), int(rng.integers(1, 17)), \
+        str(rng.choice(["random", "zero", "negative", "large"]))
+
+
+def _cases():
+    rng = np.random.default_rng(2024)
+    specs = CORNERS + [_random_spec(rng) for _ in range(24)]
+    return [pytest.param(i, *spec, id=f"net{i:02d}-{'x'.join(map(str, spec[0]))}-T{'.'.join(map(str, spec[1]))}"
+                                        f"-w{spec[2]}-l{spec[3]}-{spec[4]}") for i, spec in enumerate(specs)]
+
+
+def _pixels(rng, size):
+    """Mostly random images, plus two with no spike at all and two saturating every pixel."""
+    return np.concatenate([random_pixels(rng, 2, size, "zero"), random_pixels(rng, IMAGES - 4, size),
+                           random_pixels(rng, 2, size, "saturate")])[rng.permutation(IMAGES)]
+
+
+def _assert_matches_golden(report, net, pixels, lanes):
+    assert report.mismatches == [], "\n".join(report.mismatches[:5])
+    assert report.predicted == golden.run_batch(net, pixels).classes.tolist()
+    # Latency of an image alone in the core lies between the event lower bound and the RTL's own upper bound.
+    assert report.lower_bound_mean <= report.cycles_mean <= report.lower_bound_mean + overhead_bound(net, lanes)
+    assert report.initiation_interval is not None and report.initiation_interval <= report.cycles_max
+
+
+@pytest.mark.parametrize("index,sizes,ticks,weight_bits,lanes,bias", _cases())
+def test_random_net_is_bit_exact(index, sizes, ticks, weight_bits, lanes, bias, tmp_path):
+    require_simulator()
+    rng = np.random.default_rng(index)
+    net = random_net(rng, sizes, ticks, weight_bits, bias, per_channel_k=bool(index % 2), name=f"net{index}")
+    widest = max(sizes[1:])
+    while dense_schedule(net, min(lanes, widest)) * IMAGES > CYCLE_BUDGET and lanes < 16:
+        lanes = min(16, 2 * lanes)  # big nets with few lanes would take minutes in Icarus
+    lanes = min(lanes, widest)  # the core takes at most the widest layer's fan-out
+    pixels = _pixels(rng, sizes[0])
+    report = simulate(net, pixels, lanes=lanes, build_dir=tmp_path, seed=index)
+    _assert_matches_golden(report, net, pixels, lanes)
+
+
+def _mutant_case(rng):
+    net = random_net(rng, [24, 16, 12, 6], [16, 8, 8], 6, "random", name="mutant")
+    return net, random_pixels(rng, IMAGES, 24)
+
+
+def _differs(net, mutant, pixels):
+    return any(golden.run_events(net, p).spikes != golden.run_events(mutant, p).spikes
+               or list(golden.run_events(net, p).logits) != list(golden.run_events(mutant, p).logits) for p in pixels)
+
+
+@pytest.mark.parametrize("mutation", ["k_plus_one", "hidden_bias_minus_one", "readout_bias_plus_one", "input_table"])
+def test_wrong_core_is_caught(mutation, tmp_path):
+    """A core built from a net that differs by one integer must be reported at the first
+    layer where the difference shows."""
+    require_simulator()
+    net, pixels = _mutant_case(np.random.default_rng(6))
+    mutant = copy.deepcopy(net)
+    first_layer = {"k_plus_one": 2, "hidden_bias_minus_one": 1, "input_table": 0}
+    if mutation == "k_plus_one":
+        mutant.layers[1].k = mutant.layers[1].k + 1
+    elif mutation == "hidden_bias_minus_one":
+        mutant.layers[0].bias = mutant.layers[0].bias - 1
+    elif mutation == "readout_bias_plus_one":
+        mutant.layers[2].bias = mutant.layers[2].bias + 1
+    else:
+        table = mutant.input.table.copy()
+        table[128:] = np.minimum(table[128:] + 1, mutant.input.ticks)
+        mutant.input.table = table
+    assert _differs(net, mutant, pixels), "the mutation must change the golden output of these images"
+    report = simulate(net, pixels, hardware_net=mutant, build_dir=tmp_path, seed=1)
+    assert report.mismatches
+    if mutation == "readout_bias_plus_one":
+        assert all("logit" in m for m in report.mismatches)
+    else:
+        assert f"layer {first_layer[mutation]}: " in report.mismatches[0] and "spike" in report.mismatches[0]
+
+
+def test_digits_example_on_200_test_images(digits_net, digits_test, tmp_path):
+    require_simulator()
+    from hdlgen import ttfs
+    net = ttfs.load(digits_net)
+    x, y = digits_test.x[:200], digits_test.y[:200]
+    pixels = net.input.pixels(x)
+    report = simulate(net, pixels, labels=y, lanes=2, build_dir=tmp_path)
+    _assert_matches_golden(report, net, pixels, 2)
+    assert report.samples == 200
+    assert report.accuracy == pytest.approx(np.mean(golden.run_batch(net, pixels).classes == y))
+
+
+def test_verilator_runs_the_core(tmp_path):
+    require_simulator("verilator")
+    rng = np.random.default_rng(11)
+    net = random_net(rng, [16, 12, 5], [8, 8], 8, "random", name="verilated")
+    pixels = _pixels(rng, 16)
+    report = simulate(net, pixels, lanes=4, simulator="verilator", build_dir=tmp_path, seed=2)
+    _assert_matches_golden(report, net, pixels, 4)
