@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ttfs import TTFSNet
+from .float_ops import im2col
+from .ttfs import IntDense, IntMaxPool2d, TTFSNet
 
-__all__ = ["BatchResult", "EventResult", "run_batch", "run_events", "spikes_from_q", "accumulate"]
+__all__ = ["BatchResult", "EventResult", "run_batch", "run_events", "spikes_from_q", "accumulate", "k_per_neuron"]
 
 _EXACT_F32 = 1 << 24
 _EXACT_F64 = 1 << 53
@@ -44,22 +45,41 @@ class EventResult:
     label: int
 
 
-def accumulate(layer, q_in: np.ndarray) -> np.ndarray:
-    """``A = B + q_in·Wᵀ`` exactly, for a batch of integer activations (N, fan_in) → int64.
+def _exact_product(rows: np.ndarray, w: np.ndarray, ticks_in: int) -> np.ndarray:
+    """``rows @ w.T`` exactly for integer ``rows`` in ``0..ticks_in``.
 
-    Uses a float BLAS product when the layer's bounds prove every partial sum is exactly
-    representable (the common case, ~100× faster than integer matmul), else int64.
+    Uses a float BLAS product when the bounds prove every partial sum is exactly representable
+    (the common case, ~100× faster than integer matmul), else int64.
     """
-    w = layer.weight
     reach = max(int(np.abs(np.clip(w, None, 0).sum(axis=1)).max(initial=0)),
-                int(np.clip(w, 0, None).sum(axis=1).max(initial=0))) * layer.ticks_in
+                int(np.clip(w, 0, None).sum(axis=1).max(initial=0))) * ticks_in
     if reach < _EXACT_F32:
-        dot = (q_in.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int64)
-    elif reach < _EXACT_F64:
-        dot = (q_in.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
-    else:
-        dot = q_in.astype(np.int64) @ w.T
-    return dot + layer.bias
+        return (rows.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int64)
+    if reach < _EXACT_F64:
+        return (rows.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
+    return rows.astype(np.int64) @ w.T
+
+
+def accumulate(layer, q_in: np.ndarray) -> np.ndarray:
+    """``A = B + W·q_in`` exactly for a batch of activations (N, fan_in) → int64 (N, fan_out),
+    neurons in (channel, row, column) order for a convolution."""
+    if isinstance(layer, IntDense):
+        return _exact_product(q_in, layer.weight, layer.ticks_in) + layer.bias
+    w = layer.weight
+    cols = im2col(q_in.reshape(len(q_in), *layer.in_shape), w.shape[2:], layer.stride, layer.padding)
+    n, oh, ow = cols.shape[:3]
+    acc = _exact_product(cols.reshape(n * oh * ow, -1), w.reshape(len(w), -1), layer.ticks_in) + layer.bias
+    return acc.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2).reshape(n, -1)
+
+
+def k_per_neuron(layer) -> np.ndarray:
+    """The threshold step of every output neuron."""
+    return np.repeat(layer.k, layer.fan_out // len(layer.k))
+
+
+def _max_pool(layer, q_in):
+    cols = im2col(q_in.reshape(len(q_in), *layer.in_shape), layer.kernel, layer.stride, layer.padding)
+    return cols.max(axis=(4, 5)).transpose(0, 3, 1, 2).reshape(len(q_in), -1)
 
 
 def _argmax_lowest(logits):
@@ -71,8 +91,10 @@ def run_batch(net: TTFSNet, pixels: np.ndarray) -> BatchResult:
     q = net.input.q(np.asarray(pixels).reshape(len(pixels), -1))
     qs = [q]
     for layer in net.layers[:-1]:
-        acc = accumulate(layer, q)
-        q = np.clip(acc // layer.k, 0, layer.ticks)  # floor division, as the comparator fires
+        if isinstance(layer, IntMaxPool2d):
+            q = _max_pool(layer, q)  # padding is 0 = no spike, never the max of a non-empty window
+        else:
+            q = np.clip(accumulate(layer, q) // k_per_neuron(layer), 0, layer.ticks)  # floor, as the comparator fires
         qs.append(q)
     logits = accumulate(net.layers[-1], q)
     return BatchResult(qs, logits, _argmax_lowest(logits))
@@ -86,28 +108,67 @@ def spikes_from_q(q: np.ndarray, ticks: int) -> list:
     return [(int(n), int(t)) for n, t in zip(neurons[order], times[order])]
 
 
+def _fan_out_weights(layer, neuron):
+    """The weight every output neuron gives input ``neuron`` (a column of W; for a conv the
+    kernel taps that reach each output position, zero elsewhere)."""
+    if isinstance(layer, IntDense):
+        return layer.weight[:, neuron]
+    _, h, w = layer.in_shape
+    c, y, x = neuron // (h * w), neuron // w % h, neuron % w
+    out_c, oh, ow = layer.out_shape
+    column = np.zeros((out_c, oh, ow), dtype=np.int64)
+    (sy, sx), (py, px) = layer.stride, layer.padding
+    for ky in range(layer.weight.shape[2]):
+        for kx in range(layer.weight.shape[3]):
+            oy, ry = divmod(y + py - ky, sy)
+            ox, rx = divmod(x + px - kx, sx)
+            if ry == 0 and rx == 0 and 0 <= oy < oh and 0 <= ox < ow:
+                column[:, oy, ox] += layer.weight[:, c, ky, kx]
+    return column.reshape(-1)
+
+
 def _ramp(layer, spikes, ticks_in):
-    """Integrate slopes tick by tick: a spike at tick τ adds its weight column to the slope,
-    and the slope is added to the potential at every tick τ..T_in−1 (i.e. T_in − τ times)."""
+    """Integrate slopes tick by tick: a spike at tick τ adds its weights to the slopes of the
+    neurons it reaches, and the slope is added to the potential at every tick τ..T_in−1
+    (i.e. T_in − τ times)."""
     slope = np.zeros(layer.fan_out, dtype=np.int64)
-    potential = layer.bias.copy()
+    potential = np.repeat(layer.bias, layer.fan_out // len(layer.bias))
     by_tick = {}
     for neuron, tick in spikes:
         by_tick.setdefault(tick, []).append(neuron)
     for tick in range(ticks_in):
         for neuron in by_tick.get(tick, ()):
-            slope += layer.weight[:, neuron]
+            slope += _fan_out_weights(layer, neuron)
         potential += slope
     return potential
+
+
+def _first_spike_per_window(layer, spikes):
+    """Max-pool of spikes: each window passes its earliest spike and drops the rest."""
+    c_in, h, w = layer.in_shape
+    _, oh, ow = layer.out_shape
+    (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
+    fired, out = set(), []
+    for neuron, tick in spikes:
+        c, y, x = neuron // (h * w), neuron // w % h, neuron % w
+        for oy in range(oh):
+            for ox in range(ow):
+                if 0 <= y + py - oy * sy < kh and 0 <= x + px - ox * sx < kw:
+                    window = (c * oh + oy) * ow + ox
+                    if window not in fired:
+                        fired.add(window)
+                        out.append((window, tick))
+    return sorted(out, key=lambda spike: (spike[1], spike[0]))
 
 
 def _fire(layer, potential):
     """Comparator against the falling threshold K·(T − t): each neuron fires once, at the first
     tick it reaches the threshold."""
     fired = np.zeros(layer.fan_out, dtype=bool)
+    k = k_per_neuron(layer)
     spikes = []
     for tick in range(layer.ticks):
-        now = ~fired & (potential >= layer.k * (layer.ticks - tick))
+        now = ~fired & (potential >= k * (layer.ticks - tick))
         spikes.extend((int(n), tick) for n in np.flatnonzero(now))
         fired |= now
     return spikes
@@ -119,7 +180,10 @@ def run_events(net: TTFSNet, pixels: np.ndarray) -> EventResult:
     spikes = [spikes_from_q(q0, net.input.ticks)]
     ticks_in = net.input.ticks
     for layer in net.layers[:-1]:
-        spikes.append(_fire(layer, _ramp(layer, spikes[-1], ticks_in)))
+        if isinstance(layer, IntMaxPool2d):
+            spikes.append(_first_spike_per_window(layer, spikes[-1]))
+        else:
+            spikes.append(_fire(layer, _ramp(layer, spikes[-1], ticks_in)))
         ticks_in = layer.ticks
     logits = _ramp(net.layers[-1], spikes[-1], ticks_in)
     return EventResult(spikes, logits, int(_argmax_lowest(logits)))

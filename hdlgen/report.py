@@ -33,7 +33,7 @@ def evaluate(net: TTFSNet, data: Dataset, batch: int = 4096) -> dict:
         "spikes_per_neuron": [float(s / (len(data) * n)) for s, n in zip(spikes, net.sizes)],
         "ticks": net.ticks,
         "weight_bits": net.meta.get("weight_bits", net.layers[0].weight_bits),
-        "accumulator_widths": [layer.widths()["accumulator"] for layer in net.layers],
+        "accumulator_widths": [layer.widths().get("accumulator") for layer in net.layers],
     }
     return out
 
@@ -51,6 +51,9 @@ def format_net(net: TTFSNet) -> str:
              f"{'layer':<12}{'neurons':>8}{'T':>5}{'K':>12}{'acc bits':>10}{'weight bits':>13}",
              f"{'input':<12}{net.input.size:>8}{net.input.ticks:>5}{'-':>12}{'-':>10}{'-':>13}"]
     for layer in net.layers:
+        if not hasattr(layer, "weight"):
+            lines.append(f"{layer.name:<12}{layer.fan_out:>8}{layer.ticks:>5}{'max-pool':>12}{'-':>10}{'-':>13}")
+            continue
         if layer.readout:
             k = "readout"
         else:

@@ -7,7 +7,7 @@ import numpy as np
 from .passes.quantize import input_encoding
 from .ttfs import IntDense, TTFSNet
 
-__all__ = ["random_net", "random_pixels"]
+__all__ = ["random_net", "random_cnn", "random_pixels"]
 
 BIAS_MODES = ("random", "zero", "negative", "large")
 
@@ -50,3 +50,34 @@ def random_pixels(rng: np.random.Generator, count: int, size: int, kind: str = "
     pixels = rng.integers(0, 256, size=(count, size))
     pixels[rng.random((count, size)) < 0.4] = 0
     return pixels.astype(np.uint8)
+
+
+def random_cnn(rng: np.random.Generator, in_shape=(1, 8, 8), blocks=(("conv", 4, 3, 1, 1), ("pool", 2, 2)),
+               classes: int = 5, ticks: int = 8, weight_bits: int = 6, bias: str = "random",
+               name: str = "random_cnn") -> TTFSNet:
+    """A CNN of ``blocks`` – ``("conv", out_channels, kernel, stride, padding)`` or
+    ``("pool", kernel, stride)`` – then a dense readout, with random integers as in :func:`random_net`."""
+    from .ttfs import IntConv2d, IntMaxPool2d
+
+    limit = (1 << (weight_bits - 1)) - 1
+    encoding = input_encoding(tuple(in_shape), 0.0, 1 / 255, 1 / ticks, ticks)
+    layers, shape = [], tuple(in_shape)
+    for i, block in enumerate(blocks):
+        if block[0] == "pool":
+            layer = IntMaxPool2d(shape, (block[1],) * 2, (block[2],) * 2, (0, 0), ticks, name=f"pool{i}")
+        else:
+            _, out_c, kernel, stride, padding = block
+            fan_in = shape[0] * kernel * kernel
+            spread = max(1, int(np.sqrt(fan_in) * limit * ticks / 2))
+            b = {"random": rng.integers(-spread, spread + 1, out_c), "zero": np.zeros(out_c, np.int64),
+                 "negative": -rng.integers(1, 4 * spread + 2, out_c),
+                 "large": rng.integers(spread, 8 * spread + 2, out_c)}[bias]
+            k = rng.integers(1, 2 * max(1, spread // ticks) + 1, out_c)
+            layer = IntConv2d(rng.integers(-limit, limit + 1, (out_c, shape[0], kernel, kernel)), b, k, ticks, ticks,
+                              weight_bits, np.ones(out_c), shape, (stride,) * 2, (padding,) * 2, name=f"conv{i}")
+        layers.append(layer)
+        shape = layer.out_shape
+    fan_in = int(np.prod(shape))
+    layers.append(IntDense(rng.integers(-limit, limit + 1, (classes, fan_in)), rng.integers(-50, 50, classes), None,
+                           ticks, 0, weight_bits, np.ones(classes), name="readout"))
+    return TTFSNet(encoding, layers, name)

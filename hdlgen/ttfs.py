@@ -18,6 +18,7 @@ array) describing the net; arrays are ``input.table``, ``layer<i>.weight``, ``la
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ import numpy as np
 from . import ir
 from .errors import UserError
 
-__all__ = ["InputEncoding", "IntDense", "TTFSNet", "layer_bounds", "signed_width", "unsigned_width",
+__all__ = ["InputEncoding", "IntDense", "IntConv2d", "IntMaxPool2d", "TTFSNet", "layer_bounds", "signed_width", "unsigned_width",
            "FORMAT", "save", "load"]
 
 FORMAT = "hdlgen-ttfs/1"
@@ -172,10 +173,118 @@ class IntDense:
         return out
 
 
-def layer_bounds(layer: IntDense) -> tuple[int, int]:
+def _conv_output(in_shape, kernel, stride, padding):
+    _, h, w = in_shape
+    return ((h + 2 * padding[0] - kernel[0]) // stride[0] + 1, (w + 2 * padding[1] - kernel[1]) // stride[1] + 1)
+
+
+@dataclass
+class IntConv2d:
+    """An integer 2-D convolution (PyTorch semantics, zero padding = no spike), always spiking.
+
+    Same math as :class:`IntDense` with ``W`` the convolution: ``A = B + conv(q_in)``,
+    ``q = clamp(floor(A / K), 0, T)``; ``bias``, ``k`` and ``scale`` are per output channel.
+    Neurons are numbered in (channel, row, column) order, as PyTorch flattens.
+
+    Parameters
+    ----------
+    weight : ndarray (out_c, in_c, kh, kw)
+    in_shape : tuple (in_c, h, w)
+    stride, padding : tuple of 2 ints
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    k: np.ndarray
+    ticks_in: int
+    ticks: int
+    weight_bits: int
+    scale: np.ndarray
+    in_shape: tuple
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    name: str = field(default="conv")
+
+    kind = "conv2d"
+    readout = False
+
+    def __post_init__(self):
+        self.in_shape, self.stride, self.padding = (tuple(int(v) for v in t) for t in (self.in_shape, self.stride, self.padding))
+        where = f"layer {self.name!r}"
+        self.weight = np.asarray(self.weight, dtype=np.int64)
+        if self.weight.ndim != 4 or self.weight.shape[1] != self.in_shape[0]:
+            raise UserError(f"{where}: weight must be (out_c, {self.in_shape[0]}, kh, kw), got {self.weight.shape}")
+        if min(self.out_shape[1:]) < 1:
+            raise UserError(f"{where}: kernel {self.weight.shape[2:]} does not fit input {self.in_shape}")
+        flat = IntDense(self.weight.reshape(len(self.weight), -1), self.bias, self.k, self.ticks_in, self.ticks,
+                        self.weight_bits, self.scale, name=self.name)  # the same checks as a dense layer
+        self.bias, self.k, self.scale = flat.bias, flat.k, flat.scale
+
+    @property
+    def out_shape(self) -> tuple:
+        return (self.weight.shape[0], *_conv_output(self.in_shape, self.weight.shape[2:], self.stride, self.padding))
+
+    @property
+    def fan_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def fan_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    def widths(self) -> dict:
+        low, high = layer_bounds(self)
+        return {"weight": self.weight_bits, "accumulator": signed_width(low, high),
+                "input_tick": unsigned_width(self.ticks_in), "index": unsigned_width(self.fan_in - 1),
+                "k": unsigned_width(int(self.k.max())), "threshold": unsigned_width(int(self.k.max()) * self.ticks),
+                "tick": unsigned_width(self.ticks)}
+
+
+@dataclass
+class IntMaxPool2d:
+    """Max pooling of spikes: ``q = max(window)``, i.e. the earliest spike of each window passes
+    and later ones are dropped. Windows and ticks are unchanged by it (``ticks_in == ticks``)."""
+
+    in_shape: tuple
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    ticks: int
+    name: str = field(default="maxpool")
+
+    kind = "maxpool2d"
+    readout = False
+
+    def __post_init__(self):
+        self.in_shape, self.kernel, self.stride, self.padding = (
+            tuple(int(v) for v in t) for t in (self.in_shape, self.kernel, self.stride, self.padding))
+        if min(self.out_shape[1:]) < 1:
+            raise UserError(f"layer {self.name!r}: window {self.kernel} does not fit input {self.in_shape}")
+
+    @property
+    def ticks_in(self) -> int:
+        return self.ticks
+
+    @property
+    def out_shape(self) -> tuple:
+        return (self.in_shape[0], *_conv_output(self.in_shape, self.kernel, self.stride, self.padding))
+
+    @property
+    def fan_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def fan_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    def widths(self) -> dict:
+        return {"tick": unsigned_width(self.ticks), "index": unsigned_width(self.fan_in - 1)}
+
+
+def layer_bounds(layer) -> tuple[int, int]:
     """Least and greatest value any partial sum ``B_i + Σ_{j∈S} W_ij·q_j`` can take, over all
-    neurons, subsets ``S`` of inputs and ``q_j ∈ 0..ticks_in``."""
-    w = layer.weight
+    neurons, subsets ``S`` of inputs and ``q_j ∈ 0..ticks_in`` (for a conv: over its kernel)."""
+    w = layer.weight.reshape(len(layer.weight), -1)
     high = layer.bias + np.clip(w, 0, None).sum(axis=1) * layer.ticks_in
     low = layer.bias + np.clip(w, None, 0).sum(axis=1) * layer.ticks_in
     return int(min(low.min(), 0)), int(max(high.max(), 0))
@@ -217,6 +326,16 @@ class TTFSNet:
         return self.layers[-1].fan_out
 
 
+LAYER_TYPES = {cls.kind: cls for cls in (IntDense, IntConv2d, IntMaxPool2d)}
+
+
+def _layer_header(layer) -> dict:
+    scalars = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)
+               if not isinstance(getattr(layer, f.name), np.ndarray) and getattr(layer, f.name) is not None}
+    return {"kind": layer.kind, **{k: list(v) if isinstance(v, tuple) else v for k, v in scalars.items()},
+            "readout": layer.readout, "widths": layer.widths()}
+
+
 def _header(net: TTFSNet) -> dict:
     enc = net.input
     return {
@@ -225,9 +344,7 @@ def _header(net: TTFSNet) -> dict:
                   "scale": enc.scale, "ticks": enc.ticks},
         "ann": [{k: v for k, v in node.to_dict().items() if not isinstance(getattr(node, k, None), np.ndarray)}
                 for node in net.ann.nodes] if net.ann else None,
-        "layers": [{"kind": l.kind, "name": l.name, "ticks_in": l.ticks_in, "ticks": l.ticks,
-                    "weight_bits": l.weight_bits, "readout": l.readout, "widths": l.widths()}
-                   for l in net.layers],
+        "layers": [_layer_header(layer) for layer in net.layers],
     }
 
 
@@ -236,19 +353,34 @@ def save(net: TTFSNet, path) -> Path:
     arrays = {"header": np.frombuffer(json.dumps(_header(net), indent=1).encode(), dtype=np.uint8),
               "input.table": net.input.table}
     for i, layer in enumerate(net.layers):
-        arrays[f"layer{i}.weight"] = layer.weight
-        arrays[f"layer{i}.bias"] = layer.bias
-        arrays[f"layer{i}.scale"] = layer.scale
-        if not layer.readout:
-            arrays[f"layer{i}.k"] = layer.k
+        for f in dataclasses.fields(layer):
+            if isinstance(getattr(layer, f.name), np.ndarray):
+                arrays[f"layer{i}.{f.name}"] = getattr(layer, f.name)
     for i, node in enumerate(net.ann.nodes if net.ann else []):
-        for key, value in node.to_dict().items():
-            if isinstance(getattr(node, key, None), np.ndarray):
-                arrays[f"ann{i}.{key}"] = getattr(node, key)
+        for f in dataclasses.fields(node):
+            if isinstance(getattr(node, f.name), np.ndarray):
+                arrays[f"ann{i}.{f.name}"] = getattr(node, f.name)
     path = Path(path)
     with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
         np.savez_compressed(f, **arrays)
     return path
+
+
+def _load_layer(i, header, arrays, path):
+    header = dict(header)
+    kind, widths = header.pop("kind"), header.pop("widths")
+    header.pop("readout")
+    if kind not in LAYER_TYPES:
+        raise UserError(f"{path}: layer kind {kind!r} is not supported; known: {', '.join(LAYER_TYPES)}")
+    cls = LAYER_TYPES[kind]
+    prefix = f"layer{i}."
+    own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    if "k" in {f.name for f in dataclasses.fields(cls)}:
+        own.setdefault("k", None)
+    layer = cls(**header, **own)
+    if layer.widths() != widths:
+        raise UserError(f"{path}: layer {layer.name!r} widths in the header do not match its weights")
+    return layer
 
 
 def load(path) -> TTFSNet:
@@ -267,18 +399,12 @@ def load(path) -> TTFSNet:
     try:
         h = header["input"]
         enc = InputEncoding(h["shape"], h["offset"], h["pixel_scale"], h["scale"], h["ticks"], arrays["input.table"])
-        layers = []
-        for i, l in enumerate(header["layers"]):
-            layers.append(IntDense(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"],
-                                   None if l["readout"] else arrays[f"layer{i}.k"], l["ticks_in"], l["ticks"],
-                                   l["weight_bits"], arrays[f"layer{i}.scale"], name=l["name"]))
-            if layers[-1].widths() != l["widths"]:
-                raise UserError(f"{path}: layer {l['name']!r} widths in the header do not match its weights")
+        layers = [_load_layer(i, layer, arrays, path) for i, layer in enumerate(header["layers"])]
         ann = None
         if header.get("ann"):
             ann = ir.Graph([ir.Node.from_dict({**fields, **{k.split(".", 1)[1]: v for k, v in arrays.items()
                                                             if k.startswith(f"ann{i}.")}})
                             for i, fields in enumerate(header["ann"])])
         return TTFSNet(enc, layers, header.get("name", path.stem), header.get("meta", {}), ann)
-    except KeyError as e:
-        raise UserError(f"{path}: damaged .ttfs net, missing {e}") from None
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{path}: damaged .ttfs net ({e.__class__.__name__}: {e})") from None

@@ -44,14 +44,20 @@ def test_fold_batchnorm_after_relu_into_padded_conv_is_refused():
 
 def test_structure_check_names_the_unsupported_layer():
     g = ir.Graph([ir.Input((1, 4, 4)), ir.Conv2d(np.ones((1, 1, 3, 3)), np.zeros(1), name="c1"), ir.ReLU(),
-                  ir.Flatten(), ir.Dense(np.ones((2, 4)), np.zeros(2))])
-    state = Conversion(g, np.zeros((1, 1, 4, 4)), ConvertConfig())
-    DropFlatten().run(state)
-    with pytest.raises(UserError, match="'c1'.*not supported"):
-        CheckStructure().run(state)
+                  ir.AvgPool2d(2, name="avg"), ir.Flatten(), ir.Dense(np.ones((2, 1)), np.zeros(2))])
+    with pytest.raises(UserError, match="'avg'.*not supported"):
+        CheckStructure().run(Conversion(g, np.zeros((1, 1, 4, 4)), ConvertConfig()))
     relu_last = ir.Graph([ir.Input((3,)), ir.Dense(np.ones((2, 3)), np.zeros(2)), ir.ReLU()])
-    with pytest.raises(UserError, match="end in a Dense readout"):
+    with pytest.raises(UserError, match="end in a Dense"):
         CheckStructure().run(Conversion(relu_last, np.zeros((1, 3)), ConvertConfig()))
+    no_relu = ir.Graph([ir.Input((3,)), ir.Dense(np.ones((2, 3)), np.zeros(2), name="d0"),
+                        ir.Dense(np.ones((2, 2)), np.zeros(2))])
+    with pytest.raises(UserError, match="no ReLU between"):
+        CheckStructure().run(Conversion(no_relu, np.zeros((1, 3)), ConvertConfig()))
+    pool_first = ir.Graph([ir.Input((1, 4, 4)), ir.MaxPool2d(2, name="p"), ir.Flatten(),
+                           ir.Dense(np.ones((2, 4)), np.zeros(2))])
+    with pytest.raises(UserError, match="'p'.*must follow a ReLU"):
+        CheckStructure().run(Conversion(pool_first, np.zeros((1, 1, 4, 4)), ConvertConfig()))
 
 
 def test_config_validation():

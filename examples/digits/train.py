@@ -1,13 +1,14 @@
-"""Train the bundled digits MLP deterministically and write the example files.
+"""Train the bundled digits MLP and CNN deterministically and write the example files.
 
 scikit-learn's 8×8 digits (bundled with scikit-learn, no download), pixels scaled to 0..1,
 a fixed 80/20 split. Writes, next to this script:
 
 - ``digits_mlp.pt2``  the trained model, saved with ``torch.export.save``
 - ``digits_mlp.npz``  the same weights in hdlgen's weight-npz layout
+- ``digits_cnn.pt2``  a small CNN (conv-BN-ReLU-maxpool twice, then a linear readout)
 - ``digits_train.npz`` / ``digits_test.npz``  ``x`` (N, 1, 8, 8) float32 and ``y`` labels
 
-Run: ``python examples/digits/train.py`` (about 10 s on a CPU).
+Run: ``python examples/digits/train.py`` (about 20 s on a CPU).
 """
 
 from pathlib import Path
@@ -30,11 +31,18 @@ def dataset():
                             stratify=digits.target)
 
 
-def model():
+def mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 10))
 
 
+def cnn():
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(64, 10))
+
+
 def train(net, x, y):
+    torch.manual_seed(0)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(0)
@@ -52,13 +60,16 @@ def main():
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     x_train, x_test, y_train, y_test = dataset()
-    net = train(model(), x_train, y_train)
-    with torch.no_grad():
-        accuracy = (net(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean()
-    print(f"float test accuracy {100 * accuracy:.2f} %")
     np.savez_compressed(HERE / "digits_train.npz", x=x_train, y=y_train)
     np.savez_compressed(HERE / "digits_test.npz", x=x_test, y=y_test)
-    torch.export.save(torch.export.export(net, (torch.from_numpy(x_test[:1]),)), HERE / "digits_mlp.pt2")
+    for name, make in [("digits_mlp", mlp), ("digits_cnn", cnn)]:
+        model = train(make(), x_train, y_train)
+        with torch.no_grad():
+            accuracy = (model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean()
+        print(f"{name}: float test accuracy {100 * accuracy:.2f} %")
+        torch.export.save(torch.export.export(model, (torch.from_numpy(x_test[:1]),)), HERE / f"{name}.pt2")
+        if name == "digits_mlp":
+            net = model
     from hdlgen.importers.npz import save_npz
     linears = [m for m in net if isinstance(m, nn.Linear)]
     save_npz(HERE / "digits_mlp.npz", [m.weight.detach().numpy() for m in linears],

@@ -18,10 +18,14 @@ def run(args):
     enc = net.input
     print(f"input: shape {enc.shape}, pixel = round((x − {enc.offset:g}) / {enc.pixel_scale:g}), q0 = table[pixel]")
     for layer in net.layers:
-        low, high = layer_bounds(layer)
-        print(f"{layer.name}: accumulator range {low}..{high}, widths {layer.widths()}")
+        if hasattr(layer, "weight"):
+            low, high = layer_bounds(layer)
+            print(f"{layer.name}: accumulator range {low}..{high}, widths {layer.widths()}")
+        else:
+            print(f"{layer.name}: max-pool {layer.kernel} stride {layer.stride} of {layer.in_shape}, widths {layer.widths()}")
     if args.json:
         print_json({"name": net.name, "sizes": net.sizes, "ticks": net.ticks, "meta": net.meta,
-                    "layers": [{"name": l.name, "fan_in": l.fan_in, "fan_out": l.fan_out, "readout": l.readout,
-                                "range": list(layer_bounds(l)), "widths": l.widths()} for l in net.layers]})
+                    "layers": [{"name": l.name, "kind": l.kind, "fan_in": l.fan_in, "fan_out": l.fan_out, "readout": l.readout,
+                                "range": list(layer_bounds(l)) if hasattr(l, "weight") else None, "widths": l.widths()}
+                               for l in net.layers]})
     return 0

@@ -103,6 +103,17 @@ def _avg_pool(node, args, params):
     return [ir.AvgPool2d(kernel, stride, name=node.name)]
 
 
+@handler("aten.adaptive_avg_pool2d.default")
+def _adaptive_avg_pool(node, args, params):
+    h, w = node.args[0].meta["val"].shape[-2:]
+    out = _ints(args[1])
+    if h % out[0] or w % out[1]:
+        raise UserError(f"{node.name}: adaptive average pool from {h}x{w} to {out[0]}x{out[1]} has unequal windows; "
+                        "supported when the output divides the input")
+    kernel = (h // out[0], w // out[1])
+    return [ir.AvgPool2d(kernel, kernel, name=node.name)]
+
+
 @handler("aten.batch_norm.default", "aten._native_batch_norm_legit_no_training.default")
 def _batch_norm(node, args, params):
     gamma, beta = params.get(args[1], node, "weight"), params.get(args[2], node, "bias")

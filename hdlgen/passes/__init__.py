@@ -15,11 +15,12 @@ from ..errors import UserError
 from ..ttfs import TTFSNet
 from .calibrate import Calibrate
 from .fold_bn import FoldBatchNorm
+from .pools import FoldAvgPool, PoolAfterReLU
 from .quantize import Quantize
 from .structure import CheckStructure, DropFlatten
 from .widths import DeriveWidths
 
-__all__ = ["ConvertConfig", "Conversion", "FLOW", "convert", "FoldBatchNorm", "DropFlatten",
+__all__ = ["ConvertConfig", "Conversion", "FLOW", "convert", "PoolAfterReLU", "FoldBatchNorm", "FoldAvgPool", "DropFlatten",
            "CheckStructure", "Calibrate", "Quantize", "DeriveWidths"]
 
 
@@ -90,7 +91,8 @@ class Conversion:
     net: TTFSNet | None = None
 
 
-FLOW = [FoldBatchNorm(), DropFlatten(), CheckStructure(), Calibrate(), Quantize(), DeriveWidths()]
+FLOW = [PoolAfterReLU(), FoldBatchNorm(), FoldAvgPool(), DropFlatten(), CheckStructure(), Calibrate(), Quantize(),
+        DeriveWidths()]
 
 
 def convert(graph: ir.Graph, calibration_data, config: ConvertConfig | None = None, name: str = "net",

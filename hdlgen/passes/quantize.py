@@ -3,7 +3,8 @@
 import numpy as np
 
 from .. import ir
-from ..ttfs import InputEncoding, IntDense, TTFSNet, PIXEL_MAX
+from ..errors import UserError
+from ..ttfs import PIXEL_MAX, InputEncoding, IntConv2d, IntDense, IntMaxPool2d, TTFSNet
 
 __all__ = ["Quantize", "input_encoding", "quantize_dense"]
 
@@ -44,21 +45,40 @@ class Quantize:
     name = "quantize"
 
     def run(self, state):
-        config, stats = state.config, state.stats
+        config, stats, graph = state.config, state.stats, state.graph
         ticks, scales = stats["ticks"], stats["scales"]
-        dense = [n for n in state.graph.nodes if isinstance(n, ir.Dense)]
-        encoding = input_encoding(stats.get("input_shape", state.graph.input_shape), stats["input_offset"],
+        encoding = input_encoding(stats.get("input_shape", graph.input_shape), stats["input_offset"],
                                   stats["pixel_scale"], scales[0], ticks[0])
-        input_scale = np.full(dense[0].weight.shape[1], encoding.scale)
-        layers = []
-        for i, node in enumerate(dense):
-            bias = node.bias + (node.weight.sum(axis=1) * encoding.offset if i == 0 else 0.0)
-            readout = i == len(dense) - 1
-            layer = quantize_dense(node.weight, bias, input_scale, None if readout else scales[i + 1],
-                                   ticks[i], 0 if readout else ticks[i + 1], config.weight_bits,
-                                   config.per_channel, config.rounding, node.name)
+        shapes = [graph.input_shape] + graph.shapes()[1:]
+        readout = max(i for i, n in enumerate(graph.nodes) if isinstance(n, (ir.Dense, ir.Conv2d)))
+        channel_scale = np.full(graph.input_shape[0], encoding.scale)  # real value of one q unit, per channel
+        window, layers = 0, []
+        for index, node in enumerate(graph.nodes[1:], 1):
+            in_shape = shapes[index - 1]
+            if isinstance(node, ir.MaxPool2d):
+                layers.append(IntMaxPool2d(in_shape, node.kernel, node.stride, node.padding, ticks[window], name=node.name))
+                continue
+            if not isinstance(node, (ir.Dense, ir.Conv2d)):
+                continue  # ReLU, Flatten, Output: nothing to lower
+            weight = node.weight.reshape(len(node.weight), -1)
+            column_scale = np.repeat(channel_scale, weight.shape[1] // len(channel_scale))
+            bias = node.bias
+            if not layers and encoding.offset:
+                if isinstance(node, ir.Conv2d) and any(node.padding):
+                    raise UserError(f"{node.where()}: the input has negative values (offset {encoding.offset:g}), so "
+                                    "zero padding would not mean 'no spike'; use padding 0 or inputs ≥ 0")
+                bias = bias + weight.sum(axis=1) * encoding.offset  # x = offset + x', folded exactly
+            last = index == readout
+            layer = quantize_dense(weight, bias, column_scale, None if last else scales[window + 1], ticks[window],
+                                   0 if last else ticks[window + 1], config.weight_bits, config.per_channel,
+                                   config.rounding, node.name)
+            if isinstance(node, ir.Conv2d):
+                layer = IntConv2d(layer.weight.reshape(node.weight.shape), layer.bias, layer.k, layer.ticks_in,
+                                  layer.ticks, layer.weight_bits, layer.scale, in_shape, node.stride, node.padding,
+                                  name=node.name)
             layers.append(layer)
-            input_scale = layer.scale
+            channel_scale = layer.scale
+            window += 1
         meta = {"weight_bits": config.weight_bits, "per_channel": config.per_channel,
                 "calibration": config.calibration, "rounding": config.rounding}
         state.net = TTFSNet(encoding, layers, state.name, meta, state.graph)

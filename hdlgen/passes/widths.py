@@ -20,6 +20,9 @@ class DeriveWidths:
     def run(self, state):
         widths = []
         for layer in state.net.layers:
+            if not hasattr(layer, "weight"):  # a max-pool holds no sums
+                widths.append({"layer": layer.name, **layer.widths()})
+                continue
             low, high = layer_bounds(layer)
             w = layer.widths()
             if w["accumulator"] > MAX_ACCUMULATOR_BITS:

@@ -1,0 +1,111 @@
+"""Pooling passes: put max-pools after their ReLU, fold average pools into an affine neighbour."""
+
+import numpy as np
+
+from .. import ir
+from ..errors import UserError
+
+__all__ = ["PoolAfterReLU", "FoldAvgPool", "compose_kernels"]
+
+
+class PoolAfterReLU:
+    """``MaxPool → ReLU`` becomes ``ReLU → MaxPool`` (relu(max(x)) = max(relu(x))), so every
+    max-pool pools spikes. A BatchNorm between a conv's max-pool and its ReLU moves before the
+    pool when all its scales are positive (then it commutes with max); a negative scale would
+    turn that channel's max-pool into a min-pool, which is refused."""
+
+    name = "pool-after-relu"
+
+    def run(self, state):
+        nodes = list(state.graph.nodes)
+        changed = True
+        while changed:
+            changed = False
+            for i in range(1, len(nodes) - 1):
+                pool, after = nodes[i], nodes[i + 1]
+                if not isinstance(pool, ir.MaxPool2d):
+                    continue
+                if isinstance(after, ir.ReLU):
+                    nodes[i], nodes[i + 1] = after, pool
+                    changed = True
+                elif isinstance(after, ir.BatchNorm) and i + 2 < len(nodes) and isinstance(nodes[i + 2], ir.ReLU):
+                    if np.any(after.scale_shift()[0] <= 0):
+                        raise UserError(f"{after.where()} has a negative or zero scale after {pool.where()}: "
+                                        "that would make the max-pool a min-pool; move the batch norm before the pool")
+                    nodes[i], nodes[i + 1] = after, pool
+                    changed = True
+        state.graph = ir.Graph(nodes)
+
+
+def compose_kernels(coarse, fine, step):
+    """Kernel of ``coarse ∘ fine`` where ``coarse`` taps positions ``step`` apart of the output of
+    ``fine``: ``out[a·step + b] += coarse[a] · fine[b]`` over the last two axes (broadcast over
+    the leading ones)."""
+    (ah, aw), (bh, bw) = coarse.shape[-2:], fine.shape[-2:]
+    lead = np.broadcast_shapes(coarse.shape[:-2], fine.shape[:-2])
+    out = np.zeros(lead + ((ah - 1) * step[0] + bh, (aw - 1) * step[1] + bw))
+    for a_y in range(ah):
+        for a_x in range(aw):
+            out[..., a_y * step[0]:a_y * step[0] + bh, a_x * step[1]:a_x * step[1] + bw] += \
+                coarse[..., a_y:a_y + 1, a_x:a_x + 1] * fine
+    return out
+
+
+class FoldAvgPool:
+    """Fold every AvgPool2d (no padding) exactly into an affine neighbour:
+
+    * straight after a Conv2d (before its ReLU): one conv with kernel ``k + (p−1)·s`` and
+      stride ``s·p_stride``;
+    * before a Conv2d without padding: one conv over the un-pooled input;
+    * before a Dense (through a Flatten): the dense weights spread over each window.
+    """
+
+    name = "fold-avgpool"
+
+    def run(self, state):
+        nodes = list(state.graph.nodes)
+        shapes = [state.graph.input_shape] + state.graph.shapes()[1:]
+        i = 1
+        while i < len(nodes):
+            pool = nodes[i]
+            if not isinstance(pool, ir.AvgPool2d):
+                i += 1
+                continue
+            if any(pool.padding):
+                raise UserError(f"{pool.where()}: average pooling with padding is not supported")
+            window = np.full((1, 1) + pool.kernel, 1.0 / np.prod(pool.kernel))
+            before = nodes[i - 1]
+            if isinstance(before, ir.Conv2d):
+                weight = compose_kernels(window, before.weight, before.stride)
+                stride = (before.stride[0] * pool.stride[0], before.stride[1] * pool.stride[1])
+                nodes[i - 1:i + 1] = [ir.Conv2d(weight, before.bias, stride, before.padding, name=before.name)]
+                shapes[i - 1:i + 1] = [shapes[i]]
+                continue
+            j = i + 1 + (i + 1 < len(nodes) and isinstance(nodes[i + 1], ir.Flatten))
+            after = nodes[j] if j < len(nodes) else None
+            if isinstance(after, ir.Conv2d) and not any(after.padding):
+                weight = compose_kernels(after.weight, window, pool.stride)
+                stride = (after.stride[0] * pool.stride[0], after.stride[1] * pool.stride[1])
+                nodes[j] = ir.Conv2d(weight, after.bias, stride, (0, 0), name=after.name)
+            elif isinstance(after, ir.Dense):
+                nodes[j] = ir.Dense(self._spread(after.weight, pool, shapes[i - 1]), after.bias, name=after.name)
+            else:
+                raise UserError(f"{pool.where()} cannot be folded: it must follow a Conv2d, or precede a Conv2d "
+                                "without padding or a Linear layer")
+            del nodes[i]
+            del shapes[i]
+        state.graph = ir.Graph(nodes)
+
+    @staticmethod
+    def _spread(weight, pool, in_shape):
+        """Dense weights over the pooled map → weights over the map before pooling."""
+        c, h, w = in_shape
+        pooled = pool.output_shape(in_shape)
+        per_window = weight.reshape(len(weight), *pooled)
+        spread = np.zeros((len(weight), c, h, w))
+        (kh, kw), (sy, sx) = pool.kernel, pool.stride
+        for oy in range(pooled[1]):
+            for ox in range(pooled[2]):
+                spread[:, :, oy * sy:oy * sy + kh, ox * sx:ox * sx + kw] += \
+                    per_window[:, :, oy:oy + 1, ox:ox + 1] / (kh * kw)
+        return spread.reshape(len(weight), -1)
