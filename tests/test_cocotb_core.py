@@ -10,12 +10,14 @@ digits example must run on 200 test images.
 from __future__ import annotations
 
 import copy
+import json
 import os
 
 import numpy as np
 import pytest
 
-from hdlgen import golden
+from hdlgen import golden, ttfs, verilog
+from hdlgen.cli import main
 from hdlgen.cycles import dense_schedule, overhead_bound
 from hdlgen.simulate import missing_simulator, simulate
 from hdlgen.testing import random_net, random_pixels
@@ -132,7 +134,6 @@ def test_wrong_core_is_caught(mutation, tmp_path):
 
 def test_digits_example_on_200_test_images(digits_net, digits_test, tmp_path):
     require_simulator()
-    from hdlgen import ttfs
     net = ttfs.load(digits_net)
     x, y = digits_test.x[:200], digits_test.y[:200]
     pixels = net.input.pixels(x)
@@ -149,3 +150,29 @@ def test_verilator_runs_the_core(tmp_path):
     pixels = _pixels(rng, 16)
     report = simulate(net, pixels, lanes=4, simulator="verilator", build_dir=tmp_path, seed=2)
     _assert_matches_golden(report, net, pixels, 4)
+
+
+def test_sim_command_json_and_exit_code(tmp_path, capsys, monkeypatch):
+    """``hdlgen sim --json``: exit 0 and the summary as the last stdout line; exit 1 when the
+    core (here built from a mutant) disagrees with the golden model."""
+    require_simulator()
+    net, pixels = _mutant_case(np.random.default_rng(6))
+    ttfs.save(net, tmp_path / "net.ttfs")
+    x = pixels.astype(np.float64) * net.input.pixel_scale + net.input.offset  # pixels(x) gives these bytes back
+    np.savez(tmp_path / "data.npz", x=x, y=golden.run_batch(net, pixels).classes)
+    argv = ["sim", str(tmp_path / "net.ttfs"), "--data", str(tmp_path / "data.npz"), "--samples", "8", "--lanes", "3",
+            "--json", "--build-dir", str(tmp_path / "build")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["samples"] == 8 and summary["mismatches"] == [] and summary["accuracy"] == 1.0
+    assert summary["lower_bound_mean"] <= summary["cycles_mean"] <= summary["cycles_max"]
+    assert summary["dense_cycles_mean"] > 0 and out.startswith("PASS")
+
+    mutant = copy.deepcopy(net)
+    mutant.layers[0].bias = mutant.layers[0].bias - 1
+    build = verilog.write_verilog
+    monkeypatch.setattr(verilog, "write_verilog", lambda net, out_dir, **kw: build(mutant, out_dir, **kw))
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL") and json.loads(out.strip().splitlines()[-1])["mismatches"]
