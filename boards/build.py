@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .clocks import pll_setting
 from .platforms import Board
 from ..errors import UserError
 
@@ -165,9 +166,12 @@ def _first_error(log: Path) -> str | None:
     return None
 
 
-def build(net, board: Board, out_dir, *, lanes: int = 1, baud: int = 115200, name: str = "top",
-          core=None) -> BuildReport:
+def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None = None, baud: int = 115200,
+          name: str = "top", core=None) -> BuildReport:
     """Build ``net`` for ``board`` into ``out_dir``; returns the report (fitting or not).
+
+    ``clock_hz`` other than the board's clock adds a PLL (:mod:`hdlgen.boards.clocks`); the
+    report's ``clock_mhz`` is then what the PLL makes.
 
     Raises :class:`BuildFailed` (one line, naming the log) if a tool fails outright, e.g.
     nextpnr cannot place a design that does not fit.
@@ -188,7 +192,11 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, baud: int = 115200, nam
     assert isinstance(platform, Platform)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    top = BoardTop(net, core, clk_freq=board.clock_hz, baud=baud)
+    pll = None
+    if clock_hz is not None and abs(clock_hz - board.clock_hz) > 1:
+        pll = pll_setting(board.family, board.clock_hz, clock_hz)
+    design_clock = board.clock_hz if pll is None else pll.f_out
+    top = BoardTop(net, core, clk_freq=board.clock_hz, baud=baud, pll=pll)
     report_path = out_dir / f"{name}.report.json"
     for stale in [report_path, out_dir / f"{name}{BITSTREAM_SUFFIX[board.family]}"]:
         stale.unlink(missing_ok=True)
@@ -210,7 +218,7 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, baud: int = 115200, nam
         if bels:   # nextpnr got as far as packing: report what was asked of the device
             utilization, _ = parse_report({"utilization": bels}, board.family, netlist_cells=cells)
             if any(u.used > u.available for u in utilization.values()):
-                return BuildReport(board.name, utilization, None, board.clock_hz / 1e6, None, seconds,
+                return BuildReport(board.name, utilization, None, design_clock / 1e6, None, seconds,
                                    {"error": _first_error(pnr_log)})
         for log in [pnr_log, out_dir / f"{name}.rpt"]:
             error = _first_error(log)
@@ -220,4 +228,4 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, baud: int = 115200, nam
         raise BuildFailed(f"{board.name}: the build failed: {last} (see {out_dir / (name + '.build.log')})")
     report = json.loads(report_path.read_text())
     utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
-    return BuildReport(board.name, utilization, fmax, board.clock_hz / 1e6, bitstream, seconds)
+    return BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds)

@@ -4,6 +4,7 @@ from amaranth import Elaboratable, Module
 from amaranth.build import ResourceError
 from amaranth.lib import io
 
+from .clocks import PLLClock
 from .gateware import HostLink
 
 __all__ = ["BoardTop", "LED_ROLES"]
@@ -16,7 +17,8 @@ class BoardTop(Elaboratable):
 
     Requests ``uart`` 0 (the board's USB serial bridge) and up to three ``led`` resources:
     led 0 = error (an ERROR response in the last quarter second), led 1 = idle (nothing in
-    flight), led 2 = busy. The ``sync`` domain is the platform's default clock.
+    flight), led 2 = busy. The ``sync`` domain is the platform's default clock, or the output
+    of a PLL fed by it.
 
     Parameters
     ----------
@@ -27,14 +29,19 @@ class BoardTop(Elaboratable):
         The default clock's frequency (Hz).
     baud : int
         UART rate.
+    pll : PLLSetting or None
+        Run ``sync`` at ``pll.f_out`` (:class:`hdlgen.boards.clocks.PLLClock`).
     """
 
-    def __init__(self, net, core, *, clk_freq: float, baud: int):
-        self.link = HostLink(net, core, clk_freq=clk_freq, baud=baud)
+    def __init__(self, net, core, *, clk_freq: float, baud: int, pll=None):
+        self.pll = pll
+        self.link = HostLink(net, core, clk_freq=clk_freq if pll is None else pll.f_out, baud=baud)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.link = self.link
+        if self.pll is not None:
+            m.submodules.clock = PLLClock(self.pll)
         uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
         m.submodules.uart_rx_pin = rx_pin = io.Buffer("i", uart.rx)
         m.submodules.uart_tx_pin = tx_pin = io.Buffer("o", uart.tx)

@@ -96,3 +96,25 @@ def test_board_names():
 def test_unknown_board_lists_choices():
     with pytest.raises(UserError, match="unknown board 'nope'; choose one of: .*icebreaker"):
         get_board("nope")
+
+
+@given(st.sampled_from(["ice40", "ecp5"]), st.sampled_from([12e6, 25e6, 100e6]), st.floats(16e6, 120e6))
+def test_pll_settings_make_what_they_claim_within_limits(family, f_in, f_out):
+    from hdlgen.boards.clocks import TOLERANCE, pll_setting
+
+    try:
+        s = pll_setting(family, f_in, f_out)
+    except UserError as e:
+        assert "cannot make it" in str(e)
+        return
+    p = s.params
+    if family == "ice40":
+        f_pfd = f_in / (p["DIVR"] + 1)
+        f_vco = f_pfd * (p["DIVF"] + 1)
+        assert 10e6 <= f_pfd <= 133e6 and 533e6 <= f_vco <= 1066e6 and 1 <= p["DIVQ"] <= 6
+        made = f_vco / 2 ** p["DIVQ"]
+    else:
+        made = f_in * p["CLKFB_DIV"] / p["CLKI_DIV"]
+        assert 400e6 <= made * p["CLKOP_DIV"] <= 800e6 and f_in / p["CLKI_DIV"] >= 3.125e6
+    assert made == pytest.approx(s.f_out) and abs(made - f_out) <= TOLERANCE * f_out
+
