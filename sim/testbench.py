@@ -92,11 +92,13 @@ class ResultMonitor:
     """Takes ``result`` transfers; ``ready`` follows :attr:`backpressure` (an iterator of 0/1, one
     per cycle while a result waits).
 
-    Each entry of :attr:`results` is ``(ResultPayload, first_valid_cycle, transfer_cycle)``.
+    Each entry of :attr:`results` is ``(ResultPayload, first_valid_cycle, transfer_cycle)``;
+    ``progress`` (a path, optional) grows by one byte per result.
     """
 
-    def __init__(self, dut, spec: CoreSpec):
+    def __init__(self, dut, spec: CoreSpec, progress=None):
         self.spec = spec
+        self.progress = progress
         self.clock = getattr(dut, spec.clock)
         self.valid = getattr(dut, spec.result["valid"])
         self.ready = getattr(dut, spec.result["ready"])
@@ -121,6 +123,9 @@ class ResultMonitor:
                 self.results.append((payload, waiting_since, now))
                 waiting_since = None
                 self._arrived.set()
+                if self.progress:
+                    with open(self.progress, "a") as f:
+                        f.write(".")
 
     async def wait_for(self, count: int):
         """Return once ``count`` results have been taken."""
@@ -219,16 +224,18 @@ class NetworkTestbench:
     images : ndarray (N, input size) of uint8
     seed : int
         Seeds the pixel gaps and the back-pressure pattern.
+    progress : path, optional
+        A file that grows by one byte per result taken (for a progress bar outside the simulator).
     """
 
-    def __init__(self, dut, spec: CoreSpec, net, images: np.ndarray, seed: int):
+    def __init__(self, dut, spec: CoreSpec, net, images: np.ndarray, seed: int, progress=None):
         self.dut = dut
         self.spec = spec
         self.images = np.asarray(images, dtype=np.uint8)
         rng = np.random.default_rng(seed)
         self.rng = rng
         self.driver = PixelDriver(dut, spec, rng)
-        self.monitor = ResultMonitor(dut, spec)
+        self.monitor = ResultMonitor(dut, spec, progress)
         self.traces = [TraceMonitor(dut, spec, layer) for layer in range(len(spec.trace))]
         self.checker = InOrderChecker(net, self.images)
         self.modes = image_modes(len(self.images))

@@ -1,5 +1,7 @@
 """``hdlgen sim NET.ttfs --data D.npz`` – simulate the generated core and compare it with the golden model."""
 
+import sys
+
 from .. import ttfs
 from ..data import load_dataset
 from ..report import print_json
@@ -40,7 +42,7 @@ def run(args):
     net = ttfs.load(args.net)
     data = load_dataset(args.data, net.input.shape).head(args.samples)
     report = simulate(net, net.input.pixels(data.x), labels=data.y, lanes=args.lanes, simulator=args.simulator,
-                      build_dir=args.build_dir, seed=args.seed)
+                      build_dir=args.build_dir, seed=args.seed, progress=sys.stderr.isatty())
     print(_format(report))
     if args.json:
         print_json(report.to_dict())
