@@ -119,8 +119,12 @@ class SpikeTimeBank(wiring.Component):
                     "who": Signal(neuron_shape, name=f"neuron{n}"),
                     "q": Signal(range(ticks + 1), name=f"q{n}"),
                     "saturated": Signal(name=f"saturated{n}")}
-            m.d.sync += [regs["valid"].eq(valid), regs["end"].eq(end), regs["k"].eq(k),
+            m.d.sync += [regs["valid"].eq(valid), regs["end"].eq(end),
                          regs["who"].eq(who), regs["rem"].eq(rem), regs["q"].eq(q)]
+            if self.shared_k:
+                regs["k"] = k   # a constant needs no pipeline register
+            else:
+                m.d.sync += regs["k"].eq(k)
             if bit is None:
                 m.d.sync += regs["saturated"].eq(rem >= k * ticks)
             else:
