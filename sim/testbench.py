@@ -93,7 +93,8 @@ class ResultMonitor:
     per cycle while a result waits).
 
     Each entry of :attr:`results` is ``(ResultPayload, first_valid_cycle, transfer_cycle)``;
-    ``progress`` (a path, optional) grows by one byte per result.
+    :attr:`violations` lists breaches of the stream rules (a result withdrawn or changed
+    before it was taken); ``progress`` (a path, optional) grows by one byte per result.
     """
 
     def __init__(self, dut, spec: CoreSpec, progress=None):
@@ -105,23 +106,31 @@ class ResultMonitor:
         self.payload = getattr(dut, spec.result["payload"])
         self.backpressure = itertools.repeat(1)
         self.results = []
+        self.violations = []
         self._arrived = Event()
         self.ready.value = 0
 
     async def run(self):
-        waiting_since = None
+        offered = None  # (cycle, payload) of a result seen valid but not yet taken
         while True:
             self.ready.value = next(self.backpressure)
             await RisingEdge(self.clock)
             if self.valid.value != 1:
+                if offered:
+                    self.violations.append(f"result offered at cycle {offered[0]} was withdrawn before a transfer")
+                    offered = None
                 await RisingEdge(self.valid)  # nothing to do until a result is offered
                 continue
-            now = _now_cycles()
-            waiting_since = now if waiting_since is None else waiting_since
+            now, bits = _now_cycles(), int(self.payload.value)
+            if offered is None:
+                offered = (now, bits)
+            elif offered[1] != bits:
+                self.violations.append(f"result payload changed at cycle {now} while waiting for ready "
+                                       f"(offered at cycle {offered[0]})")
+                offered = (offered[0], bits)
             if self.ready.value == 1:
-                payload = self.spec.decode_result(int(self.payload.value))
-                self.results.append((payload, waiting_since, now))
-                waiting_since = None
+                self.results.append((self.spec.decode_result(bits), offered[0], now))
+                offered = None
                 self._arrived.set()
                 if self.progress:
                     with open(self.progress, "a") as f:
@@ -291,4 +300,4 @@ class NetworkTestbench:
                             "cycles": payload.cycles, "counted_cycles": counted, "logits": payload.logits,
                             "first_pixel_cycle": self.first_pixel[index], "result_cycle": taken})
         mismatches = self.checker.finish(self.traces) if timed_out is None else self.checker.mismatches + [timed_out]
-        return {"images": records, "mismatches": mismatches}
+        return {"images": records, "mismatches": mismatches + self.monitor.violations}

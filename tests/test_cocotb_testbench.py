@@ -34,10 +34,12 @@ def require_simulator(simulator="icarus"):
         pytest.skip(reason)
 
 
-def write_replay_core(net, images, out_dir, *, corrupt=None, name="replay_core"):
+def write_replay_core(net, images, out_dir, *, corrupt=None, stable_result=True, name="replay_core"):
     """Write ``<name>.v`` and ``<name>.json`` replaying ``run_events`` of ``images``.
 
-    ``corrupt(index, result)`` may alter an image's :class:`~hdlgen.golden.EventResult` first.
+    ``corrupt(index, result)`` may alter an image's :class:`~hdlgen.golden.EventResult` first;
+    ``stable_result=False`` lets the offered result's ``cycles`` keep counting while it waits
+    for ``ready`` (a breach of the stream rules).
     """
     classes = net.classes
     acc = max(l.widths()["accumulator"] for l in net.layers)
@@ -78,7 +80,7 @@ def write_replay_core(net, images, out_dir, *, corrupt=None, name="replay_core")
 {rom}
   end
   reg [31:0] now, started, taken, pc;
-  reg playing, offered;  // offered: the result has been valid before (cycles frozen)
+  reg playing, offered;  // offered: the result has been valid before (cycles frozen if stable)
   reg [31:0] latency;
   wire [{entry_w - 1}:0] entry = rom[pc];
   wire kind = entry[{entry_w - 1}];
@@ -87,7 +89,7 @@ def write_replay_core(net, images, out_dir, *, corrupt=None, name="replay_core")
   wire [15:0] tick = entry[{width + 15}:{width}];
   assign pixels__ready = !playing;
   assign result__valid = playing && kind;
-  assign result__payload = entry[{width - 1}:0] | ((offered ? latency : now - started) << {label_w});
+  assign result__payload = entry[{width - 1}:0] | (({"offered" if stable_result else "0"} ? latency : now - started) << {label_w});
 {trace_logic}  always @(posedge clk) begin
     now <= now + 1;
     if (rst) begin now <= 0; offered <= 0; taken <= 0; pc <= 0; playing <= 0; end
@@ -131,10 +133,10 @@ def case(tmp_path_factory):
     return net, pixels, folder
 
 
-def _run(case, tmp_path, corrupt=None, simulator="icarus"):
+def _run(case, tmp_path, corrupt=None, simulator="icarus", stable_result=True):
     require_simulator(simulator)
     net, pixels, folder = case
-    verilog, sidecar = write_replay_core(net, pixels, tmp_path, corrupt=corrupt)
+    verilog, sidecar = write_replay_core(net, pixels, tmp_path, corrupt=corrupt, stable_result=stable_result)
     return run_testbench(verilog, sidecar, folder / "net.ttfs", folder / "pixels.npz", simulator=simulator,
                          build_dir=tmp_path / "build", seed=3)
 
@@ -201,3 +203,9 @@ def test_wrong_logit_and_class_are_reported(case, tmp_path):
     assert mismatches[0] == f"image 2: first differing logit 3: expected {expected}, got {expected + 1}"
     assert mismatches[1].startswith("image 4: class expected") and len(mismatches) == 2
     assert len(logits) == net.classes
+
+
+def test_result_changing_while_it_waits_is_reported(case, tmp_path):
+    mismatches = _run(case, tmp_path, stable_result=False)["mismatches"]
+    assert mismatches and all("while waiting for ready" in m or "cycles, the testbench counted" in m for m in mismatches)
+    assert any("result payload changed at cycle" in m for m in mismatches)
