@@ -129,7 +129,10 @@ def check_report(report: BuildReport, *, lanes: int, weight_bits: int | None = N
     """One line saying what is short and what to change, or None when it fits and meets timing."""
     over = [f"{name} {u.used}/{u.available}" for name, u in report.utilization.items() if u.used > u.available]
     if over:
-        return (f"does not fit {report.board}: {', '.join(over)} used; use fewer lanes (now {lanes}), "
+        spram = report.utilization.get("SPRAM")
+        hint = (" put weights in SPRAM (--spram)," if "BRAM" in " ".join(over) and spram and spram.available
+                and not report.extra.get("spram_layers") else "")
+        return (f"does not fit {report.board}: {', '.join(over)} used;{hint} use fewer lanes (now {lanes}), "
                 f"fewer weight bits{f' (now {weight_bits})' if weight_bits else ''} or a bigger board")
     if report.fmax_mhz is not None and report.fmax_mhz < report.clock_mhz:
         return (f"misses timing on {report.board}: fmax {report.fmax_mhz:.1f} MHz < clock {report.clock_mhz:g} MHz; "
@@ -167,11 +170,13 @@ def _first_error(log: Path) -> str | None:
 
 
 def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None = None, baud: int = 115200,
-          name: str = "top", core=None) -> BuildReport:
+          spram: bool = False, name: str = "top", core=None) -> BuildReport:
     """Build ``net`` for ``board`` into ``out_dir``; returns the report (fitting or not).
 
     ``clock_hz`` other than the board's clock adds a PLL (:mod:`hdlgen.boards.clocks`); the
-    report's ``clock_mhz`` is then what the PLL makes.
+    report's ``clock_mhz`` is then what the PLL makes. ``spram`` moves the largest layers'
+    weights into SPRAM (:func:`hdlgen.boards.spram.place_weights`; iCE40 UP5K boards), to be
+    loaded by the host after configuration.
 
     Raises :class:`BuildFailed` (one line, naming the log) if a tool fails outright, e.g.
     nextpnr cannot place a design that does not fit.
@@ -188,6 +193,12 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None 
             core = NetworkTop(net, lanes=lanes)
         except ValueError as e:
             raise UserError(f"--lanes: {e}") from None
+    spram_layers = []
+    if spram:
+        from .spram import place_weights
+        if board.device != "iCE40UP5K":
+            raise UserError(f"--spram: {board.name} ({board.device}) has no SPRAM; it is on iCE40 UP5K boards")
+        spram_layers = place_weights(core)
     platform = board.platform()
     assert isinstance(platform, Platform)
     out_dir = Path(out_dir)
@@ -219,7 +230,7 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None 
             utilization, _ = parse_report({"utilization": bels}, board.family, netlist_cells=cells)
             if any(u.used > u.available for u in utilization.values()):
                 return BuildReport(board.name, utilization, None, design_clock / 1e6, None, seconds,
-                                   {"error": _first_error(pnr_log)})
+                                   {"error": _first_error(pnr_log), "spram_layers": spram_layers})
         for log in [pnr_log, out_dir / f"{name}.rpt"]:
             error = _first_error(log)
             if error:
@@ -228,4 +239,5 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None 
         raise BuildFailed(f"{board.name}: the build failed: {last} (see {out_dir / (name + '.build.log')})")
     report = json.loads(report_path.read_text())
     utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
-    return BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds)
+    return BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds,
+                       {"spram_layers": spram_layers})

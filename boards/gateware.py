@@ -20,6 +20,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from . import link
+from .spram import SPRAMWeights, WeightWrite
 from .uart import UARTReceiver, UARTTransmitter, uart_divisor
 from ..errors import UserError
 
@@ -32,6 +33,7 @@ Verdict = data.StructLayout({
     "error": unsigned(8),    # 0, or a link.ErrorCode
     "info": unsigned(1),     # answer with INFO_REPLY (when error is 0)
     "image": unsigned(1),    # the frame sent an image into the core: consume one result
+    "loaded": unsigned(1),   # answer with LOAD_REPLY (when error is 0)
 })
 
 
@@ -43,8 +45,9 @@ class FrameReceiver(wiring.Component):
     queues an ERROR verdict (``seq = 0xFFFF``) and goes back to hunting. Then the sequence
     number; a CLASSIFY frame's pixel bytes are passed to ``pixels`` one for one as they arrive
     (back-pressure from the core holds the byte stream); then the CRC, checked by the residue of
-    CRC-16/CCITT-FALSE over type … crc. One verdict per recognised frame: no error, BAD_CRC,
-    BAD_LENGTH, BAD_TYPE or TIMEOUT.
+    CRC-16/CCITT-FALSE over type … crc. A LOAD frame's words go out on ``write`` as they
+    arrive (layer, word address ``offset + i``, 16-bit data). One verdict per recognised frame:
+    no error, BAD_CRC, BAD_LENGTH, BAD_TYPE or TIMEOUT.
 
     If no byte is available for ``timeout_cycles`` in the middle of a frame, the frame is
     abandoned with a TIMEOUT verdict; if its image had started, the missing pixels are sent as
@@ -61,6 +64,8 @@ class FrameReceiver(wiring.Component):
     -------
     bytes : In(stream.Signature(8))
     pixels : Out(stream.Signature(8))
+    write : Out(stream.Signature(WeightWrite))
+        Weight words of LOAD frames.
     verdicts : Out(stream.Signature(Verdict))
     busy : Out(1)
         High from a complete sync to the verdict being taken.
@@ -76,6 +81,7 @@ class FrameReceiver(wiring.Component):
         super().__init__({
             "bytes": In(stream.Signature(8)),
             "pixels": Out(stream.Signature(8)),
+            "write": Out(stream.Signature(WeightWrite)),
             "verdicts": Out(stream.Signature(Verdict)),
             "busy": Out(1),
         })
@@ -83,13 +89,17 @@ class FrameReceiver(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.crc = checker = CRC16.create()
+        layer = Signal(8)
+        offset = Signal(16)
+        word_low = Signal(8)
+        load_words = Signal(range(link.MAX_LOAD_WORDS + 1))
 
         byte = self.bytes.payload
         take = self.bytes.valid & self.bytes.ready
         kind = Signal(8)
         length_low = Signal(8)
         seq = Signal(16)
-        count = Signal(range(self.input_size))
+        count = Signal(range(max(self.input_size, link.MAX_LOAD_WORDS)))
         verdict = Signal(Verdict)
         quiet = Signal(range(self.timeout_cycles + 1))
         timed_out = Signal()
@@ -104,7 +114,7 @@ class FrameReceiver(wiring.Component):
 
         def give_up(image):
             m.d.sync += [verdict.seq.eq(seq), verdict.error.eq(link.ErrorCode.TIMEOUT),
-                         verdict.image.eq(image), verdict.info.eq(0)]
+                         verdict.image.eq(image), verdict.info.eq(0), verdict.loaded.eq(0)]
 
         with m.FSM() as fsm:
             with m.State("HUNT"):
@@ -122,7 +132,10 @@ class FrameReceiver(wiring.Component):
                         m.next = "HUNT"
             for state, target, action in [("TYPE", "LENGTH_LOW", kind.eq(byte)),
                                           ("LENGTH_LOW", "LENGTH_HIGH", length_low.eq(byte)),
-                                          ("SEQ_LOW", "SEQ_HIGH", seq[:8].eq(byte))]:
+                                          ("SEQ_LOW", "SEQ_HIGH", seq[:8].eq(byte)),
+                                          ("LAYER", "OFFSET_LOW", layer.eq(byte)),
+                                          ("OFFSET_LOW", "OFFSET_HIGH", offset[:8].eq(byte)),
+                                          ("WORD_LOW", "WORD_HIGH", word_low.eq(byte))]:
                 with m.State(state):
                     m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
                     with m.If(take):
@@ -135,15 +148,18 @@ class FrameReceiver(wiring.Component):
                 m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
                 length = Cat(length_low, byte)
                 with m.If(take):
-                    m.d.sync += [verdict.seq.eq(link.NO_SEQ), verdict.image.eq(0),
-                                 verdict.info.eq(kind == link.MessageType.INFO), verdict.error.eq(0)]
+                    m.d.sync += [verdict.seq.eq(link.NO_SEQ), verdict.image.eq(0), verdict.info.eq(0),
+                                 verdict.loaded.eq(0), verdict.error.eq(0), load_words.eq((length - 5) >> 1)]
+                    known = Signal()
+                    m.d.comb += known.eq((kind == link.MessageType.CLASSIFY) | (kind == link.MessageType.INFO) |
+                                         (kind == link.MessageType.LOAD))
                     with m.If((kind == link.MessageType.CLASSIFY) & (length == 2 + self.input_size) |
-                              (kind == link.MessageType.INFO) & (length == 2)):
+                              (kind == link.MessageType.INFO) & (length == 2) |
+                              (kind == link.MessageType.LOAD) & (length >= 7) & length[0] &
+                              (length <= 5 + 2 * link.MAX_LOAD_WORDS)):
                         m.next = "SEQ_LOW"
                     with m.Else():
-                        m.d.sync += verdict.error.eq(Mux(
-                            (kind == link.MessageType.CLASSIFY) | (kind == link.MessageType.INFO),
-                            link.ErrorCode.BAD_LENGTH, link.ErrorCode.BAD_TYPE))
+                        m.d.sync += verdict.error.eq(Mux(known, link.ErrorCode.BAD_LENGTH, link.ErrorCode.BAD_TYPE))
                         m.next = "VERDICT"
                 with m.Elif(timed_out):
                     give_up(0)
@@ -154,8 +170,31 @@ class FrameReceiver(wiring.Component):
                     m.d.sync += [seq[8:].eq(byte), count.eq(0)]
                     with m.If(kind == link.MessageType.CLASSIFY):
                         m.next = "PIXELS"
+                    with m.Elif(kind == link.MessageType.LOAD):
+                        m.next = "LAYER"
                     with m.Else():
                         m.next = "CRC_HIGH"
+                with m.Elif(timed_out):
+                    give_up(0)
+                    m.next = "VERDICT"
+            with m.State("OFFSET_HIGH"):
+                m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
+                with m.If(take):
+                    m.d.sync += [offset[8:].eq(byte), count.eq(0)]
+                    m.next = "WORD_LOW"
+                with m.Elif(timed_out):
+                    give_up(0)
+                    m.next = "VERDICT"
+            with m.State("WORD_HIGH"):
+                m.d.comb += [self.write.valid.eq(self.bytes.valid), self.bytes.ready.eq(self.write.ready),
+                             checker.valid.eq(take), self.write.payload.layer.eq(layer),
+                             self.write.payload.addr.eq(offset + count), self.write.payload.data.eq(Cat(word_low, byte))]
+                with m.If(take):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == load_words - 1):
+                        m.next = "CRC_HIGH"
+                    with m.Else():
+                        m.next = "WORD_LOW"
                 with m.Elif(timed_out):
                     give_up(0)
                     m.next = "VERDICT"
@@ -186,6 +225,7 @@ class FrameReceiver(wiring.Component):
             with m.State("CHECK"):
                 m.d.sync += [verdict.seq.eq(seq), verdict.image.eq(kind == link.MessageType.CLASSIFY),
                              verdict.info.eq(kind == link.MessageType.INFO),
+                             verdict.loaded.eq(kind == link.MessageType.LOAD),
                              verdict.error.eq(Mux(checker.match_detected, 0, link.ErrorCode.BAD_CRC))]
                 m.next = "VERDICT"
             with m.State("VERDICT"):
@@ -202,7 +242,7 @@ class ResponseEncoder(wiring.Component):
     Protocol (:mod:`hdlgen.boards.link`): for a verdict with ``image`` set, waits for the core's
     next result and takes it together with the verdict. No error → RESULT (``seq``, label,
     cycles, logits sign-extended to 32 bits); an error → ERROR (``seq``, code), the result is
-    dropped; ``info`` → INFO_REPLY with the constants given here. The frame is sent byte by byte
+    dropped; ``info`` → INFO_REPLY with the constants given here; ``loaded`` → LOAD_REPLY. The frame is sent byte by byte
     on ``bytes``, CRC-16/CCITT-FALSE over type … payload appended most significant byte first.
 
     Parameters
@@ -210,8 +250,8 @@ class ResponseEncoder(wiring.Component):
     result_shape : data.StructLayout
         The core's result layout: ``label``, ``cycles`` (32 bits), ``logits`` (an array of
         signed accumulators of at most 32 bits).
-    input_size, clock_hz, fingerprint : int
-        Reported in INFO_REPLY.
+    input_size, clock_hz, fingerprint, lanes, spram_layers : int
+        Reported in INFO_REPLY (``spram_layers``: bit ``i`` set for a layer in SPRAM).
 
     Members
     -------
@@ -224,7 +264,8 @@ class ResponseEncoder(wiring.Component):
         Strobes when an ERROR response is started.
     """
 
-    def __init__(self, result_shape, *, input_size: int, clock_hz: int, fingerprint: int):
+    def __init__(self, result_shape, *, input_size: int, clock_hz: int, fingerprint: int, lanes: int = 1,
+                 spram_layers: int = 0):
         logits = result_shape["logits"].shape
         if not isinstance(logits, data.ArrayLayout):
             raise TypeError(f"result logits must be an ArrayLayout, got {logits!r}")
@@ -238,6 +279,8 @@ class ResponseEncoder(wiring.Component):
         self.input_size = input_size
         self.clock_hz = int(clock_hz)
         self.fingerprint = int(fingerprint)
+        self.lanes = int(lanes)
+        self.spram_layers = int(spram_layers)
         super().__init__({
             "verdicts": In(stream.Signature(Verdict)),
             "results": In(stream.Signature(result_shape)),
@@ -265,7 +308,9 @@ class ResponseEncoder(wiring.Component):
             "result": self._frame(link.MessageType.RESULT, verdict.seq, label, result.cycles[:32], *logits),
             "info": self._frame(link.MessageType.INFO_REPLY, verdict.seq, Const(link.VERSION, 8),
                                 Const(self.input_size, 16), Const(self.classes, 8),
-                                Const(self.clock_hz, 32), Const(self.fingerprint, 32)),
+                                Const(self.clock_hz, 32), Const(self.fingerprint, 32), Const(self.lanes, 8),
+                                Const(self.spram_layers, 8)),
+            "loaded": self._frame(link.MessageType.LOAD_REPLY, verdict.seq),
             "error": self._frame(link.MessageType.ERROR, verdict.seq, verdict.error),
         }
         width = max(len(f) for f in frames.values())
@@ -287,6 +332,8 @@ class ResponseEncoder(wiring.Component):
                         m.d.sync += [buffer.eq(frames["error"]), last.eq(len(frames["error"]) // 8 - 1)]
                     with m.Elif(verdict.info):
                         m.d.sync += [buffer.eq(frames["info"]), last.eq(len(frames["info"]) // 8 - 1)]
+                    with m.Elif(verdict.loaded):
+                        m.d.sync += [buffer.eq(frames["loaded"]), last.eq(len(frames["loaded"]) // 8 - 1)]
                     with m.Else():
                         m.d.sync += [buffer.eq(frames["result"]), last.eq(len(frames["result"]) // 8 - 1)]
                     m.next = "SEND"
@@ -319,6 +366,8 @@ class HostLink(wiring.Component):
     core : wiring.Component
         A network core with ``pixels: In(stream.Signature(8))`` and ``result:
         Out(stream.Signature(ResultLayout))`` as in docs/rtl-interface.md (``NetworkTop``).
+        Dense engines whose ``weights`` were replaced by :class:`~hdlgen.boards.spram.SPRAMWeights`
+        (:func:`~hdlgen.boards.spram.place_weights`) get LOAD writes and are announced in INFO.
     clk_freq : float
         Clock frequency in Hz.
     baud : int
@@ -369,9 +418,12 @@ class HostLink(wiring.Component):
         m.submodules.rx_fifo = rx_fifo = SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth)
         m.submodules.receiver = receiver = FrameReceiver(self.net.input.size, self.timeout_cycles)
         m.submodules.verdict_fifo = verdict_fifo = SyncFIFOBuffered(width=Verdict.size, depth=self.verdict_depth)
+        sprams = [engine.weights for engine in getattr(core, "engines", [])
+                  if isinstance(engine.weights, SPRAMWeights)]
         m.submodules.encoder = encoder = ResponseEncoder(
             core.result.payload.shape(), input_size=self.net.input.size, clock_hz=round(self.clk_freq),
-            fingerprint=link.net_fingerprint(self.net))
+            fingerprint=link.net_fingerprint(self.net), lanes=getattr(core, "lanes", 1),
+            spram_layers=sum(1 << spram.layer for spram in sprams))
 
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
         wiring.connect(m, uart_rx.data, rx_fifo.w_stream)
@@ -384,6 +436,9 @@ class HostLink(wiring.Component):
                      encoder.verdicts.valid.eq(verdict_fifo.r_rdy),
                      verdict_fifo.r_en.eq(encoder.verdicts.ready)]
         wiring.connect(m, core.result, encoder.results)
+        m.d.comb += receiver.write.ready.eq(1)   # SPRAM writes take one cycle; other layers ignore them
+        for spram in sprams:
+            m.d.comb += [spram.write.payload.eq(receiver.write.payload), spram.write.valid.eq(receiver.write.valid)]
         wiring.connect(m, encoder.bytes, uart_tx.data)
 
         error_timer = Signal(range(self.error_cycles + 1))

@@ -132,22 +132,48 @@ class Device:
         or counted twice.
         """
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(len(pixels), -1)
+        return self._exchange([lambda seq, p=p: link.classify_request(seq, p) for p in pixels], link.Result,
+                              stats, what="image")
+
+    def load_weights(self, net, info: link.Info | None = None, *, stats: ClassifyStats | None = None) -> int:
+        """Write the weights of the layers the board keeps in SPRAM (INFO ``spram_layers``);
+        returns the number of 16-bit words written. Needed once after each configuration."""
+        from ..rtl_templates.dense import WeightROM
+        from ..rtl_templates.top import layer_lanes
+        from .spram import spram_image
+
+        info = info or self.info()
+        requests = []
+        total = 0
+        for index in info.layers_to_load:
+            lanes = layer_lanes(net, info.lanes)[index]
+            words = spram_image(WeightROM(net.layers[index], lanes))
+            total += len(words)
+            for offset in range(0, len(words), link.MAX_LOAD_WORDS):
+                chunk = words[offset:offset + link.MAX_LOAD_WORDS]
+                requests.append(lambda seq, i=index, o=offset, c=chunk: link.load_request(seq, i, o, c))
+        self._exchange(requests, link.Loaded, stats, what="weight chunk")
+        return total
+
+    def _exchange(self, requests, answer_type, stats, *, what):
+        """Send every request (a function of the sequence number giving the frame) and collect
+        one ``answer_type`` response for each, resending after an ERROR or silence."""
         stats = stats if stats is not None else ClassifyStats()
-        results: list = [None] * len(pixels)
-        tries = [0] * len(pixels)
-        in_flight: OrderedDict[int, int] = OrderedDict()   # seq → image index
-        queue = list(range(len(pixels)))[::-1]             # images still to send, next at the end
+        answers: list = [None] * len(requests)
+        tries = [0] * len(requests)
+        in_flight: OrderedDict[int, int] = OrderedDict()   # seq → request index
+        queue = list(range(len(requests)))[::-1]            # requests still to send, next at the end
         start = time.perf_counter()
 
         def send(index):
             if tries[index] > self.retries:
-                raise link.LinkError(f"image {index}: no result after {self.retries + 1} tries")
+                raise link.LinkError(f"{what} {index}: no answer after {self.retries + 1} tries")
             if tries[index]:
                 stats.retries += 1
             tries[index] += 1
             seq = self._next_seq()
             in_flight[seq] = index
-            self.port.write(link.classify_request(seq, pixels[index]))
+            self.port.write(requests[index](seq))
             stats.sent += 1
 
         while queue or in_flight:
@@ -160,12 +186,12 @@ class Device:
                 queue.extend(lost[::-1])
                 continue
             for r in responses:
-                if isinstance(r, link.Result) and r.seq in in_flight:
-                    results[in_flight.pop(r.seq)] = r
+                if isinstance(r, answer_type) and r.seq in in_flight:
+                    answers[in_flight.pop(r.seq)] = r
                 elif isinstance(r, link.Error):
                     name = _error_name(r.code)
                     stats.errors[name] = stats.errors.get(name, 0) + 1
                     if r.seq in in_flight:
                         queue.append(in_flight.pop(r.seq))
         stats.seconds = time.perf_counter() - start
-        return results
+        return answers

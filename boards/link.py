@@ -21,9 +21,15 @@ message      type   payload
 ============ ====== ============================================================================
 CLASSIFY     0x01   ``seq u16``, one byte per input pixel (``net.input.size`` bytes, index order)
 INFO         0x02   ``seq u16``
+LOAD         0x03   ``seq u16``, ``layer u8``, ``offset u16``, ``words u16 × n`` (1 ≤ n ≤ 256):
+                    write weight words ``offset .. offset+n−1`` of a layer kept in SPRAM
+                    (:mod:`hdlgen.boards.spram`)
 RESULT       0x81   ``seq u16``, ``label u8``, ``cycles u32``, ``logits i32 × classes``
 INFO_REPLY   0x82   ``seq u16``, ``version u8``, ``input_size u16``, ``classes u8``,
-                    ``clock_hz u32``, ``fingerprint u32`` (:func:`net_fingerprint`)
+                    ``clock_hz u32``, ``fingerprint u32`` (:func:`net_fingerprint`),
+                    ``lanes u8``, ``spram_layers u8`` (bit ``i``: layer ``i``'s weights are in
+                    SPRAM and must be loaded after configuration)
+LOAD_REPLY   0x83   ``seq u16``: the words of that LOAD were written
 ERROR        0xE0   ``seq u16`` (``0xFFFF`` when the frame broke before its ``seq``), ``code u8``
                     (:class:`ErrorCode`)
 ============ ====== ============================================================================
@@ -48,7 +54,8 @@ import numpy as np
 
 __all__ = ["SYNC", "HEADER_SIZE", "TRAILER_SIZE", "VERSION", "NO_SEQ", "MessageType", "ErrorCode",
            "crc16", "encode_frame", "Frame", "FrameDecoder", "Result", "Info", "Error", "LinkError",
-           "classify_request", "info_request", "result_response", "info_response", "error_response",
+           "Loaded", "MAX_LOAD_WORDS", "classify_request", "info_request", "load_request", "result_response",
+           "info_response", "load_response", "error_response",
            "parse_response", "result_payload_size", "net_fingerprint"]
 
 SYNC = b"\xA5\x5A"
@@ -57,13 +64,16 @@ TRAILER_SIZE = 2         # crc
 VERSION = 1
 NO_SEQ = 0xFFFF          # ERROR for a frame that broke before its sequence number
 LOGIT_BYTES = 4
+MAX_LOAD_WORDS = 256
 
 
 class MessageType(enum.IntEnum):
     CLASSIFY = 0x01
     INFO = 0x02
+    LOAD = 0x03
     RESULT = 0x81
     INFO_REPLY = 0x82
+    LOAD_REPLY = 0x83
     ERROR = 0xE0
 
 
@@ -71,7 +81,8 @@ class ErrorCode(enum.IntEnum):
     """Why the board rejected a frame (payload of ERROR)."""
 
     BAD_CRC = 1       # the CRC did not match (the frame was damaged)
-    BAD_LENGTH = 2    # the length does not fit the type (CLASSIFY: 2 + input size; INFO: 2)
+    BAD_LENGTH = 2    # the length does not fit the type (CLASSIFY: 2 + input size; INFO: 2;
+                      # LOAD: 5 + 2·n, n = 1..256)
     BAD_TYPE = 3      # not a request type the board knows
     TIMEOUT = 4       # the frame stopped arriving before its end
 
@@ -174,6 +185,19 @@ class Info:
     classes: int
     clock_hz: int
     fingerprint: int
+    lanes: int
+    spram_layers: int
+
+    @property
+    def layers_to_load(self) -> list:
+        return [i for i in range(8) if self.spram_layers >> i & 1]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A LOAD_REPLY: the board wrote the words of LOAD ``seq``."""
+
+    seq: int
 
 
 @dataclass(frozen=True)
@@ -196,6 +220,14 @@ def info_request(seq: int) -> bytes:
     return encode_frame(MessageType.INFO, struct.pack("<H", seq))
 
 
+def load_request(seq: int, layer: int, offset: int, words) -> bytes:
+    """LOAD frame: 16-bit weight words for ``layer`` starting at word ``offset``."""
+    words = np.asarray(words)
+    if not 1 <= len(words) <= MAX_LOAD_WORDS:
+        raise ValueError(f"a LOAD carries 1..{MAX_LOAD_WORDS} words, got {len(words)}")
+    return encode_frame(MessageType.LOAD, struct.pack("<HBH", seq, layer, offset) + words.astype("<u2").tobytes())
+
+
 def result_payload_size(classes: int) -> int:
     return 7 + LOGIT_BYTES * classes
 
@@ -205,16 +237,21 @@ def result_response(seq: int, label: int, cycles: int, logits) -> bytes:
     return encode_frame(MessageType.RESULT, struct.pack(f"<HBI{len(logits)}i", seq, label, cycles, *logits))
 
 
-def info_response(seq: int, input_size: int, classes: int, clock_hz: int, fingerprint: int) -> bytes:
-    return encode_frame(MessageType.INFO_REPLY,
-                        struct.pack("<HBHBII", seq, VERSION, input_size, classes, clock_hz, fingerprint))
+def info_response(seq: int, input_size: int, classes: int, clock_hz: int, fingerprint: int, lanes: int = 1,
+                  spram_layers: int = 0) -> bytes:
+    return encode_frame(MessageType.INFO_REPLY, struct.pack("<HBHBIIBB", seq, VERSION, input_size, classes, clock_hz,
+                                                            fingerprint, lanes, spram_layers))
+
+
+def load_response(seq: int) -> bytes:
+    return encode_frame(MessageType.LOAD_REPLY, struct.pack("<H", seq))
 
 
 def error_response(seq: int, code: int) -> bytes:
     return encode_frame(MessageType.ERROR, struct.pack("<HB", seq, code))
 
 
-def parse_response(frame: Frame) -> Result | Info | Error:
+def parse_response(frame: Frame) -> Result | Info | Loaded | Error:
     """Decode a response frame; raises :class:`LinkError` for a frame that is no response."""
     p = frame.payload
     try:
@@ -222,8 +259,10 @@ def parse_response(frame: Frame) -> Result | Info | Error:
             seq, label, cycles = struct.unpack_from("<HBI", p)
             count = (len(p) - 7) // LOGIT_BYTES
             return Result(seq, label, cycles, struct.unpack_from(f"<{count}i", p, 7))
-        if frame.kind == MessageType.INFO_REPLY and len(p) == 14:
-            return Info(*struct.unpack("<HBHBII", p))
+        if frame.kind == MessageType.INFO_REPLY and len(p) == 16:
+            return Info(*struct.unpack("<HBHBIIBB", p))
+        if frame.kind == MessageType.LOAD_REPLY and len(p) == 2:
+            return Loaded(*struct.unpack("<H", p))
         if frame.kind == MessageType.ERROR and len(p) == 3:
             return Error(*struct.unpack("<HB", p))
     except struct.error:

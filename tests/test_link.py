@@ -69,8 +69,12 @@ def test_result_round_trip(seq, label, cycles, logits):
 
 
 def test_info_and_error_round_trip():
-    (info,) = link.FrameDecoder().feed(link.info_response(3, 784, 10, 12_000_000, 0xDEADBEEF))
-    assert link.parse_response(info) == link.Info(3, link.VERSION, 784, 10, 12_000_000, 0xDEADBEEF)
+    (info,) = link.FrameDecoder().feed(link.info_response(3, 784, 10, 12_000_000, 0xDEADBEEF, 2, 0b101))
+    info = link.parse_response(info)
+    assert info == link.Info(3, link.VERSION, 784, 10, 12_000_000, 0xDEADBEEF, 2, 0b101)
+    assert info.layers_to_load == [0, 2]
+    (loaded,) = link.FrameDecoder().feed(link.load_response(9))
+    assert link.parse_response(loaded) == link.Loaded(9)
     (error,) = link.FrameDecoder().feed(link.error_response(link.NO_SEQ, link.ErrorCode.TIMEOUT))
     assert link.parse_response(error) == link.Error(link.NO_SEQ, link.ErrorCode.TIMEOUT)
     with pytest.raises(link.LinkError):
@@ -85,6 +89,15 @@ def test_classify_request_layout():
     assert frame[5:7] == b"\x34\x12" and frame[7:12] == pixels.tobytes()
     with pytest.raises(ValueError):
         link.classify_request(0, pixels.astype(np.int16))
+
+
+@given(st.integers(0, 0xFFFF), st.integers(0, 7), st.integers(0, 0xFFFF),
+       st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=link.MAX_LOAD_WORDS))
+def test_load_request_layout(seq, layer, offset, words):
+    (frame,) = link.FrameDecoder().feed(link.load_request(seq, layer, offset, words))
+    assert frame.kind == link.MessageType.LOAD and len(frame.payload) == 5 + 2 * len(words)
+    assert frame.payload[:5] == bytes([seq & 255, seq >> 8, layer, offset & 255, offset >> 8])
+    assert list(np.frombuffer(frame.payload[5:], "<u2")) == words
 
 
 def test_fingerprint_sees_every_weight():

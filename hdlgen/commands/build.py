@@ -19,6 +19,8 @@ def register(sub):
     p.add_argument("--clock", type=float, metavar="MHZ",
                    help="design clock in MHz (default: the board's clock; otherwise a PLL makes it, within 1%%)")
     p.add_argument("--baud", type=int, default=115200, help="UART rate of the host link (default 115200)")
+    p.add_argument("--spram", action="store_true",
+                   help="keep the largest layers' weights in SPRAM (iCE40 UP5K); 'hdlgen run' loads them")
     p.add_argument("-o", "--out", metavar="DIR", help="build directory (default build/<net>-<board>)")
     p.add_argument("--flash", action="store_true", help="write the bitstream to the board with openFPGALoader")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
@@ -33,6 +35,9 @@ def format_report(report) -> str:
     if report.fmax_mhz is not None:
         verdict = "meets" if report.fmax_mhz >= report.clock_mhz else "MISSES"
         lines.append(f"  fmax {report.fmax_mhz:.1f} MHz, clock {report.clock_mhz:g} MHz ({verdict} timing)")
+    if report.extra.get("spram_layers"):
+        lines.append(f"  weights of layers {report.extra['spram_layers']} in SPRAM: 'hdlgen run' loads them "
+                     f"after each configuration")
     if report.bitstream is not None:
         lines.append(f"  bitstream {report.bitstream}")
     return "\n".join(lines)
@@ -45,7 +50,7 @@ def run(args):
         raise UserError(f"--clock must be a positive frequency in MHz, got {args.clock:g}")
     out = Path(args.out) if args.out else Path("build") / f"{Path(args.net).stem}-{board.name}"
     report = build(net, board, out, lanes=args.lanes, baud=args.baud,
-                   clock_hz=None if args.clock is None else args.clock * 1e6)
+                   clock_hz=None if args.clock is None else args.clock * 1e6, spram=args.spram)
     print(format_report(report))
     problem = check_report(report, lanes=args.lanes,
                            weight_bits=max(layer.weight_bits for layer in net.layers))

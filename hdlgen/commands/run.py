@@ -31,6 +31,9 @@ def run(args):
     with Device.open(args.port, baud=args.baud, timeout=args.timeout, window=args.window) as device:
         try:
             info = device.check(net)
+            if info.spram_layers:
+                words = device.load_weights(net, info)
+                print(f"loaded {words} weight words into SPRAM (layers {info.layers_to_load})")
             stats = ClassifyStats()
             results = device.classify(pixels, stats=stats)
         except LinkError as e:
