@@ -84,10 +84,10 @@ class DenseEngine(wiring.Component):
     """Accumulate ``A = B + W·q`` event by event, then stream the accumulators out.
 
     Per input spike ``(j, τ)`` with ``q = T_in − τ``, each of the ``words = ceil(fan_out/lanes)``
-    accumulator words gets ``W[n, j]·q`` added in each lane, one word per cycle in a 3-stage
-    pipeline (read weight row → multiply → read-add-write accumulator). The accumulator read
-    port is transparent to its write port, so back-to-back spikes need no stall even with one
-    word. A spike costs ``words`` cycles; the next spike is accepted in its last cycle.
+    accumulator words gets ``W[n, j]·q`` added in each lane, one word per cycle in a 4-stage
+    pipeline (read weight row → register it → multiply → read-add-write accumulator). The
+    accumulator read port is transparent to its write port, so back-to-back spikes need no
+    stall even with one word. A spike costs ``words`` cycles; the next spike is accepted in its last cycle.
 
     On ``end`` the pipeline drains, then the accumulator words are streamed out on ``o`` and
     each is reset to the bias as it is read, so the next image can start right after the last
@@ -154,19 +154,25 @@ class DenseEngine(wiring.Component):
         row = Signal(range(layer.fan_in * words))
         word = Signal(range(words))
         q = Signal(range(layer.ticks_in + 1))
-        # stage 1: weight row arrives; multiply; read the accumulator word
+        # stage 1: the weight row arrives and is registered (block RAM output → register, so
+        # the multiplier starts from a flip-flop)
         s1_valid, s1_word, s1_q = Signal(), Signal(range(words)), Signal(range(layer.ticks_in + 1))
-        # stage 2: accumulator word arrives; add and write back
-        s2_valid, s2_word = Signal(), Signal(range(words))
-        s2_product = Array(Signal(signed(layer.weight_bits + q.shape().width + 1), name=f"product{l}")
+        weight_row = Signal(weights.layout)
+        # stage 2: multiply; read the accumulator word
+        s2_valid, s2_word, s2_q = Signal(), Signal(range(words)), Signal(range(layer.ticks_in + 1))
+        # stage 3: the accumulator word arrives; add and write back
+        s3_valid, s3_word = Signal(), Signal(range(words))
+        s3_product = Array(Signal(signed(layer.weight_bits + q.shape().width + 1), name=f"product{l}")
                            for l in range(lanes))
 
         m.d.comb += [weights.addr.eq(row), weights.en.eq(1)]
         m.d.sync += [s1_valid.eq(busy), s1_word.eq(word), s1_q.eq(q),
-                     s2_valid.eq(s1_valid), s2_word.eq(s1_word)]
-        m.d.sync += [s2_product[l].eq(weights.data[l] * s1_q) for l in range(lanes)]
+                     weight_row.eq(weights.data),
+                     s2_valid.eq(s1_valid), s2_word.eq(s1_word), s2_q.eq(s1_q),
+                     s3_valid.eq(s2_valid), s3_word.eq(s2_word)]
+        m.d.sync += [s3_product[l].eq(weight_row[l] * s2_q) for l in range(lanes)]
         summed = Signal(word_layout)
-        m.d.comb += [summed[l].eq(acc_now[l] + s2_product[l]) for l in range(lanes)]
+        m.d.comb += [summed[l].eq(acc_now[l] + s3_product[l]) for l in range(lanes)]
 
         # bias reset (after reset and while draining): the row read at ``reset_word`` is written
         # back one cycle later, when the bias ROM's data is there
@@ -175,12 +181,12 @@ class DenseEngine(wiring.Component):
         out_valid, out_last = Signal(), Signal()
         m.d.comb += [self.o.payload.acc.eq(acc_now), self.o.payload.last.eq(out_last),
                      self.o.valid.eq(out_valid)]
-        with m.If(s2_valid):
-            m.d.comb += [acc_write.addr.eq(s2_word), acc_write.data.eq(summed), acc_write.en.eq(1)]
+        with m.If(s3_valid):
+            m.d.comb += [acc_write.addr.eq(s3_word), acc_write.data.eq(summed), acc_write.en.eq(1)]
         with m.Elif(reset_pending):
             m.d.comb += [acc_write.addr.eq(reset_pending_word), acc_write.data.eq(bias_read.data),
                          acc_write.en.eq(1)]
-        m.d.comb += [acc_read.addr.eq(s1_word), acc_read.en.eq(1)]
+        m.d.comb += [acc_read.addr.eq(s2_word), acc_read.en.eq(1)]
         m.d.sync += reset_pending.eq(0)
 
         with m.FSM(name="phase"):
@@ -205,7 +211,7 @@ class DenseEngine(wiring.Component):
                 with m.If(take & self.i.payload.end):
                     m.next = "flush"
             with m.State("flush"):
-                with m.If(~busy & ~s1_valid & ~s2_valid):
+                with m.If(~busy & ~s1_valid & ~s2_valid & ~s3_valid):
                     m.next = "drain"
             with m.State("drain"):
                 # acc_read is a pipeline register: it advances when its word leaves (or is empty)
