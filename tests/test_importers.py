@@ -105,3 +105,21 @@ def test_onnx_unsupported_operator(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"\x00garbage")
     with pytest.raises(UserError, match="bad.onnx"):
         load_model(tmp_path / "bad.onnx")
+
+
+def test_pt2_with_pickled_weights_is_refused_before_loading(tmp_path):
+    import json
+    import zipfile
+    model, x = _model(), torch.rand(3, 1, 4, 4)
+    torch.export.save(torch.export.export(model, (x,)), tmp_path / "m.pt2")
+    forged = tmp_path / "forged.pt2"
+    with zipfile.ZipFile(tmp_path / "m.pt2") as src, zipfile.ZipFile(forged, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.endswith("model_weights_config.json"):
+                config = json.loads(data)
+                next(iter(config["config"].values()))["use_pickle"] = True
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    with pytest.raises(UserError, match="pickled object"):
+        load_model(forged)
