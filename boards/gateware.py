@@ -441,10 +441,18 @@ class HostLink(wiring.Component):
             m.d.comb += [spram.write.payload.eq(receiver.write.payload), spram.write.valid.eq(receiver.write.valid)]
         wiring.connect(m, encoder.bytes, uart_tx.data)
 
-        error_timer = Signal(range(self.error_cycles + 1))
+        # The error LED's hold time counts in steps of 2**16 cycles: one long counter with a
+        # compare would be the slowest path of a small design on an iCE40.
+        step_bits = min(16, max(1, self.error_cycles.bit_length() - 4))
+        prescaler = Signal(step_bits)
+        step = Signal()
+        m.d.sync += prescaler.eq(prescaler + 1)
+        m.d.comb += step.eq(prescaler == (1 << step_bits) - 1)
+        steps = -(-self.error_cycles // (1 << step_bits))
+        error_timer = Signal(range(steps + 1))
         with m.If(encoder.error):
-            m.d.sync += error_timer.eq(self.error_cycles)
-        with m.Elif(error_timer != 0):
+            m.d.sync += error_timer.eq(steps)
+        with m.Elif(step & (error_timer != 0)):
             m.d.sync += error_timer.eq(error_timer - 1)
         m.d.comb += [
             self.busy.eq(receiver.busy | verdict_fifo.r_rdy | encoder.busy | uart_tx.busy | rx_fifo.r_rdy),
