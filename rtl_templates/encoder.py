@@ -16,8 +16,9 @@ __all__ = ["InputEncoder"]
 class InputEncoder(wiring.Component):
     """Turn one image's pixel bytes into its input spikes.
 
-    Pixel ``j`` (the ``j``-th byte of the image) has activation ``q0 = table[pixel]``
-    (a 256-entry ROM in block RAM) and spikes at tick ``T0 − q0``; ``q0 = 0`` gives no spike.
+    Pixel ``j`` (the ``j``-th byte of the image) has activation ``q0 = table[pixel]`` and
+    spikes at tick ``T0 − q0``; ``q0 = 0`` gives no spike. A 256-entry ROM in block RAM maps
+    the byte straight to ``T0 − q0``.
     Spikes go into a :class:`TickSorter` in pixel order, which then emits them by tick
     (ties: increasing pixel index) followed by ``end``. Pixels of the next image are accepted
     as soon as the sorter has emitted the previous image.
@@ -52,12 +53,13 @@ class InputEncoder(wiring.Component):
         m.submodules.sorter = sorter = TickSorter(size, ticks)
         wiring.connect(m, sorter.o, wiring.flipped(self.o))
 
+        # the ROM holds the fire tick ``T0 − q0`` itself (``T0``: no spike), no subtractor after it
         m.submodules.table = table = Memory(shape=unsigned(unsigned_width(ticks)), depth=256,
-                                            init=[int(v) for v in self.encoding.table])
+                                            init=[ticks - int(v) for v in self.encoding.table])
         lookup = table.read_port()
 
         index = Signal(range(size))
-        looked_up = Signal()            # lookup.data holds q0 of pixel ``looked_index``
+        looked_up = Signal()            # lookup.data holds the fire tick of pixel ``looked_index``
         looked_index = Signal(range(size))
         looked_last = Signal()
         closing = Signal()              # the image's ``end`` is due
@@ -80,9 +82,9 @@ class InputEncoder(wiring.Component):
             with m.If(sorter.i.ready):
                 m.d.sync += closing.eq(0)
         with m.Elif(looked_up):
-            m.d.comb += [sorter.i.valid.eq(lookup.data != 0),
+            m.d.comb += [sorter.i.valid.eq(lookup.data != ticks),
                          sorter.i.payload.neuron.eq(looked_index),
-                         sorter.i.payload.tick.eq(ticks - lookup.data)]
+                         sorter.i.payload.tick.eq(lookup.data)]
             with m.If(looked_last):
                 m.d.sync += closing.eq(1)
         return m

@@ -135,12 +135,16 @@ class SpikeTimeBank(wiring.Component):
             valid, end, rem, k, who, q, saturated = (regs["valid"], regs["end"], regs["rem"], regs["k"],
                                                      regs["who"], regs["q"], regs["saturated"])
 
-        fire_q = Signal(range(ticks + 1))
-        m.d.comb += fire_q.eq(Mux(saturated, ticks, q))
-        with m.If(end):
+        # last stage: the fire tick T − q, registered so the sorter's list address starts at a flip-flop
+        fire_q = Mux(saturated, ticks, q)
+        fires, fire_tick = Signal(), Signal(range(ticks + 1))
+        fire_end, fire_who = Signal(), Signal(neuron_shape)
+        m.d.sync += [fires.eq(valid & (fire_q != 0)), fire_tick.eq(ticks - fire_q), fire_end.eq(end),
+                     fire_who.eq(who)]
+        with m.If(fire_end):
             m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.end.eq(1)]
             m.d.sync += closing.eq(0)
-        with m.Elif(valid):
-            m.d.comb += [sorter.i.valid.eq(fire_q != 0), sorter.i.payload.neuron.eq(who),
-                         sorter.i.payload.tick.eq(ticks - fire_q)]
+        with m.Elif(fires):
+            m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.neuron.eq(fire_who),
+                         sorter.i.payload.tick.eq(fire_tick)]
         return m
