@@ -12,11 +12,11 @@ from hdlgen import simulate as simulate_module
 from hdlgen import ttfs
 from hdlgen.cli import main
 from hdlgen.errors import UserError
-from hdlgen.rtl_templates.top import NetworkTop, result_layout
+from hdlgen.rtl_templates.top import result_layout
 from hdlgen.sim.core import CoreSpec
 from hdlgen.simulate import missing_simulator, simulate
 from hdlgen.testing import random_net, random_pixels
-from hdlgen.verilog import sidecar
+from hdlgen.verilog import write_verilog
 
 
 @pytest.fixture
@@ -25,8 +25,7 @@ def net():
 
 
 def test_result_payload_decodes_as_amaranth_packs_it(net, tmp_path):
-    path = tmp_path / "core.json"
-    path.write_text(json.dumps(sidecar(NetworkTop(net, trace=True), "small")))
+    _, path = write_verilog(net, tmp_path, trace=True)
     spec = CoreSpec.load(path)
     width = spec.fields["logits"].element_width
     logits = [-(1 << (width - 1)), -1, 0, 1, (1 << (width - 1)) - 1, 5]
