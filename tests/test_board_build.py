@@ -36,6 +36,18 @@ def test_build_that_does_not_fit_says_what_is_short(tmp_path, capsys):
     """A net far too big for an iCEstick (iCE40 HX1K, board clock): exit 2 and one line naming the resource."""
     net_path = ttfs.save(tiny_net(inputs=256, hidden=64, classes=10), tmp_path / "big.ttfs")
     code = main(["build", str(net_path), "--board", "icestick", "--lanes", "8", "-o", str(tmp_path / "out")])
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hdlgen")]
     assert code == 2 and len(err) == 1
     assert err[0].startswith("hdlgen build: does not fit icestick:") and "fewer lanes (now 8)" in err[0]
+
+
+@pytest.mark.slow
+def test_build_with_weights_in_spram(tmp_path, capsys):
+    """--spram on the iCEBreaker: the layers' weights become SB_SPRAM256KA instances."""
+    net_path = ttfs.save(tiny_net(inputs=256, hidden=64, classes=10), tmp_path / "mid.ttfs")
+    code = main(["build", str(net_path), "--board", "icebreaker", "--spram", "-o", str(tmp_path / "out"), "--json"])
+    out = capsys.readouterr().out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert code == 0, out
+    assert report["spram_layers"] == [0, 1]
+    assert report["utilization"]["SPRAM"] == {"used": 2, "available": 4}   # 4096 and 160 words: one SPRAM each
