@@ -46,13 +46,13 @@ class SimReport:
         Share of predicted classes equal to the labels (when labels were given).
     predicted : list of int
         The core's class per image, in input order.
-    cycles_mean, cycles_max : float, int
+    cycles_mean, cycles_max : float, int (None when no result came out)
         Cycles per inference (the core's ``cycles`` field: first pixel accepted → result valid)
         of the images run alone in an empty core.
     initiation_interval : float or None
         Mean cycles between successive results of images fed back to back (``None`` with fewer
         than three images).
-    lower_bound_mean : float
+    lower_bound_mean : float or None
         Mean event lower bound ``Σ_ℓ input spikes_ℓ·ceil(fan_out_ℓ/lanes) + Σ_ℓ T_ℓ`` of those
         images (:func:`hdlgen.cycles.event_lower_bound`).
     dense_cycles_mean : float
@@ -66,10 +66,10 @@ class SimReport:
     mismatches: list
     accuracy: float | None
     predicted: list
-    cycles_mean: float
-    cycles_max: int
+    cycles_mean: float | None
+    cycles_max: int | None
     initiation_interval: float | None
-    lower_bound_mean: float
+    lower_bound_mean: float | None
     dense_cycles_mean: float
     lanes: int
     simulator: str
@@ -182,7 +182,7 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, simulator: st
         accuracy = float(np.mean(np.asarray(predicted) == np.asarray(labels)))
     return SimReport(
         samples=len(pixels), mismatches=run["mismatches"], accuracy=accuracy, predicted=predicted,
-        cycles_mean=float(np.mean(latencies)) if latencies else float("nan"), cycles_max=max(latencies, default=0),
+        cycles_mean=float(np.mean(latencies)) if latencies else None, cycles_max=max(latencies, default=None),
         initiation_interval=float(np.mean(np.diff(stream))) if len(stream) >= 2 else None,
-        lower_bound_mean=float(np.mean(bounds)), dense_cycles_mean=float(dense_schedule(net, lanes)),
+        lower_bound_mean=float(np.mean(bounds)) if bounds else None, dense_cycles_mean=float(dense_schedule(net, lanes)),
         lanes=lanes, simulator=simulator)

@@ -209,3 +209,17 @@ def test_result_changing_while_it_waits_is_reported(case, tmp_path):
     mismatches = _run(case, tmp_path, stable_result=False)["mismatches"]
     assert mismatches and all("while waiting for ready" in m or "cycles, the testbench counted" in m for m in mismatches)
     assert any("result payload changed at cycle" in m for m in mismatches)
+
+
+def test_core_that_never_answers_times_out_with_a_diagnosis(case, tmp_path):
+    require_simulator()
+    net, pixels, folder = case
+    verilog, sidecar = write_replay_core(net, pixels, tmp_path)
+    stuck = verilog.read_text().replace("assign result__valid = playing && kind;", "assign result__valid = 0;")
+    verilog.write_text(stuck.replace("else if (result__ready)", "else if (result__valid && result__ready)"))
+    report = run_testbench(verilog, sidecar, folder / "net.ttfs", folder / "pixels.npz", build_dir=tmp_path / "build")
+    assert report["images"] == []
+    spikes = [len(s) for s in run_events(net, pixels[0]).spikes]
+    [message] = report["mismatches"]
+    assert message.startswith(f"timeout: 0 of {len(pixels)} results after ")
+    assert message.endswith(f" cycles; {net.input.size} pixel bytes accepted, spike events seen per layer {spikes}")
