@@ -34,6 +34,7 @@ Verdict = data.StructLayout({
     "info": unsigned(1),     # answer with INFO_REPLY (when error is 0)
     "image": unsigned(1),    # the frame sent an image into the core: consume one result
     "loaded": unsigned(1),   # answer with LOAD_REPLY (when error is 0)
+    "input_cycles": unsigned(32),  # first to last pixel into the core
 })
 
 
@@ -102,6 +103,9 @@ class FrameReceiver(wiring.Component):
         count = Signal(range(max(self.input_size, link.MAX_LOAD_WORDS)))
         verdict = Signal(Verdict)
         quiet = Signal(range(self.timeout_cycles + 1))
+        now = Signal(32)
+        first_pixel = Signal(32)
+        m.d.sync += now.eq(now + 1)
         timed_out = Signal()
 
         m.d.comb += [checker.data.eq(byte), self.verdicts.payload.eq(verdict)]
@@ -203,7 +207,10 @@ class FrameReceiver(wiring.Component):
                              self.bytes.ready.eq(self.pixels.ready), checker.valid.eq(take)]
                 with m.If(take):
                     m.d.sync += count.eq(count + 1)
+                    with m.If(count == 0):
+                        m.d.sync += first_pixel.eq(now)
                     with m.If(count == self.input_size - 1):
+                        m.d.sync += verdict.input_cycles.eq(now - Mux(count == 0, now, first_pixel))
                         m.next = "CRC_HIGH"
                 with m.Elif(timed_out):
                     give_up(1)
@@ -241,7 +248,7 @@ class ResponseEncoder(wiring.Component):
 
     Protocol (:mod:`hdlgen.boards.link`): for a verdict with ``image`` set, waits for the core's
     next result and takes it together with the verdict. No error → RESULT (``seq``, label,
-    cycles, logits sign-extended to 32 bits); an error → ERROR (``seq``, code), the result is
+    cycles, input cycles, logits sign-extended to 32 bits); an error → ERROR (``seq``, code), the result is
     dropped; ``info`` → INFO_REPLY with the constants given here; ``loaded`` → LOAD_REPLY. The frame is sent byte by byte
     on ``bytes``, CRC-16/CCITT-FALSE over type … payload appended most significant byte first.
 
@@ -305,7 +312,8 @@ class ResponseEncoder(wiring.Component):
         logits = [Signal(signed(8 * link.LOGIT_BYTES), name=f"logit{i}") for i in range(self.classes)]
         m.d.comb += [label.eq(result.label), *[logit.eq(result.logits[i]) for i, logit in enumerate(logits)]]
         frames = {
-            "result": self._frame(link.MessageType.RESULT, verdict.seq, label, result.cycles[:32], *logits),
+            "result": self._frame(link.MessageType.RESULT, verdict.seq, label, result.cycles[:32],
+                                  verdict.input_cycles, *logits),
             "info": self._frame(link.MessageType.INFO_REPLY, verdict.seq, Const(link.VERSION, 8),
                                 Const(self.input_size, 16), Const(self.classes, 8),
                                 Const(self.clock_hz, 32), Const(self.fingerprint, 32), Const(self.lanes, 8),

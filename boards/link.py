@@ -24,7 +24,11 @@ INFO         0x02   ``seq u16``
 LOAD         0x03   ``seq u16``, ``layer u8``, ``offset u16``, ``words u16 × n`` (1 ≤ n ≤ 256):
                     write weight words ``offset .. offset+n−1`` of a layer kept in SPRAM
                     (:mod:`hdlgen.boards.spram`)
-RESULT       0x81   ``seq u16``, ``label u8``, ``cycles u32``, ``logits i32 × classes``
+RESULT       0x81   ``seq u16``, ``label u8``, ``cycles u32``, ``input_cycles u32``,
+                    ``logits i32 × classes``: ``cycles`` as the core counts them (first pixel
+                    in → result), ``input_cycles`` from the first to the last pixel going into
+                    the core (the UART delivering them), so ``cycles − input_cycles`` is the
+                    compute latency after the image arrived
 INFO_REPLY   0x82   ``seq u16``, ``version u8``, ``input_size u16``, ``classes u8``,
                     ``clock_hz u32``, ``fingerprint u32`` (:func:`net_fingerprint`),
                     ``lanes u8``, ``spram_layers u8`` (bit ``i``: layer ``i``'s weights are in
@@ -172,7 +176,13 @@ class Result:
     seq: int
     label: int
     cycles: int
+    input_cycles: int
     logits: tuple
+
+    @property
+    def compute_cycles(self) -> int:
+        """Cycles from the image's last pixel entering the core to its result."""
+        return self.cycles - self.input_cycles
 
 
 @dataclass(frozen=True)
@@ -229,12 +239,13 @@ def load_request(seq: int, layer: int, offset: int, words) -> bytes:
 
 
 def result_payload_size(classes: int) -> int:
-    return 7 + LOGIT_BYTES * classes
+    return 11 + LOGIT_BYTES * classes
 
 
-def result_response(seq: int, label: int, cycles: int, logits) -> bytes:
+def result_response(seq: int, label: int, cycles: int, input_cycles: int, logits) -> bytes:
     logits = [int(v) for v in logits]
-    return encode_frame(MessageType.RESULT, struct.pack(f"<HBI{len(logits)}i", seq, label, cycles, *logits))
+    return encode_frame(MessageType.RESULT, struct.pack(f"<HBII{len(logits)}i", seq, label, cycles, input_cycles,
+                                                        *logits))
 
 
 def info_response(seq: int, input_size: int, classes: int, clock_hz: int, fingerprint: int, lanes: int = 1,
@@ -255,10 +266,10 @@ def parse_response(frame: Frame) -> Result | Info | Loaded | Error:
     """Decode a response frame; raises :class:`LinkError` for a frame that is no response."""
     p = frame.payload
     try:
-        if frame.kind == MessageType.RESULT and (len(p) - 7) % LOGIT_BYTES == 0:
-            seq, label, cycles = struct.unpack_from("<HBI", p)
-            count = (len(p) - 7) // LOGIT_BYTES
-            return Result(seq, label, cycles, struct.unpack_from(f"<{count}i", p, 7))
+        if frame.kind == MessageType.RESULT and len(p) >= 11 and (len(p) - 11) % LOGIT_BYTES == 0:
+            head = struct.unpack_from("<HBII", p)
+            count = (len(p) - 11) // LOGIT_BYTES
+            return Result(*head, struct.unpack_from(f"<{count}i", p, 11))
         if frame.kind == MessageType.INFO_REPLY and len(p) == 16:
             return Info(*struct.unpack("<HBHBIIBB", p))
         if frame.kind == MessageType.LOAD_REPLY and len(p) == 2:

@@ -60,11 +60,11 @@ def test_any_single_bit_error_is_caught(kind, payload, data):
     assert link.FrameDecoder().feed(bytes(frame) + bytes(400)) == []
 
 
-@given(st.integers(0, 0xFFFF), st.integers(0, 255), st.integers(0, 2**32 - 1),
+@given(st.integers(0, 0xFFFF), st.integers(0, 255), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
        st.lists(st.integers(-2**31, 2**31 - 1), min_size=1, max_size=20))
-def test_result_round_trip(seq, label, cycles, logits):
-    (frame,) = link.FrameDecoder().feed(link.result_response(seq, label, cycles, logits))
-    assert link.parse_response(frame) == link.Result(seq, label, cycles, tuple(logits))
+def test_result_round_trip(seq, label, cycles, input_cycles, logits):
+    (frame,) = link.FrameDecoder().feed(link.result_response(seq, label, cycles, input_cycles, logits))
+    assert link.parse_response(frame) == link.Result(seq, label, cycles, input_cycles, tuple(logits))
     assert len(frame.payload) == link.result_payload_size(len(logits))
 
 

@@ -40,7 +40,7 @@ def run(args):
             raise UserError(f"{args.port}: {e}") from None
     labels = np.array([r.label for r in results])
     logits = np.array([r.logits for r in results], dtype=np.int64)
-    cycles = np.array([r.cycles for r in results], dtype=np.int64)
+    cycles = np.array([r.compute_cycles for r in results], dtype=np.int64)
     summary = {
         "samples": len(results),
         "accuracy": float(np.mean(labels == data.y)) if data.y is not None else None,
@@ -56,8 +56,8 @@ def run(args):
         print(f"accuracy {summary['accuracy']:.2%} on {len(results)} samples (golden model {summary['golden_accuracy']:.2%})")
     print(f"agreement with the golden model: classes {summary['agreement']:.2%}, logits {summary['logits_agreement']:.2%}")
     print(f"throughput {summary['images_per_second']:.1f} images/s over the link; board latency "
-          f"{summary['cycles_mean']:.0f} cycles mean ({summary['latency_us_mean']:.1f} µs at {summary['clock_mhz']:g} MHz, "
-          f"from first pixel in, so it includes the pixels' UART time)")
+          f"{summary['cycles_mean']:.0f} cycles mean ({summary['latency_us_mean']:.1f} µs at {summary['clock_mhz']:g} MHz) "
+          f"from an image's last pixel to its result")
     if stats.retries or stats.errors:
         print(f"link: {stats.retries} retries, errors {stats.errors}")
     if args.json:
