@@ -1,1 +1,15 @@
-"""Placeholder: filled by a later issue."""
+"""Board side of hdlgen: the UART host link around the network core, board tops, builds, flashing
+and the host driver.
+
+- :mod:`~hdlgen.boards.link` – the host-link protocol (frames, CRC-16/CCITT-FALSE, messages)
+- :mod:`~hdlgen.boards.uart`, :mod:`~hdlgen.boards.gateware` – UART, frame receiver, response
+  encoder, :class:`~hdlgen.boards.gateware.HostLink`
+- :mod:`~hdlgen.boards.spram` – layer weights in iCE40 UP5K SPRAM, loaded over the link
+- :mod:`~hdlgen.boards.platforms`, :mod:`~hdlgen.boards.top`, :mod:`~hdlgen.boards.clocks`,
+  :mod:`~hdlgen.boards.build`, :mod:`~hdlgen.boards.flash` – boards, board top, PLL, yowasp
+  builds with report parsing, openFPGALoader
+- :mod:`~hdlgen.boards.host` – :class:`~hdlgen.boards.host.Device`, the host driver
+- :mod:`~hdlgen.boards.sim` – a simulated serial line into a simulated board
+
+See boards/README.md.
+"""
