@@ -10,9 +10,9 @@ The receiver streams a CLASSIFY frame's pixels into the core as they arrive (no 
 and, once the frame's CRC has been checked, queues one *verdict* per recognised frame. The
 encoder answers verdicts in order: it pairs each image verdict with the core's next result
 (results come in input order), sending a RESULT, or an ERROR while dropping the result of a
-damaged frame, so a result is never sent for the wrong frame.
+damaged frame, so a result is never sent for the wrong frame. LOAD frames write weight words
+into SPRAM-backed weight memories (:mod:`hdlgen.boards.spram`) and are answered LOAD_REPLY.
 """
-
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import crc, data, stream, wiring
@@ -42,8 +42,8 @@ class FrameReceiver(wiring.Component):
     """Frame receiver: sync hunt, header check, pixels into the core, CRC check, verdict.
 
     Protocol (:mod:`hdlgen.boards.link`): waits for ``A5 5A``; reads type and length; a type
-    other than CLASSIFY/INFO, or a length other than ``2 + input_size`` (CLASSIFY) or 2 (INFO),
-    queues an ERROR verdict (``seq = 0xFFFF``) and goes back to hunting. Then the sequence
+    other than CLASSIFY/INFO/LOAD, or a length other than ``2 + input_size`` (CLASSIFY), 2 (INFO)
+    or ``5 + 2·n`` with ``n`` in 1..256 (LOAD), queues an ERROR verdict (``seq = 0xFFFF``) and goes back to hunting. Then the sequence
     number; a CLASSIFY frame's pixel bytes are passed to ``pixels`` one for one as they arrive
     (back-pressure from the core holds the byte stream); then the CRC, checked by the residue of
     CRC-16/CCITT-FALSE over type … crc. A LOAD frame's words go out on ``write`` as they

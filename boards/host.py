@@ -27,7 +27,7 @@ __all__ = ["Device", "ClassifyStats"]
 
 @dataclass
 class ClassifyStats:
-    """What :meth:`Device.classify` saw on the link."""
+    """What :meth:`Device.classify` (or :meth:`Device.load_weights`) saw on the link."""
 
     sent: int = 0            # request frames written, retries included
     retries: int = 0         # requests sent again after an ERROR or a timeout
