@@ -25,7 +25,8 @@ demo: setup
 	@mkdir -p $(OUT)
 	$(HDLGEN) convert $(DIGITS)/digits_mlp.pt2 --data $(DIGITS)/digits_test.npz \
 	    --calibration-data $(DIGITS)/digits_train.npz --ticks 16 --weight-bits 8 -o $(OUT)/digits_mlp.ttfs
-	$(HDLGEN) eval $(OUT)/digits_mlp.ttfs --data $(DIGITS)/digits_test.npz
+	$(HDLGEN) verilog $(OUT)/digits_mlp.ttfs -o $(OUT)/verilog
+	$(HDLGEN) sim $(OUT)/digits_mlp.ttfs --data $(DIGITS)/digits_test.npz --samples 20
 
 test: setup
 	$(PY) -m pytest -q
