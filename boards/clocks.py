@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth import ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
@@ -78,17 +78,15 @@ def pll_setting(family: str, f_in: float, f_out: float) -> PLLSetting:
 
 
 class PLLClock(Elaboratable):
-    """The ``sync`` domain at ``setting.f_out``, from the board's default clock through a PLL.
-
-    ``sync`` is held in reset until the PLL locks (reset released synchronously).
-    """
+    """Drives the ``sync`` clock at ``setting.f_out`` from the board's default clock through a
+    PLL, and holds ``sync`` in reset until the PLL locks (released synchronously). The parent
+    defines the ``sync`` domain."""
 
     def __init__(self, setting: PLLSetting):
         self.setting = setting
 
     def elaborate(self, platform):
         m = Module()
-        m.domains.sync = ClockDomain("sync")
         clk_pin = platform.request(platform.default_clk, dir="-")
         locked = Signal()
         pll_clk = Signal()

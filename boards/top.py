@@ -1,6 +1,6 @@
 """The board top: the network core behind the UART host link, wired to a board's pins."""
 
-from amaranth import Elaboratable, Module
+from amaranth import ClockDomain, Elaboratable, Module
 from amaranth.build import ResourceError
 from amaranth.lib import io
 
@@ -41,8 +41,10 @@ class BoardTop(Elaboratable):
         m = Module()
         m.submodules.link = self.link
         if self.pll is not None:
+            m.domains.sync = ClockDomain("sync")
             m.submodules.clock = PLLClock(self.pll)
-        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        pins = {io.name: "-" for io in platform.lookup("uart", 0).ios}   # rx, tx (rts, dtr, … unused)
+        uart = platform.request("uart", 0, dir=pins)
         m.submodules.uart_rx_pin = rx_pin = io.Buffer("i", uart.rx)
         m.submodules.uart_tx_pin = tx_pin = io.Buffer("o", uart.tx)
         m.d.comb += [self.link.rx.eq(rx_pin.i), tx_pin.o.eq(self.link.tx)]

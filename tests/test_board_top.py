@@ -45,10 +45,14 @@ def result_layout(net):
 
 
 class ModelCore(wiring.Component):
-    """Stand-in with NetworkTop's ports; its behaviour is the testbench :meth:`run` (golden model)."""
+    """Stand-in with NetworkTop's ports; its behaviour is the testbench :meth:`run` (golden model).
 
-    def __init__(self, net):
+    ``busy_cycles``: after the last pixel of an image it takes no pixels for that long, as a
+    slow core would."""
+
+    def __init__(self, net, busy_cycles=0):
         self.net = net
+        self.busy_cycles = busy_cycles
         super().__init__({"pixels": In(stream.Signature(8)),
                           "result": Out(stream.Signature(result_layout(net)))})
 
@@ -68,6 +72,9 @@ class ModelCore(wiring.Component):
                     image.append(payload)
             ref = golden.run_events(self.net, np.array(image, dtype=np.uint8))
             ctx.set(self.pixels.ready, 0)
+            for _ in range(self.busy_cycles):
+                await ctx.tick()
+                cycles += 1
             ctx.set(self.result.payload, {"label": ref.label, "cycles": cycles + 1,
                                           "logits": [int(v) for v in ref.logits]})
             ctx.set(self.result.valid, 1)
@@ -85,13 +92,21 @@ def network_core(net):
     return NetworkTop(net)
 
 
-def make_link(net, core_kind, **kwargs):
-    core = ModelCore(net) if core_kind == "model" else network_core(net)
+def make_link(net, core_kind, busy_cycles=0, status=None, **kwargs):
+    core = ModelCore(net, busy_cycles) if core_kind == "model" else network_core(net)
     top = HostLink(net, core, clk_freq=CLK, baud=BAUD, timeout=2e-3, error_hold=1e-4, **kwargs)
     sim = Simulator(top)
     sim.add_clock(1 / CLK)
     if core_kind == "model":
         sim.add_testbench(core.run, background=True)
+    if status is not None:   # count the cycles each LED status is on
+        async def watch(ctx):
+            while True:
+                _, _, *values = await ctx.tick().sample(top.idle, top.busy, top.error)
+                for name, value in zip(("idle", "busy", "error"), values):
+                    status[name] = status.get(name, 0) + value
+                    status[name + "_now"] = value
+        sim.add_testbench(watch, background=True)
     port = SimulatedSerial(sim, top.rx, top.tx, divisor=top.divisor, clk_freq=CLK, timeout=5e-3)
     return top, port
 
@@ -129,7 +144,8 @@ def test_corrupted_frame_gets_error_and_next_frame_works():
     net = tiny_net()
     rng = np.random.default_rng(2)
     pixels = rng.integers(0, 256, (3, net.input.size), dtype=np.uint8)
-    _, port = make_link(net, "model")
+    status = {}
+    _, port = make_link(net, "model", status=status)
     decoder = link.FrameDecoder()
 
     good = [link.classify_request(10 + i, p) for i, p in enumerate(pixels)]
@@ -146,6 +162,22 @@ def test_corrupted_frame_gets_error_and_next_frame_works():
     assert isinstance(responses[2], link.Result) and responses[2].seq == 12
     assert list(responses[2].logits) == ref.logits[2].tolist()
     assert port.read(1) == b""                         # nothing else: no duplicate, no spurious error
+    # LEDs: busy while frames were in flight, error for a while after the ERROR, idle at the end
+    assert status["busy"] > 0 and status["error"] > 0
+    assert status["idle_now"] == 1 and status["busy_now"] == 0 and status["error_now"] == 0
+
+
+def test_a_slow_core_holds_pixels_back_without_losing_bytes():
+    """The core takes no pixels for 3000 cycles (75 characters) after each image, while the
+    driver already sends the next one: the byte FIFO absorbs it, nothing is resent."""
+    net = tiny_net()
+    pixels = np.random.default_rng(7).integers(0, 256, (4, net.input.size), dtype=np.uint8)
+    _, port = make_link(net, "model", busy_cycles=3000)
+    stats = ClassifyStats()
+    results = Device(port).classify(pixels, stats=stats)
+    assert [list(r.logits) for r in results] == golden.run_batch(net, pixels).logits.tolist()
+    assert stats.retries == 0 and stats.errors == {}
+    assert all(r.compute_cycles > 3000 for r in results)
 
 
 @pytest.mark.parametrize("frame, code", [
