@@ -43,7 +43,7 @@ def overhead_bound(net: TTFSNet, lanes: int = 1) -> int:
     accumulator lane, the spike-time ladder and a few handshake cycles per stage."""
     cycles = net.input.size + 4
     for layer, words in zip(net.layers, layer_words(net, lanes)):
-        cycles += layer.ticks_in + words * min(lanes, layer.fan_out) + 8
+        cycles += layer.ticks_in + words * min(lanes, layer.fan_out) + 10
         if not layer.readout:
             cycles += (layer.ticks - 1).bit_length() + 4
     return cycles

@@ -151,6 +151,7 @@ class DenseEngine(wiring.Component):
 
         # stage 0: issue the weight row of word ``word`` of the current spike
         busy = Signal()
+        last_word = Signal()    # ``word`` is the spike's last: kept in a register for a short ``ready``
         row = Signal(range(layer.fan_in * words))
         word = Signal(range(words))
         q = Signal(range(layer.ticks_in + 1))
@@ -198,14 +199,14 @@ class DenseEngine(wiring.Component):
                     m.d.sync += reset_word.eq(0)
                     m.next = "accumulate"
             with m.State("accumulate"):
-                last_word = word == words - 1
                 m.d.comb += self.i.ready.eq(~busy | last_word)
                 take = self.i.valid & self.i.ready
                 with m.If(take & ~self.i.payload.end):
-                    m.d.sync += [busy.eq(1), word.eq(0), row.eq(self.i.payload.neuron * words),
+                    m.d.sync += [busy.eq(1), word.eq(0), last_word.eq(words == 1),
+                                 row.eq(self.i.payload.neuron * words),
                                  q.eq(layer.ticks_in - self.i.payload.tick)]
                 with m.Elif(busy):
-                    m.d.sync += [word.eq(word + 1), row.eq(row + 1)]
+                    m.d.sync += [word.eq(word + 1), last_word.eq(word + 2 == words), row.eq(row + 1)]
                     with m.If(last_word):
                         m.d.sync += busy.eq(0)
                 with m.If(take & self.i.payload.end):
