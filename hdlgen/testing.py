@@ -7,7 +7,7 @@ import numpy as np
 from .passes.quantize import input_encoding
 from .ttfs import IntDense, TTFSNet
 
-__all__ = ["random_net", "random_cnn", "random_pixels"]
+__all__ = ["random_net", "random_cnn", "random_pixels", "mixed_pixels"]
 
 BIAS_MODES = ("random", "zero", "negative", "large")
 
@@ -81,3 +81,9 @@ def random_cnn(rng: np.random.Generator, in_shape=(1, 8, 8), blocks=(("conv", 4,
     layers.append(IntDense(rng.integers(-limit, limit + 1, (classes, fan_in)), rng.integers(-50, 50, classes), None,
                            ticks, 0, weight_bits, np.ones(classes), name="readout"))
     return TTFSNet(encoding, layers, name)
+
+
+def mixed_pixels(rng: np.random.Generator, random_images: int, size: int) -> np.ndarray:
+    """``random_images`` random images, then one that gives no input spike and one that saturates."""
+    return np.concatenate([random_pixels(rng, random_images, size), random_pixels(rng, 1, size, "zero"),
+                           random_pixels(rng, 1, size, "saturate")])

@@ -178,8 +178,20 @@ def _conv_output(in_shape, kernel, stride, padding):
     return ((h + 2 * padding[0] - kernel[0]) // stride[0] + 1, (w + 2 * padding[1] - kernel[1]) // stride[1] + 1)
 
 
+class _FeatureMapLayer:
+    """Sizes of a layer between (C, H, W) feature maps, from ``in_shape`` and ``out_shape``."""
+
+    @property
+    def fan_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def fan_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+
 @dataclass
-class IntConv2d:
+class IntConv2d(_FeatureMapLayer):
     """An integer 2-D convolution (PyTorch semantics, zero padding = no spike), always spiking.
 
     Same math as :class:`IntDense` with ``W`` the convolution: ``A = B + conv(q_in)``,
@@ -224,14 +236,6 @@ class IntConv2d:
     def out_shape(self) -> tuple:
         return (self.weight.shape[0], *_conv_output(self.in_shape, self.weight.shape[2:], self.stride, self.padding))
 
-    @property
-    def fan_in(self) -> int:
-        return int(np.prod(self.in_shape))
-
-    @property
-    def fan_out(self) -> int:
-        return int(np.prod(self.out_shape))
-
     def widths(self) -> dict:
         low, high = layer_bounds(self)
         return {"weight": self.weight_bits, "accumulator": signed_width(low, high),
@@ -241,7 +245,7 @@ class IntConv2d:
 
 
 @dataclass
-class IntMaxPool2d:
+class IntMaxPool2d(_FeatureMapLayer):
     """Max pooling of spikes: ``q = max(window)``, i.e. the earliest spike of each window passes
     and later ones are dropped. Windows and ticks are unchanged by it (``ticks_in == ticks``)."""
 
@@ -268,14 +272,6 @@ class IntMaxPool2d:
     @property
     def out_shape(self) -> tuple:
         return (self.in_shape[0], *_conv_output(self.in_shape, self.kernel, self.stride, self.padding))
-
-    @property
-    def fan_in(self) -> int:
-        return int(np.prod(self.in_shape))
-
-    @property
-    def fan_out(self) -> int:
-        return int(np.prod(self.out_shape))
 
     def widths(self) -> dict:
         return {"tick": unsigned_width(self.ticks), "index": unsigned_width(self.fan_in - 1)}

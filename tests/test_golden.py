@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hdlgen import golden
-from hdlgen.testing import random_net, random_pixels
+from hdlgen.testing import mixed_pixels, random_net
 from hdlgen.ttfs import layer_bounds, signed_width
 
 
@@ -16,14 +16,11 @@ def _case(seed):
     bits = int(rng.integers(2, 9))
     bias = ["random", "zero", "negative", "large"][seed % 4]
     net = random_net(rng, sizes, ticks, bits, bias, per_channel_k=bool(seed % 3 == 0))
-    pixels = np.concatenate([random_pixels(rng, 6, sizes[0]), random_pixels(rng, 1, sizes[0], "zero"),
-                             random_pixels(rng, 1, sizes[0], "saturate")])
-    return net, pixels
+    return net, mixed_pixels(rng, 6, sizes[0])
 
 
-@pytest.mark.parametrize("seed", range(60))
-def test_event_form_equals_batch_form(seed):
-    net, pixels = _case(seed)
+def assert_forms_agree(net, pixels):
+    """Event form == batch form on every spike, logit and class."""
     batch = golden.run_batch(net, pixels)
     for i, image in enumerate(pixels):
         events = golden.run_events(net, image)
@@ -31,6 +28,11 @@ def test_event_form_equals_batch_form(seed):
         assert events.label == batch.classes[i]
         for layer, (spikes, ticks) in enumerate(zip(events.spikes, net.ticks)):
             assert spikes == golden.spikes_from_q(batch.q[layer][i], ticks), f"image {i} layer {layer}"
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_event_form_equals_batch_form(seed):
+    assert_forms_agree(*_case(seed))
 
 
 def test_batch_form_is_clamped_floor_and_argmax_ties_go_low():

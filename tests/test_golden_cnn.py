@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from hdlgen import golden
-from hdlgen.testing import random_cnn, random_pixels
+from hdlgen.testing import mixed_pixels, random_cnn
+
+from .test_golden import assert_forms_agree
 from hdlgen.ttfs import IntConv2d, IntMaxPool2d
 
 
@@ -30,21 +32,12 @@ def _case(seed):
     ticks = int(rng.choice([1, 4, 8, 16, 33]))
     net = random_cnn(rng, (channels, size, size), blocks, int(rng.integers(2, 6)), ticks, int(rng.integers(2, 9)),
                      ["random", "zero", "negative", "large"][seed % 4])
-    n_in = channels * size * size
-    pixels = np.concatenate([random_pixels(rng, 4, n_in), random_pixels(rng, 1, n_in, "zero"),
-                             random_pixels(rng, 1, n_in, "saturate")])
-    return net, pixels
+    return net, mixed_pixels(rng, 4, channels * size * size)
 
 
 @pytest.mark.parametrize("seed", range(30))
 def test_cnn_event_form_equals_batch_form(seed):
-    net, pixels = _case(seed)
-    batch = golden.run_batch(net, pixels)
-    for i, image in enumerate(pixels):
-        events = golden.run_events(net, image)
-        np.testing.assert_array_equal(events.logits, batch.logits[i])
-        for layer, (spikes, ticks) in enumerate(zip(events.spikes, net.ticks)):
-            assert spikes == golden.spikes_from_q(batch.q[layer][i], ticks), f"image {i} layer {layer}"
+    assert_forms_agree(*_case(seed))
 
 
 def _direct_conv(layer, q):
