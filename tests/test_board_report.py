@@ -118,3 +118,18 @@ def test_pll_settings_make_what_they_claim_within_limits(family, f_in, f_out):
         assert 400e6 <= made * p["CLKOP_DIV"] <= 800e6 and f_in / p["CLKI_DIV"] >= 3.125e6
     assert made == pytest.approx(s.f_out) and abs(made - f_out) <= TOLERANCE * f_out
 
+
+
+def test_hopeless_weights_are_refused_before_synthesis(tmp_path):
+    from hdlgen.boards.build import build
+    from hdlgen.rtl_templates.top import NetworkTop
+
+    from .test_board_top import tiny_net
+
+    net = tiny_net(inputs=256, hidden=64, classes=10)   # 16384 × 4-bit + 640 × 4-bit weights
+    board = get_board("icestick")                       # 16 block RAMs of 4 kbit
+    report = build(net, board, tmp_path, core=NetworkTop(net))
+    assert report.bitstream is None and report.utilization["BRAM"] == Utilization(17, 16)
+    assert not any(tmp_path.iterdir())                  # no tool ran
+    message = check_report(report, lanes=1)
+    assert message.startswith("does not fit icestick: BRAM 17/16 needed (weights alone);")

@@ -28,7 +28,10 @@ def register(sub):
 
 
 def format_report(report) -> str:
-    lines = [f"{report.board}: built in {report.seconds:.0f} s" if report.seconds is not None else report.board]
+    if report.extra.get("estimate"):
+        lines = [f"{report.board}: not built, the {report.extra['estimate']} do not fit"]
+    else:
+        lines = [f"{report.board}: built in {report.seconds:.0f} s"]
     for name, u in report.utilization.items():
         if u.available or u.used:
             lines.append(f"  {name:5} {u.used:7} / {u.available:<7} {100 * u.fraction:5.1f}%")
