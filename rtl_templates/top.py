@@ -141,15 +141,18 @@ class NetworkTop(wiring.Component):
         with m.If(self.pixels.valid & self.pixels.ready):
             m.d.sync += pixel.eq(Mux(pixel == self.net.input.size - 1, 0, pixel + 1))
 
-        # result register: loaded from the readout, cycles counted to the cycle it shows
-        result_valid = Signal()
-        result = Signal(self.result.payload.shape())
-        m.d.comb += [self.result.valid.eq(result_valid), self.result.payload.eq(result)]
-        with m.If(self.result.valid & self.result.ready):
-            m.d.sync += result_valid.eq(0)
-        with m.If(readout.o.valid & (~result_valid | self.result.ready)):
-            m.d.comb += [readout.o.ready.eq(1), stamps.r_en.eq(1)]
-            m.d.sync += [result_valid.eq(1), result.label.eq(readout.o.payload.label),
-                         result.logits.eq(readout.o.payload.logits),
-                         result.cycles.eq(now + 1 - stamps.r_data)]
+        # the result is the readout's (held until taken) plus ``cycles``: ``elapsed`` follows
+        # ``now + 1 − stamp`` until the result shows, then holds – so it is the count at the
+        # first cycle ``result.valid`` is high
+        elapsed = Signal(32)
+        with m.If(~readout.o.valid):
+            m.d.sync += elapsed.eq(now + 1 - stamps.r_data)
+        m.d.comb += [
+            self.result.valid.eq(readout.o.valid),
+            readout.o.ready.eq(self.result.ready),
+            stamps.r_en.eq(readout.o.valid & self.result.ready),
+            self.result.payload.label.eq(readout.o.payload.label),
+            self.result.payload.logits.eq(readout.o.payload.logits),
+            self.result.payload.cycles.eq(elapsed),
+        ]
         return m

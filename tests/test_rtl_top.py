@@ -14,11 +14,13 @@ from .rtl_streams import random_net, receive, send
 
 def run_top(net, images, rng, *, lanes=1, gap=0.0, stall=0.0):
     """Stream ``images`` through the core; returns (results, spikes per layer, cycles until the
-    last result was taken)."""
+    last result was taken, each image's cycles from first accepted pixel to first result-valid
+    as the testbench counts them)."""
     top = NetworkTop(net, lanes=lanes, trace=True)
     layers = len(net.sizes) - 1
     results, spikes = [], [[] for _ in range(layers)]
-    clock = {"now": 0, "finished": None}
+    clock = {"now": 0, "finished": None, "pixels": 0, "showing": False}
+    first_pixel, first_valid = [], []
     sim = Simulator(top)
     sim.add_clock(1e-6)
 
@@ -31,18 +33,29 @@ def run_top(net, images, rng, *, lanes=1, gap=0.0, stall=0.0):
 
     async def tracer(ctx):
         taps = [getattr(top.trace, f"layer{l}") for l in range(layers)]
-        async for values in ctx.tick().sample(*[s for tap in taps for s in (tap.valid, tap.neuron, tap.tick)]):
-            clock["now"] += 1
+        handshakes = (top.pixels.valid, top.pixels.ready, top.result.valid, top.result.ready)
+        async for values in ctx.tick().sample(*handshakes,
+                                              *[s for tap in taps for s in (tap.valid, tap.neuron, tap.tick)]):
+            pixel_valid, pixel_ready, result_valid, result_ready = values[2:6]
+            if pixel_valid and pixel_ready:
+                if clock["pixels"] % net.input.size == 0:
+                    first_pixel.append(clock["now"])
+                clock["pixels"] += 1
+            if result_valid and not clock["showing"]:
+                first_valid.append(clock["now"])
+            clock["showing"] = bool(result_valid and not result_ready)
             for l in range(layers):
-                valid, neuron, tick = values[2 + 3 * l:5 + 3 * l]
+                valid, neuron, tick = values[6 + 3 * l:9 + 3 * l]
                 if valid:
                     spikes[l].append((neuron, tick))
+            clock["now"] += 1
 
     sim.add_testbench(driver)
     sim.add_testbench(monitor)
     sim.add_process(tracer)
     sim.run()
-    return results, spikes, clock["finished"]
+    measured = [v - p for p, v in zip(first_pixel, first_valid)]
+    return results, spikes, clock["finished"], measured
 
 
 CASES = [  # sizes, ticks, lanes, shared K
@@ -61,12 +74,13 @@ def test_network_matches_golden_spike_for_spike(sizes, ticks, lanes, shared_k):
     images = rng.integers(0, 256, (4, sizes[0]))
     images[1] = 0
     gold = [run_events(net, im) for im in images]
-    results, spikes, _ = run_top(net, images, rng, lanes=lanes, gap=0.3, stall=0.4)
+    results, spikes, _, measured = run_top(net, images, rng, lanes=lanes, gap=0.3, stall=0.4)
     for l in range(len(spikes)):
         assert spikes[l] == [s for g in gold for s in g.spikes[l]], f"layer {l}"
     for g, r in zip(gold, results):
         assert [int(r.logits[n]) for n in range(net.classes)] == list(g.logits)
         assert int(r.label) == g.label
+    assert [int(r.cycles) for r in results] == measured
 
 
 @pytest.mark.parametrize("lanes", [1, 3])
@@ -74,7 +88,7 @@ def test_cycles_within_bounds_for_an_idle_core(lanes):
     rng = np.random.default_rng(lanes)
     net = random_net(rng, [16, 12, 6], [6, 5])
     image = rng.integers(0, 256, (1, 16))
-    results, _, _ = run_top(net, image, rng, lanes=lanes)
+    results, _, _, _ = run_top(net, image, rng, lanes=lanes)
     bounds = cycle_counts(net, run_events(net, image[0]), lanes)
     assert bounds["event_lower_bound"] <= int(results[0].cycles) <= bounds["upper_bound"]
 
@@ -85,7 +99,7 @@ def test_images_overlap_in_the_pipeline():
     rng = np.random.default_rng(7)
     net = random_net(rng, [10, 12, 12, 5], [4, 4, 4])
     images = rng.integers(0, 256, (4, 10))
-    results, _, batch = run_top(net, images, rng)
+    results, _, batch, _ = run_top(net, images, rng)
     serial = sum(run_top(net, im[None], rng)[2] for im in images)
     assert [int(r.label) for r in results] == [run_events(net, im).label for im in images]
     assert batch < 0.8 * serial
