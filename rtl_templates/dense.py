@@ -110,6 +110,13 @@ class DenseEngine(wiring.Component):
         The image's ``words`` accumulator words in order (neuron ``w·lanes + l`` in lane ``l``,
         lanes past the fan-out hold the bias 0), ``last`` on the final one.
 
+    Attributes
+    ----------
+    weights : WeightROM
+        The weight memory. A board may replace it before elaboration by any component with the
+        same signature and one cycle of read latency (e.g. SPRAM with a load path filled from
+        ``weights.init``).
+
     Raises
     ------
     ValueError
