@@ -103,3 +103,21 @@ def test_images_overlap_in_the_pipeline():
     serial = sum(run_top(net, im[None], rng)[2] for im in images)
     assert [int(r.label) for r in results] == [run_events(net, im).label for im in images]
     assert batch < 0.8 * serial
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_nets_match_golden(seed):
+    rng = np.random.default_rng(1000 + seed)
+    depth = int(rng.integers(2, 4))
+    sizes = [int(s) for s in rng.integers(1, 21, depth + 1)]
+    ticks = [int(t) for t in rng.integers(1, 9, depth)]
+    net = random_net(rng, sizes, ticks, weight_bits=int(rng.integers(2, 9)), shared_k=bool(seed % 2))
+    lanes = int(rng.integers(1, min(4, max(sizes[1:])) + 1))
+    images = rng.integers(0, 256, (3, sizes[0]))
+    gold = [run_events(net, im) for im in images]
+    results, spikes, _, measured = run_top(net, images, rng, lanes=lanes, gap=0.2, stall=0.2)
+    for l in range(len(spikes)):
+        assert spikes[l] == [s for g in gold for s in g.spikes[l]], f"layer {l}"
+    assert [[int(r.logits[n]) for n in range(net.classes)] for r in results] == [list(g.logits) for g in gold]
+    assert [int(r.label) for r in results] == [g.label for g in gold]
+    assert [int(r.cycles) for r in results] == measured
