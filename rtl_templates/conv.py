@@ -1,0 +1,305 @@
+"""Event-driven convolution engine: each input spike updates the outputs of its receptive field."""
+
+import numpy as np
+from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hdlgen.ttfs import IntConv2d, IntDense
+
+from .dense import WeightROM, pack_words
+from .events import acc_word_layout, event_layout
+
+__all__ = ["ConvEngine", "NeuronDecoder", "axis_taps", "conv_weight_rows"]
+
+
+def axis_taps(size: int, kernel: int, stride: int, padding: int, out: int) -> list:
+    """Per input coordinate ``0..size−1`` along one axis, the ``(kernel offset, output coordinate)``
+    pairs that reach an output: ``coordinate + padding − offset = output·stride`` with the output
+    in ``0..out−1``. Offsets that fall on the border or between strides are left out."""
+    taps = []
+    for pos in range(size):
+        reach = []
+        for k in range(kernel):
+            o, r = divmod(pos + padding - k, stride)
+            if r == 0 and 0 <= o < out:
+                reach.append((k, o))
+        taps.append(reach)
+    return taps
+
+
+def _reciprocal(divisor: int, limit: int) -> tuple:
+    """``(m, s)`` with ``n // divisor == (n·m) >> s`` for every ``n`` in ``0..limit``, smallest ``s``
+    (checked exhaustively, so no divider is built)."""
+    n = np.arange(limit + 1, dtype=object)
+    for shift in range(2 * max(limit, divisor).bit_length() + 2):
+        m = -(-(1 << shift) // divisor)
+        if all((n * m) >> shift == n // divisor):
+            return m, shift
+    raise AssertionError(f"no reciprocal of {divisor} up to {limit}")  # 2·bits always suffices
+
+
+class NeuronDecoder(wiring.Component):
+    """A feature-map neuron index → ``(channel, row, column)`` in one combinational step.
+
+    Neurons are numbered ``(c·H + y)·W + x`` (PyTorch order). Division by the constants ``H·W``
+    and ``W`` is a multiplication by a reciprocal and a shift, proven exact over the index range.
+
+    Parameters
+    ----------
+    shape : tuple (C, H, W)
+
+    Members
+    -------
+    neuron : In(range(C·H·W))
+    channel, row, column : Out(range(C)), Out(range(H)), Out(range(W))
+    """
+
+    def __init__(self, shape):
+        self.shape = tuple(int(v) for v in shape)
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            raise ValueError(f"a feature map shape is (C, H, W) with each ≥ 1, got {shape!r}")
+        c, h, w = self.shape
+        super().__init__({"neuron": In(range(c * h * w)), "channel": Out(range(c)),
+                          "row": Out(range(h)), "column": Out(range(w))})
+
+    def elaborate(self, platform):
+        m = Module()
+        c, h, w = self.shape
+        plane_m, plane_s = _reciprocal(h * w, c * h * w - 1)
+        row_m, row_s = _reciprocal(w, h * w - 1)
+        channel = (self.neuron * plane_m) >> plane_s
+        in_plane = Signal(range(h * w))
+        m.d.comb += [self.channel.eq(channel), in_plane.eq(self.neuron - channel * (h * w))]
+        row = (in_plane * row_m) >> row_s
+        m.d.comb += [self.row.eq(row), self.column.eq(in_plane - row * w)]
+        return m
+
+
+def conv_weight_rows(layer: IntConv2d) -> IntDense:
+    """The convolution's weights as a dense ``(O, C·KH·KW)`` matrix (column ``(c·KH + ky)·KW + kx``),
+    so :class:`~hdlgen.rtl_templates.dense.WeightROM` lays them out: row ``tap·words + w`` holds
+    the output channels ``w·lanes + l`` of kernel tap ``tap``."""
+    return IntDense(layer.weight.reshape(len(layer.weight), -1), layer.bias, layer.k, layer.ticks_in, layer.ticks,
+                    layer.weight_bits, layer.scale, name=layer.name)
+
+
+class ConvEngine(wiring.Component):
+    """Accumulate a convolution ``A = B + conv(q)`` spike by spike, then stream ``A`` out in neuron order.
+
+    An input spike ``(c, y, x, τ)`` with ``q = T_in − τ`` adds ``W[o, c, ky, kx]·q`` to
+    ``A[o, oy, ox]`` for every kernel tap that reaches an output position
+    (``y + pad_y − ky = oy·stride_y`` with ``0 ≤ oy < OH``, the same for ``x``) and every output
+    channel ``o``. Only reaching taps are visited (per-row and per-column tap tables), and each
+    visit updates ``lanes`` output channels at once: a spike reaching ``P`` positions costs
+    ``P·ceil(O/lanes)`` cycles, in the dense engine's 4-stage pipeline (read weight row →
+    register it → multiply → read-add-write accumulator; the accumulator read port is
+    transparent to its write port, so taps hitting one word back to back need no stall).
+
+    Accumulators live in block RAM, word ``(oy·OW + ox)·words + w`` holding channels
+    ``w·lanes + l`` of one position; weights in a :class:`~hdlgen.rtl_templates.dense.WeightROM`
+    (:func:`conv_weight_rows`). On ``end`` the pipeline drains and the accumulators are streamed
+    out one neuron per cycle in neuron order ``(o·OH + oy)·OW + ox`` (the spike-time bank takes
+    one neuron per cycle anyway); each word is reset to the bias at its last read. After reset
+    the engine first writes the biases (``OH·OW·words`` cycles).
+
+    Parameters
+    ----------
+    layer : IntConv2d
+    lanes : int
+        Output channels updated per cycle, ``1..O``.
+
+    Members
+    -------
+    i : In(stream.Signature(event_layout(fan_in, ticks_in)))
+        Input spikes of one image (any order), then ``end``.
+    o : Out(stream.Signature(acc_word_layout(acc_width, 1)))
+        The image's ``fan_out`` potentials in neuron order, ``last`` on the final one.
+
+    Raises
+    ------
+    ValueError
+        If ``lanes`` is not an integer in ``1..O``.
+    """
+
+    def __init__(self, layer: IntConv2d, lanes: int = 1):
+        if not isinstance(layer, IntConv2d):
+            raise TypeError(f"ConvEngine needs an IntConv2d, got {type(layer).__name__}")
+        channels = layer.out_shape[0]
+        if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= channels:
+            self._MustUse__silence = True
+            raise ValueError(f"layer {layer.name!r}: lanes must be an integer from 1 to its output channels "
+                             f"{channels}, got {lanes!r}")
+        self.layer = layer
+        self.lanes = int(lanes)
+        self.words = -(-channels // self.lanes)
+        self.positions = layer.out_shape[1] * layer.out_shape[2]
+        self.acc_width = layer.widths()["accumulator"]
+        self.weights = WeightROM(conv_weight_rows(layer), self.lanes)
+        bias = np.zeros(self.words * self.lanes, dtype=np.int64)
+        bias[:channels] = layer.bias
+        self.bias_init = pack_words(bias.reshape(self.words, self.lanes), self.acc_width)
+        (_, h, w), (kh, kw) = layer.in_shape, layer.weight.shape[2:]
+        self.row_taps = axis_taps(h, kh, layer.stride[0], layer.padding[0], layer.out_shape[1])
+        self.column_taps = axis_taps(w, kw, layer.stride[1], layer.padding[1], layer.out_shape[2])
+        super().__init__({
+            "i": In(stream.Signature(event_layout(layer.fan_in, layer.ticks_in))),
+            "o": Out(stream.Signature(acc_word_layout(self.acc_width, 1))),
+        })
+
+    @property
+    def memory_bits(self) -> dict:
+        """Bits of each memory: weights, accumulators and the bias ROM."""
+        word = self.acc_width * self.lanes
+        return {"weights": self.weights.bits, "accumulators": self.positions * self.words * word,
+                "bias": self.words * word}
+
+    def _tap_tables(self, taps, weight_step, acc_step):
+        """Per coordinate: the tap count, and per tap its weight-row and accumulator-word offsets."""
+        width = max(1, max(len(t) for t in taps))
+        counts = Array(Const(len(t), range(width + 1)) for t in taps)
+        weight_rows = Array(Array(Const(k * weight_step, range(weight_step * self.layer.weight.shape[2] *
+                                                              self.layer.weight.shape[3] + 1))
+                                  for k, _ in t + [(0, 0)] * (width - len(t))) for t in taps)
+        acc_words = Array(Array(Const(o * acc_step, range(self.positions * self.words + 1))
+                                for _, o in t + [(0, 0)] * (width - len(t))) for t in taps)
+        return counts, weight_rows, acc_words, width
+
+    def elaborate(self, platform):
+        m = Module()
+        layer, lanes, words = self.layer, self.lanes, self.words
+        channels, out_h, out_w = layer.out_shape
+        kh, kw = layer.weight.shape[2:]
+        acc_depth = self.positions * words
+        word_layout = data.ArrayLayout(signed(self.acc_width), lanes)
+        m.submodules.weights = weights = self.weights
+        m.submodules.accumulators = accumulators = Memory(
+            shape=unsigned(word_layout.size), depth=acc_depth, init=self.bias_init * self.positions)
+        m.submodules.bias = bias = Memory(shape=unsigned(word_layout.size), depth=words, init=self.bias_init)
+        acc_write = accumulators.write_port()
+        acc_read = accumulators.read_port(transparent_for=(acc_write,))
+        bias_read = bias.read_port()
+        acc_now = word_layout(acc_read.data)
+        m.submodules.decoder = decoder = NeuronDecoder(layer.in_shape)
+
+        row_count, row_weight, row_acc, row_width = self._tap_tables(self.row_taps, kw * words, out_w * words)
+        col_count, col_weight, col_acc, col_width = self._tap_tables(self.column_taps, words, words)
+
+        # decoded spike, waiting for the sequencer: channel's first weight row, row/column, q
+        pending, pending_end = Signal(), Signal()
+        pending_base = Signal(range(layer.in_shape[0] * kh * kw * words))
+        pending_y, pending_x = Signal(range(layer.in_shape[1])), Signal(range(layer.in_shape[2]))
+        pending_q = Signal(range(layer.ticks_in + 1))
+        # sequencer: tap (row i, column j) and channel word ``word`` of the current spike
+        busy = Signal()
+        base = Signal.like(pending_base)
+        y, x, q = Signal.like(pending_y), Signal.like(pending_x), Signal.like(pending_q)
+        tap_row, tap_col = Signal(range(row_width)), Signal(range(col_width))
+        word = Signal(range(words))
+        last_row, last_col, last_word = tap_row + 1 == row_count[y], tap_col + 1 == col_count[x], word == words - 1
+        last_step = busy & last_row & last_col & last_word
+        weight_row = Signal(range(len(weights.init)))
+        acc_word = Signal(range(acc_depth))
+        m.d.comb += [weight_row.eq(base + row_weight[y][tap_row] + col_weight[x][tap_col] + word),
+                     acc_word.eq(row_acc[y][tap_row] + col_acc[x][tap_col] + word)]
+
+        # stage 1: weight row arrives (registered); stage 2: multiply, read the accumulator;
+        # stage 3: add and write back – as in the dense engine
+        s1_valid, s1_word, s1_q = Signal(), Signal(range(acc_depth)), Signal.like(q)
+        weight_data = Signal(weights.layout)
+        s2_valid, s2_word, s2_q = Signal(), Signal(range(acc_depth)), Signal.like(q)
+        s3_valid, s3_word = Signal(), Signal(range(acc_depth))
+        s3_product = Array(Signal(signed(layer.weight_bits + q.shape().width + 1), name=f"product{l}")
+                           for l in range(lanes))
+        m.d.comb += [weights.addr.eq(weight_row), weights.en.eq(1)]
+        m.d.sync += [s1_valid.eq(busy), s1_word.eq(acc_word), s1_q.eq(q), weight_data.eq(weights.data),
+                     s2_valid.eq(s1_valid), s2_word.eq(s1_word), s2_q.eq(s1_q),
+                     s3_valid.eq(s2_valid), s3_word.eq(s2_word)]
+        m.d.sync += [s3_product[l].eq(weight_data[l] * s2_q) for l in range(lanes)]
+        summed = Signal(word_layout)
+        m.d.comb += [summed[l].eq(acc_now[l] + s3_product[l]) for l in range(lanes)]
+
+        # bias writes (after reset, and at each word's last read-out): issued one cycle ahead,
+        # written when the bias ROM's data is there
+        reset_pending, reset_addr = Signal(), Signal(range(acc_depth))
+        m.d.sync += reset_pending.eq(0)
+        with m.If(s3_valid):
+            m.d.comb += [acc_write.addr.eq(s3_word), acc_write.data.eq(summed), acc_write.en.eq(1)]
+        with m.Elif(reset_pending):
+            m.d.comb += [acc_write.addr.eq(reset_addr), acc_write.data.eq(bias_read.data), acc_write.en.eq(1)]
+        m.d.comb += [acc_read.addr.eq(s2_word), acc_read.en.eq(1)]
+
+        # the sequencer takes the pending spike when idle or in its last step
+        take_pending = pending & ~pending_end & (~busy | last_step)
+        with m.If(take_pending):
+            reaches = (row_count[pending_y] != 0) & (col_count[pending_x] != 0)
+            m.d.sync += [busy.eq(reaches), base.eq(pending_base), y.eq(pending_y), x.eq(pending_x),
+                         q.eq(pending_q), tap_row.eq(0), tap_col.eq(0), word.eq(0), pending.eq(0)]
+        with m.Elif(busy):
+            m.d.sync += word.eq(word + 1)
+            with m.If(last_word):
+                m.d.sync += [word.eq(0), tap_col.eq(tap_col + 1)]
+                with m.If(last_col):
+                    m.d.sync += [tap_col.eq(0), tap_row.eq(tap_row + 1)]
+                    with m.If(last_row):
+                        m.d.sync += busy.eq(0)
+
+        # drain counters: neuron (channel word, lane, position) in neuron order
+        drain_word, drain_lane = Signal(range(words)), Signal(range(lanes))
+        drain_position, drain_addr = Signal(range(self.positions)), Signal(range(acc_depth))
+        drain_channel = Signal(range(channels + 1))
+        out_valid, out_last, out_lane = Signal(), Signal(), Signal(range(lanes))
+        m.d.comb += [self.o.payload.acc[0].eq(acc_now[out_lane]), self.o.payload.last.eq(out_last),
+                     self.o.valid.eq(out_valid)]
+
+        with m.FSM(name="phase"):
+            with m.State("clear"):
+                m.d.comb += bias_read.addr.eq(drain_word)
+                m.d.sync += [reset_pending.eq(1), reset_addr.eq(drain_addr), drain_addr.eq(drain_addr + 1),
+                             drain_word.eq(drain_word + 1)]
+                with m.If(drain_word == words - 1):
+                    m.d.sync += drain_word.eq(0)
+                with m.If(drain_addr == acc_depth - 1):
+                    m.d.sync += [drain_addr.eq(0), drain_word.eq(0)]
+                    m.next = "accumulate"
+            with m.State("accumulate"):
+                m.d.comb += self.i.ready.eq(~pending | take_pending)
+                with m.If(self.i.valid & self.i.ready):
+                    m.d.sync += [pending.eq(1), pending_end.eq(self.i.payload.end),
+                                 pending_base.eq(decoder.channel * (kh * kw * words)),
+                                 pending_y.eq(decoder.row), pending_x.eq(decoder.column),
+                                 pending_q.eq(layer.ticks_in - self.i.payload.tick)]
+                m.d.comb += decoder.neuron.eq(self.i.payload.neuron)
+                with m.If(pending & pending_end & ~busy):
+                    m.d.sync += pending.eq(0)
+                    m.next = "flush"
+            with m.State("flush"):
+                with m.If(~s1_valid & ~s2_valid & ~s3_valid):
+                    m.next = "drain"
+            with m.State("drain"):
+                # acc_read's data is the output register: it advances when its neuron leaves
+                advance = ~out_valid | self.o.ready
+                more = drain_channel != channels
+                m.d.comb += [acc_read.addr.eq(drain_addr), acc_read.en.eq(advance),
+                             bias_read.addr.eq(drain_word)]
+                with m.If(advance):
+                    m.d.sync += [out_valid.eq(more), out_lane.eq(drain_lane),
+                                 out_last.eq((drain_channel == channels - 1) &
+                                             (drain_position == self.positions - 1))]
+                    with m.If(more):
+                        m.d.sync += [drain_position.eq(drain_position + 1), drain_addr.eq(drain_addr + words)]
+                        # a word's last read: its final lane, or the last channel
+                        with m.If((drain_lane == lanes - 1) | (drain_channel == channels - 1)):
+                            m.d.sync += [reset_pending.eq(1), reset_addr.eq(drain_addr)]
+                        with m.If(drain_position == self.positions - 1):
+                            m.d.sync += [drain_position.eq(0), drain_channel.eq(drain_channel + 1),
+                                         drain_lane.eq(drain_lane + 1), drain_addr.eq(drain_word)]
+                            with m.If(drain_lane == lanes - 1):
+                                m.d.sync += [drain_lane.eq(0), drain_word.eq(drain_word + 1),
+                                             drain_addr.eq(drain_word + 1)]
+                with m.If(out_valid & self.o.ready & out_last):
+                    m.d.sync += [out_valid.eq(0), drain_channel.eq(0), drain_word.eq(0), drain_lane.eq(0),
+                                 drain_addr.eq(0), drain_position.eq(0)]
+                    m.next = "accumulate"
+        return m

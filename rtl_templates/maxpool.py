@@ -1,0 +1,145 @@
+"""Max-pool of spikes: the first spike of each window passes, later ones are dropped."""
+
+from amaranth.hdl import Array, Const, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hdlgen.ttfs import IntMaxPool2d
+
+from .conv import NeuronDecoder, axis_taps
+from .events import event_layout
+
+__all__ = ["MaxPoolUnit"]
+
+
+class MaxPoolUnit(wiring.Component):
+    """Pass the earliest spike of every pooling window (``q = max(window)`` in time-to-first-spike).
+
+    An input spike ``(c, y, x, τ)`` belongs to the windows ``(c, oy, ox)`` with
+    ``0 ≤ y + pad_y − oy·stride_y < KH`` (the same for ``x``); windows overlap when the stride
+    is below the kernel. The unit visits those windows one per cycle (per-row and per-column
+    tables of the first window and the count, so uncovered border pixels cost no window
+    cycles) and keeps a fired bit per window in block RAM: a window not yet fired emits
+    ``(window, τ)`` and is marked. Inputs arrive in tick order, so the first spike to reach a
+    window is its earliest; ties within one tick go to whichever arrives first, which fires the
+    window at the same tick. Outputs keep the tick order of the inputs, but within one tick they
+    follow the input order, not window order (the next layer does not depend on the order
+    within a tick; docs/rtl-interface.md).
+
+    The read of a window's bit and its write are one cycle apart; the read port is transparent,
+    so back-to-back visits of one window see the new bit. After ``end`` passes on, the bits are
+    cleared (one window per cycle) while the next stage works; after reset they are cleared first.
+
+    Parameters
+    ----------
+    layer : IntMaxPool2d
+
+    Members
+    -------
+    i : In(stream.Signature(event_layout(fan_in, ticks)))
+        Input spikes of one image in tick order, then ``end``.
+    o : Out(stream.Signature(event_layout(fan_out, ticks)))
+        The windows' first spikes in tick order, then ``end``.
+    """
+
+    def __init__(self, layer: IntMaxPool2d):
+        if not isinstance(layer, IntMaxPool2d):
+            raise TypeError(f"MaxPoolUnit needs an IntMaxPool2d, got {type(layer).__name__}")
+        self.layer = layer
+        (_, h, w), (_, out_h, out_w) = layer.in_shape, layer.out_shape
+        self.row_windows = [[o for _, o in taps] for taps in
+                            axis_taps(h, layer.kernel[0], layer.stride[0], layer.padding[0], out_h)]
+        self.column_windows = [[o for _, o in taps] for taps in
+                               axis_taps(w, layer.kernel[1], layer.stride[1], layer.padding[1], out_w)]
+        super().__init__({
+            "i": In(stream.Signature(event_layout(layer.fan_in, layer.ticks))),
+            "o": Out(stream.Signature(event_layout(layer.fan_out, layer.ticks))),
+        })
+
+    @property
+    def memory_bits(self) -> dict:
+        """Bits of the fired-bit memory."""
+        return {"fired": self.layer.fan_out}
+
+    def elaborate(self, platform):
+        m = Module()
+        layer = self.layer
+        fan_out = layer.fan_out
+        _, out_h, out_w = layer.out_shape
+        m.submodules.fired = fired = Memory(shape=1, depth=fan_out, init=[])
+        fired_write = fired.write_port()
+        fired_read = fired.read_port(transparent_for=(fired_write,))
+        m.submodules.decoder = decoder = NeuronDecoder(layer.in_shape)
+
+        # per input row/column: first window offset and how many windows (a contiguous range)
+        row_count = Array(Const(len(ws), range(layer.kernel[0] + 1)) for ws in self.row_windows)
+        row_first = Array(Const(min(ws, default=0) * out_w, range(fan_out)) for ws in self.row_windows)
+        col_count = Array(Const(len(ws), range(layer.kernel[1] + 1)) for ws in self.column_windows)
+        col_first = Array(Const(min(ws, default=0), range(out_w)) for ws in self.column_windows)
+
+        window_shape = range(fan_out)
+        tick_shape = self.i.payload.tick.shape()
+        # the decoded input event, waiting for the sequencer
+        pending, pending_end = Signal(), Signal()
+        pending_base = Signal(window_shape)
+        pending_y, pending_x = Signal(range(layer.in_shape[1])), Signal(range(layer.in_shape[2]))
+        pending_tick = Signal(tick_shape)
+        # sequencer (stage 1): the window whose bit is read now
+        busy, s1_end, closing = Signal(), Signal(), Signal()
+        window, row_start = Signal(window_shape), Signal(window_shape)
+        rows, cols = Signal(range(layer.kernel[0] + 1)), Signal(range(layer.kernel[1] + 1))
+        tap_row, tap_col = Signal.like(rows), Signal.like(cols)
+        tick = Signal(tick_shape)
+        # stage 2: the window's bit has arrived; emit if it was not fired
+        s2_valid, s2_end, s2_window, s2_tick = Signal(), Signal(), Signal(window_shape), Signal(tick_shape)
+        emit = s2_valid & (s2_end | ~fired_read.data)
+        advance = ~emit | self.o.ready
+        m.d.comb += [self.o.valid.eq(emit), self.o.payload.neuron.eq(s2_window),
+                     self.o.payload.tick.eq(s2_tick), self.o.payload.end.eq(s2_end),
+                     fired_read.addr.eq(window), fired_read.en.eq(advance)]
+
+        last_tap = (tap_row + 1 == rows) & (tap_col + 1 == cols)
+        load = Signal()
+        m.d.comb += load.eq(advance & pending & ~closing & (~busy | last_tap))
+
+        with m.FSM(name="phase"):
+            with m.State("clear"):
+                clear_addr = Signal(window_shape)
+                m.d.comb += [fired_write.addr.eq(clear_addr), fired_write.data.eq(0), fired_write.en.eq(1)]
+                m.d.sync += clear_addr.eq(clear_addr + 1)
+                with m.If(clear_addr == fan_out - 1):
+                    m.d.sync += [clear_addr.eq(0), closing.eq(0)]
+                    m.next = "pass"
+            with m.State("pass"):
+                m.d.comb += self.i.ready.eq(~pending | load)
+                m.d.comb += [fired_write.addr.eq(s2_window), fired_write.data.eq(1),
+                             fired_write.en.eq(s2_valid & ~s2_end & advance)]
+                with m.If(advance):
+                    m.d.sync += [s2_valid.eq(busy | s1_end), s2_end.eq(s1_end), s2_window.eq(window),
+                                 s2_tick.eq(tick), s1_end.eq(0)]
+                    with m.If(load):
+                        reaches = (row_count[pending_y] != 0) & (col_count[pending_x] != 0)
+                        first = pending_base + row_first[pending_y] + col_first[pending_x]
+                        m.d.sync += [busy.eq(~pending_end & reaches), s1_end.eq(pending_end),
+                                     closing.eq(pending_end), pending.eq(0),
+                                     window.eq(first), row_start.eq(first), tick.eq(pending_tick),
+                                     rows.eq(row_count[pending_y]), cols.eq(col_count[pending_x]),
+                                     tap_row.eq(0), tap_col.eq(0)]
+                    with m.Elif(busy & last_tap):
+                        m.d.sync += busy.eq(0)
+                    with m.Elif(busy & (tap_col + 1 == cols)):
+                        m.d.sync += [tap_col.eq(0), tap_row.eq(tap_row + 1), window.eq(row_start + out_w),
+                                     row_start.eq(row_start + out_w)]
+                    with m.Elif(busy):
+                        m.d.sync += [tap_col.eq(tap_col + 1), window.eq(window + 1)]
+                with m.If(self.i.valid & self.i.ready):
+                    m.d.sync += [pending.eq(1), pending_end.eq(self.i.payload.end),
+                                 pending_base.eq(decoder.channel * (out_h * out_w)),
+                                 pending_y.eq(decoder.row), pending_x.eq(decoder.column),
+                                 pending_tick.eq(self.i.payload.tick)]
+                m.d.comb += decoder.neuron.eq(self.i.payload.neuron)
+                with m.If(s2_end & self.o.ready):
+                    m.d.sync += s2_valid.eq(0)
+                    m.next = "clear"
+        return m
