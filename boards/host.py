@@ -137,7 +137,12 @@ class Device:
 
     def load_weights(self, net, info: link.Info | None = None, *, stats: ClassifyStats | None = None) -> int:
         """Write the weights of the layers the board keeps in SPRAM (INFO ``spram_layers``);
-        returns the number of 16-bit words written. Needed once after each configuration."""
+        returns the number of 16-bit words written. Needed once after each configuration.
+
+        The board writes a LOAD's words as they arrive, before its CRC is checked, so a damaged
+        LOAD (its offset or layer included) may have written anywhere. Hence the whole load is
+        repeated until one pass goes through without any ERROR or resend.
+        """
         from ..rtl_templates.dense import WeightROM
         from ..rtl_templates.top import layer_lanes
         from .spram import spram_image
@@ -152,8 +157,13 @@ class Device:
             for offset in range(0, len(words), link.MAX_LOAD_WORDS):
                 chunk = words[offset:offset + link.MAX_LOAD_WORDS]
                 requests.append(lambda seq, i=index, o=offset, c=chunk: link.load_request(seq, i, o, c))
-        self._exchange(requests, link.Loaded, stats, what="weight chunk")
-        return total
+        stats = stats if stats is not None else ClassifyStats()
+        for _ in range(self.retries + 1):
+            before = (stats.retries, sum(stats.errors.values()))
+            self._exchange(requests, link.Loaded, stats, what="weight chunk")
+            if (stats.retries, sum(stats.errors.values())) == before:
+                return total
+        raise link.LinkError(f"no clean pass loading the weights in {self.retries + 1} tries")
 
     def _exchange(self, requests, answer_type, stats, *, what):
         """Send every request (a function of the sequence number giving the frame) and collect

@@ -8,7 +8,8 @@ from hypothesis import given, settings, strategies as st
 
 from hdlgen import golden
 from hdlgen.boards.gateware import HostLink
-from hdlgen.boards.host import Device
+from hdlgen.boards import link
+from hdlgen.boards.host import ClassifyStats, Device
 from hdlgen.boards.sim import SimulatedSerial
 from hdlgen.boards.spram import SPRAM_WORDS, place_weights, spram_image, spram_shape
 from hdlgen.errors import UserError
@@ -68,3 +69,35 @@ def test_place_weights_largest_first_within_the_sprams():
     core = NetworkTop(net)
     assert place_weights(core, sprams=1) == [0]    # 320 rows: layer 0 is larger than layer 1
     assert type(core.engines[1].weights) is WeightROM
+
+
+def test_a_damaged_load_is_repeated_until_a_clean_pass():
+    """A LOAD whose offset is damaged writes its words to the wrong place before the CRC fails:
+    the driver reloads everything, and the net then classifies exactly."""
+    net = tiny_net(seed=8, inputs=60, hidden=40)        # layer 0: 600 words in three LOADs, layer 1: 40
+    core = NetworkTop(net)
+    place_weights(core)
+    top = HostLink(net, core, clk_freq=CLK, baud=BAUD, timeout=2e-3)
+    sim = Simulator(top)
+    sim.add_clock(1 / CLK)
+    # a 256-word LOAD is 12.8 ms on this line: wait longer than that for its answer
+    port = SimulatedSerial(sim, top.rx, top.tx, divisor=top.divisor, clk_freq=CLK, timeout=0.03)
+    device = Device(port)
+    info = device.check(net)
+    real_write = port.write
+    damaged = []
+
+    def write(frame):
+        if frame[2] == link.MessageType.LOAD and frame[9] == 1 and not damaged:   # the LOAD at offset 256
+            frame = frame[:9] + bytes([0]) + frame[10:]                       # ... now writes at 0
+            damaged.append(True)
+        return real_write(frame)
+
+    port.write = write
+    stats = ClassifyStats()
+    device.load_weights(net, info, stats=stats)
+    assert damaged and stats.errors == {"BAD_CRC": 1}
+    assert stats.sent == (4 + 1) + 4         # pass 1: 4 LOADs and the resend; pass 2: clean
+    pixels = np.random.default_rng(9).integers(0, 256, (3, net.input.size), dtype=np.uint8)
+    results = device.classify(pixels)
+    assert [list(r.logits) for r in results] == golden.run_batch(net, pixels).logits.tolist()
