@@ -133,3 +133,15 @@ def test_hopeless_weights_are_refused_before_synthesis(tmp_path):
     assert not any(tmp_path.iterdir())                  # no tool ran
     message = check_report(report, lanes=1)
     assert message.startswith("does not fit icestick: BRAM 17/16 needed (weights alone);")
+
+
+def test_boards_command_lists_the_table(capsys):
+    import json
+
+    from hdlgen.cli import main
+
+    assert main(["boards", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    listed = json.loads(out[-1])["boards"]
+    assert [b["name"] for b in listed] == list(boards())
+    assert any(line.split()[:3] == ["icebreaker", "ice40", "iCE40UP5K"] for line in out)
