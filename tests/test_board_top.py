@@ -140,12 +140,12 @@ def test_info_reports_the_net(core_kind):
     assert (info.input_size, info.classes, info.clock_hz) == (net.input.size, net.classes, CLK)
 
 
-def test_corrupted_frame_gets_error_and_next_frame_works():
+def test_corrupted_frame_gets_error_and_next_frame_works(core_kind):
     net = tiny_net()
     rng = np.random.default_rng(2)
     pixels = rng.integers(0, 256, (3, net.input.size), dtype=np.uint8)
     status = {}
-    _, port = make_link(net, "model", status=status)
+    _, port = make_link(net, core_kind, status=status)
     decoder = link.FrameDecoder()
 
     good = [link.classify_request(10 + i, p) for i, p in enumerate(pixels)]
@@ -184,9 +184,9 @@ def test_a_slow_core_holds_pixels_back_without_losing_bytes():
     (link.encode_frame(link.MessageType.CLASSIFY, b"\x01\x00" + bytes(3)), link.ErrorCode.BAD_LENGTH),
     (link.encode_frame(0x33, b"\x01\x00"), link.ErrorCode.BAD_TYPE),
 ])
-def test_bad_header_gets_error(frame, code):
+def test_bad_header_gets_error(frame, code, core_kind):
     net = tiny_net()
-    _, port = make_link(net, "model")
+    _, port = make_link(net, core_kind)
     port.write(frame)
     decoder = link.FrameDecoder()
     frames = []
@@ -196,10 +196,10 @@ def test_bad_header_gets_error(frame, code):
     assert Device(port).classify(np.zeros((1, net.input.size), np.uint8))[0].seq is not None
 
 
-def test_truncated_frame_times_out_and_the_link_recovers():
+def test_truncated_frame_times_out_and_the_link_recovers(core_kind):
     net = tiny_net()
     pixels = np.arange(2 * net.input.size, dtype=np.uint8).reshape(2, -1)
-    _, port = make_link(net, "model")
+    _, port = make_link(net, core_kind)
     port.write(link.classify_request(7, pixels[0])[:10])   # the rest never comes
     decoder = link.FrameDecoder()
     frames = []
@@ -210,12 +210,12 @@ def test_truncated_frame_times_out_and_the_link_recovers():
     assert [r.label for r in results] == list(golden.run_batch(net, pixels).classes)
 
 
-def test_driver_retries_lost_and_damaged_frames():
+def test_driver_retries_lost_and_damaged_frames(core_kind):
     """A port that damages some requests: the driver resends, every image gets exactly one result."""
     net = tiny_net()
     rng = np.random.default_rng(3)
     pixels = rng.integers(0, 256, (8, net.input.size), dtype=np.uint8)
-    _, port = make_link(net, "model")
+    _, port = make_link(net, core_kind)
     writes = iter(range(1000))
     real_write = port.write
 
