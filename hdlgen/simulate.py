@@ -175,7 +175,7 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, simulator: st
     alone = [r for r in images if r["mode"] == "isolated"] or images
     latencies = [r["cycles"] for r in alone]
     stream = [r["result_cycle"] for r in images if r["mode"] == "stream"]
-    bounds = [event_lower_bound(net, [len(s) for s in golden.run_events(net, pixels[r["index"]]).spikes], lanes)
+    bounds = [event_lower_bound(net, golden.run_events(net, pixels[r["index"]]).spikes, lanes)
               for r in alone]
     accuracy = None
     if labels is not None and len(predicted) == len(labels):

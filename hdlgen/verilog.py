@@ -14,7 +14,7 @@ from .cycles import dense_schedule, layer_words, overhead_bound
 from .errors import UserError
 from .rtl_templates.tick_sorter import sorter_memory_bits
 from .rtl_templates.top import NetworkTop, layer_lanes
-from .ttfs import TTFSNet, unsigned_width
+from .ttfs import IntConv2d, IntMaxPool2d, TTFSNet, unsigned_width
 
 __all__ = ["write_verilog", "sidecar", "module_name", "FORMAT"]
 
@@ -53,11 +53,29 @@ def _memory_bits(top: NetworkTop) -> dict:
     """Bits of every block-RAM-sized memory, by stage."""
     enc = top.net.input
     bits = {"input": {"table": 256 * unsigned_width(enc.ticks), "sorter": sorter_memory_bits(enc.size, enc.ticks)}}
-    for n, (layer, engine) in enumerate(zip(top.net.layers, top.engines)):
-        bits[layer.name] = dict(engine.memory_bits)
-        if n < len(top.banks):
-            bits[layer.name].update(top.banks[n].memory_bits)
+    for layer, stage, bank in zip(top.net.layers, top.stages, top.banks):
+        bits[layer.name] = dict(stage.memory_bits)
+        if bank is not None:
+            bits[layer.name].update(bank.memory_bits)
     return bits
+
+
+def _layer_info(layer, lanes: int, words: int, stage) -> dict:
+    """One ``layers`` entry of the sidecar."""
+    info = {"name": layer.name, "kind": layer.kind, "fan_in": layer.fan_in, "fan_out": layer.fan_out,
+            "ticks_in": layer.ticks_in, "ticks": layer.ticks, "readout": layer.readout,
+            "lanes": lanes, "words": words, "widths": layer.widths()}
+    if isinstance(layer, IntMaxPool2d):
+        info.update(weight_bits=None, accumulator_width=None, weight_memory_bits=0, kernel=list(layer.kernel))
+    else:
+        info.update(weight_bits=layer.weight_bits, accumulator_width=info["widths"]["accumulator"],
+                    weight_memory_bits=stage.memory_bits["weights"])
+    if isinstance(layer, IntConv2d):
+        info["kernel"] = list(layer.weight.shape[2:])
+    if isinstance(layer, (IntConv2d, IntMaxPool2d)):
+        info.update(in_shape=list(layer.in_shape), out_shape=list(layer.out_shape), stride=list(layer.stride),
+                    padding=list(layer.padding))
+    return info
 
 
 def sidecar(top: NetworkTop, name: str) -> dict:
@@ -75,14 +93,7 @@ def sidecar(top: NetworkTop, name: str) -> dict:
                           "neuron": ports[("trace", f"layer{l}", "neuron")],
                           "tick": ports[("trace", f"layer{l}", "tick")],
                           "neuron_width": len(tap.neuron), "tick_width": len(tap.tick)})
-    layers = []
-    for layer, lanes, engine in zip(net.layers, top.layer_lanes, top.engines):
-        widths = layer.widths()
-        layers.append({"name": layer.name, "fan_in": layer.fan_in, "fan_out": layer.fan_out,
-                       "ticks_in": layer.ticks_in, "ticks": layer.ticks, "readout": layer.readout,
-                       "lanes": lanes, "words": engine.words, "weight_bits": layer.weight_bits,
-                       "accumulator_width": widths["accumulator"],
-                       "weight_memory_bits": engine.memory_bits["weights"], "widths": widths})
+    layers = [_layer_info(*args) for args in zip(net.layers, top.layer_lanes, words, top.stages)]
     overhead = overhead_bound(net, top.lanes)
     dense = dense_schedule(net, top.lanes)
     return {
@@ -102,7 +113,8 @@ def sidecar(top: NetworkTop, name: str) -> dict:
         "latency": {
             "description": "cycles from an image's first accepted pixel to its result, when it enters an "
                            "idle core and results are taken at once: at least event_lower_bound = "
-                           "Σ_ℓ input spikes_ℓ × cycles_per_input_spike[ℓ] + Σ ticks, at most that plus "
+                           "Σ_ℓ input spikes_ℓ × cycles_per_input_spike[ℓ] (for a conv: per output position the "
+                           "spike reaches; 0 for a max-pool) + Σ ticks of the non-pool spiking layers, at most that plus "
                            "overhead_bound; worst_case is dense_schedule + overhead_bound (every input spikes)",
             "cycles_per_input_spike": words,
             "ticks": list(net.ticks),

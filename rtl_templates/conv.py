@@ -6,27 +6,13 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hdlgen.cycles import axis_taps
 from hdlgen.ttfs import IntConv2d, IntDense
 
 from .dense import WeightROM, pack_words
 from .events import acc_word_layout, event_layout
 
-__all__ = ["ConvEngine", "NeuronDecoder", "axis_taps", "conv_weight_rows"]
-
-
-def axis_taps(size: int, kernel: int, stride: int, padding: int, out: int) -> list:
-    """Per input coordinate ``0..size−1`` along one axis, the ``(kernel offset, output coordinate)``
-    pairs that reach an output: ``coordinate + padding − offset = output·stride`` with the output
-    in ``0..out−1``. Offsets that fall on the border or between strides are left out."""
-    taps = []
-    for pos in range(size):
-        reach = []
-        for k in range(kernel):
-            o, r = divmod(pos + padding - k, stride)
-            if r == 0 and 0 <= o < out:
-                reach.append((k, o))
-        taps.append(reach)
-    return taps
+__all__ = ["ConvEngine", "NeuronDecoder", "conv_weight_rows"]
 
 
 def _reciprocal(divisor: int, limit: int) -> tuple:

@@ -5,9 +5,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hdlgen.cycles import axis_taps
 from hdlgen.ttfs import IntMaxPool2d
 
-from .conv import NeuronDecoder, axis_taps
+from .conv import NeuronDecoder
 from .events import event_layout
 
 __all__ = ["MaxPoolUnit"]

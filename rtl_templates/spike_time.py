@@ -6,6 +6,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hdlgen.golden import k_per_neuron
 from hdlgen.ttfs import IntDense, unsigned_width
 
 from .dense import check_lanes
@@ -34,8 +35,9 @@ class SpikeTimeBank(wiring.Component):
 
     Parameters
     ----------
-    layer : IntDense
-        A hidden layer (with ``k``).
+    layer : IntDense or IntConv2d
+        A hidden layer (with ``k``; a convolution's is per output channel, neurons in
+        (channel, row, column) order).
     lanes : int
         Lanes of the accumulator words on ``i`` (as the layer's :class:`DenseEngine`).
 
@@ -100,7 +102,7 @@ class SpikeTimeBank(wiring.Component):
             k = Const(int(layer.k[0]), unsigned(k_width))
         else:
             m.submodules.k = k_rom = Memory(shape=unsigned(k_width), depth=fan_out,
-                                            init=[int(v) for v in layer.k])
+                                            init=[int(v) for v in k_per_neuron(layer)])
             k_read = k_rom.read_port()
             m.d.comb += k_read.addr.eq(neuron)
             k = k_read.data

@@ -5,11 +5,14 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hdlgen.ttfs import TTFSNet
+from hdlgen.cycles import capped_lanes
+from hdlgen.ttfs import IntConv2d, IntMaxPool2d, TTFSNet
 
+from .conv import ConvEngine
 from .dense import DenseEngine
 from .encoder import InputEncoder
 from .events import event_layout
+from .maxpool import MaxPoolUnit
 from .readout import Readout, readout_layout
 from .spike_time import SpikeTimeBank
 
@@ -34,20 +37,22 @@ def trace_signature(net: TTFSNet) -> wiring.Signature:
 
 
 def layer_lanes(net: TTFSNet, lanes) -> list:
-    """Lanes of each layer: ``lanes`` capped at the layer's fan-out.
+    """Lanes of each layer: ``lanes`` capped at the layer's fan-out (a convolution's output
+    channels, which its lanes run over; 1 for a max-pool, which has none).
 
     Raises :class:`ValueError` unless ``lanes`` is an integer from 1 to the largest fan-out.
     """
     widest = max(layer.fan_out for layer in net.layers)
     if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= widest:
         raise ValueError(f"lanes must be an integer from 1 to the largest fan-out {widest}, got {lanes!r}")
-    return [min(lanes, layer.fan_out) for layer in net.layers]
+    return capped_lanes(net, lanes)
 
 
 class NetworkTop(wiring.Component):
     """The whole TTFS network as one streaming core (docs/rtl-interface.md).
 
-    Input encoder → (dense engine → spike-time unit bank) per hidden layer → dense engine →
+    Input encoder → per hidden layer (dense or conv engine → spike-time unit bank, or max-pool
+    unit) → dense engine →
     readout. Stages are decoupled by stream handshakes, so image ``n+1`` enters layer 1 while
     image ``n`` is in a later layer. A free-running 32-bit cycle counter stamps each image's
     first accepted pixel into a small FIFO; the result carries ``now − stamp``, the cycles from
@@ -57,8 +62,8 @@ class NetworkTop(wiring.Component):
     ----------
     net : TTFSNet
     lanes : int
-        Accumulators updated per cycle in every dense engine (capped at each layer's fan-out),
-        ``1..`` largest fan-out.
+        Accumulators updated per cycle in every dense and conv engine (capped at each layer's
+        fan-out, a convolution's output channels), ``1..`` largest fan-out.
     trace : bool
         Add the ``trace`` member (for testbenches; production builds leave it out).
 
@@ -95,8 +100,14 @@ class NetworkTop(wiring.Component):
             members["trace"] = Out(trace_signature(net))
         super().__init__(members)
         self.encoder = InputEncoder(net.input)
-        self.engines = [DenseEngine(layer, n) for layer, n in zip(net.layers, self.layer_lanes)]
-        self.banks = [SpikeTimeBank(layer, n) for layer, n in zip(net.layers[:-1], self.layer_lanes)]
+        # per layer: the stage taking its input spikes, and the spike-time bank after an engine
+        self.stages = [MaxPoolUnit(layer) if isinstance(layer, IntMaxPool2d) else
+                       ConvEngine(layer, n) if isinstance(layer, IntConv2d) else DenseEngine(layer, n)
+                       for layer, n in zip(net.layers, self.layer_lanes)]
+        self.engines = [stage for stage in self.stages if not isinstance(stage, MaxPoolUnit)]  # weight memories
+        self.banks = [None if isinstance(layer, IntMaxPool2d) else
+                      SpikeTimeBank(layer, 1 if isinstance(layer, IntConv2d) else n)
+                      for layer, n in zip(net.layers[:-1], self.layer_lanes)] + [None]
         self.readout = Readout(net.layers[-1], self.layer_lanes[-1])
 
     @property
@@ -108,16 +119,17 @@ class NetworkTop(wiring.Component):
         m = Module()
         m.submodules.encoder = encoder = self.encoder
         spikes = [encoder.o]                       # each spiking layer's event stream
-        for n, (engine, bank) in enumerate(zip(self.engines, self.banks)):
-            m.submodules[f"engine{n}"] = engine
-            m.submodules[f"spike_time{n}"] = bank
-            wiring.connect(m, spikes[-1], engine.i)
-            wiring.connect(m, engine.o, bank.i)
-            spikes.append(bank.o)
-        m.submodules[f"engine{len(self.banks)}"] = last = self.engines[-1]
+        for n, (stage, bank) in enumerate(zip(self.stages, self.banks)):
+            m.submodules[f"pool{n}" if isinstance(stage, MaxPoolUnit) else f"engine{n}"] = stage
+            wiring.connect(m, spikes[-1], stage.i)
+            if bank is not None:
+                m.submodules[f"spike_time{n}"] = bank
+                wiring.connect(m, stage.o, bank.i)
+                spikes.append(bank.o)
+            elif isinstance(stage, MaxPoolUnit):
+                spikes.append(stage.o)
         m.submodules.readout = readout = self.readout
-        wiring.connect(m, spikes[-1], last.i)
-        wiring.connect(m, last.o, readout.i)
+        wiring.connect(m, self.stages[-1].o, readout.i)
 
         if self.with_trace:
             for l, events in enumerate(spikes):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from hdlgen import golden
-from hdlgen.rtl_templates.conv import ConvEngine, NeuronDecoder, axis_taps
+from hdlgen.cycles import axis_taps
+from hdlgen.rtl_templates.conv import ConvEngine, NeuronDecoder
 from hdlgen.rtl_templates.maxpool import MaxPoolUnit
 from hdlgen.testing import mixed_pixels, random_cnn
 from hdlgen.ttfs import IntMaxPool2d

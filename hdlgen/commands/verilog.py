@@ -26,6 +26,9 @@ def run(args):
     print(f"wrote {v_path} (top module {side['top']}) and {json_path}")
     for layer in side["layers"]:
         kind = "readout" if layer["readout"] else f"T={layer['ticks']}"
+        if layer["kind"] == "maxpool2d":
+            print(f"{layer['name']}: {layer['fan_in']}→{layer['fan_out']} max-pool {layer['kernel']}, {kind}")
+            continue
         print(f"{layer['name']}: {layer['fan_in']}→{layer['fan_out']} {kind}, lanes {layer['lanes']}, "
               f"accumulator {layer['accumulator_width']} b, weights {layer['weight_bits']} b, "
               f"weight memory {layer['weight_memory_bits']} bits")
