@@ -26,7 +26,8 @@ class Readout(wiring.Component):
 
     The logits are the readout accumulators ``A`` (no spike-time unit). The class is the
     argmax, ties going to the lowest index: neurons are scanned in increasing order and a
-    later one replaces the best only when strictly greater. One neuron per cycle.
+    later one replaces the best only when strictly greater. One neuron per cycle, through a
+    register stage so the comparison does not start at the engine's block RAM.
 
     Parameters
     ----------
@@ -70,15 +71,25 @@ class Readout(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += done.eq(0)
 
-        take = self.i.valid & ~done
+        # stage 1: take one potential per cycle into a register (it comes straight from the
+        # engine's block RAM); stage 2: store it and compare it with the best so far
+        held_valid, held_last = Signal(), Signal()
+        held_value, held_neuron = Signal(signed(self.acc_width)), Signal(range(self.words * lanes))
+        closing = Signal()      # the image's last potential is in stage 2; take no more
+        take = self.i.valid & ~done & ~closing
         m.d.comb += self.i.ready.eq(take & (lane == lanes - 1))
+        m.d.sync += [held_valid.eq(0), held_last.eq(0)]
         with m.If(take):
-            value = self.i.payload.acc[lane]
-            m.d.sync += [lane.eq(Mux(lane == lanes - 1, 0, lane + 1)), neuron.eq(neuron + 1)]
-            with m.If(neuron < classes):
-                m.d.sync += logits[neuron].eq(value)
-                with m.If((neuron == 0) | (value > best)):
-                    m.d.sync += [best.eq(value), label.eq(neuron)]
+            m.d.sync += [lane.eq(Mux(lane == lanes - 1, 0, lane + 1)), neuron.eq(neuron + 1),
+                         held_valid.eq(neuron < classes), held_value.eq(self.i.payload.acc[lane]),
+                         held_neuron.eq(neuron)]
             with m.If(self.i.ready & self.i.payload.last):
-                m.d.sync += [neuron.eq(0), done.eq(1)]
+                m.d.sync += [neuron.eq(0), closing.eq(1), held_last.eq(1)]
+
+        with m.If(held_valid):
+            m.d.sync += logits[held_neuron].eq(held_value)
+            with m.If((held_neuron == 0) | (held_value > best)):
+                m.d.sync += [best.eq(held_value), label.eq(held_neuron)]
+        with m.If(held_last):
+            m.d.sync += [done.eq(1), closing.eq(0)]
         return m

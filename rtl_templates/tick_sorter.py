@@ -67,6 +67,7 @@ class TickSorter(wiring.Component):
         tail_read = tail.read_port(transparent_for=(tail_write,))
         link_read = links.read_port()
         filled = Signal(ticks)
+        at_tail = Signal()
 
         # Read ports are addressed with the value a register takes next cycle, so their data
         # always belongs to the register's current value: head/tail[tick], next[current].
@@ -100,24 +101,30 @@ class TickSorter(wiring.Component):
                     m.d.comb += tail_read.addr.eq(self.i.payload.tick)
                     m.d.sync += [appending.eq(1), append_tick.eq(self.i.payload.tick),
                                  append_neuron.eq(self.i.payload.neuron)]
+            # While emitting, ``filled`` shifts right as the tick advances (bit 0 is this tick's)
+            # and ``at_tail`` says ``current`` ends its list: no wide mux or compare sits
+            # between ``o.ready`` and the next read addresses.
             with m.State("seek"):
                 with m.If(tick == ticks):
                     m.d.comb += [self.o.valid.eq(1), self.o.payload.end.eq(1)]
                     with m.If(self.o.ready):
-                        m.d.sync += filled.eq(0)
                         m.next = "collect"
-                with m.Elif(filled.bit_select(tick, 1)):
+                with m.Elif(filled[0]):
                     m.d.comb += current_next.eq(head_read.data)
+                    m.d.sync += at_tail.eq(head_read.data == tail_read.data)
                     m.next = "walk"
                 with m.Else():
                     m.d.comb += tick_next.eq(tick + 1)
+                    m.d.sync += filled.eq(filled >> 1)
             with m.State("walk"):
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.neuron.eq(current),
                              self.o.payload.tick.eq(tick)]
                 with m.If(self.o.ready):
-                    with m.If(current == tail_read.data):
+                    with m.If(at_tail):
                         m.d.comb += tick_next.eq(tick + 1)
+                        m.d.sync += filled.eq(filled >> 1)
                         m.next = "seek"
                     with m.Else():
                         m.d.comb += current_next.eq(link_read.data)
+                        m.d.sync += at_tail.eq(link_read.data == tail_read.data)
         return m
