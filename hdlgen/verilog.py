@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import keyword
 import re
 from pathlib import Path
 
@@ -138,10 +137,11 @@ def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, trace: bool = False,
     Raises
     ------
     UserError
-        If ``lanes`` is out of range or ``name`` is not a legal Verilog identifier.
+        If ``lanes`` is out of range or ``name`` is not a plain Verilog identifier (letters,
+        digits, ``_``; not a reserved word).
     """
     name = module_name(net.name) if name is None else name
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or keyword.iskeyword(name):
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise UserError(f"module name {name!r} is not a Verilog identifier; use letters, digits and '_'")
     try:
         layer_lanes(net, lanes)  # before building anything, so a bad value leaves no half-made core
@@ -149,6 +149,8 @@ def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, trace: bool = False,
         raise UserError(f"net {net.name!r}: {e}") from None
     top = NetworkTop(net, lanes=lanes, trace=trace)
     text = amaranth_verilog.convert(top, name=name, emit_src=False)
+    if not re.search(rf"^module {name}\(", text, re.M):  # yosys escaped it: a reserved word
+        raise UserError(f"module name {name!r} is a Verilog reserved word; choose another name")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     v_path, json_path = out_dir / f"{name}.v", out_dir / f"{name}.json"

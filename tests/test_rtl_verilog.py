@@ -9,6 +9,7 @@ from amaranth.sim import Simulator
 
 from hdlgen import ttfs
 from hdlgen.cli import main
+from hdlgen.errors import UserError
 from hdlgen.golden import run_events
 from hdlgen.rtl_templates.top import NetworkTop
 from hdlgen.verilog import write_verilog
@@ -104,3 +105,14 @@ def test_cli_rejects_bad_lanes(net, tmp_path, capsys, lanes):
     err = capsys.readouterr().err
     assert "lanes must be an integer from 1 to the largest fan-out 7" in err and "\n" == err[-1]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name, problem", [("wire", "reserved word"), ("2core", "not a Verilog identifier"),
+                                           ("a-b", "not a Verilog identifier")])
+def test_bad_module_names_are_user_errors(net, tmp_path, name, problem):
+    with pytest.raises(UserError, match=problem):
+        write_verilog(net, tmp_path, name=name)
+
+
+def test_python_keywords_are_fine_module_names(net, tmp_path):
+    assert write_verilog(net, tmp_path, name="lambda")[0].name == "lambda.v"
