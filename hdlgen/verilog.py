@@ -127,6 +127,9 @@ def sidecar(top: NetworkTop, name: str) -> dict:
 def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, trace: bool = False, name: str | None = None):
     """Write ``<name>.v`` (top module ``<name>``) and ``<name>.json`` into ``out_dir``.
 
+    ``name`` defaults to the net's name as an identifier (:func:`module_name`), with ``_core``
+    appended when that is a Verilog reserved word.
+
     Same inputs give byte-identical files (no source locations are emitted).
 
     Returns
@@ -140,7 +143,8 @@ def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, trace: bool = False,
         If ``lanes`` is out of range or ``name`` is not a plain Verilog identifier (letters,
         digits, ``_``; not a reserved word).
     """
-    name = module_name(net.name) if name is None else name
+    chosen = name is not None
+    name = name if chosen else module_name(net.name)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise UserError(f"module name {name!r} is not a Verilog identifier; use letters, digits and '_'")
     try:
@@ -150,7 +154,11 @@ def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, trace: bool = False,
     top = NetworkTop(net, lanes=lanes, trace=trace)
     text = amaranth_verilog.convert(top, name=name, emit_src=False)
     if not re.search(rf"^module {name}\(", text, re.M):  # yosys escaped it: a reserved word
-        raise UserError(f"module name {name!r} is a Verilog reserved word; choose another name")
+        if chosen:
+            raise UserError(f"module name {name!r} is a Verilog reserved word; choose another name")
+        name += "_core"  # a net named like a keyword ('small', 'wire') still gets a plain name
+        top = NetworkTop(net, lanes=lanes, trace=trace)
+        text = amaranth_verilog.convert(top, name=name, emit_src=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     v_path, json_path = out_dir / f"{name}.v", out_dir / f"{name}.json"

@@ -116,3 +116,10 @@ def test_bad_module_names_are_user_errors(net, tmp_path, name, problem):
 
 def test_python_keywords_are_fine_module_names(net, tmp_path):
     assert write_verilog(net, tmp_path, name="lambda")[0].name == "lambda.v"
+
+
+def test_a_net_named_like_a_keyword_gets_a_plain_module_name(tmp_path):
+    net = random_net(np.random.default_rng(1), [4, 3, 2], [2, 2], name="small")
+    v_path, json_path = write_verilog(net, tmp_path)
+    assert v_path.name == "small_core.v" and json.loads(json_path.read_text())["top"] == "small_core"
+    assert re.search(r"^module small_core\(", v_path.read_text(), re.M)
