@@ -143,16 +143,15 @@ class Device:
         LOAD (its offset or layer included) may have written anywhere. Hence the whole load is
         repeated until one pass goes through without any ERROR or resend.
         """
-        from ..rtl_templates.dense import WeightROM
         from ..rtl_templates.top import layer_lanes
-        from .spram import spram_image
+        from .spram import layer_image
 
         info = info or self.info()
         requests = []
         total = 0
         for index in info.layers_to_load:
             lanes = layer_lanes(net, info.lanes)[index]
-            words = spram_image(WeightROM(net.layers[index], lanes))
+            words = layer_image(net.layers[index], lanes)
             total += len(words)
             for offset in range(0, len(words), link.MAX_LOAD_WORDS):
                 chunk = words[offset:offset + link.MAX_LOAD_WORDS]

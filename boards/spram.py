@@ -23,8 +23,8 @@ from amaranth.utils import ceil_log2
 
 from ..errors import UserError
 
-__all__ = ["SPRAM_WORDS", "SPRAM_COUNT", "WeightWrite", "spram_shape", "spram_image", "SPRAMWeights",
-           "place_weights"]
+__all__ = ["SPRAM_WORDS", "SPRAM_COUNT", "WeightWrite", "spram_shape", "spram_image", "layer_image",
+           "SPRAMWeights", "place_weights"]
 
 SPRAM_WORDS = 16384      # 16-bit words per SB_SPRAM256KA
 SPRAM_COUNT = 4          # on the iCE40 UP5K
@@ -49,6 +49,15 @@ def spram_image(rom) -> np.ndarray:
     rows = list(rom.init) + [0] * (words * per_word - len(rom.init))
     return np.array([sum(rows[w * per_word + s] << (s * row_bits) for s in range(per_word))
                      for w in range(words)], dtype=np.uint16)
+
+
+def layer_image(layer, lanes: int) -> np.ndarray:
+    """:func:`spram_image` of a layer's weights at ``lanes`` (what the host sends in LOADs)."""
+    from ..rtl_templates.dense import WeightROM
+
+    rom = WeightROM(layer, lanes)
+    rom._MustUse__silence = True   # only its contents are wanted here, it is never elaborated
+    return spram_image(rom)
 
 
 def place_weights(core, sprams: int = SPRAM_COUNT) -> list:

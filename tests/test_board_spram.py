@@ -3,6 +3,7 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 from hypothesis import given, settings, strategies as st
 
@@ -27,6 +28,7 @@ def test_image_unpacks_to_the_rom_rows(seed, weight_bits, lanes):
     layer.weight_bits = weight_bits
     layer.weight = np.clip(layer.weight, -(2 ** (weight_bits - 1) - 1), 2 ** (weight_bits - 1) - 1)
     rom = WeightROM(layer, min(lanes, layer.fan_out))
+    rom._MustUse__silence = True   # only its contents are used
     row_bits = rom.layout.size
     if row_bits > 16:
         with pytest.raises(UserError, match="weight bits × lanes ≤ 16"):
@@ -69,6 +71,7 @@ def test_place_weights_largest_first_within_the_sprams():
     core = NetworkTop(net)
     assert place_weights(core, sprams=1) == [0]    # 320 rows: layer 0 is larger than layer 1
     assert type(core.engines[1].weights) is WeightROM
+    Fragment.get(core, None)                       # and the core still elaborates
 
 
 def test_a_damaged_load_is_repeated_until_a_clean_pass():
