@@ -34,8 +34,8 @@ def _format(report) -> str:
         lines.append(f"  ... and {len(report.mismatches) - 20} more")
     lines += [f"accuracy               {accuracy}",
               f"cycles per inference   {latency}  (each image alone in the core)",
-              f"event lower bound      {bound}  (Σ input spikes × ceil(fan-out/lanes) + Σ T)",
-              f"dense schedule         {report.dense_cycles_mean:.0f}  (Σ fan-in × ceil(fan-out/lanes) + Σ T)",
+              f"event lower bound      {bound}  (Σ engine cycles of each input spike + Σ T)",
+              f"dense schedule         {report.dense_cycles_mean:.0f}  (the same with every input spiking)",
               f"initiation interval    {interval} cycles (images back to back)"]
     return "\n".join(lines)
 
