@@ -225,6 +225,10 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None 
         if board.device != "iCE40UP5K":
             raise UserError(f"--spram: {board.name} ({board.device}) has no SPRAM; it is on iCE40 UP5K boards")
         spram_layers = place_weights(core)
+        if not spram_layers:
+            rows = ", ".join(f"{engine.weights.layout.size}" for engine in core.engines)
+            raise UserError(f"--spram: no layer's weights fit the {board.name}'s SPRAMs (rows of weight bits × lanes "
+                            f"must be ≤ 16 bits, here {rows}; at most 1 Mbit); use fewer lanes")
     early = weight_precheck(core, board)
     if early is not None:
         return early
