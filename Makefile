@@ -1,5 +1,5 @@
 # hdlgen – the two commands a new machine needs: `make demo` and `make test`.
-# Each sets up .venv on its own the first time (Python ≥ 3.11, pip, and Debian's iverilog).
+# Each sets up .venv on its own the first time (Python ≥ 3.11, pip; Debian packages via scripts/).
 
 VENV    := .venv
 PY      := $(VENV)/bin/python
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,torch]'
-	@command -v iverilog >/dev/null || sh scripts/install-simulator.sh
+	sh scripts/install-system-packages.sh
 	touch $(STAMP)
 
 demo: setup
@@ -27,6 +27,7 @@ demo: setup
 	    --calibration-data $(DIGITS)/digits_train.npz --ticks 16 --weight-bits 8 -o $(OUT)/digits_mlp.ttfs
 	$(HDLGEN) verilog $(OUT)/digits_mlp.ttfs -o $(OUT)/verilog
 	$(HDLGEN) sim $(OUT)/digits_mlp.ttfs --data $(DIGITS)/digits_test.npz --samples 20
+	$(HDLGEN) build $(OUT)/digits_mlp.ttfs --board icebreaker -o $(OUT)/icebreaker
 
 test: setup
 	$(PY) -m pytest -q
