@@ -45,6 +45,7 @@ class NeuronDecoder(wiring.Component):
     def __init__(self, shape):
         self.shape = tuple(int(v) for v in shape)
         if len(self.shape) != 3 or min(self.shape) < 1:
+            self._MustUse__silence = True  # rejected, not unused
             raise ValueError(f"a feature map shape is (C, H, W) with each ≥ 1, got {shape!r}")
         c, h, w = self.shape
         super().__init__({"neuron": In(range(c * h * w)), "channel": Out(range(c)),
@@ -111,10 +112,11 @@ class ConvEngine(wiring.Component):
 
     def __init__(self, layer: IntConv2d, lanes: int = 1):
         if not isinstance(layer, IntConv2d):
+            self._MustUse__silence = True  # rejected, not unused
             raise TypeError(f"ConvEngine needs an IntConv2d, got {type(layer).__name__}")
         channels = layer.out_shape[0]
         if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= channels:
-            self._MustUse__silence = True
+            self._MustUse__silence = True  # rejected, not unused
             raise ValueError(f"layer {layer.name!r}: lanes must be an integer from 1 to its output channels "
                              f"{channels}, got {lanes!r}")
         self.layer = layer
@@ -145,11 +147,11 @@ class ConvEngine(wiring.Component):
         """Per coordinate: the tap count, and per tap its weight-row and accumulator-word offsets."""
         width = max(1, max(len(t) for t in taps))
         counts = Array(Const(len(t), range(width + 1)) for t in taps)
-        weight_rows = Array(Array(Const(k * weight_step, range(weight_step * self.layer.weight.shape[2] *
-                                                              self.layer.weight.shape[3] + 1))
-                                  for k, _ in t + [(0, 0)] * (width - len(t))) for t in taps)
-        acc_words = Array(Array(Const(o * acc_step, range(self.positions * self.words + 1))
-                                for _, o in t + [(0, 0)] * (width - len(t))) for t in taps)
+        padded = [t + [(0, 0)] * (width - len(t)) for t in taps]
+        weight_rows = Array(Array(Const(k * weight_step, range(len(self.weights.init))) for k, _ in t)
+                            for t in padded)
+        acc_words = Array(Array(Const(o * acc_step, range(self.positions * self.words)) for _, o in t)
+                          for t in padded)
         return counts, weight_rows, acc_words, width
 
     def elaborate(self, platform):

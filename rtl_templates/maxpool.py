@@ -46,6 +46,7 @@ class MaxPoolUnit(wiring.Component):
 
     def __init__(self, layer: IntMaxPool2d):
         if not isinstance(layer, IntMaxPool2d):
+            self._MustUse__silence = True  # rejected, not unused
             raise TypeError(f"MaxPoolUnit needs an IntMaxPool2d, got {type(layer).__name__}")
         self.layer = layer
         (_, h, w), (_, out_h, out_w) = layer.in_shape, layer.out_shape
