@@ -3,7 +3,7 @@
 Random CNNs cover input 5..16 px with 1..3 channels, 1..16 output channels, kernels 1/3/5,
 stride 1/2, padding 0/1/2, max-pools (overlapping when the stride is below the kernel), windows
 1..16, weight bits 2..8, zero/negative/large biases, lanes 1..16 and, in some, a hidden dense
-layer after the convolutions; each runs 10 images (with no-spike and saturating ones) under
+layer after the convolutions, plus a padded pool; each runs 10 images (with no-spike and saturating ones) under
 random input gaps and back-pressure. A core with one conv weight changed must be caught at
 that layer, and the digits CNN example must run bit-exact on 100 test images.
 """
@@ -19,7 +19,7 @@ from hdlgen import golden
 from hdlgen.cycles import dense_schedule, overhead_bound
 from hdlgen.simulate import simulate
 from hdlgen.testing import random_cnn, random_pixels
-from hdlgen.ttfs import IntConv2d, IntDense, TTFSNet
+from hdlgen.ttfs import IntConv2d, IntDense, IntMaxPool2d, TTFSNet
 
 from .test_cocotb_core import require_simulator
 
@@ -121,6 +121,21 @@ def test_random_cnn_is_bit_exact(index, spec, tmp_path):
     pixels = _pixels(rng, net.input.size)
     report = simulate(net, pixels, lanes=lanes, build_dir=tmp_path, seed=index)
     _assert_matches_golden(report, net, pixels, lanes)
+
+
+def test_padded_pool_is_bit_exact(tmp_path):
+    """A 3×3 max-pool with stride 2 and padding 1 (random_cnn makes unpadded pools only)."""
+    require_simulator()
+    rng = np.random.default_rng(77)
+    conv_net = random_cnn(rng, (2, 9, 9), [("conv", 3, 3, 1, 0)], 4, 8, 6, "random", name="padded_pool")
+    conv = conv_net.layers[0]
+    pool = IntMaxPool2d(conv.out_shape, (3, 3), (2, 2), (1, 1), conv.ticks, name="pool")
+    readout = IntDense(rng.integers(-31, 32, (4, pool.fan_out)), rng.integers(-50, 50, 4), None, pool.ticks, 0, 6,
+                       np.ones(4), name="readout")
+    net = TTFSNet(conv_net.input, [conv, pool, readout], "padded_pool")
+    pixels = _pixels(rng, net.input.size)
+    report = simulate(net, pixels, lanes=2, build_dir=tmp_path, seed=77)
+    _assert_matches_golden(report, net, pixels, 2)
 
 
 def test_changed_conv_weight_is_caught_at_its_layer(tmp_path):
