@@ -113,7 +113,8 @@ def sidecar(top: NetworkTop, name: str) -> dict:
             "description": "cycles from an image's first accepted pixel to its result, when it enters an "
                            "idle core and results are taken at once: at least event_lower_bound = "
                            "Σ_ℓ input spikes_ℓ × cycles_per_input_spike[ℓ] (for a conv: per output position the "
-                           "spike reaches; 0 for a max-pool) + Σ ticks of the non-pool spiking layers, at most that plus "
+                           "spike reaches; 0 for a max-pool) + Σ ticks of the non-pool spiking layers, "
+                           "at most that plus "
                            "overhead_bound; worst_case is dense_schedule + overhead_bound (every input spikes)",
             "cycles_per_input_spike": words,
             "ticks": list(net.ticks),

@@ -63,7 +63,8 @@ def _with_hidden_dense(rng, net: TTFSNet, width: int) -> TTFSNet:
     ticks, bits, classes = readout.ticks_in, readout.weight_bits, readout.fan_out
     limit = (1 << (bits - 1)) - 1
     spread = max(1, int(np.sqrt(readout.fan_in) * limit * ticks / 2))
-    hidden = IntDense(rng.integers(-limit, limit + 1, (width, readout.fan_in)), rng.integers(-spread, spread + 1, width),
+    hidden = IntDense(rng.integers(-limit, limit + 1, (width, readout.fan_in)),
+                      rng.integers(-spread, spread + 1, width),
                       rng.integers(1, 2 * max(1, spread // ticks) + 1, width), ticks, ticks, bits, np.ones(width),
                       name="hidden")
     last = IntDense(rng.integers(-limit, limit + 1, (classes, width)), rng.integers(-50, 50, classes), None,
