@@ -54,6 +54,10 @@ class FrameReceiver(wiring.Component):
     abandoned with a TIMEOUT verdict; if its image had started, the missing pixels are sent as
     zeros so that the core still sees whole images (its result is then discarded).
 
+    Pixels leave through a two-entry FIFO, so the core's ``ready`` does not sit in one
+    combinational path with the byte stream and this state machine. ``input_cycles`` is timed
+    where the pixels go into the core, and an image's verdict waits until its last pixel has.
+
     Parameters
     ----------
     input_size : int
@@ -90,10 +94,13 @@ class FrameReceiver(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.crc = checker = CRC16.create()
+        m.submodules.pixel_buffer = pixel_buffer = SyncFIFOBuffered(width=8, depth=2)
+        wiring.connect(m, pixel_buffer.r_stream, wiring.flipped(self.pixels))
+        pixels = pixel_buffer.w_stream
         layer = Signal(8)
         offset = Signal(16)
         word_low = Signal(8)
-        load_words = Signal(range(link.MAX_LOAD_WORDS + 1))
+        last_load_word = Signal(range(link.MAX_LOAD_WORDS))   # words in the LOAD frame − 1
 
         byte = self.bytes.payload
         take = self.bytes.valid & self.bytes.ready
@@ -108,13 +115,23 @@ class FrameReceiver(wiring.Component):
         m.d.sync += now.eq(now + 1)
         timed_out = Signal()
 
+        # input_cycles: the first to the last pixel of an image going into the core
+        delivered = Signal(range(self.input_size))
+        with m.If(self.pixels.valid & self.pixels.ready):
+            m.d.sync += delivered.eq(Mux(delivered == self.input_size - 1, 0, delivered + 1))
+            with m.If(delivered == 0):
+                m.d.sync += first_pixel.eq(now)
+            with m.If(delivered == self.input_size - 1):
+                m.d.sync += verdict.input_cycles.eq(now - Mux(delivered == 0, now, first_pixel))
+
         m.d.comb += [checker.data.eq(byte), self.verdicts.payload.eq(verdict)]
         # The silence timer runs only while a frame is open and nothing waits in the byte stream.
+        # ``timed_out`` is a register kept equal to ``quiet == timeout_cycles`` (a wide compare
+        # feeding every state's logic would be a long path).
         with m.If(self.bytes.valid | ~self.busy):
-            m.d.sync += quiet.eq(0)
+            m.d.sync += [quiet.eq(0), timed_out.eq(0)]
         with m.Elif(~timed_out):
-            m.d.sync += quiet.eq(quiet + 1)
-        m.d.comb += timed_out.eq(quiet == self.timeout_cycles)
+            m.d.sync += [quiet.eq(quiet + 1), timed_out.eq(quiet == self.timeout_cycles - 1)]
 
         def give_up(image):
             m.d.sync += [verdict.seq.eq(seq), verdict.error.eq(link.ErrorCode.TIMEOUT),
@@ -153,7 +170,7 @@ class FrameReceiver(wiring.Component):
                 length = Cat(length_low, byte)
                 with m.If(take):
                     m.d.sync += [verdict.seq.eq(link.NO_SEQ), verdict.image.eq(0), verdict.info.eq(0),
-                                 verdict.loaded.eq(0), verdict.error.eq(0), load_words.eq((length - 5) >> 1)]
+                                 verdict.loaded.eq(0), verdict.error.eq(0), last_load_word.eq((length - 7) >> 1)]
                     known = Signal()
                     m.d.comb += known.eq((kind == link.MessageType.CLASSIFY) | (kind == link.MessageType.INFO) |
                                          (kind == link.MessageType.LOAD))
@@ -195,7 +212,7 @@ class FrameReceiver(wiring.Component):
                              self.write.payload.addr.eq(offset + count), self.write.payload.data.eq(Cat(word_low, byte))]
                 with m.If(take):
                     m.d.sync += count.eq(count + 1)
-                    with m.If(count == load_words - 1):
+                    with m.If(count == last_load_word):
                         m.next = "CRC_HIGH"
                     with m.Else():
                         m.next = "WORD_LOW"
@@ -203,21 +220,18 @@ class FrameReceiver(wiring.Component):
                     give_up(0)
                     m.next = "VERDICT"
             with m.State("PIXELS"):
-                m.d.comb += [self.pixels.valid.eq(self.bytes.valid), self.pixels.payload.eq(byte),
-                             self.bytes.ready.eq(self.pixels.ready), checker.valid.eq(take)]
+                m.d.comb += [pixels.valid.eq(self.bytes.valid), pixels.payload.eq(byte),
+                             self.bytes.ready.eq(pixels.ready), checker.valid.eq(take)]
                 with m.If(take):
                     m.d.sync += count.eq(count + 1)
-                    with m.If(count == 0):
-                        m.d.sync += first_pixel.eq(now)
                     with m.If(count == self.input_size - 1):
-                        m.d.sync += verdict.input_cycles.eq(now - Mux(count == 0, now, first_pixel))
                         m.next = "CRC_HIGH"
                 with m.Elif(timed_out):
                     give_up(1)
                     m.next = "PAD"
             with m.State("PAD"):
-                m.d.comb += self.pixels.valid.eq(1)  # payload 0
-                with m.If(self.pixels.ready):
+                m.d.comb += pixels.valid.eq(1)  # payload 0
+                with m.If(pixels.ready):
                     m.d.sync += count.eq(count + 1)
                     with m.If(count == self.input_size - 1):
                         m.next = "VERDICT"
@@ -230,11 +244,12 @@ class FrameReceiver(wiring.Component):
                         give_up(kind == link.MessageType.CLASSIFY)
                         m.next = "VERDICT"
             with m.State("CHECK"):
+                with m.If(pixel_buffer.level == 0):   # input_cycles is final
+                    m.next = "VERDICT"
                 m.d.sync += [verdict.seq.eq(seq), verdict.image.eq(kind == link.MessageType.CLASSIFY),
                              verdict.info.eq(kind == link.MessageType.INFO),
                              verdict.loaded.eq(kind == link.MessageType.LOAD),
                              verdict.error.eq(Mux(checker.match_detected, 0, link.ErrorCode.BAD_CRC))]
-                m.next = "VERDICT"
             with m.State("VERDICT"):
                 m.d.comb += self.verdicts.valid.eq(1)
                 with m.If(self.verdicts.ready):
@@ -322,12 +337,13 @@ class ResponseEncoder(wiring.Component):
             "error": self._frame(link.MessageType.ERROR, verdict.seq, verdict.error),
         }
         width = max(len(f) for f in frames.values())
+        # the frame shifts out of the low byte: a wide byte multiplexer would be the slowest path
         buffer = Signal(width)
         last = Signal(range(width // 8))
         index = Signal(range(width // 8))
 
         byte = Signal(8)
-        m.d.comb += [byte.eq(buffer.word_select(index, 8)), crc_gen.data.eq(byte)]
+        m.d.comb += [byte.eq(buffer[:8]), crc_gen.data.eq(byte)]
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -349,7 +365,7 @@ class ResponseEncoder(wiring.Component):
                 m.d.comb += [self.bytes.valid.eq(1), self.bytes.payload.eq(byte)]
                 with m.If(self.bytes.ready):
                     m.d.comb += crc_gen.valid.eq(index >= len(link.SYNC))
-                    m.d.sync += index.eq(index + 1)
+                    m.d.sync += [index.eq(index + 1), buffer.eq(buffer >> 8)]
                     with m.If(index == last):
                         m.next = "CRC_HIGH"
             with m.State("CRC_HIGH"):
@@ -435,7 +451,10 @@ class HostLink(wiring.Component):
 
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
         wiring.connect(m, uart_rx.data, rx_fifo.w_stream)
-        wiring.connect(m, rx_fifo.r_stream, receiver.bytes)
+        # the byte FIFO's block RAM output goes through a register before the receiver's compares
+        m.submodules.rx_stage = rx_stage = SyncFIFOBuffered(width=8, depth=2)
+        wiring.connect(m, rx_fifo.r_stream, rx_stage.w_stream)
+        wiring.connect(m, rx_stage.r_stream, receiver.bytes)
         wiring.connect(m, receiver.pixels, core.pixels)
         m.d.comb += [verdict_fifo.w_data.eq(receiver.verdicts.payload),
                      verdict_fifo.w_en.eq(receiver.verdicts.valid),
@@ -463,7 +482,8 @@ class HostLink(wiring.Component):
         with m.Elif(step & (error_timer != 0)):
             m.d.sync += error_timer.eq(error_timer - 1)
         m.d.comb += [
-            self.busy.eq(receiver.busy | verdict_fifo.r_rdy | encoder.busy | uart_tx.busy | rx_fifo.r_rdy),
+            self.busy.eq(receiver.busy | verdict_fifo.r_rdy | encoder.busy | uart_tx.busy | rx_fifo.r_rdy |
+                         rx_stage.r_rdy),
             self.idle.eq(~self.busy),
             self.error.eq(error_timer != 0),
         ]
