@@ -209,9 +209,9 @@ class FrameReceiver(wiring.Component):
             with m.State("WORD_HIGH"):
                 m.d.comb += [self.write.valid.eq(self.bytes.valid), self.bytes.ready.eq(self.write.ready),
                              checker.valid.eq(take), self.write.payload.layer.eq(layer),
-                             self.write.payload.addr.eq(offset + count), self.write.payload.data.eq(Cat(word_low, byte))]
+                             self.write.payload.addr.eq(offset), self.write.payload.data.eq(Cat(word_low, byte))]
                 with m.If(take):
-                    m.d.sync += count.eq(count + 1)
+                    m.d.sync += [count.eq(count + 1), offset.eq(offset + 1)]   # the next word's address
                     with m.If(count == last_load_word):
                         m.next = "CRC_HIGH"
                     with m.Else():

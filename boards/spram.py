@@ -84,8 +84,10 @@ class SPRAMWeights(wiring.Component):
 
     Reads: ``data`` is the row at ``addr`` of the previous cycle with ``en`` high (one cycle
     latency, like ``WeightROM``). Writes: a ``write`` transfer whose ``layer`` is this one's
-    stores the 16-bit ``data`` at word ``addr`` (always ready; a write and a read in the same
-    cycle: the write wins, the read returns stale data – loading happens before classifying).
+    stores the 16-bit ``data`` at word ``addr`` one cycle later (always ready; the transfer is
+    registered first, so the host link's frame logic does not reach the SPRAM pins in one
+    path; a write and a read in the same cycle: the write wins, the read returns stale data –
+    loading happens before classifying).
     Without a platform (simulation) the SPRAMs are an Amaranth memory of the same shape.
 
     Parameters
@@ -119,11 +121,14 @@ class SPRAMWeights(wiring.Component):
         slot = Signal(max(1, slot_bits))
         slot_read = Signal.like(slot)
         bank_read = Signal(range(max(2, self.sprams)))
-        writing = (self.write.valid & (self.write.payload.layer == self.layer)
-                   & (self.write.payload.addr < self.sprams * SPRAM_WORDS))
+        writing = Signal()
+        write_addr, write_data = Signal(16), Signal(WORD_BITS)
+        m.d.sync += [writing.eq(self.write.valid & (self.write.payload.layer == self.layer)
+                                & (self.write.payload.addr < self.sprams * SPRAM_WORDS)),
+                     write_addr.eq(self.write.payload.addr), write_data.eq(self.write.payload.data)]
         m.d.comb += [
             self.write.ready.eq(1),
-            word.eq(Mux(writing, self.write.payload.addr, self.addr >> slot_bits)),
+            word.eq(Mux(writing, write_addr, self.addr >> slot_bits)),
             slot.eq(self.addr[:slot_bits] if slot_bits else 0),
         ]
         with m.If(self.en & ~writing):
@@ -138,12 +143,12 @@ class SPRAMWeights(wiring.Component):
                 read = memory.read_port()
                 write = memory.write_port()
                 m.d.comb += [read.addr.eq(word[:14]), read.en.eq(self.en & selected & ~writing), out.eq(read.data),
-                             write.addr.eq(word[:14]), write.data.eq(self.write.payload.data),
+                             write.addr.eq(word[:14]), write.data.eq(write_data),
                              write.en.eq(writing & selected)]
             else:
                 m.submodules[f"spram{bank}"] = Instance(
                     "SB_SPRAM256KA",
-                    i_ADDRESS=word[:14], i_DATAIN=self.write.payload.data, i_MASKWREN=0b1111,
+                    i_ADDRESS=word[:14], i_DATAIN=write_data, i_MASKWREN=0b1111,
                     i_WREN=writing & selected, i_CHIPSELECT=(self.en | writing) & selected, i_CLOCK=ClockSignal("sync"),
                     i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=out)
             outputs.append(out)

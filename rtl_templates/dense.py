@@ -10,7 +10,7 @@ from hdlgen.ttfs import IntDense
 
 from .events import acc_word_layout, event_layout
 
-__all__ = ["WeightROM", "DenseEngine", "pack_words", "check_lanes"]
+__all__ = ["WeightROM", "DenseEngine", "pack_words", "check_lanes", "times_constant"]
 
 
 def check_lanes(component, layer: IntDense, lanes) -> int:
@@ -23,6 +23,14 @@ def check_lanes(component, layer: IntDense, lanes) -> int:
         raise ValueError(f"layer {layer.name!r}: lanes must be an integer from 1 to its fan-out "
                          f"{layer.fan_out}, got {lanes!r}")
     return int(lanes)
+
+
+def times_constant(value, constant: int):
+    """``value · constant`` as a sum of shifted copies of ``value``, one per set bit of the
+    constant: a row base computed in the cycle a spike arrives stays a few adders instead of
+    a multiplier (which the tools may map to a slow DSP block)."""
+    terms = [value << bit for bit in range(int(constant).bit_length()) if constant >> bit & 1]
+    return sum(terms[1:], terms[0]) if terms else value * 0
 
 
 def pack_words(values: np.ndarray, width: int) -> list:
@@ -210,7 +218,7 @@ class DenseEngine(wiring.Component):
                 take = self.i.valid & self.i.ready
                 with m.If(take & ~self.i.payload.end):
                     m.d.sync += [busy.eq(1), word.eq(0), last_word.eq(words == 1),
-                                 row.eq(self.i.payload.neuron * words),
+                                 row.eq(times_constant(self.i.payload.neuron, words)),
                                  q.eq(layer.ticks_in - self.i.payload.tick)]
                 with m.Elif(busy):
                     m.d.sync += [word.eq(word + 1), last_word.eq(word + 2 == words), row.eq(row + 1)]
