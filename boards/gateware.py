@@ -105,7 +105,7 @@ class FrameReceiver(wiring.Component):
         byte = self.bytes.payload
         take = self.bytes.valid & self.bytes.ready
         kind = Signal(8)
-        length_low = Signal(8)
+        length = Signal(16)
         seq = Signal(16)
         count = Signal(range(max(self.input_size, link.MAX_LOAD_WORDS)))
         verdict = Signal(Verdict)
@@ -152,7 +152,8 @@ class FrameReceiver(wiring.Component):
                     with m.Elif(byte != link.SYNC[0]):
                         m.next = "HUNT"
             for state, target, action in [("TYPE", "LENGTH_LOW", kind.eq(byte)),
-                                          ("LENGTH_LOW", "LENGTH_HIGH", length_low.eq(byte)),
+                                          ("LENGTH_LOW", "LENGTH_HIGH", length[:8].eq(byte)),
+                                          ("LENGTH_HIGH", "LENGTH_CHECK", length[8:].eq(byte)),
                                           ("SEQ_LOW", "SEQ_HIGH", seq[:8].eq(byte)),
                                           ("LAYER", "OFFSET_LOW", layer.eq(byte)),
                                           ("OFFSET_LOW", "OFFSET_HIGH", offset[:8].eq(byte)),
@@ -165,25 +166,21 @@ class FrameReceiver(wiring.Component):
                     with m.Elif(timed_out):
                         give_up(0)
                         m.next = "VERDICT"
-            with m.State("LENGTH_HIGH"):
-                m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
-                length = Cat(length_low, byte)
-                with m.If(take):
-                    m.d.sync += [verdict.seq.eq(link.NO_SEQ), verdict.image.eq(0), verdict.info.eq(0),
-                                 verdict.loaded.eq(0), verdict.error.eq(0), last_load_word.eq((length - 7) >> 1)]
-                    known = Signal()
-                    m.d.comb += known.eq((kind == link.MessageType.CLASSIFY) | (kind == link.MessageType.INFO) |
-                                         (kind == link.MessageType.LOAD))
-                    with m.If((kind == link.MessageType.CLASSIFY) & (length == 2 + self.input_size) |
-                              (kind == link.MessageType.INFO) & (length == 2) |
-                              (kind == link.MessageType.LOAD) & (length >= 7) & length[0] &
-                              (length <= 5 + 2 * link.MAX_LOAD_WORDS)):
-                        m.next = "SEQ_LOW"
-                    with m.Else():
-                        m.d.sync += verdict.error.eq(Mux(known, link.ErrorCode.BAD_LENGTH, link.ErrorCode.BAD_TYPE))
-                        m.next = "VERDICT"
-                with m.Elif(timed_out):
-                    give_up(0)
+            with m.State("LENGTH_CHECK"):
+                # the length is checked from registers, a cycle after its last byte: the
+                # compares do not follow the byte handshake in the same cycle
+                m.d.sync += [verdict.seq.eq(link.NO_SEQ), verdict.image.eq(0), verdict.info.eq(0),
+                             verdict.loaded.eq(0), verdict.error.eq(0), last_load_word.eq((length - 7) >> 1)]
+                known = Signal()
+                m.d.comb += known.eq((kind == link.MessageType.CLASSIFY) | (kind == link.MessageType.INFO) |
+                                     (kind == link.MessageType.LOAD))
+                with m.If((kind == link.MessageType.CLASSIFY) & (length == 2 + self.input_size) |
+                          (kind == link.MessageType.INFO) & (length == 2) |
+                          (kind == link.MessageType.LOAD) & (length >= 7) & length[0] &
+                          (length <= 5 + 2 * link.MAX_LOAD_WORDS)):
+                    m.next = "SEQ_LOW"
+                with m.Else():
+                    m.d.sync += verdict.error.eq(Mux(known, link.ErrorCode.BAD_LENGTH, link.ErrorCode.BAD_TYPE))
                     m.next = "VERDICT"
             with m.State("SEQ_HIGH"):
                 m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
