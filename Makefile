@@ -28,6 +28,9 @@ demo: setup
 	$(HDLGEN) verilog $(OUT)/digits_mlp.ttfs -o $(OUT)/verilog
 	$(HDLGEN) sim $(OUT)/digits_mlp.ttfs --data $(DIGITS)/digits_test.npz --samples 20
 	$(HDLGEN) build $(OUT)/digits_mlp.ttfs --board icebreaker -o $(OUT)/icebreaker
+	$(HDLGEN) convert $(DIGITS)/digits_cnn.pt2 --data $(DIGITS)/digits_test.npz \
+	    --calibration-data $(DIGITS)/digits_train.npz --ticks 16 --weight-bits 8 -o $(OUT)/digits_cnn.ttfs
+	$(HDLGEN) sim $(OUT)/digits_cnn.ttfs --data $(DIGITS)/digits_test.npz --samples 20
 
 test: setup
 	$(PY) -m pytest -q

@@ -149,9 +149,10 @@ class Device:
         info = info or self.info()
         requests = []
         total = 0
+        engine_layers = [i for i, layer in enumerate(net.layers) if hasattr(layer, "weight")]  # max-pools have no engine
         for index in info.layers_to_load:
-            lanes = layer_lanes(net, info.lanes)[index]
-            words = layer_image(net.layers[index], lanes)
+            layer = engine_layers[index]
+            words = layer_image(net.layers[layer], layer_lanes(net, info.lanes)[layer])
             total += len(words)
             for offset in range(0, len(words), link.MAX_LOAD_WORDS):
                 chunk = words[offset:offset + link.MAX_LOAD_WORDS]

@@ -289,8 +289,9 @@ def net_fingerprint(net) -> int:
     """
     crc = zlib.crc32(np.ascontiguousarray(net.input.table, dtype="<i8").tobytes())
     for layer in net.layers:
-        arrays = [layer.weight, layer.bias] + ([] if layer.k is None else [layer.k])
-        for array in arrays:
+        geometry = [getattr(layer, name, ()) for name in ("in_shape", "kernel", "stride", "padding")]
+        arrays = [getattr(layer, name) for name in ("weight", "bias", "k") if getattr(layer, name, None) is not None]
+        for array in arrays + [np.array([v for part in geometry for v in part] or [0])]:
             array = np.ascontiguousarray(array, dtype="<i8")
             crc = zlib.crc32(struct.pack("<2I", *((array.shape + (1,))[:2])), crc)
             crc = zlib.crc32(array.tobytes(), crc)

@@ -53,9 +53,11 @@ def spram_image(rom) -> np.ndarray:
 
 def layer_image(layer, lanes: int) -> np.ndarray:
     """:func:`spram_image` of a layer's weights at ``lanes`` (what the host sends in LOADs)."""
+    from ..rtl_templates.conv import conv_weight_rows
     from ..rtl_templates.dense import WeightROM
+    from ..ttfs import IntConv2d
 
-    rom = WeightROM(layer, lanes)
+    rom = WeightROM(conv_weight_rows(layer) if isinstance(layer, IntConv2d) else layer, lanes)
     rom._MustUse__silence = True   # only its contents are wanted here, it is never elaborated
     return spram_image(rom)
 
@@ -82,8 +84,8 @@ def place_weights(core, sprams: int = SPRAM_COUNT) -> list:
 class SPRAMWeights(wiring.Component):
     """A layer's weight rows in SPRAM: ``WeightROM``'s read members plus a write port.
 
-    Reads: ``data`` is the row at ``addr`` of the previous cycle with ``en`` high (one cycle
-    latency, like ``WeightROM``). Writes: a ``write`` transfer whose ``layer`` is this one's
+    Reads: ``data`` is the row at ``addr`` of the cycle ``latency`` (the replaced ``WeightROM``'s,
+    1 or 2) cycles before, with ``en`` high. Writes: a ``write`` transfer whose ``layer`` is this one's
     stores the 16-bit ``data`` at word ``addr`` one cycle later (always ready; the transfer is
     registered first, so the host link's frame logic does not reach the SPRAM pins in one
     path; a write and a read in the same cycle: the write wins, the read returns stale data –
@@ -107,6 +109,7 @@ class SPRAMWeights(wiring.Component):
         self.layout = rom.layout
         self.lanes = rom.lanes
         self.words = rom.words
+        self.latency = getattr(rom, "latency", 1)
         super().__init__({
             "addr": In(range(len(rom.init))),
             "en": In(1),
@@ -157,5 +160,12 @@ class SPRAMWeights(wiring.Component):
             for bank, out in enumerate(outputs):
                 with m.Case(bank):
                     m.d.comb += chosen.eq(out)
-        m.d.comb += self.data.eq(chosen.word_select(slot_read, self.row_bits) if self.per_word > 1 else chosen)
+        row = chosen.word_select(slot_read, self.row_bits) if self.per_word > 1 else chosen
+        if self.latency == 1:
+            m.d.comb += self.data.eq(row)
+        else:   # registered: the SPRAM's output and the bank multiplexer take a cycle of their own
+            read_done = Signal()
+            m.d.sync += read_done.eq(self.en & ~writing)
+            with m.If(read_done):
+                m.d.sync += self.data.eq(row)
         return m

@@ -125,6 +125,7 @@ class ConvEngine(wiring.Component):
         self.positions = layer.out_shape[1] * layer.out_shape[2]
         self.acc_width = layer.widths()["accumulator"]
         self.weights = WeightROM(conv_weight_rows(layer), self.lanes)
+        self.weight_rows = len(self.weights.init)  # kept: a board may swap the ROM for SPRAM
         bias = np.zeros(self.words * self.lanes, dtype=np.int64)
         bias[:channels] = layer.bias
         self.bias_init = pack_words(bias.reshape(self.words, self.lanes), self.acc_width)
@@ -148,7 +149,7 @@ class ConvEngine(wiring.Component):
         width = max(1, max(len(t) for t in taps))
         counts = Array(Const(len(t), range(width + 1)) for t in taps)
         padded = [t + [(0, 0)] * (width - len(t)) for t in taps]
-        weight_rows = Array(Array(Const(k * weight_step, range(len(self.weights.init))) for k, _ in t)
+        weight_rows = Array(Array(Const(k * weight_step, range(self.weight_rows)) for k, _ in t)
                             for t in padded)
         acc_words = Array(Array(Const(o * acc_step, range(self.positions * self.words)) for _, o in t)
                           for t in padded)
@@ -187,7 +188,7 @@ class ConvEngine(wiring.Component):
         word = Signal(range(words))
         last_row, last_col, last_word = tap_row + 1 == row_count[y], tap_col + 1 == col_count[x], word == words - 1
         last_step = busy & last_row & last_col & last_word
-        weight_row = Signal(range(len(weights.init)))
+        weight_row = Signal(range(self.weight_rows))
         acc_word = Signal(range(acc_depth))
         m.d.comb += [weight_row.eq(base + row_weight[y][tap_row] + col_weight[x][tap_col] + word),
                      acc_word.eq(row_acc[y][tap_row] + col_acc[x][tap_col] + word)]

@@ -1,0 +1,47 @@
+"""A CNN behind the host link: fingerprint, SPRAM weight load by engine (max-pools have none),
+and classification equal to the golden model."""
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from hdlgen import golden
+from hdlgen.boards import link
+from hdlgen.boards.gateware import HostLink
+from hdlgen.boards.host import Device
+from hdlgen.boards.sim import SimulatedSerial
+from hdlgen.boards.spram import place_weights, spram_image
+from hdlgen.rtl_templates.top import NetworkTop
+from hdlgen.testing import random_cnn
+
+from .test_board_top import BAUD, CLK
+
+
+def _cnn():
+    return random_cnn(np.random.default_rng(1), (1, 6, 6), [("conv", 3, 3, 1, 1), ("pool", 2, 2)], 4, 4, 4)
+
+
+def test_fingerprint_covers_pool_geometry():
+    net = _cnn()
+    other = _cnn()
+    other.layers[1].stride = (1, 1)
+    assert link.net_fingerprint(net) == link.net_fingerprint(_cnn())
+    assert link.net_fingerprint(net) != link.net_fingerprint(other)
+
+
+def test_cnn_weights_load_over_the_link_then_classify_matches_golden():
+    net = _cnn()
+    core = NetworkTop(net, lanes=2)
+    placed = place_weights(core)
+    assert placed == [0, 1]  # conv and readout engines; the pool between them has none
+    top = HostLink(net, core, clk_freq=CLK, baud=BAUD, timeout=2e-3)
+    sim = Simulator(top)
+    sim.add_clock(1 / CLK)
+    device = Device(SimulatedSerial(sim, top.rx, top.tx, divisor=top.divisor, clk_freq=CLK, timeout=5e-3))
+    info = device.check(net)
+    words = device.load_weights(net, info)
+    assert words == sum(len(spram_image(core.engines[i].weights.rom)) for i in placed)
+    pixels = np.random.default_rng(2).integers(0, 256, (3, net.input.size), dtype=np.uint8)
+    results = device.classify(pixels)
+    expected = golden.run_batch(net, pixels)
+    assert [r.label for r in results] == list(expected.classes)
+    assert [list(r.logits) for r in results] == expected.logits.tolist()
