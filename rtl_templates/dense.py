@@ -1,7 +1,7 @@
 """Event-driven dense layer engine: accumulators in block RAM, one weight word per cycle."""
 
 import numpy as np
-from amaranth.hdl import Array, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -44,12 +44,19 @@ class WeightROM(wiring.Component):
 
     Row ``j·words + w`` holds ``W[w·lanes + l, j]`` in lane ``l`` (zero past the fan-out), so a
     spike on input ``j`` reads ``words`` consecutive rows. This is the boundary a board may
-    replace (e.g. by SPRAM with a load path): same members, one cycle read latency.
+    replace (e.g. by SPRAM with a load path): same members and ``latency``.
+
+    With ``latency=2`` the rows are split into banks of one block RAM's depth at this row
+    width (on an iCE40 or ECP5 platform; one bank otherwise) and each bank's output is
+    registered before the bank multiplexer: a large layer's memory is many block RAMs, and
+    their slow clock-to-output plus the multiplexer and its routing would otherwise set the clock.
 
     Parameters
     ----------
     layer : IntDense
     lanes : int
+    latency : int
+        Cycles from ``addr`` to ``data``: 1 or 2.
 
     Members
     -------
@@ -57,10 +64,14 @@ class WeightROM(wiring.Component):
     en : In(1)
         Read enable; ``data`` keeps its value while low.
     data : Out(ArrayLayout(signed(weight_bits), lanes))
-        Row read at the previous enabled cycle.
+        Row read ``latency`` enabled cycles ago (the engines keep ``en`` high).
     """
 
-    def __init__(self, layer: IntDense, lanes: int):
+    def __init__(self, layer: IntDense, lanes: int, latency: int = 1):
+        if latency not in (1, 2):
+            self._MustUse__silence = True
+            raise ValueError(f"weight memory latency must be 1 or 2 cycles, got {latency!r}")
+        self.latency = latency
         self.lanes = check_lanes(self, layer, lanes)
         self.words = -(-layer.fan_out // self.lanes)
         padded = np.zeros((self.words * self.lanes, layer.fan_in), dtype=np.int64)
@@ -81,11 +92,42 @@ class WeightROM(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.rows = rows = Memory(shape=unsigned(self.layout.size), depth=len(self.init),
-                                          init=self.init)
-        read = rows.read_port()
-        m.d.comb += [read.addr.eq(self.addr), read.en.eq(self.en), self.data.eq(read.data)]
+        width, depth = self.layout.size, len(self.init)
+        if self.latency == 1:
+            m.submodules.rows = rows = Memory(shape=unsigned(width), depth=depth, init=self.init)
+            read = rows.read_port()
+            m.d.comb += [read.addr.eq(self.addr), read.en.eq(self.en), self.data.eq(read.data)]
+            return m
+        bank_rows = min(_block_rows(getattr(platform, "family", None), width), depth)
+        banks = -(-depth // bank_rows)
+        shift = (bank_rows - 1).bit_length() if banks > 1 else 0
+        en_held, bank_held, bank_out = Signal(), Signal(range(banks)), Signal(range(banks))
+        m.d.sync += en_held.eq(self.en)
+        with m.If(self.en):
+            m.d.sync += bank_held.eq(self.addr >> shift)
+        with m.If(en_held):
+            m.d.sync += bank_out.eq(bank_held)
+        outputs = []
+        for b in range(banks):
+            part = self.init[b * bank_rows:(b + 1) * bank_rows]
+            rows = m.submodules[f"rows{b}"] = Memory(shape=unsigned(width), depth=len(part), init=part)
+            read = rows.read_port()
+            out = Signal(width, name=f"bank{b}_out")
+            m.d.comb += [read.addr.eq(self.addr[:shift] if banks > 1 else self.addr), read.en.eq(self.en)]
+            with m.If(en_held):
+                m.d.sync += out.eq(read.data)
+            outputs.append(out)
+        m.d.comb += self.data.eq(Array(outputs)[bank_out] if banks > 1 else outputs[0])
         return m
+
+
+def _block_rows(family, width: int) -> int:
+    """Rows of ``width`` bits one block RAM holds (iCE40 4 kbit, ECP5 DP16KD); no limit elsewhere."""
+    configs = {"ice40": [(2, 2048), (4, 1024), (8, 512), (16, 256)],
+               "ecp5": [(1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512)]}.get(family)
+    if configs is None:
+        return 1 << 30
+    return next((rows for most, rows in configs if width <= most), configs[-1][1])
 
 
 class DenseEngine(wiring.Component):
@@ -93,7 +135,8 @@ class DenseEngine(wiring.Component):
 
     Per input spike ``(j, τ)`` with ``q = T_in − τ``, each of the ``words = ceil(fan_out/lanes)``
     accumulator words gets ``W[n, j]·q`` added in each lane, one word per cycle in a 4-stage
-    pipeline (read weight row → register it → multiply → read-add-write accumulator). The
+    pipeline (read weight row (``weights.latency`` cycles, 2: banked block RAMs with registered
+    outputs) → register it → multiply → read-add-write accumulator). The
     accumulator read port is transparent to its write port, so back-to-back spikes need no
     stall even with one word. A spike costs ``words`` cycles; the next spike is accepted in its last cycle.
 
@@ -136,7 +179,7 @@ class DenseEngine(wiring.Component):
         self.lanes = check_lanes(self, layer, lanes)
         self.words = -(-layer.fan_out // self.lanes)
         self.acc_width = layer.widths()["accumulator"]
-        self.weights = WeightROM(layer, self.lanes)
+        self.weights = WeightROM(layer, self.lanes, latency=2)
         bias = np.zeros(self.words * self.lanes, dtype=np.int64)
         bias[:layer.fan_out] = layer.bias
         self.bias_init = pack_words(bias.reshape(self.words, self.lanes), self.acc_width)
@@ -182,7 +225,14 @@ class DenseEngine(wiring.Component):
                            for l in range(lanes))
 
         m.d.comb += [weights.addr.eq(row), weights.en.eq(1)]
-        m.d.sync += [s1_valid.eq(busy), s1_word.eq(word), s1_q.eq(q),
+        # the word and q travel with their row for the weight memory's latency
+        issued = [(busy, word, q)]
+        for n in range(1, getattr(weights, "latency", 1)):
+            delayed = (Signal(name=f"fetch{n}_valid"), Signal(range(words), name=f"fetch{n}_word"),
+                       Signal(range(layer.ticks_in + 1), name=f"fetch{n}_q"))
+            m.d.sync += [to.eq(frm) for to, frm in zip(delayed, issued[-1])]
+            issued.append(delayed)
+        m.d.sync += [s1_valid.eq(issued[-1][0]), s1_word.eq(issued[-1][1]), s1_q.eq(issued[-1][2]),
                      weight_row.eq(weights.data),
                      s2_valid.eq(s1_valid), s2_word.eq(s1_word), s2_q.eq(s1_q),
                      s3_valid.eq(s2_valid), s3_word.eq(s2_word)]
@@ -227,7 +277,8 @@ class DenseEngine(wiring.Component):
                 with m.If(take & self.i.payload.end):
                     m.next = "flush"
             with m.State("flush"):
-                with m.If(~busy & ~s1_valid & ~s2_valid & ~s3_valid):
+                with m.If(~busy & ~s1_valid & ~s2_valid & ~s3_valid &
+                          ~Cat(valid for valid, _, _ in issued[1:]).any()):
                     m.next = "drain"
             with m.State("drain"):
                 # acc_read is a pipeline register: it advances when its word leaves (or is empty)
