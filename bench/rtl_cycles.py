@@ -12,7 +12,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 from hdlgen import ConvertConfig, convert, load_model, ttfs
 from hdlgen.data import load_dataset

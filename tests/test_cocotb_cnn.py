@@ -21,7 +21,7 @@ from hdlgen.simulate import simulate
 from hdlgen.testing import random_cnn, random_pixels
 from hdlgen.ttfs import IntConv2d, IntDense, IntMaxPool2d, TTFSNet
 
-from .test_cocotb_core import require_simulator
+from .test_cocotb_core import assert_matches_golden, require_simulator, shuffled_images
 
 pytestmark = pytest.mark.slow
 
@@ -100,17 +100,6 @@ def _cases():
             for i, spec in enumerate(specs)]
 
 
-def _pixels(rng, size):
-    return np.concatenate([random_pixels(rng, 1, size, "zero"), random_pixels(rng, IMAGES - 2, size),
-                           random_pixels(rng, 1, size, "saturate")])[rng.permutation(IMAGES)]
-
-
-def _assert_matches_golden(report, net, pixels, lanes):
-    assert report.mismatches == [], "\n".join(report.mismatches[:5])
-    assert report.predicted == golden.run_batch(net, pixels).classes.tolist()
-    assert report.lower_bound_mean <= report.cycles_mean <= report.lower_bound_mean + overhead_bound(net, lanes)
-
-
 @pytest.mark.parametrize("index,spec", _cases())
 def test_random_cnn_is_bit_exact(index, spec, tmp_path):
     require_simulator()
@@ -119,9 +108,9 @@ def test_random_cnn_is_bit_exact(index, spec, tmp_path):
     while _cost(net, lanes) > CYCLE_BUDGET and lanes < 16:
         lanes *= 2  # wide layers with few lanes would take minutes in Icarus
     rng = np.random.default_rng(1000 + index)
-    pixels = _pixels(rng, net.input.size)
+    pixels = shuffled_images(rng, net.input.size, IMAGES, 1)
     report = simulate(net, pixels, lanes=lanes, build_dir=tmp_path, seed=index)
-    _assert_matches_golden(report, net, pixels, lanes)
+    assert_matches_golden(report, net, pixels, lanes)
 
 
 def test_padded_pool_is_bit_exact(tmp_path):
@@ -134,9 +123,9 @@ def test_padded_pool_is_bit_exact(tmp_path):
     readout = IntDense(rng.integers(-31, 32, (4, pool.fan_out)), rng.integers(-50, 50, 4), None, pool.ticks, 0, 6,
                        np.ones(4), name="readout")
     net = TTFSNet(conv_net.input, [conv, pool, readout], "padded_pool")
-    pixels = _pixels(rng, net.input.size)
+    pixels = shuffled_images(rng, net.input.size, IMAGES, 1)
     report = simulate(net, pixels, lanes=2, build_dir=tmp_path, seed=77)
-    _assert_matches_golden(report, net, pixels, 2)
+    assert_matches_golden(report, net, pixels, 2)
 
 
 def test_changed_conv_weight_is_caught_at_its_layer(tmp_path):
@@ -173,6 +162,6 @@ def test_digits_cnn_on_100_test_images(digits_cnn, digits_test, tmp_path):
     pixels = net.input.pixels(x)
     lanes = 8  # conv2d_1 has 16 channels, but a narrower core simulates faster in Icarus
     report = simulate(net, pixels, labels=y, lanes=lanes, build_dir=tmp_path)
-    _assert_matches_golden(report, net, pixels, lanes)
+    assert_matches_golden(report, net, pixels, lanes)
     assert report.samples == DIGITS
     assert report.accuracy == pytest.approx(np.mean(golden.run_batch(net, pixels).classes == y))

@@ -67,17 +67,22 @@ def _cases():
                                         f"-w{spec[2]}-l{spec[3]}-{spec[4]}") for i, spec in enumerate(specs)]
 
 
-def _pixels(rng, size):
-    """Mostly random images, plus two with no spike at all and two saturating every pixel."""
-    return np.concatenate([random_pixels(rng, 2, size, "zero"), random_pixels(rng, IMAGES - 4, size),
-                           random_pixels(rng, 2, size, "saturate")])[rng.permutation(IMAGES)]
+def shuffled_images(rng, size, images=IMAGES, edges=2):
+    """Mostly random images, plus ``edges`` with no spike at all and ``edges`` saturating every pixel."""
+    return np.concatenate([random_pixels(rng, edges, size, "zero"), random_pixels(rng, images - 2 * edges, size),
+                           random_pixels(rng, edges, size, "saturate")])[rng.permutation(images)]
+
+
+def assert_matches_golden(report, net, pixels, lanes):
+    """Bit-exact, and the latency of an image alone in the core lies between the event lower bound
+    and the RTL's own upper bound."""
+    assert report.mismatches == [], "\n".join(report.mismatches[:5])
+    assert report.predicted == golden.run_batch(net, pixels).classes.tolist()
+    assert report.lower_bound_mean <= report.cycles_mean <= report.lower_bound_mean + overhead_bound(net, lanes)
 
 
 def _assert_matches_golden(report, net, pixels, lanes):
-    assert report.mismatches == [], "\n".join(report.mismatches[:5])
-    assert report.predicted == golden.run_batch(net, pixels).classes.tolist()
-    # Latency of an image alone in the core lies between the event lower bound and the RTL's own upper bound.
-    assert report.lower_bound_mean <= report.cycles_mean <= report.lower_bound_mean + overhead_bound(net, lanes)
+    assert_matches_golden(report, net, pixels, lanes)
     assert report.initiation_interval is not None and report.initiation_interval <= report.cycles_max
 
 
@@ -90,7 +95,7 @@ def test_random_net_is_bit_exact(index, sizes, ticks, weight_bits, lanes, bias, 
     while dense_schedule(net, min(lanes, widest)) * IMAGES > CYCLE_BUDGET and lanes < 16:
         lanes = min(16, 2 * lanes)  # big nets with few lanes would take minutes in Icarus
     lanes = min(lanes, widest)  # the core takes at most the widest layer's fan-out
-    pixels = _pixels(rng, sizes[0])
+    pixels = shuffled_images(rng, sizes[0])
     report = simulate(net, pixels, lanes=lanes, build_dir=tmp_path, seed=index)
     _assert_matches_golden(report, net, pixels, lanes)
 
@@ -147,7 +152,7 @@ def test_verilator_runs_the_core(tmp_path):
     require_simulator("verilator")
     rng = np.random.default_rng(11)
     net = random_net(rng, [16, 12, 5], [8, 8], 8, "random", name="verilated")
-    pixels = _pixels(rng, 16)
+    pixels = shuffled_images(rng, 16)
     report = simulate(net, pixels, lanes=4, simulator="verilator", build_dir=tmp_path, seed=2)
     _assert_matches_golden(report, net, pixels, 4)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -19,19 +18,11 @@ import pytest
 from hdlgen import ttfs
 from hdlgen.golden import run_events
 from hdlgen.sim.runner import run_testbench
-from hdlgen.simulate import missing_simulator
-from hdlgen.testing import random_net, random_pixels
+from hdlgen.testing import mixed_pixels, random_net
+
+from .test_cocotb_core import require_simulator
 
 pytestmark = pytest.mark.slow
-
-
-def require_simulator(simulator="icarus"):
-    """In CI (``CI=true``) a missing simulator fails the test; elsewhere it is skipped with the reason."""
-    reason = missing_simulator(simulator)
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
 
 
 def write_replay_core(net, images, out_dir, *, corrupt=None, stable_result=True, name="replay_core"):
@@ -125,8 +116,7 @@ def case(tmp_path_factory):
     """A 12-9-7-5 net (three spiking layers) and ten images, one silent and one saturating."""
     rng = np.random.default_rng(7)
     net = random_net(rng, [12, 9, 7, 5], [8, 6, 5])
-    pixels = np.concatenate([random_pixels(rng, 8, 12), random_pixels(rng, 1, 12, "zero"),
-                             random_pixels(rng, 1, 12, "saturate")])
+    pixels = mixed_pixels(rng, 8, 12)
     folder = tmp_path_factory.mktemp("replay")
     ttfs.save(net, folder / "net.ttfs")
     np.savez(folder / "pixels.npz", pixels=pixels)

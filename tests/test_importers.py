@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hdlgen import ir, load_model
+from hdlgen import load_model
 from hdlgen.errors import UserError
 from hdlgen.importers.npz import save_npz
 
