@@ -134,6 +134,9 @@ def netlist_cells(netlist: dict, top: str) -> dict:
 def check_report(report: BuildReport, *, lanes: int, weight_bits: int | None = None) -> str | None:
     """One line saying what is short and what to change, or None when it fits and meets timing."""
     over = [f"{name} {u.used}/{u.available}" for name, u in report.utilization.items() if u.used > u.available]
+    if not over and report.bitstream is None and report.extra.get("error"):  # placement failed near the limit
+        fullest = max(report.utilization.items(), key=lambda item: item[1].used / max(item[1].available, 1))
+        over = [f"{fullest[0]} {fullest[1].used}/{fullest[1].available} (too full to place)"]
     if over:
         spram = report.utilization.get("SPRAM")
         hint = (" put weights in SPRAM (--spram)," if "BRAM" in " ".join(over) and spram and spram.available
@@ -261,7 +264,8 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None 
         bels = parse_log_utilization(pnr_log.read_text(errors="replace")) if pnr_log.is_file() else {}
         if bels:   # nextpnr got as far as packing: report what was asked of the device
             utilization, _ = parse_report({"utilization": bels}, board.family, netlist_cells=cells)
-            if any(u.used > u.available for u in utilization.values()):
+            # nextpnr also gives up placing a design that is just under the limit
+            if any(u.used > u.available for u in utilization.values()) or "legal placement" in (_first_error(pnr_log) or ""):
                 return BuildReport(board.name, utilization, None, design_clock / 1e6, None, seconds,
                                    {"error": _first_error(pnr_log), "spram_layers": spram_layers})
         for log in [pnr_log, out_dir / f"{name}.rpt"]:

@@ -61,6 +61,16 @@ def test_log_utilisation_survives_a_failed_placement():
     assert "fewer lanes (now 4)" in message and "weight bits (now 8)" in message and "\n" not in message
 
 
+def test_placement_failure_under_the_limit_names_the_fullest_resource():
+    usage, _ = parse_report({"utilization": {"ICESTORM_LC": {"used": 5028, "available": 5280},
+                                             "ICESTORM_RAM": {"used": 24, "available": 30}}}, "ice40")
+    report = BuildReport("icebreaker", usage, None, 12.0, None, 60.0,
+                         {"error": "Unable to find legal placement for all cells"})
+    message = check_report(report, lanes=1, weight_bits=8)
+    assert message.startswith("does not fit icebreaker: LC 5028/5280 (too full to place)")
+    assert "bigger board" in message
+
+
 usages = st.dictionaries(st.sampled_from(list(RESOURCES["ice40"])),
                          st.tuples(st.integers(0, 10_000), st.integers(0, 10_000)).map(lambda t: Utilization(*t)))
 
