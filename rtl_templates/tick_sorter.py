@@ -68,6 +68,7 @@ class TickSorter(wiring.Component):
         link_read = links.read_port()
         filled = Signal(ticks)
         at_tail = Signal()
+        walk_tail = Signal(index_shape)   # tail[tick] while its list is walked: compares start at a register
 
         # Read ports are addressed with the value a register takes next cycle, so their data
         # always belongs to the register's current value: head/tail[tick], next[current].
@@ -111,7 +112,7 @@ class TickSorter(wiring.Component):
                         m.next = "collect"
                 with m.Elif(filled[0]):
                     m.d.comb += current_next.eq(head_read.data)
-                    m.d.sync += at_tail.eq(head_read.data == tail_read.data)
+                    m.d.sync += [at_tail.eq(head_read.data == tail_read.data), walk_tail.eq(tail_read.data)]
                     m.next = "walk"
                 with m.Else():
                     m.d.comb += tick_next.eq(tick + 1)
@@ -126,5 +127,5 @@ class TickSorter(wiring.Component):
                         m.next = "seek"
                     with m.Else():
                         m.d.comb += current_next.eq(link_read.data)
-                        m.d.sync += at_tail.eq(link_read.data == tail_read.data)
+                        m.d.sync += at_tail.eq(link_read.data == walk_tail)
         return m
