@@ -1,6 +1,6 @@
 """Reorder one image's spikes from neuron order into tick order."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -74,7 +74,11 @@ class TickSorter(wiring.Component):
         # always belongs to the register's current value: head/tail[tick], next[current].
         tick, tick_next = Signal(range(ticks + 1)), Signal(range(ticks + 1))
         current, current_next = Signal(index_shape), Signal(index_shape)
-        m.d.comb += [tick_next.eq(tick), current_next.eq(current),
+        # ``current`` follows a link or a list head: both selects come from registers and
+        # ``o.ready`` only, so a link memory output passes one multiplexer to the next address
+        take_head, take_link = Signal(), Signal()
+        m.d.comb += [tick_next.eq(tick),
+                     current_next.eq(Mux(take_link, link_read.data, Mux(take_head, head_read.data, current))),
                      head_read.addr.eq(tick_next), tail_read.addr.eq(tick_next),
                      link_read.addr.eq(current_next)]
         m.d.sync += [tick.eq(tick_next), current.eq(current_next)]
@@ -111,7 +115,7 @@ class TickSorter(wiring.Component):
                     with m.If(self.o.ready):
                         m.next = "collect"
                 with m.Elif(filled[0]):
-                    m.d.comb += current_next.eq(head_read.data)
+                    m.d.comb += take_head.eq(1)
                     m.d.sync += [at_tail.eq(head_read.data == tail_read.data), walk_tail.eq(tail_read.data)]
                     m.next = "walk"
                 with m.Else():
@@ -126,6 +130,6 @@ class TickSorter(wiring.Component):
                         m.d.sync += filled.eq(filled >> 1)
                         m.next = "seek"
                     with m.Else():
-                        m.d.comb += current_next.eq(link_read.data)
+                        m.d.comb += take_link.eq(1)
                         m.d.sync += at_tail.eq(link_read.data == walk_tail)
         return m
