@@ -64,7 +64,8 @@ class WeightROM(wiring.Component):
     en : In(1)
         Read enable; ``data`` keeps its value while low.
     data : Out(ArrayLayout(signed(weight_bits), lanes))
-        Row read ``latency`` enabled cycles ago (the engines keep ``en`` high).
+        The row at ``addr`` of ``latency`` cycles before (the engines keep ``en`` high; a
+        cycle with ``en`` low reads nothing and leaves the pipeline's data as it was).
     """
 
     def __init__(self, layer: IntDense, lanes: int, latency: int = 1):

@@ -163,3 +163,49 @@ def test_lanes_are_validated():
     for bad in (0, 6, 2.0, True):
         with pytest.raises(ValueError, match="lanes must be an integer from 1 to its fan-out 5"):
             DenseEngine(net.layers[0], bad)
+
+
+class _Family:
+    """Just enough of a platform for WeightROM's banking: its FPGA family."""
+
+    def __init__(self, family):
+        self.family = family
+
+
+@pytest.mark.parametrize("family, lanes", [("ice40", 1), ("ice40", 3), ("ecp5", 4), (None, 2)])
+def test_banked_weight_rom_reads_each_row_two_cycles_later(family, lanes):
+    """Latency-2 weight memory as a platform builds it (block-RAM banks, registered outputs):
+    random addresses (``en`` high, as the engines keep it) give their ``init`` rows two cycles later."""
+    from amaranth.hdl import Elaboratable, Module
+    from hdlgen.rtl_templates.dense import WeightROM
+
+    rng = np.random.default_rng(lanes)
+    fan_in, fan_out = 700, 5                      # rows = 700·ceil(5/lanes): several banks on either family
+    layer = IntDense(rng.integers(-127, 128, (fan_out, fan_in)), np.zeros(fan_out, int), np.ones(fan_out, int),
+                     4, 4, 8, np.ones(fan_out))
+    rom = WeightROM(layer, lanes, latency=2)
+    rom._MustUse__silence = True   # elaborated by hand below, with a platform family
+
+    class OnPlatform(Elaboratable):
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.rom = rom.elaborate(_Family(family))
+            return m
+
+    sim = Simulator(OnPlatform())
+    sim.add_clock(1e-6)
+    rows = len(rom.init)
+    mask = (1 << rom.layout.size) - 1
+
+    async def bench(ctx):
+        issued = []
+        ctx.set(rom.en, 1)
+        for _ in range(300):
+            issued.append(int(rng.integers(0, rows)))
+            ctx.set(rom.addr, issued[-1])
+            await ctx.tick()
+            if len(issued) >= 2:   # this cycle's data: the address of two cycles ago
+                assert ctx.get(rom.data.as_value()) & mask == rom.init[issued[-2]]
+
+    sim.add_testbench(bench)
+    sim.run()
