@@ -73,10 +73,15 @@ class TickSorter(wiring.Component):
         # Read ports are addressed with the value a register takes next cycle, so their data
         # always belongs to the register's current value: head/tail[tick], next[current].
         tick, tick_next = Signal(range(ticks + 1)), Signal(range(ticks + 1))
-        current = Signal(index_shape)
-        take_head, take_link = Signal(), Signal()   # ``current`` moves to a list head / along a link
-        m.d.comb += [tick_next.eq(tick), head_read.addr.eq(tick_next), tail_read.addr.eq(tick_next)]
-        m.d.sync += tick.eq(tick_next)
+        current, current_next = Signal(index_shape), Signal(index_shape)
+        # ``current`` follows a link or a list head: both selects come from registers and
+        # ``o.ready`` only, so a link memory output passes one multiplexer to the next address
+        take_head, take_link = Signal(), Signal()
+        m.d.comb += [tick_next.eq(tick),
+                     current_next.eq(Mux(take_link, link_read.data, Mux(take_head, head_read.data, current))),
+                     head_read.addr.eq(tick_next), tail_read.addr.eq(tick_next),
+                     link_read.addr.eq(current_next)]
+        m.d.sync += [tick.eq(tick_next), current.eq(current_next)]
 
         # append, second cycle: tail[tick] of the event taken last cycle has arrived
         appending, append_tick, append_neuron = Signal(), Signal(range(ticks)), Signal(index_shape)
@@ -91,7 +96,7 @@ class TickSorter(wiring.Component):
             m.d.comb += [tail_write.addr.eq(append_tick), tail_write.data.eq(append_neuron), tail_write.en.eq(1)]
             m.d.sync += filled.bit_select(append_tick, 1).eq(1)
 
-        with m.FSM(name="phase") as fsm:
+        with m.FSM(name="phase"):
             with m.State("collect"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid & self.i.payload.end):
@@ -127,12 +132,4 @@ class TickSorter(wiring.Component):
                     with m.Else():
                         m.d.comb += take_link.eq(1)
                         m.d.sync += at_tail.eq(link_read.data == walk_tail)
-
-        # The link port reads next[current] whenever ``current`` moves and holds otherwise: its
-        # address is one 2:1 multiplexer after the memories, selected by the state register,
-        # and ``o.ready`` only enables (a chained pointer at full rate is the sorter's tightest loop).
-        new_current = Mux(fsm.ongoing("seek"), head_read.data, link_read.data)
-        m.d.comb += [link_read.addr.eq(new_current), link_read.en.eq(take_head | take_link)]
-        with m.If(take_head | take_link):
-            m.d.sync += current.eq(new_current)
         return m
