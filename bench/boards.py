@@ -34,6 +34,7 @@ BUILDS = [
     ("digits-icebreaker", DIGITS, DIGITS_DATA, "icebreaker", 1, 30, False),
     ("digits-ulx3s", DIGITS, DIGITS_DATA, "ulx3s-85f", 1, 100, False),
     ("fashion-icebreaker", FASHION, FASHION_DATA, "icebreaker", 1, 30, True),
+    ("fashion-icebreaker-l2", FASHION, FASHION_DATA, "icebreaker", 2, 30, True),
     ("fashion-ulx3s", FASHION, FASHION_DATA, "ulx3s-85f", 4, 100, False),
 ]
 
