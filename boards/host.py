@@ -21,6 +21,7 @@ import numpy as np
 
 from . import link
 from ..errors import UserError
+from ..ttfs import IntMaxPool2d
 
 __all__ = ["Device", "ClassifyStats"]
 
@@ -149,7 +150,7 @@ class Device:
         info = info or self.info()
         requests = []
         total = 0
-        engine_layers = [i for i, layer in enumerate(net.layers) if hasattr(layer, "weight")]  # max-pools have no engine
+        engine_layers = [i for i, layer in enumerate(net.layers) if not isinstance(layer, IntMaxPool2d)]  # pools: no engine
         for index in info.layers_to_load:
             layer = engine_layers[index]
             words = layer_image(net.layers[layer], layer_lanes(net, info.lanes)[layer])

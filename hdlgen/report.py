@@ -8,7 +8,7 @@ import numpy as np
 
 from . import golden
 from .data import Dataset
-from .ttfs import TTFSNet
+from .ttfs import IntMaxPool2d, TTFSNet
 
 __all__ = ["evaluate", "format_evaluation", "format_net", "print_json"]
 
@@ -51,7 +51,7 @@ def format_net(net: TTFSNet) -> str:
              f"{'layer':<12}{'neurons':>8}{'T':>5}{'K':>12}{'acc bits':>10}{'weight bits':>13}",
              f"{'input':<12}{net.input.size:>8}{net.input.ticks:>5}{'-':>12}{'-':>10}{'-':>13}"]
     for layer in net.layers:
-        if not hasattr(layer, "weight"):
+        if isinstance(layer, IntMaxPool2d):
             lines.append(f"{layer.name:<12}{layer.fan_out:>8}{layer.ticks:>5}{'max-pool':>12}{'-':>10}{'-':>13}")
             continue
         if layer.readout:
