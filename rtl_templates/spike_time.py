@@ -88,16 +88,15 @@ class SpikeTimeBank(wiring.Component):
             with m.If(image_done):
                 m.d.sync += [neuron.eq(0), closing.eq(1)]
 
-        # stage 0 (registers): potential, neuron, K; the end marker trails the last neuron
+        # stage 0 (registers): potential and K; the end marker trails the last neuron
         k_width = unsigned_width(int(layer.k.max()))
         neuron_shape = range(self.words * lanes)
         valid, end = Signal(name="valid0"), Signal(name="end0")
         potential = Signal(signed(self.acc_width), name="rem0")
-        who = Signal(neuron_shape, name="neuron0")
         end_due = Signal()
         m.d.sync += [end_due.eq(take & image_done), end.eq(end_due),
                      valid.eq(take & (neuron < fan_out)),
-                     potential.eq(self.i.payload.acc[lane]), who.eq(neuron)]
+                     potential.eq(self.i.payload.acc[lane])]
         if self.shared_k:
             k = Const(int(layer.k[0]), unsigned(k_width))
         else:
@@ -118,11 +117,10 @@ class SpikeTimeBank(wiring.Component):
             regs = {"valid": Signal(name=f"valid{n}"), "end": Signal(name=f"end{n}"),
                     "rem": Signal(signed(self.acc_width), name=f"rem{n}"),
                     "k": Signal(unsigned(k_width), name=f"k{n}"),
-                    "who": Signal(neuron_shape, name=f"neuron{n}"),
                     "q": Signal(range(ticks + 1), name=f"q{n}"),
                     "saturated": Signal(name=f"saturated{n}")}
             m.d.sync += [regs["valid"].eq(valid), regs["end"].eq(end),
-                         regs["who"].eq(who), regs["rem"].eq(rem), regs["q"].eq(q)]
+                         regs["rem"].eq(rem), regs["q"].eq(q)]
             if self.shared_k:
                 regs["k"] = k   # a constant needs no pipeline register
             else:
@@ -134,15 +132,21 @@ class SpikeTimeBank(wiring.Component):
                 m.d.sync += regs["saturated"].eq(saturated)
                 with m.If(rem >= step):
                     m.d.sync += [regs["rem"].eq(rem - step), regs["q"].eq(q | (1 << bit))]
-            valid, end, rem, k, who, q, saturated = (regs["valid"], regs["end"], regs["rem"], regs["k"],
-                                                     regs["who"], regs["q"], regs["saturated"])
+            valid, end, rem, k, q, saturated = (regs["valid"], regs["end"], regs["rem"], regs["k"],
+                                                regs["q"], regs["saturated"])
 
-        # last stage: the fire tick T − q, registered so the sorter's list address starts at a flip-flop
+        # last stage: the fire tick T − q, registered so the sorter's list address starts at a flip-flop.
+        # Valid neurons leave the ladder in index order from 0, so a count of them names each one
+        # (no index travels down the ladder).
         fire_q = Mux(saturated, ticks, q)
         fires, fire_tick = Signal(), Signal(range(ticks + 1))
-        fire_end, fire_who = Signal(), Signal(neuron_shape)
+        fire_end, fire_who, leaving = Signal(), Signal(neuron_shape), Signal(neuron_shape)
         m.d.sync += [fires.eq(valid & (fire_q != 0)), fire_tick.eq(ticks - fire_q), fire_end.eq(end),
-                     fire_who.eq(who)]
+                     fire_who.eq(leaving)]
+        with m.If(end):
+            m.d.sync += leaving.eq(0)
+        with m.Elif(valid):
+            m.d.sync += leaving.eq(leaving + 1)
         with m.If(fire_end):
             m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.end.eq(1)]
             m.d.sync += closing.eq(0)
