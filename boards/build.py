@@ -248,7 +248,10 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None 
     for stale in [report_path, out_dir / f"{name}{BITSTREAM_SUFFIX[board.family]}"]:
         stale.unlink(missing_ok=True)
     start = time.perf_counter()
-    plan = platform.build(top, name=name, build_dir=str(out_dir), do_build=False,
+    # ECP5 synthesis maps multipliers to DSPs by default; iCE40 UltraPlus needs ``-dsp`` (the
+    # engines' weight × activation products then leave the logic cells)
+    synth_opts = "-dsp" if board.family == "ice40" and board.has_dsp else ""
+    plan = platform.build(top, name=name, build_dir=str(out_dir), do_build=False, synth_opts=synth_opts,
                           nextpnr_opts=f"--report {name}.report.json --timing-allow-fail",
                           debug_verilog=False)
     plan.extract(str(out_dir))

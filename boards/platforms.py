@@ -51,6 +51,11 @@ class Board:
     def module(self) -> str:
         return self.platform.__module__
 
+    @property
+    def has_dsp(self) -> bool:
+        """Multiplier blocks yosys can map to: ECP5 always, iCE40 only the UltraPlus parts."""
+        return self.family == "ecp5" or self.device.startswith("iCE40UP")
+
 
 def board_name(platform_class: type) -> str:
     """``ULX3S_85F_Platform`` → ``ulx3s-85f``."""
