@@ -17,6 +17,7 @@ into SPRAM-backed weight memories (:mod:`hdlgen.boards.spram`) and are answered 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import crc, data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import link
@@ -30,7 +31,7 @@ CRC16 = crc.catalog.CRC16_CCITT_FALSE(8)
 
 Verdict = data.StructLayout({
     "seq": unsigned(16),
-    "error": unsigned(8),    # 0, or a link.ErrorCode
+    "error": unsigned(max(link.ErrorCode).bit_length()),   # 0, or a link.ErrorCode
     "info": unsigned(1),     # answer with INFO_REPLY (when error is 0)
     "image": unsigned(1),    # the frame sent an image into the core: consume one result
     "loaded": unsigned(1),   # answer with LOAD_REPLY (when error is 0)
@@ -48,11 +49,14 @@ class FrameReceiver(wiring.Component):
     (back-pressure from the core holds the byte stream); then the CRC, checked by the residue of
     CRC-16/CCITT-FALSE over type … crc. A LOAD frame's words go out on ``write`` as they
     arrive (layer, word address ``offset + i``, 16-bit data). One verdict per recognised frame:
-    no error, BAD_CRC, BAD_LENGTH, BAD_TYPE or TIMEOUT.
+    no error, BAD_CRC, BAD_LENGTH, BAD_TYPE or TIMEOUT. The verdict is held on ``verdicts``
+    until taken; the next frame is hunted for only then.
 
-    If no byte is available for ``timeout_cycles`` in the middle of a frame, the frame is
-    abandoned with a TIMEOUT verdict; if its image had started, the missing pixels are sent as
-    zeros so that the core still sees whole images (its result is then discarded).
+    If no byte is available for ``timeout_steps`` strobes of ``step`` in the middle of a frame,
+    the frame is abandoned with a TIMEOUT verdict; if its image had started, the missing pixels
+    are sent as zeros so that the core still sees whole images (its result is then discarded).
+    The silence is timed in steps of a prescaler shared with other timers: a wide cycle counter
+    and its compare would cost more than the whole frame logic.
 
     Pixels leave through a two-entry FIFO, so the core's ``ready`` does not sit in one
     combinational path with the byte stream and this state machine. ``input_cycles`` is timed
@@ -62,8 +66,8 @@ class FrameReceiver(wiring.Component):
     ----------
     input_size : int
         Pixels per image (1..65533).
-    timeout_cycles : int
-        Clock cycles without a byte that abandon a frame (≥ 1).
+    timeout_steps : int
+        Strobes of ``step`` without a byte that abandon a frame (≥ 1).
 
     Members
     -------
@@ -72,22 +76,25 @@ class FrameReceiver(wiring.Component):
     write : Out(stream.Signature(WeightWrite))
         Weight words of LOAD frames.
     verdicts : Out(stream.Signature(Verdict))
+    step : In(1)
+        The silence timer's clock enable.
     busy : Out(1)
         High from a complete sync to the verdict being taken.
     """
 
-    def __init__(self, input_size: int, timeout_cycles: int):
+    def __init__(self, input_size: int, timeout_steps: int):
         if not 1 <= input_size <= 0xFFFF - 2:
             raise ValueError(f"input size must be 1..65533 pixels, got {input_size}")
-        if timeout_cycles < 1:
-            raise ValueError(f"timeout must be ≥ 1 cycle, got {timeout_cycles}")
+        if timeout_steps < 1:
+            raise ValueError(f"timeout must be ≥ 1 step, got {timeout_steps}")
         self.input_size = input_size
-        self.timeout_cycles = timeout_cycles
+        self.timeout_steps = timeout_steps
         super().__init__({
             "bytes": In(stream.Signature(8)),
             "pixels": Out(stream.Signature(8)),
             "write": Out(stream.Signature(WeightWrite)),
             "verdicts": Out(stream.Signature(Verdict)),
+            "step": In(1),
             "busy": Out(1),
         })
 
@@ -100,42 +107,42 @@ class FrameReceiver(wiring.Component):
         layer = Signal(8)
         offset = Signal(16)
         word_low = Signal(8)
-        last_load_word = Signal(range(link.MAX_LOAD_WORDS))   # words in the LOAD frame − 1
 
         byte = self.bytes.payload
         take = self.bytes.valid & self.bytes.ready
-        kind = Signal(8)
+        # the type, decoded as it is taken (three flags instead of an 8-bit type and its compares)
+        classify, info, load = Signal(), Signal(), Signal()
+        # the length field; from the sequence number on, its low bits count down the pixels or
+        # words still to come (the last one at 0)
         length = Signal(16)
-        seq = Signal(16)
-        count = Signal(range(max(self.input_size, link.MAX_LOAD_WORDS)))
+        remaining = length[:(max(self.input_size, link.MAX_LOAD_WORDS) - 1).bit_length()]
         verdict = Signal(Verdict)
-        quiet = Signal(range(self.timeout_cycles + 1))
-        now = Signal(32)
-        first_pixel = Signal(32)
-        m.d.sync += now.eq(now + 1)
+        input_cycles = Signal(32)
+        quiet = Signal(range(self.timeout_steps))
         timed_out = Signal()
 
-        # input_cycles: the first to the last pixel of an image going into the core
+        # input_cycles: the first to the last pixel of an image going into the core; it counts
+        # while an image is under way and stops at its last pixel, which is in before its verdict
         delivered = Signal(range(self.input_size))
         with m.If(self.pixels.valid & self.pixels.ready):
             m.d.sync += delivered.eq(Mux(delivered == self.input_size - 1, 0, delivered + 1))
             with m.If(delivered == 0):
-                m.d.sync += first_pixel.eq(now)
-            with m.If(delivered == self.input_size - 1):
-                m.d.sync += verdict.input_cycles.eq(now - Mux(delivered == 0, now, first_pixel))
+                m.d.sync += input_cycles.eq(0)
+        with m.If(delivered != 0):
+            m.d.sync += input_cycles.eq(input_cycles + 1)
 
-        m.d.comb += [checker.data.eq(byte), self.verdicts.payload.eq(verdict)]
+        m.d.comb += [checker.data.eq(byte), self.verdicts.payload.eq(verdict),
+                     self.verdicts.payload.input_cycles.eq(input_cycles)]
         # The silence timer runs only while a frame is open and nothing waits in the byte stream.
-        # ``timed_out`` is a register kept equal to ``quiet == timeout_cycles`` (a wide compare
+        # ``timed_out`` is a register kept equal to ``quiet == timeout_steps`` (a compare
         # feeding every state's logic would be a long path).
         with m.If(self.bytes.valid | ~self.busy):
             m.d.sync += [quiet.eq(0), timed_out.eq(0)]
-        with m.Elif(~timed_out):
-            m.d.sync += [quiet.eq(quiet + 1), timed_out.eq(quiet == self.timeout_cycles - 1)]
+        with m.Elif(self.step & ~timed_out):
+            m.d.sync += [quiet.eq(quiet + 1), timed_out.eq(quiet == self.timeout_steps - 1)]
 
         def give_up(image):
-            m.d.sync += [verdict.seq.eq(seq), verdict.error.eq(link.ErrorCode.TIMEOUT),
-                         verdict.image.eq(image), verdict.info.eq(0), verdict.loaded.eq(0)]
+            m.d.sync += [verdict.error.eq(link.ErrorCode.TIMEOUT), verdict.image.eq(image)]
 
         with m.FSM() as fsm:
             with m.State("HUNT"):
@@ -147,21 +154,26 @@ class FrameReceiver(wiring.Component):
                 with m.If(take):
                     with m.If(byte == link.SYNC[1]):
                         m.d.comb += checker.start.eq(1)
-                        m.d.sync += seq.eq(link.NO_SEQ)
+                        m.d.sync += [verdict.seq.eq(link.NO_SEQ), verdict.error.eq(0), verdict.image.eq(0),
+                                     verdict.info.eq(0), verdict.loaded.eq(0)]
                         m.next = "TYPE"
                     with m.Elif(byte != link.SYNC[0]):
                         m.next = "HUNT"
-            for state, target, action in [("TYPE", "LENGTH_LOW", kind.eq(byte)),
-                                          ("LENGTH_LOW", "LENGTH_HIGH", length[:8].eq(byte)),
-                                          ("LENGTH_HIGH", "LENGTH_CHECK", length[8:].eq(byte)),
-                                          ("SEQ_LOW", "SEQ_HIGH", seq[:8].eq(byte)),
-                                          ("LAYER", "OFFSET_LOW", layer.eq(byte)),
-                                          ("OFFSET_LOW", "OFFSET_HIGH", offset[:8].eq(byte)),
-                                          ("WORD_LOW", "WORD_HIGH", word_low.eq(byte))]:
+            for state, target, actions in [
+                    ("TYPE", "LENGTH_LOW", [classify.eq(byte == link.MessageType.CLASSIFY),
+                                            info.eq(byte == link.MessageType.INFO),
+                                            load.eq(byte == link.MessageType.LOAD)]),
+                    ("LENGTH_LOW", "LENGTH_HIGH", [length[:8].eq(byte)]),
+                    ("LENGTH_HIGH", "LENGTH_CHECK", [length[8:].eq(byte)]),
+                    ("SEQ_LOW", "SEQ_HIGH", [verdict.seq[:8].eq(byte)]),
+                    ("LAYER", "OFFSET_LOW", [layer.eq(byte)]),
+                    ("OFFSET_LOW", "OFFSET_HIGH", [offset[:8].eq(byte)]),
+                    ("OFFSET_HIGH", "WORD_LOW", [offset[8:].eq(byte)]),
+                    ("WORD_LOW", "WORD_HIGH", [word_low.eq(byte)])]:
                 with m.State(state):
                     m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
                     with m.If(take):
-                        m.d.sync += action
+                        m.d.sync += actions
                         m.next = target
                     with m.Elif(timed_out):
                         give_up(0)
@@ -169,37 +181,24 @@ class FrameReceiver(wiring.Component):
             with m.State("LENGTH_CHECK"):
                 # the length is checked from registers, a cycle after its last byte: the
                 # compares do not follow the byte handshake in the same cycle
-                m.d.sync += [verdict.seq.eq(link.NO_SEQ), verdict.image.eq(0), verdict.info.eq(0),
-                             verdict.loaded.eq(0), verdict.error.eq(0), last_load_word.eq((length - 7) >> 1)]
-                known = Signal()
-                m.d.comb += known.eq((kind == link.MessageType.CLASSIFY) | (kind == link.MessageType.INFO) |
-                                     (kind == link.MessageType.LOAD))
-                with m.If((kind == link.MessageType.CLASSIFY) & (length == 2 + self.input_size) |
-                          (kind == link.MessageType.INFO) & (length == 2) |
-                          (kind == link.MessageType.LOAD) & (length >= 7) & length[0] &
-                          (length <= 5 + 2 * link.MAX_LOAD_WORDS)):
+                m.d.sync += remaining.eq(Mux(load, length[1:] - 3, self.input_size - 1))   # (length − 7) / 2
+                with m.If(classify & (length == 2 + self.input_size) | info & (length == 2) |
+                          load & (length >= 7) & length[0] & (length <= 5 + 2 * link.MAX_LOAD_WORDS)):
                     m.next = "SEQ_LOW"
                 with m.Else():
-                    m.d.sync += verdict.error.eq(Mux(known, link.ErrorCode.BAD_LENGTH, link.ErrorCode.BAD_TYPE))
+                    m.d.sync += verdict.error.eq(Mux(classify | info | load, link.ErrorCode.BAD_LENGTH,
+                                                     link.ErrorCode.BAD_TYPE))
                     m.next = "VERDICT"
             with m.State("SEQ_HIGH"):
                 m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
                 with m.If(take):
-                    m.d.sync += [seq[8:].eq(byte), count.eq(0)]
-                    with m.If(kind == link.MessageType.CLASSIFY):
+                    m.d.sync += verdict.seq[8:].eq(byte)
+                    with m.If(classify):
                         m.next = "PIXELS"
-                    with m.Elif(kind == link.MessageType.LOAD):
+                    with m.Elif(load):
                         m.next = "LAYER"
                     with m.Else():
                         m.next = "CRC_HIGH"
-                with m.Elif(timed_out):
-                    give_up(0)
-                    m.next = "VERDICT"
-            with m.State("OFFSET_HIGH"):
-                m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
-                with m.If(take):
-                    m.d.sync += [offset[8:].eq(byte), count.eq(0)]
-                    m.next = "WORD_LOW"
                 with m.Elif(timed_out):
                     give_up(0)
                     m.next = "VERDICT"
@@ -208,8 +207,8 @@ class FrameReceiver(wiring.Component):
                              checker.valid.eq(take), self.write.payload.layer.eq(layer),
                              self.write.payload.addr.eq(offset), self.write.payload.data.eq(Cat(word_low, byte))]
                 with m.If(take):
-                    m.d.sync += [count.eq(count + 1), offset.eq(offset + 1)]   # the next word's address
-                    with m.If(count == last_load_word):
+                    m.d.sync += [remaining.eq(remaining - 1), offset.eq(offset + 1)]   # the next word's address
+                    with m.If(remaining == 0):
                         m.next = "CRC_HIGH"
                     with m.Else():
                         m.next = "WORD_LOW"
@@ -220,8 +219,8 @@ class FrameReceiver(wiring.Component):
                 m.d.comb += [pixels.valid.eq(self.bytes.valid), pixels.payload.eq(byte),
                              self.bytes.ready.eq(pixels.ready), checker.valid.eq(take)]
                 with m.If(take):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == self.input_size - 1):
+                    m.d.sync += remaining.eq(remaining - 1)
+                    with m.If(remaining == 0):
                         m.next = "CRC_HIGH"
                 with m.Elif(timed_out):
                     give_up(1)
@@ -229,8 +228,8 @@ class FrameReceiver(wiring.Component):
             with m.State("PAD"):
                 m.d.comb += pixels.valid.eq(1)  # payload 0
                 with m.If(pixels.ready):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == self.input_size - 1):
+                    m.d.sync += remaining.eq(remaining - 1)
+                    with m.If(remaining == 0):
                         m.next = "VERDICT"
             for state, target in [("CRC_HIGH", "CRC_LOW"), ("CRC_LOW", "CHECK")]:
                 with m.State(state):
@@ -238,14 +237,12 @@ class FrameReceiver(wiring.Component):
                     with m.If(take):
                         m.next = target
                     with m.Elif(timed_out):
-                        give_up(kind == link.MessageType.CLASSIFY)
+                        give_up(classify)
                         m.next = "VERDICT"
             with m.State("CHECK"):
                 with m.If(pixel_buffer.level == 0):   # input_cycles is final
                     m.next = "VERDICT"
-                m.d.sync += [verdict.seq.eq(seq), verdict.image.eq(kind == link.MessageType.CLASSIFY),
-                             verdict.info.eq(kind == link.MessageType.INFO),
-                             verdict.loaded.eq(kind == link.MessageType.LOAD),
+                m.d.sync += [verdict.image.eq(classify), verdict.info.eq(info), verdict.loaded.eq(load),
                              verdict.error.eq(Mux(checker.match_detected, 0, link.ErrorCode.BAD_CRC))]
             with m.State("VERDICT"):
                 m.d.comb += self.verdicts.valid.eq(1)
@@ -259,10 +256,16 @@ class ResponseEncoder(wiring.Component):
     """Response encoder: one response frame per verdict, in verdict order.
 
     Protocol (:mod:`hdlgen.boards.link`): for a verdict with ``image`` set, waits for the core's
-    next result and takes it together with the verdict. No error → RESULT (``seq``, label,
-    cycles, input cycles, logits sign-extended to 32 bits); an error → ERROR (``seq``, code), the result is
-    dropped; ``info`` → INFO_REPLY with the constants given here; ``loaded`` → LOAD_REPLY. The frame is sent byte by byte
-    on ``bytes``, CRC-16/CCITT-FALSE over type … payload appended most significant byte first.
+    next result. No error → RESULT (``seq``, label, cycles, input cycles, logits sign-extended
+    to 32 bits); an error → ERROR (``seq``, code), the result is dropped; ``info`` → INFO_REPLY
+    with the constants given here; ``loaded`` → LOAD_REPLY. The frame is sent byte by byte on
+    ``bytes``, CRC-16/CCITT-FALSE over type … payload appended most significant byte first.
+
+    The frame is first copied into a block RAM, one byte per cycle picked from the verdict and
+    the result while they wait on their streams (a stream holds its payload until it is taken);
+    both are taken once it is there, so the core's next result is not held up by the UART.
+    Then the frame is sent from the block RAM. A copy in flip-flops (a shift register or
+    registered fields) would cost a flip-flop and a multiplexer per frame bit.
 
     Parameters
     ----------
@@ -308,11 +311,15 @@ class ResponseEncoder(wiring.Component):
             "error": Out(1),
         })
 
-    def _frame(self, kind, *fields):
+    @staticmethod
+    def _frame_head(kind, payload_size, *fields):
+        """The bytes of a frame up to its CRC, the payload given as fields of whole bytes
+        (``payload_size`` counts bytes sent after these fields)."""
         payload = Cat(*fields)
         assert len(payload) % 8 == 0
-        return Cat(Const(link.SYNC[0], 8), Const(link.SYNC[1], 8), Const(kind, 8),
-                   Const(len(payload) // 8, 16), payload)
+        head = Cat(Const(link.SYNC[0], 8), Const(link.SYNC[1], 8), Const(kind, 8),
+                   Const(len(payload) // 8 + payload_size, 16), payload)
+        return [head[i:i + 8] for i in range(0, len(head), 8)]
 
     def elaborate(self, platform):
         m = Module()
@@ -320,49 +327,87 @@ class ResponseEncoder(wiring.Component):
 
         verdict = self.verdicts.payload
         result = self.results.payload
-        label = Signal(8)
-        logits = [Signal(signed(8 * link.LOGIT_BYTES), name=f"logit{i}") for i in range(self.classes)]
-        m.d.comb += [label.eq(result.label), *[logit.eq(result.logits[i]) for i, logit in enumerate(logits)]]
-        frames = {
-            "result": self._frame(link.MessageType.RESULT, verdict.seq, label, result.cycles[:32],
-                                  verdict.input_cycles, *logits),
-            "info": self._frame(link.MessageType.INFO_REPLY, verdict.seq, Const(link.VERSION, 8),
-                                Const(self.input_size, 16), Const(self.classes, 8),
-                                Const(self.clock_hz, 32), Const(self.fingerprint, 32), Const(self.lanes, 8),
-                                Const(self.spram_layers, 8)),
-            "loaded": self._frame(link.MessageType.LOAD_REPLY, verdict.seq),
-            "error": self._frame(link.MessageType.ERROR, verdict.seq, verdict.error),
+        logit_bytes = link.LOGIT_BYTES * self.classes
+        heads = {   # the frames without RESULT's logits, which follow its head
+            "result": self._frame_head(link.MessageType.RESULT, logit_bytes, verdict.seq,
+                                       Cat(result.label, Const(0, 8 - len(result.label))),
+                                       result.cycles[:32], verdict.input_cycles),
+            "info": self._frame_head(link.MessageType.INFO_REPLY, 0, verdict.seq, Const(link.VERSION, 8),
+                                     Const(self.input_size, 16), Const(self.classes, 8),
+                                     Const(self.clock_hz, 32), Const(self.fingerprint, 32),
+                                     Const(self.lanes, 8), Const(self.spram_layers, 8)),
+            "loaded": self._frame_head(link.MessageType.LOAD_REPLY, 0, verdict.seq),
+            "error": self._frame_head(link.MessageType.ERROR, 0, verdict.seq,
+                                      Cat(verdict.error, Const(0, 8 - len(verdict.error)))),
         }
-        width = max(len(f) for f in frames.values())
-        # the frame shifts out of the low byte: a wide byte multiplexer would be the slowest path
-        buffer = Signal(width)
-        last = Signal(range(width // 8))
-        index = Signal(range(width // 8))
+        # which response: in this priority, decoded from the waiting verdict
+        is_error = verdict.error != 0
+        is_info = ~is_error & verdict.info
+        is_loaded = ~is_error & ~verdict.info & verdict.loaded
+        is_result = ~is_error & ~verdict.info & ~verdict.loaded
 
-        byte = Signal(8)
-        m.d.comb += [byte.eq(buffer[:8]), crc_gen.data.eq(byte)]
+        def by_kind(values):
+            return Mux(is_error, values["error"], Mux(is_info, values["info"],
+                                                      Mux(is_loaded, values["loaded"], values["result"])))
+
+        frame_size = max(len(heads["result"]) + logit_bytes, *(len(head) for head in heads.values()))
+        index = Signal(range(frame_size))   # the byte being copied or sent
+        head_byte = Signal(8)
+        with m.Switch(index):
+            for i in range(max(len(head) for head in heads.values())):
+                with m.Case(i):
+                    candidates = {kind: head[i] if i < len(head) else Const(0, 8) for kind, head in heads.items()}
+                    m.d.comb += head_byte.eq(by_kind(candidates))
+        last_head_byte = by_kind({kind: len(head) - 1 for kind, head in heads.items()})
+
+        # RESULT's logits: one selected by a counter, then one of its bytes (sign-extended)
+        logit = Signal(range(self.classes))
+        logit_byte = Signal(range(link.LOGIT_BYTES))
+        selected = Signal(signed(8 * link.LOGIT_BYTES))
+        m.d.comb += selected.eq(result.logits[logit])
+        logit_out = Signal(8)
+        m.d.comb += logit_out.eq(selected.word_select(logit_byte, 8))
+
+        m.submodules.frame = frame = Memory(shape=8, depth=frame_size, init=[])
+        write = frame.write_port()
+        read = frame.read_port()
+        last = Signal(range(frame_size))   # the frame's last byte before its CRC
+        loaded = Signal()                   # read.data holds the byte at index
+        m.d.comb += [write.addr.eq(index), read.addr.eq(index), crc_gen.data.eq(read.data)]
+
+        def copied():
+            # the frame is in the buffer: the verdict and its result may go
+            m.d.comb += [self.verdicts.ready.eq(1), self.results.ready.eq(verdict.image)]
+            m.d.sync += [last.eq(index), index.eq(0), loaded.eq(0)]
+            m.next = "SEND"
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.verdicts.valid & (~verdict.image | self.results.valid)):
-                    m.d.comb += [self.verdicts.ready.eq(1), self.results.ready.eq(verdict.image),
-                                 crc_gen.start.eq(1)]
-                    m.d.sync += index.eq(0)
-                    with m.If(verdict.error != 0):
-                        m.d.comb += self.error.eq(1)
-                        m.d.sync += [buffer.eq(frames["error"]), last.eq(len(frames["error"]) // 8 - 1)]
-                    with m.Elif(verdict.info):
-                        m.d.sync += [buffer.eq(frames["info"]), last.eq(len(frames["info"]) // 8 - 1)]
-                    with m.Elif(verdict.loaded):
-                        m.d.sync += [buffer.eq(frames["loaded"]), last.eq(len(frames["loaded"]) // 8 - 1)]
-                    with m.Else():
-                        m.d.sync += [buffer.eq(frames["result"]), last.eq(len(frames["result"]) // 8 - 1)]
-                    m.next = "SEND"
+                    m.d.comb += [crc_gen.start.eq(1), self.error.eq(is_error)]
+                    m.d.sync += [index.eq(0), logit.eq(0), logit_byte.eq(0)]
+                    m.next = "COPY_HEAD"
+            with m.State("COPY_HEAD"):
+                m.d.comb += [write.data.eq(head_byte), write.en.eq(1)]
+                m.d.sync += index.eq(index + 1)
+                with m.If((index == last_head_byte) & is_result):
+                    m.next = "COPY_LOGITS"
+                with m.Elif(index == last_head_byte):
+                    copied()
+            with m.State("COPY_LOGITS"):
+                m.d.comb += [write.data.eq(logit_out), write.en.eq(1)]
+                m.d.sync += [index.eq(index + 1), logit_byte.eq(logit_byte + 1)]
+                with m.If(logit_byte == link.LOGIT_BYTES - 1):
+                    m.d.sync += logit.eq(logit + 1)
+                    with m.If(logit == self.classes - 1):
+                        copied()
             with m.State("SEND"):
-                m.d.comb += [self.bytes.valid.eq(1), self.bytes.payload.eq(byte)]
-                with m.If(self.bytes.ready):
+                m.d.comb += [self.bytes.valid.eq(loaded), self.bytes.payload.eq(read.data)]
+                with m.If(~loaded):
+                    m.d.sync += loaded.eq(1)
+                with m.Elif(self.bytes.ready):
                     m.d.comb += crc_gen.valid.eq(index >= len(link.SYNC))
-                    m.d.sync += [index.eq(index + 1), buffer.eq(buffer >> 8)]
+                    m.d.sync += [index.eq(index + 1), loaded.eq(0)]
                     with m.If(index == last):
                         m.next = "CRC_HIGH"
             with m.State("CRC_HIGH"):
@@ -394,9 +439,15 @@ class HostLink(wiring.Component):
     baud : int
         UART rate; ``clk_freq / baud`` must be an integer within 2 % and at least 4.
     timeout : float
-        Seconds of silence that abandon a half-received frame.
+        Seconds of silence that abandon a half-received frame (up to 1/8 more: the silence is
+        timed in steps of a prescaler).
     rx_fifo_depth : int
         Bytes buffered between the UART and the frame receiver while the core holds pixels back.
+    verdict_depth : int
+        Verdicts waiting for the encoder besides the one the receiver holds. One is enough for
+        the host's two requests in flight: frames do not deadlock at any depth (a verdict waits
+        only for results of images that already went in), a larger depth only lets the receiver
+        run further ahead of the responses.
     error_hold : float
         Seconds the ``error`` status stays high after an ERROR response.
 
@@ -418,13 +469,15 @@ class HostLink(wiring.Component):
     error: Out(1)
 
     def __init__(self, net, core, *, clk_freq: float, baud: int, timeout: float = 0.05,
-                 rx_fifo_depth: int = 512, verdict_depth: int = 4, error_hold: float = 0.25):
+                 rx_fifo_depth: int = 512, verdict_depth: int = 1, error_hold: float = 0.25):
         self.net = net
         self.core = core
         self.clk_freq = clk_freq
         self.divisor = uart_divisor(clk_freq, baud)
         self.timeout_cycles = max(1, round(timeout * clk_freq))
         self.error_cycles = max(1, round(error_hold * clk_freq))
+        self.timeout_step_bits = min(16, max(1, self.timeout_cycles.bit_length() - 4))
+        self.error_step_bits = min(16, max(1, self.error_cycles.bit_length() - 4))
         if rx_fifo_depth < 1 or verdict_depth < 1:
             raise ValueError("FIFO depths must be ≥ 1")
         self.rx_fifo_depth = rx_fifo_depth
@@ -437,8 +490,12 @@ class HostLink(wiring.Component):
         m.submodules.uart_rx = uart_rx = UARTReceiver(self.divisor)
         m.submodules.uart_tx = uart_tx = UARTTransmitter(self.divisor)
         m.submodules.rx_fifo = rx_fifo = SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth)
-        m.submodules.receiver = receiver = FrameReceiver(self.net.input.size, self.timeout_cycles)
-        m.submodules.verdict_fifo = verdict_fifo = SyncFIFOBuffered(width=Verdict.size, depth=self.verdict_depth)
+        # at least timeout_cycles: the first step comes 1 to 2**k cycles after the last byte
+        timeout_steps = -(-self.timeout_cycles >> self.timeout_step_bits) + 1
+        m.submodules.receiver = receiver = FrameReceiver(self.net.input.size, timeout_steps)
+        # The encoder holds a verdict until its response is out, so the receiver can take the
+        # next frame (pixels into the core as they come) only with a verdict stage between them.
+        m.submodules.verdict_stage = verdict_stage = SyncFIFOBuffered(width=Verdict.size, depth=self.verdict_depth)
         sprams = [engine.weights for engine in getattr(core, "engines", [])
                   if isinstance(engine.weights, SPRAMWeights)]
         m.submodules.encoder = encoder = ResponseEncoder(
@@ -453,33 +510,32 @@ class HostLink(wiring.Component):
         wiring.connect(m, rx_fifo.r_stream, rx_stage.w_stream)
         wiring.connect(m, rx_stage.r_stream, receiver.bytes)
         wiring.connect(m, receiver.pixels, core.pixels)
-        m.d.comb += [verdict_fifo.w_data.eq(receiver.verdicts.payload),
-                     verdict_fifo.w_en.eq(receiver.verdicts.valid),
-                     receiver.verdicts.ready.eq(verdict_fifo.w_rdy),
-                     encoder.verdicts.payload.eq(verdict_fifo.r_data),
-                     encoder.verdicts.valid.eq(verdict_fifo.r_rdy),
-                     verdict_fifo.r_en.eq(encoder.verdicts.ready)]
+        m.d.comb += [verdict_stage.w_data.eq(receiver.verdicts.payload),
+                     verdict_stage.w_en.eq(receiver.verdicts.valid),
+                     receiver.verdicts.ready.eq(verdict_stage.w_rdy),
+                     encoder.verdicts.payload.eq(verdict_stage.r_data),
+                     encoder.verdicts.valid.eq(verdict_stage.r_rdy),
+                     verdict_stage.r_en.eq(encoder.verdicts.ready)]
         wiring.connect(m, core.result, encoder.results)
         m.d.comb += receiver.write.ready.eq(1)   # SPRAM writes take one cycle; other layers ignore them
         for spram in sprams:
             m.d.comb += [spram.write.payload.eq(receiver.write.payload), spram.write.valid.eq(receiver.write.valid)]
         wiring.connect(m, encoder.bytes, uart_tx.data)
 
-        # The error LED's hold time counts in steps of 2**16 cycles: one long counter with a
-        # compare would be the slowest path of a small design on an iCE40.
-        step_bits = min(16, max(1, self.error_cycles.bit_length() - 4))
-        prescaler = Signal(step_bits)
-        step = Signal()
+        # The timers count in steps of 2**k cycles (k ≤ 16) of one free-running prescaler: long
+        # cycle counters with compares would be the slowest paths of a small design on an iCE40.
+        prescaler = Signal(max(self.timeout_step_bits, self.error_step_bits))
         m.d.sync += prescaler.eq(prescaler + 1)
-        m.d.comb += step.eq(prescaler == (1 << step_bits) - 1)
-        steps = -(-self.error_cycles // (1 << step_bits))
+        m.d.comb += receiver.step.eq(prescaler[:self.timeout_step_bits].all())
+        error_step = prescaler[:self.error_step_bits].all()
+        steps = -(-self.error_cycles >> self.error_step_bits)
         error_timer = Signal(range(steps + 1))
         with m.If(encoder.error):
             m.d.sync += error_timer.eq(steps)
-        with m.Elif(step & (error_timer != 0)):
+        with m.Elif(error_step & (error_timer != 0)):
             m.d.sync += error_timer.eq(error_timer - 1)
         m.d.comb += [
-            self.busy.eq(receiver.busy | verdict_fifo.r_rdy | encoder.busy | uart_tx.busy | rx_fifo.r_rdy |
+            self.busy.eq(receiver.busy | verdict_stage.r_rdy | encoder.busy | uart_tx.busy | rx_fifo.r_rdy |
                          rx_stage.r_rdy),
             self.idle.eq(~self.busy),
             self.error.eq(error_timer != 0),
