@@ -21,6 +21,17 @@ def digits_net(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def digits_cnn():
+    """The bundled digits CNN converted at T=16, 8-bit (as `make demo` does)."""
+    from hdlgen import ConvertConfig, convert, load_model
+    from hdlgen.data import load_dataset
+
+    graph = load_model(DIGITS / "digits_cnn.pt2")
+    train = load_dataset(DIGITS / "digits_train.npz", (1, 8, 8))
+    return convert(graph, train.x, ConvertConfig(ticks=16, weight_bits=8), name="digits_cnn")
+
+
+@pytest.fixture(scope="session")
 def digits_test():
     from hdlgen.data import load_dataset
     return load_dataset(DIGITS / "digits_test.npz", (1, 8, 8))

@@ -142,19 +142,6 @@ def test_changed_conv_weight_is_caught_at_its_layer(tmp_path):
     assert report.mismatches and report.mismatches[0].startswith("image ") and "layer 1: " in report.mismatches[0]
 
 
-@pytest.fixture(scope="module")
-def digits_cnn(tmp_path_factory):
-    """The bundled digits CNN converted at T=16, 8-bit (as the README's convert command)."""
-    from hdlgen import ConvertConfig, convert, load_model
-    from hdlgen.data import load_dataset
-
-    from .conftest import DIGITS
-
-    graph = load_model(DIGITS / "digits_cnn.pt2")
-    train = load_dataset(DIGITS / "digits_train.npz", (1, 8, 8))
-    return convert(graph, train.x, ConvertConfig(ticks=16, weight_bits=8), name="digits_cnn")
-
-
 def test_digits_cnn_on_100_test_images(digits_cnn, digits_test, tmp_path):
     require_simulator()
     net = digits_cnn
