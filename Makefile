@@ -31,6 +31,7 @@ demo: setup
 	$(HDLGEN) convert $(DIGITS)/digits_cnn.pt2 --data $(DIGITS)/digits_test.npz \
 	    --calibration-data $(DIGITS)/digits_train.npz --ticks 16 --weight-bits 8 -o $(OUT)/digits_cnn.ttfs
 	$(HDLGEN) sim $(OUT)/digits_cnn.ttfs --data $(DIGITS)/digits_test.npz --samples 20
+	$(HDLGEN) build $(OUT)/digits_cnn.ttfs --board icebreaker -o $(OUT)/icebreaker_cnn
 
 test: setup
 	$(PY) -m pytest -q

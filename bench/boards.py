@@ -2,9 +2,10 @@
 yosys/nextpnr – utilisation, fmax against the requested clock, build time – and µs per
 inference at the achieved clock (cycles from `hdlgen sim` × clock period).
 
-Builds: the digits MLP (64-32-10) on iCEBreaker (iCE40 UP5K) and ULX3S-85F (ECP5), the
-Fashion-MNIST 784-128-10 MLP of bench/fashion_mlp.py (T=16, 8-bit; run that first) on
-iCEBreaker with layer 0's weights in SPRAM and on ULX3S-85F with more lanes. Each build runs
+Builds: the digits MLP (64-32-10) and the digits CNN (conv-BN-ReLU-maxpool ×2, linear) on
+iCEBreaker (iCE40 UP5K) and ULX3S-85F (ECP5), the Fashion-MNIST 784-128-10 MLP of
+bench/fashion_mlp.py (T=16, 8-bit; run that first) on iCEBreaker with layer 0's weights in
+SPRAM and on ULX3S-85F with more lanes. Each build runs
 `hdlgen build NET --board B --lanes N --clock MHZ [--spram] --json`, one at a time. Writes
 bench/results/boards.json and prints a table.
 
@@ -25,6 +26,7 @@ RESULTS = ROOT / "bench" / "results"
 OUT = ROOT / "out" / "bench" / "boards"
 HDLGEN = [sys.executable, "-m", "hdlgen.cli"]
 DIGITS = ROOT / "out" / "digits_mlp.ttfs"
+DIGITS_CNN = ROOT / "out" / "digits_cnn.ttfs"
 DIGITS_DATA = ROOT / "examples" / "digits" / "digits_test.npz"
 FASHION = ROOT / "out" / "bench" / "fashion_mlp_T16_w8.ttfs"
 FASHION_DATA = ROOT / "out" / "bench" / "fashion_test.npz"
@@ -33,6 +35,8 @@ FASHION_DATA = ROOT / "out" / "bench" / "fashion_test.npz"
 BUILDS = [
     ("digits-icebreaker", DIGITS, DIGITS_DATA, "icebreaker", 1, 30, False),
     ("digits-ulx3s", DIGITS, DIGITS_DATA, "ulx3s-85f", 1, 100, False),
+    ("digits-cnn-icebreaker", DIGITS_CNN, DIGITS_DATA, "icebreaker", 1, 30, False),
+    ("digits-cnn-ulx3s", DIGITS_CNN, DIGITS_DATA, "ulx3s-85f", 1, 100, False),
     ("fashion-icebreaker", FASHION, FASHION_DATA, "icebreaker", 1, 30, True),
     ("fashion-icebreaker-l2", FASHION, FASHION_DATA, "icebreaker", 2, 30, True),
     ("fashion-ulx3s", FASHION, FASHION_DATA, "ulx3s-85f", 4, 100, False),
@@ -44,10 +48,13 @@ def last_json(stdout: str) -> dict:
 
 
 def ensure_digits():
-    if not DIGITS.exists():
-        digits = ROOT / "examples" / "digits"
-        subprocess.run([*HDLGEN, "convert", str(digits / "digits_mlp.pt2"), "--data", str(DIGITS_DATA),
-                        "--calibration-data", str(digits / "digits_train.npz"), "-o", str(DIGITS)], check=True)
+    """The digits nets as `make demo` converts them (T=16, 8-bit)."""
+    digits = ROOT / "examples" / "digits"
+    for net, model in [(DIGITS, "digits_mlp.pt2"), (DIGITS_CNN, "digits_cnn.pt2")]:
+        if not net.exists():
+            subprocess.run([*HDLGEN, "convert", str(digits / model), "--data", str(DIGITS_DATA),
+                            "--calibration-data", str(digits / "digits_train.npz"), "--ticks", "16",
+                            "--weight-bits", "8", "-o", str(net)], check=True)
 
 
 def build(name, net, board, lanes, clock, spram) -> dict:

@@ -1,5 +1,5 @@
-"""Synthesis, place and route of a small net on iCEBreaker (iCE40 UP5K) and ULX3S-85F (ECP5)
-with the yowasp tools, through `hdlgen build` (slow: about a minute each)."""
+"""Synthesis, place and route on iCEBreaker (iCE40 UP5K) and ULX3S-85F (ECP5) with the yowasp
+tools, through `hdlgen build`: a small net, and the bundled digits CNN (slow: a minute or two each)."""
 
 import json
 
@@ -52,3 +52,18 @@ def test_build_with_weights_in_spram(tmp_path, capsys):
     assert code == 0, out
     assert report["spram_layers"] == [0, 1]
     assert report["utilization"]["SPRAM"] == {"used": 2, "available": 4}   # 4096 and 160 words: one SPRAM each
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+def test_digits_cnn_builds_at_the_board_clock(tmp_path, capsys, digits_cnn, board):
+    """The bundled CNN (conv-BN-ReLU-maxpool ×2, linear) fits both boards and meets their clocks;
+    on the iCEBreaker its products go to the UltraPlus DSPs."""
+    net_path = ttfs.save(digits_cnn, tmp_path / "digits_cnn.ttfs")
+    code = main(["build", str(net_path), "--board", board, "-o", str(tmp_path / "out"), "--json"])
+    out = capsys.readouterr().out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and report["ok"] and report["problem"] is None, out
+    usage = report["utilization"]
+    assert all(0 < usage[k]["used"] <= usage[k]["available"] for k in ("LUT", "FF", "BRAM", "DSP"))
+    assert report["fmax_mhz"] >= report["clock_mhz"]
