@@ -20,6 +20,32 @@ def parse_ticks(text: str):
     return values[0] if len(values) == 1 else values
 
 
+def add_calibration_options(p):
+    """The conversion options besides T and weight bits (shared with ``hdlgen bench``)."""
+    p.add_argument("--calibration-data", help="representative data .npz for the activation scales (default: --data)")
+    p.add_argument("--calibration-samples", type=int, default=2000, help="samples used to calibrate (default 2000)")
+    p.add_argument("--per-channel", action="store_true", help="one weight scale and K per neuron instead of per layer")
+    p.add_argument("--calibration", default="p99.9", help="activation scale: 'max' or a percentile like p99.9 (default)")
+    p.add_argument("--no-rounding", action="store_true", help="floor instead of round to nearest (adds no floor(K/2) to biases)")
+
+
+def load_model_and_data(args):
+    """``args.model``'s graph, ``args.data`` and the calibration data (``args.calibration_data``, else the data)."""
+    graph = load_model(Path(args.model))
+    shape = graph.input_shape
+    data = load_dataset(args.data, shape)
+    calibration = load_dataset(args.calibration_data, shape, need_labels=False) if args.calibration_data else data
+    if args.calibration_samples < 1:
+        raise UserError(f"--calibration-samples must be ≥ 1, got {args.calibration_samples}")
+    return graph, data, calibration
+
+
+def convert_model(graph, calibration, args, ticks, weight_bits: int, name: str):
+    """``graph`` converted at ``ticks`` and ``weight_bits`` with the calibration options of ``args``."""
+    config = ConvertConfig(ticks, weight_bits, args.per_channel, args.calibration, not args.no_rounding)
+    return convert(graph, calibration.x[:args.calibration_samples], config, name=name)
+
+
 def register(sub):
     p = sub.add_parser("convert", help="convert a trained ReLU model to a TTFS net (.ttfs)",
                        description="Convert a trained ReLU network (.pt2 from torch.export.save, or weight .npz) "
@@ -27,13 +53,9 @@ def register(sub):
     p.add_argument("model", help="model file: .pt2 (torch.export.save) or .npz (weight0, bias0, …)")
     p.add_argument("--data", required=True, help="data .npz with x (float) and y (labels): evaluation, and "
                                                   "calibration unless --calibration-data is given")
-    p.add_argument("--calibration-data", help="representative data .npz for the activation scales (default: --data)")
-    p.add_argument("--calibration-samples", type=int, default=2000, help="samples used to calibrate (default 2000)")
     p.add_argument("--ticks", default="16", help="window T of every spiking layer, or a comma list input,hidden… (default 16)")
     p.add_argument("--weight-bits", type=int, default=8, help="signed weight bits, 2..16 (default 8)")
-    p.add_argument("--per-channel", action="store_true", help="one weight scale and K per neuron instead of per layer")
-    p.add_argument("--calibration", default="p99.9", help="activation scale: 'max' or a percentile like p99.9 (default)")
-    p.add_argument("--no-rounding", action="store_true", help="floor instead of round to nearest (adds no floor(K/2) to biases)")
+    add_calibration_options(p)
     p.add_argument("-o", "--output", help="output .ttfs (default: MODEL with suffix .ttfs)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
     p.set_defaults(func=run)
@@ -41,15 +63,8 @@ def register(sub):
 
 def run(args):
     model = Path(args.model)
-    graph = load_model(model)
-    shape = graph.input_shape
-    data = load_dataset(args.data, shape)
-    calibration = load_dataset(args.calibration_data, shape, need_labels=False) if args.calibration_data else data
-    if args.calibration_samples < 1:
-        raise UserError(f"--calibration-samples must be ≥ 1, got {args.calibration_samples}")
-    config = ConvertConfig(parse_ticks(args.ticks), args.weight_bits, args.per_channel, args.calibration,
-                           not args.no_rounding)
-    net = convert(graph, calibration.x[:args.calibration_samples], config, name=model.stem)
+    graph, data, calibration = load_model_and_data(args)
+    net = convert_model(graph, calibration, args, parse_ticks(args.ticks), args.weight_bits, name=model.stem)
     output = Path(args.output) if args.output else model.with_suffix(".ttfs")
     ttfs.save(net, output)
     result = evaluate(net, data)
