@@ -40,9 +40,13 @@ def load_model_and_data(args):
     return graph, data, calibration
 
 
-def convert_model(graph, calibration, args, ticks, weight_bits: int, name: str):
-    """``graph`` converted at ``ticks`` and ``weight_bits`` with the calibration options of ``args``."""
-    config = ConvertConfig(ticks, weight_bits, args.per_channel, args.calibration, not args.no_rounding)
+def conversion_config(args, ticks, weight_bits: int) -> ConvertConfig:
+    """The settings for ``ticks`` and ``weight_bits`` with the calibration options of ``args`` (checks them)."""
+    return ConvertConfig(ticks, weight_bits, args.per_channel, args.calibration, not args.no_rounding)
+
+
+def convert_model(graph, calibration, args, config: ConvertConfig, name: str):
+    """``graph`` converted with ``config``, calibrated on the first ``args.calibration_samples`` of ``calibration``."""
     return convert(graph, calibration.x[:args.calibration_samples], config, name=name)
 
 
@@ -64,7 +68,8 @@ def register(sub):
 def run(args):
     model = Path(args.model)
     graph, data, calibration = load_model_and_data(args)
-    net = convert_model(graph, calibration, args, parse_ticks(args.ticks), args.weight_bits, name=model.stem)
+    config = conversion_config(args, parse_ticks(args.ticks), args.weight_bits)
+    net = convert_model(graph, calibration, args, config, name=model.stem)
     output = Path(args.output) if args.output else model.with_suffix(".ttfs")
     ttfs.save(net, output)
     result = evaluate(net, data)
