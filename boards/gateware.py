@@ -252,6 +252,38 @@ class FrameReceiver(wiring.Component):
         return m
 
 
+class SerialCRC16(wiring.Component):
+    """CRC-16/CCITT-FALSE (:func:`hdlgen.boards.link.crc16`), one bit per cycle.
+
+    ``start`` sets the register to the initial value; in a cycle with ``valid`` (and no
+    ``start``), ``bit`` is shifted in; the bits of a byte go most significant first. ``crc`` is
+    the register. A byte-wide CRC costs a wide XOR network; the response encoder has the cycles
+    the UART takes for a byte to spare.
+
+    Members
+    -------
+    start, valid, bit : In(1)
+    crc : Out(16)
+    """
+
+    start: In(1)
+    valid: In(1)
+    bit: In(1)
+    crc: Out(16)
+
+    def elaborate(self, platform):
+        m = Module()
+        # not reset: ``start`` sets it, which maps onto the flip-flops' synchronous set
+        register = Signal(16, reset_less=True)
+        feedback = register[15] ^ self.bit
+        with m.If(self.start):
+            m.d.sync += register.eq(0xFFFF)
+        with m.Elif(self.valid):
+            m.d.sync += register.eq(Cat(feedback, register[:15]) ^ Mux(feedback, 0x1020, 0))   # polynomial 0x1021
+        m.d.comb += self.crc.eq(register)
+        return m
+
+
 class ResponseEncoder(wiring.Component):
     """Response encoder: one response frame per verdict, in verdict order.
 
@@ -311,35 +343,56 @@ class ResponseEncoder(wiring.Component):
             "error": Out(1),
         })
 
-    @staticmethod
-    def _frame_head(kind, payload_size, *fields):
-        """The bytes of a frame up to its CRC, the payload given as fields of whole bytes
-        (``payload_size`` counts bytes sent after these fields)."""
-        payload = Cat(*fields)
-        assert len(payload) % 8 == 0
-        head = Cat(Const(link.SYNC[0], 8), Const(link.SYNC[1], 8), Const(kind, 8),
-                   Const(len(payload) // 8 + payload_size, 16), payload)
-        return [head[i:i + 8] for i in range(0, len(head), 8)]
-
     def elaborate(self, platform):
         m = Module()
-        m.submodules.crc = crc_gen = CRC16.create()
+        m.submodules.crc = crc_gen = SerialCRC16()
 
         verdict = self.verdicts.payload
         result = self.results.payload
+
+        def le(value, size):
+            """``value`` as ``size`` little-endian bytes: ints for a constant, slices for a signal."""
+            if isinstance(value, int):
+                return list(value.to_bytes(size, "little"))
+            value = Cat(value, Const(0, 8 * size - len(value)))
+            return [value[8 * i:8 * i + 8] for i in range(size)]
+
+        def frame(kind, payload):
+            """A frame up to its CRC as ints and slices; ``payload``: (value, bytes) pairs."""
+            size = sum(n for _, n in payload)
+            return [*link.SYNC, kind, *le(size, 2), *[byte for value, n in payload for byte in le(value, n)]]
+
         logit_bytes = link.LOGIT_BYTES * self.classes
-        heads = {   # the frames without RESULT's logits, which follow its head
-            "result": self._frame_head(link.MessageType.RESULT, logit_bytes, verdict.seq,
-                                       Cat(result.label, Const(0, 8 - len(result.label))),
-                                       result.cycles[:32], verdict.input_cycles),
-            "info": self._frame_head(link.MessageType.INFO_REPLY, 0, verdict.seq, Const(link.VERSION, 8),
-                                     Const(self.input_size, 16), Const(self.classes, 8),
-                                     Const(self.clock_hz, 32), Const(self.fingerprint, 32),
-                                     Const(self.lanes, 8), Const(self.spram_layers, 8)),
-            "loaded": self._frame_head(link.MessageType.LOAD_REPLY, 0, verdict.seq),
-            "error": self._frame_head(link.MessageType.ERROR, 0, verdict.seq,
-                                      Cat(verdict.error, Const(0, 8 - len(verdict.error)))),
+        # RESULT without its logits, which follow from the logit multiplexer
+        frames = {
+            "result": frame(link.MessageType.RESULT, [(verdict.seq, 2), (result.label, 1), (result.cycles[:32], 4),
+                                                      (verdict.input_cycles, 4)])[:-0 or None],
+            "info": frame(link.MessageType.INFO_REPLY, [(verdict.seq, 2), (link.VERSION, 1), (self.input_size, 2),
+                                                        (self.classes, 1), (self.clock_hz, 4), (self.fingerprint, 4),
+                                                        (self.lanes, 1), (self.spram_layers, 1)]),
+            "loaded": frame(link.MessageType.LOAD_REPLY, [(verdict.seq, 2)]),
+            "error": frame(link.MessageType.ERROR, [(verdict.seq, 2), (verdict.error, 1)]),
         }
+        frames["result"][3:5] = le(len(frames["result"]) - link.HEADER_SIZE + logit_bytes, 2)
+        sizes = {kind: len(bytes_) + (logit_bytes if kind == "result" else 0) for kind, bytes_ in frames.items()}
+        # the bytes from the sequence number to the last one taken from the verdict or result
+        variable = {kind: max(i for i, byte in enumerate(bytes_) if not isinstance(byte, int))
+                    for kind, bytes_ in frames.items()}
+        assert all(not isinstance(byte, int) for kind, bytes_ in frames.items()
+                   for byte in bytes_[link.HEADER_SIZE:variable[kind] + 1])
+
+        # The frames lie in the block RAM side by side, their constant bytes there from the
+        # start; a response copies in only its variable bytes. RESULT is first, the others in
+        # slots after it: a frame's address is its base ORed with the byte index.
+        result_area = 1 << (sizes["result"] - 1).bit_length()
+        slot = 1 << (max(size for kind, size in sizes.items() if kind != "result") - 1).bit_length()
+        bases = {"result": 0, "info": result_area, "loaded": result_area + slot, "error": result_area + 2 * slot}
+        init = [0] * (result_area + 3 * slot)
+        for kind, bytes_ in frames.items():
+            for i, byte in enumerate(bytes_):
+                if isinstance(byte, int):
+                    init[bases[kind] + i] = byte
+
         # which response: in this priority, decoded from the waiting verdict
         is_error = verdict.error != 0
         is_info = ~is_error & verdict.info
@@ -350,15 +403,21 @@ class ResponseEncoder(wiring.Component):
             return Mux(is_error, values["error"], Mux(is_info, values["info"],
                                                       Mux(is_loaded, values["loaded"], values["result"])))
 
-        frame_size = max(len(heads["result"]) + logit_bytes, *(len(head) for head in heads.values()))
-        index = Signal(range(frame_size))   # the byte being copied or sent
+        index = Signal(range(result_area))     # the byte being copied or sent
+        base = Signal(range(len(init)))
+        last = Signal(range(result_area))      # the frame's last byte before its CRC
         head_byte = Signal(8)
         with m.Switch(index):
-            for i in range(max(len(head) for head in heads.values())):
+            for i in range(link.HEADER_SIZE, max(variable.values()) + 1):
+                candidates = {kind: bytes_[i] for kind, bytes_ in frames.items()
+                              if i <= variable[kind]}
                 with m.Case(i):
-                    candidates = {kind: head[i] if i < len(head) else Const(0, 8) for kind, head in heads.items()}
-                    m.d.comb += head_byte.eq(by_kind(candidates))
-        last_head_byte = by_kind({kind: len(head) - 1 for kind, head in heads.items()})
+                    if len(candidates) == 1:
+                        m.d.comb += head_byte.eq(*candidates.values())
+                    elif set(candidates) == {"result", "error"}:
+                        m.d.comb += head_byte.eq(Mux(is_error, candidates["error"], candidates["result"]))
+                    else:   # the sequence number, the same in every frame
+                        m.d.comb += head_byte.eq(candidates["result"])
 
         # RESULT's logits: one selected by a counter, then one of its bytes (sign-extended)
         logit = Signal(range(self.classes))
@@ -368,32 +427,33 @@ class ResponseEncoder(wiring.Component):
         logit_out = Signal(8)
         m.d.comb += logit_out.eq(selected.word_select(logit_byte, 8))
 
-        m.submodules.frame = frame = Memory(shape=8, depth=frame_size, init=[])
-        write = frame.write_port()
-        read = frame.read_port()
-        last = Signal(range(frame_size))   # the frame's last byte before its CRC
-        loaded = Signal()                   # read.data holds the byte at index
-        m.d.comb += [write.addr.eq(index), read.addr.eq(index), crc_gen.data.eq(read.data)]
+        m.submodules.frames = memory = Memory(shape=8, depth=len(init), init=init)
+        write = memory.write_port()
+        read = memory.read_port()
+        step = Signal(range(10))               # of the byte at index being sent
+        m.d.comb += [write.addr.eq(index | base), read.addr.eq(index | base)]
 
         def copied():
-            # the frame is in the buffer: the verdict and its result may go
+            # the frame is in the block RAM: the verdict and its result may go
             m.d.comb += [self.verdicts.ready.eq(1), self.results.ready.eq(verdict.image)]
-            m.d.sync += [last.eq(index), index.eq(0), loaded.eq(0)]
+            m.d.sync += [index.eq(0), step.eq(0)]
             m.next = "SEND"
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.verdicts.valid & (~verdict.image | self.results.valid)):
                     m.d.comb += [crc_gen.start.eq(1), self.error.eq(is_error)]
-                    m.d.sync += [index.eq(0), logit.eq(0), logit_byte.eq(0)]
+                    m.d.sync += [index.eq(link.HEADER_SIZE), logit.eq(0), logit_byte.eq(0),
+                                 base.eq(by_kind(bases)), last.eq(by_kind({k: n - 1 for k, n in sizes.items()}))]
                     m.next = "COPY_HEAD"
             with m.State("COPY_HEAD"):
                 m.d.comb += [write.data.eq(head_byte), write.en.eq(1)]
                 m.d.sync += index.eq(index + 1)
-                with m.If((index == last_head_byte) & is_result):
-                    m.next = "COPY_LOGITS"
-                with m.Elif(index == last_head_byte):
-                    copied()
+                with m.If(index == by_kind(variable)):
+                    with m.If(is_result):
+                        m.next = "COPY_LOGITS"
+                    with m.Else():
+                        copied()
             with m.State("COPY_LOGITS"):
                 m.d.comb += [write.data.eq(logit_out), write.en.eq(1)]
                 m.d.sync += [index.eq(index + 1), logit_byte.eq(logit_byte + 1)]
@@ -402,12 +462,15 @@ class ResponseEncoder(wiring.Component):
                     with m.If(logit == self.classes - 1):
                         copied()
             with m.State("SEND"):
-                m.d.comb += [self.bytes.valid.eq(loaded), self.bytes.payload.eq(read.data)]
-                with m.If(~loaded):
-                    m.d.sync += loaded.eq(1)
+                # a byte takes a cycle to read, 8 cycles into the CRC (the UART is still busy
+                # with the one before), then it is offered
+                m.d.comb += [self.bytes.valid.eq(step == 9), self.bytes.payload.eq(read.data),
+                             crc_gen.valid.eq((step != 0) & (step != 9) & (index >= len(link.SYNC))),
+                             crc_gen.bit.eq(Cat(0, read.data[::-1]).bit_select(step, 1))]
+                with m.If(step != 9):
+                    m.d.sync += step.eq(step + 1)
                 with m.Elif(self.bytes.ready):
-                    m.d.comb += crc_gen.valid.eq(index >= len(link.SYNC))
-                    m.d.sync += [index.eq(index + 1), loaded.eq(0)]
+                    m.d.sync += [index.eq(index + 1), step.eq(0)]
                     with m.If(index == last):
                         m.next = "CRC_HIGH"
             with m.State("CRC_HIGH"):
