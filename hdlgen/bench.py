@@ -1,0 +1,151 @@
+"""Figures of one net for choosing T, weight bits, lanes and board (``hdlgen bench``).
+
+Three kinds of row, each a plain dict (JSON as it stands) with a table formatter:
+
+* :func:`accuracy_row` – float vs SNN accuracy, agreement and spikes per neuron
+  (:func:`hdlgen.report.evaluate`), conversion time and golden-model throughput;
+* :func:`rtl_row` – cycles per inference of the simulated core at some lanes against the event
+  lower bound and the dense schedule (:func:`hdlgen.simulate.simulate`), bit-exactness, simulation time;
+* :func:`board_row` – utilisation, fmax against the clock and build time of a board build
+  (:func:`hdlgen.boards.build.build`), and µs per inference at the lower of fmax and the clock.
+"""
+
+from __future__ import annotations
+
+import time
+
+from . import golden
+from .data import Dataset
+from .report import evaluate
+from .simulate import simulate
+from .ttfs import IntMaxPool2d, TTFSNet
+
+__all__ = ["ticks_label", "accuracy_row", "rtl_row", "board_row", "format_accuracy", "format_rtl", "format_boards"]
+
+def golden_images_per_second(net: TTFSNet, data: Dataset, batch: int = 4096, least_seconds: float = 0.5) -> float:
+    """Images per second of the batch golden model (:func:`hdlgen.golden.run_batch`) over ``data``,
+    passing over it again until ``least_seconds`` have gone by (a small set takes microseconds)."""
+    pixels = net.input.pixels(data.x)
+    golden.run_batch(net, pixels[:batch])  # first call pays for imports and allocations
+    images, start = 0, time.perf_counter()
+    while images == 0 or time.perf_counter() - start < least_seconds:
+        for first in range(0, len(pixels), batch):
+            golden.run_batch(net, pixels[first:first + batch])
+        images += len(pixels)
+    return images / (time.perf_counter() - start)
+
+
+def accuracy_row(net: TTFSNet, data: Dataset, convert_seconds: float | None = None) -> dict:
+    """:func:`hdlgen.report.evaluate` of ``net`` on ``data`` (the figures of ``hdlgen eval``), plus
+    ``spikes_per_neuron_mean`` (every spiking layer's spikes over all its neurons),
+    ``convert_seconds`` (None for a net that was given converted) and ``golden_images_per_second``."""
+    result = evaluate(net, data)
+    spikes = sum(rate * size for rate, size in zip(result["spikes_per_neuron"], net.sizes))
+    return {**result, "per_channel": bool(net.meta.get("per_channel", False)),
+            "spikes_per_neuron_mean": float(spikes / sum(net.sizes[:len(result["spikes_per_neuron"])])),
+            "convert_seconds": None if convert_seconds is None else round(convert_seconds, 3),
+            "golden_images_per_second": round(golden_images_per_second(net, data), 1)}
+
+
+def rtl_row(net: TTFSNet, data: Dataset, lanes: int, simulator: str, progress: bool = False) -> dict:
+    """Simulate ``net``'s core at ``lanes`` on ``data`` (as ``hdlgen sim`` does, seed 0) and time it."""
+    start = time.perf_counter()
+    report = simulate(net, net.input.pixels(data.x), labels=data.y, lanes=lanes, simulator=simulator,
+                      progress=progress)
+    seconds = time.perf_counter() - start
+    return {"lanes": lanes, "samples": report.samples, "simulator": simulator,
+            "cycles_mean": report.cycles_mean, "cycles_max": report.cycles_max,
+            "lower_bound_mean": report.lower_bound_mean, "dense_cycles_mean": report.dense_cycles_mean,
+            "initiation_interval": report.initiation_interval, "bit_exact": report.passed,
+            "mismatches": report.mismatches[:20], "accuracy": report.accuracy,
+            "simulation_seconds": round(seconds, 1)}
+
+
+def board_row(net: TTFSNet, board, lanes: int, out_dir, *, clock_hz: float | None = None,
+              cycles_mean: float | None = None) -> dict:
+    """Build ``net`` for ``board`` at ``lanes`` into ``out_dir`` and judge the result.
+
+    A build that does not fit, misses timing or that a tool gives up on is a row saying so
+    (``fits``, ``meets_timing``, ``problem``), not an exception. ``us_per_inference`` is
+    ``cycles_mean`` (from :func:`rtl_row` at the same lanes) at the lower of fmax and the clock.
+    """
+    from .boards.build import BuildFailed, build, check_report
+
+    row = {"board": board.name, "lanes": lanes, "utilization": {}, "fmax_mhz": None,
+           "clock_mhz": (board.clock_hz if clock_hz is None else clock_hz) / 1e6, "fits": False,
+           "meets_timing": False, "problem": None, "build_seconds": None, "us_per_inference": None,
+           "bitstream": None}
+    try:
+        report = build(net, board, out_dir, lanes=lanes, clock_hz=clock_hz)
+    except BuildFailed as e:
+        return {**row, "problem": str(e)}
+    weight_bits = max(layer.weight_bits for layer in net.layers if not isinstance(layer, IntMaxPool2d))
+    usage = report.utilization
+    fits = report.bitstream is not None and all(u.used <= u.available for u in usage.values())
+    meets = fits and report.fmax_mhz is not None and report.fmax_mhz >= report.clock_mhz
+    achieved = min(report.fmax_mhz, report.clock_mhz) if fits and report.fmax_mhz else None
+    return {**row, "utilization": {k: {"used": u.used, "available": u.available} for k, u in usage.items()},
+            "fmax_mhz": report.fmax_mhz, "clock_mhz": report.clock_mhz, "fits": fits, "meets_timing": meets,
+            "problem": check_report(report, lanes=lanes, weight_bits=weight_bits),
+            "build_seconds": None if report.seconds is None else round(report.seconds, 1),
+            "us_per_inference": None if achieved is None or cycles_mean is None else round(cycles_mean / achieved, 2),
+            "bitstream": None if report.bitstream is None else str(report.bitstream)}
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f} %"
+
+
+def _number(value, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def ticks_label(ticks) -> str:
+    """One T when every layer has it, else the list input,hidden,…"""
+    return str(ticks[0]) if len(set(ticks)) == 1 else ",".join(map(str, ticks))
+
+
+def format_accuracy(rows) -> str:
+    lines = [f"{'T':>8} {'bits':>4} {'float':>9} {'SNN':>9} {'agreement':>9} {'spikes/neuron':>13} "
+             f"{'convert s':>9} {'golden img/s':>12}"]
+    for r in rows:
+        bits = f"{r['weight_bits']}{'c' if r['per_channel'] else ''}"
+        lines.append(f"{ticks_label(r['ticks']):>8} {bits:>4} {_percent(r['ann_accuracy']):>9} "
+                     f"{_percent(r['snn_accuracy']):>9} {_percent(r['agreement']):>9} "
+                     f"{r['spikes_per_neuron_mean']:>13.3f} {_number(r['convert_seconds'], 2):>9} "
+                     f"{r['golden_images_per_second']:>12.0f}")
+    return "\n".join(lines)
+
+
+def format_rtl(rows) -> str:
+    lines = [f"{'lanes':>5} {'cycles mean':>11} {'max':>7} {'event bound':>11} {'dense':>8} {'interval':>8} "
+             f"{'bit-exact':>9} {'sim s':>7}"]
+    for r in rows:
+        lines.append(f"{r['lanes']:>5} {_number(r['cycles_mean']):>11} {r['cycles_max'] or '–':>7} "
+                     f"{_number(r['lower_bound_mean']):>11} {r['dense_cycles_mean']:>8.0f} "
+                     f"{_number(r['initiation_interval']):>8} {'yes' if r['bit_exact'] else 'NO':>9} "
+                     f"{r['simulation_seconds']:>7.1f}")
+        lines += [f"      {m}" for m in r["mismatches"][:3]]
+    return "\n".join(lines)
+
+
+def format_boards(rows) -> str:
+    lines = [f"{'board':14} {'lanes':>5} {'logic':>15} {'FF':>11} {'BRAM':>7} {'SPRAM':>5} {'DSP':>5} "
+             f"{'fmax / clock MHz':>16} {'fits':>4} {'timing':>6} {'build s':>7} {'µs/inference':>12}"]
+    for r in rows:
+        usage = r["utilization"]
+        kind = "LC" if "LC" in usage else "LUT"
+
+        def cell(name):
+            u = usage.get(name)
+            return f"{u['used']}/{u['available']}" if u and (u["used"] or u["available"]) else "–"
+        timing = "meets" if r["meets_timing"] else "misses" if r["fmax_mhz"] is not None else "–"
+        speed = f"{_number(r['fmax_mhz'])} / {r['clock_mhz']:g}"
+        lines.append(f"{r['board']:14} {r['lanes']:>5} {cell(kind) + ' ' + kind:>15} {cell('FF'):>11} "
+                     f"{cell('BRAM'):>7} {cell('SPRAM'):>5} {cell('DSP'):>5} "
+                     f"{speed:>16} "
+                     f"{'yes' if r['fits'] else 'NO':>4} {timing:>6} {_number(r['build_seconds']):>7} "
+                     f"{_number(r['us_per_inference'], 2):>12}")
+        if r["problem"]:
+            lines.append(f"      {r['problem']}")
+    return "\n".join(lines)
