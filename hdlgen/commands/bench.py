@@ -53,6 +53,7 @@ def _check_options(args):
     """Every option that does not need the model, before any long work."""
     if any(n < 1 for n in args.lanes):
         raise UserError(f"--lanes must be ≥ 1, got {' '.join(map(str, args.lanes))}")
+    args.lanes = list(dict.fromkeys(args.lanes))  # each lanes simulated and built once
     if args.samples < 0:
         raise UserError(f"--samples must be ≥ 0 (0 skips the RTL section), got {args.samples}")
     if args.clock is not None and not args.clock > 0:
