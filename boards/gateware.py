@@ -15,7 +15,7 @@ into SPRAM-backed weight memories (:mod:`hdlgen.boards.spram`) and are answered 
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import crc, data, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -25,9 +25,7 @@ from .spram import SPRAMWeights, WeightWrite
 from .uart import UARTReceiver, UARTTransmitter, uart_divisor
 from ..errors import UserError
 
-__all__ = ["Verdict", "FrameReceiver", "ResponseEncoder", "HostLink", "CRC16"]
-
-CRC16 = crc.catalog.CRC16_CCITT_FALSE(8)
+__all__ = ["Verdict", "SerialCRC16", "FrameReceiver", "ResponseEncoder", "ByteFIFO", "HostLink"]
 
 Verdict = data.StructLayout({
     "seq": unsigned(16),
@@ -37,6 +35,38 @@ Verdict = data.StructLayout({
     "loaded": unsigned(1),   # answer with LOAD_REPLY (when error is 0)
     "input_cycles": unsigned(32),  # first to last pixel into the core
 })
+
+
+class SerialCRC16(wiring.Component):
+    """CRC-16/CCITT-FALSE (:func:`hdlgen.boards.link.crc16`), one bit per cycle.
+
+    ``start`` sets the register to the initial value; in a cycle with ``valid`` (and no
+    ``start``), ``bit`` is shifted in; the bits of a byte go most significant first. ``crc`` is
+    the register. A byte-wide CRC costs a wide XOR network; the response encoder has the cycles
+    the UART takes for a byte to spare.
+
+    Members
+    -------
+    start, valid, bit : In(1)
+    crc : Out(16)
+    """
+
+    start: In(1)
+    valid: In(1)
+    bit: In(1)
+    crc: Out(16)
+
+    def elaborate(self, platform):
+        m = Module()
+        # not reset: ``start`` sets it, which maps onto the flip-flops' synchronous set
+        register = Signal(16, reset_less=True)
+        feedback = register[15] ^ self.bit
+        with m.If(self.start):
+            m.d.sync += register.eq(0xFFFF)
+        with m.Elif(self.valid):
+            m.d.sync += register.eq(Cat(feedback, register[:15]) ^ Mux(feedback, 0x1020, 0))   # polynomial 0x1021
+        m.d.comb += self.crc.eq(register)
+        return m
 
 
 class FrameReceiver(wiring.Component):
@@ -58,8 +88,8 @@ class FrameReceiver(wiring.Component):
     The silence is timed in steps of a prescaler shared with other timers: a wide cycle counter
     and its compare would cost more than the whole frame logic.
 
-    Pixels leave through a two-entry FIFO, so the core's ``ready`` does not sit in one
-    combinational path with the byte stream and this state machine. ``input_cycles`` is timed
+    Pixels leave through a register (a one-entry FIFO), so the core's ``ready`` does not sit in
+    one combinational path with the byte stream and this state machine. ``input_cycles`` is timed
     where the pixels go into the core, and an image's verdict waits until its last pixel has.
 
     Parameters
@@ -100,8 +130,8 @@ class FrameReceiver(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.crc = checker = CRC16.create()
-        m.submodules.pixel_buffer = pixel_buffer = SyncFIFOBuffered(width=8, depth=2)
+        m.submodules.crc = checker = SerialCRC16()
+        m.submodules.pixel_buffer = pixel_buffer = SyncFIFOBuffered(width=8, depth=1)
         wiring.connect(m, pixel_buffer.r_stream, wiring.flipped(self.pixels))
         pixels = pixel_buffer.w_stream
         layer = Signal(8)
@@ -131,8 +161,22 @@ class FrameReceiver(wiring.Component):
         with m.If(delivered != 0):
             m.d.sync += input_cycles.eq(input_cycles + 1)
 
-        m.d.comb += [checker.data.eq(byte), self.verdicts.payload.eq(verdict),
-                     self.verdicts.payload.input_cycles.eq(input_cycles)]
+        m.d.comb += [self.verdicts.payload.eq(verdict), self.verdicts.payload.input_cycles.eq(input_cycles)]
+
+        # A byte of the frame is shifted into the CRC, a bit per cycle, before it is taken
+        # (``fed``): a byte-wide CRC is a wide XOR network, and bytes come at most every
+        # 10 · divisor cycles from the UART.
+        checked = Signal()   # this state's byte goes into the CRC
+        fed = Signal()
+        crc_bit = Signal(range(8))
+        m.d.comb += checker.bit.eq(byte.bit_select(~crc_bit, 1))   # most significant first
+        with m.If(checked & self.bytes.valid & ~fed):
+            m.d.comb += checker.valid.eq(1)
+            m.d.sync += crc_bit.eq(crc_bit + 1)
+            with m.If(crc_bit == 7):
+                m.d.sync += fed.eq(1)
+        with m.If(take):
+            m.d.sync += fed.eq(0)
         # The silence timer runs only while a frame is open and nothing waits in the byte stream.
         # ``timed_out`` is a register kept equal to ``quiet == timeout_steps`` (a compare
         # feeding every state's logic would be a long path).
@@ -171,7 +215,7 @@ class FrameReceiver(wiring.Component):
                     ("OFFSET_HIGH", "WORD_LOW", [offset[8:].eq(byte)]),
                     ("WORD_LOW", "WORD_HIGH", [word_low.eq(byte)])]:
                 with m.State(state):
-                    m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
+                    m.d.comb += [self.bytes.ready.eq(fed), checked.eq(1)]
                     with m.If(take):
                         m.d.sync += actions
                         m.next = target
@@ -190,7 +234,7 @@ class FrameReceiver(wiring.Component):
                                                      link.ErrorCode.BAD_TYPE))
                     m.next = "VERDICT"
             with m.State("SEQ_HIGH"):
-                m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
+                m.d.comb += [self.bytes.ready.eq(fed), checked.eq(1)]
                 with m.If(take):
                     m.d.sync += verdict.seq[8:].eq(byte)
                     with m.If(classify):
@@ -203,8 +247,8 @@ class FrameReceiver(wiring.Component):
                     give_up(0)
                     m.next = "VERDICT"
             with m.State("WORD_HIGH"):
-                m.d.comb += [self.write.valid.eq(self.bytes.valid), self.bytes.ready.eq(self.write.ready),
-                             checker.valid.eq(take), self.write.payload.layer.eq(layer),
+                m.d.comb += [self.write.valid.eq(self.bytes.valid & fed), self.bytes.ready.eq(self.write.ready & fed),
+                             checked.eq(1), self.write.payload.layer.eq(layer),
                              self.write.payload.addr.eq(offset), self.write.payload.data.eq(Cat(word_low, byte))]
                 with m.If(take):
                     m.d.sync += [remaining.eq(remaining - 1), offset.eq(offset + 1)]   # the next word's address
@@ -216,8 +260,8 @@ class FrameReceiver(wiring.Component):
                     give_up(0)
                     m.next = "VERDICT"
             with m.State("PIXELS"):
-                m.d.comb += [pixels.valid.eq(self.bytes.valid), pixels.payload.eq(byte),
-                             self.bytes.ready.eq(pixels.ready), checker.valid.eq(take)]
+                m.d.comb += [pixels.valid.eq(self.bytes.valid & fed), pixels.payload.eq(byte),
+                             self.bytes.ready.eq(pixels.ready & fed), checked.eq(1)]
                 with m.If(take):
                     m.d.sync += remaining.eq(remaining - 1)
                     with m.If(remaining == 0):
@@ -233,7 +277,7 @@ class FrameReceiver(wiring.Component):
                         m.next = "VERDICT"
             for state, target in [("CRC_HIGH", "CRC_LOW"), ("CRC_LOW", "CHECK")]:
                 with m.State(state):
-                    m.d.comb += [self.bytes.ready.eq(1), checker.valid.eq(take)]
+                    m.d.comb += [self.bytes.ready.eq(fed), checked.eq(1)]
                     with m.If(take):
                         m.next = target
                     with m.Elif(timed_out):
@@ -243,44 +287,12 @@ class FrameReceiver(wiring.Component):
                 with m.If(pixel_buffer.level == 0):   # input_cycles is final
                     m.next = "VERDICT"
                 m.d.sync += [verdict.image.eq(classify), verdict.info.eq(info), verdict.loaded.eq(load),
-                             verdict.error.eq(Mux(checker.match_detected, 0, link.ErrorCode.BAD_CRC))]
+                             verdict.error.eq(Mux(checker.crc == 0, 0, link.ErrorCode.BAD_CRC))]   # the residue
             with m.State("VERDICT"):
                 m.d.comb += self.verdicts.valid.eq(1)
                 with m.If(self.verdicts.ready):
                     m.next = "HUNT"
         m.d.comb += self.busy.eq(~fsm.ongoing("HUNT") & ~fsm.ongoing("SYNC2"))
-        return m
-
-
-class SerialCRC16(wiring.Component):
-    """CRC-16/CCITT-FALSE (:func:`hdlgen.boards.link.crc16`), one bit per cycle.
-
-    ``start`` sets the register to the initial value; in a cycle with ``valid`` (and no
-    ``start``), ``bit`` is shifted in; the bits of a byte go most significant first. ``crc`` is
-    the register. A byte-wide CRC costs a wide XOR network; the response encoder has the cycles
-    the UART takes for a byte to spare.
-
-    Members
-    -------
-    start, valid, bit : In(1)
-    crc : Out(16)
-    """
-
-    start: In(1)
-    valid: In(1)
-    bit: In(1)
-    crc: Out(16)
-
-    def elaborate(self, platform):
-        m = Module()
-        # not reset: ``start`` sets it, which maps onto the flip-flops' synchronous set
-        register = Signal(16, reset_less=True)
-        feedback = register[15] ^ self.bit
-        with m.If(self.start):
-            m.d.sync += register.eq(0xFFFF)
-        with m.Elif(self.valid):
-            m.d.sync += register.eq(Cat(feedback, register[:15]) ^ Mux(feedback, 0x1020, 0))   # polynomial 0x1021
-        m.d.comb += self.crc.eq(register)
         return m
 
 
@@ -429,7 +441,9 @@ class ResponseEncoder(wiring.Component):
 
         m.submodules.frames = memory = Memory(shape=8, depth=len(init), init=init)
         write = memory.write_port()
-        read = memory.read_port()
+        # transparent: nothing is read where it is written, and a port that returns the old
+        # data on a collision costs a register and a multiplexer per bit on an iCE40
+        read = memory.read_port(transparent_for=(write,))
         step = Signal(range(10))               # of the byte at index being sent
         m.d.comb += [write.addr.eq(index | base), read.addr.eq(index | base)]
 
@@ -485,6 +499,55 @@ class ResponseEncoder(wiring.Component):
         return m
 
 
+class ByteFIFO(wiring.Component):
+    """First-in first-out byte buffer in block RAM, its oldest byte offered from the read port.
+
+    ``w`` takes a byte while fewer than ``depth`` are stored (``depth`` a power of two, so the
+    pointers wrap without compares); ``r`` offers the oldest one (the block RAM's registered
+    read data) and holds it until taken. Amaranth's ``SyncFIFOBuffered`` spends a level
+    counter and a read-before-write emulation (a register and a multiplexer per bit on an
+    iCE40) that this buffer does not need: it never reads the entry being written.
+
+    Parameters
+    ----------
+    depth : int
+        Bytes in the block RAM (a power of two, ≥ 2); one more waits on ``r``.
+
+    Members
+    -------
+    w : In(stream.Signature(8))
+    r : Out(stream.Signature(8))
+    """
+
+    def __init__(self, depth: int):
+        if depth < 2 or depth & (depth - 1):
+            raise ValueError(f"FIFO depth must be a power of two ≥ 2, got {depth}")
+        self.depth = depth
+        super().__init__({"w": In(stream.Signature(8)), "r": Out(stream.Signature(8))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.storage = storage = Memory(shape=8, depth=self.depth, init=[])
+        write = storage.write_port()
+        read = storage.read_port(transparent_for=(write,))
+        bits = self.depth.bit_length() - 1
+        # the pointers count to twice the depth: equal means empty, equal but for the top bit full
+        produce = Signal(bits + 1)
+        consume = Signal(bits + 1)
+        full = (produce[:bits] == consume[:bits]) & (produce[bits] != consume[bits])
+        fetch = (produce != consume) & (~self.r.valid | self.r.ready)
+        m.d.comb += [self.w.ready.eq(~full), write.addr.eq(produce[:bits]), write.data.eq(self.w.payload),
+                     write.en.eq(self.w.valid & ~full),
+                     read.addr.eq(consume[:bits]), read.en.eq(fetch), self.r.payload.eq(read.data)]
+        with m.If(write.en):
+            m.d.sync += produce.eq(produce + 1)
+        with m.If(fetch):
+            m.d.sync += [consume.eq(consume + 1), self.r.valid.eq(1)]
+        with m.Elif(self.r.ready):
+            m.d.sync += self.r.valid.eq(0)
+        return m
+
+
 class HostLink(wiring.Component):
     """The board side of the host link around a network core: UART in, core, UART out.
 
@@ -502,10 +565,11 @@ class HostLink(wiring.Component):
     baud : int
         UART rate; ``clk_freq / baud`` must be an integer within 2 % and at least 4.
     timeout : float
-        Seconds of silence that abandon a half-received frame (up to 1/8 more: the silence is
-        timed in steps of a prescaler).
+        Seconds of silence that abandon a half-received frame (up to a quarter more: the silence
+        is timed in steps of a prescaler).
     rx_fifo_depth : int
-        Bytes buffered between the UART and the frame receiver while the core holds pixels back.
+        Bytes buffered between the UART and the frame receiver while the core holds pixels back
+        (a power of two).
     verdict_depth : int
         Verdicts waiting for the encoder besides the one the receiver holds. One is enough for
         the host's two requests in flight: frames do not deadlock at any depth (a verdict waits
@@ -541,8 +605,9 @@ class HostLink(wiring.Component):
         self.error_cycles = max(1, round(error_hold * clk_freq))
         self.timeout_step_bits = min(16, max(1, self.timeout_cycles.bit_length() - 4))
         self.error_step_bits = min(16, max(1, self.error_cycles.bit_length() - 4))
-        if rx_fifo_depth < 1 or verdict_depth < 1:
-            raise ValueError("FIFO depths must be ≥ 1")
+        if rx_fifo_depth < 2 or rx_fifo_depth & (rx_fifo_depth - 1) or verdict_depth < 1:
+            raise ValueError(f"the byte FIFO's depth must be a power of two ≥ 2 (got {rx_fifo_depth}), "
+                             f"the verdict FIFO's ≥ 1 (got {verdict_depth})")
         self.rx_fifo_depth = rx_fifo_depth
         self.verdict_depth = verdict_depth
         super().__init__()
@@ -552,7 +617,7 @@ class HostLink(wiring.Component):
         m.submodules.core = core = self.core
         m.submodules.uart_rx = uart_rx = UARTReceiver(self.divisor)
         m.submodules.uart_tx = uart_tx = UARTTransmitter(self.divisor)
-        m.submodules.rx_fifo = rx_fifo = SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth)
+        m.submodules.rx_fifo = rx_fifo = ByteFIFO(self.rx_fifo_depth)
         # at least timeout_cycles: the first step comes 1 to 2**k cycles after the last byte
         timeout_steps = -(-self.timeout_cycles >> self.timeout_step_bits) + 1
         m.submodules.receiver = receiver = FrameReceiver(self.net.input.size, timeout_steps)
@@ -567,10 +632,11 @@ class HostLink(wiring.Component):
             spram_layers=sum(1 << spram.layer for spram in sprams))
 
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
-        wiring.connect(m, uart_rx.data, rx_fifo.w_stream)
+        wiring.connect(m, uart_rx.data, rx_fifo.w)
         # the byte FIFO's block RAM output goes through a register before the receiver's compares
-        m.submodules.rx_stage = rx_stage = SyncFIFOBuffered(width=8, depth=2)
-        wiring.connect(m, rx_fifo.r_stream, rx_stage.w_stream)
+        # (one byte every other cycle, still four times the UART's fastest rate)
+        m.submodules.rx_stage = rx_stage = SyncFIFOBuffered(width=8, depth=1)
+        wiring.connect(m, rx_fifo.r, rx_stage.w_stream)
         wiring.connect(m, rx_stage.r_stream, receiver.bytes)
         wiring.connect(m, receiver.pixels, core.pixels)
         m.d.comb += [verdict_stage.w_data.eq(receiver.verdicts.payload),
@@ -598,7 +664,7 @@ class HostLink(wiring.Component):
         with m.Elif(error_step & (error_timer != 0)):
             m.d.sync += error_timer.eq(error_timer - 1)
         m.d.comb += [
-            self.busy.eq(receiver.busy | verdict_stage.r_rdy | encoder.busy | uart_tx.busy | rx_fifo.r_rdy |
+            self.busy.eq(receiver.busy | verdict_stage.r_rdy | encoder.busy | uart_tx.busy | rx_fifo.r.valid |
                          rx_stage.r_rdy),
             self.idle.eq(~self.busy),
             self.error.eq(error_timer != 0),
