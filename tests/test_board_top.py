@@ -14,10 +14,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 from amaranth.utils import ceil_log2
+from hypothesis import given, settings, strategies as st
 
 from hdlgen import golden
 from hdlgen.boards import link
-from hdlgen.boards.gateware import HostLink
+from hdlgen.boards.gateware import ByteFIFO, HostLink, SerialCRC16
 from hdlgen.boards.host import ClassifyStats, Device
 from hdlgen.boards.sim import SimulatedSerial
 from hdlgen.ttfs import IntDense, InputEncoding, TTFSNet
@@ -234,3 +235,63 @@ def test_driver_retries_lost_and_damaged_frames(core_kind):
     assert [r.label for r in results] == list(ref.classes)
     assert [list(r.logits) for r in results] == ref.logits.tolist()
     assert stats.retries >= 3 and stats.errors.get("BAD_CRC", 0) >= 2
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.binary(min_size=1, max_size=24))
+def test_serial_crc_is_the_link_crc(data):
+    """Bit by bit, most significant first: the CRC of the frame bytes, then zero after its CRC."""
+    crc = SerialCRC16()
+    sim = Simulator(crc)
+    sim.add_clock(1e-6)
+    seen = []
+
+    async def feed(ctx):
+        ctx.set(crc.start, 1)
+        await ctx.tick()
+        ctx.set(crc.start, 0)
+        ctx.set(crc.valid, 1)
+        for byte in data + link.crc16(data).to_bytes(2, "big"):
+            for bit in range(7, -1, -1):
+                ctx.set(crc.bit, byte >> bit & 1)
+                await ctx.tick()
+            seen.append(ctx.get(crc.crc))
+
+    sim.add_testbench(feed)
+    sim.run()
+    assert seen[len(data) - 1] == link.crc16(data)
+    assert seen[-1] == 0
+
+
+def test_byte_fifo_fills_to_its_depth_and_keeps_order():
+    depth = 8
+    fifo = ByteFIFO(depth)
+    sim = Simulator(fifo)
+    sim.add_clock(1e-6)
+    data = list(range(100, 100 + 3 * depth))
+    accepted, received = [], []
+
+    async def write(ctx):
+        ctx.set(fifo.w.valid, 1)
+        for byte in data:
+            ctx.set(fifo.w.payload, byte)
+            while not (await ctx.tick().sample(fifo.w.ready))[2]:
+                pass
+            accepted.append(byte)
+        ctx.set(fifo.w.valid, 0)
+
+    async def read(ctx):
+        for _ in range(3 * depth):   # nothing taken yet: the block RAM and the output register fill
+            await ctx.tick()
+        assert len(accepted) == depth + 1
+        for cycle in range(20 * depth):
+            ctx.set(fifo.r.ready, cycle % 3 != 1)
+            _, _, valid, ready, payload = await ctx.tick().sample(fifo.r.valid, fifo.r.ready, fifo.r.payload)
+            if valid and ready:
+                received.append(payload)
+
+    sim.add_testbench(write)
+    sim.add_testbench(read)
+    sim.run()
+    assert received == data
+
