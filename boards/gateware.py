@@ -448,10 +448,8 @@ class ResponseEncoder(wiring.Component):
         m.d.comb += [write.addr.eq(index | base), read.addr.eq(index | base)]
 
         def copied():
-            # the frame is in the block RAM: the verdict and its result may go
-            m.d.comb += [self.verdicts.ready.eq(1), self.results.ready.eq(verdict.image)]
             m.d.sync += [index.eq(0), step.eq(0)]
-            m.next = "SEND"
+            m.next = "RELEASE"
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -475,6 +473,11 @@ class ResponseEncoder(wiring.Component):
                     m.d.sync += logit.eq(logit + 1)
                     with m.If(logit == self.classes - 1):
                         copied()
+            with m.State("RELEASE"):
+                # the frame is in the block RAM: the verdict and its result may go (a state of its
+                # own, so that the result's ready comes from registers into the core)
+                m.d.comb += [self.verdicts.ready.eq(1), self.results.ready.eq(verdict.image)]
+                m.next = "SEND"
             with m.State("SEND"):
                 # a byte takes a cycle to read, 8 cycles into the CRC (the UART is still busy
                 # with the one before), then it is offered
