@@ -42,8 +42,8 @@ class SerialCRC16(wiring.Component):
 
     ``start`` sets the register to the initial value; in a cycle with ``valid`` (and no
     ``start``), ``bit`` is shifted in; the bits of a byte go most significant first. ``crc`` is
-    the register. A byte-wide CRC costs a wide XOR network; the response encoder has the cycles
-    the UART takes for a byte to spare.
+    the register. A byte-wide CRC costs a wide XOR network, and the link has the cycles the UART
+    takes for a byte (10 · divisor ≥ 40) to spare.
 
     Members
     -------
@@ -77,7 +77,8 @@ class FrameReceiver(wiring.Component):
     or ``5 + 2·n`` with ``n`` in 1..256 (LOAD), queues an ERROR verdict (``seq = 0xFFFF``) and goes back to hunting. Then the sequence
     number; a CLASSIFY frame's pixel bytes are passed to ``pixels`` one for one as they arrive
     (back-pressure from the core holds the byte stream); then the CRC, checked by the residue of
-    CRC-16/CCITT-FALSE over type … crc. A LOAD frame's words go out on ``write`` as they
+    CRC-16/CCITT-FALSE over type … crc (:class:`SerialCRC16`: each byte is shifted in before it
+    is taken, so the receiver takes at most a byte every 9 cycles). A LOAD frame's words go out on ``write`` as they
     arrive (layer, word address ``offset + i``, 16-bit data). One verdict per recognised frame:
     no error, BAD_CRC, BAD_LENGTH, BAD_TYPE or TIMEOUT. The verdict is held on ``verdicts``
     until taken; the next frame is hunted for only then.
@@ -369,23 +370,23 @@ class ResponseEncoder(wiring.Component):
             value = Cat(value, Const(0, 8 * size - len(value)))
             return [value[8 * i:8 * i + 8] for i in range(size)]
 
-        def frame(kind, payload):
-            """A frame up to its CRC as ints and slices; ``payload``: (value, bytes) pairs."""
-            size = sum(n for _, n in payload)
+        def frame(kind, payload, more=0):
+            """A frame up to its CRC as ints and slices; ``payload``: (value, bytes) pairs, then
+            ``more`` bytes that are not listed."""
+            size = sum(n for _, n in payload) + more
             return [*link.SYNC, kind, *le(size, 2), *[byte for value, n in payload for byte in le(value, n)]]
 
         logit_bytes = link.LOGIT_BYTES * self.classes
         # RESULT without its logits, which follow from the logit multiplexer
         frames = {
             "result": frame(link.MessageType.RESULT, [(verdict.seq, 2), (result.label, 1), (result.cycles[:32], 4),
-                                                      (verdict.input_cycles, 4)])[:-0 or None],
+                                                      (verdict.input_cycles, 4)], more=logit_bytes),
             "info": frame(link.MessageType.INFO_REPLY, [(verdict.seq, 2), (link.VERSION, 1), (self.input_size, 2),
                                                         (self.classes, 1), (self.clock_hz, 4), (self.fingerprint, 4),
                                                         (self.lanes, 1), (self.spram_layers, 1)]),
             "loaded": frame(link.MessageType.LOAD_REPLY, [(verdict.seq, 2)]),
             "error": frame(link.MessageType.ERROR, [(verdict.seq, 2), (verdict.error, 1)]),
         }
-        frames["result"][3:5] = le(len(frames["result"]) - link.HEADER_SIZE + logit_bytes, 2)
         sizes = {kind: len(bytes_) + (logit_bytes if kind == "result" else 0) for kind, bytes_ in frames.items()}
         # the bytes from the sequence number to the last one taken from the verdict or result
         variable = {kind: max(i for i, byte in enumerate(bytes_) if not isinstance(byte, int))
