@@ -445,7 +445,10 @@ class ResponseEncoder(wiring.Component):
         # transparent: nothing is read where it is written, and a port that returns the old
         # data on a collision costs a register and a multiplexer per bit on an iCE40
         read = memory.read_port(transparent_for=(write,))
-        step = Signal(range(10))               # of the byte at index being sent
+        step = Signal(range(11))               # of the byte at index being sent
+        # The byte goes out and into the CRC from a register loaded straight from the block
+        # RAM's output, which is slow (on an ECP5 more than half of a 10 ns cycle).
+        tx_byte = Signal(8)
         m.d.comb += [write.addr.eq(index | base), read.addr.eq(index | base)]
 
         def copied():
@@ -480,12 +483,14 @@ class ResponseEncoder(wiring.Component):
                 m.d.comb += [self.verdicts.ready.eq(1), self.results.ready.eq(verdict.image)]
                 m.next = "SEND"
             with m.State("SEND"):
-                # a byte takes a cycle to read, 8 cycles into the CRC (the UART is still busy
-                # with the one before), then it is offered
-                m.d.comb += [self.bytes.valid.eq(step == 9), self.bytes.payload.eq(read.data),
-                             crc_gen.valid.eq((step != 0) & (step != 9) & (index >= len(link.SYNC))),
-                             crc_gen.bit.eq(Cat(0, read.data[::-1]).bit_select(step, 1))]
-                with m.If(step != 9):
+                # a byte takes a cycle to read, one into ``tx_byte``, 8 into the CRC (the UART is
+                # still busy with the one before), then it is offered
+                m.d.comb += [self.bytes.valid.eq(step == 10), self.bytes.payload.eq(tx_byte),
+                             crc_gen.valid.eq((step >= 2) & (step != 10) & (index >= len(link.SYNC))),
+                             crc_gen.bit.eq(Cat(0, 0, tx_byte[::-1]).bit_select(step, 1))]
+                with m.If(step == 1):
+                    m.d.sync += tx_byte.eq(read.data)
+                with m.If(step != 10):
                     m.d.sync += step.eq(step + 1)
                 with m.Elif(self.bytes.ready):
                     m.d.sync += [index.eq(index + 1), step.eq(0)]
