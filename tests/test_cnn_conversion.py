@@ -15,7 +15,7 @@ from hdlgen import from_torch  # noqa: E402
 nn = torch.nn
 
 
-def _randomize_bn(model, seed, positive=False):
+def randomize_bn(model, seed, positive=False):
     g = torch.Generator().manual_seed(seed)
     for m in model.modules():
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -54,7 +54,7 @@ MODELS = {
 @pytest.mark.parametrize("name", list(MODELS))
 def test_folding_equals_torch(name):
     torch.manual_seed(0)
-    model = _randomize_bn(MODELS[name](), 1, positive=name.startswith("maxpool-before"))
+    model = randomize_bn(MODELS[name](), 1, positive=name.startswith("maxpool-before"))
     x = torch.rand(16, 1, 8, 8)
     state = Conversion(from_torch(model, x), x.numpy(), ConvertConfig())
     for step in FLOW[:5]:  # everything up to and including the structure check
@@ -91,7 +91,7 @@ def test_compose_kernels_is_convolution_of_kernels():
 @pytest.mark.parametrize("name", ["bn-before-relu+maxpool", "avgpool-before-conv", "global-avgpool-before-linear"])
 def test_converted_cnn_tracks_float(name):
     torch.manual_seed(2)
-    model = _randomize_bn(MODELS[name](), 3)
+    model = randomize_bn(MODELS[name](), 3)
     x = torch.rand(400, 1, 8, 8)
     net = convert(from_torch(model, x[:2]), x.numpy(), ConvertConfig(ticks=64, weight_bits=8, calibration="max"))
     snn = golden.run_batch(net, net.input.pixels(x.numpy()))
