@@ -93,7 +93,7 @@ def network_core(net):
     return NetworkTop(net)
 
 
-def make_link(net, core_kind, busy_cycles=0, status=None, **kwargs):
+def make_link(net, core_kind, busy_cycles=0, status=None, watch=None, **kwargs):
     core = ModelCore(net, busy_cycles) if core_kind == "model" else network_core(net)
     top = HostLink(net, core, clk_freq=CLK, baud=BAUD, timeout=2e-3, error_hold=1e-4, **kwargs)
     sim = Simulator(top)
@@ -108,6 +108,8 @@ def make_link(net, core_kind, busy_cycles=0, status=None, **kwargs):
                     status[name] = status.get(name, 0) + value
                     status[name + "_now"] = value
         sim.add_testbench(watch, background=True)
+    if watch is not None:   # a background testbench of the caller's, given the HostLink
+        sim.add_testbench(watch(top), background=True)
     port = SimulatedSerial(sim, top.rx, top.tx, divisor=top.divisor, clk_freq=CLK, timeout=5e-3)
     return top, port
 
@@ -209,6 +211,34 @@ def test_truncated_frame_times_out_and_the_link_recovers(core_kind):
     assert [link.parse_response(f) for f in frames] == [link.Error(7, link.ErrorCode.TIMEOUT)]
     results = Device(port).classify(pixels)
     assert [r.label for r in results] == list(golden.run_batch(net, pixels).classes)
+
+
+def test_a_stalled_frame_times_out_after_the_timeout_and_not_much_later():
+    """The silence is timed in prescaler steps: from the last bit on the line to the ERROR, at
+    least the timeout and at most two steps (and the last byte's bits) more."""
+    net = tiny_net()
+    seen = {"cycle": 0, "last_low": 0, "error": None}
+
+    def watch(top):
+        async def run(ctx):
+            async for _, _, rx, error in ctx.tick().sample(top.rx, top.error):
+                seen["cycle"] += 1
+                if not rx:
+                    seen["last_low"] = seen["cycle"]
+                if error and seen["error"] is None:
+                    seen["error"] = seen["cycle"]
+        return run
+
+    top, port = make_link(net, "model", watch=watch)
+    port.write(link.classify_request(7, np.arange(net.input.size, dtype=np.uint8))[:12])
+    frames = []
+    decoder = link.FrameDecoder()
+    while not frames and (data := port.read(16)):
+        frames += decoder.feed(data)
+    assert [link.parse_response(f) for f in frames] == [link.Error(7, link.ErrorCode.TIMEOUT)]
+    silence = seen["error"] - seen["last_low"]
+    step = 1 << top.timeout_step_bits
+    assert top.timeout_cycles <= silence <= top.timeout_cycles + 2 * step + 20 * top.divisor
 
 
 def test_driver_retries_lost_and_damaged_frames(core_kind):
