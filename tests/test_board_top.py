@@ -93,7 +93,7 @@ def network_core(net):
     return NetworkTop(net)
 
 
-def make_link(net, core_kind, busy_cycles=0, status=None, watch=None, **kwargs):
+def make_link(net, core_kind, busy_cycles=0, status=None, observe=None, **kwargs):
     core = ModelCore(net, busy_cycles) if core_kind == "model" else network_core(net)
     top = HostLink(net, core, clk_freq=CLK, baud=BAUD, timeout=2e-3, error_hold=1e-4, **kwargs)
     sim = Simulator(top)
@@ -108,8 +108,8 @@ def make_link(net, core_kind, busy_cycles=0, status=None, watch=None, **kwargs):
                     status[name] = status.get(name, 0) + value
                     status[name + "_now"] = value
         sim.add_testbench(watch, background=True)
-    if watch is not None:   # a background testbench of the caller's, given the HostLink
-        sim.add_testbench(watch(top), background=True)
+    if observe is not None:   # a background testbench of the caller's, given the HostLink
+        sim.add_testbench(observe(top), background=True)
     port = SimulatedSerial(sim, top.rx, top.tx, divisor=top.divisor, clk_freq=CLK, timeout=5e-3)
     return top, port
 
@@ -219,7 +219,7 @@ def test_a_stalled_frame_times_out_after_the_timeout_and_not_much_later():
     net = tiny_net()
     seen = {"cycle": 0, "last_low": 0, "error": None}
 
-    def watch(top):
+    def observe(top):
         async def run(ctx):
             async for _, _, rx, error in ctx.tick().sample(top.rx, top.error):
                 seen["cycle"] += 1
@@ -229,7 +229,7 @@ def test_a_stalled_frame_times_out_after_the_timeout_and_not_much_later():
                     seen["error"] = seen["cycle"]
         return run
 
-    top, port = make_link(net, "model", watch=watch)
+    top, port = make_link(net, "model", observe=observe)
     port.write(link.classify_request(7, np.arange(net.input.size, dtype=np.uint8))[:12])
     frames = []
     decoder = link.FrameDecoder()
