@@ -449,7 +449,11 @@ class ResponseEncoder(wiring.Component):
         # The byte goes out and into the CRC from a register loaded straight from the block
         # RAM's output, which is slow (on an ECP5 more than half of a 10 ns cycle).
         tx_byte = Signal(8)
-        m.d.comb += [write.addr.eq(index | base), read.addr.eq(index | base)]
+        # the multiplexers' byte is registered before the block RAM's write port (on an ECP5 they
+        # were the longest path into it)
+        copy_byte = Signal(8)
+        picked = Signal()
+        m.d.comb += [write.addr.eq(index | base), write.data.eq(copy_byte), read.addr.eq(index | base)]
 
         def copied():
             m.d.sync += [index.eq(0), step.eq(0)]
@@ -462,21 +466,28 @@ class ResponseEncoder(wiring.Component):
                     m.d.sync += [index.eq(link.HEADER_SIZE), logit.eq(0), logit_byte.eq(0),
                                  base.eq(by_kind(bases)), last.eq(by_kind({k: n - 1 for k, n in sizes.items()}))]
                     m.next = "COPY_HEAD"
+            # a byte is copied in two cycles: picked into copy_byte, then written
             with m.State("COPY_HEAD"):
-                m.d.comb += [write.data.eq(head_byte), write.en.eq(1)]
-                m.d.sync += index.eq(index + 1)
-                with m.If(index == by_kind(variable)):
-                    with m.If(is_result):
-                        m.next = "COPY_LOGITS"
-                    with m.Else():
-                        copied()
+                with m.If(~picked):
+                    m.d.sync += [copy_byte.eq(head_byte), picked.eq(1)]
+                with m.Else():
+                    m.d.comb += write.en.eq(1)
+                    m.d.sync += [index.eq(index + 1), picked.eq(0)]
+                    with m.If(index == by_kind(variable)):
+                        with m.If(is_result):
+                            m.next = "COPY_LOGITS"
+                        with m.Else():
+                            copied()
             with m.State("COPY_LOGITS"):
-                m.d.comb += [write.data.eq(logit_out), write.en.eq(1)]
-                m.d.sync += [index.eq(index + 1), logit_byte.eq(logit_byte + 1)]
-                with m.If(logit_byte == link.LOGIT_BYTES - 1):
-                    m.d.sync += logit.eq(logit + 1)
-                    with m.If(logit == self.classes - 1):
-                        copied()
+                with m.If(~picked):
+                    m.d.sync += [copy_byte.eq(logit_out), picked.eq(1)]
+                with m.Else():
+                    m.d.comb += write.en.eq(1)
+                    m.d.sync += [index.eq(index + 1), logit_byte.eq(logit_byte + 1), picked.eq(0)]
+                    with m.If(logit_byte == link.LOGIT_BYTES - 1):
+                        m.d.sync += logit.eq(logit + 1)
+                        with m.If(logit == self.classes - 1):
+                            copied()
             with m.State("RELEASE"):
                 # the frame is in the block RAM: the verdict and its result may go (a state of its
                 # own, so that the result's ready comes from registers into the core)
