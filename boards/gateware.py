@@ -14,7 +14,7 @@ damaged frame, so a result is never sent for the wrong frame. LOAD frames write 
 into SPRAM-backed weight memories (:mod:`hdlgen.boards.spram`) and are answered LOAD_REPLY.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -417,14 +417,15 @@ class ResponseEncoder(wiring.Component):
                                                       Mux(is_loaded, values["loaded"], values["result"])))
 
         index = Signal(range(result_area))     # the byte being copied or sent
-        base = Signal(range(len(init)))
-        last = Signal(range(result_area))      # the frame's last byte before its CRC
+        kind = Signal(2)                       # the response: an index into kinds
         head_byte = Signal(8)
-        with m.Switch(index):
-            for i in range(link.HEADER_SIZE, max(variable.values()) + 1):
-                candidates = {kind: bytes_[i] for kind, bytes_ in frames.items()
-                              if i <= variable[kind]}
-                with m.Case(i):
+        # Only the copy of a head reads it, from HEADER_SIZE on: the index's bits above the heads
+        # are not decoded, and the last position is every other value's too.
+        head_end = max(variable.values())
+        with m.Switch(index[:head_end.bit_length()]):
+            for i in range(link.HEADER_SIZE, head_end + 1):
+                candidates = {k: bytes_[i] for k, bytes_ in frames.items() if i <= variable[k]}
+                with m.Case(i) if i < head_end else m.Default():
                     if len(candidates) == 1:
                         m.d.comb += head_byte.eq(*candidates.values())
                     elif set(candidates) == {"result", "error"}:
@@ -453,6 +454,9 @@ class ResponseEncoder(wiring.Component):
         # were the longest path into it)
         copy_byte = Signal(8)
         picked = Signal()
+        kinds = list(frames)
+        base = Array(Const(bases[k], range(len(init))) for k in kinds)[kind]
+        last = Array(Const(sizes[k] - 1, range(result_area)) for k in kinds)[kind]
         m.d.comb += [write.addr.eq(index | base), write.data.eq(copy_byte), read.addr.eq(index | base)]
 
         def copied():
@@ -464,7 +468,7 @@ class ResponseEncoder(wiring.Component):
                 with m.If(self.verdicts.valid & (~verdict.image | self.results.valid)):
                     m.d.comb += [crc_gen.start.eq(1), self.error.eq(is_error)]
                     m.d.sync += [index.eq(link.HEADER_SIZE), logit.eq(0), logit_byte.eq(0),
-                                 base.eq(by_kind(bases)), last.eq(by_kind({k: n - 1 for k, n in sizes.items()}))]
+                                 kind.eq(by_kind({k: i for i, k in enumerate(kinds)}))]
                     m.next = "COPY_HEAD"
             # a byte is copied in two cycles: picked into copy_byte, then written
             with m.State("COPY_HEAD"):
