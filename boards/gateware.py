@@ -306,11 +306,13 @@ class ResponseEncoder(wiring.Component):
     with the constants given here; ``loaded`` → LOAD_REPLY. The frame is sent byte by byte on
     ``bytes``, CRC-16/CCITT-FALSE over type … payload appended most significant byte first.
 
-    The frame is first copied into a block RAM, one byte per cycle picked from the verdict and
-    the result while they wait on their streams (a stream holds its payload until it is taken);
-    both are taken once it is there, so the core's next result is not held up by the UART.
-    Then the frame is sent from the block RAM. A copy in flip-flops (a shift register or
-    registered fields) would cost a flip-flop and a multiplexer per frame bit.
+    The frame is first copied into a block RAM that holds its constant bytes from the start: a
+    variable byte every two cycles, picked from the verdict and the result while they wait on
+    their streams (a stream holds its payload until it is taken). Both are taken once the frame
+    is there (a RESULT with 10 classes: about 110 cycles), so the core's next result is not held
+    up by the UART. Then the frame is sent from the block RAM, each byte shifted into a
+    bit-serial CRC while the UART sends the one before. A copy in flip-flops (a shift register
+    or registered fields) would cost a flip-flop and a multiplexer per frame bit.
 
     Parameters
     ----------
