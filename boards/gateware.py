@@ -403,23 +403,25 @@ class ResponseEncoder(wiring.Component):
         slot = 1 << (max(size for kind, size in sizes.items() if kind != "result") - 1).bit_length()
         bases = {"result": 0, "info": result_area, "loaded": result_area + slot, "error": result_area + 2 * slot}
         init = [0] * (result_area + 3 * slot)
-        for kind, bytes_ in frames.items():
+        for k, bytes_ in frames.items():
             for i, byte in enumerate(bytes_):
                 if isinstance(byte, int):
-                    init[bases[kind] + i] = byte
+                    init[bases[k] + i] = byte
 
         # which response: in this priority, decoded from the waiting verdict
         is_error = verdict.error != 0
         is_info = ~is_error & verdict.info
         is_loaded = ~is_error & ~verdict.info & verdict.loaded
-        is_result = ~is_error & ~verdict.info & ~verdict.loaded
 
         def by_kind(values):
             return Mux(is_error, values["error"], Mux(is_info, values["info"],
                                                       Mux(is_loaded, values["loaded"], values["result"])))
 
         index = Signal(range(result_area))     # the byte being copied or sent
-        kind = Signal(2)                       # the response: an index into kinds
+        # the response, decoded from the verdict when it is started (the copy works from this
+        # register, not from the decoder)
+        kinds = list(frames)
+        kind = Signal(range(len(kinds)))
         head_byte = Signal(8)
         # Only the copy of a head reads it, from HEADER_SIZE on: the index's bits above the heads
         # are not decoded, and the last position is every other value's too.
@@ -431,7 +433,8 @@ class ResponseEncoder(wiring.Component):
                     if len(candidates) == 1:
                         m.d.comb += head_byte.eq(*candidates.values())
                     elif set(candidates) == {"result", "error"}:
-                        m.d.comb += head_byte.eq(Mux(is_error, candidates["error"], candidates["result"]))
+                        m.d.comb += head_byte.eq(Mux(kind == kinds.index("error"), candidates["error"],
+                                                     candidates["result"]))
                     else:   # the sequence number, the same in every frame
                         m.d.comb += head_byte.eq(candidates["result"])
 
@@ -456,7 +459,6 @@ class ResponseEncoder(wiring.Component):
         # were the longest path into it)
         copy_byte = Signal(8)
         picked = Signal()
-        kinds = list(frames)
         base = Array(Const(bases[k], range(len(init))) for k in kinds)[kind]
         last = Array(Const(sizes[k] - 1, range(result_area)) for k in kinds)[kind]
         m.d.comb += [write.addr.eq(index | base), write.data.eq(copy_byte), read.addr.eq(index | base)]
@@ -479,8 +481,8 @@ class ResponseEncoder(wiring.Component):
                 with m.Else():
                     m.d.comb += write.en.eq(1)
                     m.d.sync += [index.eq(index + 1), picked.eq(0)]
-                    with m.If(index == by_kind(variable)):
-                        with m.If(is_result):
+                    with m.If(index == Array(variable[k] for k in kinds)[kind]):
+                        with m.If(kind == kinds.index("result")):
                             m.next = "COPY_LOGITS"
                         with m.Else():
                             copied()
