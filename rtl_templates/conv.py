@@ -3,16 +3,17 @@
 import numpy as np
 from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hdlgen.cycles import axis_taps
-from hdlgen.ttfs import IntConv2d, IntDense
+from hdlgen.ttfs import IntConv2d, IntDense, unsigned_width
 
-from .dense import WeightROM, pack_words
+from .dense import WeightROM, accumulate_stage, pack_words, times_constant
 from .events import acc_word_layout, event_layout
 
-__all__ = ["ConvEngine", "NeuronDecoder", "conv_weight_rows"]
+__all__ = ["ConvEngine", "NeuronDecoder", "decoded_layout", "conv_weight_rows"]
 
 
 def _reciprocal(divisor: int, limit: int) -> tuple:
@@ -26,42 +27,88 @@ def _reciprocal(divisor: int, limit: int) -> tuple:
     raise AssertionError(f"no reciprocal of {divisor} up to {limit}")  # 2·bits always suffices
 
 
-class NeuronDecoder(wiring.Component):
-    """A feature-map neuron index → ``(channel, row, column)`` in one combinational step.
+def decoded_layout(shape, ticks: int) -> data.StructLayout:
+    """A spike event on a ``(C, H, W)`` feature map with its neuron split: ``{channel, row,
+    column, tick, end}``."""
+    c, h, w = shape
+    return data.StructLayout({"channel": unsigned(max(1, (c - 1).bit_length())),
+                              "row": unsigned(max(1, (h - 1).bit_length())),
+                              "column": unsigned(max(1, (w - 1).bit_length())),
+                              "tick": unsigned(unsigned_width(ticks)), "end": unsigned(1)})
 
-    Neurons are numbered ``(c·H + y)·W + x`` (PyTorch order). Division by the constants ``H·W``
-    and ``W`` is a multiplication by a reciprocal and a shift, proven exact over the index range.
+
+class NeuronDecoder(wiring.Component):
+    """Split each event's feature-map neuron into ``(channel, row, column)``.
+
+    Neurons are numbered ``(c·H + y)·W + x`` (PyTorch order). ``n // (H·W)`` and ``n // W`` are
+    multiplications by a reciprocal and a shift, proven exact over the index range; the row and
+    column follow by subtracting constant multiples (shift-adds). When ``H·W`` and ``W`` are
+    powers of two this is wiring and the decoder passes events straight through (``latency``
+    0). Otherwise the two multiplications (DSP blocks, slow) end at a register and the events
+    queue in a 3-entry FIFO (``latency`` 2 cycles, one event per cycle); ``i.ready`` comes from
+    a register (a count of free FIFO entries), so the consumer's ready does not reach the producer.
 
     Parameters
     ----------
     shape : tuple (C, H, W)
+    ticks : int
+        The events' window.
 
     Members
     -------
-    neuron : In(range(C·H·W))
-    channel, row, column : Out(range(C)), Out(range(H)), Out(range(W))
+    i : In(stream.Signature(event_layout(C·H·W, ticks)))
+    o : Out(stream.Signature(decoded_layout(shape, ticks)))
+        The same events in the same order.
     """
 
-    def __init__(self, shape):
+    def __init__(self, shape, ticks: int):
         self.shape = tuple(int(v) for v in shape)
         if len(self.shape) != 3 or min(self.shape) < 1:
             self._MustUse__silence = True  # rejected, not unused
             raise ValueError(f"a feature map shape is (C, H, W) with each ≥ 1, got {shape!r}")
         c, h, w = self.shape
-        super().__init__({"neuron": In(range(c * h * w)), "channel": Out(range(c)),
-                          "row": Out(range(h)), "column": Out(range(w))})
+        self.latency = 0 if _power_of_two(h * w) and _power_of_two(w) else 2
+        super().__init__({"i": In(stream.Signature(event_layout(c * h * w, ticks))),
+                          "o": Out(stream.Signature(decoded_layout(self.shape, ticks)))})
 
     def elaborate(self, platform):
         m = Module()
         c, h, w = self.shape
-        plane_m, plane_s = _reciprocal(h * w, c * h * w - 1)
-        row_m, row_s = _reciprocal(w, h * w - 1)
-        channel = (self.neuron * plane_m) >> plane_s
-        in_plane = Signal(range(h * w))
-        m.d.comb += [self.channel.eq(channel), in_plane.eq(self.neuron - channel * (h * w))]
-        row = (in_plane * row_m) >> row_s
-        m.d.comb += [self.row.eq(row), self.column.eq(in_plane - row * w)]
+        limit = c * h * w - 1
+        plane_m, plane_s = _reciprocal(h * w, limit)
+        line_m, line_s = _reciprocal(w, limit)
+        payload = self.i.payload
+        # the quotients: channel = n // (H·W), line = n // W = channel·H + row
+        channel, line = (payload.neuron * plane_m) >> plane_s, (payload.neuron * line_m) >> line_s
+        if self.latency == 0:
+            neuron, tick, end = payload.neuron, payload.tick, payload.end
+            m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+            decoded = self.o.payload
+        else:
+            take = self.i.valid & self.i.ready
+            valid = Signal()
+            neuron, tick, end = Signal.like(payload.neuron), Signal.like(payload.tick), Signal()
+            channel_q = Signal(range(c), name="channel_q")
+            line_q = Signal(range(c * h), name="line_q")
+            m.d.sync += [valid.eq(take), neuron.eq(payload.neuron), tick.eq(payload.tick), end.eq(payload.end),
+                         channel_q.eq(channel), line_q.eq(line)]
+            channel, line = channel_q, line_q
+            depth = 3   # events in flight: the register, the FIFO write, the FIFO read
+            m.submodules.queue = queue = SyncFIFO(width=self.o.payload.shape().size, depth=depth)
+            decoded = Signal(self.o.payload.shape())
+            free = Signal(range(depth + 1), init=depth)
+            m.d.comb += [queue.w_en.eq(valid), queue.w_data.eq(decoded), self.i.ready.eq(free != 0),
+                         self.o.valid.eq(queue.r_rdy), self.o.payload.eq(queue.r_data),
+                         queue.r_en.eq(self.o.ready)]
+            m.d.sync += free.eq(free - take + (self.o.valid & self.o.ready))
+        m.d.comb += [decoded.channel.eq(channel), decoded.row.eq(line - times_constant(channel, h)),
+                     decoded.column.eq(neuron - times_constant(line, w)), decoded.tick.eq(tick),
+                     decoded.end.eq(end)]
         return m
+
+
+def _power_of_two(n: int) -> bool:
+    return n & (n - 1) == 0
 
 
 def conv_weight_rows(layer: IntConv2d) -> IntDense:
@@ -81,8 +128,9 @@ class ConvEngine(wiring.Component):
     channel ``o``. Only reaching taps are visited (per-row and per-column tap tables), and each
     visit updates ``lanes`` output channels at once: a spike reaching ``P`` positions costs
     ``P·ceil(O/lanes)`` cycles, in the dense engine's 4-stage pipeline (read weight row →
-    register it → multiply → read-add-write accumulator; the accumulator read port is
-    transparent to its write port, so taps hitting one word back to back need no stall).
+    register it, read the accumulator → multiply, register the accumulator → add, write back;
+    see :func:`~hdlgen.rtl_templates.dense.accumulate_stage` for why taps hitting one word back
+    to back need no stall).
 
     Accumulators live in block RAM, word ``(oy·OW + ox)·words + w`` holding channels
     ``w·lanes + l`` of one position; weights in a :class:`~hdlgen.rtl_templates.dense.WeightROM`
@@ -170,7 +218,9 @@ class ConvEngine(wiring.Component):
         acc_read = accumulators.read_port(transparent_for=(acc_write,))
         bias_read = bias.read_port()
         acc_now = word_layout(acc_read.data)
-        m.submodules.decoder = decoder = NeuronDecoder(layer.in_shape)
+        m.submodules.decoder = decoder = NeuronDecoder(layer.in_shape, layer.ticks_in)
+        wiring.connect(m, wiring.flipped(self.i), decoder.i)
+        spike = decoder.o
 
         row_count, row_weight, row_acc, row_width = self._tap_tables(self.row_taps, kw * words, out_w * words)
         col_count, col_weight, col_acc, col_width = self._tap_tables(self.column_taps, words, words)
@@ -193,8 +243,8 @@ class ConvEngine(wiring.Component):
         m.d.comb += [weight_row.eq(base + row_weight[y][tap_row] + col_weight[x][tap_col] + word),
                      acc_word.eq(row_acc[y][tap_row] + col_acc[x][tap_col] + word)]
 
-        # stage 1: weight row arrives (registered); stage 2: multiply, read the accumulator;
-        # stage 3: add and write back – as in the dense engine
+        # stage 1: weight row arrives (registered), read the accumulator; stage 2: multiply,
+        # register the accumulator word; stage 3: add and write back – as in the dense engine
         s1_valid, s1_word, s1_q = Signal(), Signal(range(acc_depth)), Signal.like(q)
         weight_data = Signal(weights.layout)
         s2_valid, s2_word, s2_q = Signal(), Signal(range(acc_depth)), Signal.like(q)
@@ -207,7 +257,8 @@ class ConvEngine(wiring.Component):
                      s3_valid.eq(s2_valid), s3_word.eq(s2_word)]
         m.d.sync += [s3_product[l].eq(weight_data[l] * s2_q) for l in range(lanes)]
         summed = Signal(word_layout)
-        m.d.comb += [summed[l].eq(acc_now[l] + s3_product[l]) for l in range(lanes)]
+        s3_acc = accumulate_stage(m, acc_now, summed, s1_word, (s2_valid, s2_word))
+        m.d.comb += [summed[l].eq(s3_acc[l] + s3_product[l]) for l in range(lanes)]
 
         # bias writes (after reset, and at each word's last read-out): issued one cycle ahead,
         # written when the bias ROM's data is there
@@ -217,7 +268,7 @@ class ConvEngine(wiring.Component):
             m.d.comb += [acc_write.addr.eq(s3_word), acc_write.data.eq(summed), acc_write.en.eq(1)]
         with m.Elif(reset_pending):
             m.d.comb += [acc_write.addr.eq(reset_addr), acc_write.data.eq(bias_read.data), acc_write.en.eq(1)]
-        m.d.comb += [acc_read.addr.eq(s2_word), acc_read.en.eq(1)]
+        m.d.comb += [acc_read.addr.eq(s1_word), acc_read.en.eq(1)]
 
         # the sequencer takes the pending spike when idle or in its last step
         take_pending = pending & ~pending_end & (~busy | last_step)
@@ -253,13 +304,12 @@ class ConvEngine(wiring.Component):
                     m.d.sync += [drain_addr.eq(0), drain_word.eq(0)]
                     m.next = "accumulate"
             with m.State("accumulate"):
-                m.d.comb += self.i.ready.eq(~pending | take_pending)
-                with m.If(self.i.valid & self.i.ready):
-                    m.d.sync += [pending.eq(1), pending_end.eq(self.i.payload.end),
-                                 pending_base.eq(decoder.channel * (kh * kw * words)),
-                                 pending_y.eq(decoder.row), pending_x.eq(decoder.column),
-                                 pending_q.eq(layer.ticks_in - self.i.payload.tick)]
-                m.d.comb += decoder.neuron.eq(self.i.payload.neuron)
+                m.d.comb += spike.ready.eq(~pending | take_pending)
+                with m.If(spike.valid & spike.ready):
+                    m.d.sync += [pending.eq(1), pending_end.eq(spike.payload.end),
+                                 pending_base.eq(times_constant(spike.payload.channel, kh * kw * words)),
+                                 pending_y.eq(spike.payload.row), pending_x.eq(spike.payload.column),
+                                 pending_q.eq(layer.ticks_in - spike.payload.tick)]
                 with m.If(pending & pending_end & ~busy):
                     m.d.sync += pending.eq(0)
                     m.next = "flush"

@@ -1,7 +1,7 @@
 """Event-driven dense layer engine: accumulators in block RAM, one weight word per cycle."""
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -10,7 +10,7 @@ from hdlgen.ttfs import IntDense
 
 from .events import acc_word_layout, event_layout
 
-__all__ = ["WeightROM", "DenseEngine", "pack_words", "check_lanes", "times_constant"]
+__all__ = ["WeightROM", "DenseEngine", "accumulate_stage", "pack_words", "check_lanes", "times_constant"]
 
 
 def check_lanes(component, layer: IntDense, lanes) -> int:
@@ -31,6 +31,22 @@ def times_constant(value, constant: int):
     a multiplier (which the tools may map to a slow DSP block)."""
     terms = [value << bit for bit in range(int(constant).bit_length()) if constant >> bit & 1]
     return sum(terms[1:], terms[0]) if terms else value * 0
+
+
+def accumulate_stage(m, read_data, summed, issue_word, ahead):
+    """The accumulator word the add stage starts from, as a register (returned).
+
+    The engines read an accumulator word two stages before they add to it: the read is issued
+    with ``issue_word``, its data (``read_data``) arrives a cycle later and is registered here,
+    and the add stage writes ``summed`` back a cycle after that. So the block RAM's slow output
+    only reaches a register, and the adder starts from flip-flops. Of the writes the read
+    misses, the one in the read's own cycle comes through the read port (transparent to the
+    write port); the one a cycle later – of the update just ahead, ``ahead = (valid, word)`` at
+    issue time – is forwarded: when it hits the same word, ``summed`` replaces ``read_data``."""
+    ahead_valid, ahead_word = ahead
+    hit, held = Signal(), Signal.like(summed, name="held_acc")
+    m.d.sync += [hit.eq(ahead_valid & (issue_word == ahead_word)), held.eq(Mux(hit, summed, read_data))]
+    return held
 
 
 def pack_words(values: np.ndarray, width: int) -> list:
@@ -137,8 +153,9 @@ class DenseEngine(wiring.Component):
     Per input spike ``(j, τ)`` with ``q = T_in − τ``, each of the ``words = ceil(fan_out/lanes)``
     accumulator words gets ``W[n, j]·q`` added in each lane, one word per cycle in a 4-stage
     pipeline (read weight row (``weights.latency`` cycles, 2: banked block RAMs with registered
-    outputs) → register it → multiply → read-add-write accumulator). The
-    accumulator read port is transparent to its write port, so back-to-back spikes need no
+    outputs) → register it, read the accumulator → multiply, register the accumulator → add,
+    write back). The accumulator is read two stages ahead of its write and a word written in
+    between is forwarded (:func:`accumulate_stage`), so back-to-back spikes need no
     stall even with one word. A spike costs ``words`` cycles; the next spike is accepted in its last cycle.
 
     On ``end`` the pipeline drains, then the accumulator words are streamed out on ``o`` and
@@ -215,12 +232,12 @@ class DenseEngine(wiring.Component):
         word = Signal(range(words))
         q = Signal(range(layer.ticks_in + 1))
         # stage 1: the weight row arrives and is registered (block RAM output → register, so
-        # the multiplier starts from a flip-flop)
+        # the multiplier starts from a flip-flop); read the accumulator word
         s1_valid, s1_word, s1_q = Signal(), Signal(range(words)), Signal(range(layer.ticks_in + 1))
         weight_row = Signal(weights.layout)
-        # stage 2: multiply; read the accumulator word
+        # stage 2: multiply; the accumulator word arrives and is registered
         s2_valid, s2_word, s2_q = Signal(), Signal(range(words)), Signal(range(layer.ticks_in + 1))
-        # stage 3: the accumulator word arrives; add and write back
+        # stage 3: add and write back
         s3_valid, s3_word = Signal(), Signal(range(words))
         s3_product = Array(Signal(signed(layer.weight_bits + q.shape().width + 1), name=f"product{l}")
                            for l in range(lanes))
@@ -239,7 +256,8 @@ class DenseEngine(wiring.Component):
                      s3_valid.eq(s2_valid), s3_word.eq(s2_word)]
         m.d.sync += [s3_product[l].eq(weight_row[l] * s2_q) for l in range(lanes)]
         summed = Signal(word_layout)
-        m.d.comb += [summed[l].eq(acc_now[l] + s3_product[l]) for l in range(lanes)]
+        s3_acc = accumulate_stage(m, acc_now, summed, s1_word, (s2_valid, s2_word))
+        m.d.comb += [summed[l].eq(s3_acc[l] + s3_product[l]) for l in range(lanes)]
 
         # bias reset (after reset and while draining): the row read at ``reset_word`` is written
         # back one cycle later, when the bias ROM's data is there
@@ -253,7 +271,7 @@ class DenseEngine(wiring.Component):
         with m.Elif(reset_pending):
             m.d.comb += [acc_write.addr.eq(reset_pending_word), acc_write.data.eq(bias_read.data),
                          acc_write.en.eq(1)]
-        m.d.comb += [acc_read.addr.eq(s2_word), acc_read.en.eq(1)]
+        m.d.comb += [acc_read.addr.eq(s1_word), acc_read.en.eq(1)]
         m.d.sync += reset_pending.eq(0)
 
         with m.FSM(name="phase"):

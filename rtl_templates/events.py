@@ -6,12 +6,12 @@ come in non-decreasing tick order (ties in increasing neuron order), then one ev
 and the stage reading its accumulators the payload is an accumulator word ``{acc, last}``.
 """
 
-from amaranth.hdl import signed, unsigned
+from amaranth.hdl import Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
 from hdlgen.ttfs import unsigned_width
 
-__all__ = ["event_layout", "acc_word_layout"]
+__all__ = ["event_layout", "acc_word_layout", "skid_buffer"]
 
 
 def event_layout(neurons: int, ticks: int) -> data.StructLayout:
@@ -34,3 +34,17 @@ def acc_word_layout(acc_width: int, lanes: int) -> data.StructLayout:
         "acc": data.ArrayLayout(signed(acc_width), lanes),
         "last": unsigned(1),
     })
+
+
+def skid_buffer(m, i, o):
+    """Pass stream ``i`` on to stream ``o`` through two registers: ``i.ready`` is a register (no
+    path from ``o.ready``), and one transfer per cycle goes through with a cycle of latency."""
+    layout = i.payload.shape()
+    spare_valid, spare = Signal(), Signal(layout, name="spare")
+    out_valid, out = Signal(), Signal(layout, name="out")
+    m.d.comb += [i.ready.eq(~spare_valid), o.valid.eq(out_valid), o.payload.eq(out)]
+    with m.If(~out_valid | o.ready):
+        m.d.sync += [out_valid.eq(spare_valid | i.valid), out.eq(Mux(spare_valid, spare, i.payload)),
+                     spare_valid.eq(0)]
+    with m.Elif(i.valid & ~spare_valid):
+        m.d.sync += [spare_valid.eq(1), spare.eq(i.payload)]

@@ -9,7 +9,8 @@ from hdlgen.cycles import axis_taps
 from hdlgen.ttfs import IntMaxPool2d
 
 from .conv import NeuronDecoder
-from .events import event_layout
+from .dense import times_constant
+from .events import event_layout, skid_buffer
 
 __all__ = ["MaxPoolUnit"]
 
@@ -29,7 +30,11 @@ class MaxPoolUnit(wiring.Component):
     within a tick; docs/rtl-interface.md).
 
     The read of a window's bit and its write are one cycle apart; the read port is transparent,
-    so back-to-back visits of one window see the new bit. After ``end`` passes on, the bits are
+    so back-to-back visits of one window see the new bit. Events leave through a skid buffer
+    (one cycle later), and a visit advances whenever the buffer has room, whether its window
+    emits or not: neither the fired bit's block RAM output nor ``o.ready`` reaches the
+    sequencer. The input's neurons are split into ``(c, y, x)`` by a :class:`NeuronDecoder`
+    (0 or 2 cycles). After ``end`` passes on, the bits are
     cleared (one window per cycle) while the next stage works; after reset they are cleared first.
 
     Parameters
@@ -72,7 +77,9 @@ class MaxPoolUnit(wiring.Component):
         m.submodules.fired = fired = Memory(shape=1, depth=fan_out, init=[])
         fired_write = fired.write_port()
         fired_read = fired.read_port(transparent_for=(fired_write,))
-        m.submodules.decoder = decoder = NeuronDecoder(layer.in_shape)
+        m.submodules.decoder = decoder = NeuronDecoder(layer.in_shape, layer.ticks)
+        wiring.connect(m, wiring.flipped(self.i), decoder.i)
+        spike = decoder.o
 
         # per input row/column: first window offset and how many windows (a contiguous range)
         row_count = Array(Const(len(ws), range(layer.kernel[0] + 1)) for ws in self.row_windows)
@@ -95,11 +102,15 @@ class MaxPoolUnit(wiring.Component):
         tick = Signal(tick_shape)
         # stage 2: the window's bit has arrived; emit if it was not fired
         s2_valid, s2_end, s2_window, s2_tick = Signal(), Signal(), Signal(window_shape), Signal(tick_shape)
-        emit = s2_valid & (s2_end | ~fired_read.data)
-        advance = ~emit | self.o.ready
-        m.d.comb += [self.o.valid.eq(emit), self.o.payload.neuron.eq(s2_window),
-                     self.o.payload.tick.eq(s2_tick), self.o.payload.end.eq(s2_end),
-                     fired_read.addr.eq(window), fired_read.en.eq(advance)]
+        # Emitted events leave through a skid buffer, and the stage advances whenever the buffer
+        # has room, emitting or not: the fired bit (a block RAM's slow output) then only decides
+        # ``emitted.valid``, and neither it nor the consumer's ready reaches the sequencer.
+        emitted = stream.Signature(self.o.payload.shape()).create(path=("emitted",))
+        skid_buffer(m, emitted, self.o)
+        advance = ~s2_valid | emitted.ready
+        m.d.comb += [emitted.valid.eq(s2_valid & (s2_end | ~fired_read.data)),
+                     emitted.payload.neuron.eq(s2_window), emitted.payload.tick.eq(s2_tick),
+                     emitted.payload.end.eq(s2_end), fired_read.addr.eq(window), fired_read.en.eq(advance)]
 
         last_tap = (tap_row + 1 == rows) & (tap_col + 1 == cols)
         load = Signal()
@@ -114,7 +125,7 @@ class MaxPoolUnit(wiring.Component):
                     m.d.sync += [clear_addr.eq(0), closing.eq(0)]
                     m.next = "pass"
             with m.State("pass"):
-                m.d.comb += self.i.ready.eq(~pending | load)
+                m.d.comb += spike.ready.eq(~pending | load)
                 m.d.comb += [fired_write.addr.eq(s2_window), fired_write.data.eq(1),
                              fired_write.en.eq(s2_valid & ~s2_end & advance)]
                 with m.If(advance):
@@ -135,13 +146,12 @@ class MaxPoolUnit(wiring.Component):
                                      row_start.eq(row_start + out_w)]
                     with m.Elif(busy):
                         m.d.sync += [tap_col.eq(tap_col + 1), window.eq(window + 1)]
-                with m.If(self.i.valid & self.i.ready):
-                    m.d.sync += [pending.eq(1), pending_end.eq(self.i.payload.end),
-                                 pending_base.eq(decoder.channel * (out_h * out_w)),
-                                 pending_y.eq(decoder.row), pending_x.eq(decoder.column),
-                                 pending_tick.eq(self.i.payload.tick)]
-                m.d.comb += decoder.neuron.eq(self.i.payload.neuron)
-                with m.If(s2_end & self.o.ready):
+                with m.If(spike.valid & spike.ready):
+                    m.d.sync += [pending.eq(1), pending_end.eq(spike.payload.end),
+                                 pending_base.eq(times_constant(spike.payload.channel, out_h * out_w)),
+                                 pending_y.eq(spike.payload.row), pending_x.eq(spike.payload.column),
+                                 pending_tick.eq(spike.payload.tick)]
+                with m.If(s2_end & emitted.ready):
                     m.d.sync += s2_valid.eq(0)
                     m.next = "clear"
         return m

@@ -5,6 +5,7 @@ import itertools
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Signal
 
 from hdlgen import golden
 from hdlgen.cycles import axis_taps
@@ -71,21 +72,33 @@ def test_axis_taps_skip_border_and_stride_offsets():
     assert axis_taps(5, 3, 2, 1, 3) == [[(1, 0)], [(0, 1), (2, 0)], [(1, 1)], [(0, 2), (2, 1)], [(1, 2)]]
 
 
-def test_neuron_decoder_is_exact():
-    from amaranth.sim import Simulator
-    shape = (3, 5, 7)
-    dut = NeuronDecoder(shape)
-    sim = Simulator(dut)
-    seen = []
+@pytest.mark.parametrize("shape, latency", [((3, 5, 7), 2), ((2, 4, 8), 0)])
+@pytest.mark.parametrize("gap, stall", [(0.0, 0.0), (0.3, 0.5)])
+def test_neuron_decoder_is_exact_in_order(shape, latency, gap, stall):
+    rng = np.random.default_rng(sum(shape) + int(10 * stall))
+    dut = NeuronDecoder(shape, 7)
+    assert dut.latency == latency
+    neurons = list(range(int(np.prod(shape)))) + list(rng.permutation(int(np.prod(shape))))
+    inputs = [{"neuron": int(n), "tick": int(n) % 8, "end": int(n % 5 == 0)} for n in neurons]
+    top = Module()      # a clock domain even when the decoder is only wiring
+    top.submodules.dut = dut
+    top.d.sync += Signal().eq(1)
+    got = simulate(top, inputs, dut.i, dut.o, lambda out: len(out) == len(inputs), rng, gap=gap, stall=stall)
+    want = [tuple(int(v) for v in np.unravel_index(n, shape)) + (int(n) % 8, int(n % 5 == 0)) for n in neurons]
+    assert [(int(p.channel), int(p.row), int(p.column), int(p.tick), int(p.end)) for p in got] == want
 
-    async def bench(ctx):
-        for n in range(int(np.prod(shape))):
-            ctx.set(dut.neuron, n)
-            seen.append((ctx.get(dut.channel), ctx.get(dut.row), ctx.get(dut.column)))
 
-    sim.add_testbench(bench)
-    sim.run()
-    assert seen == [tuple(int(v) for v in np.unravel_index(n, shape)) for n in range(int(np.prod(shape)))]
+def test_neuron_decoder_takes_one_event_per_cycle():
+    dut = NeuronDecoder((3, 5, 7), 7)
+    inputs = [{"neuron": n, "tick": 0, "end": 0} for n in range(40)]
+    cycles = []
+
+    def done(out):
+        cycles.append(len(out))
+        return len(out) == len(inputs)
+
+    simulate(dut, inputs, dut.i, dut.o, done, np.random.default_rng(0), gap=0.0, stall=0.0)
+    assert len(cycles) <= len(inputs) + dut.latency + 2
 
 
 @pytest.mark.parametrize("seed", range(3))
