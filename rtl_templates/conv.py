@@ -136,7 +136,8 @@ class ConvEngine(wiring.Component):
     ``w·lanes + l`` of one position; weights in a :class:`~hdlgen.rtl_templates.dense.WeightROM`
     (:func:`conv_weight_rows`). On ``end`` the pipeline drains and the accumulators are streamed
     out one neuron per cycle in neuron order ``(o·OH + oy)·OW + ox`` (the spike-time bank takes
-    one neuron per cycle anyway); each word is reset to the bias at its last read. After reset
+    one neuron per cycle anyway), each word registered after the block RAM before its lane is
+    selected; each word is reset to the bias at its last read. After reset
     the engine first writes the biases (``OH·OW·words`` cycles).
 
     Parameters
@@ -257,7 +258,9 @@ class ConvEngine(wiring.Component):
                      s3_valid.eq(s2_valid), s3_word.eq(s2_word)]
         m.d.sync += [s3_product[l].eq(weight_data[l] * s2_q) for l in range(lanes)]
         summed = Signal(word_layout)
-        s3_acc = accumulate_stage(m, acc_now, summed, s1_word, (s2_valid, s2_word))
+        held_enable = Signal()   # low when the read-out stalls (see "drain")
+        m.d.comb += held_enable.eq(1)
+        s3_acc = accumulate_stage(m, acc_now, summed, s1_word, (s2_valid, s2_word), held_enable)
         m.d.comb += [summed[l].eq(s3_acc[l] + s3_product[l]) for l in range(lanes)]
 
         # bias writes (after reset, and at each word's last read-out): issued one cycle ahead,
@@ -289,9 +292,12 @@ class ConvEngine(wiring.Component):
         drain_word, drain_lane = Signal(range(words)), Signal(range(lanes))
         drain_position, drain_addr = Signal(range(self.positions)), Signal(range(acc_depth))
         drain_channel = Signal(range(channels + 1))
+        # read-out pipeline: the block RAM's output (``out_*``), then ``s3_acc`` (``held_*``), a
+        # register, so the lane multiplexer starts from flip-flops
         out_valid, out_last, out_lane = Signal(), Signal(), Signal(range(lanes))
-        m.d.comb += [self.o.payload.acc[0].eq(acc_now[out_lane]), self.o.payload.last.eq(out_last),
-                     self.o.valid.eq(out_valid)]
+        held_valid, held_last, held_lane = Signal(), Signal(), Signal(range(lanes))
+        m.d.comb += [self.o.payload.acc[0].eq(s3_acc[held_lane]), self.o.payload.last.eq(held_last),
+                     self.o.valid.eq(held_valid)]
 
         with m.FSM(name="phase"):
             with m.State("clear"):
@@ -317,13 +323,14 @@ class ConvEngine(wiring.Component):
                 with m.If(~s1_valid & ~s2_valid & ~s3_valid):
                     m.next = "drain"
             with m.State("drain"):
-                # acc_read's data is the output register: it advances when its neuron leaves
-                advance = ~out_valid | self.o.ready
+                # both read-out registers advance when the held neuron leaves
+                advance = ~held_valid | self.o.ready
                 more = drain_channel != channels
                 m.d.comb += [acc_read.addr.eq(drain_addr), acc_read.en.eq(advance),
-                             bias_read.addr.eq(drain_word)]
+                             bias_read.addr.eq(drain_word), held_enable.eq(advance)]
                 with m.If(advance):
-                    m.d.sync += [out_valid.eq(more), out_lane.eq(drain_lane),
+                    m.d.sync += [held_valid.eq(out_valid), held_lane.eq(out_lane), held_last.eq(out_last),
+                                 out_valid.eq(more), out_lane.eq(drain_lane),
                                  out_last.eq((drain_channel == channels - 1) &
                                              (drain_position == self.positions - 1))]
                     with m.If(more):
@@ -337,8 +344,8 @@ class ConvEngine(wiring.Component):
                             with m.If(drain_lane == lanes - 1):
                                 m.d.sync += [drain_lane.eq(0), drain_word.eq(drain_word + 1),
                                              drain_addr.eq(drain_word + 1)]
-                with m.If(out_valid & self.o.ready & out_last):
-                    m.d.sync += [out_valid.eq(0), drain_channel.eq(0), drain_word.eq(0), drain_lane.eq(0),
-                                 drain_addr.eq(0), drain_position.eq(0)]
+                with m.If(held_valid & self.o.ready & held_last):
+                    m.d.sync += [out_valid.eq(0), held_valid.eq(0), drain_channel.eq(0), drain_word.eq(0),
+                                 drain_lane.eq(0), drain_addr.eq(0), drain_position.eq(0)]
                     m.next = "accumulate"
         return m

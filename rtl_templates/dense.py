@@ -33,7 +33,7 @@ def times_constant(value, constant: int):
     return sum(terms[1:], terms[0]) if terms else value * 0
 
 
-def accumulate_stage(m, read_data, summed, issue_word, ahead):
+def accumulate_stage(m, read_data, summed, issue_word, ahead, enable=1):
     """The accumulator word the add stage starts from, as a register (returned).
 
     The engines read an accumulator word two stages before they add to it: the read is issued
@@ -42,10 +42,13 @@ def accumulate_stage(m, read_data, summed, issue_word, ahead):
     only reaches a register, and the adder starts from flip-flops. Of the writes the read
     misses, the one in the read's own cycle comes through the read port (transparent to the
     write port); the one a cycle later – of the update just ahead, ``ahead = (valid, word)`` at
-    issue time – is forwarded: when it hits the same word, ``summed`` replaces ``read_data``."""
+    issue time – is forwarded: when it hits the same word, ``summed`` replaces ``read_data``.
+    The register keeps its value while ``enable`` is low (a conv engine's read-out stalls it)."""
     ahead_valid, ahead_word = ahead
     hit, held = Signal(), Signal.like(summed, name="held_acc")
-    m.d.sync += [hit.eq(ahead_valid & (issue_word == ahead_word)), held.eq(Mux(hit, summed, read_data))]
+    m.d.sync += hit.eq(ahead_valid & (issue_word == ahead_word))
+    with m.If(enable):
+        m.d.sync += held.eq(Mux(hit, summed, read_data))
     return held
 
 
