@@ -97,7 +97,10 @@ class TickSorter(wiring.Component):
         # append, second cycle: tail[tick] of the event taken last cycle has arrived
         appending, append_tick, append_neuron = Signal(), Signal(range(ticks)), Signal(index_shape)
         link_addr = Signal(index_shape)
-        m.d.comb += [link_addr.eq(Mux(appending, tail_read.data, current_next)),
+        # ``take_link`` (emitting) and ``appending`` (collecting) never meet, so the link memory's
+        # output is the last multiplexer's input: one LUT between its output and its address
+        m.d.comb += [link_addr.eq(Mux(take_link, link_read.data,
+                                      Mux(appending, tail_read.data, Mux(take_head, head_read.data, current)))),
                      link_read.addr.eq(link_addr), link_write.addr.eq(link_addr)]
         m.d.sync += appending.eq(0)
         with m.If(appending):
