@@ -28,7 +28,7 @@ class SpikeTimeBank(wiring.Component):
     tick 0). The ladder is searched in binary rather than with ``T`` comparators: first
     ``A ≥ K·T``, then a restoring division for the bits of ``q < T`` (one compare-subtract
     per bit, each a pipeline stage). ``K`` is a constant when all neurons share it, else a
-    per-neuron ROM.
+    per-neuron ROM whose output is registered (one more stage) before the first compare.
 
     Neurons are handled one per cycle in index order; their spikes go into a
     :class:`TickSorter`, which emits them by tick (ties: increasing neuron), then ``end``.
@@ -104,7 +104,11 @@ class SpikeTimeBank(wiring.Component):
                                             init=[int(v) for v in k_per_neuron(layer)])
             k_read = k_rom.read_port()
             m.d.comb += k_read.addr.eq(neuron)
-            k = k_read.data
+            # one more stage: K leaves the block RAM into a register before the first compare
+            k = Signal(unsigned(k_width), name="k0")
+            staged = Signal(name="valid0k"), Signal(name="end0k"), Signal(signed(self.acc_width), name="rem0k")
+            m.d.sync += [k.eq(k_read.data)] + [to.eq(frm) for to, frm in zip(staged, (valid, end, potential))]
+            valid, end, potential = staged
         rem = potential
         saturated = Const(0)
         q = Const(0, range(ticks + 1))
