@@ -3,7 +3,7 @@
 ::
 
     rx pin → UARTReceiver → byte FIFO → FrameReceiver ─pixels──→ core (NetworkTop) ─result─┐
-                                              └─verdicts─→ verdict FIFO ─→ ResponseEncoder ←┘
+                                              └─verdicts→ verdict stage ─→ ResponseEncoder ←┘
                                                                                └→ UARTTransmitter → tx pin
 
 The receiver streams a CLASSIFY frame's pixels into the core as they arrive (no image buffer)
@@ -576,6 +576,11 @@ class ByteFIFO(wiring.Component):
         return m
 
 
+def _step_bits(cycles: int) -> int:
+    """A timer of ``cycles`` counts steps of ``2**k`` cycles: about 16 steps, ``1 ≤ k ≤ 16``."""
+    return min(16, max(1, cycles.bit_length() - 4))
+
+
 class HostLink(wiring.Component):
     """The board side of the host link around a network core: UART in, core, UART out.
 
@@ -631,8 +636,8 @@ class HostLink(wiring.Component):
         self.divisor = uart_divisor(clk_freq, baud)
         self.timeout_cycles = max(1, round(timeout * clk_freq))
         self.error_cycles = max(1, round(error_hold * clk_freq))
-        self.timeout_step_bits = min(16, max(1, self.timeout_cycles.bit_length() - 4))
-        self.error_step_bits = min(16, max(1, self.error_cycles.bit_length() - 4))
+        self.timeout_step_bits = _step_bits(self.timeout_cycles)
+        self.error_step_bits = _step_bits(self.error_cycles)
         if rx_fifo_depth < 2 or rx_fifo_depth & (rx_fifo_depth - 1) or verdict_depth < 1:
             raise ValueError(f"the byte FIFO's depth must be a power of two ≥ 2 (got {rx_fifo_depth}), "
                              f"the verdict FIFO's ≥ 1 (got {verdict_depth})")

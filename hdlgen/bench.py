@@ -18,9 +18,10 @@ from . import golden
 from .data import Dataset
 from .report import evaluate
 from .simulate import simulate
-from .ttfs import IntMaxPool2d, TTFSNet
+from .ttfs import TTFSNet
 
 __all__ = ["ticks_label", "accuracy_row", "rtl_row", "board_row", "format_accuracy", "format_rtl", "format_boards"]
+
 
 def golden_images_per_second(net: TTFSNet, data: Dataset, batch: int = 4096, least_seconds: float = 0.5) -> float:
     """Images per second of the batch golden model (:func:`hdlgen.golden.run_batch`) over ``data``,
@@ -79,14 +80,13 @@ def board_row(net: TTFSNet, board, lanes: int, out_dir, *, clock_hz: float | Non
         report = build(net, board, out_dir, lanes=lanes, clock_hz=clock_hz)
     except BuildFailed as e:
         return {**row, "problem": str(e)}
-    weight_bits = max(layer.weight_bits for layer in net.layers if not isinstance(layer, IntMaxPool2d))
     usage = report.utilization
     fits = report.bitstream is not None and all(u.used <= u.available for u in usage.values())
     meets = fits and report.fmax_mhz is not None and report.fmax_mhz >= report.clock_mhz
     achieved = min(report.fmax_mhz, report.clock_mhz) if fits and report.fmax_mhz else None
     return {**row, "utilization": {k: {"used": u.used, "available": u.available} for k, u in usage.items()},
             "fmax_mhz": report.fmax_mhz, "clock_mhz": report.clock_mhz, "fits": fits, "meets_timing": meets,
-            "problem": check_report(report, lanes=lanes, weight_bits=weight_bits),
+            "problem": check_report(report, lanes=lanes, weight_bits=net.weight_bits),
             "build_seconds": None if report.seconds is None else round(report.seconds, 1),
             "us_per_inference": None if achieved is None or cycles_mean is None else round(cycles_mean / achieved, 2),
             "bitstream": None if report.bitstream is None else str(report.bitstream)}

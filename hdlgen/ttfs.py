@@ -321,6 +321,11 @@ class TTFSNet:
     def classes(self) -> int:
         return self.layers[-1].fan_out
 
+    @property
+    def weight_bits(self) -> int:
+        """The widest weights of any layer (max-pools have none)."""
+        return max(layer.weight_bits for layer in self.layers if not isinstance(layer, IntMaxPool2d))
+
 
 LAYER_TYPES = {cls.kind: cls for cls in (IntDense, IntConv2d, IntMaxPool2d)}
 

@@ -31,9 +31,8 @@ def decoded_layout(shape, ticks: int) -> data.StructLayout:
     """A spike event on a ``(C, H, W)`` feature map with its neuron split: ``{channel, row,
     column, tick, end}``."""
     c, h, w = shape
-    return data.StructLayout({"channel": unsigned(max(1, (c - 1).bit_length())),
-                              "row": unsigned(max(1, (h - 1).bit_length())),
-                              "column": unsigned(max(1, (w - 1).bit_length())),
+    return data.StructLayout({"channel": unsigned(unsigned_width(c - 1)), "row": unsigned(unsigned_width(h - 1)),
+                              "column": unsigned(unsigned_width(w - 1)),
                               "tick": unsigned(unsigned_width(ticks)), "end": unsigned(1)})
 
 

@@ -55,8 +55,7 @@ def run(args):
     report = build(net, board, out, lanes=args.lanes, baud=args.baud,
                    clock_hz=None if args.clock is None else args.clock * 1e6, spram=args.spram)
     print(format_report(report))
-    problem = check_report(report, lanes=args.lanes,
-                           weight_bits=max(layer.weight_bits for layer in net.layers if not isinstance(layer, ttfs.IntMaxPool2d)))
+    problem = check_report(report, lanes=args.lanes, weight_bits=net.weight_bits)
     flashed = False
     if problem is None and args.flash:
         flash(report.bitstream, board)
