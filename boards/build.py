@@ -22,6 +22,7 @@ from pathlib import Path
 from .clocks import pll_setting
 from .platforms import Board
 from ..errors import UserError
+from ..geometry import NetGeometry, ceil_div
 
 __all__ = ["RESOURCES", "Utilization", "BuildReport", "parse_report", "parse_log_utilization", "check_report",
            "weight_precheck", "toolchain_env", "build", "BuildFailed"]
@@ -159,9 +160,8 @@ def weight_precheck(core, board: Board) -> BuildReport | None:
     """
     blocks = BRAM_BLOCKS.get(board.device)
     block_bits = BRAM_BLOCK_BITS[board.family]
-    from ..rtl_templates.dense import WeightROM
-    needed = sum(-(-engine.weights.bits // block_bits) for engine in getattr(core, "engines", [])
-                 if isinstance(engine.weights, WeightROM))
+    needed = sum(ceil_div(engine.geometry.weight_memory_bits, block_bits) for engine in getattr(core, "engines", [])
+                 if engine.weights is None)   # still the block-RAM ROM
     if blocks is None or needed <= blocks:
         return None
     spram = Utilization(0, 4 if board.device == "iCE40UP5K" else 0)
@@ -219,9 +219,10 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None 
     if core is None:
         from ..rtl_templates.top import NetworkTop
         try:
-            core = NetworkTop(net, lanes=lanes)
+            NetGeometry(net, lanes)   # before building anything
         except ValueError as e:
             raise UserError(f"--lanes: {e}") from None
+        core = NetworkTop(net, lanes=lanes)
     spram_layers = []
     if spram:
         from .spram import place_weights
@@ -229,7 +230,7 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None 
             raise UserError(f"--spram: {board.name} ({board.device}) has no SPRAM; it is on iCE40 UP5K boards")
         spram_layers = place_weights(core)
         if not spram_layers:
-            rows = ", ".join(f"{engine.weights.layout.size}" for engine in core.engines)
+            rows = ", ".join(f"{engine.geometry.row_bits}" for engine in core.engines)
             raise UserError(f"--spram: no layer's weights fit the {board.name}'s SPRAMs (rows of weight bits × lanes "
                             f"must be ≤ 16 bits, here {rows}; at most 1 Mbit); use fewer lanes")
     early = weight_precheck(core, board)

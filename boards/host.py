@@ -21,7 +21,7 @@ import numpy as np
 
 from . import link
 from ..errors import UserError
-from ..ttfs import IntMaxPool2d
+from ..geometry import NetGeometry
 
 __all__ = ["Device", "ClassifyStats"]
 
@@ -144,16 +144,14 @@ class Device:
         LOAD (its offset or layer included) may have written anywhere. Hence the whole load is
         repeated until one pass goes through without any ERROR or resend.
         """
-        from ..rtl_templates.top import layer_lanes
-        from .spram import layer_image
+        from .spram import spram_image
 
         info = info or self.info()
         requests = []
         total = 0
-        engine_layers = [i for i, layer in enumerate(net.layers) if not isinstance(layer, IntMaxPool2d)]  # pools: no engine
+        geometry = NetGeometry(net, info.lanes)
         for index in info.layers_to_load:
-            layer = engine_layers[index]
-            words = layer_image(net.layers[layer], layer_lanes(net, info.lanes)[layer])
+            words = spram_image(geometry.layers[geometry.engines[index]])
             total += len(words)
             for offset in range(0, len(words), link.MAX_LOAD_WORDS):
                 chunk = words[offset:offset + link.MAX_LOAD_WORDS]

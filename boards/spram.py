@@ -6,25 +6,25 @@ layers must live in SPRAM. SPRAM gets no contents from the bitstream (and yosys 
 it from an initialised memory), so after configuration the host writes the weights with LOAD
 messages (:mod:`hdlgen.boards.link`) before classifying.
 
-:class:`SPRAMWeights` replaces a dense engine's ``WeightROM`` (the boundary documented in
-``rtl_templates/dense.py``: members ``addr``, ``en``, ``data``, one cycle read latency) and adds a
-write port. Rows of ``weight_bits × lanes ≤ 16`` bits are packed ``per_word`` to a 16-bit
+:class:`SPRAMWeights` takes the place of an engine's ``WeightROM`` (the boundary documented in
+``rtl_templates/dense.py``: members ``addr``, ``en``, ``data``, the stage geometry's
+``weight_latency`` cycles of read latency) and adds a write port. Rows of ``weight_bits × lanes ≤ 16`` bits are packed ``per_word`` to a 16-bit
 SPRAM word (``per_word`` a power of two), row ``r`` in word ``r >> log2(per_word)`` at slot
 ``r & (per_word − 1)``; words ``0..16383`` in SPRAM 0, the next 16384 in SPRAM 1, and so on.
 :func:`spram_image` gives the words the host writes.
 """
 
 import numpy as np
-from amaranth import ClockSignal, Instance, Module, Mux, Signal, unsigned
+from amaranth import ClockSignal, Instance, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ..errors import UserError
+from ..geometry import ceil_div
 
-__all__ = ["SPRAM_WORDS", "SPRAM_COUNT", "WeightWrite", "spram_shape", "spram_image", "layer_image",
-           "SPRAMWeights", "place_weights"]
+__all__ = ["SPRAM_WORDS", "SPRAM_COUNT", "WeightWrite", "spram_shape", "spram_image", "SPRAMWeights", "place_weights"]
 
 SPRAM_WORDS = 16384      # 16-bit words per SB_SPRAM256KA
 SPRAM_COUNT = 4          # on the iCE40 UP5K
@@ -38,44 +38,34 @@ def spram_shape(row_bits: int, rows: int) -> tuple[int, int, int]:
     if not 1 <= row_bits <= WORD_BITS:
         raise UserError(f"SPRAM weights need weight bits × lanes ≤ {WORD_BITS}, got {row_bits}; use fewer lanes")
     per_word = 1 << (WORD_BITS // row_bits).bit_length() - 1
-    words = -(-rows // per_word)
-    return per_word, words, -(-words // SPRAM_WORDS)
+    words = ceil_div(rows, per_word)
+    return per_word, words, ceil_div(words, SPRAM_WORDS)
 
 
-def spram_image(rom) -> np.ndarray:
-    """The 16-bit words to write for a ``WeightROM`` (its ``init`` rows, packed as above)."""
-    row_bits = rom.layout.size
-    per_word, words, _ = spram_shape(row_bits, len(rom.init))
-    rows = list(rom.init) + [0] * (words * per_word - len(rom.init))
-    return np.array([sum(rows[w * per_word + s] << (s * row_bits) for s in range(per_word))
+def spram_image(geometry) -> np.ndarray:
+    """The 16-bit words to write for an engine's weights (its stage geometry's
+    ``weight_rows()``, packed as above): what the host sends in LOADs."""
+    rows = geometry.weight_rows()
+    per_word, words, _ = spram_shape(geometry.row_bits, len(rows))
+    rows = rows + [0] * (words * per_word - len(rows))
+    return np.array([sum(rows[w * per_word + s] << (s * geometry.row_bits) for s in range(per_word))
                      for w in range(words)], dtype=np.uint16)
 
 
-def layer_image(layer, lanes: int) -> np.ndarray:
-    """:func:`spram_image` of a layer's weights at ``lanes`` (what the host sends in LOADs)."""
-    from ..rtl_templates.conv import conv_weight_rows
-    from ..rtl_templates.dense import WeightROM
-    from ..ttfs import IntConv2d
-
-    rom = WeightROM(conv_weight_rows(layer) if isinstance(layer, IntConv2d) else layer, lanes)
-    rom._MustUse__silence = True   # only its contents are wanted here, it is never elaborated
-    return spram_image(rom)
-
-
 def place_weights(core, sprams: int = SPRAM_COUNT) -> list:
-    """Move the largest layers' weights into SPRAM while the SPRAMs last; returns their indices.
+    """Move the largest engines' weights into SPRAM while the SPRAMs last; returns their engine indices.
 
-    Replaces ``core.engines[i].weights`` (before the core is elaborated) by :class:`SPRAMWeights`.
+    Gives ``core.engines[i].weights`` (before the core is elaborated) a :class:`SPRAMWeights`.
     """
+    stages = [core.geometry.layers[layer] for layer in core.geometry.engines]
     chosen = []
-    for index in sorted(range(len(core.engines)), key=lambda i: -core.engines[i].weights.bits):
-        rom = core.engines[index].weights
-        if rom.layout.size > WORD_BITS:
+    for index in sorted(range(len(stages)), key=lambda i: -stages[i].weight_memory_bits):
+        stage = stages[index]
+        if stage.row_bits > WORD_BITS:
             continue
-        _, _, needed = spram_shape(rom.layout.size, len(rom.init))
+        _, _, needed = spram_shape(stage.row_bits, stage.weight_row_count)
         if needed <= sprams:
-            rom._MustUse__silence = True   # replaced, not forgotten
-            core.engines[index].weights = SPRAMWeights(rom, index)
+            core.engines[index].weights = SPRAMWeights(stage, index)
             sprams -= needed
             chosen.append(index)
     return sorted(chosen)
@@ -84,8 +74,8 @@ def place_weights(core, sprams: int = SPRAM_COUNT) -> list:
 class SPRAMWeights(wiring.Component):
     """A layer's weight rows in SPRAM: ``WeightROM``'s read members plus a write port.
 
-    Reads: ``data`` is the row at ``addr`` of the cycle ``latency`` (the replaced ``WeightROM``'s,
-    1 or 2) cycles before, with ``en`` high. Writes: a ``write`` transfer whose ``layer`` is this one's
+    Reads: ``data`` is the row at ``addr`` of the cycle ``latency`` (the geometry's
+    ``weight_latency``, 1 or 2) cycles before, with ``en`` high. Writes: a ``write`` transfer whose ``layer`` is this one's
     stores the 16-bit ``data`` at word ``addr`` one cycle later (always ready; the transfer is
     registered first, so the host link's frame logic does not reach the SPRAM pins in one
     path; a write and a read in the same cycle: the write wins, the read returns stale data –
@@ -94,26 +84,24 @@ class SPRAMWeights(wiring.Component):
 
     Parameters
     ----------
-    rom : WeightROM
-        The memory it replaces (shape and contents for :func:`spram_image`).
+    geometry : DenseGeometry or ConvGeometry
+        The engine's stage geometry: row layout, rows (for :func:`spram_image`) and read latency.
     layer : int
-        Index of the layer, matched against ``write.payload.layer``.
+        Index of the engine, matched against ``write.payload.layer``.
     """
 
-    def __init__(self, rom, layer: int):
-        self.rom = rom
+    def __init__(self, geometry, layer: int):
+        self.geometry = geometry
         self.layer = layer
-        self.row_bits = rom.layout.size
-        self.per_word, self.spram_words, self.sprams = spram_shape(self.row_bits, len(rom.init))
-        self.bits = rom.bits
-        self.layout = rom.layout
-        self.lanes = rom.lanes
-        self.words = rom.words
-        self.latency = getattr(rom, "latency", 1)
+        self.row_bits = geometry.row_bits
+        rows = geometry.weight_row_count
+        self.per_word, self.spram_words, self.sprams = spram_shape(self.row_bits, rows)
+        self.latency = geometry.weight_latency
+        self.layout = data.ArrayLayout(signed(geometry.layer.weight_bits), geometry.lanes)
         super().__init__({
-            "addr": In(range(len(rom.init))),
+            "addr": In(range(rows)),
             "en": In(1),
-            "data": Out(rom.layout),
+            "data": Out(self.layout),
             "write": In(stream.Signature(WeightWrite)),
         })
 

@@ -1,10 +1,9 @@
-"""Float numpy implementations of the IR nodes: the ANN reference the SNN is compared with."""
+"""Float numpy kernels of the IR nodes (:meth:`hdlgen.ir.Node.apply`): the ANN reference the SNN is
+compared with. They take arrays and settings, never nodes, so this module needs nothing of the IR."""
 
 import numpy as np
 
-from . import ir
-
-__all__ = ["apply_node", "im2col"]
+__all__ = ["im2col", "conv2d", "pool2d", "channel_affine"]
 
 
 def im2col(x, kernel, stride, padding, pad_value=0.0):
@@ -16,36 +15,21 @@ def im2col(x, kernel, stride, padding, pad_value=0.0):
     return windows.transpose(0, 2, 3, 1, 4, 5)
 
 
-def _conv(node, x):
-    cols = im2col(x, node.weight.shape[2:], node.stride, node.padding)
-    y = np.einsum("nhwckl,ockl->nohw", cols, node.weight, optimize=True)
-    return y + node.bias[None, :, None, None]
+def conv2d(x, weight, bias, stride, padding):
+    """PyTorch's ``conv2d`` of a batch (N, C, H, W) with ``weight`` (O, C, KH, KW)."""
+    cols = im2col(x, weight.shape[2:], stride, padding)
+    y = np.einsum("nhwckl,ockl->nohw", cols, weight, optimize=True)
+    return y + bias[None, :, None, None]
 
 
-def _pool(node, x, reduce):
+def pool2d(x, kernel, stride, padding, reduce):
+    """Max (``reduce=np.max``, padding never wins) or average (``np.mean``, zero padding) pooling."""
     pad = -np.inf if reduce is np.max else 0.0
-    cols = im2col(x, node.kernel, node.stride, node.padding, pad_value=pad)
+    cols = im2col(x, kernel, stride, padding, pad_value=pad)
     return reduce(cols, axis=(4, 5)).transpose(0, 3, 1, 2)
 
 
-def apply_node(node, x):
-    """Apply one IR node to a batch."""
-    if isinstance(node, ir.Dense):
-        return x @ node.weight.T + node.bias
-    if isinstance(node, ir.Conv2d):
-        return _conv(node, x)
-    if isinstance(node, ir.MaxPool2d):
-        return _pool(node, x, np.max)
-    if isinstance(node, ir.AvgPool2d):
-        return _pool(node, x, np.mean)
-    if isinstance(node, ir.BatchNorm):
-        scale, shift = node.scale_shift()
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        return x * scale.reshape(shape) + shift.reshape(shape)
-    if isinstance(node, ir.Flatten):
-        return x.reshape(x.shape[0], -1)
-    if isinstance(node, ir.ReLU):
-        return np.maximum(x, 0.0)
-    if isinstance(node, (ir.Output, ir.Input)):
-        return x
-    raise TypeError(f"no float implementation for {type(node).__name__}")
+def channel_affine(x, scale, shift):
+    """``x·scale + shift`` per channel (the first axis after the batch)."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return x * scale.reshape(shape) + shift.reshape(shape)

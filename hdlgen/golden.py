@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .float_ops import im2col
-from .ttfs import IntDense, IntMaxPool2d, TTFSNet
+from .ttfs import TTFSNet
 
-__all__ = ["BatchResult", "EventResult", "run_batch", "run_events", "spikes_from_q", "accumulate", "k_per_neuron"]
+__all__ = ["BatchResult", "EventResult", "run_batch", "run_events", "spikes_from_q", "accumulate"]
 
 _EXACT_F32 = 1 << 24
 _EXACT_F64 = 1 << 53
@@ -62,19 +62,11 @@ def _exact_product(rows: np.ndarray, w: np.ndarray, ticks_in: int) -> np.ndarray
 
 def accumulate(layer, q_in: np.ndarray) -> np.ndarray:
     """``A = B + W·q_in`` exactly for a batch of activations (N, fan_in) → int64 (N, fan_out),
-    neurons in (channel, row, column) order for a convolution."""
-    if isinstance(layer, IntDense):
-        return _exact_product(q_in, layer.weight, layer.ticks_in) + layer.bias
-    w = layer.weight
-    cols = im2col(q_in.reshape(len(q_in), *layer.in_shape), w.shape[2:], layer.stride, layer.padding)
-    n, oh, ow = cols.shape[:3]
-    acc = _exact_product(cols.reshape(n * oh * ow, -1), w.reshape(len(w), -1), layer.ticks_in) + layer.bias
-    return acc.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2).reshape(n, -1)
-
-
-def k_per_neuron(layer) -> np.ndarray:
-    """The threshold step of every output neuron."""
-    return np.repeat(layer.k, layer.fan_out // len(layer.k))
+    neurons in (unit, position) order: (channel, row, column) for a convolution."""
+    rows = layer.patches(q_in)
+    n, positions, columns = rows.shape
+    acc = _exact_product(rows.reshape(n * positions, columns), layer.weight_matrix(), layer.ticks_in) + layer.bias
+    return acc.reshape(n, positions, -1).transpose(0, 2, 1).reshape(n, -1)
 
 
 def _max_pool(layer, q_in):
@@ -91,10 +83,10 @@ def run_batch(net: TTFSNet, pixels: np.ndarray) -> BatchResult:
     q = net.input.q(np.asarray(pixels).reshape(len(pixels), -1))
     qs = [q]
     for layer in net.layers[:-1]:
-        if isinstance(layer, IntMaxPool2d):
-            q = _max_pool(layer, q)  # padding is 0 = no spike, never the max of a non-empty window
-        else:
-            q = np.clip(accumulate(layer, q) // k_per_neuron(layer), 0, layer.ticks)  # floor, as the comparator fires
+        if layer.has_weights:
+            q = np.clip(accumulate(layer, q) // layer.k_per_neuron(), 0, layer.ticks)  # floor, as the comparator fires
+        else:   # max-pool: padding is 0 = no spike, never the max of a non-empty window
+            q = _max_pool(layer, q)
         qs.append(q)
     logits = accumulate(net.layers[-1], q)
     return BatchResult(qs, logits, _argmax_lowest(logits))
@@ -109,21 +101,12 @@ def spikes_from_q(q: np.ndarray, ticks: int) -> list:
 
 
 def _fan_out_weights(layer, neuron):
-    """The weight every output neuron gives input ``neuron`` (a column of W; for a conv the
-    kernel taps that reach each output position, zero elsewhere)."""
-    if isinstance(layer, IntDense):
-        return layer.weight[:, neuron]
-    _, h, w = layer.in_shape
-    c, y, x = neuron // (h * w), neuron // w % h, neuron % w
-    out_c, oh, ow = layer.out_shape
-    column = np.zeros((out_c, oh, ow), dtype=np.int64)
-    (sy, sx), (py, px) = layer.stride, layer.padding
-    for ky in range(layer.weight.shape[2]):
-        for kx in range(layer.weight.shape[3]):
-            oy, ry = divmod(y + py - ky, sy)
-            ox, rx = divmod(x + px - kx, sx)
-            if ry == 0 and rx == 0 and 0 <= oy < oh and 0 <= ox < ow:
-                column[:, oy, ox] += layer.weight[:, c, ky, kx]
+    """The weight every output neuron gives input ``neuron``: for each output position it
+    reaches, the column of ``weight_matrix`` it meets there; zero elsewhere."""
+    matrix = layer.weight_matrix()
+    column = np.zeros((len(matrix), layer.fan_out // len(matrix)), dtype=np.int64)
+    for position, tap in layer.positions_of(neuron):
+        column[:, position] += matrix[:, tap]
     return column.reshape(-1)
 
 
@@ -165,7 +148,7 @@ def _fire(layer, potential):
     """Comparator against the falling threshold K·(T − t): each neuron fires once, at the first
     tick it reaches the threshold."""
     fired = np.zeros(layer.fan_out, dtype=bool)
-    k = k_per_neuron(layer)
+    k = layer.k_per_neuron()
     spikes = []
     for tick in range(layer.ticks):
         now = ~fired & (potential >= k * (layer.ticks - tick))
@@ -180,10 +163,10 @@ def run_events(net: TTFSNet, pixels: np.ndarray) -> EventResult:
     spikes = [spikes_from_q(q0, net.input.ticks)]
     ticks_in = net.input.ticks
     for layer in net.layers[:-1]:
-        if isinstance(layer, IntMaxPool2d):
-            spikes.append(_first_spike_per_window(layer, spikes[-1]))
-        else:
+        if layer.has_weights:
             spikes.append(_fire(layer, _ramp(layer, spikes[-1], ticks_in)))
+        else:
+            spikes.append(_first_spike_per_window(layer, spikes[-1]))
         ticks_in = layer.ticks
     logits = _ramp(net.layers[-1], spikes[-1], ticks_in)
     return EventResult(spikes, logits, int(_argmax_lowest(logits)))

@@ -1,6 +1,6 @@
 """The float intermediate representation: a chain of small validated layer nodes.
 
-Importers (PyTorch, ONNX, NIR, npz) produce a :class:`Graph`; conversion passes
+Importers (PyTorch, ONNX, npz) produce a :class:`Graph`; conversion passes
 (:mod:`hdlgen.passes`) rewrite it and finally lower it to an integer TTFS net
 (:mod:`hdlgen.ttfs`). Nodes hold float numpy arrays and know their output shape.
 
@@ -15,12 +15,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import float_ops
 from .errors import UserError
 
 __all__ = [
     "Node", "Input", "Dense", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm", "Flatten",
-    "ReLU", "Output", "Graph", "NODE_TYPES",
+    "ReLU", "Output", "Graph", "NODE_TYPES", "window_output",
 ]
+
+
+def window_output(size, kernel, stride, padding) -> tuple:
+    """Output ``(H, W)`` of a convolution or pooling window over an input ``size = (H, W)``
+    (PyTorch's floor rule; below 1 when the window does not fit)."""
+    return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding))
 
 
 def _array(value, name, ndim, owner):
@@ -50,6 +57,10 @@ class Node:
     def output_shape(self, input_shape: tuple) -> tuple:
         """The shape this node produces from ``input_shape``; raises UserError if it can't take it."""
         return tuple(input_shape)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """The float reference of this node on a batch ``x`` (N, *input shape)."""
+        return x
 
     def where(self) -> str:
         return f"layer {self.name!r} ({self.kind})" if self.name else f"{self.kind} layer"
@@ -102,6 +113,9 @@ class Dense(Node):
             raise UserError(f"{self.where()}: expects input of shape ({self.weight.shape[1]},), gets {tuple(input_shape)}")
         return (self.weight.shape[0],)
 
+    def apply(self, x):
+        return x @ self.weight.T + self.bias
+
 
 @dataclass
 class Conv2d(Node):
@@ -129,11 +143,13 @@ class Conv2d(Node):
             raise UserError(f"{self.where()}: expects ({self.weight.shape[1]}, H, W) input, gets {tuple(input_shape)}")
         _, h, w = input_shape
         kh, kw = self.weight.shape[2:]
-        oh = (h + 2 * self.padding[0] - kh) // self.stride[0] + 1
-        ow = (w + 2 * self.padding[1] - kw) // self.stride[1] + 1
+        oh, ow = window_output((h, w), (kh, kw), self.stride, self.padding)
         if oh < 1 or ow < 1:
             raise UserError(f"{self.where()}: kernel {kh}x{kw} does not fit a {h}x{w} input")
         return (self.weight.shape[0], oh, ow)
+
+    def apply(self, x):
+        return float_ops.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
 
 @dataclass
@@ -151,8 +167,7 @@ class _Pool(Node):
         if len(input_shape) != 3:
             raise UserError(f"{self.where()}: expects (C, H, W) input, gets {tuple(input_shape)}")
         c, h, w = input_shape
-        oh = (h + 2 * self.padding[0] - self.kernel[0]) // self.stride[0] + 1
-        ow = (w + 2 * self.padding[1] - self.kernel[1]) // self.stride[1] + 1
+        oh, ow = window_output((h, w), self.kernel, self.stride, self.padding)
         if oh < 1 or ow < 1:
             raise UserError(f"{self.where()}: window {self.kernel} does not fit a {h}x{w} input")
         return (c, oh, ow)
@@ -164,12 +179,18 @@ class MaxPool2d(_Pool):
 
     kind = "maxpool2d"
 
+    def apply(self, x):
+        return float_ops.pool2d(x, self.kernel, self.stride, self.padding, np.max)
+
 
 @dataclass
 class AvgPool2d(_Pool):
     """Average pooling; folded into the next layer's weights at compile time."""
 
     kind = "avgpool2d"
+
+    def apply(self, x):
+        return float_ops.pool2d(x, self.kernel, self.stride, self.padding, np.mean)
 
 
 @dataclass
@@ -201,6 +222,9 @@ class BatchNorm(Node):
         scale = self.gamma / np.sqrt(self.var + self.eps)
         return scale, self.beta - self.mean * scale
 
+    def apply(self, x):
+        return float_ops.channel_affine(x, *self.scale_shift())
+
 
 @dataclass
 class Flatten(Node):
@@ -211,12 +235,18 @@ class Flatten(Node):
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
+    def apply(self, x):
+        return x.reshape(x.shape[0], -1)
+
 
 @dataclass
 class ReLU(Node):
     """max(x, 0). Every hidden layer of a convertible net ends in one."""
 
     kind = "relu"
+
+    def apply(self, x):
+        return np.maximum(x, 0.0)
 
 
 @dataclass
@@ -270,11 +300,9 @@ class Graph:
 
         Returns the logits, or with ``collect`` the list of every node's output.
         """
-        from .float_ops import apply_node  # numpy ops live apart from the node definitions
-
         outs = []
         for node in self.nodes[1:]:
-            x = apply_node(node, x)
+            x = node.apply(x)
             outs.append(x)
         return outs if collect else x
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import golden
 from .data import Dataset
-from .ttfs import IntMaxPool2d, TTFSNet
+from .ttfs import TTFSNet
 
 __all__ = ["evaluate", "format_evaluation", "format_net", "print_json"]
 
@@ -51,13 +51,13 @@ def format_net(net: TTFSNet) -> str:
              f"{'layer':<12}{'neurons':>8}{'T':>5}{'K':>12}{'acc bits':>10}{'weight bits':>13}",
              f"{'input':<12}{net.input.size:>8}{net.input.ticks:>5}{'-':>12}{'-':>10}{'-':>13}"]
     for layer in net.layers:
-        if isinstance(layer, IntMaxPool2d):
+        if not layer.has_weights:
             lines.append(f"{layer.name:<12}{layer.fan_out:>8}{layer.ticks:>5}{'max-pool':>12}{'-':>10}{'-':>13}")
             continue
         if layer.readout:
             k = "readout"
         else:
-            k = str(layer.k[0]) if np.all(layer.k == layer.k[0]) else f"{layer.k.min()}..{layer.k.max()}"
+            k = str(layer.k[0]) if layer.shared_k else f"{layer.k.min()}..{layer.k.max()}"
         lines.append(f"{layer.name:<12}{layer.fan_out:>8}{layer.ticks or '-':>5}{k:>12}"
                      f"{layer.widths()['accumulator']:>10}{layer.weight.size * layer.weight_bits:>13}")
     return "\n".join(lines)

@@ -28,6 +28,7 @@ import numpy as np
 
 from . import ir
 from .errors import UserError
+from .float_ops import im2col
 
 __all__ = ["InputEncoding", "IntDense", "IntConv2d", "IntMaxPool2d", "TTFSNet", "layer_bounds", "signed_width", "unsigned_width",
            "FORMAT", "save", "load"]
@@ -96,8 +97,62 @@ class InputEncoding:
         return self.table[np.asarray(pixels, dtype=np.int64)]
 
 
+class _WeightedLayer:
+    """What every layer with weights answers: ``A = B + W·q_in`` over its connections."""
+
+    has_weights = True
+
+    def _check_weights(self):
+        """Validate ``bias``, ``weight_bits``, ``ticks_in``, ``k`` and ``ticks`` against the weights
+        (``weight`` already an int64 array of the kind's shape); a :class:`UserError` naming the layer."""
+        self.bias = np.asarray(self.bias, dtype=np.int64)
+        self.scale = np.asarray(self.scale, dtype=np.float64)
+        where = f"layer {self.name!r}"
+        if self.bias.shape != (self.weight.shape[0],):
+            raise UserError(f"{where}: bias must have one entry per output unit ({self.weight.shape[0]}), "
+                            f"got {self.bias.shape}")
+        if not 2 <= self.weight_bits <= 16:
+            raise UserError(f"{where}: weight bits must be 2..16, got {self.weight_bits}")
+        limit = (1 << (self.weight_bits - 1)) - 1
+        if np.abs(self.weight).max(initial=0) > limit:
+            raise UserError(f"{where}: a weight exceeds ±{limit} ({self.weight_bits}-bit symmetric)")
+        if self.ticks_in < 1:
+            raise UserError(f"{where}: input window must be ≥ 1, got {self.ticks_in}")
+        if self.k is not None:
+            self.k = np.asarray(self.k, dtype=np.int64)
+            if self.k.shape != self.bias.shape or self.k.min() < 1:
+                raise UserError(f"{where}: K must be one integer ≥ 1 per output unit")
+            if self.ticks < 1:
+                raise UserError(f"{where}: window T must be ≥ 1, got {self.ticks}")
+
+    def widths(self) -> dict:
+        """Bit widths derived from :func:`layer_bounds`."""
+        low, high = layer_bounds(self)
+        out = {"weight": self.weight_bits, "accumulator": signed_width(low, high),
+               "input_tick": unsigned_width(self.ticks_in), "index": unsigned_width(self.fan_in - 1)}
+        if not self.readout:
+            out["k"] = unsigned_width(int(self.k.max()))
+            out["threshold"] = unsigned_width(int(self.k.max()) * self.ticks)
+            out["tick"] = unsigned_width(self.ticks)
+        return out
+
+    def weight_matrix(self) -> np.ndarray:
+        """``W`` as ``(units, taps)``: a dense layer's ``(out, in)``, a convolution's ``(O, C·KH·KW)``
+        (column ``(c·KH + ky)·KW + kx``), shared by all its output positions."""
+        return self.weight.reshape(len(self.weight), -1)
+
+    def k_per_neuron(self) -> np.ndarray:
+        """The threshold step of every output neuron."""
+        return np.repeat(self.k, self.fan_out // len(self.k))
+
+    @property
+    def shared_k(self) -> bool:
+        """All neurons share one ``K`` (weights scaled per layer)."""
+        return bool(np.all(self.k == self.k[0]))
+
+
 @dataclass
-class IntDense:
+class IntDense(_WeightedLayer):
     """An integer dense layer; ``k is None`` marks the readout.
 
     Parameters
@@ -130,28 +185,21 @@ class IntDense:
 
     def __post_init__(self):
         self.weight = np.asarray(self.weight, dtype=np.int64)
-        self.bias = np.asarray(self.bias, dtype=np.int64)
-        self.scale = np.asarray(self.scale, dtype=np.float64)
-        where = f"layer {self.name!r}"
-        if self.weight.ndim != 2 or self.bias.shape != (self.weight.shape[0],):
-            raise UserError(f"{where}: weight must be (out, in) and bias (out,), got {self.weight.shape}, {self.bias.shape}")
-        if not 2 <= self.weight_bits <= 16:
-            raise UserError(f"{where}: weight bits must be 2..16, got {self.weight_bits}")
-        limit = (1 << (self.weight_bits - 1)) - 1
-        if np.abs(self.weight).max(initial=0) > limit:
-            raise UserError(f"{where}: a weight exceeds ±{limit} ({self.weight_bits}-bit symmetric)")
-        if self.ticks_in < 1:
-            raise UserError(f"{where}: input window must be ≥ 1, got {self.ticks_in}")
-        if self.k is not None:
-            self.k = np.asarray(self.k, dtype=np.int64)
-            if self.k.shape != self.bias.shape or self.k.min() < 1:
-                raise UserError(f"{where}: K must be one integer ≥ 1 per output neuron")
-            if self.ticks < 1:
-                raise UserError(f"{where}: window T must be ≥ 1, got {self.ticks}")
+        if self.weight.ndim != 2:
+            raise UserError(f"layer {self.name!r}: weight must be (out, in), got {self.weight.shape}")
+        self._check_weights()
 
     @property
     def readout(self) -> bool:
         return self.k is None
+
+    def positions_of(self, neuron: int) -> list:
+        """``(output position, weight column)`` pairs input ``neuron`` reaches: its own column, once."""
+        return [(0, neuron)]
+
+    def patches(self, q_in: np.ndarray) -> np.ndarray:
+        """What each output position sees of a batch (N, fan_in): (N, 1 position, fan_in)."""
+        return q_in[:, None, :]
 
     @property
     def fan_in(self) -> int:
@@ -160,22 +208,6 @@ class IntDense:
     @property
     def fan_out(self) -> int:
         return self.weight.shape[0]
-
-    def widths(self) -> dict:
-        """Bit widths derived from :func:`layer_bounds`."""
-        low, high = layer_bounds(self)
-        out = {"weight": self.weight_bits, "accumulator": signed_width(low, high),
-               "input_tick": unsigned_width(self.ticks_in), "index": unsigned_width(self.fan_in - 1)}
-        if not self.readout:
-            out["k"] = unsigned_width(int(self.k.max()))
-            out["threshold"] = unsigned_width(int(self.k.max()) * self.ticks)
-            out["tick"] = unsigned_width(self.ticks)
-        return out
-
-
-def _conv_output(in_shape, kernel, stride, padding):
-    _, h, w = in_shape
-    return ((h + 2 * padding[0] - kernel[0]) // stride[0] + 1, (w + 2 * padding[1] - kernel[1]) // stride[1] + 1)
 
 
 class _FeatureMapLayer:
@@ -189,9 +221,14 @@ class _FeatureMapLayer:
     def fan_out(self) -> int:
         return int(np.prod(self.out_shape))
 
+    def window(self) -> dict:
+        """The sliding window: ``kernel``, ``in_shape``, ``out_shape``, ``stride``, ``padding`` (lists)."""
+        return {"kernel": list(self.kernel), "in_shape": list(self.in_shape), "out_shape": list(self.out_shape),
+                "stride": list(self.stride), "padding": list(self.padding)}
+
 
 @dataclass
-class IntConv2d(_FeatureMapLayer):
+class IntConv2d(_WeightedLayer, _FeatureMapLayer):
     """An integer 2-D convolution (PyTorch semantics, zero padding = no spike), always spiking.
 
     Same math as :class:`IntDense` with ``W`` the convolution: ``A = B + conv(q_in)``,
@@ -228,20 +265,40 @@ class IntConv2d(_FeatureMapLayer):
             raise UserError(f"{where}: weight must be (out_c, {self.in_shape[0]}, kh, kw), got {self.weight.shape}")
         if min(self.out_shape[1:]) < 1:
             raise UserError(f"{where}: kernel {self.weight.shape[2:]} does not fit input {self.in_shape}")
-        flat = IntDense(self.weight.reshape(len(self.weight), -1), self.bias, self.k, self.ticks_in, self.ticks,
-                        self.weight_bits, self.scale, name=self.name)  # the same checks as a dense layer
-        self.bias, self.k, self.scale = flat.bias, flat.k, flat.scale
+        if self.k is None:
+            raise UserError(f"{where}: a convolution is never the readout; it needs K")
+        self._check_weights()
+
+    def positions_of(self, neuron: int) -> list:
+        """``(output position, weight column)`` pairs input ``neuron`` reaches: position
+        ``oy·OW + ox`` and column ``(c·KH + ky)·KW + kx`` of :meth:`weight_matrix` for every tap with
+        ``y + pad_y − ky = oy·stride_y``, ``0 ≤ oy < OH`` (the same for x)."""
+        _, h, w = self.in_shape
+        c, y, x = neuron // (h * w), neuron // w % h, neuron % w
+        _, oh, ow = self.out_shape
+        (kh, kw), (sy, sx), (py, px) = self.kernel, self.stride, self.padding
+        reached = []
+        for ky in range(kh):
+            for kx in range(kw):
+                oy, ry = divmod(y + py - ky, sy)
+                ox, rx = divmod(x + px - kx, sx)
+                if ry == 0 and rx == 0 and 0 <= oy < oh and 0 <= ox < ow:
+                    reached.append((oy * ow + ox, (c * kh + ky) * kw + kx))
+        return reached
+
+    def patches(self, q_in: np.ndarray) -> np.ndarray:
+        """What each output position sees of a batch (N, fan_in), zero padded: (N, OH·OW, C·KH·KW),
+        columns as in :meth:`weight_matrix`."""
+        cols = im2col(q_in.reshape(len(q_in), *self.in_shape), self.kernel, self.stride, self.padding)
+        return cols.reshape(len(q_in), cols.shape[1] * cols.shape[2], -1)
+
+    @property
+    def kernel(self) -> tuple:
+        return tuple(self.weight.shape[2:])
 
     @property
     def out_shape(self) -> tuple:
-        return (self.weight.shape[0], *_conv_output(self.in_shape, self.weight.shape[2:], self.stride, self.padding))
-
-    def widths(self) -> dict:
-        low, high = layer_bounds(self)
-        return {"weight": self.weight_bits, "accumulator": signed_width(low, high),
-                "input_tick": unsigned_width(self.ticks_in), "index": unsigned_width(self.fan_in - 1),
-                "k": unsigned_width(int(self.k.max())), "threshold": unsigned_width(int(self.k.max()) * self.ticks),
-                "tick": unsigned_width(self.ticks)}
+        return (self.weight.shape[0], *ir.window_output(self.in_shape[1:], self.kernel, self.stride, self.padding))
 
 
 @dataclass
@@ -258,6 +315,7 @@ class IntMaxPool2d(_FeatureMapLayer):
 
     kind = "maxpool2d"
     readout = False
+    has_weights = False
 
     def __post_init__(self):
         self.in_shape, self.kernel, self.stride, self.padding = (
@@ -271,7 +329,7 @@ class IntMaxPool2d(_FeatureMapLayer):
 
     @property
     def out_shape(self) -> tuple:
-        return (self.in_shape[0], *_conv_output(self.in_shape, self.kernel, self.stride, self.padding))
+        return (self.in_shape[0], *ir.window_output(self.in_shape[1:], self.kernel, self.stride, self.padding))
 
     def widths(self) -> dict:
         return {"tick": unsigned_width(self.ticks), "index": unsigned_width(self.fan_in - 1)}
@@ -324,7 +382,7 @@ class TTFSNet:
     @property
     def weight_bits(self) -> int:
         """The widest weights of any layer (max-pools have none)."""
-        return max(layer.weight_bits for layer in self.layers if not isinstance(layer, IntMaxPool2d))
+        return max(layer.weight_bits for layer in self.layers if layer.has_weights)
 
 
 LAYER_TYPES = {cls.kind: cls for cls in (IntDense, IntConv2d, IntMaxPool2d)}

@@ -9,15 +9,15 @@ from pathlib import Path
 from amaranth.back import verilog as amaranth_verilog
 from amaranth.lib import data
 
-from .cycles import dense_schedule, layer_words, overhead_bound
+from .cycles import dense_schedule, overhead_bound
 from .errors import UserError
-from .rtl_templates.tick_sorter import sorter_memory_bits
-from .rtl_templates.top import NetworkTop, layer_lanes
-from .ttfs import IntConv2d, IntMaxPool2d, TTFSNet, unsigned_width
+from .geometry import NetGeometry
+from .rtl_templates.top import NetworkTop
+from .ttfs import TTFSNet
 
 __all__ = ["write_verilog", "sidecar", "module_name", "FORMAT"]
 
-FORMAT = "hdlgen-core/1"
+FORMAT = "hdlgen-core/1"   # of the sidecar; hdlgen.sim.core reads it
 
 
 def module_name(name: str) -> str:
@@ -48,33 +48,12 @@ def _fields(layout: data.StructLayout) -> dict:
     return fields
 
 
-def _memory_bits(top: NetworkTop) -> dict:
-    """Bits of every block-RAM-sized memory, by stage."""
-    enc = top.net.input
-    bits = {"input": {"table": 256 * unsigned_width(enc.ticks), "sorter": sorter_memory_bits(enc.size, enc.ticks)}}
-    for layer, stage, bank in zip(top.net.layers, top.stages, top.banks):
-        bits[layer.name] = dict(stage.memory_bits)
-        if bank is not None:
-            bits[layer.name].update(bank.memory_bits)
-    return bits
-
-
-def _layer_info(layer, lanes: int, words: int, stage) -> dict:
-    """One ``layers`` entry of the sidecar."""
-    info = {"name": layer.name, "kind": layer.kind, "fan_in": layer.fan_in, "fan_out": layer.fan_out,
+def _layer_info(stage) -> dict:
+    """One ``layers`` entry of the sidecar, from the layer's stage geometry."""
+    layer = stage.layer
+    return {"name": layer.name, "kind": layer.kind, "fan_in": layer.fan_in, "fan_out": layer.fan_out,
             "ticks_in": layer.ticks_in, "ticks": layer.ticks, "readout": layer.readout,
-            "lanes": lanes, "words": words, "widths": layer.widths()}
-    if isinstance(layer, IntMaxPool2d):
-        info.update(weight_bits=None, accumulator_width=None, weight_memory_bits=0, kernel=list(layer.kernel))
-    else:
-        info.update(weight_bits=layer.weight_bits, accumulator_width=info["widths"]["accumulator"],
-                    weight_memory_bits=stage.memory_bits["weights"])
-    if isinstance(layer, IntConv2d):
-        info["kernel"] = list(layer.weight.shape[2:])
-    if isinstance(layer, (IntConv2d, IntMaxPool2d)):
-        info.update(in_shape=list(layer.in_shape), out_shape=list(layer.out_shape), stride=list(layer.stride),
-                    padding=list(layer.padding))
-    return info
+            "lanes": stage.lanes, "words": stage.words, "widths": layer.widths(), **stage.describe()}
 
 
 def sidecar(top: NetworkTop, name: str) -> dict:
@@ -82,8 +61,7 @@ def sidecar(top: NetworkTop, name: str) -> dict:
     net = top.net
     ports = _port_names(top)
     result_layout = top.result.payload.shape()
-    memories = _memory_bits(top)
-    words = layer_words(net, top.lanes)
+    memories = top.geometry.memory_bits()
     trace = []
     if top.with_trace:
         for l in range(len(net.sizes) - 1):
@@ -92,7 +70,7 @@ def sidecar(top: NetworkTop, name: str) -> dict:
                           "neuron": ports[("trace", f"layer{l}", "neuron")],
                           "tick": ports[("trace", f"layer{l}", "tick")],
                           "neuron_width": len(tap.neuron), "tick_width": len(tap.tick)})
-    layers = [_layer_info(*args) for args in zip(net.layers, top.layer_lanes, words, top.stages)]
+    layers = [_layer_info(stage) for stage in top.geometry.layers]
     overhead = overhead_bound(net, top.lanes)
     dense = dense_schedule(net, top.lanes)
     return {
@@ -116,7 +94,7 @@ def sidecar(top: NetworkTop, name: str) -> dict:
                            "spike reaches; 0 for a max-pool) + Σ ticks of the non-pool spiking layers, "
                            "at most that plus "
                            "overhead_bound; worst_case is dense_schedule + overhead_bound (every input spikes)",
-            "cycles_per_input_spike": words,
+            "cycles_per_input_spike": top.geometry.words,
             "ticks": list(net.ticks),
             "overhead_bound": overhead,
             "dense_schedule": dense,
@@ -149,7 +127,7 @@ def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, trace: bool = False,
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise UserError(f"module name {name!r} is not a Verilog identifier; use letters, digits and '_'")
     try:
-        layer_lanes(net, lanes)  # before building anything, so a bad value leaves no half-made core
+        NetGeometry(net, lanes)  # before building anything, so a bad value leaves no half-made core
     except ValueError as e:
         raise UserError(f"net {net.name!r}: {e}") from None
     top = NetworkTop(net, lanes=lanes, trace=trace)

@@ -7,13 +7,15 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdlgen.cycles import axis_taps
-from hdlgen.ttfs import IntConv2d, IntDense, unsigned_width
+from amaranth.utils import ceil_log2
 
-from .dense import WeightROM, accumulate_stage, pack_words, times_constant
+from hdlgen.geometry import ConvGeometry
+from hdlgen.ttfs import unsigned_width
+
+from .dense import WeightROM, accumulate_stage, times_constant
 from .events import acc_word_layout, event_layout
 
-__all__ = ["ConvEngine", "NeuronDecoder", "decoded_layout", "conv_weight_rows"]
+__all__ = ["ConvEngine", "NeuronDecoder", "decoded_layout"]
 
 
 def _reciprocal(divisor: int, limit: int) -> tuple:
@@ -63,7 +65,6 @@ class NeuronDecoder(wiring.Component):
     def __init__(self, shape, ticks: int):
         self.shape = tuple(int(v) for v in shape)
         if len(self.shape) != 3 or min(self.shape) < 1:
-            self._MustUse__silence = True  # rejected, not unused
             raise ValueError(f"a feature map shape is (C, H, W) with each ≥ 1, got {shape!r}")
         c, h, w = self.shape
         self.latency = 0 if _power_of_two(h * w) and _power_of_two(w) else 2
@@ -107,15 +108,7 @@ class NeuronDecoder(wiring.Component):
 
 
 def _power_of_two(n: int) -> bool:
-    return n & (n - 1) == 0
-
-
-def conv_weight_rows(layer: IntConv2d) -> IntDense:
-    """The convolution's weights as a dense ``(O, C·KH·KW)`` matrix (column ``(c·KH + ky)·KW + kx``),
-    so :class:`~hdlgen.rtl_templates.dense.WeightROM` lays them out: row ``tap·words + w`` holds
-    the output channels ``w·lanes + l`` of kernel tap ``tap``."""
-    return IntDense(layer.weight.reshape(len(layer.weight), -1), layer.bias, layer.k, layer.ticks_in, layer.ticks,
-                    layer.weight_bits, layer.scale, name=layer.name)
+    return n == 1 << ceil_log2(n)
 
 
 class ConvEngine(wiring.Component):
@@ -133,7 +126,7 @@ class ConvEngine(wiring.Component):
 
     Accumulators live in block RAM, word ``(oy·OW + ox)·words + w`` holding channels
     ``w·lanes + l`` of one position; weights in a :class:`~hdlgen.rtl_templates.dense.WeightROM`
-    (:func:`conv_weight_rows`). On ``end`` the pipeline drains and the accumulators are streamed
+    of the ``(O, C·KH·KW)`` matrix (:class:`~hdlgen.geometry.ConvGeometry`). On ``end`` the pipeline drains and the accumulators are streamed
     out one neuron per cycle in neuron order ``(o·OH + oy)·OW + ox`` (the spike-time bank takes
     one neuron per cycle anyway), each word registered after the block RAM before its lane is
     selected; each word is reset to the bias at its last read. After reset
@@ -141,9 +134,9 @@ class ConvEngine(wiring.Component):
 
     Parameters
     ----------
-    layer : IntConv2d
-    lanes : int
-        Output channels updated per cycle, ``1..O``.
+    geometry : ConvGeometry
+        The layer at its lanes (output channels updated per cycle, ``1..O``; the geometry checks
+        them), its tap tables, weight rows and bias words.
 
     Members
     -------
@@ -152,45 +145,26 @@ class ConvEngine(wiring.Component):
     o : Out(stream.Signature(acc_word_layout(acc_width, 1)))
         The image's ``fan_out`` potentials in neuron order, ``last`` on the final one.
 
-    Raises
-    ------
-    ValueError
-        If ``lanes`` is not an integer in ``1..O``.
+    Attributes
+    ----------
+    weights : component or None
+        The weight memory, as a :class:`~hdlgen.rtl_templates.dense.DenseEngine`'s (latency 1).
     """
 
-    def __init__(self, layer: IntConv2d, lanes: int = 1):
-        if not isinstance(layer, IntConv2d):
-            self._MustUse__silence = True  # rejected, not unused
-            raise TypeError(f"ConvEngine needs an IntConv2d, got {type(layer).__name__}")
-        channels = layer.out_shape[0]
-        if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= channels:
-            self._MustUse__silence = True  # rejected, not unused
-            raise ValueError(f"layer {layer.name!r}: lanes must be an integer from 1 to its output channels "
-                             f"{channels}, got {lanes!r}")
-        self.layer = layer
-        self.lanes = int(lanes)
-        self.words = -(-channels // self.lanes)
-        self.positions = layer.out_shape[1] * layer.out_shape[2]
-        self.acc_width = layer.widths()["accumulator"]
-        self.weights = WeightROM(conv_weight_rows(layer), self.lanes)
-        self.weight_rows = len(self.weights.init)  # kept: a board may swap the ROM for SPRAM
-        bias = np.zeros(self.words * self.lanes, dtype=np.int64)
-        bias[:channels] = layer.bias
-        self.bias_init = pack_words(bias.reshape(self.words, self.lanes), self.acc_width)
-        (_, h, w), (kh, kw) = layer.in_shape, layer.weight.shape[2:]
-        self.row_taps = axis_taps(h, kh, layer.stride[0], layer.padding[0], layer.out_shape[1])
-        self.column_taps = axis_taps(w, kw, layer.stride[1], layer.padding[1], layer.out_shape[2])
+    submodule_name = "engine"
+
+    def __init__(self, geometry: ConvGeometry):
+        if not isinstance(geometry, ConvGeometry):
+            raise TypeError(f"ConvEngine needs a ConvGeometry, got {type(geometry).__name__}")
+        self.geometry = geometry
+        self.layer, self.lanes, self.words, self.acc_width = geometry.layer, geometry.lanes, geometry.words, geometry.acc_width
+        self.positions = geometry.positions
+        self.weight_rows = geometry.weight_row_count
+        self.weights = None
         super().__init__({
-            "i": In(stream.Signature(event_layout(layer.fan_in, layer.ticks_in))),
+            "i": In(stream.Signature(event_layout(self.layer.fan_in, self.layer.ticks_in))),
             "o": Out(stream.Signature(acc_word_layout(self.acc_width, 1))),
         })
-
-    @property
-    def memory_bits(self) -> dict:
-        """Bits of each memory: weights, accumulators and the bias ROM."""
-        word = self.acc_width * self.lanes
-        return {"weights": self.weights.bits, "accumulators": self.positions * self.words * word,
-                "bias": self.words * word}
 
     def _tap_tables(self, taps, weight_step, acc_step):
         """Per coordinate: the tap count, and per tap its weight-row and accumulator-word offsets."""
@@ -209,11 +183,12 @@ class ConvEngine(wiring.Component):
         channels, out_h, out_w = layer.out_shape
         kh, kw = layer.weight.shape[2:]
         acc_depth = self.positions * words
+        bias_init = self.geometry.bias_words()
         word_layout = data.ArrayLayout(signed(self.acc_width), lanes)
-        m.submodules.weights = weights = self.weights
+        m.submodules.weights = weights = self.weights if self.weights is not None else WeightROM(self.geometry)
         m.submodules.accumulators = accumulators = Memory(
-            shape=unsigned(word_layout.size), depth=acc_depth, init=self.bias_init * self.positions)
-        m.submodules.bias = bias = Memory(shape=unsigned(word_layout.size), depth=words, init=self.bias_init)
+            shape=unsigned(word_layout.size), depth=acc_depth, init=bias_init * self.positions)
+        m.submodules.bias = bias = Memory(shape=unsigned(word_layout.size), depth=words, init=bias_init)
         acc_write = accumulators.write_port()
         acc_read = accumulators.read_port(transparent_for=(acc_write,))
         bias_read = bias.read_port()
@@ -222,8 +197,8 @@ class ConvEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), decoder.i)
         spike = decoder.o
 
-        row_count, row_weight, row_acc, row_width = self._tap_tables(self.row_taps, kw * words, out_w * words)
-        col_count, col_weight, col_acc, col_width = self._tap_tables(self.column_taps, words, words)
+        row_count, row_weight, row_acc, row_width = self._tap_tables(self.geometry.row_taps, kw * words, out_w * words)
+        col_count, col_weight, col_acc, col_width = self._tap_tables(self.geometry.column_taps, words, words)
 
         # decoded spike, waiting for the sequencer: channel's first weight row, row/column, q
         pending, pending_end = Signal(), Signal()

@@ -1,28 +1,14 @@
 """Event-driven dense layer engine: accumulators in block RAM, one weight word per cycle."""
 
-import numpy as np
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdlgen.ttfs import IntDense
-
+from hdlgen.geometry import DenseGeometry, ceil_div
 from .events import acc_word_layout, event_layout
 
-__all__ = ["WeightROM", "DenseEngine", "accumulate_stage", "pack_words", "check_lanes", "times_constant"]
-
-
-def check_lanes(component, layer: IntDense, lanes) -> int:
-    """``lanes`` as an int in ``1..fan_out``, else a :class:`ValueError` naming the layer.
-
-    ``component`` is the one being built; when it is rejected it is marked so that Amaranth
-    does not also warn that it was created but never used."""
-    if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= layer.fan_out:
-        component._MustUse__silence = True
-        raise ValueError(f"layer {layer.name!r}: lanes must be an integer from 1 to its fan-out "
-                         f"{layer.fan_out}, got {lanes!r}")
-    return int(lanes)
+__all__ = ["WeightROM", "DenseEngine", "accumulate_stage", "times_constant"]
 
 
 def times_constant(value, constant: int):
@@ -52,34 +38,28 @@ def accumulate_stage(m, read_data, summed, issue_word, ahead, enable=1):
     return held
 
 
-def pack_words(values: np.ndarray, width: int) -> list:
-    """Rows of signed integers → one unsigned int per row, element ``l`` at bits ``l·width``."""
-    mask = (1 << width) - 1
-    return [sum((int(v) & mask) << (lane * width) for lane, v in enumerate(row)) for row in values]
-
-
 class WeightROM(wiring.Component):
-    """The weight memory of one layer, behind a plain synchronous read port.
+    """The weight memory of one engine, behind a plain synchronous read port.
 
-    Row ``j·words + w`` holds ``W[w·lanes + l, j]`` in lane ``l`` (zero past the fan-out), so a
+    Its rows are the stage geometry's :meth:`~hdlgen.geometry.DenseGeometry.weight_rows`: row
+    ``j·words + w`` holds ``W[w·lanes + l, j]`` in lane ``l`` (zero past the fan-out), so a
     spike on input ``j`` reads ``words`` consecutive rows. This is the boundary a board may
     replace (e.g. by SPRAM with a load path): same members and ``latency``.
 
-    With ``latency=2`` the rows are split into banks of one block RAM's depth at this row
-    width (on an iCE40 or ECP5 platform; one bank otherwise) and each bank's output is
-    registered before the bank multiplexer: a large layer's memory is many block RAMs, and
-    their slow clock-to-output plus the multiplexer and its routing would otherwise set the clock.
+    With ``latency=2`` (the geometry's ``weight_latency``: a dense engine's) the rows are split
+    into banks of one block RAM's depth at this row width (on an iCE40 or ECP5 platform; one bank
+    otherwise) and each bank's output is registered before the bank multiplexer: a large layer's
+    memory is many block RAMs, and their slow clock-to-output plus the multiplexer and its
+    routing would otherwise set the clock. With ``latency=1`` (a conv engine's) it is one memory.
 
     Parameters
     ----------
-    layer : IntDense
-    lanes : int
-    latency : int
-        Cycles from ``addr`` to ``data``: 1 or 2.
+    geometry : DenseGeometry or ConvGeometry
+        The engine's stage geometry (:mod:`hdlgen.geometry`).
 
     Members
     -------
-    addr : In(range(fan_in · words))
+    addr : In(range(rows))
     en : In(1)
         Read enable; ``data`` keeps its value while low.
     data : Out(ArrayLayout(signed(weight_bits), lanes))
@@ -87,28 +67,16 @@ class WeightROM(wiring.Component):
         cycle with ``en`` low reads nothing and leaves the pipeline's data as it was).
     """
 
-    def __init__(self, layer: IntDense, lanes: int, latency: int = 1):
-        if latency not in (1, 2):
-            self._MustUse__silence = True
-            raise ValueError(f"weight memory latency must be 1 or 2 cycles, got {latency!r}")
-        self.latency = latency
-        self.lanes = check_lanes(self, layer, lanes)
-        self.words = -(-layer.fan_out // self.lanes)
-        padded = np.zeros((self.words * self.lanes, layer.fan_in), dtype=np.int64)
-        padded[:layer.fan_out] = layer.weight
-        # rows ordered (input j, word w), lanes inside a row
-        rows = padded.T.reshape(layer.fan_in * self.words, self.lanes)
-        self.init = pack_words(rows, layer.weight_bits)
-        self.layout = data.ArrayLayout(signed(layer.weight_bits), self.lanes)
+    def __init__(self, geometry: DenseGeometry):
+        self.geometry = geometry
+        self.latency = geometry.weight_latency
+        self.init = geometry.weight_rows()
+        self.layout = data.ArrayLayout(signed(geometry.layer.weight_bits), geometry.lanes)
         super().__init__({
             "addr": In(range(len(self.init))),
             "en": In(1),
             "data": Out(self.layout),
         })
-
-    @property
-    def bits(self) -> int:
-        return len(self.init) * self.layout.size
 
     def elaborate(self, platform):
         m = Module()
@@ -119,7 +87,7 @@ class WeightROM(wiring.Component):
             m.d.comb += [read.addr.eq(self.addr), read.en.eq(self.en), self.data.eq(read.data)]
             return m
         bank_rows = min(_block_rows(getattr(platform, "family", None), width), depth)
-        banks = -(-depth // bank_rows)
+        banks = ceil_div(depth, bank_rows)
         shift = (bank_rows - 1).bit_length() if banks > 1 else 0
         en_held, bank_held, bank_out = Signal(), Signal(range(banks)), Signal(range(banks))
         m.d.sync += en_held.eq(self.en)
@@ -170,9 +138,9 @@ class DenseEngine(wiring.Component):
 
     Parameters
     ----------
-    layer : IntDense
-    lanes : int
-        Accumulators updated per cycle, ``1..fan_out``.
+    geometry : DenseGeometry
+        The layer at its lanes (accumulators updated per cycle, ``1..fan_out``; the geometry
+        checks them), words, weight rows and bias words.
 
     Members
     -------
@@ -184,45 +152,35 @@ class DenseEngine(wiring.Component):
 
     Attributes
     ----------
-    weights : WeightROM
-        The weight memory. A board may replace it before elaboration by any component with the
-        same signature and one cycle of read latency (e.g. SPRAM with a load path filled from
-        ``weights.init``).
-
-    Raises
-    ------
-    ValueError
-        If ``lanes`` is not an integer in ``1..fan_out``.
+    weights : component or None
+        The weight memory; ``None`` builds a :class:`WeightROM` at elaboration. A board may put
+        any component with the same members and the geometry's ``weight_latency`` (2 cycles)
+        here before elaboration (e.g. SPRAM with a load path filled from the geometry's
+        ``weight_rows()``).
     """
 
-    def __init__(self, layer: IntDense, lanes: int = 1):
-        self.layer = layer
-        self.lanes = check_lanes(self, layer, lanes)
-        self.words = -(-layer.fan_out // self.lanes)
-        self.acc_width = layer.widths()["accumulator"]
-        self.weights = WeightROM(layer, self.lanes, latency=2)
-        bias = np.zeros(self.words * self.lanes, dtype=np.int64)
-        bias[:layer.fan_out] = layer.bias
-        self.bias_init = pack_words(bias.reshape(self.words, self.lanes), self.acc_width)
+    submodule_name = "engine"
+
+    def __init__(self, geometry: DenseGeometry):
+        if type(geometry) is not DenseGeometry:
+            raise TypeError(f"DenseEngine needs a DenseGeometry, got {type(geometry).__name__}")
+        self.geometry = geometry
+        self.layer, self.lanes, self.words, self.acc_width = geometry.layer, geometry.lanes, geometry.words, geometry.acc_width
+        self.weights = None
         super().__init__({
-            "i": In(stream.Signature(event_layout(layer.fan_in, layer.ticks_in))),
+            "i": In(stream.Signature(event_layout(self.layer.fan_in, self.layer.ticks_in))),
             "o": Out(stream.Signature(acc_word_layout(self.acc_width, self.lanes))),
         })
-
-    @property
-    def memory_bits(self) -> dict:
-        """Bits of each memory: weights, accumulators and the bias ROM."""
-        word = self.acc_width * self.lanes
-        return {"weights": self.weights.bits, "accumulators": self.words * word, "bias": self.words * word}
 
     def elaborate(self, platform):
         m = Module()
         layer, lanes, words = self.layer, self.lanes, self.words
+        bias_init = self.geometry.bias_words()
         word_layout = data.ArrayLayout(signed(self.acc_width), lanes)
-        m.submodules.weights = weights = self.weights
+        m.submodules.weights = weights = self.weights if self.weights is not None else WeightROM(self.geometry)
         m.submodules.accumulators = accumulators = Memory(
-            shape=unsigned(word_layout.size), depth=words, init=self.bias_init)
-        m.submodules.bias = bias = Memory(shape=unsigned(word_layout.size), depth=words, init=self.bias_init)
+            shape=unsigned(word_layout.size), depth=words, init=bias_init)
+        m.submodules.bias = bias = Memory(shape=unsigned(word_layout.size), depth=words, init=bias_init)
         acc_write = accumulators.write_port()
         acc_read = accumulators.read_port(transparent_for=(acc_write,))
         bias_read = bias.read_port()
@@ -248,7 +206,7 @@ class DenseEngine(wiring.Component):
         m.d.comb += [weights.addr.eq(row), weights.en.eq(1)]
         # the word and q travel with their row for the weight memory's latency
         issued = [(busy, word, q)]
-        for n in range(1, getattr(weights, "latency", 1)):
+        for n in range(1, self.geometry.weight_latency):
             delayed = (Signal(name=f"fetch{n}_valid"), Signal(range(words), name=f"fetch{n}_word"),
                        Signal(range(layer.ticks_in + 1), name=f"fetch{n}_q"))
             m.d.sync += [to.eq(frm) for to, frm in zip(delayed, issued[-1])]

@@ -5,8 +5,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdlgen.cycles import axis_taps
-from hdlgen.ttfs import IntMaxPool2d
+from hdlgen.geometry import PoolGeometry
 
 from .conv import NeuronDecoder
 from .dense import times_constant
@@ -39,7 +38,8 @@ class MaxPoolUnit(wiring.Component):
 
     Parameters
     ----------
-    layer : IntMaxPool2d
+    geometry : PoolGeometry
+        The layer and its per-row and per-column window tables.
 
     Members
     -------
@@ -49,25 +49,18 @@ class MaxPoolUnit(wiring.Component):
         The windows' first spikes in tick order, then ``end``.
     """
 
-    def __init__(self, layer: IntMaxPool2d):
-        if not isinstance(layer, IntMaxPool2d):
-            self._MustUse__silence = True  # rejected, not unused
-            raise TypeError(f"MaxPoolUnit needs an IntMaxPool2d, got {type(layer).__name__}")
-        self.layer = layer
-        (_, h, w), (_, out_h, out_w) = layer.in_shape, layer.out_shape
-        self.row_windows = [[o for _, o in taps] for taps in
-                            axis_taps(h, layer.kernel[0], layer.stride[0], layer.padding[0], out_h)]
-        self.column_windows = [[o for _, o in taps] for taps in
-                               axis_taps(w, layer.kernel[1], layer.stride[1], layer.padding[1], out_w)]
+    submodule_name = "pool"
+
+    def __init__(self, geometry: PoolGeometry):
+        if not isinstance(geometry, PoolGeometry):
+            raise TypeError(f"MaxPoolUnit needs a PoolGeometry, got {type(geometry).__name__}")
+        self.geometry = geometry
+        self.layer = layer = geometry.layer
+        self.row_windows, self.column_windows = geometry.row_windows, geometry.column_windows
         super().__init__({
             "i": In(stream.Signature(event_layout(layer.fan_in, layer.ticks))),
             "o": Out(stream.Signature(event_layout(layer.fan_out, layer.ticks))),
         })
-
-    @property
-    def memory_bits(self) -> dict:
-        """Bits of the fired-bit memory."""
-        return {"fired": self.layer.fan_out}
 
     def elaborate(self, platform):
         m = Module()

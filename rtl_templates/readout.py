@@ -4,9 +4,9 @@ from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdlgen.geometry import DenseGeometry
 from hdlgen.ttfs import IntDense
 
-from .dense import check_lanes
 from .events import acc_word_layout
 
 __all__ = ["Readout", "readout_layout"]
@@ -31,10 +31,8 @@ class Readout(wiring.Component):
 
     Parameters
     ----------
-    layer : IntDense
-        The readout layer (``k is None``).
-    lanes : int
-        Lanes of the accumulator words on ``i``.
+    geometry : DenseGeometry
+        The readout layer's (``k is None``): lanes and words of the accumulator words on ``i``.
 
     Members
     -------
@@ -44,13 +42,11 @@ class Readout(wiring.Component):
         One result per image.
     """
 
-    def __init__(self, layer: IntDense, lanes: int = 1):
+    def __init__(self, geometry: DenseGeometry):
+        layer = geometry.layer
         if not layer.readout:
             raise ValueError(f"layer {layer.name!r} has K; the readout is the last layer, without K")
-        self.layer = layer
-        self.lanes = check_lanes(self, layer, lanes)
-        self.words = -(-layer.fan_out // self.lanes)
-        self.acc_width = layer.widths()["accumulator"]
+        self.layer, self.lanes, self.words, self.acc_width = layer, geometry.lanes, geometry.words, geometry.acc_width
         super().__init__({
             "i": In(stream.Signature(acc_word_layout(self.acc_width, self.lanes))),
             "o": Out(stream.Signature(readout_layout(layer))),

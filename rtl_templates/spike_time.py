@@ -1,17 +1,15 @@
 """Spike-time unit bank: accumulator words → output spikes in tick order."""
 
-import numpy as np
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdlgen.golden import k_per_neuron
-from hdlgen.ttfs import IntDense, unsigned_width
+from hdlgen.geometry import DenseGeometry, ladder_steps
+from hdlgen.ttfs import unsigned_width
 
-from .dense import check_lanes
 from .events import acc_word_layout, event_layout
-from .tick_sorter import TickSorter, sorter_memory_bits
+from .tick_sorter import TickSorter
 
 __all__ = ["SpikeTimeBank"]
 
@@ -35,11 +33,10 @@ class SpikeTimeBank(wiring.Component):
 
     Parameters
     ----------
-    layer : IntDense or IntConv2d
-        A hidden layer (with ``k``; a convolution's is per output channel, neurons in
-        (channel, row, column) order).
-    lanes : int
-        Lanes of the accumulator words on ``i`` (as the layer's :class:`DenseEngine`).
+    geometry : DenseGeometry or ConvGeometry
+        A hidden layer's (with ``k``; a convolution's is per output channel, neurons in
+        (channel, row, column) order); its ``out_lanes`` are the lanes of the accumulator words
+        on ``i`` (those of a dense engine, 1 after a conv engine).
 
     Members
     -------
@@ -49,24 +46,19 @@ class SpikeTimeBank(wiring.Component):
         The layer's spikes in tick order, then ``end``.
     """
 
-    def __init__(self, layer: IntDense, lanes: int = 1):
-        if layer.readout:
+    def __init__(self, geometry: DenseGeometry):
+        layer = geometry.layer
+        if not geometry.fires:
             raise ValueError(f"layer {layer.name!r} is the readout; it has no spike-time units")
         self.layer = layer
-        self.lanes = check_lanes(self, layer, lanes)
-        self.words = -(-layer.fan_out // self.lanes)
-        self.acc_width = layer.widths()["accumulator"]
-        self.shared_k = bool(np.all(layer.k == layer.k[0]))
+        self.lanes = geometry.out_lanes
+        self.words = geometry.out_words
+        self.acc_width = geometry.acc_width
+        self.shared_k = geometry.shared_k
         super().__init__({
             "i": In(stream.Signature(acc_word_layout(self.acc_width, self.lanes))),
             "o": Out(stream.Signature(event_layout(layer.fan_out, layer.ticks))),
         })
-
-    @property
-    def memory_bits(self) -> dict:
-        """Bits of each memory: the K ROM (0 when K is shared) and the tick sorter's lists."""
-        k_bits = 0 if self.shared_k else self.layer.fan_out * unsigned_width(int(self.layer.k.max()))
-        return {"k": k_bits, "sorter": sorter_memory_bits(self.layer.fan_out, self.layer.ticks)}
 
     def elaborate(self, platform):
         m = Module()
@@ -101,7 +93,7 @@ class SpikeTimeBank(wiring.Component):
             k = Const(int(layer.k[0]), unsigned(k_width))
         else:
             m.submodules.k = k_rom = Memory(shape=unsigned(k_width), depth=fan_out,
-                                            init=[int(v) for v in k_per_neuron(layer)])
+                                            init=[int(v) for v in layer.k_per_neuron()])
             k_read = k_rom.read_port()
             m.d.comb += k_read.addr.eq(neuron)
             # one more stage: K leaves the block RAM into a register before the first compare
@@ -116,7 +108,7 @@ class SpikeTimeBank(wiring.Component):
         # stage 1: A ≥ K·T fires at tick 0; stages 2..: one restoring-division step per bit of
         # q < T (the remainder stays below K·2^bit, so each bit is one compare-subtract; a
         # negative A never fits and gives q = 0)
-        steps = [None] + list(reversed(range((ticks - 1).bit_length())))
+        steps = [None] + list(reversed(range(ladder_steps(ticks))))
         for n, bit in enumerate(steps, start=1):
             regs = {"valid": Signal(name=f"valid{n}"), "end": Signal(name=f"end{n}"),
                     "rem": Signal(signed(self.acc_width), name=f"rem{n}"),

@@ -5,16 +5,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdlgen.ttfs import unsigned_width
-
 from .events import event_layout, skid_buffer
 
-__all__ = ["TickSorter", "sorter_memory_bits"]
-
-
-def sorter_memory_bits(neurons: int, ticks: int) -> int:
-    """Bits of a :class:`TickSorter`'s memories: a link per neuron, a head and a tail per tick."""
-    return (neurons + 2 * ticks) * unsigned_width(neurons - 1)
+__all__ = ["TickSorter"]
 
 
 class TickSorter(wiring.Component):

@@ -5,8 +5,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hdlgen.cycles import capped_lanes
-from hdlgen.ttfs import IntConv2d, IntMaxPool2d, TTFSNet
+from hdlgen.geometry import NetGeometry
+from hdlgen.ttfs import TTFSNet
 
 from .conv import ConvEngine
 from .dense import DenseEngine
@@ -16,7 +16,10 @@ from .maxpool import MaxPoolUnit
 from .readout import Readout, readout_layout
 from .spike_time import SpikeTimeBank
 
-__all__ = ["NetworkTop", "result_layout", "trace_signature", "layer_lanes"]
+__all__ = ["NetworkTop", "result_layout", "trace_signature", "STAGES"]
+
+# layer kind → the component that takes the layer's input spikes, built from its stage geometry
+STAGES = {"dense": DenseEngine, "conv2d": ConvEngine, "maxpool2d": MaxPoolUnit}
 
 
 def result_layout(net: TTFSNet) -> data.StructLayout:
@@ -34,18 +37,6 @@ def trace_signature(net: TTFSNet) -> wiring.Signature:
         members[f"layer{l}"] = Out(wiring.Signature({
             "valid": Out(1), "neuron": Out(layout["neuron"].shape), "tick": Out(layout["tick"].shape)}))
     return wiring.Signature(members)
-
-
-def layer_lanes(net: TTFSNet, lanes) -> list:
-    """Lanes of each layer: ``lanes`` capped at the layer's fan-out (a convolution's output
-    channels, which its lanes run over; 1 for a max-pool, which has none).
-
-    Raises :class:`ValueError` unless ``lanes`` is an integer from 1 to the largest fan-out.
-    """
-    widest = max(layer.fan_out for layer in net.layers)
-    if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= widest:
-        raise ValueError(f"lanes must be an integer from 1 to the largest fan-out {widest}, got {lanes!r}")
-    return capped_lanes(net, lanes)
 
 
 class NetworkTop(wiring.Component):
@@ -87,12 +78,9 @@ class NetworkTop(wiring.Component):
         if not isinstance(net, TTFSNet):
             raise TypeError(f"NetworkTop needs a TTFSNet, got {type(net).__name__}")
         self.net = net
-        self.lanes = lanes
-        try:
-            self.layer_lanes = layer_lanes(net, lanes)
-        except ValueError:
-            self._MustUse__silence = True  # rejected, not unused
-            raise
+        self.geometry = NetGeometry(net, lanes)
+        self.lanes = self.geometry.lanes
+        self.layer_lanes = self.geometry.layer_lanes
         self.with_trace = bool(trace)
         members = {"pixels": In(stream.Signature(unsigned(8))),
                    "result": Out(stream.Signature(result_layout(net)))}
@@ -101,14 +89,10 @@ class NetworkTop(wiring.Component):
         super().__init__(members)
         self.encoder = InputEncoder(net.input)
         # per layer: the stage taking its input spikes, and the spike-time bank after an engine
-        self.stages = [MaxPoolUnit(layer) if isinstance(layer, IntMaxPool2d) else
-                       ConvEngine(layer, n) if isinstance(layer, IntConv2d) else DenseEngine(layer, n)
-                       for layer, n in zip(net.layers, self.layer_lanes)]
-        self.engines = [stage for stage in self.stages if not isinstance(stage, MaxPoolUnit)]  # weight memories
-        self.banks = [None if isinstance(layer, IntMaxPool2d) else
-                      SpikeTimeBank(layer, 1 if isinstance(layer, IntConv2d) else n)
-                      for layer, n in zip(net.layers[:-1], self.layer_lanes)] + [None]
-        self.readout = Readout(net.layers[-1], self.layer_lanes[-1])
+        self.stages = [STAGES[stage.kind](stage) for stage in self.geometry.layers]
+        self.engines = [self.stages[i] for i in self.geometry.engines]   # weight memories
+        self.banks = [SpikeTimeBank(stage) if stage.fires else None for stage in self.geometry.layers]
+        self.readout = Readout(self.geometry.layers[-1])
 
     @property
     def in_flight(self) -> int:
@@ -120,13 +104,13 @@ class NetworkTop(wiring.Component):
         m.submodules.encoder = encoder = self.encoder
         spikes = [encoder.o]                       # each spiking layer's event stream
         for n, (stage, bank) in enumerate(zip(self.stages, self.banks)):
-            m.submodules[f"pool{n}" if isinstance(stage, MaxPoolUnit) else f"engine{n}"] = stage
+            m.submodules[f"{stage.submodule_name}{n}"] = stage
             wiring.connect(m, spikes[-1], stage.i)
             if bank is not None:
                 m.submodules[f"spike_time{n}"] = bank
                 wiring.connect(m, stage.o, bank.i)
                 spikes.append(bank.o)
-            elif isinstance(stage, MaxPoolUnit):
+            elif n < len(self.stages) - 1:   # a max-pool's output is its layer's spikes
                 spikes.append(stage.o)
         m.submodules.readout = readout = self.readout
         wiring.connect(m, self.stages[-1].o, readout.i)

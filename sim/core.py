@@ -10,9 +10,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FORMAT", "Field", "CoreSpec", "ResultPayload"]
+from hdlgen.verilog import FORMAT
 
-FORMAT = "hdlgen-core/1"
+__all__ = ["Field", "CoreSpec", "ResultPayload"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class CoreSpec:
     lanes : int
     layers : list of dict
         ``fan_in``, ``fan_out``, ``ticks_in``, ``ticks`` of every dense layer, readout last.
+    worst_case_cycles : int
+        The most cycles one image can take in an idle core (``latency.worst_case``).
     """
 
     top: str
@@ -82,6 +84,7 @@ class CoreSpec:
     trace: list
     lanes: int
     layers: list
+    worst_case_cycles: int
 
     @classmethod
     def load(cls, path) -> "CoreSpec":
@@ -98,7 +101,7 @@ class CoreSpec:
                 raise ValueError(f"{path}: result payload lacks field(s) {', '.join(sorted(missing))}")
             trace = sorted(data.get("trace", []), key=lambda t: t["layer"])
             return cls(data["top"], data["clock"], data["reset"], data["pixels"], data["result"], fields,
-                       trace, data["lanes"], data["layers"])
+                       trace, data["lanes"], data["layers"], data["latency"]["worst_case"])
         except KeyError as e:
             raise ValueError(f"{path}: sidecar lacks {e}") from None
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import math
 
 import cocotb
 import numpy as np
@@ -26,8 +25,8 @@ from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, Event, RisingEdge, with_timeout
 from cocotb.triggers import SimTimeoutError
 
+from hdlgen.geometry import NetGeometry
 from hdlgen.golden import run_events
-from hdlgen.ttfs import IntMaxPool2d
 
 from .core import CoreSpec
 
@@ -175,7 +174,8 @@ class InOrderChecker:
 
     def __init__(self, net, images: np.ndarray):
         self.expected = [run_events(net, image) for image in images]
-        self.pooled = {l + 1 for l, layer in enumerate(net.layers[:-1]) if isinstance(layer, IntMaxPool2d)}
+        stages = NetGeometry(net).layers[:-1]
+        self.pooled = {l + 1 for l, stage in enumerate(stages) if not stage.keeps_neuron_order}
         self.mismatches = []
 
     def check(self, index: int, got, traces: list, counted_cycles: int) -> list:
@@ -262,9 +262,8 @@ class NetworkTestbench:
         self.first_pixel = [None] * len(self.images)
 
     def cycle_budget(self) -> int:
-        """A generous bound on the whole run: 4× the dense schedule plus slow input per image."""
-        dense = sum(l["fan_in"] * math.ceil(l["fan_out"] / self.spec.lanes) + l["ticks_in"] for l in self.spec.layers)
-        per_image = 4 * dense + 8 * self.images.shape[1] + 64 * len(self.spec.layers) + 1000
+        """A generous bound on the whole run: 4× the worst case plus slow input per image."""
+        per_image = 4 * self.spec.worst_case_cycles + 8 * self.images.shape[1] + 64 * len(self.spec.layers) + 1000
         return per_image * len(self.images) + 1000
 
     async def reset(self):

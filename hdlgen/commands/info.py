@@ -2,7 +2,7 @@
 
 from .. import ttfs
 from ..report import format_net, print_json
-from ..ttfs import IntMaxPool2d, layer_bounds
+from ..ttfs import layer_bounds
 
 
 def register(sub):
@@ -18,7 +18,7 @@ def run(args):
     enc = net.input
     print(f"input: shape {enc.shape}, pixel = round((x − {enc.offset:g}) / {enc.pixel_scale:g}), q0 = table[pixel]")
     for layer in net.layers:
-        if not isinstance(layer, IntMaxPool2d):
+        if layer.has_weights:
             low, high = layer_bounds(layer)
             print(f"{layer.name}: accumulator range {low}..{high}, widths {layer.widths()}")
         else:
@@ -26,6 +26,6 @@ def run(args):
     if args.json:
         print_json({"name": net.name, "sizes": net.sizes, "ticks": net.ticks, "meta": net.meta,
                     "layers": [{"name": l.name, "kind": l.kind, "fan_in": l.fan_in, "fan_out": l.fan_out, "readout": l.readout,
-                                "range": None if isinstance(l, IntMaxPool2d) else list(layer_bounds(l)), "widths": l.widths()}
+                                "range": list(layer_bounds(l)) if l.has_weights else None, "widths": l.widths()}
                                for l in net.layers]})
     return 0

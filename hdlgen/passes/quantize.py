@@ -6,7 +6,7 @@ from .. import ir
 from ..errors import UserError
 from ..ttfs import PIXEL_MAX, InputEncoding, IntConv2d, IntDense, IntMaxPool2d, TTFSNet
 
-__all__ = ["Quantize", "input_encoding", "quantize_dense"]
+__all__ = ["Quantize", "input_encoding", "quantize_weights"]
 
 
 def input_encoding(shape, offset, pixel_scale, scale, ticks) -> InputEncoding:
@@ -16,13 +16,13 @@ def input_encoding(shape, offset, pixel_scale, scale, ticks) -> InputEncoding:
     return InputEncoding(shape, offset, pixel_scale, scale, ticks, table)
 
 
-def quantize_dense(weight, bias, input_scale, target_scale, ticks_in, ticks, bits, per_channel, rounding, name):
-    """One dense layer in integers.
+def quantize_weights(weight, bias, input_scale, target_scale, bits, per_channel, rounding):
+    """One layer's ``(weight, bias, k, scale)`` in integers, ``weight`` as ``(units, inputs)``.
 
     ``weight``/``bias`` are float, ``input_scale`` the real value of one input unit (per input),
-    ``target_scale`` the wished real value of one output tick (``None`` for the readout).
-    The effective output scale is ``K·σ`` exactly (σ the weight scale), so rounding K to an
-    integer moves the scale instead of adding error; the next layer absorbs it.
+    ``target_scale`` the wished real value of one output tick (``None`` for the readout, whose
+    ``k`` is ``None``). The effective output scale is ``K·σ`` exactly (σ the weight scale), so
+    rounding K to an integer moves the scale instead of adding error; the next layer absorbs it.
     """
     effective = weight * np.asarray(input_scale)[None, :]  # maps input q to real
     limit = (1 << (bits - 1)) - 1
@@ -32,11 +32,11 @@ def quantize_dense(weight, bias, input_scale, target_scale, ticks_in, ticks, bit
     w_int = np.clip(np.floor(effective / sigma[:, None] + 0.5), -limit, limit).astype(np.int64)
     b_int = np.floor(bias / sigma + 0.5).astype(np.int64)
     if target_scale is None:
-        return IntDense(w_int, b_int, None, ticks_in, 0, bits, sigma, name=name)
+        return w_int, b_int, None, sigma
     k = np.maximum(1, np.floor(target_scale / sigma + 0.5)).astype(np.int64)
     if rounding:
         b_int = b_int + k // 2
-    return IntDense(w_int, b_int, k, ticks_in, ticks, bits, k * sigma, name=name)
+    return w_int, b_int, k, k * sigma
 
 
 class Quantize:
@@ -69,13 +69,14 @@ class Quantize:
                                     "zero padding would not mean 'no spike'; use padding 0 or inputs ≥ 0")
                 bias = bias + weight.sum(axis=1) * encoding.offset  # x = offset + x', folded exactly
             last = index == readout
-            layer = quantize_dense(weight, bias, column_scale, None if last else scales[window + 1], ticks[window],
-                                   0 if last else ticks[window + 1], config.weight_bits, config.per_channel,
-                                   config.rounding, node.name)
+            w_int, b_int, k, scale = quantize_weights(weight, bias, column_scale, None if last else scales[window + 1],
+                                                      config.weight_bits, config.per_channel, config.rounding)
+            common = (b_int, k, ticks[window], 0 if last else ticks[window + 1], config.weight_bits, scale)
             if isinstance(node, ir.Conv2d):
-                layer = IntConv2d(layer.weight.reshape(node.weight.shape), layer.bias, layer.k, layer.ticks_in,
-                                  layer.ticks, layer.weight_bits, layer.scale, in_shape, node.stride, node.padding,
+                layer = IntConv2d(w_int.reshape(node.weight.shape), *common, in_shape, node.stride, node.padding,
                                   name=node.name)
+            else:
+                layer = IntDense(w_int, *common, name=node.name)
             layers.append(layer)
             channel_scale = layer.scale
             window += 1

@@ -1,7 +1,7 @@
 """Derive and prove every accumulator, threshold and counter width."""
 
 from ..errors import UserError
-from ..ttfs import IntMaxPool2d, layer_bounds
+from ..ttfs import layer_bounds
 
 __all__ = ["DeriveWidths"]
 
@@ -20,7 +20,7 @@ class DeriveWidths:
     def run(self, state):
         widths = []
         for layer in state.net.layers:
-            if isinstance(layer, IntMaxPool2d):  # a max-pool holds no sums
+            if not layer.has_weights:  # a max-pool holds no sums
                 widths.append({"layer": layer.name, **layer.widths()})
                 continue
             low, high = layer_bounds(layer)

@@ -1,0 +1,357 @@
+"""Hardware geometry of a TTFS net: the one home of every number the core is built from.
+
+Plain numpy, no Amaranth. The RTL (``rtl_templates``), the cycle model (:mod:`hdlgen.cycles`),
+the sidecar (:mod:`hdlgen.verilog`), the SPRAM loader and the host (``boards``) and the
+benchmarks all read these figures; none of them works one out again.
+
+* :class:`NetGeometry` – the net at some ``lanes``: the input stage and one stage geometry per
+  layer, each chosen by the layer's ``kind`` from :data:`STAGE_GEOMETRY`.
+* A stage geometry (:class:`DenseGeometry`, :class:`ConvGeometry`, :class:`PoolGeometry`) gives
+  the lanes the stage is built with, its accumulator words, the packed weight rows and bias
+  words, the reach tables of a feature-map layer, its memories in bits and its cycle costs:
+  what a spike on each input costs (:meth:`~DenseGeometry.input_costs`) and the most cycles it
+  adds on top (:meth:`~DenseGeometry.overhead`). A new layer kind adds one class here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .ttfs import TTFSNet, unsigned_width
+
+__all__ = ["ceil_div", "check_lanes", "axis_taps", "pack_words", "ladder_steps", "sorter_memory_bits",
+           "DenseGeometry", "ConvGeometry", "PoolGeometry", "InputGeometry", "NetGeometry", "STAGE_GEOMETRY",
+           "stage_geometry"]
+
+
+def ceil_div(a: int, b: int) -> int:
+    """``ceil(a / b)`` for integers, exactly."""
+    return -(-a // b)
+
+
+def check_lanes(lanes, limit: int, what: str) -> int:
+    """``lanes`` as an int in ``1..limit``, else a :class:`ValueError` saying that ``what``
+    (e.g. "its fan-out") is the limit."""
+    if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= limit:
+        raise ValueError(f"lanes must be an integer from 1 to {what} {limit}, got {lanes!r}")
+    return int(lanes)
+
+
+def axis_taps(size: int, kernel: int, stride: int, padding: int, out: int) -> list:
+    """Per input coordinate ``0..size−1`` along one axis, the ``(kernel offset, output coordinate)``
+    pairs that reach an output: ``coordinate + padding − offset = output·stride`` with the output
+    in ``0..out−1`` (offsets on the border or between strides reach nothing)."""
+    taps = []
+    for pos in range(size):
+        reach = []
+        for k in range(kernel):
+            o, r = divmod(pos + padding - k, stride)
+            if r == 0 and 0 <= o < out:
+                reach.append((k, o))
+        taps.append(reach)
+    return taps
+
+
+def pack_words(values: np.ndarray, width: int) -> list:
+    """Rows of signed integers → one unsigned int per row, element ``l`` at bits ``l·width``."""
+    mask = (1 << width) - 1
+    return [sum((int(v) & mask) << (lane * width) for lane, v in enumerate(row)) for row in values]
+
+
+def ladder_steps(ticks: int) -> int:
+    """Compare-subtract stages of a spike-time bank's ladder after its ``A ≥ K·T`` stage: one
+    per bit of ``q < T``."""
+    return (ticks - 1).bit_length()
+
+
+def sorter_memory_bits(neurons: int, ticks: int) -> int:
+    """Bits of a tick sorter's memories: a link per neuron, a head and a tail per tick."""
+    return (neurons + 2 * ticks) * unsigned_width(neurons - 1)
+
+
+class DenseGeometry:
+    """A dense layer's engine (and its spike-time bank or readout) at ``lanes``.
+
+    Accumulator word ``w`` holds neurons ``w·lanes + l`` in lane ``l``; weight row
+    ``j·words + w`` holds ``W[w·lanes + l, j]`` (zero past the fan-out), so a spike on input
+    ``j`` reads ``words`` consecutive rows and costs ``words`` cycles.
+
+    Raises :class:`ValueError` unless ``lanes`` is an integer in ``1..``:meth:`lane_limit`.
+    """
+
+    kind = "dense"
+    limit_name = "its fan-out"
+    weight_latency = 2     # cycles from a weight row's address to its data: banked block RAMs, registered
+    keeps_neuron_order = True   # spikes of one tick leave in increasing neuron order
+    handshake_cycles = 10       # engine: flush, drain and stream handshakes
+
+    def __init__(self, layer, lanes: int = 1):
+        self.layer = layer
+        try:
+            self.lanes = check_lanes(lanes, self.lane_limit(layer), self.limit_name)
+        except ValueError as e:
+            raise ValueError(f"layer {layer.name!r}: {e}") from None
+        self.words = ceil_div(self.lane_limit(layer), self.lanes)
+        self.acc_width = layer.widths()["accumulator"]
+
+    @staticmethod
+    def lane_limit(layer) -> int:
+        """The most lanes the stage can use: the neurons one weight row can update at once."""
+        return layer.fan_out
+
+    @property
+    def positions(self) -> int:
+        """Output positions that share the weight rows (1: every neuron has its own column)."""
+        return 1
+
+    @property
+    def out_lanes(self) -> int:
+        """Neurons per accumulator word on the engine's output stream."""
+        return self.lanes
+
+    @property
+    def out_words(self) -> int:
+        """Accumulator words per image on the engine's output stream."""
+        return ceil_div(self.layer.fan_out, self.out_lanes)
+
+    @property
+    def row_bits(self) -> int:
+        return self.layer.weight_bits * self.lanes
+
+    def weight_rows(self) -> list:
+        """The weight memory's rows as unsigned ints (lane ``l`` at bits ``l·weight_bits``)."""
+        matrix = self.layer.weight_matrix()
+        padded = np.zeros((self.words * self.lanes, matrix.shape[1]), dtype=np.int64)
+        padded[:len(matrix)] = matrix
+        # rows ordered (input j, word w), lanes inside a row
+        return pack_words(padded.T.reshape(matrix.shape[1] * self.words, self.lanes), self.layer.weight_bits)
+
+    @property
+    def weight_row_count(self) -> int:
+        return self.layer.weight_matrix().shape[1] * self.words
+
+    @property
+    def weight_memory_bits(self) -> int:
+        return self.weight_row_count * self.row_bits
+
+    def bias_words(self) -> list:
+        """One accumulator word per ``words`` holding its lanes' biases (0 past the units)."""
+        bias = np.zeros(self.words * self.lanes, dtype=np.int64)
+        bias[:len(self.layer.bias)] = self.layer.bias
+        return pack_words(bias.reshape(self.words, self.lanes), self.acc_width)
+
+    @property
+    def fires(self) -> bool:
+        """A spike-time bank follows (every weighted layer but the readout)."""
+        return not self.layer.readout
+
+    @property
+    def shared_k(self) -> bool:
+        return self.fires and bool(np.all(self.layer.k == self.layer.k[0]))
+
+    def memory_bits(self) -> dict:
+        """Bits of each memory of the stage and of its spike-time bank."""
+        word = self.acc_width * self.lanes
+        bits = {"weights": self.weight_memory_bits, "accumulators": self.positions * self.words * word,
+                "bias": self.words * word}
+        if self.fires:
+            k_bits = 0 if self.shared_k else self.layer.fan_out * unsigned_width(int(self.layer.k.max()))
+            bits.update(k=k_bits, sorter=sorter_memory_bits(self.layer.fan_out, self.layer.ticks))
+        return bits
+
+    def reach(self) -> np.ndarray:
+        """Per input neuron, the output positions it reaches, (fan_in,)."""
+        return np.ones(self.layer.fan_in, dtype=np.int64)
+
+    def input_costs(self) -> np.ndarray:
+        """Engine cycles a spike on each input costs, (fan_in,): a word per position reached."""
+        return self.reach() * self.words
+
+    @property
+    def walked_ticks(self) -> int:
+        """Ticks of the window the stage walks (its spike-time bank's; 0 for the readout)."""
+        return self.layer.ticks
+
+    def read_out_cycles(self) -> int:
+        """Cycles the engine spends streaming its accumulators out."""
+        return self.words * self.lanes
+
+    def overhead(self) -> int:
+        """Most cycles the stage adds to an image beyond its input costs and walked ticks: one
+        seek cycle per non-empty input tick, the read-out, handshakes; and, before a spike-time
+        bank, its ladder."""
+        cycles = self.layer.ticks_in + self.read_out_cycles() + self.handshake_cycles
+        if self.fires:
+            cycles += ladder_steps(self.layer.ticks) + 4
+        return cycles
+
+    def describe(self) -> dict:
+        """The stage's entries in the sidecar's ``layers`` list beyond the layer's own."""
+        return {"weight_bits": self.layer.weight_bits, "accumulator_width": self.acc_width,
+                "weight_memory_bits": self.weight_memory_bits}
+
+
+class ConvGeometry(DenseGeometry):
+    """A convolution's engine at ``lanes``: the lanes run over output channels.
+
+    Accumulator word ``(oy·OW + ox)·words + w`` holds channels ``w·lanes + l`` of one position;
+    the weight rows are those of the ``(O, C·KH·KW)`` matrix (row ``tap·words + w``). A spike
+    costs ``words`` cycles per output position it reaches (:attr:`row_taps`,
+    :attr:`column_taps`); the accumulators leave one neuron per cycle.
+    """
+
+    kind = "conv2d"
+    limit_name = "its output channels"
+    weight_latency = 1
+    handshake_cycles = 12
+
+    def __init__(self, layer, lanes: int = 1):
+        super().__init__(layer, lanes)
+        (_, h, w), (kh, kw), (_, out_h, out_w) = layer.in_shape, layer.kernel, layer.out_shape
+        self.row_taps = axis_taps(h, kh, layer.stride[0], layer.padding[0], out_h)
+        self.column_taps = axis_taps(w, kw, layer.stride[1], layer.padding[1], out_w)
+
+    @staticmethod
+    def lane_limit(layer) -> int:
+        return layer.out_shape[0]
+
+    @property
+    def positions(self) -> int:
+        return self.layer.out_shape[1] * self.layer.out_shape[2]
+
+    @property
+    def out_lanes(self) -> int:
+        return 1
+
+    def reach(self) -> np.ndarray:
+        rows = [len(t) for t in self.row_taps]
+        cols = [len(t) for t in self.column_taps]
+        return np.tile(np.outer(rows, cols).reshape(-1), self.layer.in_shape[0])
+
+    def read_out_cycles(self) -> int:
+        # one neuron per cycle, and a cycle for each input spike that reaches no output
+        return self.layer.fan_out + int((self.reach() == 0).sum())
+
+    def describe(self) -> dict:
+        return {**super().describe(), **self.layer.window()}
+
+
+class PoolGeometry:
+    """A max-pool unit: no lanes, no weights; it visits every window an input spike is in
+    (:attr:`row_windows`, :attr:`column_windows`) in the shadow of the next engine."""
+
+    kind = "maxpool2d"
+    lanes = 1
+    words = 0
+    out_lanes = 1
+    fires = False
+    walked_ticks = 0
+    keeps_neuron_order = False   # one tick's windows leave in input order (docs/rtl-interface.md)
+
+    def __init__(self, layer, lanes: int = 1):
+        self.layer = layer
+        (_, h, w), (_, out_h, out_w) = layer.in_shape, layer.out_shape
+        self.row_windows = [[o for _, o in taps] for taps in
+                            axis_taps(h, layer.kernel[0], layer.stride[0], layer.padding[0], out_h)]
+        self.column_windows = [[o for _, o in taps] for taps in
+                               axis_taps(w, layer.kernel[1], layer.stride[1], layer.padding[1], out_w)]
+
+    @staticmethod
+    def lane_limit(layer) -> int:
+        return 1
+
+    def memory_bits(self) -> dict:
+        return {"fired": self.layer.fan_out}
+
+    def reach(self) -> np.ndarray:
+        """Per input neuron, the windows it is in, (fan_in,)."""
+        rows = [len(t) for t in self.row_windows]
+        cols = [len(t) for t in self.column_windows]
+        return np.tile(np.outer(rows, cols).reshape(-1), self.layer.in_shape[0])
+
+    def input_costs(self) -> np.ndarray:
+        return np.zeros(self.layer.fan_in, dtype=np.int64)
+
+    def overhead(self) -> int:
+        """Every window of every input spike (all of them, at most), a cycle per input in none."""
+        reach = self.reach()
+        return int(reach.sum()) + int((reach == 0).sum()) + 8
+
+    def describe(self) -> dict:
+        return {"weight_bits": None, "accumulator_width": None, "weight_memory_bits": 0, **self.layer.window()}
+
+
+STAGE_GEOMETRY = {cls.kind: cls for cls in (DenseGeometry, ConvGeometry, PoolGeometry)}
+
+
+def stage_geometry(layer, lanes: int = 1):
+    """The geometry of ``layer``'s stage at ``lanes`` (capped at what the stage can use)."""
+    cls = STAGE_GEOMETRY[layer.kind]
+    return cls(layer, min(lanes, cls.lane_limit(layer)))
+
+
+class InputGeometry:
+    """The input encoder: a 256-entry tick table and a tick sorter over the pixels."""
+
+    keeps_neuron_order = True
+
+    def __init__(self, encoding):
+        self.encoding = encoding
+        self.walked_ticks = encoding.ticks
+
+    def memory_bits(self) -> dict:
+        enc = self.encoding
+        return {"table": 256 * unsigned_width(enc.ticks), "sorter": sorter_memory_bits(enc.size, enc.ticks)}
+
+    def overhead(self) -> int:
+        """Loading the pixels, and a few handshakes."""
+        return self.encoding.size + 4
+
+
+class NetGeometry:
+    """Every stage of ``net``'s core at ``lanes``.
+
+    Members
+    -------
+    lanes : int
+        As asked, ``1..`` the largest fan-out; each stage uses ``min(lanes, its lane limit)``.
+    input : InputGeometry
+    layers : list
+        One stage geometry per layer of ``net``.
+    engines : list of int
+        Indices of the layers with a weight memory (the engines a board may give other memories).
+
+    Raises :class:`ValueError` if ``lanes`` is out of range.
+    """
+
+    def __init__(self, net: TTFSNet, lanes: int = 1):
+        self.net = net
+        self.lanes = check_lanes(lanes, max(layer.fan_out for layer in net.layers), "the largest fan-out")
+        self.input = InputGeometry(net.input)
+        self.layers = [stage_geometry(layer, self.lanes) for layer in net.layers]
+        self.engines = [i for i, layer in enumerate(net.layers) if layer.has_weights]
+
+    @property
+    def layer_lanes(self) -> list:
+        return [stage.lanes for stage in self.layers]
+
+    @property
+    def words(self) -> list:
+        return [stage.words for stage in self.layers]
+
+    def input_costs(self) -> list:
+        """Per layer, the engine cycles a spike on each of its inputs costs, (fan_in,) each."""
+        return [stage.input_costs() for stage in self.layers]
+
+    @property
+    def walked_ticks(self) -> int:
+        """``Σ T`` of the stages that walk their window (input encoder, dense and conv layers)."""
+        return self.input.walked_ticks + sum(stage.walked_ticks for stage in self.layers)
+
+    def overhead(self) -> int:
+        return self.input.overhead() + sum(stage.overhead() for stage in self.layers)
+
+    def memory_bits(self) -> dict:
+        """Bits of every block-RAM-sized memory, by stage (``input`` and each layer's name)."""
+        return {"input": self.input.memory_bits(),
+                **{stage.layer.name: stage.memory_bits() for stage in self.layers}}
