@@ -14,11 +14,15 @@ damaged frame, so a result is never sent for the wrong frame. LOAD frames write 
 into SPRAM-backed weight memories (:mod:`hdlgen.boards.spram`) and are answered LOAD_REPLY.
 """
 
+from contextlib import contextmanager
+
 from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.crc import catalog
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 from . import link
 from .spram import SPRAMWeights, WeightWrite
@@ -38,34 +42,33 @@ Verdict = data.StructLayout({
 
 
 class SerialCRC16(wiring.Component):
-    """CRC-16/CCITT-FALSE (:func:`hdlgen.boards.link.crc16`), one bit per cycle.
+    """The link's CRC (:func:`hdlgen.boards.link.crc16`), one bit per cycle: the bit-serial
+    processor of :mod:`amaranth.lib.crc` for ``catalog.CRC16_CCITT_FALSE``.
 
-    ``start`` sets the register to the initial value; in a cycle with ``valid`` (and no
-    ``start``), ``bit`` is shifted in; the bits of a byte go most significant first. ``crc`` is
-    the register. A byte-wide CRC costs a wide XOR network, and the link has the cycles the UART
-    takes for a byte (10 · divisor ≥ 40) to spare.
+    ``start`` sets the register to the initial value; in a cycle with ``valid``, ``bit`` is
+    shifted in (after the initial value if ``start`` is high too); the bits of a byte go most
+    significant first. ``crc`` is the register; ``match`` is high while it holds the residue,
+    as it does after a good frame's own CRC. A byte-wide CRC costs a wide XOR network, and the
+    link has the cycles the UART takes for a byte (10 · divisor ≥ 40) to spare.
 
     Members
     -------
     start, valid, bit : In(1)
     crc : Out(16)
+    match : Out(1)
     """
 
     start: In(1)
     valid: In(1)
     bit: In(1)
     crc: Out(16)
+    match: Out(1)
 
     def elaborate(self, platform):
         m = Module()
-        # not reset: ``start`` sets it, which maps onto the flip-flops' synchronous set
-        register = Signal(16, reset_less=True)
-        feedback = register[15] ^ self.bit
-        with m.If(self.start):
-            m.d.sync += register.eq(0xFFFF)
-        with m.Elif(self.valid):
-            m.d.sync += register.eq(Cat(feedback, register[:15]) ^ Mux(feedback, 0x1020, 0))   # polynomial 0x1021
-        m.d.comb += self.crc.eq(register)
+        m.submodules.processor = processor = catalog.CRC16_CCITT_FALSE(data_width=1).create()
+        m.d.comb += [processor.start.eq(self.start), processor.valid.eq(self.valid), processor.data.eq(self.bit),
+                     self.crc.eq(processor.crc), self.match.eq(processor.match_detected)]
         return m
 
 
@@ -186,8 +189,19 @@ class FrameReceiver(wiring.Component):
         with m.Elif(self.step & ~timed_out):
             m.d.sync += [quiet.eq(quiet + 1), timed_out.eq(quiet == self.timeout_steps - 1)]
 
-        def give_up(image):
-            m.d.sync += [verdict.error.eq(link.ErrorCode.TIMEOUT), verdict.image.eq(image)]
+        @contextmanager
+        def frame_byte(state, *, ready=None, comb=(), image=0, abandon="VERDICT"):
+            """A state that takes one byte of the frame once it is in the CRC (``ready``: the
+            byte's sink, if any, is ready; ``comb``: the state's other outputs); the body says
+            what the byte does when it is taken. A silence abandons the frame with a TIMEOUT
+            verdict (``image``: the core got pixels of it) and goes to ``abandon``."""
+            with m.State(state):
+                m.d.comb += [self.bytes.ready.eq(fed if ready is None else ready & fed), checked.eq(1), *comb]
+                with m.If(take):
+                    yield
+                with m.Elif(timed_out):
+                    m.d.sync += [verdict.error.eq(link.ErrorCode.TIMEOUT), verdict.image.eq(image)]
+                    m.next = abandon
 
         with m.FSM() as fsm:
             with m.State("HUNT"):
@@ -215,14 +229,9 @@ class FrameReceiver(wiring.Component):
                     ("OFFSET_LOW", "OFFSET_HIGH", [offset[:8].eq(byte)]),
                     ("OFFSET_HIGH", "WORD_LOW", [offset[8:].eq(byte)]),
                     ("WORD_LOW", "WORD_HIGH", [word_low.eq(byte)])]:
-                with m.State(state):
-                    m.d.comb += [self.bytes.ready.eq(fed), checked.eq(1)]
-                    with m.If(take):
-                        m.d.sync += actions
-                        m.next = target
-                    with m.Elif(timed_out):
-                        give_up(0)
-                        m.next = "VERDICT"
+                with frame_byte(state):
+                    m.d.sync += actions
+                    m.next = target
             with m.State("LENGTH_CHECK"):
                 # the length is checked from registers, a cycle after its last byte: the
                 # compares do not follow the byte handshake in the same cycle
@@ -234,42 +243,28 @@ class FrameReceiver(wiring.Component):
                     m.d.sync += verdict.error.eq(Mux(classify | info | load, link.ErrorCode.BAD_LENGTH,
                                                      link.ErrorCode.BAD_TYPE))
                     m.next = "VERDICT"
-            with m.State("SEQ_HIGH"):
-                m.d.comb += [self.bytes.ready.eq(fed), checked.eq(1)]
-                with m.If(take):
-                    m.d.sync += verdict.seq[8:].eq(byte)
-                    with m.If(classify):
-                        m.next = "PIXELS"
-                    with m.Elif(load):
-                        m.next = "LAYER"
-                    with m.Else():
-                        m.next = "CRC_HIGH"
-                with m.Elif(timed_out):
-                    give_up(0)
-                    m.next = "VERDICT"
-            with m.State("WORD_HIGH"):
-                m.d.comb += [self.write.valid.eq(self.bytes.valid & fed), self.bytes.ready.eq(self.write.ready & fed),
-                             checked.eq(1), self.write.payload.layer.eq(layer),
-                             self.write.payload.addr.eq(offset), self.write.payload.data.eq(Cat(word_low, byte))]
-                with m.If(take):
-                    m.d.sync += [remaining.eq(remaining - 1), offset.eq(offset + 1)]   # the next word's address
-                    with m.If(remaining == 0):
-                        m.next = "CRC_HIGH"
-                    with m.Else():
-                        m.next = "WORD_LOW"
-                with m.Elif(timed_out):
-                    give_up(0)
-                    m.next = "VERDICT"
-            with m.State("PIXELS"):
-                m.d.comb += [pixels.valid.eq(self.bytes.valid & fed), pixels.payload.eq(byte),
-                             self.bytes.ready.eq(pixels.ready & fed), checked.eq(1)]
-                with m.If(take):
-                    m.d.sync += remaining.eq(remaining - 1)
-                    with m.If(remaining == 0):
-                        m.next = "CRC_HIGH"
-                with m.Elif(timed_out):
-                    give_up(1)
-                    m.next = "PAD"
+            with frame_byte("SEQ_HIGH"):
+                m.d.sync += verdict.seq[8:].eq(byte)
+                with m.If(classify):
+                    m.next = "PIXELS"
+                with m.Elif(load):
+                    m.next = "LAYER"
+                with m.Else():
+                    m.next = "CRC_HIGH"
+            with frame_byte("WORD_HIGH", ready=self.write.ready,
+                            comb=[self.write.valid.eq(self.bytes.valid & fed), self.write.payload.layer.eq(layer),
+                                  self.write.payload.addr.eq(offset), self.write.payload.data.eq(Cat(word_low, byte))]):
+                m.d.sync += [remaining.eq(remaining - 1), offset.eq(offset + 1)]   # the next word's address
+                with m.If(remaining == 0):
+                    m.next = "CRC_HIGH"
+                with m.Else():
+                    m.next = "WORD_LOW"
+            # a stalled image is padded with zeros (PAD), so that the core still sees whole images
+            with frame_byte("PIXELS", ready=pixels.ready, comb=[pixels.valid.eq(self.bytes.valid & fed),
+                                                               pixels.payload.eq(byte)], image=1, abandon="PAD"):
+                m.d.sync += remaining.eq(remaining - 1)
+                with m.If(remaining == 0):
+                    m.next = "CRC_HIGH"
             with m.State("PAD"):
                 m.d.comb += pixels.valid.eq(1)  # payload 0
                 with m.If(pixels.ready):
@@ -277,18 +272,13 @@ class FrameReceiver(wiring.Component):
                     with m.If(remaining == 0):
                         m.next = "VERDICT"
             for state, target in [("CRC_HIGH", "CRC_LOW"), ("CRC_LOW", "CHECK")]:
-                with m.State(state):
-                    m.d.comb += [self.bytes.ready.eq(fed), checked.eq(1)]
-                    with m.If(take):
-                        m.next = target
-                    with m.Elif(timed_out):
-                        give_up(classify)
-                        m.next = "VERDICT"
+                with frame_byte(state, image=classify):
+                    m.next = target
             with m.State("CHECK"):
                 with m.If(pixel_buffer.level == 0):   # input_cycles is final
                     m.next = "VERDICT"
                 m.d.sync += [verdict.image.eq(classify), verdict.info.eq(info), verdict.loaded.eq(load),
-                             verdict.error.eq(Mux(checker.crc == 0, 0, link.ErrorCode.BAD_CRC))]   # the residue
+                             verdict.error.eq(Mux(checker.match, 0, link.ErrorCode.BAD_CRC))]
             with m.State("VERDICT"):
                 m.d.comb += self.verdicts.valid.eq(1)
                 with m.If(self.verdicts.ready):
@@ -548,17 +538,27 @@ class ByteFIFO(wiring.Component):
     """
 
     def __init__(self, depth: int):
-        if depth < 2 or depth & (depth - 1):
-            raise ValueError(f"FIFO depth must be a power of two ≥ 2, got {depth}")
+        self.bits = self.address_bits(depth)
         self.depth = depth
         super().__init__({"w": In(stream.Signature(8)), "r": Out(stream.Signature(8))})
+
+    @staticmethod
+    def address_bits(depth: int) -> int:
+        """The block RAM's address width for ``depth`` bytes; ValueError unless a power of two ≥ 2."""
+        try:
+            bits = exact_log2(depth)
+        except ValueError:
+            bits = 0
+        if bits < 1:
+            raise ValueError(f"the byte FIFO's depth must be a power of two ≥ 2, got {depth}")
+        return bits
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.storage = storage = Memory(shape=8, depth=self.depth, init=[])
         write = storage.write_port()
         read = storage.read_port(transparent_for=(write,))
-        bits = self.depth.bit_length() - 1
+        bits = self.bits
         # the pointers count to twice the depth: equal means empty, equal but for the top bit full
         produce = Signal(bits + 1)
         consume = Signal(bits + 1)
@@ -638,9 +638,9 @@ class HostLink(wiring.Component):
         self.error_cycles = max(1, round(error_hold * clk_freq))
         self.timeout_step_bits = _step_bits(self.timeout_cycles)
         self.error_step_bits = _step_bits(self.error_cycles)
-        if rx_fifo_depth < 2 or rx_fifo_depth & (rx_fifo_depth - 1) or verdict_depth < 1:
-            raise ValueError(f"the byte FIFO's depth must be a power of two ≥ 2 (got {rx_fifo_depth}), "
-                             f"the verdict FIFO's ≥ 1 (got {verdict_depth})")
+        ByteFIFO.address_bits(rx_fifo_depth)   # checked now, not first when elaborated
+        if verdict_depth < 1:
+            raise ValueError(f"the verdict FIFO's depth must be ≥ 1, got {verdict_depth}")
         self.rx_fifo_depth = rx_fifo_depth
         self.verdict_depth = verdict_depth
         super().__init__()

@@ -12,7 +12,8 @@ Frame (both directions)::
 final XOR; check value 0x29B1 for ``b"123456789"``) over ``type``, ``length`` and ``payload``,
 sent most significant byte first, so the CRC register over ``type .. crc`` ends at zero for a
 good frame. The host computes it with :func:`binascii.crc_hqx` (``crc_hqx(data, 0xFFFF)``), the
-gateware with :mod:`amaranth.lib.crc` (``catalog.CRC16_CCITT_FALSE``).
+gateware a bit per cycle with the bit-serial processor of :mod:`amaranth.lib.crc`
+(``catalog.CRC16_CCITT_FALSE(data_width=1)``, :class:`hdlgen.boards.gateware.SerialCRC16`).
 
 Messages (all integers little-endian; ``seq`` is the host's 16-bit sequence number, echoed):
 

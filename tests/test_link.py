@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 from amaranth.lib.crc import catalog
+from amaranth.sim import Simulator
 from hypothesis import given, settings, strategies as st
 
 from hdlgen.boards import link
+from hdlgen.boards.gateware import SerialCRC16
 from hdlgen.ttfs import IntDense, InputEncoding, TTFSNet
 
 kinds = st.integers(0, 255)
@@ -23,9 +25,45 @@ def test_crc16_matches_amaranth_catalogue(data):
 
 @given(kinds, payloads)
 def test_frame_residue_is_zero(kind, payload):
-    """The gateware checks a frame by the CRC register being 0 after type … crc."""
+    """The gateware checks a frame by its CRC register holding the residue, 0, after type … crc."""
     frame = link.encode_frame(kind, payload)
     assert catalog.CRC16_CCITT_FALSE(8).compute(frame[2:]) == catalog.CRC16_CCITT_FALSE(8).residue() == 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(kinds, st.binary(max_size=24), st.data())
+def test_gateware_crc_is_the_link_crc(kind, payload, data):
+    """The gateware's bit-serial CRC, fed a frame's type … crc most significant bit first, holds
+    ``link.crc16`` of type … payload before the CRC bytes and matches at the end exactly when the
+    frame is intact (one flipped bit, if drawn, is always caught)."""
+    body = bytearray(link.encode_frame(kind, payload)[len(link.SYNC):])
+    flip = data.draw(st.none() | st.integers(0, 8 * len(body) - 1))
+    if flip is not None:
+        body[flip // 8] ^= 0x80 >> flip % 8
+    crc = SerialCRC16()
+    sim = Simulator(crc)
+    sim.add_clock(1e-6)
+    seen = {}
+
+    async def feed(ctx):
+        ctx.set(crc.start, 1)
+        await ctx.tick()
+        ctx.set(crc.start, 0)
+        for i, byte in enumerate(body):
+            if i == len(body) - link.TRAILER_SIZE:
+                seen["crc"] = ctx.get(crc.crc)
+            for bit in range(7, -1, -1):
+                ctx.set(crc.valid, 1)
+                ctx.set(crc.bit, byte >> bit & 1)
+                await ctx.tick()
+                ctx.set(crc.valid, 0)   # a gap between bits changes nothing
+                await ctx.tick()
+        seen["match"] = ctx.get(crc.match)
+
+    sim.add_testbench(feed)
+    sim.run()
+    assert seen["crc"] == link.crc16(bytes(body[:-link.TRAILER_SIZE]))
+    assert seen["match"] == (flip is None)
 
 
 @given(st.lists(st.tuples(kinds, payloads), max_size=5), st.integers(1, 64))
