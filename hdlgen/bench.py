@@ -63,21 +63,22 @@ def rtl_row(net: TTFSNet, data: Dataset, lanes: int, simulator: str, progress: b
 
 
 def board_row(net: TTFSNet, board, lanes: int, out_dir, *, clock_hz: float | None = None,
-              cycles_mean: float | None = None) -> dict:
+              cycles_mean: float | None = None, spram: bool = False) -> dict:
     """Build ``net`` for ``board`` at ``lanes`` into ``out_dir`` and judge the result.
 
     A build that does not fit, misses timing or that a tool gives up on is a row saying so
     (``fits``, ``meets_timing``, ``problem``), not an exception. ``us_per_inference`` is
     ``cycles_mean`` (from :func:`rtl_row` at the same lanes) at the lower of fmax and the clock.
+    ``spram`` keeps the largest layers' weights in SPRAM (``hdlgen build --spram``).
     """
     from .boards.build import BuildFailed, build, check_report
 
-    row = {"board": board.name, "lanes": lanes, "utilization": {}, "fmax_mhz": None,
+    row = {"board": board.name, "lanes": lanes, "spram": spram, "utilization": {}, "fmax_mhz": None,
            "clock_mhz": (board.clock_hz if clock_hz is None else clock_hz) / 1e6, "fits": False,
            "meets_timing": False, "problem": None, "build_seconds": None, "us_per_inference": None,
            "bitstream": None}
     try:
-        report = build(net, board, out_dir, lanes=lanes, clock_hz=clock_hz)
+        report = build(net, board, out_dir, lanes=lanes, clock_hz=clock_hz, spram=spram)
     except BuildFailed as e:
         return {**row, "problem": str(e)}
     usage = report.utilization
@@ -141,7 +142,7 @@ def format_boards(rows) -> str:
             return f"{u['used']}/{u['available']}" if u and (u["used"] or u["available"]) else "–"
         timing = "meets" if r["meets_timing"] else "misses" if r["fmax_mhz"] is not None else "–"
         speed = f"{_number(r['fmax_mhz'])} / {r['clock_mhz']:g}"
-        lines.append(f"{r['board']:14} {r['lanes']:>5} {cell(kind) + ' ' + kind:>15} {cell('FF'):>11} "
+        lines.append(f"{r.get('name', r['board']):14} {r['lanes']:>5} {cell(kind) + ' ' + kind:>15} {cell('FF'):>11} "
                      f"{cell('BRAM'):>7} {cell('SPRAM'):>5} {cell('DSP'):>5} "
                      f"{speed:>16} "
                      f"{'yes' if r['fits'] else 'NO':>4} {timing:>6} {_number(r['build_seconds']):>7} "
