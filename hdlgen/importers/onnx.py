@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
-from .registry import Registry
+from .registry import Registry, optional_import
 
 __all__ = ["load_onnx", "from_onnx_model", "HANDLERS"]
 
@@ -19,11 +19,7 @@ handler = HANDLERS.register
 
 
 def _onnx():
-    try:
-        import onnx
-    except ImportError:
-        raise UserError("ONNX import needs the onnx package: pip install 'hdlgen[onnx]'") from None
-    return onnx
+    return optional_import("onnx", "ONNX import", "onnx")
 
 
 class _Node:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
-from .registry import Registry
+from .registry import Registry, optional_import
 
 __all__ = ["from_torch", "from_exported", "load_pt2", "handler", "HANDLERS"]
 
@@ -25,11 +25,7 @@ handler = HANDLERS.register
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError:
-        raise UserError("PyTorch import needs torch: pip install 'hdlgen[torch]'") from None
-    return torch
+    return optional_import("torch", "PyTorch import", "torch")
 
 
 class _Params:

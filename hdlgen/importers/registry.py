@@ -2,7 +2,17 @@
 
 from ..errors import UserError
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "optional_import"]
+
+
+def optional_import(module: str, what: str, extra: str):
+    """Import an optional dependency, or a :class:`UserError` saying how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"{what} needs the {module} package: pip install 'hdlgen[{extra}]'") from None
 
 
 class Registry(dict):

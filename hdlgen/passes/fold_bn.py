@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
+from .folding import fold_away
 
 __all__ = ["FoldBatchNorm", "fold_into_previous", "fold_into_next"]
 
@@ -42,28 +43,16 @@ class FoldBatchNorm:
     name = "fold-batchnorm"
 
     def run(self, state):
-        nodes = list(state.graph.nodes)
-        shapes = state.graph.shapes()
-        i = 1
-        while i < len(nodes):
-            bn = nodes[i]
-            if not isinstance(bn, ir.BatchNorm):
-                i += 1
-                continue
-            before = nodes[i - 1]
-            if isinstance(before, (ir.Dense, ir.Conv2d)):
-                nodes[i - 1:i + 1] = [fold_into_previous(before, bn)]
-                shapes[i - 1:i + 1] = [shapes[i]]
-                continue
-            j, spatial = i + 1, 1
-            if j < len(nodes) and isinstance(nodes[j], ir.Flatten):
-                spatial = int(np.prod(shapes[i][1:])) if len(shapes[i]) == 3 else 1
-                j += 1
-            after = nodes[j] if j < len(nodes) else None
-            if not isinstance(after, (ir.Dense, ir.Conv2d)):
-                raise UserError(f"{bn.where()} has no Dense/Conv2d next to it to fold into; "
-                                "batch norm must directly follow or precede one")
-            nodes[j] = fold_into_next(bn, after, spatial)
-            del nodes[i]
-            del shapes[i]
-        state.graph = ir.Graph(nodes)
+        state.graph = fold_away(state.graph, ir.BatchNorm, self._into_previous, self._into_next)
+
+    @staticmethod
+    def _into_previous(before, bn):
+        return fold_into_previous(before, bn) if isinstance(before, (ir.Dense, ir.Conv2d)) else None
+
+    @staticmethod
+    def _into_next(bn, after, in_shape, flattened):
+        if not isinstance(after, (ir.Dense, ir.Conv2d)):
+            raise UserError(f"{bn.where()} has no Dense/Conv2d next to it to fold into; "
+                            "batch norm must directly follow or precede one")
+        spatial = int(np.prod(in_shape[1:])) if flattened and len(in_shape) == 3 else 1
+        return fold_into_next(bn, after, spatial)

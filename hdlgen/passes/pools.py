@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
+from .folding import fold_away
 
 __all__ = ["PoolAfterReLU", "FoldAvgPool", "compose_kernels"]
 
@@ -63,38 +64,33 @@ class FoldAvgPool:
     name = "fold-avgpool"
 
     def run(self, state):
-        nodes = list(state.graph.nodes)
-        shapes = [state.graph.input_shape] + state.graph.shapes()[1:]
-        i = 1
-        while i < len(nodes):
-            pool = nodes[i]
-            if not isinstance(pool, ir.AvgPool2d):
-                i += 1
-                continue
-            if any(pool.padding):
-                raise UserError(f"{pool.where()}: average pooling with padding is not supported")
-            window = np.full((1, 1) + pool.kernel, 1.0 / np.prod(pool.kernel))
-            before = nodes[i - 1]
-            if isinstance(before, ir.Conv2d):
-                weight = compose_kernels(window, before.weight, before.stride)
-                stride = (before.stride[0] * pool.stride[0], before.stride[1] * pool.stride[1])
-                nodes[i - 1:i + 1] = [ir.Conv2d(weight, before.bias, stride, before.padding, name=before.name)]
-                shapes[i - 1:i + 1] = [shapes[i]]
-                continue
-            j = i + 1 + (i + 1 < len(nodes) and isinstance(nodes[i + 1], ir.Flatten))
-            after = nodes[j] if j < len(nodes) else None
-            if isinstance(after, ir.Conv2d) and not any(after.padding):
-                weight = compose_kernels(after.weight, window, pool.stride)
-                stride = (after.stride[0] * pool.stride[0], after.stride[1] * pool.stride[1])
-                nodes[j] = ir.Conv2d(weight, after.bias, stride, (0, 0), name=after.name)
-            elif isinstance(after, ir.Dense):
-                nodes[j] = ir.Dense(self._spread(after.weight, pool, shapes[i - 1]), after.bias, name=after.name)
-            else:
-                raise UserError(f"{pool.where()} cannot be folded: it must follow a Conv2d, or precede a Conv2d "
-                                "without padding or a Linear layer")
-            del nodes[i]
-            del shapes[i]
-        state.graph = ir.Graph(nodes)
+        state.graph = fold_away(state.graph, ir.AvgPool2d, self._into_previous, self._into_next)
+
+    @staticmethod
+    def _window(pool):
+        if any(pool.padding):
+            raise UserError(f"{pool.where()}: average pooling with padding is not supported")
+        return np.full((1, 1) + pool.kernel, 1.0 / np.prod(pool.kernel))
+
+    @classmethod
+    def _into_previous(cls, before, pool):
+        window = cls._window(pool)
+        if not isinstance(before, ir.Conv2d):
+            return None
+        weight = compose_kernels(window, before.weight, before.stride)
+        stride = (before.stride[0] * pool.stride[0], before.stride[1] * pool.stride[1])
+        return ir.Conv2d(weight, before.bias, stride, before.padding, name=before.name)
+
+    @classmethod
+    def _into_next(cls, pool, after, in_shape, flattened):
+        if isinstance(after, ir.Conv2d) and not any(after.padding):
+            weight = compose_kernels(after.weight, cls._window(pool), pool.stride)
+            stride = (after.stride[0] * pool.stride[0], after.stride[1] * pool.stride[1])
+            return ir.Conv2d(weight, after.bias, stride, (0, 0), name=after.name)
+        if isinstance(after, ir.Dense):
+            return ir.Dense(cls._spread(after.weight, pool, in_shape), after.bias, name=after.name)
+        raise UserError(f"{pool.where()} cannot be folded: it must follow a Conv2d, or precede a Conv2d "
+                        "without padding or a Linear layer")
 
     @staticmethod
     def _spread(weight, pool, in_shape):
