@@ -92,7 +92,8 @@ def main():
         rows.append({"ticks": ticks, "weight_bits": bits, "per_channel": per_channel, "convert_seconds": round(seconds, 2),
                      "ann_accuracy": result["ann_accuracy"], "snn_accuracy": result["snn_accuracy"],
                      "agreement": result["agreement"], "spikes_per_neuron": result["spikes_per_neuron"]})
-        print(f"T={ticks:<3} {bits}-bit {'per channel' if per_channel else 'per layer  '}  float {100 * result['ann_accuracy']:.2f} %  SNN {100 * result['snn_accuracy']:.2f} %"
+        print(f"T={ticks:<3} {bits}-bit {'per channel' if per_channel else 'per layer  '}  "
+              f"float {100 * result['ann_accuracy']:.2f} %  SNN {100 * result['snn_accuracy']:.2f} %"
               f"  Δ {100 * (result['snn_accuracy'] - result['ann_accuracy']):+.2f} pp  convert+eval {seconds:.1f} s", flush=True)
 
     from hdlgen import golden, ttfs

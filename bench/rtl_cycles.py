@@ -12,7 +12,6 @@ import json
 import time
 from pathlib import Path
 
-
 from hdlgen import ConvertConfig, convert, load_model, ttfs
 from hdlgen.data import load_dataset
 from hdlgen.simulate import missing_simulator, simulate

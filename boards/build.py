@@ -19,10 +19,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .clocks import pll_setting
-from .platforms import Board
 from ..errors import UserError
 from ..geometry import NetGeometry, ceil_div
+from .clocks import pll_setting
+from .platforms import Board
 
 __all__ = ["RESOURCES", "Utilization", "BuildReport", "parse_report", "parse_log_utilization", "check_report",
            "weight_precheck", "toolchain_env", "build", "BuildFailed"]

@@ -6,8 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .platforms import Board
 from ..errors import UserError
+from .platforms import Board
 
 __all__ = ["LOADER_BOARDS", "loader_command", "flash"]
 

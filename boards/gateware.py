@@ -24,10 +24,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
+from ..errors import UserError
 from . import link
 from .spram import SPRAMWeights, WeightWrite
 from .uart import UARTReceiver, UARTTransmitter, uart_divisor
-from ..errors import UserError
 
 __all__ = ["Verdict", "SerialCRC16", "FrameReceiver", "ResponseEncoder", "ByteFIFO", "HostLink"]
 
@@ -77,8 +77,8 @@ class FrameReceiver(wiring.Component):
 
     Protocol (:mod:`hdlgen.boards.link`): waits for ``A5 5A``; reads type and length; a type
     other than CLASSIFY/INFO/LOAD, or a length other than ``2 + input_size`` (CLASSIFY), 2 (INFO)
-    or ``5 + 2·n`` with ``n`` in 1..256 (LOAD), queues an ERROR verdict (``seq = 0xFFFF``) and goes back to hunting. Then the sequence
-    number; a CLASSIFY frame's pixel bytes are passed to ``pixels`` one for one as they arrive
+    or ``5 + 2·n`` with ``n`` in 1..256 (LOAD), queues an ERROR verdict (``seq = 0xFFFF``) and goes back
+    to hunting. Then the sequence number; a CLASSIFY frame's pixel bytes are passed to ``pixels`` one for one as they arrive
     (back-pressure from the core holds the byte stream); then the CRC, checked by the residue of
     CRC-16/CCITT-FALSE over type … crc (:class:`SerialCRC16`: each byte is shifted in before it
     is taken, so the receiver takes at most a byte every 9 cycles). A LOAD frame's words go out on ``write`` as they

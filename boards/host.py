@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import link
 from ..errors import UserError
 from ..geometry import NetGeometry
+from . import link
 
 __all__ = ["Device", "ClassifyStats"]
 
@@ -71,7 +71,7 @@ class Device:
         self.info_reply: link.Info | None = None
 
     @classmethod
-    def open(cls, port: str, *, baud: int = 115200, timeout: float = 0.5, **kwargs) -> "Device":
+    def open(cls, port: str, *, baud: int = 115200, timeout: float = 0.5, **kwargs) -> Device:
         """Open a serial port by name; a :class:`UserError` in one line if there is none."""
         import serial  # pyserial, imported here so the protocol code needs no serial port
 

@@ -8,9 +8,9 @@ messages (:mod:`hdlgen.boards.link`) before classifying.
 
 :class:`SPRAMWeights` takes the place of an engine's ``WeightROM`` (the boundary documented in
 ``rtl_templates/dense.py``: members ``addr``, ``en``, ``data``, the stage geometry's
-``weight_latency`` cycles of read latency) and adds a write port. Rows of ``weight_bits × lanes ≤ 16`` bits are packed ``per_word`` to a 16-bit
-SPRAM word (``per_word`` a power of two), row ``r`` in word ``r >> log2(per_word)`` at slot
-``r & (per_word − 1)``; words ``0..16383`` in SPRAM 0, the next 16384 in SPRAM 1, and so on.
+``weight_latency`` cycles of read latency) and adds a write port. Rows of ``weight_bits × lanes ≤ 16``
+bits are packed ``per_word`` to a 16-bit SPRAM word (``per_word`` a power of two), row ``r`` in word
+``r >> log2(per_word)`` at slot ``r & (per_word − 1)``; words ``0..16383`` in SPRAM 0, the next 16384 in SPRAM 1, and so on.
 :func:`spram_image` gives the words the host writes.
 """
 

@@ -137,13 +137,13 @@ def format_boards(rows) -> str:
         usage = r["utilization"]
         kind = "LC" if "LC" in usage else "LUT"
 
-        def cell(name):
+        def cell(name, usage=usage):
             u = usage.get(name)
             return f"{u['used']}/{u['available']}" if u and (u["used"] or u["available"]) else "–"
         timing = "meets" if r["meets_timing"] else "misses" if r["fmax_mhz"] is not None else "–"
         speed = f"{_number(r['fmax_mhz'])} / {r['clock_mhz']:g}"
-        lines.append(f"{r.get('name', r['board']):14} {r['lanes']:>5} {cell(kind) + ' ' + kind:>15} {cell('FF'):>11} "
-                     f"{cell('BRAM'):>7} {cell('SPRAM'):>5} {cell('DSP'):>5} "
+        lines.append(f"{r.get('name', r['board']):14} {r['lanes']:>5} {cell(kind) + ' ' + kind:>15} "
+                     f"{cell('FF'):>11} {cell('BRAM'):>7} {cell('SPRAM'):>5} {cell('DSP'):>5} "
                      f"{speed:>16} "
                      f"{'yes' if r['fits'] else 'NO':>4} {timing:>6} {_number(r['build_seconds']):>7} "
                      f"{_number(r['us_per_inference'], 2):>12}")

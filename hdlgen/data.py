@@ -24,7 +24,7 @@ class Dataset:
     def __len__(self):
         return len(self.x)
 
-    def head(self, n: int | None) -> "Dataset":
+    def head(self, n: int | None) -> Dataset:
         if n is None:
             return self
         if n < 1:

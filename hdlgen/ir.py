@@ -73,7 +73,7 @@ class Node:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Node":
+    def from_dict(cls, data: dict) -> Node:
         data = dict(data)
         kind = data.pop("kind")
         if kind not in NODE_TYPES:
@@ -136,7 +136,8 @@ class Conv2d(Node):
         self.stride = _pair(self.stride, "stride", self.where(), 1)
         self.padding = _pair(self.padding, "padding", self.where(), 0)
         if self.bias.shape[0] != self.weight.shape[0]:
-            raise UserError(f"{self.where()}: bias has {self.bias.shape[0]} entries, weight has {self.weight.shape[0]} output channels")
+            raise UserError(f"{self.where()}: bias has {self.bias.shape[0]} entries, "
+                            f"weight has {self.weight.shape[0]} output channels")
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3 or input_shape[0] != self.weight.shape[1]:
@@ -310,5 +311,5 @@ class Graph:
         return {"nodes": [node.to_dict() for node in self.nodes]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Graph":
+    def from_dict(cls, data: dict) -> Graph:
         return cls([Node.from_dict(n) for n in data["nodes"]])

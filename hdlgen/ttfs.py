@@ -353,7 +353,7 @@ class TTFSNet:
     layers: list
     name: str = "net"
     meta: dict = field(default_factory=dict)
-    ann: "ir.Graph | None" = None  # the folded float network, the reference for accuracy
+    ann: ir.Graph | None = None  # the folded float network, the reference for accuracy
 
     def __post_init__(self):
         if not self.layers or not self.layers[-1].readout or any(l.readout for l in self.layers[:-1]):

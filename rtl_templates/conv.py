@@ -6,7 +6,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
 from amaranth.utils import ceil_log2
 
 from hdlgen.geometry import ConvGeometry
@@ -126,11 +125,11 @@ class ConvEngine(wiring.Component):
 
     Accumulators live in block RAM, word ``(oy·OW + ox)·words + w`` holding channels
     ``w·lanes + l`` of one position; weights in a :class:`~hdlgen.rtl_templates.dense.WeightROM`
-    of the ``(O, C·KH·KW)`` matrix (:class:`~hdlgen.geometry.ConvGeometry`). On ``end`` the pipeline drains and the accumulators are streamed
-    out one neuron per cycle in neuron order ``(o·OH + oy)·OW + ox`` (the spike-time bank takes
-    one neuron per cycle anyway), each word registered after the block RAM before its lane is
-    selected; each word is reset to the bias at its last read. After reset
-    the engine first writes the biases (``OH·OW·words`` cycles).
+    of the ``(O, C·KH·KW)`` matrix (:class:`~hdlgen.geometry.ConvGeometry`). On ``end`` the pipeline
+    drains and the accumulators are streamed out one neuron per cycle in neuron order
+    ``(o·OH + oy)·OW + ox`` (the spike-time bank takes one neuron per cycle anyway), each word
+    registered after the block RAM before its lane is selected; each word is reset to the bias at
+    its last read. After reset the engine first writes the biases (``OH·OW·words`` cycles).
 
     Parameters
     ----------

@@ -6,6 +6,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hdlgen.geometry import DenseGeometry, ceil_div
+
 from .events import acc_word_layout, event_layout
 
 __all__ = ["WeightROM", "DenseEngine", "accumulate_stage", "times_constant"]

@@ -87,7 +87,7 @@ class CoreSpec:
     worst_case_cycles: int
 
     @classmethod
-    def load(cls, path) -> "CoreSpec":
+    def load(cls, path) -> CoreSpec:
         """Read a sidecar; raises ``ValueError`` naming the file when it is not ``hdlgen-core/1``."""
         path = Path(path)
         data = json.loads(path.read_text())

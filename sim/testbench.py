@@ -22,8 +22,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import ClockCycles, Event, RisingEdge, with_timeout
-from cocotb.triggers import SimTimeoutError
+from cocotb.triggers import ClockCycles, Event, RisingEdge, SimTimeoutError, with_timeout
 
 from hdlgen.geometry import NetGeometry
 from hdlgen.golden import run_events

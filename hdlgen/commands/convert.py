@@ -14,7 +14,8 @@ def parse_ticks(text: str):
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:
-        raise UserError(f"--ticks must be an integer ≥ 1 or a comma list per spiking layer (e.g. 16 or 16,8), got {text!r}") from None
+        raise UserError(f"--ticks must be an integer ≥ 1 or a comma list per spiking layer (e.g. 16 or 16,8), "
+                        f"got {text!r}") from None
     if any(v < 1 for v in values):
         raise UserError(f"--ticks must be ≥ 1, got {text!r}")
     return values[0] if len(values) == 1 else values

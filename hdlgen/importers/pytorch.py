@@ -207,7 +207,8 @@ def load_pt2(path) -> ir.Graph:
     try:
         exported = torch.export.load(str(path))
     except Exception as e:
-        raise UserError(f"{path}: torch.export.load failed: {str(e).splitlines()[0] if str(e) else e.__class__.__name__}") from None
+        first_line = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        raise UserError(f"{path}: torch.export.load failed: {first_line}") from None
     try:
         return from_exported(exported)
     except UserError as e:
