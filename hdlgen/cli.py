@@ -19,16 +19,11 @@ COMMANDS = ["convert", "eval", "info", "verilog", "sim", "boards", "build", "fla
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hdlgen", description="Trained ReLU network → verified TTFS FPGA accelerator.")
+    parser = argparse.ArgumentParser(prog="hdlgen",
+                                     description="Trained ReLU network → verified TTFS FPGA accelerator.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"hdlgen.commands.{name.replace('-', '_')}")
-        except ModuleNotFoundError as e:
-            if e.name != f"hdlgen.commands.{name}":
-                raise
-            continue  # a command not built yet
-        module.register(sub)
+        importlib.import_module(f"hdlgen.commands.{name}").register(sub)
     return parser
 
 

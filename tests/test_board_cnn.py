@@ -2,18 +2,15 @@
 and classification equal to the golden model."""
 
 import numpy as np
-from amaranth.sim import Simulator
 
 from hdlgen import golden
 from hdlgen.boards import link
-from hdlgen.boards.gateware import HostLink
 from hdlgen.boards.host import Device
-from hdlgen.boards.sim import SimulatedSerial
 from hdlgen.boards.spram import place_weights, spram_image
 from hdlgen.rtl_templates.top import NetworkTop
 from hdlgen.testing import random_cnn
 
-from .test_board_top import BAUD, CLK
+from .helpers import serial_link
 
 
 def _cnn():
@@ -33,10 +30,8 @@ def test_cnn_weights_load_over_the_link_then_classify_matches_golden():
     core = NetworkTop(net, lanes=2)
     placed = place_weights(core)
     assert placed == [0, 1]  # conv and readout engines; the pool between them has none
-    top = HostLink(net, core, clk_freq=CLK, baud=BAUD, timeout=2e-3)
-    sim = Simulator(top)
-    sim.add_clock(1 / CLK)
-    device = Device(SimulatedSerial(sim, top.rx, top.tx, divisor=top.divisor, clk_freq=CLK, timeout=5e-3))
+    _, _, port = serial_link(net, core)
+    device = Device(port)
     info = device.check(net)
     words = device.load_weights(net, info)
     assert words == sum(len(spram_image(core.engines[i].weights.rom)) for i in placed)

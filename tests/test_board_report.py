@@ -8,6 +8,8 @@ from hdlgen.boards.build import (RESOURCES, BuildReport, Utilization, check_repo
 from hdlgen.boards.platforms import board_name, boards, get_board
 from hdlgen.errors import UserError
 
+from .helpers import tiny_net
+
 # Shapes as nextpnr-ice40 / nextpnr-ecp5 0.7+ write them with --report (trimmed).
 ICE40_REPORT = {
     "utilization": {"ICESTORM_LC": {"available": 5280, "used": 2289}, "ICESTORM_RAM": {"available": 30, "used": 3},
@@ -133,8 +135,6 @@ def test_pll_settings_make_what_they_claim_within_limits(family, f_in, f_out):
 def test_hopeless_weights_are_refused_before_synthesis(tmp_path):
     from hdlgen.boards.build import build
     from hdlgen.rtl_templates.top import NetworkTop
-
-    from .test_board_top import tiny_net
 
     net = tiny_net(inputs=256, hidden=64, classes=10)   # 16384 × 4-bit + 640 × 4-bit weights
     board = get_board("icestick")                       # 16 block RAMs of 4 kbit

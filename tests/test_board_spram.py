@@ -4,20 +4,17 @@
 import numpy as np
 import pytest
 from amaranth.hdl import Fragment
-from amaranth.sim import Simulator
 from hypothesis import given, settings, strategies as st
 
 from hdlgen import golden
-from hdlgen.boards.gateware import HostLink
 from hdlgen.boards import link
 from hdlgen.boards.host import ClassifyStats, Device
-from hdlgen.boards.sim import SimulatedSerial
 from hdlgen.boards.spram import SPRAM_WORDS, place_weights, spram_image, spram_shape
 from hdlgen.errors import UserError
 from hdlgen.rtl_templates.dense import WeightROM
 from hdlgen.rtl_templates.top import NetworkTop
 
-from .test_board_top import BAUD, CLK, tiny_net
+from .helpers import serial_link, tiny_net
 
 
 @settings(max_examples=30, deadline=None)
@@ -46,10 +43,8 @@ def test_weights_load_over_the_link_then_classify_matches_golden():
     net = tiny_net(seed=5)
     core = NetworkTop(net, lanes=2)
     assert place_weights(core) == [0, 1]
-    top = HostLink(net, core, clk_freq=CLK, baud=BAUD, timeout=2e-3)
-    sim = Simulator(top)
-    sim.add_clock(1 / CLK)
-    device = Device(SimulatedSerial(sim, top.rx, top.tx, divisor=top.divisor, clk_freq=CLK, timeout=5e-3))
+    _, _, port = serial_link(net, core)
+    device = Device(port)
     info = device.check(net)
     assert info.lanes == 2 and info.layers_to_load == [0, 1]
 
@@ -80,11 +75,8 @@ def test_a_damaged_load_is_repeated_until_a_clean_pass():
     net = tiny_net(seed=8, inputs=60, hidden=40)        # layer 0: 600 words in three LOADs, layer 1: 40
     core = NetworkTop(net)
     place_weights(core)
-    top = HostLink(net, core, clk_freq=CLK, baud=BAUD, timeout=2e-3)
-    sim = Simulator(top)
-    sim.add_clock(1 / CLK)
     # a 256-word LOAD is 12.8 ms on this line: wait longer than that for its answer
-    port = SimulatedSerial(sim, top.rx, top.tx, divisor=top.divisor, clk_freq=CLK, timeout=0.03)
+    _, _, port = serial_link(net, core, port_timeout=0.03)
     device = Device(port)
     info = device.check(net)
     real_write = port.write

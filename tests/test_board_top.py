@@ -3,8 +3,8 @@
 The whole board logic (UART RX, frame receiver, core, response encoder, UART TX) runs in
 Amaranth's simulator at the bit level; the host side is the real driver
 (:class:`hdlgen.boards.host.Device`) over :class:`hdlgen.boards.sim.SimulatedSerial`.
-The core is the real ``NetworkTop`` when it exists, and always a stand-in that answers with
-the golden model (it checks the link, not the network).
+The core is the real ``NetworkTop`` or a stand-in that answers with the golden model (which
+checks the link, not the network).
 """
 
 import numpy as np
@@ -18,24 +18,11 @@ from hypothesis import given, settings, strategies as st
 
 from hdlgen import golden
 from hdlgen.boards import link
-from hdlgen.boards.gateware import ByteFIFO, HostLink, SerialCRC16
+from hdlgen.boards.gateware import ByteFIFO, SerialCRC16
 from hdlgen.boards.host import ClassifyStats, Device
-from hdlgen.boards.sim import SimulatedSerial
-from hdlgen.ttfs import IntDense, InputEncoding, TTFSNet
+from hdlgen.rtl_templates.top import NetworkTop
 
-CLK = 1e6
-BAUD = 250_000          # 4 clock cycles per bit: the slowest the UART allows, fastest to simulate
-
-
-def tiny_net(seed=0, inputs=12, hidden=6, classes=4, ticks=4):
-    rng = np.random.default_rng(seed)
-    table = np.minimum(np.arange(256) * (ticks + 1) // 256, ticks)
-    enc = InputEncoding((inputs,), 0.0, 1 / 255, 1 / ticks, ticks, table)
-    w1 = rng.integers(-7, 8, (hidden, inputs))
-    w2 = rng.integers(-7, 8, (classes, hidden))
-    l1 = IntDense(w1, rng.integers(-8, 9, hidden), np.full(hidden, 6), ticks, ticks, 4, np.ones(hidden), name="d1")
-    l2 = IntDense(w2, rng.integers(-8, 9, classes), None, ticks, 0, 4, np.ones(classes), name="d2")
-    return TTFSNet(enc, [l1, l2], name="tiny")
+from .helpers import CLK, serial_link, tiny_net
 
 
 def result_layout(net):
@@ -85,19 +72,9 @@ class ModelCore(wiring.Component):
             ctx.set(self.pixels.ready, 1)
 
 
-def network_core(net):
-    try:
-        from hdlgen.rtl_templates.top import NetworkTop
-    except ImportError:
-        pytest.skip("hdlgen.rtl_templates.top.NetworkTop is not there yet")
-    return NetworkTop(net)
-
-
 def make_link(net, core_kind, busy_cycles=0, status=None, observe=None, **kwargs):
-    core = ModelCore(net, busy_cycles) if core_kind == "model" else network_core(net)
-    top = HostLink(net, core, clk_freq=CLK, baud=BAUD, timeout=2e-3, error_hold=1e-4, **kwargs)
-    sim = Simulator(top)
-    sim.add_clock(1 / CLK)
+    core = ModelCore(net, busy_cycles) if core_kind == "model" else NetworkTop(net)
+    top, sim, port = serial_link(net, core, error_hold=1e-4, **kwargs)
     if core_kind == "model":
         sim.add_testbench(core.run, background=True)
     if status is not None:   # count the cycles each LED status is on
@@ -110,7 +87,6 @@ def make_link(net, core_kind, busy_cycles=0, status=None, observe=None, **kwargs
         sim.add_testbench(watch, background=True)
     if observe is not None:   # a background testbench of the caller's, given the HostLink
         sim.add_testbench(observe(top), background=True)
-    port = SimulatedSerial(sim, top.rx, top.tx, divisor=top.divisor, clk_freq=CLK, timeout=5e-3)
     return top, port
 
 

@@ -5,23 +5,17 @@ import sys
 import numpy as np
 import pytest
 
-from hdlgen.cli import main
+from hdlgen.cli import COMMANDS, main
 from hdlgen.importers.npz import save_npz
 
-from .conftest import DIGITS
-
-
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from .helpers import DIGITS, run_cli
 
 
 def test_convert_eval_info_json(tmp_path, capsys):
     out_path = tmp_path / "d.ttfs"
-    code, out, _ = _run(capsys, "convert", DIGITS / "digits_mlp.npz", "--data", DIGITS / "digits_test.npz",
-                        "--calibration-data", DIGITS / "digits_train.npz", "--ticks", "8", "--weight-bits", "6",
-                        "-o", out_path, "--json")
+    code, out, _ = run_cli(capsys, "convert", DIGITS / "digits_mlp.npz", "--data", DIGITS / "digits_test.npz",
+                           "--calibration-data", DIGITS / "digits_train.npz", "--ticks", "8", "--weight-bits", "6",
+                           "-o", out_path, "--json")
     assert code == 0 and out_path.is_file()
     result = json.loads(out.strip().splitlines()[-1])
     assert result["ticks"] == [8, 8] and result["weight_bits"] == 6
@@ -29,18 +23,18 @@ def test_convert_eval_info_json(tmp_path, capsys):
     assert 0.9 < result["snn_accuracy"] <= 1 and 0.9 < result["agreement"] <= 1
     assert "SNN accuracy" in out and "float accuracy" in out
 
-    code, out, _ = _run(capsys, "eval", out_path, "--data", DIGITS / "digits_test.npz", "--json")
+    code, out, _ = run_cli(capsys, "eval", out_path, "--data", DIGITS / "digits_test.npz", "--json")
     again = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and again["snn_accuracy"] == result["snn_accuracy"]
 
-    code, out, _ = _run(capsys, "info", out_path, "--json")
+    code, out, _ = run_cli(capsys, "info", out_path, "--json")
     info = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and info["sizes"] == [64, 32, 10] and info["layers"][1]["readout"]
 
 
 def test_per_layer_ticks(tmp_path, capsys):
-    code, out, _ = _run(capsys, "convert", DIGITS / "digits_mlp.npz", "--data", DIGITS / "digits_test.npz",
-                        "--ticks", "4,12", "-o", tmp_path / "d.ttfs", "--json")
+    code, out, _ = run_cli(capsys, "convert", DIGITS / "digits_mlp.npz", "--data", DIGITS / "digits_test.npz",
+                           "--ticks", "4,12", "-o", tmp_path / "d.ttfs", "--json")
     assert code == 0 and json.loads(out.strip().splitlines()[-1])["ticks"] == [4, 12]
 
 
@@ -73,7 +67,7 @@ def _bad_inputs(tmp_path):
     "T < 1", "bad ticks", "bad weight bits", "missing net", "not a net"])
 def test_user_mistakes_get_one_line_and_exit_2(tmp_path, capsys, case):
     argv, message = _bad_inputs(tmp_path)[case]
-    code, out, err = _run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err
@@ -85,3 +79,10 @@ def test_console_script_prints_no_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("hdlgen eval: error:") and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_has_its_parser(name, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main([name, "--help"])
+    assert raised.value.code == 0 and capsys.readouterr().out.startswith(f"usage: hdlgen {name}")

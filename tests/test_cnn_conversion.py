@@ -9,46 +9,12 @@ from hdlgen.errors import UserError
 from hdlgen.passes import FLOW, Conversion, ConvertConfig, convert
 from hdlgen.passes.pools import compose_kernels
 
+from .helpers import MODELS, randomize_bn
+
 torch = pytest.importorskip("torch")
 from hdlgen import from_torch  # noqa: E402
 
 nn = torch.nn
-
-
-def randomize_bn(model, seed, positive=False):
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            n = m.num_features
-            m.weight.data = torch.rand(n, generator=g) + 0.2 if positive else torch.rand(n, generator=g) * 2 - 0.6
-            m.bias.data = torch.randn(n, generator=g) * 0.3
-            m.running_mean = torch.randn(n, generator=g) * 0.3
-            m.running_var = torch.rand(n, generator=g) + 0.5
-    return model.eval()
-
-
-MODELS = {
-    "bn-before-relu+maxpool": lambda: nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(24, 5)),
-    "bn-after-relu-into-unpadded-conv": lambda: nn.Sequential(
-        nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(3), nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(),
-        nn.Flatten(), nn.Linear(36, 4)),
-    "bn-after-relu-into-linear": lambda: nn.Sequential(
-        nn.Conv2d(1, 3, 3), nn.ReLU(), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(108, 6), nn.ReLU(),
-        nn.Linear(6, 3)),
-    "avgpool-after-conv": lambda: nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.AvgPool2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3)),
-    "avgpool-before-conv": lambda: nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 5, 3), nn.ReLU(),
-        nn.Flatten(), nn.Linear(20, 3)),
-    "global-avgpool-before-linear": lambda: nn.Sequential(
-        nn.Conv2d(1, 6, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3)),
-    "maxpool-before-relu-with-bn": lambda: nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.MaxPool2d(2), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
-        nn.Linear(64, 3)),
-}
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -21,7 +21,7 @@ from hdlgen.simulate import simulate
 from hdlgen.testing import random_cnn, random_pixels
 from hdlgen.ttfs import IntConv2d, IntDense, IntMaxPool2d, TTFSNet
 
-from .test_cocotb_core import assert_matches_golden, require_simulator, shuffled_images
+from .helpers import assert_matches_golden, require_simulator, shuffled_images
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,7 @@ import pytest
 from hdlgen import ConvertConfig, convert, golden
 from hdlgen.simulate import simulate
 
-from .test_cnn_conversion import MODELS, randomize_bn
-from .test_cocotb_core import assert_matches_golden, require_simulator
+from .helpers import MODELS, assert_matches_golden, randomize_bn, require_simulator
 
 torch = pytest.importorskip("torch")
 from hdlgen import from_torch  # noqa: E402

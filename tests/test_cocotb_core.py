@@ -11,31 +11,23 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 
 import numpy as np
 import pytest
 
 from hdlgen import golden, ttfs, verilog
 from hdlgen.cli import main
-from hdlgen.cycles import dense_schedule, overhead_bound
-from hdlgen.simulate import missing_simulator, simulate
+from hdlgen.cycles import dense_schedule
+from hdlgen.simulate import simulate
 from hdlgen.testing import random_net, random_pixels
+
+from .helpers import assert_matches_golden, require_simulator, shuffled_images
 
 pytestmark = pytest.mark.slow
 
 IMAGES = 20
 # Keeps every net's run within a few seconds of Icarus: cycles of the dense schedule × images.
 CYCLE_BUDGET = 150_000
-
-
-def require_simulator(simulator="icarus"):
-    """In CI (``CI=true``) a missing simulator fails the test; elsewhere it is skipped with the reason."""
-    reason = missing_simulator(simulator)
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
 
 
 # (sizes input → classes, windows of the spiking layers, weight bits, lanes, bias): the corners
@@ -67,20 +59,6 @@ def _cases():
                                         f"-w{spec[2]}-l{spec[3]}-{spec[4]}") for i, spec in enumerate(specs)]
 
 
-def shuffled_images(rng, size, images=IMAGES, edges=2):
-    """Mostly random images, plus ``edges`` with no spike at all and ``edges`` saturating every pixel."""
-    return np.concatenate([random_pixels(rng, edges, size, "zero"), random_pixels(rng, images - 2 * edges, size),
-                           random_pixels(rng, edges, size, "saturate")])[rng.permutation(images)]
-
-
-def assert_matches_golden(report, net, pixels, lanes):
-    """Bit-exact, and the latency of an image alone in the core lies between the event lower bound
-    and the RTL's own upper bound."""
-    assert report.mismatches == [], "\n".join(report.mismatches[:5])
-    assert report.predicted == golden.run_batch(net, pixels).classes.tolist()
-    assert report.lower_bound_mean <= report.cycles_mean <= report.lower_bound_mean + overhead_bound(net, lanes)
-
-
 def _assert_matches_golden(report, net, pixels, lanes):
     assert_matches_golden(report, net, pixels, lanes)
     assert report.initiation_interval is not None and report.initiation_interval <= report.cycles_max
@@ -95,7 +73,7 @@ def test_random_net_is_bit_exact(index, sizes, ticks, weight_bits, lanes, bias, 
     while dense_schedule(net, min(lanes, widest)) * IMAGES > CYCLE_BUDGET and lanes < 16:
         lanes = min(16, 2 * lanes)  # big nets with few lanes would take minutes in Icarus
     lanes = min(lanes, widest)  # the core takes at most the widest layer's fan-out
-    pixels = shuffled_images(rng, sizes[0])
+    pixels = shuffled_images(rng, sizes[0], IMAGES)
     report = simulate(net, pixels, lanes=lanes, build_dir=tmp_path, seed=index)
     _assert_matches_golden(report, net, pixels, lanes)
 
@@ -152,7 +130,7 @@ def test_verilator_runs_the_core(tmp_path):
     require_simulator("verilator")
     rng = np.random.default_rng(11)
     net = random_net(rng, [16, 12, 5], [8, 8], 8, "random", name="verilated")
-    pixels = shuffled_images(rng, 16)
+    pixels = shuffled_images(rng, 16, IMAGES)
     report = simulate(net, pixels, lanes=4, simulator="verilator", build_dir=tmp_path, seed=2)
     _assert_matches_golden(report, net, pixels, 4)
 

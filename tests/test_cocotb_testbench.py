@@ -20,7 +20,7 @@ from hdlgen.golden import run_events
 from hdlgen.sim.runner import run_testbench
 from hdlgen.testing import mixed_pixels, random_net
 
-from .test_cocotb_core import require_simulator
+from .helpers import require_simulator
 
 pytestmark = pytest.mark.slow
 

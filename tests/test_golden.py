@@ -1,11 +1,15 @@
 """The two golden forms agree on every value; the batch form is the clamped floor of A/K."""
 
+import itertools
+
 import numpy as np
 import pytest
 
 from hdlgen import golden
 from hdlgen.testing import mixed_pixels, random_net
-from hdlgen.ttfs import layer_bounds, signed_width
+from hdlgen.ttfs import IntConv2d, IntDense, layer_bounds, signed_width
+
+from .helpers import assert_forms_agree
 
 
 def _case(seed):
@@ -17,17 +21,6 @@ def _case(seed):
     bias = ["random", "zero", "negative", "large"][seed % 4]
     net = random_net(rng, sizes, ticks, bits, bias, per_channel_k=bool(seed % 3 == 0))
     return net, mixed_pixels(rng, 6, sizes[0])
-
-
-def assert_forms_agree(net, pixels):
-    """Event form == batch form on every spike, logit and class."""
-    batch = golden.run_batch(net, pixels)
-    for i, image in enumerate(pixels):
-        events = golden.run_events(net, image)
-        np.testing.assert_array_equal(events.logits, batch.logits[i])
-        assert events.label == batch.classes[i]
-        for layer, (spikes, ticks) in enumerate(zip(events.spikes, net.ticks)):
-            assert spikes == golden.spikes_from_q(batch.q[layer][i], ticks), f"image {i} layer {layer}"
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -53,27 +46,56 @@ def test_spike_ticks_follow_the_contract():
     assert golden.spikes_from_q(np.array([0, 5, 16, 5, 1]), 16) == [(2, 0), (1, 11), (3, 11), (4, 15)]
 
 
-@pytest.mark.parametrize("seed", range(10))
-def test_accumulators_stay_within_derived_width_on_adversarial_inputs(seed):
-    rng = np.random.default_rng(100 + seed)
-    bits = int(rng.integers(2, 9))
-    net = random_net(rng, [50, 30, 10], [64, 64], bits, ["large", "negative"][seed % 2])
-    for layer in net.layers:
-        low, high = layer_bounds(layer)
-        width = layer.widths()["accumulator"]
-        # the worst cases: every positive (negative) weight's input at full scale
-        best = layer.bias + np.where(layer.weight > 0, layer.weight, 0).sum(1) * layer.ticks_in
-        worst = layer.bias + np.where(layer.weight < 0, layer.weight, 0).sum(1) * layer.ticks_in
-        assert best.max() == high or high == 0
-        assert worst.min() == low or low == 0
-        assert signed_width(int(worst.min()), int(best.max())) <= width
-        q_full = np.full((1, layer.fan_in), layer.ticks_in)
-        acc = golden.accumulate(layer, q_full)
-        assert low <= acc.min() and acc.max() <= high
+def _small_layer(seed):
+    """A dense layer or a convolution with at most 4 weights per neuron (small T and fan-out): its
+    partial sums can be enumerated. Odd seeds give convolutions; half the seeds give weights and
+    biases of one sign only (≥ 0 or ≤ 0), so that the bounds' clamp with 0 is exercised."""
+    rng = np.random.default_rng(300 + seed)
+    bits, ticks_in, units = int(rng.integers(2, 6)), int(rng.integers(1, 5)), int(rng.integers(1, 4))
+    limit = (1 << (bits - 1)) - 1
+    if seed % 2:   # a conv: (in_c, kh, kw) with in_c·kh·kw ≤ 4 on an input as large as its kernel
+        shape = [(1, 1, 1), (1, 2, 2), (2, 1, 2), (1, 1, 3), (4, 1, 1), (1, 2, 1)][seed // 2 % 6]
+        shape_w = (units, *shape)
+    else:
+        shape_w = (units, int(rng.integers(1, 5)))
+    sign = [None, None, 1, -1][seed // 2 % 4]
+    weight = rng.integers(-limit, limit + 1, shape_w)
+    if sign is not None:
+        weight = sign * np.abs(weight)
+    spread = limit * ticks_in * 4
+    bias = rng.integers(-spread, spread + 1, units) if sign is None else sign * rng.integers(0, spread + 1, units)
+    readout = seed % 3 == 0 and not seed % 2
+    k = None if readout else rng.integers(1, 6, units)
+    ticks = 0 if readout else int(rng.integers(1, 5))
+    if seed % 2:
+        return IntConv2d(weight, bias, k, ticks_in, ticks, bits, np.ones(units), in_shape=shape)
+    return IntDense(weight, bias, k, ticks_in, ticks, bits, np.ones(units))
+
+
+@pytest.mark.parametrize("seed", range(48))
+def test_layer_bounds_are_the_extreme_partial_sums_by_brute_force(seed):
+    """Every q ∈ {0..ticks_in}^taps is enumerated (q_j = 0 leaves input j out of the sum, so this
+    covers every subset S and every value on it): ``layer_bounds`` is exactly the least and
+    greatest ``B_i + Σ_{j∈S} W_ij·q_j`` over all neurons, each clamped with 0, and its signed
+    width holds both while one bit less does not."""
+    layer = _small_layer(seed)
+    w = layer.weight.reshape(len(layer.weight), -1)
+    assert w.shape[1] <= 4
+    q = np.array(list(itertools.product(range(layer.ticks_in + 1), repeat=w.shape[1])), dtype=np.int64)
+    sums = layer.bias[None, :] + q @ w.T                       # (every q vector, every neuron)
+    expected = (min(int(sums.min()), 0), max(int(sums.max()), 0))
+    assert layer_bounds(layer) == expected
+
+    low, high = expected
+    width = signed_width(low, high)
+    assert layer.widths()["accumulator"] == width
+    assert -(1 << (width - 1)) <= low and high <= (1 << (width - 1)) - 1
+    if width > 1:   # (one bit holds −1..0: nothing is narrower)
+        narrower = width - 1
+        assert not (-(1 << (narrower - 1)) <= low and high <= (1 << (narrower - 1)) - 1)
 
 
 def test_accumulate_is_exact_beyond_float32():
-    from hdlgen.ttfs import IntDense
     # reach 32767·10·64 > 2**24: float32 would round this odd sum, the float64 path must not
     big = IntDense(np.full((1, 10), 32767), np.array([1]), None, 64, 0, 16, np.ones(1))
     q = np.array([[64] * 9 + [63]])

@@ -6,9 +6,9 @@ import pytest
 
 from hdlgen import golden
 from hdlgen.testing import mixed_pixels, random_cnn
-
-from .test_golden import assert_forms_agree
 from hdlgen.ttfs import IntConv2d, IntMaxPool2d
+
+from .helpers import assert_forms_agree
 
 
 def _case(seed):

@@ -6,30 +6,21 @@ import json
 import numpy as np
 import pytest
 import serial
-from amaranth.sim import Simulator
 
 from hdlgen import golden, ttfs
-from hdlgen.boards.gateware import HostLink
-from hdlgen.boards.sim import SimulatedSerial
 from hdlgen.cli import main
+from hdlgen.rtl_templates.top import NetworkTop
 
-from .test_board_top import tiny_net
-
-CLK, BAUD = 1e6, 250_000
+from .helpers import serial_link, tiny_net
 
 
 @pytest.fixture
 def simulated_board(monkeypatch):
     """``serial.Serial(...)`` opens a simulated board running NetworkTop behind the host link."""
-    from hdlgen.rtl_templates.top import NetworkTop
-
     opened = []
 
     def open_port(net, port, baud, timeout):
-        top = HostLink(net, NetworkTop(net), clk_freq=CLK, baud=BAUD, timeout=2e-3)
-        sim = Simulator(top)
-        sim.add_clock(1 / CLK)
-        port = SimulatedSerial(sim, top.rx, top.tx, divisor=top.divisor, clk_freq=CLK, timeout=5e-3)
+        _, _, port = serial_link(net, NetworkTop(net))
         opened.append(port)
         return port
 

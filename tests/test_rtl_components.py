@@ -13,50 +13,7 @@ from hdlgen.rtl_templates.spike_time import SpikeTimeBank
 from hdlgen.rtl_templates.tick_sorter import TickSorter
 from hdlgen.ttfs import IntDense, layer_bounds
 
-from .rtl_streams import random_net, receive, send
-
-
-def simulate(dut, inputs, port_in, port_out, done, rng, gap=0.3, stall=0.3):
-    """Drive ``inputs`` into ``port_in`` and collect ``port_out`` until ``done(received)``."""
-    received = []
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-
-    async def driver(ctx):
-        await send(ctx, port_in, inputs, rng, gap=gap)
-
-    async def monitor(ctx):
-        await receive(ctx, port_out, done, rng, stall=stall, out=received)
-
-    sim.add_testbench(driver)
-    sim.add_testbench(monitor)
-    sim.run()
-    return received
-
-
-def events_of(spike_lists):
-    """Stream payloads of several images' spike lists, each closed by ``end``."""
-    out = []
-    for spikes in spike_lists:
-        out += [{"neuron": n, "tick": t, "end": 0} for n, t in spikes]
-        out.append({"neuron": 0, "tick": 0, "end": 1})
-    return out
-
-
-def split_images(received):
-    """Received event payloads → list of (neuron, tick) lists, one per ``end``."""
-    images, current = [], []
-    for p in received:
-        if p.end:
-            images.append(current)
-            current = []
-        else:
-            current.append((int(p.neuron), int(p.tick)))
-    return images
-
-
-def ends(count):
-    return lambda out: sum(int(p.end) for p in out) == count
+from .helpers import ends, events_of, random_net, simulate, split_images
 
 
 @pytest.mark.parametrize("gap", [0.0, 0.5])

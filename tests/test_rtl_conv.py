@@ -8,13 +8,13 @@ import pytest
 from amaranth.hdl import Module, Signal
 
 from hdlgen import golden
-from hdlgen.cycles import axis_taps
+from hdlgen.geometry import axis_taps
 from hdlgen.rtl_templates.conv import ConvEngine, NeuronDecoder
 from hdlgen.rtl_templates.maxpool import MaxPoolUnit
 from hdlgen.testing import mixed_pixels, random_cnn
 from hdlgen.ttfs import IntMaxPool2d
 
-from .test_rtl_components import ends, events_of, simulate, split_images
+from .helpers import ends, events_of, simulate, split_images
 
 
 def _conv_case(seed):

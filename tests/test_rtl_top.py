@@ -10,7 +10,7 @@ from hdlgen.cycles import cycle_counts
 from hdlgen.golden import run_events
 from hdlgen.rtl_templates.top import NetworkTop
 
-from .rtl_streams import random_net, receive, send
+from .helpers import random_net, receive, send
 
 
 def run_top(net, images, rng, *, lanes=1, gap=0.0, stall=0.0):

@@ -14,7 +14,7 @@ from hdlgen.golden import run_events
 from hdlgen.rtl_templates.top import NetworkTop
 from hdlgen.verilog import write_verilog
 
-from .rtl_streams import random_net
+from .helpers import random_net
 
 
 @pytest.fixture(scope="module")

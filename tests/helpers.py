@@ -1,0 +1,249 @@
+"""Helpers and constants shared by more than one test module (fixtures live in conftest.py).
+
+A helper used by one module stays in that module.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hdlgen import golden
+from hdlgen.boards.gateware import HostLink
+from hdlgen.boards.sim import SimulatedSerial
+from hdlgen.cli import main
+from hdlgen.cycles import overhead_bound
+from hdlgen.simulate import missing_simulator
+from hdlgen.testing import random_pixels
+from hdlgen.ttfs import InputEncoding, IntDense, TTFSNet
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = ROOT / "examples" / "digits"
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+def run_cli(capsys, *argv):
+    """``hdlgen ARGV…`` in-process: (exit code, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- RTL blocks in Amaranth's simulator: nets, stream drivers and monitors -----------------------
+
+def random_net(rng, sizes, ticks, weight_bits=4, shared_k=True, name="net"):
+    """A TTFS net with random integer weights; biases and K chosen so that layers spike."""
+    table = np.minimum(np.arange(256) * (ticks[0] + 1) // 256, ticks[0])
+    enc = InputEncoding((sizes[0],), 0.0, 1.0, 1.0, ticks[0], table)
+    limit = (1 << (weight_bits - 1)) - 1
+    layers = []
+    for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        readout = l == len(sizes) - 2
+        w = rng.integers(-limit, limit + 1, (fan_out, fan_in))
+        t_in = ticks[l]
+        b = rng.integers(-limit * t_in, limit * t_in + 1, fan_out)
+        if readout:
+            k, t = None, 0
+        else:
+            base = max(1, int(limit * t_in * np.sqrt(fan_in) / (2 * ticks[l + 1])))
+            k = np.full(fan_out, base) if shared_k else rng.integers(1, 2 * base + 1, fan_out)
+            t = ticks[l + 1]
+        layers.append(IntDense(w, b, k, t_in, t, weight_bits, np.ones(fan_out), name=f"layer{l}"))
+    return TTFSNet(enc, layers, name=name)
+
+
+def send(ctx, port, payloads, rng, gap=0.0):
+    """Testbench coroutine: drive ``payloads`` on stream ``port``, idle with probability ``gap``."""
+    async def driver():
+        for payload in payloads:
+            while rng.random() < gap:
+                ctx.set(port.valid, 0)
+                await ctx.tick()
+            ctx.set(port.valid, 1)
+            ctx.set(port.payload, payload)
+            await ctx.tick().until(port.ready)
+        ctx.set(port.valid, 0)
+    return driver()
+
+
+def receive(ctx, port, done, rng, stall=0.0, out=None, timeout=100_000):
+    """Testbench coroutine: take transfers from ``port`` (ready low with probability ``stall``)
+    until ``done(out)`` is true, appending payload values to ``out``; fails after ``timeout``
+    cycles (a hang)."""
+    async def monitor():
+        for _ in range(timeout):
+            if done(out):
+                break
+            ready = rng.random() >= stall
+            ctx.set(port.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
+            if ready and valid:
+                out.append(payload)
+        else:
+            raise AssertionError(f"stream stalled: {len(out)} transfers in {timeout} cycles")
+        ctx.set(port.ready, 0)
+    return monitor()
+
+
+def simulate(dut, inputs, port_in, port_out, done, rng, gap=0.3, stall=0.3):
+    """Drive ``inputs`` into ``port_in`` and collect ``port_out`` until ``done(received)``."""
+    received = []
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+
+    async def driver(ctx):
+        await send(ctx, port_in, inputs, rng, gap=gap)
+
+    async def monitor(ctx):
+        await receive(ctx, port_out, done, rng, stall=stall, out=received)
+
+    sim.add_testbench(driver)
+    sim.add_testbench(monitor)
+    sim.run()
+    return received
+
+
+def events_of(spike_lists):
+    """Stream payloads of several images' spike lists, each closed by ``end``."""
+    out = []
+    for spikes in spike_lists:
+        out += [{"neuron": n, "tick": t, "end": 0} for n, t in spikes]
+        out.append({"neuron": 0, "tick": 0, "end": 1})
+    return out
+
+
+def split_images(received):
+    """Received event payloads → list of (neuron, tick) lists, one per ``end``."""
+    images, current = [], []
+    for p in received:
+        if p.end:
+            images.append(current)
+            current = []
+        else:
+            current.append((int(p.neuron), int(p.tick)))
+    return images
+
+
+def ends(count):
+    """A ``done`` for :func:`simulate`: ``count`` event streams closed by ``end``."""
+    return lambda out: sum(int(p.end) for p in out) == count
+
+
+# -- the golden model ----------------------------------------------------------------------------
+
+def assert_forms_agree(net, pixels):
+    """Event form == batch form on every spike, logit and class."""
+    batch = golden.run_batch(net, pixels)
+    for i, image in enumerate(pixels):
+        events = golden.run_events(net, image)
+        np.testing.assert_array_equal(events.logits, batch.logits[i])
+        assert events.label == batch.classes[i]
+        for layer, (spikes, ticks) in enumerate(zip(events.spikes, net.ticks)):
+            assert spikes == golden.spikes_from_q(batch.q[layer][i], ticks), f"image {i} layer {layer}"
+
+
+# -- cocotb ----------------------------------------------------------------------------------------
+
+def require_simulator(simulator="icarus"):
+    """In CI (``CI=true``) a missing simulator fails the test; elsewhere it is skipped with the reason."""
+    reason = missing_simulator(simulator)
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def shuffled_images(rng, size, images, edges=2):
+    """Mostly random images, plus ``edges`` with no spike at all and ``edges`` saturating every pixel."""
+    return np.concatenate([random_pixels(rng, edges, size, "zero"), random_pixels(rng, images - 2 * edges, size),
+                           random_pixels(rng, edges, size, "saturate")])[rng.permutation(images)]
+
+
+def assert_matches_golden(report, net, pixels, lanes):
+    """Bit-exact, and the latency of an image alone in the core lies between the event lower bound
+    and the RTL's own upper bound."""
+    assert report.mismatches == [], "\n".join(report.mismatches[:5])
+    assert report.predicted == golden.run_batch(net, pixels).classes.tolist()
+    assert report.lower_bound_mean <= report.cycles_mean <= report.lower_bound_mean + overhead_bound(net, lanes)
+
+
+# -- a board without a board: the host link over a simulated serial line -------------------------
+
+CLK = 1e6
+BAUD = 250_000          # 4 clock cycles per bit: the slowest the UART allows, fastest to simulate
+
+
+def tiny_net(seed=0, inputs=12, hidden=6, classes=4, ticks=4):
+    """A 12-6-4 dense net (T=4, 4-bit weights) by default."""
+    rng = np.random.default_rng(seed)
+    table = np.minimum(np.arange(256) * (ticks + 1) // 256, ticks)
+    enc = InputEncoding((inputs,), 0.0, 1 / 255, 1 / ticks, ticks, table)
+    w1 = rng.integers(-7, 8, (hidden, inputs))
+    w2 = rng.integers(-7, 8, (classes, hidden))
+    l1 = IntDense(w1, rng.integers(-8, 9, hidden), np.full(hidden, 6), ticks, ticks, 4, np.ones(hidden), name="d1")
+    l2 = IntDense(w2, rng.integers(-8, 9, classes), None, ticks, 0, 4, np.ones(classes), name="d2")
+    return TTFSNet(enc, [l1, l2], name="tiny")
+
+
+def serial_link(net, core, *, port_timeout=5e-3, **kwargs):
+    """``core`` behind a :class:`HostLink` at ``CLK``/``BAUD`` in Amaranth's simulator:
+    (the HostLink, the simulator, the host's :class:`SimulatedSerial` end of the line, whose reads
+    wait ``port_timeout`` simulated seconds). ``kwargs`` go to HostLink (``timeout`` 2 ms unless given)."""
+    top = HostLink(net, core, clk_freq=CLK, baud=BAUD, **{"timeout": 2e-3, **kwargs})
+    sim = Simulator(top)
+    sim.add_clock(1 / CLK)
+    port = SimulatedSerial(sim, top.rx, top.tx, divisor=top.divisor, clk_freq=CLK, timeout=port_timeout)
+    return top, sim, port
+
+
+# -- PyTorch models (torch is imported only when one is built) -----------------------------------
+
+def randomize_bn(model, seed, positive=False):
+    """Random batch-norm statistics and affine parameters (scales > 0 if ``positive``); the model in eval mode."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            n = m.num_features
+            m.weight.data = torch.rand(n, generator=g) + 0.2 if positive else torch.rand(n, generator=g) * 2 - 0.6
+            m.bias.data = torch.randn(n, generator=g) * 0.3
+            m.running_mean = torch.randn(n, generator=g) * 0.3
+            m.running_var = torch.rand(n, generator=g) + 0.5
+    return model.eval()
+
+
+def _torch_model(build):
+    """``build(torch.nn)`` as a function of no arguments."""
+    def make():
+        import torch
+        return build(torch.nn)
+    return make
+
+
+# CNNs on 1×8×8 inputs: batch norm before and after the ReLU, average pools (also global), max-pools
+MODELS = {
+    "bn-before-relu+maxpool": _torch_model(lambda nn: nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(24, 5))),
+    "bn-after-relu-into-unpadded-conv": _torch_model(lambda nn: nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(3), nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(36, 4))),
+    "bn-after-relu-into-linear": _torch_model(lambda nn: nn.Sequential(
+        nn.Conv2d(1, 3, 3), nn.ReLU(), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(108, 6), nn.ReLU(),
+        nn.Linear(6, 3))),
+    "avgpool-after-conv": _torch_model(lambda nn: nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.AvgPool2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3))),
+    "avgpool-before-conv": _torch_model(lambda nn: nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 5, 3), nn.ReLU(),
+        nn.Flatten(), nn.Linear(20, 3))),
+    "global-avgpool-before-linear": _torch_model(lambda nn: nn.Sequential(
+        nn.Conv2d(1, 6, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3))),
+    "maxpool-before-relu-with-bn": _torch_model(lambda nn: nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.MaxPool2d(2), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+        nn.Linear(64, 3))),
+}
