@@ -15,6 +15,7 @@ from hdlgen.boards.gateware import HostLink
 from hdlgen.boards.sim import SimulatedSerial
 from hdlgen.cli import main
 from hdlgen.cycles import overhead_bound
+from hdlgen.rtl_templates.top import NetworkTop
 from hdlgen.simulate import missing_simulator
 from hdlgen.testing import random_pixels
 from hdlgen.ttfs import InputEncoding, IntDense, TTFSNet
@@ -130,6 +131,52 @@ def split_images(received):
 def ends(count):
     """A ``done`` for :func:`simulate`: ``count`` event streams closed by ``end``."""
     return lambda out: sum(int(p.end) for p in out) == count
+
+
+def run_top(net, images, rng, *, lanes=1, gap=0.0, stall=0.0):
+    """Stream ``images`` through the core; returns (results, spikes per layer, cycles until the
+    last result was taken, each image's cycles from first accepted pixel to first result-valid
+    as the testbench counts them)."""
+    top = NetworkTop(net, lanes=lanes, trace=True)
+    layers = len(net.sizes) - 1
+    results, spikes = [], [[] for _ in range(layers)]
+    clock = {"now": 0, "finished": None, "pixels": 0, "showing": False}
+    first_pixel, first_valid = [], []
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+
+    async def driver(ctx):
+        await send(ctx, top.pixels, [int(p) for im in images for p in im], rng, gap=gap)
+
+    async def monitor(ctx):
+        await receive(ctx, top.result, lambda out: len(out) == len(images), rng, stall=stall, out=results)
+        clock["finished"] = clock["now"]
+
+    async def tracer(ctx):
+        taps = [getattr(top.trace, f"layer{l}") for l in range(layers)]
+        handshakes = (top.pixels.valid, top.pixels.ready, top.result.valid, top.result.ready)
+        async for values in ctx.tick().sample(*handshakes,
+                                              *[s for tap in taps for s in (tap.valid, tap.neuron, tap.tick)]):
+            pixel_valid, pixel_ready, result_valid, result_ready = values[2:6]
+            if pixel_valid and pixel_ready:
+                if clock["pixels"] % net.input.size == 0:
+                    first_pixel.append(clock["now"])
+                clock["pixels"] += 1
+            if result_valid and not clock["showing"]:
+                first_valid.append(clock["now"])
+            clock["showing"] = bool(result_valid and not result_ready)
+            for l in range(layers):
+                valid, neuron, tick = values[6 + 3 * l:9 + 3 * l]
+                if valid:
+                    spikes[l].append((neuron, tick))
+            clock["now"] += 1
+
+    sim.add_testbench(driver)
+    sim.add_testbench(monitor)
+    sim.add_process(tracer)
+    sim.run()
+    measured = [v - p for p, v in zip(first_pixel, first_valid)]
+    return results, spikes, clock["finished"], measured
 
 
 # -- the golden model ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from hdlgen.rtl_templates.maxpool import MaxPoolUnit
 from hdlgen.testing import mixed_pixels, random_cnn
 from hdlgen.ttfs import IntMaxPool2d
 
-from .helpers import ends, events_of, simulate, split_images
+from .helpers import ends, events_of, run_top, simulate, split_images
 
 
 def _conv_case(seed):
@@ -105,8 +105,6 @@ def test_neuron_decoder_takes_one_event_per_cycle():
 def test_cnn_top_matches_golden_spike_for_spike(seed):
     """Conv, max-pool (overlapping windows) and dense layers chained in one NetworkTop."""
     from hdlgen.cycles import cycle_counts
-
-    from .test_rtl_top import run_top
 
     rng = np.random.default_rng(300 + seed)
     blocks = [("conv", 3, 3, 1 + seed % 2, 1), ("pool", 2, 1), ("conv", 2, 1, 1, 0)]
