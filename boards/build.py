@@ -151,17 +151,17 @@ def check_report(report: BuildReport, *, lanes: int, weight_bits: int | None = N
     return None
 
 
-def weight_precheck(core, board: Board) -> BuildReport | None:
+def weight_precheck(geometry: NetGeometry, board: Board, spram_engines=()) -> BuildReport | None:
     """A report saying the weights cannot fit, before any tool runs (synthesis of a hopeless
     design can take many minutes); None when they might fit.
 
-    Counts only the weight memories left in block RAM, as whole blocks at the most bits a block
-    holds: a lower bound of what the build would use.
+    Counts only the weight memories left in block RAM (engines not in ``spram_engines``), as
+    whole blocks at the most bits a block holds: a lower bound of what the build would use.
     """
     blocks = BRAM_BLOCKS.get(board.device)
     block_bits = BRAM_BLOCK_BITS[board.family]
-    needed = sum(ceil_div(engine.geometry.weight_memory_bits, block_bits) for engine in getattr(core, "engines", [])
-                 if engine.weights is None)   # still the block-RAM ROM
+    needed = sum(ceil_div(geometry.layers[layer].weight_memory_bits, block_bits)
+                 for index, layer in enumerate(geometry.engines) if index not in spram_engines)
     if blocks is None or needed <= blocks:
         return None
     spram = Utilization(0, 4 if board.device == "iCE40UP5K" else 0)
@@ -199,13 +199,14 @@ def _first_error(log: Path) -> str | None:
 
 
 def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None = None, baud: int = 115200,
-          spram: bool = False, name: str = "top", core=None) -> BuildReport:
+          spram: bool = False, name: str = "top") -> BuildReport:
     """Build ``net`` for ``board`` into ``out_dir``; returns the report (fitting or not).
 
     ``clock_hz`` other than the board's clock adds a PLL (:mod:`hdlgen.boards.clocks`); the
     report's ``clock_mhz`` is then what the PLL makes. ``spram`` moves the largest layers'
     weights into SPRAM (:func:`hdlgen.boards.spram.place_weights`; iCE40 UP5K boards), to be
-    loaded by the host after configuration.
+    loaded by the host after configuration. What can be judged from the net's geometry alone
+    (lanes, SPRAM placement, weights that cannot fit) is judged before any gateware is made.
 
     Raises :class:`BuildFailed` (one line, naming the log) if a tool fails outright, e.g.
     nextpnr cannot place a design that does not fit.
@@ -214,28 +215,29 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None 
 
     from amaranth.build.plat import Platform
 
+    from ..rtl_templates.top import NetworkTop
+    from .spram import place_weights, spram_plan
     from .top import BoardTop
 
-    if core is None:
-        from ..rtl_templates.top import NetworkTop
-        try:
-            NetGeometry(net, lanes)   # before building anything
-        except ValueError as e:
-            raise UserError(f"--lanes: {e}") from None
-        core = NetworkTop(net, lanes=lanes)
+    try:
+        geometry = NetGeometry(net, lanes)
+    except ValueError as e:
+        raise UserError(f"--lanes: {e}") from None
     spram_layers = []
     if spram:
-        from .spram import place_weights
         if board.device != "iCE40UP5K":
             raise UserError(f"--spram: {board.name} ({board.device}) has no SPRAM; it is on iCE40 UP5K boards")
-        spram_layers = place_weights(core)
+        spram_layers = spram_plan(geometry)
         if not spram_layers:
-            rows = ", ".join(f"{engine.geometry.row_bits}" for engine in core.engines)
+            rows = ", ".join(f"{geometry.layers[layer].row_bits}" for layer in geometry.engines)
             raise UserError(f"--spram: no layer's weights fit the {board.name}'s SPRAMs (rows of weight bits × lanes "
                             f"must be ≤ 16 bits, here {rows}; at most 1 Mbit); use fewer lanes")
-    early = weight_precheck(core, board)
+    early = weight_precheck(geometry, board, spram_layers)
     if early is not None:
         return early
+    core = NetworkTop(net, lanes=lanes)
+    if spram:
+        place_weights(core)
     platform = board.platform()
     assert isinstance(platform, Platform)
     out_dir = Path(out_dir)

@@ -24,7 +24,8 @@ from amaranth.utils import ceil_log2
 from ..errors import UserError
 from ..geometry import ceil_div
 
-__all__ = ["SPRAM_WORDS", "SPRAM_COUNT", "WeightWrite", "spram_shape", "spram_image", "SPRAMWeights", "place_weights"]
+__all__ = ["SPRAM_WORDS", "SPRAM_COUNT", "WeightWrite", "spram_shape", "spram_image", "SPRAMWeights", "spram_plan",
+           "place_weights"]
 
 SPRAM_WORDS = 16384      # 16-bit words per SB_SPRAM256KA
 SPRAM_COUNT = 4          # on the iCE40 UP5K
@@ -52,12 +53,10 @@ def spram_image(geometry) -> np.ndarray:
                      for w in range(words)], dtype=np.uint16)
 
 
-def place_weights(core, sprams: int = SPRAM_COUNT) -> list:
-    """Move the largest engines' weights into SPRAM while the SPRAMs last; returns their engine indices.
-
-    Gives ``core.engines[i].weights`` (before the core is elaborated) a :class:`SPRAMWeights`.
-    """
-    stages = [core.geometry.layers[layer] for layer in core.geometry.engines]
+def spram_plan(geometry, sprams: int = SPRAM_COUNT) -> list:
+    """The engines (indices into ``geometry.engines``) whose weights go to SPRAM: the largest
+    first, while the SPRAMs last."""
+    stages = [geometry.layers[layer] for layer in geometry.engines]
     chosen = []
     for index in sorted(range(len(stages)), key=lambda i: -stages[i].weight_memory_bits):
         stage = stages[index]
@@ -65,10 +64,20 @@ def place_weights(core, sprams: int = SPRAM_COUNT) -> list:
             continue
         _, _, needed = spram_shape(stage.row_bits, stage.weight_row_count)
         if needed <= sprams:
-            core.engines[index].weights = SPRAMWeights(stage, index)
             sprams -= needed
             chosen.append(index)
     return sorted(chosen)
+
+
+def place_weights(core, sprams: int = SPRAM_COUNT) -> list:
+    """Move the largest engines' weights into SPRAM (:func:`spram_plan`); returns their indices.
+
+    Gives ``core.engines[i].weights`` (before the core is elaborated) a :class:`SPRAMWeights`.
+    """
+    chosen = spram_plan(core.geometry, sprams)
+    for index in chosen:
+        core.engines[index].weights = SPRAMWeights(core.geometry.layers[core.geometry.engines[index]], index)
+    return chosen
 
 
 class SPRAMWeights(wiring.Component):

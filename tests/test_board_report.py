@@ -134,11 +134,10 @@ def test_pll_settings_make_what_they_claim_within_limits(family, f_in, f_out):
 
 def test_hopeless_weights_are_refused_before_synthesis(tmp_path):
     from hdlgen.boards.build import build
-    from hdlgen.rtl_templates.top import NetworkTop
 
     net = tiny_net(inputs=256, hidden=64, classes=10)   # 16384 × 4-bit + 640 × 4-bit weights
     board = get_board("icestick")                       # 16 block RAMs of 4 kbit
-    report = build(net, board, tmp_path, core=NetworkTop(net))
+    report = build(net, board, tmp_path)
     assert report.bitstream is None and report.utilization["BRAM"] == Utilization(17, 16)
     assert not any(tmp_path.iterdir())                  # no tool ran
     message = check_report(report, lanes=1)

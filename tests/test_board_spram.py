@@ -11,7 +11,7 @@ from hdlgen.boards import link
 from hdlgen.boards.host import ClassifyStats, Device
 from hdlgen.boards.spram import SPRAM_WORDS, place_weights, spram_image, spram_shape
 from hdlgen.errors import UserError
-from hdlgen.rtl_templates.dense import WeightROM
+from hdlgen.geometry import DenseGeometry
 from hdlgen.rtl_templates.top import NetworkTop
 
 from .helpers import serial_link, tiny_net
@@ -24,19 +24,27 @@ def test_image_unpacks_to_the_rom_rows(seed, weight_bits, lanes):
     layer = net.layers[0]
     layer.weight_bits = weight_bits
     layer.weight = np.clip(layer.weight, -(2 ** (weight_bits - 1) - 1), 2 ** (weight_bits - 1) - 1)
-    rom = WeightROM(layer, min(lanes, layer.fan_out))
-    rom._MustUse__silence = True   # only its contents are used
-    row_bits = rom.layout.size
+    geometry = DenseGeometry(layer, min(lanes, layer.fan_out))
+    init = geometry.weight_rows()    # the rows the block-RAM core holds
+    row_bits = geometry.row_bits
     if row_bits > 16:
         with pytest.raises(UserError, match="weight bits × lanes ≤ 16"):
-            spram_image(rom)
+            spram_image(geometry)
         return
-    per_word, words, sprams = spram_shape(row_bits, len(rom.init))
-    image = spram_image(rom)
+    per_word, words, sprams = spram_shape(row_bits, len(init))
+    image = spram_image(geometry)
     assert len(image) == words and sprams == -(-words // SPRAM_WORDS) and per_word * row_bits <= 16
     rows = [(int(image[r // per_word]) >> (r % per_word * row_bits)) & ((1 << row_bits) - 1)
-            for r in range(len(rom.init))]
-    assert rows == list(rom.init)
+            for r in range(len(init))]
+    assert rows == list(init)
+    # and each row holds W[w·lanes + l, j] in lane l, as the engine reads it
+    mask = (1 << weight_bits) - 1
+    for j in range(layer.fan_in):
+        for w in range(geometry.words):
+            for lane in range(geometry.lanes):
+                neuron = w * geometry.lanes + lane
+                want = int(layer.weight[neuron, j]) & mask if neuron < layer.fan_out else 0
+                assert rows[j * geometry.words + w] >> (lane * weight_bits) & mask == want
 
 
 def test_weights_load_over_the_link_then_classify_matches_golden():
@@ -54,7 +62,7 @@ def test_weights_load_over_the_link_then_classify_matches_golden():
     assert list(unloaded[0].logits) == list(net.layers[-1].bias)
 
     words = device.load_weights(net, info)
-    assert words == sum(len(spram_image(engine.weights.rom)) for engine in core.engines)
+    assert words == sum(len(spram_image(engine.weights.geometry)) for engine in core.engines)
     results = device.classify(pixels)
     ref = golden.run_batch(net, pixels)
     assert [r.label for r in results] == list(ref.classes)
@@ -65,7 +73,7 @@ def test_place_weights_largest_first_within_the_sprams():
     net = tiny_net(inputs=40, hidden=8)
     core = NetworkTop(net)
     assert place_weights(core, sprams=1) == [0]    # 320 rows: layer 0 is larger than layer 1
-    assert type(core.engines[1].weights) is WeightROM
+    assert core.engines[1].weights is None         # the block-RAM ROM, built at elaboration
     Fragment.get(core, None)                       # and the core still elaborates
 
 

@@ -60,7 +60,7 @@ def test_batch_conv_and_pool_equal_direct_loops(seed):
     for layer, q_in, q_out in zip(net.layers, batch.q, batch.q[1:]):
         for i in range(len(pixels)):
             if isinstance(layer, IntConv2d):
-                expected = np.clip(_direct_conv(layer, q_in[i]) // golden.k_per_neuron(layer), 0, layer.ticks)
+                expected = np.clip(_direct_conv(layer, q_in[i]) // layer.k_per_neuron(), 0, layer.ticks)
             elif isinstance(layer, IntMaxPool2d):
                 c, h, w = layer.in_shape
                 x = q_in[i].reshape(c, h, w)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from hdlgen.geometry import DenseGeometry
 from hdlgen.golden import accumulate, run_events, spikes_from_q
 from hdlgen.rtl_templates.dense import DenseEngine
 from hdlgen.rtl_templates.encoder import InputEncoder
@@ -65,7 +66,7 @@ def test_dense_engine_accumulates_and_resets_to_bias(seed):
     # the engine does not need tick order; shuffle one image to show it
     order = rng.permutation(len(images[2]))
     images[2] = [images[2][i] for i in order]
-    dut = DenseEngine(layer, lanes)
+    dut = DenseEngine(DenseGeometry(layer, lanes))
     words = -(-fan_out // lanes)
     got = simulate(dut, events_of(images), dut.i, dut.o, lambda out: len(out) == words * len(images), rng)
     expect = accumulate(layer, q)
@@ -90,7 +91,7 @@ def test_spike_time_bank_matches_floor_clamp_on_edge_values(seed, shared_k):
     images = [np.clip(np.array((edges * 2)[:fan_out]), low, high),
               rng.integers(low, high + 1, fan_out), rng.integers(low, high + 1, fan_out)]
     lanes = int(rng.integers(1, fan_out + 1))
-    dut = SpikeTimeBank(layer, lanes)
+    dut = SpikeTimeBank(DenseGeometry(layer, lanes))
     inputs = [word for potentials in images for word in words_of(potentials, lanes)]
     got = split_images(simulate(dut, inputs, dut.i, dut.o, ends(len(images)), rng))
     assert got == [spikes_from_q(np.clip(a // k, 0, ticks), ticks) for a in images]
@@ -107,7 +108,7 @@ def test_readout_argmax_ties_to_lowest_index(seed):
     images.append(np.full(classes, low))                       # all tied
     images.append(rng.integers(-1, 1, classes))                # many ties
     lanes = int(rng.integers(1, classes + 1))
-    dut = Readout(layer, lanes)
+    dut = Readout(DenseGeometry(layer, lanes))
     inputs = [word for logits in images for word in words_of(logits, lanes)]
     got = simulate(dut, inputs, dut.i, dut.o, lambda out: len(out) == len(images), rng)
     for logits, result in zip(images, got):
@@ -119,7 +120,7 @@ def test_lanes_are_validated():
     net = random_net(np.random.default_rng(0), [4, 5, 3], [2, 2])
     for bad in (0, 6, 2.0, True):
         with pytest.raises(ValueError, match="lanes must be an integer from 1 to its fan-out 5"):
-            DenseEngine(net.layers[0], bad)
+            DenseGeometry(net.layers[0], bad)
 
 
 class _Family:
@@ -133,20 +134,20 @@ class _Family:
 def test_banked_weight_rom_reads_each_row_two_cycles_later(family, lanes):
     """Latency-2 weight memory as a platform builds it (block-RAM banks, registered outputs):
     random addresses (``en`` high, as the engines keep it) give their ``init`` rows two cycles later."""
-    from amaranth.hdl import Elaboratable, Module
+    from amaranth.hdl import Elaboratable, Fragment, Module
     from hdlgen.rtl_templates.dense import WeightROM
 
     rng = np.random.default_rng(lanes)
     fan_in, fan_out = 700, 5                      # rows = 700·ceil(5/lanes): several banks on either family
     layer = IntDense(rng.integers(-127, 128, (fan_out, fan_in)), np.zeros(fan_out, int), np.ones(fan_out, int),
                      4, 4, 8, np.ones(fan_out))
-    rom = WeightROM(layer, lanes, latency=2)
-    rom._MustUse__silence = True   # elaborated by hand below, with a platform family
+    rom = WeightROM(DenseGeometry(layer, lanes))
+    assert rom.latency == 2
 
     class OnPlatform(Elaboratable):
         def elaborate(self, platform):
             m = Module()
-            m.submodules.rom = rom.elaborate(_Family(family))
+            m.submodules.rom = Fragment.get(rom, _Family(family))   # elaborated for that family
             return m
 
     sim = Simulator(OnPlatform())

@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (a component refused in its constructor is never used)
 """The convolution engine and the max-pool unit alone in Amaranth's simulator, under random
 gaps and back-pressure, against the golden model."""
 
@@ -8,7 +10,7 @@ import pytest
 from amaranth.hdl import Module, Signal
 
 from hdlgen import golden
-from hdlgen.geometry import axis_taps
+from hdlgen.geometry import ConvGeometry, DenseGeometry, PoolGeometry, axis_taps
 from hdlgen.rtl_templates.conv import ConvEngine, NeuronDecoder
 from hdlgen.rtl_templates.maxpool import MaxPoolUnit
 from hdlgen.testing import mixed_pixels, random_cnn
@@ -36,7 +38,7 @@ def test_conv_engine_accumulates_in_neuron_order_and_resets_to_bias(seed):
     rng, net, pixels = _conv_case(seed)
     layer = net.layers[0]
     lanes = int(rng.integers(1, layer.out_shape[0] + 1))
-    engine = ConvEngine(layer, lanes)
+    engine = ConvEngine(ConvGeometry(layer, lanes))
     spikes = [golden.run_events(net, image).spikes[0] for image in pixels]
     received = simulate(engine, events_of(spikes), engine.i, engine.o,
                         lambda out: sum(int(p.last) for p in out) == len(pixels), rng)
@@ -58,7 +60,7 @@ def test_max_pool_passes_first_spike_per_window(seed):
     for _ in range(4):
         q = rng.integers(0, ticks + 1, fan_in) * (rng.random(fan_in) < 0.7)
         images.append(golden.spikes_from_q(q, ticks))
-    unit = MaxPoolUnit(pool)
+    unit = MaxPoolUnit(PoolGeometry(pool))
     received = simulate(unit, events_of(images), unit.i, unit.o, ends(len(images)), rng)
     got = split_images(received)
     for spikes, have in zip(images, got):
@@ -155,9 +157,9 @@ def test_verilog_command_writes_a_cnn_core_and_its_sidecar(tmp_path, capsys):
 def test_conv_lanes_are_validated_against_output_channels():
     net = random_cnn(np.random.default_rng(0), (1, 5, 5), [("conv", 3, 3, 1, 0)], 2, 4, 4)
     with pytest.raises(ValueError, match="output channels 3"):
-        ConvEngine(net.layers[0], 4)
-    with pytest.raises(TypeError, match="IntConv2d"):
-        ConvEngine(net.layers[-1], 1)
+        ConvGeometry(net.layers[0], 4)
+    with pytest.raises(TypeError, match="ConvGeometry"):
+        ConvEngine(DenseGeometry(net.layers[-1], 1))
 
 
 @pytest.mark.parametrize("delay", [5, 120, 200, 260])
