@@ -1,10 +1,10 @@
 """Board table, nextpnr report parsing and the fit/timing verdict (no tools run here)."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from hdlgen.boards.build import (RESOURCES, BuildReport, Utilization, check_report, parse_log_utilization,
-                                 parse_report)
+from hdlgen.boards.build import RESOURCES, BuildReport, Utilization, check_report, parse_log_utilization, parse_report
 from hdlgen.boards.platforms import board_name, boards, get_board
 from hdlgen.errors import UserError
 

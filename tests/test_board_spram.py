@@ -4,7 +4,8 @@
 import numpy as np
 import pytest
 from amaranth.hdl import Fragment
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hdlgen import golden
 from hdlgen.boards import link

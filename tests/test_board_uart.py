@@ -3,7 +3,8 @@
 import pytest
 from amaranth import Module
 from amaranth.sim import Simulator
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hdlgen.boards.uart import UARTReceiver, UARTTransmitter, uart_divisor
 from hdlgen.errors import UserError

@@ -61,6 +61,7 @@ def write_replay_core(net, images, out_dir, *, corrupt=None, stable_result=True,
     trace_logic = "".join(f"  assign trace{l}_valid = playing && !kind && layer == {l};\n"
                           f"  assign trace{l}_neuron = neuron;\n  assign trace{l}_tick = tick;\n" for l in range(layers))
     size = net.input.size
+    held = "offered" if stable_result else "0"   # whether the offered result's cycles stand still
     verilog = f"""module {name}(
   input clk, input rst,
   input pixels__valid, output pixels__ready, input [7:0] pixels__payload,
@@ -80,7 +81,7 @@ def write_replay_core(net, images, out_dir, *, corrupt=None, stable_result=True,
   wire [15:0] tick = entry[{width + 15}:{width}];
   assign pixels__ready = !playing;
   assign result__valid = playing && kind;
-  assign result__payload = entry[{width - 1}:0] | (({"offered" if stable_result else "0"} ? latency : now - started) << {label_w});
+  assign result__payload = entry[{width - 1}:0] | (({held} ? latency : now - started) << {label_w});
 {trace_logic}  always @(posedge clk) begin
     now <= now + 1;
     if (rst) begin now <= 0; offered <= 0; taken <= 0; pc <= 0; playing <= 0; end

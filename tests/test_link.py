@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from amaranth.lib.crc import catalog
 from amaranth.sim import Simulator
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hdlgen.boards import link
 from hdlgen.boards.gateware import SerialCRC16
-from hdlgen.ttfs import IntDense, InputEncoding, TTFSNet
+from hdlgen.ttfs import InputEncoding, IntDense, TTFSNet
 
 kinds = st.integers(0, 255)
 payloads = st.binary(max_size=300)

@@ -5,8 +5,7 @@ import pytest
 
 from hdlgen import golden, ir
 from hdlgen.errors import UserError
-from hdlgen.passes import (FLOW, Calibrate, CheckStructure, Conversion, ConvertConfig,
-                           FoldBatchNorm, Quantize, convert)
+from hdlgen.passes import FLOW, Calibrate, CheckStructure, Conversion, ConvertConfig, FoldBatchNorm, Quantize, convert
 
 torch = pytest.importorskip("torch")
 from hdlgen import from_torch  # noqa: E402

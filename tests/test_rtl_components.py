@@ -135,6 +135,7 @@ def test_banked_weight_rom_reads_each_row_two_cycles_later(family, lanes):
     """Latency-2 weight memory as a platform builds it (block-RAM banks, registered outputs):
     random addresses (``en`` high, as the engines keep it) give their ``init`` rows two cycles later."""
     from amaranth.hdl import Elaboratable, Fragment, Module
+
     from hdlgen.rtl_templates.dense import WeightROM
 
     rng = np.random.default_rng(lanes)
