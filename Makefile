@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 OUT     := out
 DIGITS  := examples/digits
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo lint test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -33,10 +33,13 @@ demo: setup
 	$(HDLGEN) sim $(OUT)/digits_cnn.ttfs --data $(DIGITS)/digits_test.npz --samples 20
 	$(HDLGEN) build $(OUT)/digits_cnn.ttfs --board icebreaker -o $(OUT)/icebreaker_cnn
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest -q
 
-test-fast: setup
+test-fast: lint
 	$(PY) -m pytest -q -m "not slow"
 
 bench: setup
