@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..errors import UserError
+from ..geometry import ceil_div
 from . import link
 from .spram import SPRAMWeights, WeightWrite
 from .uart import UARTReceiver, UARTTransmitter, uart_divisor
@@ -652,7 +653,7 @@ class HostLink(wiring.Component):
         m.submodules.uart_tx = uart_tx = UARTTransmitter(self.divisor)
         m.submodules.rx_fifo = rx_fifo = ByteFIFO(self.rx_fifo_depth)
         # at least timeout_cycles: the first step comes 1 to 2**k cycles after the last byte
-        timeout_steps = -(-self.timeout_cycles >> self.timeout_step_bits) + 1
+        timeout_steps = ceil_div(self.timeout_cycles, 1 << self.timeout_step_bits) + 1
         m.submodules.receiver = receiver = FrameReceiver(self.net.input.size, timeout_steps)
         # The encoder holds a verdict until its response is out, so the receiver can take the
         # next frame (pixels into the core as they come) only with a verdict stage between them.
@@ -690,7 +691,7 @@ class HostLink(wiring.Component):
         m.d.sync += prescaler.eq(prescaler + 1)
         m.d.comb += receiver.step.eq(prescaler[:self.timeout_step_bits].all())
         error_step = prescaler[:self.error_step_bits].all()
-        steps = -(-self.error_cycles >> self.error_step_bits)
+        steps = ceil_div(self.error_cycles, 1 << self.error_step_bits)
         error_timer = Signal(range(steps + 1))
         with m.If(encoder.error):
             m.d.sync += error_timer.eq(steps)

@@ -8,7 +8,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from hdlgen.geometry import ConvGeometry
+from hdlgen.geometry import ConvGeometry, ceil_div
 from hdlgen.ttfs import unsigned_width
 
 from .dense import WeightROM, accumulate_stage, times_constant
@@ -22,7 +22,7 @@ def _reciprocal(divisor: int, limit: int) -> tuple:
     (checked exhaustively, so no divider is built)."""
     n = np.arange(limit + 1, dtype=object)
     for shift in range(2 * max(limit, divisor).bit_length() + 2):
-        m = -(-(1 << shift) // divisor)
+        m = ceil_div(1 << shift, divisor)
         if all((n * m) >> shift == n // divisor):
             return m, shift
     raise AssertionError(f"no reciprocal of {divisor} up to {limit}")  # 2·bits always suffices
