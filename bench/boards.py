@@ -60,7 +60,8 @@ def main():
     parser.add_argument("--samples", type=int, default=20, help="images simulated for the cycle counts")
     parser.add_argument("--only", nargs="+", help="build names to run (default: all)")
     args = parser.parse_args()
-    if not FASHION.exists():
+    chosen = [build for build in BUILDS if not args.only or build[0] in args.only]
+    if any(build[1] == FASHION for build in chosen) and not FASHION.exists():
         raise SystemExit(f"{FASHION} missing: run bench/fashion_mlp.py first")
     ensure_digits()
     simulator = "verilator" if missing_simulator("verilator") is None else "icarus"
@@ -70,8 +71,9 @@ def main():
         if results_path.exists() else {}
     sims = {}
     rows = []
-    for name, net_path, data_path, board, lanes, clock, spram in BUILDS:
-        if args.only and name not in args.only:
+    for build in BUILDS:
+        name, net_path, data_path, board, lanes, clock, spram = build
+        if build not in chosen:
             if name in previous:
                 rows.append(previous[name])
             continue
