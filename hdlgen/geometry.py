@@ -147,7 +147,7 @@ class DenseGeometry:
 
     @property
     def shared_k(self) -> bool:
-        return self.fires and bool(np.all(self.layer.k == self.layer.k[0]))
+        return self.fires and self.layer.shared_k
 
     def memory_bits(self) -> dict:
         """Bits of each memory of the stage and of its spike-time bank."""
