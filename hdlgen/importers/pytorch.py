@@ -1,13 +1,17 @@
 """PyTorch importer: ``torch.export`` programs → IR, one handler per ATen operator.
 
 Handlers live in a registry (:func:`handler`) that refuses duplicates; an unsupported operator
-is named in the error together with the supported ones.
+is named in the error together with the supported ones. Every handler reads the operator's
+arguments by name (:class:`_Args`, from the ATen schema, defaults filled in) and checks each one;
+an argument it does not read must hold its default, otherwise the layer is refused naming it.
+The imported graph keeps the exported program as its ``reference`` for the conversion's self-check.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import operator
 import zipfile
 from pathlib import Path
 
@@ -15,13 +19,19 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
-from .registry import Registry, optional_import
+from .registry import Registry, optional_import, refuse
 
 __all__ = ["from_torch", "from_exported", "load_pt2", "handler", "HANDLERS"]
 
 HANDLERS = Registry("PyTorch")
 # Register a function ``(node, args, params) -> [ir nodes]`` for ATen targets like ``"aten.linear.default"``.
 handler = HANDLERS.register
+
+# Operators that leave the activation unchanged in inference (their ``train`` flag is checked).
+_PASS_THROUGH = ("aten.dropout.default", "aten.feature_dropout.default", "aten.alpha_dropout.default",
+                 "aten.feature_alpha_dropout.default", "aten.clone.default", "aten.contiguous.default",
+                 "aten.detach.default", "aten.alias.default")
+_SOFTMAX = ("aten.softmax.int", "aten.log_softmax.int", "aten._softmax.default", "aten._log_softmax.default")
 
 
 def _torch():
@@ -48,14 +58,81 @@ class _Params:
         return self.values[name]
 
 
-def _ints(value):
-    return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value), int(value))
+class _Args:
+    """The arguments of an ATen call by schema name, defaults filled in; remembers which were read."""
+
+    def __init__(self, node):
+        self.node, self.values, self.defaults, self.read = node, {}, {}, set()
+        schema = getattr(node.target, "_schema", None)
+        arguments = schema.arguments if schema is not None else []
+        for i, a in enumerate(arguments):
+            if i < len(node.args):
+                value = node.args[i]
+            elif a.name in node.kwargs:
+                value = node.kwargs[a.name]
+            else:
+                value = a.default_value if a.has_default_value() else None
+            self.values[a.name] = value
+            self.defaults[a.name] = a.default_value if a.has_default_value() else None
+        if arguments:
+            self.read.add(arguments[0].name)   # the activation input
+
+    def __getitem__(self, name):
+        self.read.add(name)
+        return self.values.get(name)
+
+    def finish(self):
+        """Refuse any argument the handler did not read unless it holds its default."""
+        for name, value in self.values.items():
+            if name in self.read or name in ("memory_format", "dtype", "layout", "device", "pin_memory", "cudnn_enabled"):
+                continue
+            if _norm(value) != _norm(self.defaults[name]):
+                refuse(_where(self.node), name, value, f"the default {self.defaults[name]!r}")
+
+
+def _norm(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(_norm(v) for v in value)
+    return getattr(value, "name", value)
+
+
+def _where(node):
+    stack = node.meta.get("nn_module_stack") or {}
+    module = ""
+    if stack:
+        path, kind = list(stack.values())[-1]
+        module = f", module {path or '(top)'} {getattr(kind, '__name__', str(kind).rsplit('.', 1)[-1])}"
+    return f"layer {node.name!r} ({node.target}{module})"
+
+
+def _pair(node, name, value, default=None):
+    """An ``int[2]`` argument as a pair (one value stands for both; empty → ``default``)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) == 0 and default is not None:
+            return default
+        if len(value) == 1:
+            value = value[0]
+        elif len(value) == 2:
+            return int(value[0]), int(value[1])
+        else:
+            refuse(_where(node), name, value, "one or two integers (2-D layers only)")
+    return int(value), int(value)
+
+
+def _shape(node):
+    val = node.meta.get("val")
+    return tuple(int(s) for s in val.shape) if val is not None and hasattr(val, "shape") else None
+
+
+def _in_shape(node):
+    arg = node.args[0]
+    return _shape(arg) if hasattr(arg, "meta") else None
 
 
 @handler("aten.linear.default")
 def _linear(node, args, params):
-    weight = params.get(args[1], node, "weight")
-    bias = params.get(args[2], node, "bias") if len(args) > 2 else None
+    weight = params.get(args["weight"], node, "weight")
+    bias = params.get(args["bias"], node, "bias")
     return [ir.Dense(weight, np.zeros(len(weight)) if bias is None else bias, name=node.name)]
 
 
@@ -64,79 +141,188 @@ def _relu(node, args, params):
     return [ir.ReLU(name=node.name)]
 
 
+def _conv_common(node, args, params):
+    weight = params.get(args["weight"], node, "weight")
+    if weight.ndim != 4:
+        refuse(_where(node), "weight", f"of {weight.ndim - 2}-D convolution", "2-D convolution (Conv2d) only")
+    bias = params.get(args["bias"], node, "bias")
+    stride, dilation = _pair(node, "stride", args["stride"]), _pair(node, "dilation", args["dilation"])
+    if dilation != (1, 1):
+        refuse(_where(node), "dilation", args["dilation"], "1")
+    if args["groups"] != 1:
+        refuse(_where(node), "groups", args["groups"], "1")
+    return weight, np.zeros(len(weight)) if bias is None else bias, stride
+
+
 @handler("aten.conv2d.default")
 def _conv2d(node, args, params):
-    weight = params.get(args[1], node, "weight")
-    bias = params.get(args[2], node, "bias") if len(args) > 2 else None
-    stride, padding = _ints(args[3] if len(args) > 3 else 1), args[4] if len(args) > 4 else 0
-    dilation, groups = _ints(args[5] if len(args) > 5 else 1), args[6] if len(args) > 6 else 1
-    if isinstance(padding, str):
-        raise UserError(f"{node.name}: padding={padding!r} is not supported; give explicit integer padding")
-    if dilation != (1, 1) or groups != 1:
-        raise UserError(f"{node.name}: conv2d with dilation {dilation} / groups {groups} is not supported; "
-                        "supported: dilation 1, groups 1")
-    return [ir.Conv2d(weight, np.zeros(len(weight)) if bias is None else bias, stride, _ints(padding), name=node.name)]
+    weight, bias, stride = _conv_common(node, args, params)
+    return [ir.Conv2d(weight, bias, stride, _pair(node, "padding", args["padding"]), name=node.name)]
+
+
+@handler("aten.conv2d.padding")
+def _conv2d_padding(node, args, params):
+    """``padding='valid'`` (none) or ``'same'`` (odd kernels: half the kernel on each side)."""
+    weight, bias, stride = _conv_common(node, args, params)
+    mode, kernel = args["padding"], weight.shape[2:]
+    if mode == "valid":
+        padding = (0, 0)
+    elif mode == "same" and all(k % 2 for k in kernel):
+        padding = (kernel[0] // 2, kernel[1] // 2)
+    else:
+        refuse(_where(node), "padding", f"{mode!r} with a {kernel[0]}x{kernel[1]} kernel",
+               "'valid', 'same' with odd kernel sizes, or integers")
+    return [ir.Conv2d(weight, bias, stride, padding, name=node.name)]
+
+
+def _pool_window(node, args, dilation=(1, 1)):
+    kernel = _pair(node, "kernel_size", args["kernel_size"])
+    stride = _pair(node, "stride", args["stride"], default=kernel)
+    padding = _pair(node, "padding", args["padding"])
+    if args["ceil_mode"]:
+        shape, floor_shape = _shape(node), None
+        in_shape = _in_shape(node)
+        if in_shape is not None and len(in_shape) == 4:
+            floor_shape = ir.window_output(in_shape[2:], kernel, stride, padding)
+        if shape is None or floor_shape is None or tuple(shape[2:]) != tuple(floor_shape):
+            refuse(_where(node), "ceil_mode", True, "False (or True where it does not change the output size)")
+    return kernel, stride, padding
 
 
 @handler("aten.max_pool2d.default")
 def _max_pool(node, args, params):
-    kernel = _ints(args[1])
-    stride = _ints(args[2]) if len(args) > 2 and args[2] else kernel
-    padding = _ints(args[3]) if len(args) > 3 else (0, 0)
-    dilation = _ints(args[4]) if len(args) > 4 else (1, 1)
-    if dilation != (1, 1) or (len(args) > 5 and args[5]):
-        raise UserError(f"{node.name}: max_pool2d with dilation or ceil_mode is not supported")
+    dilation = _pair(node, "dilation", args["dilation"])
+    if dilation != (1, 1):
+        refuse(_where(node), "dilation", args["dilation"], "1")
+    kernel, stride, padding = _pool_window(node, args)
     return [ir.MaxPool2d(kernel, stride, padding, name=node.name)]
 
 
 @handler("aten.avg_pool2d.default")
 def _avg_pool(node, args, params):
-    kernel = _ints(args[1])
-    stride = _ints(args[2]) if len(args) > 2 and args[2] else kernel
-    padding = _ints(args[3]) if len(args) > 3 else (0, 0)
+    kernel, stride, padding = _pool_window(node, args)
     if padding != (0, 0):
-        raise UserError(f"{node.name}: avg_pool2d with padding is not supported")
+        refuse(_where(node), "padding", args["padding"], "0")
+    args["count_include_pad"]   # without padding every window counts only input positions
+    divisor = args["divisor_override"]
+    if divisor is not None and divisor != kernel[0] * kernel[1]:
+        refuse(_where(node), "divisor_override", divisor, f"None (divide by the window size {kernel[0] * kernel[1]})")
     return [ir.AvgPool2d(kernel, stride, name=node.name)]
+
+
+def _global_pool(node, keep_dims: bool):
+    in_shape = _in_shape(node)
+    kernel = tuple(in_shape[2:])
+    pool = ir.AvgPool2d(kernel, kernel, name=node.name if keep_dims else f"{node.name}_pool")
+    return [pool] if keep_dims else [pool, ir.Flatten(name=node.name)]
 
 
 @handler("aten.adaptive_avg_pool2d.default")
 def _adaptive_avg_pool(node, args, params):
-    h, w = node.args[0].meta["val"].shape[-2:]
-    out = _ints(args[1])
+    in_shape = _in_shape(node)
+    if in_shape is None or len(in_shape) != 4:
+        refuse(_where(node), "input", in_shape, "a (N, C, H, W) activation")
+    h, w = in_shape[2:]
+    out = _pair(node, "output_size", args["output_size"])
     if h % out[0] or w % out[1]:
-        raise UserError(f"{node.name}: adaptive average pool from {h}x{w} to {out[0]}x{out[1]} has unequal windows; "
-                        "supported when the output divides the input")
+        refuse(_where(node), "output_size", f"{out[0]}x{out[1]} from {h}x{w} (unequal windows)", "sizes that divide the input")
     kernel = (h // out[0], w // out[1])
     return [ir.AvgPool2d(kernel, kernel, name=node.name)]
 
 
-@handler("aten.batch_norm.default", "aten._native_batch_norm_legit_no_training.default")
-def _batch_norm(node, args, params):
-    gamma, beta = params.get(args[1], node, "weight"), params.get(args[2], node, "bias")
-    mean, var = params.get(args[3], node, "running_mean"), params.get(args[4], node, "running_var")
-    eps = float(args[-1]) if node.target.__name__.startswith("_native") else float(args[7])
+@handler("aten.mean.dim")
+def _mean(node, args, params):
+    """``x.mean((2, 3))`` (or ``(-2, -1)``) on an image: global average pooling."""
+    in_shape = _in_shape(node)
+    dims = args["dim"]
+    rank = len(in_shape) if in_shape is not None else 0
+    axes = sorted(int(d) % rank for d in dims) if rank and dims is not None else None
+    if rank != 4 or axes != [2, 3]:
+        refuse(_where(node), "dim", dims, "the spatial axes (2, 3) of an (N, C, H, W) activation")
+    return _global_pool(node, bool(args["keepdim"]))
+
+
+def _batch_norm_node(node, args, params, eps):
+    gamma, beta = params.get(args["weight"], node, "weight"), params.get(args["bias"], node, "bias")
+    mean, var = params.get(args["running_mean"], node, "running_mean"), params.get(args["running_var"], node, "running_var")
+    args["momentum"]   # only updates running statistics in training
+    if mean is None or var is None:
+        refuse(_where(node), "running statistics", "none (track_running_stats=False: training-mode batch norm)",
+               "inference-mode batch norm with running_mean and running_var")
     ones = np.ones(len(mean))
     return [ir.BatchNorm(ones if gamma is None else gamma, 0 * ones if beta is None else beta, mean, var, eps,
                          name=node.name)]
 
 
-@handler("aten.flatten.using_ints", "aten.view.default", "aten.reshape.default")
+@handler("aten.batch_norm.default")
+def _batch_norm(node, args, params):
+    if args["training"]:
+        refuse(_where(node), "training", True, "False (inference-mode batch norm with running statistics; "
+               "track_running_stats=False is training mode)")
+    return _batch_norm_node(node, args, params, float(args["eps"]))
+
+
+@handler("aten._native_batch_norm_legit_no_training.default")
+def _batch_norm_no_training(node, args, params):
+    return _batch_norm_node(node, args, params, float(args["eps"]))
+
+
+@handler("aten.flatten.using_ints", "aten.view.default", "aten.reshape.default", "aten._unsafe_view.default")
 def _flatten(node, args, params):
-    shape = node.meta.get("val").shape if "val" in node.meta else None
-    if shape is not None and len(shape) != 2:
-        raise UserError(f"{node.name}: only reshapes that flatten to (batch, features) are supported, got {tuple(shape)}")
+    for name in ("start_dim", "end_dim", "size", "shape"):
+        args[name]   # read; the output shape below is what decides
+    shape, in_shape = _shape(node), _in_shape(node)
+    if shape is None or in_shape is None or len(shape) != 2 or shape[0] != in_shape[0] \
+            or shape[1] != int(np.prod(in_shape[1:])):
+        refuse(_where(node), "shape", f"{in_shape} → {shape}", "a flatten to (batch, features)")
     return [ir.Flatten(name=node.name)]
 
 
-@handler("aten.dropout.default", "aten.clone.default", "aten.contiguous.default", "aten.detach.default")
+@handler(*_PASS_THROUGH)
 def _identity(node, args, params):
+    if args["train"]:
+        refuse(_where(node), "train", True, "False (dropout is only supported in inference mode)")
+    args["p"]
+    return []
+
+
+@handler(*_SOFTMAX)
+def _softmax(node, args, params):
+    shape = _shape(node)
+    dim = args["dim"]
+    if shape is None or len(shape) != 2 or int(dim) % 2 != 1:
+        refuse(_where(node), "dim", dim, "1 (over the classes of (batch, classes) logits)")
+    args["half_to_float"]
     return []
 
 
 def _getitem_passthrough(node):
     """``_native_batch_norm_legit_no_training`` returns a tuple; its [0] is the activation."""
-    import operator
     return node.target is operator.getitem and node.args[1] == 0
+
+
+def _reference(exported):
+    """``x ↦ {node name: PyTorch's output}``: the exported program run on numpy data, every node recorded."""
+    torch = _torch()
+    module = exported.module()
+
+    def run(x):
+        outputs = {}
+
+        class Recorder(torch.fx.Interpreter):
+            def run_node(self, n):
+                result = super().run_node(n)
+                value = result[0] if isinstance(result, (tuple, list)) and result else result
+                if isinstance(value, torch.Tensor):
+                    outputs[n.name] = value.detach().double().numpy()
+                return result
+
+        with torch.no_grad():
+            Recorder(module).run(torch.as_tensor(np.asarray(x), dtype=torch.float32))
+        return outputs
+
+    run.framework = "PyTorch"
+    return run
 
 
 def from_exported(exported) -> ir.Graph:
@@ -146,9 +332,11 @@ def from_exported(exported) -> ir.Graph:
     user_inputs = [n for n in graph.nodes if n.op == "placeholder" and n.name not in params.values]
     if len(user_inputs) != 1:
         raise UserError(f"the model must take exactly one input tensor, it takes {len(user_inputs)}")
+    calls = [n for n in graph.nodes if n.op == "call_function" and not _getitem_passthrough(n)]
+    converters = [HANDLERS.lookup(str(n.target), n.name) for n in calls]   # an unknown operator is named first
     example = user_inputs[0].meta.get("val")
-    nodes = [ir.Input(tuple(example.shape[1:]), name="input")]
-    tail = user_inputs[0]
+    nodes, notes = [ir.Input(tuple(example.shape[1:]), name="input")], []
+    tail, shape = user_inputs[0], nodes[0].shape
     for node in graph.nodes:
         if node.op != "call_function":
             continue
@@ -156,16 +344,32 @@ def from_exported(exported) -> ir.Graph:
             tail = node
             continue
         target = str(node.target)
-        convert_node = HANDLERS.lookup(target, node.name)
+        convert_node = converters[calls.index(node)]
         if node.args[0] is not tail:
             raise UserError(f"{node.name} ({target}) does not take the previous layer's output; "
                             "only sequential networks (one chain of layers) are supported")
-        nodes.extend(convert_node(node, node.args, params))
+        if notes and target not in _SOFTMAX + _PASS_THROUGH:
+            raise UserError(f"{_where(node)} follows a softmax; a softmax is supported only as the last layer")
+        args = _Args(node)
+        converted = convert_node(node, args, params)
+        args.finish()
+        if target in _SOFTMAX:
+            notes.append(f"{node.name}: trailing {node.target.__name__.split('.')[0]} dropped (the argmax is unchanged; "
+                         "the logits are the scores before it)")
+        for n in converted:
+            shape = n.output_shape(shape)
+        expected = _shape(node)
+        if expected is not None and converted and tuple(shape) != tuple(expected[1:]):
+            raise UserError(f"{_where(node)}: imports with output shape {tuple(shape)} but PyTorch computes "
+                            f"{tuple(expected[1:])}; one of its arguments is not supported")
+        nodes.extend(converted)
         tail = node
     outputs = [n for n in graph.nodes if n.op == "output"][0].args[0]
     if len(outputs) != 1 or outputs[0] is not tail:
         raise UserError("the model must return the last layer's output (one tensor of logits)")
-    return ir.Graph(nodes)
+    result = ir.Graph(nodes)
+    result.reference, result.notes = _reference(exported), notes
+    return result
 
 
 def from_torch(module, example_input) -> ir.Graph:
@@ -175,8 +379,6 @@ def from_torch(module, example_input) -> ir.Graph:
     with torch.no_grad():
         exported = torch.export.export(module, (example_input,))
     return from_exported(exported)
-
-
 def _check_archive(path: Path):
     """Refuse ``.pt2`` archives that would make torch unpickle objects (not just tensors)."""
     torch = _torch()
@@ -213,3 +415,4 @@ def load_pt2(path) -> ir.Graph:
         return from_exported(exported)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
+

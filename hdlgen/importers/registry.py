@@ -2,7 +2,7 @@
 
 from ..errors import UserError
 
-__all__ = ["Registry", "optional_import"]
+__all__ = ["Registry", "optional_import", "refuse"]
 
 
 def optional_import(module: str, what: str, extra: str):
@@ -13,6 +13,13 @@ def optional_import(module: str, what: str, extra: str):
         return importlib.import_module(module)
     except ImportError:
         raise UserError(f"{what} needs the {module} package: pip install 'hdlgen[{extra}]'") from None
+
+
+def refuse(where: str, attribute: str, value, supported: str):
+    """Stop the import at an attribute value the handler does not implement: one line naming the layer,
+    the attribute, its value and what is supported."""
+    shown = value if isinstance(value, str) else repr(value)
+    raise UserError(f"{where}: {attribute}={shown} is not supported; supported: {supported}")
 
 
 class Registry(dict):
