@@ -100,29 +100,22 @@ def spikes_from_q(q: np.ndarray, ticks: int) -> list:
     return [(int(n), int(t)) for n, t in zip(neurons[order], times[order])]
 
 
-def _fan_out_weights(layer, neuron):
-    """The weight every output neuron gives input ``neuron``: for each output position it
-    reaches, the column of ``weight_matrix`` it meets there; zero elsewhere."""
-    matrix = layer.weight_matrix()
-    column = np.zeros((len(matrix), layer.fan_out // len(matrix)), dtype=np.int64)
-    for position, tap in layer.positions_of(neuron):
-        column[:, position] += matrix[:, tap]
-    return column.reshape(-1)
-
-
 def _ramp(layer, spikes, ticks_in):
     """Integrate slopes tick by tick: a spike at tick τ adds its weights to the slopes of the
     neurons it reaches, and the slope is added to the potential at every tick τ..T_in−1
-    (i.e. T_in − τ times)."""
-    slope = np.zeros(layer.fan_out, dtype=np.int64)
+    (i.e. T_in − τ times). A spike's weights: for each output position it reaches, the column
+    of ``weight_matrix`` it meets there (neurons in (unit, position) order)."""
+    matrix = layer.weight_matrix()
+    slope = np.zeros((len(matrix), layer.fan_out // len(matrix)), dtype=np.int64)
     potential = np.repeat(layer.bias, layer.fan_out // len(layer.bias))
     by_tick = {}
     for neuron, tick in spikes:
         by_tick.setdefault(tick, []).append(neuron)
     for tick in range(ticks_in):
         for neuron in by_tick.get(tick, ()):
-            slope += _fan_out_weights(layer, neuron)
-        potential += slope
+            for position, column in layer.positions_of(neuron):
+                slope[:, position] += matrix[:, column]
+        potential += slope.reshape(-1)
     return potential
 
 
