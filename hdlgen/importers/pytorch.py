@@ -301,25 +301,40 @@ def _getitem_passthrough(node):
     return node.target is operator.getitem and node.args[1] == 0
 
 
-def _reference(exported):
-    """``x ↦ {node name: PyTorch's output}``: the exported program run on numpy data, every node recorded."""
+def _reference(exported, batch):
+    """``x ↦ {node name: PyTorch's output}``: the exported program run on numpy data, every node recorded.
+
+    A program exported with a static batch size runs in chunks of that size (the last one padded)."""
     torch = _torch()
     module = exported.module()
 
+    class Recorder(torch.fx.Interpreter):
+        def __init__(self, outputs):
+            super().__init__(module)
+            self.outputs = outputs
+
+        def run_node(self, n):
+            result = super().run_node(n)
+            value = result[0] if isinstance(result, (tuple, list)) and result else result
+            if isinstance(value, torch.Tensor):
+                self.outputs.setdefault(n.name, []).append(value.detach().double().numpy())
+            return result
+
     def run(x):
-        outputs = {}
-
-        class Recorder(torch.fx.Interpreter):
-            def run_node(self, n):
-                result = super().run_node(n)
-                value = result[0] if isinstance(result, (tuple, list)) and result else result
-                if isinstance(value, torch.Tensor):
-                    outputs[n.name] = value.detach().double().numpy()
-                return result
-
+        x = np.asarray(x, dtype=np.float32)
+        size, outputs = batch or len(x), {}
         with torch.no_grad():
-            Recorder(module).run(torch.as_tensor(np.asarray(x), dtype=torch.float32))
-        return outputs
+            for start in range(0, len(x), size):
+                part = x[start:start + size]
+                fill = size - len(part)
+                if fill:
+                    part = np.concatenate([part, np.zeros((fill, *part.shape[1:]), np.float32)])
+                recorder = Recorder({})
+                recorder.run(torch.from_numpy(part))
+                for name, values in recorder.outputs.items():
+                    if values[-1].ndim and len(values[-1]) == size:
+                        outputs.setdefault(name, []).append(values[-1][:size - fill])
+        return {name: np.concatenate(values) for name, values in outputs.items()}
 
     run.framework = "PyTorch"
     return run
@@ -368,7 +383,8 @@ def from_exported(exported) -> ir.Graph:
     if len(outputs) != 1 or outputs[0] is not tail:
         raise UserError("the model must return the last layer's output (one tensor of logits)")
     result = ir.Graph(nodes)
-    result.reference, result.notes = _reference(exported), notes
+    batch = example.shape[0] if isinstance(example.shape[0], int) else None
+    result.reference, result.notes = _reference(exported, batch), notes
     return result
 
 

@@ -17,11 +17,12 @@ from .calibrate import Calibrate
 from .fold_bn import FoldBatchNorm
 from .pools import FoldAvgPool, PoolAfterReLU
 from .quantize import Quantize
+from .selfcheck import CheckFolding, CheckImport
 from .structure import CheckStructure, DropFlatten
 from .widths import DeriveWidths
 
 __all__ = ["ConvertConfig", "Conversion", "FLOW", "convert", "PoolAfterReLU", "FoldBatchNorm", "FoldAvgPool", "DropFlatten",
-           "CheckStructure", "Calibrate", "Quantize", "DeriveWidths"]
+           "CheckStructure", "Calibrate", "Quantize", "DeriveWidths", "CheckImport", "CheckFolding"]
 
 
 @dataclass
@@ -91,8 +92,9 @@ class Conversion:
     net: TTFSNet | None = None
 
 
-FLOW = [PoolAfterReLU(), FoldBatchNorm(), FoldAvgPool(), DropFlatten(), CheckStructure(), Calibrate(), Quantize(),
-        DeriveWidths()]
+# CheckImport / CheckFolding: the imported graph against the framework's own output, the folded one against it
+FLOW = [CheckImport(), PoolAfterReLU(), FoldBatchNorm(), FoldAvgPool(), DropFlatten(), CheckFolding(), CheckStructure(),
+        Calibrate(), Quantize(), DeriveWidths()]
 
 
 def convert(graph: ir.Graph, calibration_data, config: ConvertConfig | None = None, name: str = "net",
