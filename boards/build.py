@@ -231,7 +231,7 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None 
         if not spram_layers:
             rows = ", ".join(f"{geometry.layers[layer].row_bits}" for layer in geometry.engines)
             raise UserError(f"--spram: no layer's weights fit the {board.name}'s SPRAMs (rows of weight bits × lanes "
-                            f"must be ≤ 16 bits, here {rows}; at most 1 Mbit); use fewer lanes")
+                            f"must be ≤ 64 bits, here {rows}; at most 1 Mbit); use fewer lanes")
     early = weight_precheck(geometry, board, spram_layers)
     if early is not None:
         return early

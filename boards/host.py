@@ -144,18 +144,18 @@ class Device:
         LOAD (its offset or layer included) may have written anywhere. Hence the whole load is
         repeated until one pass goes through without any ERROR or resend.
         """
-        from .spram import spram_image
+        from .spram import spram_segments
 
         info = info or self.info()
         requests = []
         total = 0
         geometry = NetGeometry(net, info.lanes)
         for index in info.layers_to_load:
-            words = spram_image(geometry.layers[geometry.engines[index]])
-            total += len(words)
-            for offset in range(0, len(words), link.MAX_LOAD_WORDS):
-                chunk = words[offset:offset + link.MAX_LOAD_WORDS]
-                requests.append(lambda seq, i=index, o=offset, c=chunk: link.load_request(seq, i, o, c))
+            for start, words in spram_segments(geometry.layers[geometry.engines[index]]):
+                total += len(words)
+                for offset in range(0, len(words), link.MAX_LOAD_WORDS):
+                    chunk = words[offset:offset + link.MAX_LOAD_WORDS]
+                    requests.append(lambda seq, i=index, o=start + offset, c=chunk: link.load_request(seq, i, o, c))
         stats = stats if stats is not None else ClassifyStats()
         for _ in range(self.retries + 1):
             before = (stats.retries, sum(stats.errors.values()))

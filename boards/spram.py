@@ -10,12 +10,16 @@ messages (:mod:`hdlgen.boards.link`) before classifying.
 ``rtl_templates/dense.py``: members ``addr``, ``en``, ``data``, the stage geometry's
 ``weight_latency`` cycles of read latency) and adds a write port. Rows of ``weight_bits × lanes ≤ 16``
 bits are packed ``per_word`` to a 16-bit SPRAM word (``per_word`` a power of two), row ``r`` in word
-``r >> log2(per_word)`` at slot ``r & (per_word − 1)``; words ``0..16383`` in SPRAM 0, the next 16384 in SPRAM 1, and so on.
-:func:`spram_image` gives the words the host writes.
+``r >> log2(per_word)`` at slot ``r & (per_word − 1)``; words ``0..16383`` in SPRAM 0, the next 16384 in
+SPRAM 1, and so on. Wider rows (up to 64 bits: 8 lanes of 8-bit weights) are striped by neuron over
+SPRAMs read side by side, one row per word (:class:`SPRAMLayout`), so many lanes still read one row a
+cycle. :func:`spram_segments` gives the words the host writes.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
-from amaranth import ClockSignal, Instance, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, ClockSignal, Instance, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -24,7 +28,7 @@ from amaranth.utils import ceil_log2
 from ..errors import UserError
 from ..geometry import ceil_div
 
-__all__ = ["SPRAM_WORDS", "SPRAM_COUNT", "WeightWrite", "spram_shape", "spram_image", "SPRAMWeights", "spram_plan",
+__all__ = ["SPRAM_WORDS", "SPRAM_COUNT", "WeightWrite", "SPRAMLayout", "spram_segments", "SPRAMWeights", "spram_plan",
            "place_weights"]
 
 SPRAM_WORDS = 16384      # 16-bit words per SB_SPRAM256KA
@@ -34,23 +38,66 @@ WORD_BITS = 16
 WeightWrite = data.StructLayout({"layer": unsigned(8), "addr": unsigned(16), "data": unsigned(WORD_BITS)})
 
 
-def spram_shape(row_bits: int, rows: int) -> tuple[int, int, int]:
-    """``(per_word, words, sprams)`` for ``rows`` rows of ``row_bits`` bits."""
-    if not 1 <= row_bits <= WORD_BITS:
-        raise UserError(f"SPRAM weights need weight bits × lanes ≤ {WORD_BITS}, got {row_bits}; use fewer lanes")
-    per_word = 1 << (WORD_BITS // row_bits).bit_length() - 1
-    words = ceil_div(rows, per_word)
-    return per_word, words, ceil_div(words, SPRAM_WORDS)
+@dataclass(frozen=True)
+class SPRAMLayout:
+    """Where ``rows`` weight rows of ``row_bits`` bits go in SPRAM.
+
+    A row of at most 16 bits lives in one SPRAM, ``per_word`` rows (a power of two) to a 16-bit
+    word; a wider row is striped over ``stripes`` SPRAMs read side by side (bits ``16·s…`` of the
+    row in stripe ``s``), one row per word. ``banks`` SPRAMs (or groups of ``stripes``) deep
+    hold the words; SPRAM ``bank·stripes + s`` is the ``sprams``-th in the write address space,
+    whose word ``a`` is word ``a mod 16384`` of SPRAM ``a // 16384``.
+    """
+
+    row_bits: int
+    rows: int
+
+    def __post_init__(self):
+        if not 1 <= self.row_bits <= WORD_BITS * SPRAM_COUNT:
+            raise UserError(f"SPRAM weights need weight bits × lanes ≤ {WORD_BITS * SPRAM_COUNT}, got {self.row_bits}; "
+                            "use fewer lanes")
+
+    @property
+    def stripes(self) -> int:
+        return ceil_div(self.row_bits, WORD_BITS)
+
+    @property
+    def per_word(self) -> int:
+        return 1 << (WORD_BITS // self.row_bits).bit_length() - 1 if self.stripes == 1 else 1
+
+    @property
+    def words(self) -> int:
+        """16-bit words in each stripe."""
+        return ceil_div(self.rows, self.per_word)
+
+    @property
+    def banks(self) -> int:
+        return ceil_div(self.words, SPRAM_WORDS)
+
+    @property
+    def sprams(self) -> int:
+        return self.stripes * self.banks
 
 
-def spram_image(geometry) -> np.ndarray:
-    """The 16-bit words to write for an engine's weights (its stage geometry's
-    ``weight_rows()``, packed as above): what the host sends in LOADs."""
+def spram_segments(geometry) -> list:
+    """What the host writes for an engine's weights (its stage geometry's ``weight_rows()``,
+    laid out as :class:`SPRAMLayout` says): ``(first word address, 16-bit words)`` per run of
+    consecutive addresses – one run unless the rows are striped."""
     rows = geometry.weight_rows()
-    per_word, words, _ = spram_shape(geometry.row_bits, len(rows))
-    rows = rows + [0] * (words * per_word - len(rows))
-    return np.array([sum(rows[w * per_word + s] << (s * geometry.row_bits) for s in range(per_word))
-                     for w in range(words)], dtype=np.uint16)
+    layout = SPRAMLayout(geometry.row_bits, len(rows))
+    per_word, stripes = layout.per_word, layout.stripes
+    rows = rows + [0] * (layout.words * per_word - len(rows))
+    packed = [sum(rows[w * per_word + s] << (s * geometry.row_bits) for s in range(per_word))
+              for w in range(layout.words)]
+    if stripes == 1:
+        return [(0, np.array(packed, dtype=np.uint16))]
+    segments = []
+    for bank in range(layout.banks):
+        part = packed[bank * SPRAM_WORDS:(bank + 1) * SPRAM_WORDS]
+        for stripe in range(stripes):
+            words = np.array([row >> (WORD_BITS * stripe) & 0xFFFF for row in part], dtype=np.uint16)
+            segments.append(((bank * stripes + stripe) * SPRAM_WORDS, words))
+    return segments
 
 
 def spram_plan(geometry, sprams: int = SPRAM_COUNT) -> list:
@@ -60,9 +107,9 @@ def spram_plan(geometry, sprams: int = SPRAM_COUNT) -> list:
     chosen = []
     for index in sorted(range(len(stages)), key=lambda i: -stages[i].weight_memory_bits):
         stage = stages[index]
-        if stage.row_bits > WORD_BITS:
+        if stage.row_bits > WORD_BITS * SPRAM_COUNT:
             continue
-        _, _, needed = spram_shape(stage.row_bits, stage.weight_row_count)
+        needed = SPRAMLayout(stage.row_bits, stage.weight_row_count).sprams
         if needed <= sprams:
             sprams -= needed
             chosen.append(index)
@@ -94,7 +141,7 @@ class SPRAMWeights(wiring.Component):
     Parameters
     ----------
     geometry : DenseGeometry or ConvGeometry
-        The engine's stage geometry: row layout, rows (for :func:`spram_image`) and read latency.
+        The engine's stage geometry: row layout, rows (for :func:`spram_segments`) and read latency.
     layer : int
         Index of the engine, matched against ``write.payload.layer``.
     """
@@ -104,7 +151,8 @@ class SPRAMWeights(wiring.Component):
         self.layer = layer
         self.row_bits = geometry.row_bits
         rows = geometry.weight_row_count
-        self.per_word, self.spram_words, self.sprams = spram_shape(self.row_bits, rows)
+        self.spram_layout = SPRAMLayout(self.row_bits, rows)
+        self.per_word, self.stripes, self.sprams = self.spram_layout.per_word, self.spram_layout.stripes, self.spram_layout.sprams
         self.latency = geometry.weight_latency
         self.layout = data.ArrayLayout(signed(geometry.layer.weight_bits), geometry.lanes)
         super().__init__({
@@ -120,44 +168,51 @@ class SPRAMWeights(wiring.Component):
         word = Signal(range(max(2, self.sprams * SPRAM_WORDS)))
         slot = Signal(max(1, slot_bits))
         slot_read = Signal.like(slot)
-        bank_read = Signal(range(max(2, self.sprams)))
+        banks, stripes = self.spram_layout.banks, self.stripes
+        bank_read = Signal(range(max(2, banks)))
         writing = Signal()
         write_addr, write_data = Signal(16), Signal(WORD_BITS)
         m.d.sync += [writing.eq(self.write.valid & (self.write.payload.layer == self.layer)
                                 & (self.write.payload.addr < self.sprams * SPRAM_WORDS)),
                      write_addr.eq(self.write.payload.addr), write_data.eq(self.write.payload.data)]
+        # reads address a row's bank (of ``stripes`` SPRAMs side by side); a write, one SPRAM
+        read_word = self.addr >> slot_bits
         m.d.comb += [
             self.write.ready.eq(1),
-            word.eq(Mux(writing, write_addr, self.addr >> slot_bits)),
+            word.eq(Mux(writing, write_addr, read_word if stripes == 1 else read_word[:14])),
             slot.eq(self.addr[:slot_bits] if slot_bits else 0),
         ]
+        read_bank = word >> 14 if stripes == 1 else read_word >> 14
         with m.If(self.en & ~writing):
-            m.d.sync += [slot_read.eq(slot), bank_read.eq(word >> 14)]
+            m.d.sync += [slot_read.eq(slot), bank_read.eq(read_bank)]
 
         outputs = []
-        for bank in range(self.sprams):
-            out = Signal(WORD_BITS, name=f"spram{bank}_out")
-            selected = (word >> 14) == bank
+        for index in range(self.sprams):
+            bank = index // stripes
+            out = Signal(WORD_BITS, name=f"spram{index}_out")
+            selected = (word >> 14) == index
+            read_selected = selected if stripes == 1 else read_bank == bank
             if platform is None:
-                memory = m.submodules[f"spram{bank}"] = Memory(shape=WORD_BITS, depth=SPRAM_WORDS, init=[])
+                memory = m.submodules[f"spram{index}"] = Memory(shape=WORD_BITS, depth=SPRAM_WORDS, init=[])
                 read = memory.read_port()
                 write = memory.write_port()
-                m.d.comb += [read.addr.eq(word[:14]), read.en.eq(self.en & selected & ~writing), out.eq(read.data),
+                m.d.comb += [read.addr.eq(word[:14]), read.en.eq(self.en & read_selected & ~writing), out.eq(read.data),
                              write.addr.eq(word[:14]), write.data.eq(write_data),
                              write.en.eq(writing & selected)]
             else:
-                m.submodules[f"spram{bank}"] = Instance(
+                chip_select = Mux(writing, selected, self.en & read_selected)
+                m.submodules[f"spram{index}"] = Instance(
                     "SB_SPRAM256KA",
                     i_ADDRESS=word[:14], i_DATAIN=write_data, i_MASKWREN=0b1111,
-                    i_WREN=writing & selected, i_CHIPSELECT=(self.en | writing) & selected, i_CLOCK=ClockSignal("sync"),
-                    i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=out)
+                    i_WREN=writing & selected, i_CHIPSELECT=chip_select if stripes > 1 else (self.en | writing) & selected,
+                    i_CLOCK=ClockSignal("sync"), i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=out)
             outputs.append(out)
-        chosen = Signal(WORD_BITS)
+        chosen = Signal(WORD_BITS * stripes)
         with m.Switch(bank_read):
-            for bank, out in enumerate(outputs):
+            for bank in range(banks):
                 with m.Case(bank):
-                    m.d.comb += chosen.eq(out)
-        row = chosen.word_select(slot_read, self.row_bits) if self.per_word > 1 else chosen
+                    m.d.comb += chosen.eq(Cat(outputs[bank * stripes:(bank + 1) * stripes]))
+        row = chosen.word_select(slot_read, self.row_bits) if self.per_word > 1 else chosen[:self.row_bits]
         if self.latency == 1:
             m.d.comb += self.data.eq(row)
         else:   # registered: the SPRAM's output and the bank multiplexer take a cycle of their own

@@ -6,7 +6,7 @@ import numpy as np
 from hdlgen import golden
 from hdlgen.boards import link
 from hdlgen.boards.host import Device
-from hdlgen.boards.spram import place_weights, spram_image
+from hdlgen.boards.spram import place_weights, spram_segments
 from hdlgen.rtl_templates.top import NetworkTop
 from hdlgen.testing import random_cnn
 
@@ -34,7 +34,7 @@ def test_cnn_weights_load_over_the_link_then_classify_matches_golden():
     device = Device(port)
     info = device.check(net)
     words = device.load_weights(net, info)
-    assert words == sum(len(spram_image(core.engines[i].weights.geometry)) for i in placed)
+    assert words == sum(len(w) for i in placed for _, w in spram_segments(core.engines[i].weights.geometry))
     pixels = np.random.default_rng(2).integers(0, 256, (3, net.input.size), dtype=np.uint8)
     results = device.classify(pixels)
     expected = golden.run_batch(net, pixels)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hdlgen import golden
 from hdlgen.boards import link
 from hdlgen.boards.host import ClassifyStats, Device
-from hdlgen.boards.spram import SPRAM_WORDS, place_weights, spram_image, spram_shape
+from hdlgen.boards.spram import SPRAM_WORDS, SPRAMLayout, place_weights, spram_segments
 from hdlgen.errors import UserError
 from hdlgen.geometry import DenseGeometry
 from hdlgen.rtl_templates.top import NetworkTop
@@ -18,52 +18,83 @@ from hdlgen.rtl_templates.top import NetworkTop
 from .helpers import serial_link, tiny_net
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.integers(0, 50), st.integers(2, 8), st.integers(1, 4))
-def test_image_unpacks_to_the_rom_rows(seed, weight_bits, lanes):
-    net = tiny_net(seed=seed, hidden=5)
-    layer = net.layers[0]
-    layer.weight_bits = weight_bits
-    layer.weight = np.clip(layer.weight, -(2 ** (weight_bits - 1) - 1), 2 ** (weight_bits - 1) - 1)
-    geometry = DenseGeometry(layer, min(lanes, layer.fan_out))
+def _rows_from_segments(segments, layout):
+    """The weight rows an SPRAM image holds, read back by the addressing SPRAMLayout documents."""
+    memory = {start + k: int(word) for start, words in segments for k, word in enumerate(words)}
+    mask = (1 << layout.row_bits) - 1
+    rows = []
+    for r in range(layout.rows):
+        if layout.stripes == 1:
+            word = memory.get(r // layout.per_word, 0)
+            rows.append(word >> (r % layout.per_word * layout.row_bits) & mask)
+        else:
+            bank, local = divmod(r, SPRAM_WORDS)
+            rows.append(sum(memory.get((bank * layout.stripes + s) * SPRAM_WORDS + local, 0) << (16 * s)
+                            for s in range(layout.stripes)) & mask)
+    return rows
+
+
+def _check_image(layer, lanes):
+    geometry = DenseGeometry(layer, lanes)
     init = geometry.weight_rows()    # the rows the block-RAM core holds
-    row_bits = geometry.row_bits
-    if row_bits > 16:
-        with pytest.raises(UserError, match="weight bits × lanes ≤ 16"):
-            spram_image(geometry)
-        return
-    per_word, words, sprams = spram_shape(row_bits, len(init))
-    image = spram_image(geometry)
-    assert len(image) == words and sprams == -(-words // SPRAM_WORDS) and per_word * row_bits <= 16
-    rows = [(int(image[r // per_word]) >> (r % per_word * row_bits)) & ((1 << row_bits) - 1)
-            for r in range(len(init))]
+    layout = SPRAMLayout(geometry.row_bits, len(init))
+    segments = spram_segments(geometry)
+    assert layout.sprams <= 4 or len(init) > 2 * SPRAM_WORDS
+    assert all(start % SPRAM_WORDS + len(words) <= SPRAM_WORDS for start, words in segments)  # no run crosses an SPRAM
+    rows = _rows_from_segments(segments, layout)
     assert rows == list(init)
     # and each row holds W[w·lanes + l, j] in lane l, as the engine reads it
-    mask = (1 << weight_bits) - 1
+    bits = layer.weight_bits
+    mask = (1 << bits) - 1
     for j in range(layer.fan_in):
         for w in range(geometry.words):
             for lane in range(geometry.lanes):
                 neuron = w * geometry.lanes + lane
                 want = int(layer.weight[neuron, j]) & mask if neuron < layer.fan_out else 0
-                assert rows[j * geometry.words + w] >> (lane * weight_bits) & mask == want
+                assert rows[j * geometry.words + w] >> (lane * bits) & mask == want
 
 
-def test_weights_load_over_the_link_then_classify_matches_golden():
-    net = tiny_net(seed=5)
-    core = NetworkTop(net, lanes=2)
-    assert place_weights(core) == [0, 1]
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 50), st.integers(2, 8), st.integers(1, 10))
+def test_image_unpacks_to_the_rom_rows(seed, weight_bits, lanes):
+    net = tiny_net(seed=seed, hidden=10)
+    layer = net.layers[0]
+    layer.weight_bits = weight_bits
+    layer.weight = np.clip(layer.weight, -(2 ** (weight_bits - 1) - 1), 2 ** (weight_bits - 1) - 1)
+    if weight_bits * lanes > 64:     # more than the four SPRAMs side by side
+        with pytest.raises(UserError, match="weight bits × lanes ≤ 64"):
+            spram_segments(DenseGeometry(layer, lanes))
+        return
+    _check_image(layer, lanes)
+
+
+def test_striped_rows_deeper_than_one_spram_take_two_banks():
+    net = tiny_net(seed=3, inputs=2100, hidden=16)   # 2100 × 8 rows of 2 × 4 bits... at lanes 2; of 32 bits at lanes 8
+    layout = SPRAMLayout(32, 2100 * 2)
+    assert (layout.stripes, layout.banks, layout.sprams) == (2, 1, 2)
+    deep = SPRAMLayout(32, 2 * SPRAM_WORDS + 5)
+    assert (deep.stripes, deep.banks, deep.sprams) == (2, 3, 6)
+    _check_image(net.layers[0], 8)
+
+
+# layer 0's rows: 8 bits (one SPRAM), 32 bits (two striped), 64 bits (all four: the readout stays in block RAM)
+@pytest.mark.parametrize("lanes, hidden, placed", [(2, 6, [0, 1]), (8, 16, [0, 1]), (16, 16, [0])])
+def test_weights_load_over_the_link_then_classify_matches_golden(lanes, hidden, placed):
+    net = tiny_net(seed=5, hidden=hidden)
+    core = NetworkTop(net, lanes=lanes)
+    assert place_weights(core) == placed
     _, _, port = serial_link(net, core)
     device = Device(port)
     info = device.check(net)
-    assert info.lanes == 2 and info.layers_to_load == [0, 1]
+    assert info.lanes == lanes and info.layers_to_load == placed
 
     pixels = np.random.default_rng(6).integers(0, 256, (4, net.input.size), dtype=np.uint8)
     unloaded = device.classify(pixels[:1])
-    # SPRAM starts empty: every weight reads 0, so the logits are the readout biases
-    assert list(unloaded[0].logits) == list(net.layers[-1].bias)
+    if placed == [0, 1]:   # SPRAM starts empty: every weight reads 0, so the logits are the readout biases
+        assert list(unloaded[0].logits) == list(net.layers[-1].bias)
 
     words = device.load_weights(net, info)
-    assert words == sum(len(spram_image(engine.weights.geometry)) for engine in core.engines)
+    assert words == sum(len(w) for i in placed for _, w in spram_segments(core.engines[i].weights.geometry))
     results = device.classify(pixels)
     ref = golden.run_batch(net, pixels)
     assert [r.label for r in results] == list(ref.classes)
