@@ -302,39 +302,53 @@ def _getitem_passthrough(node):
 
 
 def _reference(exported, batch):
-    """``x ↦ {node name: PyTorch's output}``: the exported program run on numpy data, every node recorded.
+    """``x ↦ {node name: PyTorch's output}``: the exported program's own graph run on numpy data, every node recorded.
 
-    A program exported with a static batch size runs in chunks of that size (the last one padded)."""
+    The whole batch runs at once; a program whose operators fix the example's batch size (a ``view`` to
+    ``(1, -1)``, say) runs in chunks of that size instead, the last one padded."""
     torch = _torch()
-    module = exported.module()
+    module = exported.graph_module
+    tensors = {**exported.state_dict, **exported.constants}
+    specs = exported.graph_signature.input_specs
 
     class Recorder(torch.fx.Interpreter):
-        def __init__(self, outputs):
+        def __init__(self):
             super().__init__(module)
-            self.outputs = outputs
+            self.outputs = {}
 
         def run_node(self, n):
             result = super().run_node(n)
             value = result[0] if isinstance(result, (tuple, list)) and result else result
-            if isinstance(value, torch.Tensor):
-                self.outputs.setdefault(n.name, []).append(value.detach().double().numpy())
+            if n.op == "call_function" and isinstance(value, torch.Tensor):
+                self.outputs[n.name] = value.detach().double().numpy()
             return result
+
+    def run_chunk(part):
+        recorder = Recorder()
+        user = iter([torch.from_numpy(part)])
+        recorder.run(*[tensors[spec.target] if spec.target in tensors else next(user) for spec in specs])
+        return recorder.outputs
 
     def run(x):
         x = np.asarray(x, dtype=np.float32)
-        size, outputs = batch or len(x), {}
         with torch.no_grad():
+            try:
+                outputs = run_chunk(x)
+                if all(v.ndim and len(v) == len(x) for v in outputs.values()):
+                    return outputs
+            except Exception:
+                if not batch or batch == len(x):
+                    raise
+            chunks, size = {}, batch or len(x)
             for start in range(0, len(x), size):
                 part = x[start:start + size]
                 fill = size - len(part)
                 if fill:
                     part = np.concatenate([part, np.zeros((fill, *part.shape[1:]), np.float32)])
-                recorder = Recorder({})
-                recorder.run(torch.from_numpy(part))
-                for name, values in recorder.outputs.items():
-                    if values[-1].ndim and len(values[-1]) == size:
-                        outputs.setdefault(name, []).append(values[-1][:size - fill])
-        return {name: np.concatenate(values) for name, values in outputs.items()}
+                for name, value in run_chunk(part).items():
+                    if value.ndim and len(value) == size:
+                        chunks.setdefault(name, []).append(value[:size - fill])
+        return {name: np.concatenate(values) for name, values in chunks.items()}
 
     run.framework = "PyTorch"
     return run
