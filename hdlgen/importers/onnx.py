@@ -193,10 +193,15 @@ def _reshape(node, built):
     for i, s in enumerate(shape):
         if s == 0 and not allowzero:
             shape[i] = (-2, *node.shape)[i] if i <= len(node.shape) else s   # 0 copies the input's size (-2: the batch)
-    if shape and shape[0] in (-1, -2) and all(s > 0 for s in shape[1:]):
-        return _reshape_to(node, [-1, *shape[1:]])
-    if len(shape) == 2 and shape[1] in (-1, features) and shape[0] != 0:
-        return _reshape_to(node, [-1, features])
+    rest = shape[1:]
+    if shape and shape[0] == -1 and all(s > 0 for s in rest):
+        return _reshape_to(node, [-1, *rest])
+    keeps_batch = shape and (shape[0] == -2 or node.batch and shape[0] == node.batch)
+    if keeps_batch and rest.count(-1) <= 1 and all(s > 0 or s == -1 for s in rest):
+        known = int(np.prod([s for s in rest if s != -1]))
+        if -1 in rest and known and features % known == 0:
+            rest[rest.index(-1)] = features // known
+        return _reshape_to(node, [-1, *rest])
     node.refuse("shape", shape, f"a flatten to (batch, {features}) (the batch first, then -1 or {features})")
 
 
@@ -363,18 +368,27 @@ def _reference(model, names, batch):
 
     session = ReferenceEvaluator(model)
 
+    def run_chunk(part):
+        values = session.run(None, {run.input: part}, intermediate=True)
+        return {ir_name: np.asarray(values[out], np.float64) for ir_name, out in names.items() if out in values}
+
     def run(x):
+        """The whole batch at once; in chunks of the declared batch size when a reshape fixes it."""
         x = np.asarray(x, dtype=np.float32)
-        size = batch or len(x)
-        chunks = []
+        try:
+            outputs = run_chunk(x)
+            if all(v.ndim and len(v) == len(x) for v in outputs.values()):
+                return outputs
+        except Exception:
+            if not batch or batch == len(x):
+                raise
+        size, chunks = batch or len(x), []
         for start in range(0, len(x), size):
             part = x[start:start + size]
             fill = size - len(part)
             if fill:
                 part = np.concatenate([part, np.zeros((fill, *part.shape[1:]), np.float32)])
-            values = session.run(None, {run.input: part}, intermediate=True)
-            chunks.append({ir_name: np.asarray(values[out], np.float64)[:size - fill] for ir_name, out in names.items()
-                           if out in values})
+            chunks.append({name: value[:size - fill] for name, value in run_chunk(part).items()})
         return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]} if chunks else {}
 
     run.input, run.framework = model.graph.input[0].name, "ONNX (onnx.reference)"
@@ -410,6 +424,7 @@ def from_onnx_model(model) -> ir.Graph:
     reshaped_by = None
     for proto in layers:
         node = _Node(proto, constants, opset, actual, onnx)
+        node.batch = dims[0] if dims[0] > 0 else None
         data = [i for i, name in enumerate(proto.input) if name and name not in constants]
         if data != [0] and not (proto.op_type == "Add" and data == [1]) or proto.input[data[0] if data else 0] != tail:
             raise UserError(f"{node.where()} does not take the previous layer's output; "
