@@ -124,7 +124,7 @@ def test_dynamo_external_weight_file(tmp_path):
     assert data.exists()
     np.testing.assert_allclose(load_model(path).forward(x.double().numpy()), model(x).detach().numpy(), atol=1e-5)
     data.unlink()
-    with pytest.raises(UserError, match="m.onnx"):
+    with pytest.raises(UserError, match="m.onnx: its weights are in an external data file .*m.onnx.data"):
         load_model(path)
 
 
@@ -252,3 +252,27 @@ def test_hand_built_graph_with_unsupported_attribute_is_refused(tmp_path, name):
     with pytest.raises(UserError, match=message) as error:
         load_model(path)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("exporter, opset", [("legacy", 13), ("legacy", 17), ("legacy", 21),
+                                             *[pytest.param("dynamo", o, marks=EXPORTERS[1].marks) for o in (18, 21)]])
+def test_opsets_13_to_21_convert_with_the_self_check(tmp_path, exporter, opset):
+    from hdlgen import convert
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3),
+                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5, bias=False), nn.ReLU(),
+                          nn.Linear(5, 3)).eval()
+    x = _x((16, 2, 8, 8))
+    path = tmp_path / "m.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            torch.onnx.export(model, (x[:2],), path, dynamo=exporter == "dynamo", opset_version=opset, verbose=False)
+        finally:
+            logging.disable(logging.NOTSET)
+    assert [o.version for o in onnx.load(path).opset_import if o.domain == ""] == [opset]
+    graph = load_model(path)
+    np.testing.assert_allclose(graph.forward(x.double().numpy()), model(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+    assert convert(graph, x.numpy()) is not None

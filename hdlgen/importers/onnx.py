@@ -473,6 +473,10 @@ def load_onnx(path) -> ir.Graph:
                         "keep the .data file the exporter wrote beside the model") from None
     except Exception as e:  # protobuf's DecodeError and friends
         first_line = str(e).splitlines()[0] if str(e) else ""
+        if "should be stored in" in first_line:    # onnx's words for a missing external data file
+            where = first_line.split("should be stored in", 1)[1].split(",")[0].strip()
+            raise UserError(f"{path}: its weights are in an external data file that is missing or unreadable "
+                            f"({where}); keep the .data file the exporter wrote beside the model") from None
         raise UserError(f"{path}: not a readable ONNX model ({e.__class__.__name__}{': ' + first_line if first_line else ''})") \
             from None
     try:
