@@ -127,3 +127,10 @@ def test_weight_npz_has_no_reference_and_converts(tmp_path):
     rng = np.random.default_rng(0)
     save_npz(tmp_path / "m.npz", [rng.normal(size=(5, 4)), rng.normal(size=(2, 5))], [np.zeros(5), np.zeros(2)])
     assert convert(load_model(tmp_path / "m.npz"), rng.random((20, 4))) is not None
+
+
+def test_trailing_softmax_note_reaches_the_converted_net(tmp_path):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.ReLU(), nn.Linear(6, 3), nn.Softmax(dim=1)).eval()
+    x = _x((12, 1, 4, 4))
+    net = convert(_pt2(tmp_path, model, x[:2]), x.numpy())
+    assert any("softmax" in note and "argmax is unchanged" in note for note in net.ann.notes)

@@ -48,6 +48,8 @@ class CheckImport:
         graph, x = state.graph, _samples(state)
         outputs = graph.forward(x, collect=True)
         state.imported = (graph, x, outputs)
+        # what the importer dropped or changed on purpose (a trailing softmax), for the conversion report
+        state.stats["notes"] = list(getattr(graph, "notes", None) or [])
         reference = getattr(graph, "reference", None)
         if reference is None:   # a weight npz: nothing to compare with but itself
             return
@@ -85,6 +87,7 @@ class CheckFolding:
             return
         before, x, expected = imported
         graph = state.graph
+        graph.notes = state.stats.get("notes", [])   # the folded graph becomes the net's float reference (net.ann)
         outputs = graph.forward(x.reshape((len(x), *graph.input_shape)), collect=True)
         final = divergence(outputs[-1], expected[-1])
         if final <= TOLERANCE:
