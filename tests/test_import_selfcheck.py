@@ -134,3 +134,27 @@ def test_trailing_softmax_note_reaches_the_converted_net(tmp_path):
     x = _x((12, 1, 4, 4))
     net = convert(_pt2(tmp_path, model, x[:2]), x.numpy())
     assert any("softmax" in note and "argmax is unchanged" in note for note in net.ann.notes)
+
+
+def test_cli_convert_refuses_in_one_line_and_stops_on_a_failed_self_check(tmp_path, capsys, monkeypatch):
+    from hdlgen.importers import pytorch
+
+    from .helpers import run_cli
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2, divisor_override=1), nn.Flatten(),
+                          nn.Linear(18, 3)).eval()
+    x = _x((10, 1, 8, 8))
+    torch.export.save(torch.export.export(model, (x[:2],)), tmp_path / "m.pt2")
+    np.savez(tmp_path / "d.npz", x=x.numpy(), y=np.zeros(10, np.int64))
+    code, out, err = run_cli(capsys, "convert", tmp_path / "m.pt2", "--data", tmp_path / "d.npz", "-o", tmp_path / "m.ttfs")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "divisor_override=1" in err and "avg_pool2d" in err
+
+    def ignores_divisor(node, args, params):
+        for name in ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"):
+            args[name]
+        return [ir.AvgPool2d(tuple(args["kernel_size"]), tuple(args["stride"]), name=node.name)]
+
+    monkeypatch.setitem(pytorch.HANDLERS, "aten.avg_pool2d.default", ignores_divisor)
+    code, out, err = run_cli(capsys, "convert", tmp_path / "m.pt2", "--data", tmp_path / "d.npz", "-o", tmp_path / "m.ttfs")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "self-check: layer 'avg_pool2d'" in err
+    assert not (tmp_path / "m.ttfs").exists()
