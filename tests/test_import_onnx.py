@@ -11,6 +11,7 @@ import pytest
 
 from hdlgen import load_model
 from hdlgen.errors import UserError
+from hdlgen.passes import CheckImport, Conversion, ConvertConfig
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -61,6 +62,13 @@ def _head(features):
 
 ACCEPTED = {
     "avgpool_ceil_mode_same_size": [nn.AvgPool2d(2, ceil_mode=True), *_head(18)],
+    "avgpool_count_include_pad_false": [nn.AvgPool2d(2, count_include_pad=False), *_head(18)],
+    "avgpool_stride": [nn.AvgPool2d(2, stride=1), *_head(50)],
+    "maxpool_ceil_mode_same_size": [nn.MaxPool2d(2, ceil_mode=True), *_head(18)],
+    "conv_padding_valid": [nn.Conv2d(2, 3, 3, padding="valid"), *_head(48)],
+    "batchnorm_no_affine": [nn.BatchNorm2d(2, affine=False), *_head(72)],
+    "adaptive_avgpool_2": [nn.Conv2d(2, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), *_head(16)],
+    "flatten_start_dim": [nn.Flatten(1, -1), nn.Linear(72, 3)],
     "maxpool_padding_stride": [nn.MaxPool2d(3, stride=2, padding=1), *_head(18)],
     "conv_padding_same": [nn.Conv2d(2, 3, 3, padding="same"), *_head(108)],
     "conv_stride_no_bias": [nn.Conv2d(2, 3, 3, stride=2, padding=1, bias=False), *_head(27)],
@@ -243,6 +251,7 @@ def test_hand_built_graph_imports_equal_to_the_onnx_reference(tmp_path, name):
     x = RNG.normal(size=(5, *in_shape))
     graph = load_model(path)
     np.testing.assert_allclose(graph.forward(x), _reference(model, x), rtol=1e-4, atol=1e-4)
+    CheckImport().run(Conversion(graph, x, ConvertConfig()))   # every layer against onnx.reference
 
 
 @pytest.mark.parametrize("name", sorted(HAND_REFUSED))
