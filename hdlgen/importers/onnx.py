@@ -74,7 +74,8 @@ class _Node:
         refuse(self.where(), attribute, value, supported)
 
     def finish(self):
-        """Refuse attributes left unread unless at the schema's default, and unread inputs and extra outputs."""
+        """Refuse attributes left unread unless at the schema's default, and inputs left unread (handlers check the
+        optional outputs they know: MaxPool's Indices, BatchNormalization's running statistics)."""
         try:
             schema = self.onnx.defs.get_schema(self.op, self.opset, self.proto.domain)
             defaults = {k: v.default_value for k, v in schema.attributes.items()}
@@ -247,7 +248,9 @@ def _conv(node, built):
 
 
 def _pool_window(node):
-    kernel = tuple(node.attr("kernel_shape"))
+    kernel = tuple(node.attr("kernel_shape") or ())
+    if len(kernel) != 2:
+        node.refuse("kernel_shape", list(kernel), "a 2-D window")
     dilations = tuple(node.attr("dilations", [1, 1]))
     if any(d != 1 for d in dilations):
         node.refuse("dilations", list(dilations), "[1, 1]")
