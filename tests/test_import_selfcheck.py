@@ -158,3 +158,12 @@ def test_cli_convert_refuses_in_one_line_and_stops_on_a_failed_self_check(tmp_pa
     code, out, err = run_cli(capsys, "convert", tmp_path / "m.pt2", "--data", tmp_path / "d.npz", "-o", tmp_path / "m.ttfs")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "self-check: layer 'avg_pool2d'" in err
     assert not (tmp_path / "m.ttfs").exists()
+
+
+def test_float64_models_pass_the_self_check(tmp_path):
+    from hdlgen import from_torch
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.ReLU(), nn.Linear(6, 3)).double().eval()
+    x = _x((12, 1, 4, 4)).double()
+    assert convert(from_torch(model, x[:2]), x.numpy()) is not None
+    assert convert(_onnx(tmp_path, model, x[:2]), x.numpy()) is not None

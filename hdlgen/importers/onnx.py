@@ -365,7 +365,7 @@ def _check_rank(proto, constants, onnx):
                f"2-D {proto.op_type} only (a {len(kernel)}-D window is not supported)")
 
 
-def _reference(model, names, batch):
+def _reference(model, names, batch, dtype):
     """``x ↦ {IR node name: the ONNX reference evaluator's output}``, run in chunks of a fixed batch size."""
     from onnx.reference import ReferenceEvaluator
 
@@ -377,7 +377,7 @@ def _reference(model, names, batch):
 
     def run(x):
         """The whole batch at once; in chunks of the declared batch size when a reshape fixes it."""
-        x = np.asarray(x, dtype=np.float32)
+        x = np.asarray(x, dtype=dtype)
         try:
             outputs = run_chunk(x)
             if all(v.ndim and len(v) == len(x) for v in outputs.values()):
@@ -390,11 +390,12 @@ def _reference(model, names, batch):
             part = x[start:start + size]
             fill = size - len(part)
             if fill:
-                part = np.concatenate([part, np.zeros((fill, *part.shape[1:]), np.float32)])
+                part = np.concatenate([part, np.zeros((fill, *part.shape[1:]), dtype)])
             chunks.append({name: value[:size - fill] for name, value in run_chunk(part).items()})
         return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]} if chunks else {}
 
     run.input, run.framework = model.graph.input[0].name, "ONNX (onnx.reference)"
+    run.tolerance = 3e-2 if np.dtype(dtype).itemsize < 4 else None   # None: the self-check's default
     return run
 
 
@@ -462,7 +463,11 @@ def from_onnx_model(model) -> ir.Graph:
     if len(graph.output) != 1 or graph.output[0].name != tail:
         raise UserError("the model must return the last layer's output (one tensor of logits)")
     result = ir.Graph(nodes)
-    result.reference, result.notes = _reference(model, names, dims[0] if dims[0] > 0 else None), notes
+    elem_type = inputs[0].type.tensor_type.elem_type
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type) if elem_type else np.float32
+    if np.dtype(dtype).kind != "f":
+        raise UserError(f"input {inputs[0].name!r} has element type {np.dtype(dtype)}; supported: float inputs")
+    result.reference, result.notes = _reference(model, names, dims[0] if dims[0] > 0 else None, dtype), notes
     result.reference.input = inputs[0].name
     return result
 

@@ -301,7 +301,7 @@ def _getitem_passthrough(node):
     return node.target is operator.getitem and node.args[1] == 0
 
 
-def _reference(exported, batch):
+def _reference(exported, batch, dtype):
     """``x ↦ {node name: PyTorch's output}``: the exported program's own graph run on numpy data, every node recorded.
 
     The whole batch runs at once; a program whose operators fix the example's batch size (a ``view`` to
@@ -326,11 +326,11 @@ def _reference(exported, batch):
     def run_chunk(part):
         recorder = Recorder()
         user = iter([torch.from_numpy(part)])
-        recorder.run(*[tensors[spec.target] if spec.target in tensors else next(user) for spec in specs])
+        recorder.run(*[tensors[spec.target] if spec.target in tensors else next(user).to(dtype) for spec in specs])
         return recorder.outputs
 
     def run(x):
-        x = np.asarray(x, dtype=np.float32)
+        x = np.asarray(x, dtype=np.float64)
         with torch.no_grad():
             try:
                 outputs = run_chunk(x)
@@ -344,13 +344,14 @@ def _reference(exported, batch):
                 part = x[start:start + size]
                 fill = size - len(part)
                 if fill:
-                    part = np.concatenate([part, np.zeros((fill, *part.shape[1:]), np.float32)])
+                    part = np.concatenate([part, np.zeros((fill, *part.shape[1:]), np.float64)])
                 for name, value in run_chunk(part).items():
                     if value.ndim and len(value) == size:
                         chunks.setdefault(name, []).append(value[:size - fill])
         return {name: np.concatenate(values) for name, values in chunks.items()}
 
     run.framework = "PyTorch"
+    run.tolerance = 3e-2 if dtype in (torch.float16, torch.bfloat16) else None   # None: the self-check's default
     return run
 
 
@@ -398,7 +399,7 @@ def from_exported(exported) -> ir.Graph:
         raise UserError("the model must return the last layer's output (one tensor of logits)")
     result = ir.Graph(nodes)
     batch = example.shape[0] if isinstance(example.shape[0], int) else None
-    result.reference, result.notes = _reference(exported, batch), notes
+    result.reference, result.notes = _reference(exported, batch, getattr(example, "dtype", None)), notes
     return result
 
 
