@@ -320,7 +320,7 @@ def _reference(exported, batch, dtype):
             result = super().run_node(n)
             value = result[0] if isinstance(result, (tuple, list)) and result else result
             if n.op == "call_function" and isinstance(value, torch.Tensor):
-                self.outputs[n.name] = value.detach().double().numpy()
+                self.outputs[n.name] = value.detach().double().numpy().copy()   # in-place ops must not change it
             return result
 
     def run_chunk(part):
