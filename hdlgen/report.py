@@ -60,6 +60,7 @@ def format_net(net: TTFSNet) -> str:
             k = str(layer.k[0]) if layer.shared_k else f"{layer.k.min()}..{layer.k.max()}"
         lines.append(f"{layer.name:<12}{layer.fan_out:>8}{layer.ticks or '-':>5}{k:>12}"
                      f"{layer.widths()['accumulator']:>10}{layer.weight.size * layer.weight_bits:>13}")
+    lines += [f"note: {note}" for note in meta.get("notes", [])]
     return "\n".join(lines)
 
 

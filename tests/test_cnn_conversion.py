@@ -66,3 +66,26 @@ def test_converted_cnn_tracks_float(name):
     # logits in real units stay close to the float logits
     real = snn.logits * net.layers[-1].scale
     assert np.abs(real - ann).mean() < 0.1 * np.abs(ann).mean() + 0.05
+
+
+def test_bn_after_relu_before_maxpool_moves_past_the_pool():
+    """ReLU → BatchNorm (positive scales) → MaxPool: the batch norm commutes with max and folds
+    into the layer after the pool; the float copy equals torch."""
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(3), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(48, 2))
+    model = randomize_bn(model, 1, positive=True)
+    x = torch.rand(8, 1, 8, 8)
+    state = Conversion(from_torch(model, x), x.numpy(), ConvertConfig())
+    for step in FLOW[:6]:
+        step.run(state)
+    assert ir.BatchNorm not in {type(n) for n in state.graph.nodes}
+    np.testing.assert_allclose(state.graph.forward(x.double().numpy()), model(x).detach().numpy(), atol=1e-5)
+
+
+def test_bn_after_relu_with_a_negative_scale_before_maxpool_is_refused_naming_the_channel():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(2), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(32, 2))
+    model[2].weight.data = torch.tensor([1.0, -0.5])
+    with pytest.raises(UserError, match="channel 1 .*min-pool"):
+        convert(from_torch(model.eval(), torch.rand(2, 1, 8, 8)), np.random.rand(4, 1, 8, 8))

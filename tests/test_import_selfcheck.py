@@ -133,7 +133,12 @@ def test_trailing_softmax_note_reaches_the_converted_net(tmp_path):
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.ReLU(), nn.Linear(6, 3), nn.Softmax(dim=1)).eval()
     x = _x((12, 1, 4, 4))
     net = convert(_pt2(tmp_path, model, x[:2]), x.numpy())
-    assert any("softmax" in note and "argmax is unchanged" in note for note in net.ann.notes)
+    assert any("softmax" in note and "argmax is unchanged" in note for note in net.meta["notes"])
+    from hdlgen import ttfs
+    from hdlgen.report import format_net
+
+    saved = ttfs.load(ttfs.save(net, tmp_path / "m.ttfs"))   # kept in the file, shown by convert and info
+    assert any(line.startswith("note: ") and "softmax" in line for line in format_net(saved).splitlines())
 
 
 def test_cli_convert_refuses_in_one_line_and_stops_on_a_failed_self_check(tmp_path, capsys, monkeypatch):

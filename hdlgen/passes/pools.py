@@ -11,9 +11,11 @@ __all__ = ["PoolAfterReLU", "FoldAvgPool", "compose_kernels"]
 
 class PoolAfterReLU:
     """``MaxPool → ReLU`` becomes ``ReLU → MaxPool`` (relu(max(x)) = max(relu(x))), so every
-    max-pool pools spikes. A BatchNorm between a conv's max-pool and its ReLU moves before the
-    pool when all its scales are positive (then it commutes with max); a negative scale would
-    turn that channel's max-pool into a min-pool, which is refused."""
+    max-pool pools spikes. A BatchNorm next to a max-pool on the ReLU's side – between a conv's
+    max-pool and its ReLU, or after the ReLU and before the pool – moves to the pool's other
+    side when all its scales are positive (a positive affine map per channel commutes with max),
+    where it folds into the conv before or the layer after; a negative or zero scale would turn
+    that channel's max-pool into a min-pool, which is refused naming the channel."""
 
     name = "pool-after-relu"
 
@@ -23,19 +25,30 @@ class PoolAfterReLU:
         while changed:
             changed = False
             for i in range(1, len(nodes) - 1):
-                pool, after = nodes[i], nodes[i + 1]
+                pool, before, after = nodes[i], nodes[i - 1], nodes[i + 1]
                 if not isinstance(pool, ir.MaxPool2d):
                     continue
                 if isinstance(after, ir.ReLU):
                     nodes[i], nodes[i + 1] = after, pool
                     changed = True
                 elif isinstance(after, ir.BatchNorm) and i + 2 < len(nodes) and isinstance(nodes[i + 2], ir.ReLU):
-                    if np.any(after.scale_shift()[0] <= 0):
-                        raise UserError(f"{after.where()} has a negative or zero scale after {pool.where()}: "
-                                        "that would make the max-pool a min-pool; move the batch norm before the pool")
+                    _check_commutes_with_max(after, pool)
                     nodes[i], nodes[i + 1] = after, pool
                     changed = True
+                elif isinstance(before, ir.BatchNorm) and i >= 2 and isinstance(nodes[i - 2], ir.ReLU):
+                    _check_commutes_with_max(before, pool)
+                    nodes[i - 1], nodes[i] = pool, before
+                    changed = True
         state.graph = ir.Graph(nodes)
+
+
+def _check_commutes_with_max(bn, pool):
+    scale = bn.scale_shift()[0]
+    bad = np.flatnonzero(scale <= 0)
+    if len(bad):
+        raise UserError(f"{bn.where()} has a negative or zero scale ({scale[bad[0]]:g}) on channel {bad[0]} next to "
+                        f"{pool.where()}: that would make the max-pool a min-pool; move the batch norm before the "
+                        "ReLU, or give it positive scales")
 
 
 def compose_kernels(coarse, fine, step):

@@ -82,4 +82,6 @@ class Quantize:
             window += 1
         meta = {"weight_bits": config.weight_bits, "per_channel": config.per_channel,
                 "calibration": config.calibration, "rounding": config.rounding}
+        if state.stats.get("notes"):   # what the importer dropped on purpose, e.g. a trailing softmax
+            meta["notes"] = list(state.stats["notes"])
         state.net = TTFSNet(encoding, layers, state.name, meta, state.graph)

@@ -88,7 +88,6 @@ class CheckFolding:
             return
         before, x, expected = imported
         graph = state.graph
-        graph.notes = state.stats.get("notes", [])   # the folded graph becomes the net's float reference (net.ann)
         outputs = graph.forward(x.reshape((len(x), *graph.input_shape)), collect=True)
         final = divergence(outputs[-1], expected[-1])
         if final <= TOLERANCE:
