@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
-from .registry import Registry, optional_import, refuse
+from .registry import Registry, in_batches, optional_import, refuse
 
 __all__ = ["load_onnx", "from_onnx_model", "HANDLERS"]
 
@@ -377,22 +377,7 @@ def _reference(model, names, batch, dtype):
 
     def run(x):
         """The whole batch at once; in chunks of the declared batch size when a reshape fixes it."""
-        x = np.asarray(x, dtype=dtype)
-        try:
-            outputs = run_chunk(x)
-            if all(v.ndim and len(v) == len(x) for v in outputs.values()):
-                return outputs
-        except Exception:
-            if not batch or batch == len(x):
-                raise
-        size, chunks = batch or len(x), []
-        for start in range(0, len(x), size):
-            part = x[start:start + size]
-            fill = size - len(part)
-            if fill:
-                part = np.concatenate([part, np.zeros((fill, *part.shape[1:]), dtype)])
-            chunks.append({name: value[:size - fill] for name, value in run_chunk(part).items()})
-        return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]} if chunks else {}
+        return in_batches(run_chunk, np.asarray(x, dtype=dtype), batch)
 
     run.input, run.framework = model.graph.input[0].name, "ONNX (onnx.reference)"
     run.tolerance = 3e-2 if np.dtype(dtype).itemsize < 4 else None   # None: the self-check's default

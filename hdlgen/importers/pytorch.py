@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
-from .registry import Registry, optional_import, refuse
+from .registry import Registry, in_batches, optional_import, refuse
 
 __all__ = ["from_torch", "from_exported", "load_pt2", "handler", "HANDLERS"]
 
@@ -330,25 +330,8 @@ def _reference(exported, batch, dtype):
         return recorder.outputs
 
     def run(x):
-        x = np.asarray(x, dtype=np.float64)
         with torch.no_grad():
-            try:
-                outputs = run_chunk(x)
-                if all(v.ndim and len(v) == len(x) for v in outputs.values()):
-                    return outputs
-            except Exception:
-                if not batch or batch == len(x):
-                    raise
-            chunks, size = {}, batch or len(x)
-            for start in range(0, len(x), size):
-                part = x[start:start + size]
-                fill = size - len(part)
-                if fill:
-                    part = np.concatenate([part, np.zeros((fill, *part.shape[1:]), np.float64)])
-                for name, value in run_chunk(part).items():
-                    if value.ndim and len(value) == size:
-                        chunks.setdefault(name, []).append(value[:size - fill])
-        return {name: np.concatenate(values) for name, values in chunks.items()}
+            return in_batches(run_chunk, np.asarray(x, dtype=np.float64), batch)
 
     run.framework = "PyTorch"
     run.tolerance = 3e-2 if dtype in (torch.float16, torch.bfloat16) else None   # None: the self-check's default

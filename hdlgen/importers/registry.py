@@ -2,7 +2,7 @@
 
 from ..errors import UserError
 
-__all__ = ["Registry", "optional_import", "refuse"]
+__all__ = ["Registry", "optional_import", "refuse", "in_batches"]
 
 
 def optional_import(module: str, what: str, extra: str):
@@ -20,6 +20,31 @@ def refuse(where: str, attribute: str, value, supported: str):
     the attribute, its value and what is supported."""
     shown = value if isinstance(value, str) else repr(value)
     raise UserError(f"{where}: {attribute}={shown} is not supported; supported: {supported}")
+
+
+def in_batches(run_chunk, x, batch):
+    """``run_chunk`` (an array → ``{name: array}``) on all of ``x`` at once; or, when that fails or
+    gives outputs of another batch size (a model whose operators fix its example's batch), in
+    chunks of ``batch`` rows, the last one zero padded, keeping the batched outputs."""
+    import numpy as np
+
+    try:
+        outputs = run_chunk(x)
+        if all(v.ndim and len(v) == len(x) for v in outputs.values()):
+            return outputs
+    except Exception:
+        if not batch or batch == len(x):
+            raise
+    chunks, size = {}, batch or len(x)
+    for start in range(0, len(x), size):
+        part = x[start:start + size]
+        fill = size - len(part)
+        if fill:
+            part = np.concatenate([part, np.zeros((fill, *part.shape[1:]), part.dtype)])
+        for name, value in run_chunk(part).items():
+            if value.ndim and len(value) == size:
+                chunks.setdefault(name, []).append(value[:size - fill])
+    return {name: np.concatenate(values) for name, values in chunks.items()}
 
 
 class Registry(dict):
