@@ -266,9 +266,15 @@ class Graph:
 
     Edges run from each node to the next (``edges`` lists them); the nets hdlgen converts
     are chains. Construction checks every shape.
+
+    An importer also gives ``reference`` – ``x ↦ {node name: the framework's own output}`` of the
+    original model, for the self-check (:mod:`hdlgen.passes.selfcheck`) – and ``notes``: what it
+    dropped on purpose (a trailing softmax). Neither is part of the network.
     """
 
     nodes: list
+    reference: object = field(default=None, repr=False, compare=False)
+    notes: list = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self):
         if not self.nodes or not isinstance(self.nodes[0], Input):

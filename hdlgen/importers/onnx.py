@@ -17,7 +17,15 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
-from .registry import Registry, in_batches, optional_import, refuse
+from .registry import (
+    Registry,
+    global_average_pool,
+    in_batches,
+    optional_import,
+    refuse,
+    refuse_after_softmax,
+    trailing_softmax_note,
+)
 
 __all__ = ["load_onnx", "from_onnx_model", "HANDLERS"]
 
@@ -283,15 +291,9 @@ def _avg_pool(node, built):
     return [ir.AvgPool2d(kernel, stride, name=node.name)]
 
 
-def _global_pool(node, keep_dims):
-    h, w = _spatial(node)
-    pool = ir.AvgPool2d((h, w), (h, w), name=node.name if keep_dims else f"{node.name}_pool")
-    return [pool] if keep_dims else [pool, ir.Flatten(name=node.name)]
-
-
 @handler("GlobalAveragePool")
 def _global_average_pool(node, built):
-    return _global_pool(node, True)
+    return global_average_pool(_spatial(node), node.name, True)
 
 
 @handler("ReduceMean")
@@ -305,7 +307,7 @@ def _reduce_mean(node, built):
     axes = list(range(rank)) if axes is None or np.size(axes) == 0 and not noop else list(np.ravel(axes))
     if rank != 4 or sorted(int(a) % rank for a in axes) != [2, 3]:
         node.refuse("axes", [int(a) for a in axes], "the spatial axes [2, 3] of an (N, C, H, W) activation")
-    return _global_pool(node, bool(keepdims))
+    return global_average_pool(_spatial(node), node.name, bool(keepdims))
 
 
 @handler("BatchNormalization")
@@ -365,21 +367,22 @@ def _check_rank(proto, constants, onnx):
                f"2-D {proto.op_type} only (a {len(kernel)}-D window is not supported)")
 
 
-def _reference(model, names, batch, dtype):
-    """``x ↦ {IR node name: the ONNX reference evaluator's output}``, run in chunks of a fixed batch size."""
+def _reference(model, input_name, names, batch, dtype):
+    """``x ↦ {IR node name: the ONNX reference evaluator's output}`` with ``x`` fed to ``input_name``,
+    run in chunks of a fixed batch size."""
     from onnx.reference import ReferenceEvaluator
 
     session = ReferenceEvaluator(model)
 
     def run_chunk(part):
-        values = session.run(None, {run.input: part}, intermediate=True)
+        values = session.run(None, {input_name: part}, intermediate=True)
         return {ir_name: np.asarray(values[out], np.float64) for ir_name, out in names.items() if out in values}
 
     def run(x):
         """The whole batch at once; in chunks of the declared batch size when a reshape fixes it."""
         return in_batches(run_chunk, np.asarray(x, dtype=dtype), batch)
 
-    run.input, run.framework = model.graph.input[0].name, "ONNX (onnx.reference)"
+    run.framework = "ONNX (onnx.reference)"
     run.tolerance = 3e-2 if np.dtype(dtype).itemsize < 4 else None   # None: the self-check's default
     return run
 
@@ -421,15 +424,14 @@ def from_onnx_model(model) -> ir.Graph:
         node.data_index = data[0]
         node.read_inputs.add(node.data_index)
         if notes and proto.op_type not in _SOFTMAX + ("Identity",):
-            raise UserError(f"{node.where()} follows a softmax; a softmax is supported only as the last layer")
+            refuse_after_softmax(node.where())
         if actual != shape and proto.op_type not in _RESHAPES + ("Identity", "Dropout"):
             raise UserError(f"{node.where()} takes the {('batch', *actual)} tensor that {reshaped_by} leaves; supported: "
                             f"reshapes that end in the layer shape {('batch', *shape)} or a flatten to (batch, features)")
         converted = HANDLERS[proto.op_type](node, nodes)
         node.finish()
         if proto.op_type in _SOFTMAX:
-            notes.append(f"{node.name}: trailing {proto.op_type} dropped (the argmax is unchanged; "
-                         "the logits are the scores before it)")
+            notes.append(trailing_softmax_note(node.name, proto.op_type))
         if node.new_shape is not None:
             actual, reshaped_by = node.new_shape, node.where()
             if len(actual) == 1 and len(shape) != 1 and actual[0] == int(np.prod(shape)):
@@ -447,14 +449,12 @@ def from_onnx_model(model) -> ir.Graph:
                         "supported: (batch, classes) logits")
     if len(graph.output) != 1 or graph.output[0].name != tail:
         raise UserError("the model must return the last layer's output (one tensor of logits)")
-    result = ir.Graph(nodes)
     elem_type = inputs[0].type.tensor_type.elem_type
     dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type) if elem_type else np.float32
     if np.dtype(dtype).kind != "f":
         raise UserError(f"input {inputs[0].name!r} has element type {np.dtype(dtype)}; supported: float inputs")
-    result.reference, result.notes = _reference(model, names, dims[0] if dims[0] > 0 else None, dtype), notes
-    result.reference.input = inputs[0].name
-    return result
+    reference = _reference(model, inputs[0].name, names, dims[0] if dims[0] > 0 else None, dtype)
+    return ir.Graph(nodes, reference=reference, notes=notes)
 
 
 def load_onnx(path) -> ir.Graph:

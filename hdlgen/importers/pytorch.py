@@ -19,7 +19,15 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
-from .registry import Registry, in_batches, optional_import, refuse
+from .registry import (
+    Registry,
+    global_average_pool,
+    in_batches,
+    optional_import,
+    refuse,
+    refuse_after_softmax,
+    trailing_softmax_note,
+)
 
 __all__ = ["from_torch", "from_exported", "load_pt2", "handler", "HANDLERS"]
 
@@ -210,13 +218,6 @@ def _avg_pool(node, args, params):
     return [ir.AvgPool2d(kernel, stride, name=node.name)]
 
 
-def _global_pool(node, keep_dims: bool):
-    in_shape = _in_shape(node)
-    kernel = tuple(in_shape[2:])
-    pool = ir.AvgPool2d(kernel, kernel, name=node.name if keep_dims else f"{node.name}_pool")
-    return [pool] if keep_dims else [pool, ir.Flatten(name=node.name)]
-
-
 @handler("aten.adaptive_avg_pool2d.default")
 def _adaptive_avg_pool(node, args, params):
     in_shape = _in_shape(node)
@@ -239,7 +240,7 @@ def _mean(node, args, params):
     axes = sorted(int(d) % rank for d in dims) if rank and dims is not None else None
     if rank != 4 or axes != [2, 3]:
         refuse(_where(node), "dim", dims, "the spatial axes (2, 3) of an (N, C, H, W) activation")
-    return _global_pool(node, bool(args["keepdim"]))
+    return global_average_pool(_in_shape(node)[2:], node.name, bool(args["keepdim"]))
 
 
 def _batch_norm_node(node, args, params, eps):
@@ -362,13 +363,12 @@ def from_exported(exported) -> ir.Graph:
             raise UserError(f"{node.name} ({target}) does not take the previous layer's output; "
                             "only sequential networks (one chain of layers) are supported")
         if notes and target not in _SOFTMAX + _PASS_THROUGH:
-            raise UserError(f"{_where(node)} follows a softmax; a softmax is supported only as the last layer")
+            refuse_after_softmax(_where(node))
         args = _Args(node)
         converted = convert_node(node, args, params)
         args.finish()
         if target in _SOFTMAX:
-            notes.append(f"{node.name}: trailing {node.target.__name__.split('.')[0]} dropped (the argmax is unchanged; "
-                         "the logits are the scores before it)")
+            notes.append(trailing_softmax_note(node.name, node.target.__name__.split('.')[0]))
         for n in converted:
             shape = n.output_shape(shape)
         expected = _shape(node)
@@ -380,10 +380,8 @@ def from_exported(exported) -> ir.Graph:
     outputs = [n for n in graph.nodes if n.op == "output"][0].args[0]
     if len(outputs) != 1 or outputs[0] is not tail:
         raise UserError("the model must return the last layer's output (one tensor of logits)")
-    result = ir.Graph(nodes)
     batch = example.shape[0] if isinstance(example.shape[0], int) else None
-    result.reference, result.notes = _reference(exported, batch, getattr(example, "dtype", None)), notes
-    return result
+    return ir.Graph(nodes, reference=_reference(exported, batch, getattr(example, "dtype", None)), notes=notes)
 
 
 def from_torch(module, example_input) -> ir.Graph:

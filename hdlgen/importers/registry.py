@@ -1,8 +1,10 @@
 """One handler per operator: the registry every importer keeps its converters in."""
 
+from .. import ir
 from ..errors import UserError
 
-__all__ = ["Registry", "optional_import", "refuse", "in_batches"]
+__all__ = ["Registry", "optional_import", "refuse", "in_batches", "global_average_pool", "trailing_softmax_note",
+           "refuse_after_softmax"]
 
 
 def optional_import(module: str, what: str, extra: str):
@@ -20,6 +22,22 @@ def refuse(where: str, attribute: str, value, supported: str):
     the attribute, its value and what is supported."""
     shown = value if isinstance(value, str) else repr(value)
     raise UserError(f"{where}: {attribute}={shown} is not supported; supported: {supported}")
+
+
+def global_average_pool(size, name: str, keep_dims: bool) -> list:
+    """IR of a mean over the whole ``size = (H, W)`` of each channel: one window as large as the
+    map, then a Flatten unless the spatial axes are kept (as size-1 axes)."""
+    pool = ir.AvgPool2d(tuple(size), tuple(size), name=name if keep_dims else f"{name}_pool")
+    return [pool] if keep_dims else [pool, ir.Flatten(name=name)]
+
+
+def trailing_softmax_note(name: str, op: str) -> str:
+    """What the conversion report says of a dropped last softmax."""
+    return f"{name}: trailing {op} dropped (the argmax is unchanged; the logits are the scores before it)"
+
+
+def refuse_after_softmax(where: str):
+    raise UserError(f"{where} follows a softmax; a softmax is supported only as the last layer")
 
 
 def in_batches(run_chunk, x, batch):

@@ -49,8 +49,8 @@ class CheckImport:
         outputs = graph.forward(x, collect=True)
         state.imported = (graph, x, outputs)
         # what the importer dropped or changed on purpose (a trailing softmax), for the conversion report
-        state.stats["notes"] = list(getattr(graph, "notes", None) or [])
-        reference = getattr(graph, "reference", None)
+        state.stats["notes"] = list(graph.notes)
+        reference = graph.reference
         if reference is None:   # a weight npz: nothing to compare with but itself
             return
         key = (x.shape, hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest())
@@ -109,6 +109,7 @@ class CheckFolding:
                 continue
             stop = min((position[n.name] for n in folded[j + 1:] if n.name in position), default=len(expected))
             candidates = [expected[k] for k in range(start, stop) if expected[k].size == out.size]
-            if candidates and min(divergence(out, c) for c in candidates) > TOLERANCE:
-                return node, min(divergence(out, c) for c in candidates)
+            closest = min((divergence(out, c) for c in candidates), default=None)
+            if closest is not None and closest > TOLERANCE:
+                return node, closest
         return None, None
