@@ -294,3 +294,59 @@ MODELS = {
         nn.Conv2d(1, 4, 3, padding=1), nn.MaxPool2d(2), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
         nn.Linear(64, 3))),
 }
+
+
+# -- importer tests: small torch models, written by the real exporters -------------------------------
+
+def seeded_input(shape=(4, 2, 6, 6)):
+    """A fixed random torch batch."""
+    import torch
+
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+
+
+def linear_head(features, classes=3):
+    """Flatten, then a Linear to ``classes``: the end of the small test models."""
+    import torch
+
+    return [torch.nn.Flatten(), torch.nn.Linear(features, classes)]
+
+
+def mean_over(dims=(2, 3), keepdim=False):
+    """A module computing ``x.mean(dims, keepdim)`` (torch has no layer for it)."""
+    import torch
+
+    class Mean(torch.nn.Module):
+        def forward(self, x):
+            return x.mean(dims, keepdim=keepdim)
+
+    return Mean()
+
+
+def export_pt2(tmp_path, model, x):
+    """``model`` through torch.export.export → torch.export.save → ``hdlgen.load_model``."""
+    import torch
+
+    from hdlgen import load_model
+
+    torch.export.save(torch.export.export(model.eval(), (x,)), tmp_path / "m.pt2")
+    return load_model(tmp_path / "m.pt2")
+
+
+def export_onnx(tmp_path, model, x, exporter="legacy", **options):
+    """``model`` written by torch's legacy (TorchScript) or ``dynamo`` ONNX exporter (``options``
+    such as ``opset_version`` passed on); the path, the exporter's warnings and logging kept quiet."""
+    import logging
+    import warnings
+
+    import torch
+
+    path = tmp_path / "m.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            torch.onnx.export(model.eval(), (x,), path, dynamo=exporter == "dynamo", verbose=False, **options)
+        finally:
+            logging.disable(logging.NOTSET)
+    return path

@@ -3,8 +3,6 @@ on models written by torch's legacy (TorchScript) and dynamo exporters and on ha
 attribute values and opsets exporters do not write: a non-default value either imports with a float graph
 equal to the framework's output, or is refused naming the layer and the attribute."""
 
-import logging
-import warnings
 
 import numpy as np
 import pytest
@@ -12,6 +10,8 @@ import pytest
 from hdlgen import load_model
 from hdlgen.errors import UserError
 from hdlgen.passes import CheckImport, Conversion, ConvertConfig
+
+from .helpers import export_onnx, linear_head, mean_over, seeded_input
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -31,65 +31,36 @@ def _dynamo_available():
 EXPORTERS = ["legacy", pytest.param("dynamo", marks=pytest.mark.skipif(not _dynamo_available(), reason="needs onnxscript"))]
 
 
-class Mean(nn.Module):
-    def __init__(self, dims=(2, 3), keepdim=False):
-        super().__init__()
-        self.dims, self.keepdim = dims, keepdim
-
-    def forward(self, x):
-        return x.mean(self.dims, keepdim=self.keepdim)
-
-
-def _x(shape=(4, 2, 6, 6)):
-    return torch.rand(*shape, generator=torch.Generator().manual_seed(0))
-
-
-def _export(tmp_path, model, x, exporter):
-    path = tmp_path / "m.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.disable(logging.WARNING)
-        try:
-            torch.onnx.export(model.eval(), (x,), path, dynamo=exporter == "dynamo", verbose=False)
-        finally:
-            logging.disable(logging.NOTSET)
-    return path
-
-
-def _head(features):
-    return [nn.Flatten(), nn.Linear(features, 3)]
-
-
 ACCEPTED = {
-    "avgpool_ceil_mode_same_size": [nn.AvgPool2d(2, ceil_mode=True), *_head(18)],
-    "avgpool_count_include_pad_false": [nn.AvgPool2d(2, count_include_pad=False), *_head(18)],
-    "avgpool_stride": [nn.AvgPool2d(2, stride=1), *_head(50)],
-    "maxpool_ceil_mode_same_size": [nn.MaxPool2d(2, ceil_mode=True), *_head(18)],
-    "conv_padding_valid": [nn.Conv2d(2, 3, 3, padding="valid"), *_head(48)],
-    "batchnorm_no_affine": [nn.BatchNorm2d(2, affine=False), *_head(72)],
-    "adaptive_avgpool_2": [nn.Conv2d(2, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), *_head(16)],
+    "avgpool_ceil_mode_same_size": [nn.AvgPool2d(2, ceil_mode=True), *linear_head(18)],
+    "avgpool_count_include_pad_false": [nn.AvgPool2d(2, count_include_pad=False), *linear_head(18)],
+    "avgpool_stride": [nn.AvgPool2d(2, stride=1), *linear_head(50)],
+    "maxpool_ceil_mode_same_size": [nn.MaxPool2d(2, ceil_mode=True), *linear_head(18)],
+    "conv_padding_valid": [nn.Conv2d(2, 3, 3, padding="valid"), *linear_head(48)],
+    "batchnorm_no_affine": [nn.BatchNorm2d(2, affine=False), *linear_head(72)],
+    "adaptive_avgpool_2": [nn.Conv2d(2, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), *linear_head(16)],
     "flatten_start_dim": [nn.Flatten(1, -1), nn.Linear(72, 3)],
-    "maxpool_padding_stride": [nn.MaxPool2d(3, stride=2, padding=1), *_head(18)],
-    "conv_padding_same": [nn.Conv2d(2, 3, 3, padding="same"), *_head(108)],
-    "conv_stride_no_bias": [nn.Conv2d(2, 3, 3, stride=2, padding=1, bias=False), *_head(27)],
+    "maxpool_padding_stride": [nn.MaxPool2d(3, stride=2, padding=1), *linear_head(18)],
+    "conv_padding_same": [nn.Conv2d(2, 3, 3, padding="same"), *linear_head(108)],
+    "conv_stride_no_bias": [nn.Conv2d(2, 3, 3, stride=2, padding=1, bias=False), *linear_head(27)],
     "linear_no_bias": [nn.Flatten(), nn.Linear(72, 5, bias=False), nn.ReLU(), nn.Linear(5, 3)],
     "dropout2d_identity": [nn.Dropout2d(0.3), nn.Identity(), nn.Flatten(), nn.Dropout(0.2), nn.Linear(72, 3)],
-    "batchnorm_after_relu": [nn.Conv2d(2, 2, 3), nn.ReLU(), nn.BatchNorm2d(2, eps=0.1), *_head(32)],
-    "global_avgpool": [nn.Conv2d(2, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), *_head(4)],
-    "mean_spatial": [nn.Conv2d(2, 4, 3), nn.ReLU(), Mean(), nn.Linear(4, 3)],
-    "mean_spatial_keepdim": [nn.Conv2d(2, 4, 3), nn.ReLU(), Mean((-1, -2), True), *_head(4)],
-    "trailing_softmax": [*_head(72), nn.Softmax(dim=1)],
-    "trailing_log_softmax": [*_head(72), nn.LogSoftmax(dim=-1)],
+    "batchnorm_after_relu": [nn.Conv2d(2, 2, 3), nn.ReLU(), nn.BatchNorm2d(2, eps=0.1), *linear_head(32)],
+    "global_avgpool": [nn.Conv2d(2, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), *linear_head(4)],
+    "mean_spatial": [nn.Conv2d(2, 4, 3), nn.ReLU(), mean_over(), nn.Linear(4, 3)],
+    "mean_spatial_keepdim": [nn.Conv2d(2, 4, 3), nn.ReLU(), mean_over((-1, -2), True), *linear_head(4)],
+    "trailing_softmax": [*linear_head(72), nn.Softmax(dim=1)],
+    "trailing_log_softmax": [*linear_head(72), nn.LogSoftmax(dim=-1)],
 }
 
 REFUSED = {
-    "avgpool_ceil_mode": ([nn.AvgPool2d(4, ceil_mode=True), *_head(8)], "AveragePool.*ceil_mode"),
-    "maxpool_dilation": ([nn.MaxPool2d(2, dilation=2), *_head(8)], "MaxPool.*dilations"),
-    "conv_dilation": ([nn.Conv2d(2, 2, 3, dilation=2), *_head(8)], "Conv.*dilations"),
-    "conv_groups": ([nn.Conv2d(2, 2, 3, groups=2), *_head(32)], "Conv.*group"),
-    "avgpool_padding": ([nn.AvgPool2d(2, padding=1), *_head(32)], "AveragePool.*pads"),
+    "avgpool_ceil_mode": ([nn.AvgPool2d(4, ceil_mode=True), *linear_head(8)], "AveragePool.*ceil_mode"),
+    "maxpool_dilation": ([nn.MaxPool2d(2, dilation=2), *linear_head(8)], "MaxPool.*dilations"),
+    "conv_dilation": ([nn.Conv2d(2, 2, 3, dilation=2), *linear_head(8)], "Conv.*dilations"),
+    "conv_groups": ([nn.Conv2d(2, 2, 3, groups=2), *linear_head(32)], "Conv.*group"),
+    "avgpool_padding": ([nn.AvgPool2d(2, padding=1), *linear_head(32)], "AveragePool.*pads"),
     "conv1d": ([nn.Conv1d(2, 2, 3), nn.Flatten(), nn.Linear(8, 2)], "Conv.*kernel_shape.*2-D"),
-    "mean_over_channels": ([Mean((1,)), *_head(36)], "ReduceMean.*axes"),
+    "mean_over_channels": ([mean_over((1,)), *linear_head(36)], "ReduceMean.*axes"),
     "softmax_not_last": ([nn.Flatten(), nn.Softmax(1), nn.Linear(72, 3)], "follows a softmax"),
 }
 
@@ -98,11 +69,11 @@ REFUSED = {
 @pytest.mark.parametrize("name", sorted(ACCEPTED))
 def test_exported_model_imports_equal_to_torch(tmp_path, name, exporter):
     torch.manual_seed(0)
-    model, x = nn.Sequential(*ACCEPTED[name]).eval(), _x()
+    model, x = nn.Sequential(*ACCEPTED[name]).eval(), seeded_input()
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2)
-    graph = load_model(_export(tmp_path, model, x, exporter))
+    graph = load_model(export_onnx(tmp_path, model, x, exporter))
     expected = (model[:-1] if name.startswith("trailing") else model)(x).detach().numpy()
     if name.startswith("trailing"):
         assert any("argmax is unchanged" in note for note in graph.notes)
@@ -115,19 +86,16 @@ def test_exported_model_imports_equal_to_torch(tmp_path, name, exporter):
 @pytest.mark.parametrize("name", sorted(REFUSED))
 def test_exported_model_with_unsupported_attribute_is_refused(tmp_path, name, exporter):
     layers, message = REFUSED[name]
-    x = torch.rand(3, 2, 6) if name == "conv1d" else _x()
+    x = torch.rand(3, 2, 6) if name == "conv1d" else seeded_input()
     with pytest.raises(UserError, match=message) as error:
-        load_model(_export(tmp_path, nn.Sequential(*layers), x, exporter))
+        load_model(export_onnx(tmp_path, nn.Sequential(*layers), x, exporter))
     assert "\n" not in str(error.value)
 
 
 @pytest.mark.skipif(not _dynamo_available(), reason="needs onnxscript")
 def test_dynamo_external_weight_file(tmp_path):
-    model, x = nn.Sequential(nn.Flatten(), nn.Linear(72, 3)).eval(), _x()
-    path = tmp_path / "m.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), path, dynamo=True, external_data=True, verbose=False)
+    model, x = nn.Sequential(nn.Flatten(), nn.Linear(72, 3)).eval(), seeded_input()
+    path = export_onnx(tmp_path, model, x, "dynamo", external_data=True)
     data = tmp_path / "m.onnx.data"
     assert data.exists()
     np.testing.assert_allclose(load_model(path).forward(x.double().numpy()), model(x).detach().numpy(), atol=1e-5)
@@ -272,15 +240,8 @@ def test_opsets_13_to_21_convert_with_the_self_check(tmp_path, exporter, opset):
     model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3),
                           nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5, bias=False), nn.ReLU(),
                           nn.Linear(5, 3)).eval()
-    x = _x((16, 2, 8, 8))
-    path = tmp_path / "m.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.disable(logging.WARNING)
-        try:
-            torch.onnx.export(model, (x[:2],), path, dynamo=exporter == "dynamo", opset_version=opset, verbose=False)
-        finally:
-            logging.disable(logging.NOTSET)
+    x = seeded_input((16, 2, 8, 8))
+    path = export_onnx(tmp_path, model, x[:2], exporter, opset_version=opset)
     assert [o.version for o in onnx.load(path).opset_import if o.domain == ""] == [opset]
     graph = load_model(path)
     np.testing.assert_allclose(graph.forward(x.double().numpy()), model(x).detach().numpy(), rtol=1e-5, atol=1e-5)

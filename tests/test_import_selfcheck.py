@@ -3,8 +3,6 @@ original model, and the folded graph against the imported one, on the calibratio
 piece on purpose (an importer handler that ignores an attribute, a folding pass that folds wrongly) and expects
 the conversion to stop naming the layer whose output diverges."""
 
-import logging
-import warnings
 
 import numpy as np
 import pytest
@@ -14,29 +12,15 @@ from hdlgen.errors import UserError
 from hdlgen.passes import FLOW, ConvertConfig, FoldBatchNorm, convert
 from hdlgen.passes.fold_bn import fold_into_previous
 
+from .helpers import export_onnx, export_pt2, seeded_input
+
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
 
-def _x(shape):
-    return torch.rand(*shape, generator=torch.Generator().manual_seed(0))
-
-
-def _pt2(tmp_path, model, x):
-    torch.export.save(torch.export.export(model.eval(), (x,)), tmp_path / "m.pt2")
-    return load_model(tmp_path / "m.pt2")
-
-
 def _onnx(tmp_path, model, x):
     pytest.importorskip("onnx")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.disable(logging.WARNING)
-        try:
-            torch.onnx.export(model.eval(), (x,), tmp_path / "m.onnx", dynamo=False)
-        finally:
-            logging.disable(logging.NOTSET)
-    return load_model(tmp_path / "m.onnx")
+    return load_model(export_onnx(tmp_path, model, x))
 
 
 def _cnn():
@@ -48,8 +32,8 @@ def _cnn():
 
 
 def test_correct_models_pass_the_self_check(tmp_path):
-    model, x = _cnn(), _x((16, 1, 8, 8))
-    for graph in (_pt2(tmp_path, model, x[:2]), _onnx(tmp_path, model, x[:2])):
+    model, x = _cnn(), seeded_input((16, 1, 8, 8))
+    for graph in (export_pt2(tmp_path, model, x[:2]), _onnx(tmp_path, model, x[:2])):
         assert graph.reference is not None
         net = convert(graph, x.numpy(), ConvertConfig(ticks=16))
         assert net is not None
@@ -66,8 +50,8 @@ def test_importer_ignoring_divisor_override_is_caught(tmp_path, monkeypatch):
     monkeypatch.setitem(pytorch.HANDLERS, "aten.avg_pool2d.default", ignores_divisor)
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2, divisor_override=1), nn.Flatten(),
                           nn.Linear(18, 3)).eval()
-    x = _x((8, 1, 8, 8))
-    graph = _pt2(tmp_path, model, x[:2])
+    x = seeded_input((8, 1, 8, 8))
+    graph = export_pt2(tmp_path, model, x[:2])
     with pytest.raises(UserError, match="self-check: layer 'avg_pool2d' .*differs from PyTorch"):
         convert(graph, x.numpy())
 
@@ -83,7 +67,7 @@ def test_importer_ignoring_maxpool_dilations_is_caught(tmp_path, monkeypatch):
     monkeypatch.setitem(onnx_importer.HANDLERS, "MaxPool", ignores_dilations)
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2, stride=2, dilation=2), nn.Flatten(),
                           nn.Linear(18, 3)).eval()
-    x = _x((8, 1, 9, 9))       # 7x7 after the conv: 3x3 after the pool, dilated or not
+    x = seeded_input((8, 1, 9, 9))       # 7x7 after the conv: 3x3 after the pool, dilated or not
     graph = _onnx(tmp_path, model, x[:2])
     with pytest.raises(UserError, match="self-check: layer '/2/MaxPool' .*differs from ONNX"):
         convert(graph, x.numpy())
@@ -104,7 +88,7 @@ class BrokenFoldBatchNorm(FoldBatchNorm):
 def test_broken_folding_pass_is_caught_naming_the_layer(tmp_path, source):
     from hdlgen import from_torch
 
-    model, x = _cnn(), _x((16, 1, 8, 8))
+    model, x = _cnn(), seeded_input((16, 1, 8, 8))
     if source == "onnx":   # the legacy exporter folds the batch norm itself: put one after the ReLU instead
         model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10), nn.BatchNorm1d(10),
                               nn.ReLU(), nn.Linear(10, 3)).eval()
@@ -113,7 +97,7 @@ def test_broken_folding_pass_is_caught_naming_the_layer(tmp_path, source):
         graph = load_model(tmp_path / "m.onnx")
         layer = "/3/Gemm"
     else:
-        graph = _pt2(tmp_path, model, x[:2]) if source == "pt2" else from_torch(model, x[:2])
+        graph = export_pt2(tmp_path, model, x[:2]) if source == "pt2" else from_torch(model, x[:2])
         layer = "conv2d"
     flow = [BrokenFoldBatchNorm() if isinstance(step, FoldBatchNorm) else step for step in FLOW]
     with pytest.raises(UserError, match=f"self-check: after folding, layer '{layer}'"):
@@ -131,8 +115,8 @@ def test_weight_npz_has_no_reference_and_converts(tmp_path):
 
 def test_trailing_softmax_note_reaches_the_converted_net(tmp_path):
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.ReLU(), nn.Linear(6, 3), nn.Softmax(dim=1)).eval()
-    x = _x((12, 1, 4, 4))
-    net = convert(_pt2(tmp_path, model, x[:2]), x.numpy())
+    x = seeded_input((12, 1, 4, 4))
+    net = convert(export_pt2(tmp_path, model, x[:2]), x.numpy())
     assert any("softmax" in note and "argmax is unchanged" in note for note in net.meta["notes"])
     from hdlgen import ttfs
     from hdlgen.report import format_net
@@ -148,7 +132,7 @@ def test_cli_convert_refuses_in_one_line_and_stops_on_a_failed_self_check(tmp_pa
 
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2, divisor_override=1), nn.Flatten(),
                           nn.Linear(18, 3)).eval()
-    x = _x((10, 1, 8, 8))
+    x = seeded_input((10, 1, 8, 8))
     torch.export.save(torch.export.export(model, (x[:2],)), tmp_path / "m.pt2")
     np.savez(tmp_path / "d.npz", x=x.numpy(), y=np.zeros(10, np.int64))
     code, out, err = run_cli(capsys, "convert", tmp_path / "m.pt2", "--data", tmp_path / "d.npz", "-o", tmp_path / "m.ttfs")
@@ -169,6 +153,6 @@ def test_float64_models_pass_the_self_check(tmp_path):
     from hdlgen import from_torch
 
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.ReLU(), nn.Linear(6, 3)).double().eval()
-    x = _x((12, 1, 4, 4)).double()
+    x = seeded_input((12, 1, 4, 4)).double()
     assert convert(from_torch(model, x[:2]), x.numpy()) is not None
     assert convert(_onnx(tmp_path, model, x[:2]), x.numpy()) is not None

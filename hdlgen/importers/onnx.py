@@ -17,15 +17,8 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
-from .registry import (
-    Registry,
-    global_average_pool,
-    in_batches,
-    optional_import,
-    refuse,
-    refuse_after_softmax,
-    trailing_softmax_note,
-)
+from . import registry
+from .registry import Registry, in_batches, optional_import, refuse
 
 __all__ = ["load_onnx", "from_onnx_model", "HANDLERS"]
 
@@ -293,7 +286,7 @@ def _avg_pool(node, built):
 
 @handler("GlobalAveragePool")
 def _global_average_pool(node, built):
-    return global_average_pool(_spatial(node), node.name, True)
+    return registry.global_average_pool(_spatial(node), node.name, True)
 
 
 @handler("ReduceMean")
@@ -307,7 +300,7 @@ def _reduce_mean(node, built):
     axes = list(range(rank)) if axes is None or np.size(axes) == 0 and not noop else list(np.ravel(axes))
     if rank != 4 or sorted(int(a) % rank for a in axes) != [2, 3]:
         node.refuse("axes", [int(a) for a in axes], "the spatial axes [2, 3] of an (N, C, H, W) activation")
-    return global_average_pool(_spatial(node), node.name, bool(keepdims))
+    return registry.global_average_pool(_spatial(node), node.name, bool(keepdims))
 
 
 @handler("BatchNormalization")
@@ -424,14 +417,14 @@ def from_onnx_model(model) -> ir.Graph:
         node.data_index = data[0]
         node.read_inputs.add(node.data_index)
         if notes and proto.op_type not in _SOFTMAX + ("Identity",):
-            refuse_after_softmax(node.where())
+            registry.refuse_after_softmax(node.where())
         if actual != shape and proto.op_type not in _RESHAPES + ("Identity", "Dropout"):
             raise UserError(f"{node.where()} takes the {('batch', *actual)} tensor that {reshaped_by} leaves; supported: "
                             f"reshapes that end in the layer shape {('batch', *shape)} or a flatten to (batch, features)")
         converted = HANDLERS[proto.op_type](node, nodes)
         node.finish()
         if proto.op_type in _SOFTMAX:
-            notes.append(trailing_softmax_note(node.name, proto.op_type))
+            notes.append(registry.trailing_softmax_note(node.name, proto.op_type))
         if node.new_shape is not None:
             actual, reshaped_by = node.new_shape, node.where()
             if len(actual) == 1 and len(shape) != 1 and actual[0] == int(np.prod(shape)):

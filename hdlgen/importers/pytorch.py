@@ -19,15 +19,8 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
-from .registry import (
-    Registry,
-    global_average_pool,
-    in_batches,
-    optional_import,
-    refuse,
-    refuse_after_softmax,
-    trailing_softmax_note,
-)
+from . import registry
+from .registry import Registry, in_batches, optional_import, refuse
 
 __all__ = ["from_torch", "from_exported", "load_pt2", "handler", "HANDLERS"]
 
@@ -240,7 +233,7 @@ def _mean(node, args, params):
     axes = sorted(int(d) % rank for d in dims) if rank and dims is not None else None
     if rank != 4 or axes != [2, 3]:
         refuse(_where(node), "dim", dims, "the spatial axes (2, 3) of an (N, C, H, W) activation")
-    return global_average_pool(_in_shape(node)[2:], node.name, bool(args["keepdim"]))
+    return registry.global_average_pool(_in_shape(node)[2:], node.name, bool(args["keepdim"]))
 
 
 def _batch_norm_node(node, args, params, eps):
@@ -363,12 +356,12 @@ def from_exported(exported) -> ir.Graph:
             raise UserError(f"{node.name} ({target}) does not take the previous layer's output; "
                             "only sequential networks (one chain of layers) are supported")
         if notes and target not in _SOFTMAX + _PASS_THROUGH:
-            refuse_after_softmax(_where(node))
+            registry.refuse_after_softmax(_where(node))
         args = _Args(node)
         converted = convert_node(node, args, params)
         args.finish()
         if target in _SOFTMAX:
-            notes.append(trailing_softmax_note(node.name, node.target.__name__.split('.')[0]))
+            notes.append(registry.trailing_softmax_note(node.name, node.target.__name__.split('.')[0]))
         for n in converted:
             shape = n.output_shape(shape)
         expected = _shape(node)
