@@ -52,6 +52,12 @@ def axis_taps(size: int, kernel: int, stride: int, padding: int, out: int) -> li
     return taps
 
 
+def _reach(row_taps, column_taps, channels: int) -> np.ndarray:
+    """Per input neuron (channel, row, column), the product of what its row and its column reach."""
+    rows, cols = [len(t) for t in row_taps], [len(t) for t in column_taps]
+    return np.tile(np.outer(rows, cols).reshape(-1), channels)
+
+
 def pack_words(values: np.ndarray, width: int) -> list:
     """Rows of signed integers → one unsigned int per row, element ``l`` at bits ``l·width``."""
     mask = (1 << width) - 1
@@ -224,9 +230,7 @@ class ConvGeometry(DenseGeometry):
         return 1
 
     def reach(self) -> np.ndarray:
-        rows = [len(t) for t in self.row_taps]
-        cols = [len(t) for t in self.column_taps]
-        return np.tile(np.outer(rows, cols).reshape(-1), self.layer.in_shape[0])
+        return _reach(self.row_taps, self.column_taps, self.layer.in_shape[0])
 
     def read_out_cycles(self) -> int:
         # one neuron per cycle, and a cycle for each input spike that reaches no output
@@ -265,9 +269,7 @@ class PoolGeometry:
 
     def reach(self) -> np.ndarray:
         """Per input neuron, the windows it is in, (fan_in,)."""
-        rows = [len(t) for t in self.row_windows]
-        cols = [len(t) for t in self.column_windows]
-        return np.tile(np.outer(rows, cols).reshape(-1), self.layer.in_shape[0])
+        return _reach(self.row_windows, self.column_windows, self.layer.in_shape[0])
 
     def input_costs(self) -> np.ndarray:
         return np.zeros(self.layer.fan_in, dtype=np.int64)
