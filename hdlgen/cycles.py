@@ -1,8 +1,10 @@
 """Cycle counts of the generated core for one image (docs/rtl-interface.md), from the stage
 costs of :mod:`hdlgen.geometry`.
 
-* event lower bound: ``Σ_ℓ Σ_(input spikes of ℓ) cost_ℓ + Σ_ℓ T_ℓ`` – the cycles an
-  event-driven core with ``lanes`` synapse updates per cycle cannot go below. An input spike
+* event lower bound: ``ceil(N_in / P) + Σ_ℓ Σ_(input spikes of ℓ) cost_ℓ + Σ_ℓ T_ℓ`` – the
+  cycles an event-driven core with ``lanes`` synapse updates per cycle cannot go below. The
+  input intake ``ceil(N_in / P)`` is the image's transfers on a pixel stream of ``P`` pixels
+  each (no spike can leave in tick order before the last pixel is in). An input spike
   costs a dense layer ``ceil(fan_out / lanes_ℓ)`` cycles and a convolution
   ``positions it reaches × ceil(out channels / lanes_ℓ)`` (its fan-out is out channels × the
   output positions its kernel taps reach); a max-pool works in the shadow of the next engine
@@ -26,30 +28,32 @@ from .ttfs import TTFSNet
 __all__ = ["event_lower_bound", "dense_schedule", "overhead_bound", "cycle_counts"]
 
 
-def event_lower_bound(net: TTFSNet, spikes, lanes: int = 1) -> int:
-    """``Σ_ℓ Σ_(n, τ) ∈ spikes[ℓ] cost_ℓ[n] + Σ_ℓ T_ℓ``; ``spikes[ℓ]`` are the ``(neuron, tick)``
-    spikes into layer ℓ (``hdlgen.golden.run_events(...).spikes``)."""
-    geometry = NetGeometry(net, lanes)
+def event_lower_bound(net: TTFSNet, spikes, lanes: int = 1, pixels_per_transfer: int = 1) -> int:
+    """``ceil(N_in / P) + Σ_ℓ Σ_(n, τ) ∈ spikes[ℓ] cost_ℓ[n] + Σ_ℓ T_ℓ``; ``spikes[ℓ]`` are the
+    ``(neuron, tick)`` spikes into layer ℓ (``hdlgen.golden.run_events(...).spikes``)."""
+    geometry = NetGeometry(net, lanes, pixels_per_transfer)
     costs = geometry.input_costs()
-    return int(sum(int(cost[[n for n, _ in s]].sum()) for s, cost in zip(spikes, costs)) + geometry.walked_ticks)
+    return int(geometry.input.intake + sum(int(cost[[n for n, _ in s]].sum()) for s, cost in zip(spikes, costs))
+               + geometry.walked_ticks)
 
 
-def dense_schedule(net: TTFSNet, lanes: int = 1) -> int:
+def dense_schedule(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1) -> int:
     """The event lower bound with every input of every layer spiking."""
-    geometry = NetGeometry(net, lanes)
-    return int(sum(int(cost.sum()) for cost in geometry.input_costs()) + geometry.walked_ticks)
+    geometry = NetGeometry(net, lanes, pixels_per_transfer)
+    return int(geometry.input.intake + sum(int(cost.sum()) for cost in geometry.input_costs())
+               + geometry.walked_ticks)
 
 
-def overhead_bound(net: TTFSNet, lanes: int = 1) -> int:
+def overhead_bound(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1) -> int:
     """Most cycles the core spends on one image beyond the event lower bound, from its first
     pixel to its result, when it enters an idle core and the result is taken at once: the sum
     of every stage's :meth:`~hdlgen.geometry.DenseGeometry.overhead`."""
-    return NetGeometry(net, lanes).overhead()
+    return NetGeometry(net, lanes, pixels_per_transfer).overhead()
 
 
-def cycle_counts(net: TTFSNet, events: EventResult, lanes: int = 1) -> dict:
+def cycle_counts(net: TTFSNet, events: EventResult, lanes: int = 1, pixels_per_transfer: int = 1) -> dict:
     """Bounds for one image from its golden spike lists (``hdlgen.golden.run_events``):
     ``{"event_lower_bound", "dense_schedule", "upper_bound"}``."""
-    lower = event_lower_bound(net, events.spikes, lanes)
-    return {"event_lower_bound": lower, "dense_schedule": dense_schedule(net, lanes),
-            "upper_bound": lower + overhead_bound(net, lanes)}
+    lower = event_lower_bound(net, events.spikes, lanes, pixels_per_transfer)
+    return {"event_lower_bound": lower, "dense_schedule": dense_schedule(net, lanes, pixels_per_transfer),
+            "upper_bound": lower + overhead_bound(net, lanes, pixels_per_transfer)}

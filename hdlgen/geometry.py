@@ -19,7 +19,7 @@ import numpy as np
 
 from .ttfs import TTFSNet, unsigned_width
 
-__all__ = ["ceil_div", "check_lanes", "axis_taps", "pack_words", "ladder_steps", "sorter_memory_bits",
+__all__ = ["ceil_div", "check_count", "check_lanes", "axis_taps", "pack_words", "ladder_steps", "sorter_memory_bits",
            "DenseGeometry", "ConvGeometry", "PoolGeometry", "InputGeometry", "NetGeometry", "STAGE_GEOMETRY",
            "stage_geometry"]
 
@@ -29,12 +29,17 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def check_count(value, limit: int, name: str, what: str) -> int:
+    """``value`` as an int in ``1..limit``, else a :class:`ValueError` saying that ``name`` must
+    be one and ``what`` (e.g. "its fan-out") is the limit."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= limit:
+        raise ValueError(f"{name} must be an integer from 1 to {what} {limit}, got {value!r}")
+    return int(value)
+
+
 def check_lanes(lanes, limit: int, what: str) -> int:
-    """``lanes`` as an int in ``1..limit``, else a :class:`ValueError` saying that ``what``
-    (e.g. "its fan-out") is the limit."""
-    if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= limit:
-        raise ValueError(f"lanes must be an integer from 1 to {what} {limit}, got {lanes!r}")
-    return int(lanes)
+    """``lanes`` as an int in ``1..limit`` (:func:`check_count`)."""
+    return check_count(lanes, limit, "lanes", what)
 
 
 def axis_taps(size: int, kernel: int, stride: int, padding: int, out: int) -> list:
@@ -70,9 +75,10 @@ def ladder_steps(ticks: int) -> int:
     return (ticks - 1).bit_length()
 
 
-def sorter_memory_bits(neurons: int, ticks: int) -> int:
-    """Bits of a tick sorter's memories: a link per neuron, a head and a tail per tick."""
-    return (neurons + 2 * ticks) * unsigned_width(neurons - 1)
+def sorter_memory_bits(neurons: int, ticks: int, banks: int = 1) -> int:
+    """Bits of a tick sorter's memories: per bank a link per word, a head and a tail per tick."""
+    words = ceil_div(neurons, banks)
+    return banks * (words + 2 * ticks) * unsigned_width(words - 1)
 
 
 class DenseGeometry:
@@ -88,7 +94,6 @@ class DenseGeometry:
     kind = "dense"
     limit_name = "its fan-out"
     weight_latency = 2     # cycles from a weight row's address to its data: banked block RAMs, registered
-    keeps_neuron_order = True   # spikes of one tick leave in increasing neuron order
     handshake_cycles = 10       # engine: flush, drain and stream handshakes
 
     def __init__(self, layer, lanes: int = 1):
@@ -119,6 +124,12 @@ class DenseGeometry:
     def out_words(self) -> int:
         """Accumulator words per image on the engine's output stream."""
         return ceil_div(self.layer.fan_out, self.out_lanes)
+
+    @property
+    def keeps_neuron_order(self) -> bool:
+        """Spikes of one tick leave in increasing neuron order (the spike-time bank's sorter
+        has one bank per lane of its words, so only with one lane)."""
+        return self.out_lanes == 1
 
     @property
     def row_bits(self) -> int:
@@ -162,7 +173,7 @@ class DenseGeometry:
                 "bias": self.words * word}
         if self.fires:
             k_bits = 0 if self.shared_k else self.layer.fan_out * unsigned_width(int(self.layer.k.max()))
-            bits.update(k=k_bits, sorter=sorter_memory_bits(self.layer.fan_out, self.layer.ticks))
+            bits.update(k=k_bits, sorter=sorter_memory_bits(self.layer.fan_out, self.layer.ticks, self.out_lanes))
         return bits
 
     def reach(self) -> np.ndarray:
@@ -179,8 +190,9 @@ class DenseGeometry:
         return self.layer.ticks
 
     def read_out_cycles(self) -> int:
-        """Cycles the engine spends streaming its accumulators out."""
-        return self.words * self.lanes
+        """Cycles the engine spends streaming its accumulators out: a word per cycle into a
+        spike-time bank, a neuron per cycle into the readout."""
+        return self.words if self.fires else self.words * self.lanes
 
     def overhead(self) -> int:
         """Most cycles the stage adds to an image beyond its input costs and walked ticks: one
@@ -293,21 +305,39 @@ def stage_geometry(layer, lanes: int = 1):
 
 
 class InputGeometry:
-    """The input encoder: a 256-entry tick table and a tick sorter over the pixels."""
+    """The input encoder: ``pixels_per_transfer`` pixels per transfer of the pixel stream, a
+    256-entry tick table (one read port per pixel of a transfer) and a tick sorter with a bank
+    per pixel of a transfer.
 
-    keeps_neuron_order = True
+    Raises :class:`ValueError` unless ``pixels_per_transfer`` is an integer in ``1..`` the
+    image's pixels.
+    """
 
-    def __init__(self, encoding):
+    def __init__(self, encoding, pixels_per_transfer: int = 1):
         self.encoding = encoding
+        self.pixels_per_transfer = check_count(pixels_per_transfer, encoding.size, "pixels per transfer",
+                                               "the image's pixels")
+        self.transfers = ceil_div(encoding.size, self.pixels_per_transfer)
         self.walked_ticks = encoding.ticks
 
+    @property
+    def keeps_neuron_order(self) -> bool:
+        """Spikes of one tick leave in increasing pixel order (one sorter bank)."""
+        return self.pixels_per_transfer == 1
+
+    @property
+    def intake(self) -> int:
+        """Cycles the pixel stream takes for one image, one transfer per cycle at best."""
+        return self.transfers
+
     def memory_bits(self) -> dict:
-        enc = self.encoding
-        return {"table": 256 * unsigned_width(enc.ticks), "sorter": sorter_memory_bits(enc.size, enc.ticks)}
+        enc, per_transfer = self.encoding, self.pixels_per_transfer
+        return {"table": 256 * unsigned_width(enc.ticks) * per_transfer,
+                "sorter": sorter_memory_bits(enc.size, enc.ticks, per_transfer)}
 
     def overhead(self) -> int:
-        """Loading the pixels, and a few handshakes."""
-        return self.encoding.size + 4
+        """A few handshakes (the intake is part of the event lower bound)."""
+        return 4
 
 
 class NetGeometry:
@@ -318,18 +348,19 @@ class NetGeometry:
     lanes : int
         As asked, ``1..`` the largest fan-out; each stage uses ``min(lanes, its lane limit)``.
     input : InputGeometry
+        With ``pixels_per_transfer`` (``1..`` the input size).
     layers : list
         One stage geometry per layer of ``net``.
     engines : list of int
         Indices of the layers with a weight memory (the engines a board may give other memories).
 
-    Raises :class:`ValueError` if ``lanes`` is out of range.
+    Raises :class:`ValueError` if ``lanes`` or ``pixels_per_transfer`` is out of range.
     """
 
-    def __init__(self, net: TTFSNet, lanes: int = 1):
+    def __init__(self, net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1):
         self.net = net
         self.lanes = check_lanes(lanes, max(layer.fan_out for layer in net.layers), "the largest fan-out")
-        self.input = InputGeometry(net.input)
+        self.input = InputGeometry(net.input, pixels_per_transfer)
         self.layers = [stage_geometry(layer, self.lanes) for layer in net.layers]
         self.engines = [i for i, layer in enumerate(net.layers) if layer.has_weights]
 

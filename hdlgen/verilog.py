@@ -71,15 +71,17 @@ def sidecar(top: NetworkTop, name: str) -> dict:
                           "tick": ports[("trace", f"layer{l}", "tick")],
                           "neuron_width": len(tap.neuron), "tick_width": len(tap.tick)})
     layers = [_layer_info(stage) for stage in top.geometry.layers]
-    overhead = overhead_bound(net, top.lanes)
-    dense = dense_schedule(net, top.lanes)
+    per_transfer = top.pixels_per_transfer
+    overhead = overhead_bound(net, top.lanes, per_transfer)
+    dense = dense_schedule(net, top.lanes, per_transfer)
     return {
         "format": FORMAT,
         "top": name,
         "clock": "clk", "reset": "rst",
         "lanes": top.lanes,
         "pixels": {"valid": ports[("pixels", "valid")], "ready": ports[("pixels", "ready")],
-                   "payload": ports[("pixels", "payload")], "width": 8, "count": net.input.size},
+                   "payload": ports[("pixels", "payload")], "width": 8 * per_transfer, "count": net.input.size,
+                   "per_transfer": per_transfer, "transfers": top.geometry.input.transfers},
         "result": {"valid": ports[("result", "valid")], "ready": ports[("result", "ready")],
                    "payload": ports[("result", "payload")], "width": result_layout.size,
                    "fields": _fields(result_layout)},
@@ -89,11 +91,12 @@ def sidecar(top: NetworkTop, name: str) -> dict:
         "memories": memories,
         "latency": {
             "description": "cycles from an image's first accepted pixel to its result, when it enters an "
-                           "idle core and results are taken at once: at least event_lower_bound = "
-                           "Σ_ℓ input spikes_ℓ × cycles_per_input_spike[ℓ] (for a conv: per output position the "
+                           "idle core and results are taken at once: at least event_lower_bound = intake "
+                           "(pixel transfers per image) + Σ_ℓ input spikes_ℓ × cycles_per_input_spike[ℓ] (for a conv: per output position the "
                            "spike reaches; 0 for a max-pool) + Σ ticks of the non-pool spiking layers, "
                            "at most that plus "
                            "overhead_bound; worst_case is dense_schedule + overhead_bound (every input spikes)",
+            "intake": top.geometry.input.intake,
             "cycles_per_input_spike": top.geometry.words,
             "ticks": list(net.ticks),
             "overhead_bound": overhead,
@@ -103,8 +106,11 @@ def sidecar(top: NetworkTop, name: str) -> dict:
     }
 
 
-def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, trace: bool = False, name: str | None = None):
+def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, pixels_per_transfer: int = 1, trace: bool = False,
+                  name: str | None = None):
     """Write ``<name>.v`` (top module ``<name>``) and ``<name>.json`` into ``out_dir``.
+
+    ``lanes`` and ``pixels_per_transfer`` are :class:`~hdlgen.rtl_templates.top.NetworkTop`'s.
 
     ``name`` defaults to the net's name as an identifier (:func:`module_name`), with ``_core``
     appended when that is a Verilog reserved word.
@@ -119,7 +125,7 @@ def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, trace: bool = False,
     Raises
     ------
     UserError
-        If ``lanes`` is out of range or ``name`` is not a plain Verilog identifier (letters,
+        If ``lanes`` or ``pixels_per_transfer`` is out of range or ``name`` is not a plain Verilog identifier (letters,
         digits, ``_``; not a reserved word).
     """
     chosen = name is not None
@@ -127,16 +133,16 @@ def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, trace: bool = False,
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise UserError(f"module name {name!r} is not a Verilog identifier; use letters, digits and '_'")
     try:
-        NetGeometry(net, lanes)  # before building anything, so a bad value leaves no half-made core
+        NetGeometry(net, lanes, pixels_per_transfer)  # before building anything, so a bad value leaves no half-made core
     except ValueError as e:
         raise UserError(f"net {net.name!r}: {e}") from None
-    top = NetworkTop(net, lanes=lanes, trace=trace)
+    top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, trace=trace)
     text = amaranth_verilog.convert(top, name=name, emit_src=False)
     if not re.search(rf"^module {name}\(", text, re.M):  # yosys escaped it: a reserved word
         if chosen:
             raise UserError(f"module name {name!r} is a Verilog reserved word; choose another name")
         name += "_core"  # a net named like a keyword ('small', 'wire') still gets a plain name
-        top = NetworkTop(net, lanes=lanes, trace=trace)
+        top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, trace=trace)
         text = amaranth_verilog.convert(top, name=name, emit_src=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ from amaranth.utils import ceil_log2
 from hdlgen.geometry import ConvGeometry, ceil_div
 from hdlgen.ttfs import unsigned_width
 
-from .dense import WeightROM, accumulate_stage, times_constant
-from .events import acc_word_layout, event_layout
+from .dense import WeightROM, accumulate_stage
+from .events import acc_word_layout, event_layout, times_constant
 
 __all__ = ["ConvEngine", "NeuronDecoder", "decoded_layout"]
 

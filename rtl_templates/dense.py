@@ -7,17 +7,9 @@ from amaranth.lib.wiring import In, Out
 
 from hdlgen.geometry import DenseGeometry, ceil_div
 
-from .events import acc_word_layout, event_layout
+from .events import acc_word_layout, event_layout, times_constant
 
-__all__ = ["WeightROM", "DenseEngine", "accumulate_stage", "times_constant"]
-
-
-def times_constant(value, constant: int):
-    """``value · constant`` as a sum of shifted copies of ``value``, one per set bit of the
-    constant: a row base computed in the cycle a spike arrives stays a few adders instead of
-    a multiplier (which the tools may map to a slow DSP block)."""
-    terms = [value << bit for bit in range(int(constant).bit_length()) if constant >> bit & 1]
-    return sum(terms[1:], terms[0]) if terms else value * 0
+__all__ = ["WeightROM", "DenseEngine", "accumulate_stage"]
 
 
 def accumulate_stage(m, read_data, summed, issue_word, ahead, enable=1):

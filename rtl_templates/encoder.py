@@ -5,7 +5,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdlgen.ttfs import InputEncoding, unsigned_width
+from hdlgen.geometry import InputGeometry
+from hdlgen.ttfs import unsigned_width
 
 from .events import event_layout
 from .tick_sorter import TickSorter
@@ -14,77 +15,81 @@ __all__ = ["InputEncoder"]
 
 
 class InputEncoder(wiring.Component):
-    """Turn one image's pixel bytes into its input spikes.
+    """Turn one image's pixel bytes into its input spikes, ``P`` pixels per transfer.
 
     Pixel ``j`` (the ``j``-th byte of the image) has activation ``q0 = table[pixel]`` and
-    spikes at tick ``T0 − q0``; ``q0 = 0`` gives no spike. A 256-entry ROM in block RAM maps
-    the byte straight to ``T0 − q0``.
-    Spikes go into a :class:`TickSorter` in pixel order, which then emits them by tick
-    (ties: increasing pixel index) followed by ``end``. Pixels of the next image are accepted
-    as soon as the sorter has emitted the previous image.
+    spikes at tick ``T0 − q0``; ``q0 = 0`` gives no spike. A 256-entry ROM in block RAM (one
+    read port per pixel of a transfer) maps the byte straight to ``T0 − q0``.
+    The ``P`` fire ticks of a transfer go into a :class:`TickSorter` with ``P`` banks (pixel
+    ``j`` in bank ``j mod P``) in one cycle, which then emits them by tick, then ``end``.
+    Pixels of the next image are accepted as soon as the sorter has emitted the previous image.
 
-    Cycles per image: ``pixels + 2`` to collect, then ``spikes + T0 + non-empty ticks + 1`` to emit.
+    Cycles per image: ``ceil(pixels / P) + 2`` to collect, then ``spikes + T0 + 1`` to emit.
 
     Parameters
     ----------
-    encoding : InputEncoding
-        The net's input encoding (``size`` pixels, window ``T0``, ``table``).
+    geometry : InputGeometry
+        The net's input encoding (``size`` pixels, window ``T0``, ``table``) and the pixels
+        per transfer ``P``.
 
     Members
     -------
-    pixels : In(stream.Signature(unsigned(8)))
-        ``encoding.size`` bytes per image, in index order, images back to back.
+    pixels : In(stream.Signature(unsigned(8·P)))
+        ``ceil(size / P)`` transfers per image, pixel ``j`` in byte ``j mod P`` of transfer
+        ``j // P`` (the last transfer's bytes past the image are ignored), images back to back.
     o : Out(stream.Signature(event_layout(size, T0)))
         Input spike events, tick order, then ``end``.
     """
 
-    def __init__(self, encoding: InputEncoding):
-        if not isinstance(encoding, InputEncoding):
-            raise TypeError(f"input encoder needs an InputEncoding, got {type(encoding).__name__}")
-        self.encoding = encoding
+    def __init__(self, geometry: InputGeometry):
+        if not isinstance(geometry, InputGeometry):
+            raise TypeError(f"input encoder needs an InputGeometry, got {type(geometry).__name__}")
+        self.geometry = geometry
+        self.encoding = encoding = geometry.encoding
         super().__init__({
-            "pixels": In(stream.Signature(unsigned(8))),
+            "pixels": In(stream.Signature(unsigned(8 * geometry.pixels_per_transfer))),
             "o": Out(stream.Signature(event_layout(encoding.size, encoding.ticks))),
         })
 
     def elaborate(self, platform):
         m = Module()
         size, ticks = self.encoding.size, self.encoding.ticks
-        m.submodules.sorter = sorter = TickSorter(size, ticks)
+        per_transfer, transfers = self.geometry.pixels_per_transfer, self.geometry.transfers
+        m.submodules.sorter = sorter = TickSorter(size, ticks, per_transfer)
         wiring.connect(m, sorter.o, wiring.flipped(self.o))
 
         # the ROM holds the fire tick ``T0 − q0`` itself (``T0``: no spike), no subtractor after it
         m.submodules.table = table = Memory(shape=unsigned(unsigned_width(ticks)), depth=256,
                                             init=[ticks - int(v) for v in self.encoding.table])
-        lookup = table.read_port()
+        lookups = [table.read_port() for _ in range(per_transfer)]
 
-        index = Signal(range(size))
-        looked_up = Signal()            # lookup.data holds the fire tick of pixel ``looked_index``
-        looked_index = Signal(range(size))
+        index = Signal(range(transfers))
+        looked_up = Signal()            # the lookups hold the fire ticks of transfer ``looked_index``
+        looked_index = Signal(range(transfers))
         looked_last = Signal()
         closing = Signal()              # the image's ``end`` is due
 
-        # The sorter accepts every event while collecting, so a pixel taken now can be passed
+        # The sorter accepts every word while collecting, so a transfer taken now can be passed
         # on next cycle without a stall.
         accept = self.pixels.valid & self.pixels.ready
-        m.d.comb += [
-            self.pixels.ready.eq(sorter.i.ready & ~(looked_up & looked_last) & ~closing),
-            lookup.addr.eq(self.pixels.payload),
-            lookup.en.eq(accept),
-        ]
+        m.d.comb += self.pixels.ready.eq(sorter.i.ready & ~(looked_up & looked_last) & ~closing)
+        for p, lookup in enumerate(lookups):
+            m.d.comb += [lookup.addr.eq(self.pixels.payload[8 * p:8 * p + 8]), lookup.en.eq(accept)]
         m.d.sync += looked_up.eq(accept)
         with m.If(accept):
-            m.d.sync += [looked_index.eq(index), looked_last.eq(index == size - 1),
-                         index.eq(Mux(index == size - 1, 0, index + 1))]
+            m.d.sync += [looked_index.eq(index), looked_last.eq(index == transfers - 1),
+                         index.eq(Mux(index == transfers - 1, 0, index + 1))]
 
         with m.If(closing):
             m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.end.eq(1)]
             with m.If(sorter.i.ready):
                 m.d.sync += closing.eq(0)
         with m.Elif(looked_up):
-            m.d.comb += [sorter.i.valid.eq(lookup.data != ticks),
-                         sorter.i.payload.neuron.eq(looked_index),
-                         sorter.i.payload.tick.eq(lookup.data)]
+            # bytes of the last transfer past the image carry no spike
+            in_last = size - (transfers - 1) * per_transfer
+            m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.word.eq(looked_index)]
+            m.d.comb += [sorter.i.payload.tick[p].eq(Mux(looked_last, ticks, lookup.data) if p >= in_last
+                                                     else lookup.data) for p, lookup in enumerate(lookups)]
             with m.If(looked_last):
                 m.d.sync += closing.eq(1)
         return m

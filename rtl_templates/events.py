@@ -9,9 +9,10 @@ and the stage reading its accumulators the payload is an accumulator word ``{acc
 from amaranth.hdl import Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
+from hdlgen.geometry import ceil_div
 from hdlgen.ttfs import unsigned_width
 
-__all__ = ["event_layout", "acc_word_layout", "skid_buffer"]
+__all__ = ["event_layout", "lane_ticks_layout", "acc_word_layout", "skid_buffer", "times_constant"]
 
 
 def event_layout(neurons: int, ticks: int) -> data.StructLayout:
@@ -23,6 +24,16 @@ def event_layout(neurons: int, ticks: int) -> data.StructLayout:
     return data.StructLayout({
         "neuron": unsigned(unsigned_width(neurons - 1)),
         "tick": unsigned(unsigned_width(ticks)),
+        "end": unsigned(1),
+    })
+
+
+def lane_ticks_layout(neurons: int, ticks: int, lanes: int) -> data.StructLayout:
+    """One word of fire ticks for a tick sorter: ``tick[l]`` of neuron ``word·lanes + l``
+    (``ticks``: no spike), or ``end``."""
+    return data.StructLayout({
+        "word": unsigned(unsigned_width(ceil_div(neurons, lanes) - 1)),
+        "tick": data.ArrayLayout(unsigned(unsigned_width(ticks)), lanes),
         "end": unsigned(1),
     })
 
@@ -48,3 +59,11 @@ def skid_buffer(m, i, o):
                      spare_valid.eq(0)]
     with m.Elif(i.valid & ~spare_valid):
         m.d.sync += [spare_valid.eq(1), spare.eq(i.payload)]
+
+
+def times_constant(value, constant: int):
+    """``value · constant`` as a sum of shifted copies of ``value``, one per set bit of the
+    constant: a row base computed in the cycle a spike arrives stays a few adders instead of
+    a multiplier (which the tools may map to a slow DSP block)."""
+    terms = [value << bit for bit in range(int(constant).bit_length()) if constant >> bit & 1]
+    return sum(terms[1:], terms[0]) if terms else value * 0

@@ -8,8 +8,7 @@ from amaranth.lib.wiring import In, Out
 from hdlgen.geometry import PoolGeometry
 
 from .conv import NeuronDecoder
-from .dense import times_constant
-from .events import event_layout, skid_buffer
+from .events import event_layout, skid_buffer, times_constant
 
 __all__ = ["MaxPoolUnit"]
 

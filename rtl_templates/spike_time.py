@@ -1,11 +1,12 @@
 """Spike-time unit bank: accumulator words → output spikes in tick order."""
 
+import numpy as np
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdlgen.geometry import DenseGeometry, ladder_steps
+from hdlgen.geometry import DenseGeometry, ladder_steps, pack_words
 from hdlgen.ttfs import unsigned_width
 
 from .events import acc_word_layout, event_layout
@@ -28,8 +29,9 @@ class SpikeTimeBank(wiring.Component):
     per bit, each a pipeline stage). ``K`` is a constant when all neurons share it, else a
     per-neuron ROM whose output is registered (one more stage) before the first compare.
 
-    Neurons are handled one per cycle in index order; their spikes go into a
-    :class:`TickSorter`, which emits them by tick (ties: increasing neuron), then ``end``.
+    The ladder takes a whole accumulator word per cycle, a ladder per lane; the fire ticks of
+    a word go into a :class:`TickSorter` with a bank per lane, which emits them by tick (within
+    a tick bank by bank: ``(neuron mod lanes, neuron)``), then ``end``.
 
     Parameters
     ----------
@@ -41,7 +43,8 @@ class SpikeTimeBank(wiring.Component):
     Members
     -------
     i : In(stream.Signature(acc_word_layout(acc_width, lanes)))
-        One image's accumulator words, ``last`` on the final one.
+        One image's accumulator words (neuron ``w·lanes + l`` in lane ``l``), ``last`` on the
+        final one.
     o : Out(stream.Signature(event_layout(fan_out, T)))
         The layer's spikes in tick order, then ``end``.
     """
@@ -62,83 +65,72 @@ class SpikeTimeBank(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        layer, lanes, ticks = self.layer, self.lanes, self.layer.ticks
+        layer, lanes, words, ticks = self.layer, self.lanes, self.words, self.layer.ticks
         fan_out = layer.fan_out
-        m.submodules.sorter = sorter = TickSorter(fan_out, ticks)
+        m.submodules.sorter = sorter = TickSorter(fan_out, ticks, lanes)
         wiring.connect(m, sorter.o, wiring.flipped(self.o))
 
-        # serialize the word's lanes: one neuron per cycle
-        lane = Signal(range(lanes))
-        neuron = Signal(range(self.words * lanes))
-        closing = Signal()      # the image's end marker is in the ladder; hold the next image
+        # one word per cycle while the sorter collects; the image's end marker trails the last
+        # word down the ladder, and the next image waits until the sorter has it
+        word = Signal(range(words))
+        closing = Signal()
         take = Signal()
-        m.d.comb += [take.eq(self.i.valid & sorter.i.ready & ~closing),
-                     self.i.ready.eq(take & (lane == lanes - 1))]
-        image_done = self.i.ready & self.i.payload.last
+        m.d.comb += [take.eq(self.i.valid & sorter.i.ready & ~closing), self.i.ready.eq(take)]
+        image_done = take & self.i.payload.last
         with m.If(take):
-            m.d.sync += [lane.eq(Mux(lane == lanes - 1, 0, lane + 1)), neuron.eq(neuron + 1)]
+            m.d.sync += word.eq(Mux(self.i.payload.last, 0, word + 1))
             with m.If(image_done):
-                m.d.sync += [neuron.eq(0), closing.eq(1)]
+                m.d.sync += closing.eq(1)
 
-        # stage 0 (registers): potential and K; the end marker trails the last neuron
+        # stage 0 (registers): the potentials and K
         k_width = unsigned_width(int(layer.k.max()))
-        neuron_shape = range(self.words * lanes)
         valid, end = Signal(name="valid0"), Signal(name="end0")
-        potential = Signal(signed(self.acc_width), name="rem0")
         end_due = Signal()
-        m.d.sync += [end_due.eq(take & image_done), end.eq(end_due),
-                     valid.eq(take & (neuron < fan_out)),
-                     potential.eq(self.i.payload.acc[lane])]
+        potentials = [Signal(signed(self.acc_width), name=f"rem0_{l}") for l in range(lanes)]
+        m.d.sync += [end_due.eq(image_done), end.eq(end_due), valid.eq(take)]
+        m.d.sync += [p.eq(self.i.payload.acc[l]) for l, p in enumerate(potentials)]
         if self.shared_k:
-            k = Const(int(layer.k[0]), unsigned(k_width))
+            ks = [Const(int(layer.k[0]), unsigned(k_width))] * lanes
         else:
-            m.submodules.k = k_rom = Memory(shape=unsigned(k_width), depth=fan_out,
-                                            init=[int(v) for v in layer.k_per_neuron()])
+            per_neuron = np.zeros(words * lanes, dtype=np.int64)
+            per_neuron[:fan_out] = layer.k_per_neuron()
+            m.submodules.k = k_rom = Memory(shape=unsigned(k_width * lanes), depth=words,
+                                            init=pack_words(per_neuron.reshape(words, lanes), k_width))
             k_read = k_rom.read_port()
-            m.d.comb += k_read.addr.eq(neuron)
+            m.d.comb += k_read.addr.eq(word)
             # one more stage: K leaves the block RAM into a register before the first compare
-            k = Signal(unsigned(k_width), name="k0")
-            staged = Signal(name="valid0k"), Signal(name="end0k"), Signal(signed(self.acc_width), name="rem0k")
-            m.d.sync += [k.eq(k_read.data)] + [to.eq(frm) for to, frm in zip(staged, (valid, end, potential))]
-            valid, end, potential = staged
-        rem = potential
-        saturated = Const(0)
-        q = Const(0, range(ticks + 1))
+            ks = [Signal(unsigned(k_width), name=f"k0_{l}") for l in range(lanes)]
+            staged = [Signal(name="valid0k"), Signal(name="end0k")]
+            held = [Signal(signed(self.acc_width), name=f"rem0k_{l}") for l in range(lanes)]
+            m.d.sync += [k.eq(k_read.data[l * k_width:(l + 1) * k_width]) for l, k in enumerate(ks)]
+            m.d.sync += [to.eq(frm) for to, frm in zip(staged + held, [valid, end] + potentials)]
+            (valid, end), potentials = staged, held
+        ladders = [_Ladder(m, l, rem, k, ticks, self.acc_width, k_width, self.shared_k)
+                   for l, (rem, k) in enumerate(zip(potentials, ks))]
 
         # stage 1: A ≥ K·T fires at tick 0; stages 2..: one restoring-division step per bit of
         # q < T (the remainder stays below K·2^bit, so each bit is one compare-subtract; a
         # negative A never fits and gives q = 0)
-        steps = [None] + list(reversed(range(ladder_steps(ticks))))
-        for n, bit in enumerate(steps, start=1):
-            regs = {"valid": Signal(name=f"valid{n}"), "end": Signal(name=f"end{n}"),
-                    "rem": Signal(signed(self.acc_width), name=f"rem{n}"),
-                    "k": Signal(unsigned(k_width), name=f"k{n}"),
-                    "q": Signal(range(ticks + 1), name=f"q{n}"),
-                    "saturated": Signal(name=f"saturated{n}")}
-            m.d.sync += [regs["valid"].eq(valid), regs["end"].eq(end),
-                         regs["rem"].eq(rem), regs["q"].eq(q)]
-            if self.shared_k:
-                regs["k"] = k   # a constant needs no pipeline register
-            else:
-                m.d.sync += regs["k"].eq(k)
-            if bit is None:
-                m.d.sync += regs["saturated"].eq(rem >= k * ticks)
-            else:
-                step = k << bit
-                m.d.sync += regs["saturated"].eq(saturated)
-                with m.If(rem >= step):
-                    m.d.sync += [regs["rem"].eq(rem - step), regs["q"].eq(q | (1 << bit))]
-            valid, end, rem, k, q, saturated = (regs["valid"], regs["end"], regs["rem"], regs["k"],
-                                                regs["q"], regs["saturated"])
+        for n, bit in enumerate([None] + list(reversed(range(ladder_steps(ticks)))), start=1):
+            next_valid, next_end = Signal(name=f"valid{n}"), Signal(name=f"end{n}")
+            m.d.sync += [next_valid.eq(valid), next_end.eq(end)]
+            valid, end = next_valid, next_end
+            for ladder in ladders:
+                ladder.step(n, bit)
 
-        # last stage: the fire tick T − q, registered so the sorter's list address starts at a flip-flop.
-        # Valid neurons leave the ladder in index order from 0, so a count of them names each one
-        # (no index travels down the ladder).
-        fire_q = Mux(saturated, ticks, q)
-        fires, fire_tick = Signal(), Signal(range(ticks + 1))
-        fire_end, fire_who, leaving = Signal(), Signal(neuron_shape), Signal(neuron_shape)
-        m.d.sync += [fires.eq(valid & (fire_q != 0)), fire_tick.eq(ticks - fire_q), fire_end.eq(end),
-                     fire_who.eq(leaving)]
+        # last stage: the fire ticks ``T − q`` (``T``: no spike, also for lanes past the
+        # fan-out), registered so the sorter's list addresses start at flip-flops. Words leave
+        # the ladder in order from 0, so a count of them names each one.
+        fire_valid, fire_end = Signal(), Signal()
+        fire_ticks = [Signal(range(ticks + 1), name=f"fire_tick{l}") for l in range(lanes)]
+        leaving, fire_word = Signal(range(words)), Signal(range(words))
+        m.d.sync += [fire_valid.eq(valid), fire_end.eq(end), fire_word.eq(leaving)]
+        in_last = fan_out - (words - 1) * lanes
+        for l, (ladder, fire_tick) in enumerate(zip(ladders, fire_ticks)):
+            q = ladder.q
+            if l >= in_last:
+                q = Mux(leaving == words - 1, 0, q)
+            m.d.sync += fire_tick.eq(ticks - q)
         with m.If(end):
             m.d.sync += leaving.eq(0)
         with m.Elif(valid):
@@ -146,7 +138,43 @@ class SpikeTimeBank(wiring.Component):
         with m.If(fire_end):
             m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.end.eq(1)]
             m.d.sync += closing.eq(0)
-        with m.Elif(fires):
-            m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.neuron.eq(fire_who),
-                         sorter.i.payload.tick.eq(fire_tick)]
+        with m.Elif(fire_valid):
+            m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.word.eq(fire_word)]
+            m.d.comb += [sorter.i.payload.tick[l].eq(t) for l, t in enumerate(fire_ticks)]
         return m
+
+
+class _Ladder:
+    """One lane's comparator ladder: the remainder, ``K``, the bits of ``q`` found so far and
+    whether ``A ≥ K·T``, one register set per stage."""
+
+    def __init__(self, m, lane, rem, k, ticks, acc_width, k_width, shared_k):
+        self.m, self.lane, self.ticks = m, lane, ticks
+        self.acc_width, self.k_width, self.shared_k = acc_width, k_width, shared_k
+        self.rem, self.k = rem, k
+        self.bits = Const(0, range(ticks + 1))
+        self.saturated = Const(0)
+
+    def step(self, n, bit):
+        m, lane = self.m, self.lane
+        rem = Signal(signed(self.acc_width), name=f"rem{n}_{lane}")
+        bits = Signal(range(self.ticks + 1), name=f"q{n}_{lane}")
+        saturated = Signal(name=f"saturated{n}_{lane}")
+        m.d.sync += [rem.eq(self.rem), bits.eq(self.bits)]
+        k = self.k
+        if not self.shared_k:   # a constant needs no pipeline register
+            k = Signal(unsigned(self.k_width), name=f"k{n}_{lane}")
+            m.d.sync += k.eq(self.k)
+        if bit is None:
+            m.d.sync += saturated.eq(self.rem >= self.k * self.ticks)
+        else:
+            step = self.k << bit
+            m.d.sync += saturated.eq(self.saturated)
+            with m.If(self.rem >= step):
+                m.d.sync += [rem.eq(self.rem - step), bits.eq(self.bits | (1 << bit))]
+        self.rem, self.k, self.bits, self.saturated = rem, k, bits, saturated
+
+    @property
+    def q(self):
+        """``clamp(floor(A / K), 0, T)`` after the last stage."""
+        return Mux(self.saturated, self.ticks, self.bits)

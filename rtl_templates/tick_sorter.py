@@ -1,33 +1,42 @@
-"""Reorder one image's spikes from neuron order into tick order."""
+"""Reorder one image's spikes from neuron order into tick order, several appends per cycle."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .events import event_layout, skid_buffer
+from hdlgen.geometry import ceil_div
+
+from .events import event_layout, lane_ticks_layout, skid_buffer, times_constant
 
 __all__ = ["TickSorter"]
 
 
 class TickSorter(wiring.Component):
-    """Per-tick linked lists that turn a neuron-ordered spike stream into a tick-ordered one.
+    """Per-tick linked lists in ``banks`` banks that turn words of fire ticks into a tick-ordered
+    spike stream.
 
-    Collect phase: every event ``(neuron, tick)`` is appended to the list of its tick, one per
-    cycle, always accepted. Lists live in three small block RAMs – ``head`` and ``tail`` per
-    tick, a ``next`` link per neuron – plus a ``filled`` bit per tick; an append reads
-    ``tail[tick]`` (the read port is transparent, so back-to-back appends to one tick see each
-    other) and writes ``next[tail]`` or ``head[tick]``, and ``tail[tick]``. The ``end`` event
-    starts the emit phase: ticks ``0..T−1`` are walked in order, each list emitted from head to
-    tail (one event per cycle), then ``end`` is emitted and the sorter collects again. Appending
-    in arrival order keeps neurons of one tick in arrival order, so events that arrive in
-    increasing neuron order leave sorted by (tick, neuron). The link memory has one address for
-    its write (collect) and its read (emit), so it is a single-port block RAM and the walk's
-    loop – link memory output → next link address – is one multiplexer; events leave through a
-    skid buffer (:func:`~hdlgen.rtl_templates.events.skid_buffer`), so ``o.ready`` stops there.
+    Collect phase: each input word ``w`` carries one fire tick per bank (``ticks``: no spike);
+    neuron ``w·banks + b`` of bank ``b`` is appended to its bank's list of that tick – every
+    bank appends once per cycle, and words are always accepted. Each bank keeps its lists in
+    three small block RAMs – ``head`` and ``tail`` per tick, a ``next`` link per word – plus a
+    ``filled`` bit per tick; an append reads ``tail[tick]`` (the read port is transparent, so
+    back-to-back appends to one tick see each other) and writes ``next[tail]`` or
+    ``head[tick]``, and ``tail[tick]``. The ``end`` event starts the emit phase: ticks
+    ``0..T−1`` are walked in order; at each tick every bank's head and tail are read at once,
+    and the banks with a list are emitted one after the other (lowest bank first, each list
+    from head to tail, one event per cycle, no cycle lost between banks); then ``end`` is
+    emitted and the sorter collects again. A list keeps its arrival order, so words that arrive
+    in increasing order leave sorted by tick, and within a tick by ``(neuron mod banks,
+    neuron)`` – by neuron when ``banks`` is 1.
 
-    Cycles per image: events in + 1, then one per tick + one per non-empty tick + events out + 1,
-    and the last event reaches ``o`` a cycle later (the skid buffer).
+    A bank's link memory has one address for its write (collect) and its read (emit), so it is
+    a single-port block RAM and the walk's loop – link memory output → next link address – is
+    one multiplexer; events leave through a skid buffer
+    (:func:`~hdlgen.rtl_templates.events.skid_buffer`), so ``o.ready`` stops there.
+
+    Cycles per image: words in + 1, then one per tick + events out + 1, and the last event
+    reaches ``o`` a cycle later (the skid buffer).
 
     Parameters
     ----------
@@ -35,114 +44,161 @@ class TickSorter(wiring.Component):
         Number of distinct neuron indices (``0..neurons−1``); each may appear at most once per image.
     ticks : int
         Window ``T``; event ticks are ``0..T−1``.
+    banks : int
+        Neurons (lanes of an input word) appended per cycle, ``1..neurons``.
 
     Members
     -------
-    i : In(stream.Signature(event_layout(neurons, ticks)))
-        Events of one image in increasing neuron order, then ``end``. ``ready`` is high for the
-        whole collect phase and low while emitting.
+    i : In(stream.Signature(lane_ticks_layout(neurons, ticks, banks)))
+        Words of one image (each at most once; one without spikes may be left out), then ``end``. ``ready`` is high for
+        the whole collect phase and low while emitting.
     o : Out(stream.Signature(event_layout(neurons, ticks)))
-        The same events sorted by tick, then ``end``.
+        The spikes sorted by tick, then ``end``.
     """
 
-    def __init__(self, neurons: int, ticks: int):
-        if int(neurons) < 1 or int(ticks) < 1:
+    def __init__(self, neurons: int, ticks: int, banks: int = 1):
+        neurons, ticks, banks = int(neurons), int(ticks), int(banks)
+        if neurons < 1 or ticks < 1:
             raise ValueError(f"tick sorter needs ≥ 1 neuron and ≥ 1 tick, got {neurons} and {ticks}")
-        self.neurons, self.ticks = int(neurons), int(ticks)
-        layout = event_layout(self.neurons, self.ticks)
-        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+        if not 1 <= banks <= neurons:
+            raise ValueError(f"tick sorter banks must be from 1 to its {neurons} neurons, got {banks}")
+        self.neurons, self.ticks, self.banks = neurons, ticks, banks
+        self.words = ceil_div(neurons, banks)
+        super().__init__({"i": In(stream.Signature(lane_ticks_layout(neurons, ticks, banks))),
+                          "o": Out(stream.Signature(event_layout(neurons, ticks)))})
 
     def elaborate(self, platform):
         m = Module()
-        ticks = self.ticks
-        index_shape = self.i.payload.neuron.shape()
-        m.submodules.head = head = Memory(shape=index_shape, depth=ticks, init=[])
-        m.submodules.tail = tail = Memory(shape=index_shape, depth=ticks, init=[])
-        m.submodules.links = links = Memory(shape=index_shape, depth=self.neurons, init=[])
-        head_write, tail_write, link_write = head.write_port(), tail.write_port(), links.write_port()
-        head_read = head.read_port(transparent_for=(head_write,))
-        tail_read = tail.read_port(transparent_for=(tail_write,))
-        link_read = links.read_port()
-        filled = Signal(ticks)
-        walk_tail = Signal(index_shape)   # tail[tick] while its list is walked
+        ticks, banks = self.ticks, self.banks
+        index_shape = self.i.payload.word.shape()
 
         # Read ports are addressed with the value a register takes next cycle, so their data
-        # always belongs to the register's current value: head/tail[tick], next[current] (the
-        # link memory while emitting, see below).
+        # always belongs to the register's current value: head/tail[tick], next[current].
         tick, tick_next = Signal(range(ticks + 1)), Signal(range(ticks + 1))
-        current, current_next = Signal(index_shape), Signal(index_shape)
-        # ``current`` follows a link or a list head: both selects come from registers and
-        # ``o.ready`` only, so the link memory's output passes one multiplexer to the next address
-        take_head, take_link = Signal(), Signal()
-        m.d.comb += [tick_next.eq(tick),
-                     current_next.eq(Mux(take_link, link_read.data, Mux(take_head, head_read.data, current))),
-                     head_read.addr.eq(tick_next), tail_read.addr.eq(tick_next)]
-        m.d.sync += [tick.eq(tick_next), current.eq(current_next)]
-        # ``current`` ends its list: a compare of two registers (comparing the link memory's
-        # output instead would add it to the memory's slow clock-to-output)
-        at_tail = Signal()
-        m.d.comb += at_tail.eq(current == walk_tail)
+        m.d.comb += tick_next.eq(tick)
+        m.d.sync += tick.eq(tick_next)
+        pending = Signal(banks)          # banks whose list of this tick is still to be emitted
+        chosen = Signal(banks)           # the lowest of them, one-hot
+        m.d.comb += chosen.eq(pending & (~pending + 1))
+        take_head = Signal()             # every bank's walk starts at its head of the tick
+        step = Signal()                  # the chosen bank follows its link
+        appending = Signal(banks)        # append, second cycle: the bank's tail[tick] has arrived
+        append_word = Signal(index_shape)
+        collecting = Signal()
+        taken = self.i.valid & collecting & ~self.i.payload.end
 
-        # Links are written only while collecting and read only while emitting, through one
-        # address: the memory gets a single read/write port, and no logic that resolves a read
-        # meeting a write on another port sits on the walk's path from the link memory's output
-        # back to its address.
-        # append, second cycle: tail[tick] of the event taken last cycle has arrived
-        appending, append_tick, append_neuron = Signal(), Signal(range(ticks)), Signal(index_shape)
-        link_addr = Signal(index_shape)
-        # ``take_link`` (emitting) and ``appending`` (collecting) never meet, so the link memory's
-        # output is the last multiplexer's input: one LUT between its output and its address
-        m.d.comb += [link_addr.eq(Mux(take_link, link_read.data,
-                                      Mux(appending, tail_read.data, Mux(take_head, head_read.data, current)))),
-                     link_read.addr.eq(link_addr), link_write.addr.eq(link_addr)]
-        m.d.sync += appending.eq(0)
-        with m.If(appending):
-            with m.If(filled.bit_select(append_tick, 1)):
-                m.d.comb += [link_write.data.eq(append_neuron), link_write.en.eq(1)]
-            with m.Else():
-                m.d.comb += [head_write.addr.eq(append_tick), head_write.data.eq(append_neuron),
-                             head_write.en.eq(1)]
-            m.d.comb += [tail_write.addr.eq(append_tick), tail_write.data.eq(append_neuron), tail_write.en.eq(1)]
-            m.d.sync += filled.bit_select(append_tick, 1).eq(1)
+        currents, at_tails, filled = [], [], []
+        for b in range(banks):
+            head = m.submodules[f"head{b}"] = Memory(shape=index_shape, depth=ticks, init=[])
+            tail = m.submodules[f"tail{b}"] = Memory(shape=index_shape, depth=ticks, init=[])
+            links = m.submodules[f"links{b}"] = Memory(shape=index_shape, depth=self.words, init=[])
+            head_write, tail_write, link_write = head.write_port(), tail.write_port(), links.write_port()
+            head_read = head.read_port(transparent_for=(head_write,))
+            tail_read = tail.read_port(transparent_for=(tail_write,))
+            link_read = links.read_port()
+            bank_filled = Signal(ticks, name=f"filled{b}")
+            current = Signal(index_shape, name=f"current{b}")
+            walk_tail = Signal(index_shape, name=f"walk_tail{b}")   # tail[tick] while the list is walked
+            append_tick = Signal(range(ticks), name=f"append_tick{b}")
+            lane_tick = self.i.payload.tick[b]
+
+            # ``current`` ends its list: a compare of two registers (comparing the link memory's
+            # output instead would add it to the memory's slow clock-to-output)
+            at_tail = Signal(name=f"at_tail{b}")
+            take_link = Signal(name=f"take_link{b}")
+            m.d.comb += [at_tail.eq(current == walk_tail), take_link.eq(step & chosen[b])]
+            # links are written only while collecting and read only while emitting, through one
+            # address: ``take_link`` and ``appending`` never meet, so the link memory's output is
+            # the last multiplexer's input – one LUT between its output and its address
+            link_addr = Signal(index_shape, name=f"link_addr{b}")
+            m.d.comb += [
+                link_addr.eq(Mux(take_link, link_read.data,
+                                 Mux(appending[b], tail_read.data, Mux(take_head, head_read.data, current)))),
+                link_read.addr.eq(link_addr), link_write.addr.eq(link_addr),
+                head_read.addr.eq(tick_next),
+                tail_read.addr.eq(Mux(taken, lane_tick, tick_next)),
+            ]
+            m.d.sync += current.eq(Mux(take_link, link_read.data, Mux(take_head, head_read.data, current)))
+            with m.If(take_head):
+                m.d.sync += walk_tail.eq(tail_read.data)
+            with m.If(taken):
+                m.d.sync += append_tick.eq(lane_tick)
+            with m.If(appending[b]):
+                with m.If(bank_filled.bit_select(append_tick, 1)):
+                    m.d.comb += [link_write.data.eq(append_word), link_write.en.eq(1)]
+                with m.Else():
+                    m.d.comb += [head_write.addr.eq(append_tick), head_write.data.eq(append_word),
+                                 head_write.en.eq(1)]
+                m.d.comb += [tail_write.addr.eq(append_tick), tail_write.data.eq(append_word), tail_write.en.eq(1)]
+                m.d.sync += bank_filled.bit_select(append_tick, 1).eq(1)
+            m.d.sync += appending[b].eq(taken & (lane_tick < ticks))
+            currents.append(current)
+            at_tails.append(at_tail)
+            filled.append(bank_filled)
+        with m.If(taken):
+            m.d.sync += append_word.eq(self.i.payload.word)
+
+        # While emitting, each ``filled`` shifts right as the tick advances (bit 0 is this
+        # tick's): no wide multiplexer sits between ``emit.ready`` and the next read addresses.
+        this_tick = Cat(f[0] for f in filled)
+
+        def next_tick():
+            m.d.comb += tick_next.eq(tick + 1)
+            m.d.sync += [f.eq(f >> 1) for f in filled]
+        word = Signal(index_shape)       # the chosen bank's current word, and the bank's number
+        bank = Signal(range(banks))
+        at_tail = Signal()
+        m.d.comb += [word.eq(_select(chosen, currents)), at_tail.eq((chosen & Cat(at_tails)).any()),
+                     bank.eq(_one_hot_index(chosen))]
 
         # Events leave through a skid buffer: ``emit.ready`` is a register, so the consumer's
         # ready (often a long chain through its own pipeline) stops at the buffer instead of
         # reaching the walk's next read addresses.
         emit = stream.Signature(event_layout(self.neurons, ticks)).create(path=("emit",))
         skid_buffer(m, emit, self.o)
+        neuron = Cat(bank, word) if banks & (banks - 1) == 0 else times_constant(word, banks) + bank
 
         with m.FSM(name="phase"):
             with m.State("collect"):
-                m.d.comb += self.i.ready.eq(1)
+                m.d.comb += [collecting.eq(1), self.i.ready.eq(1)]
                 with m.If(self.i.valid & self.i.payload.end):
                     m.d.comb += tick_next.eq(0)
                     m.next = "seek"
-                with m.Elif(self.i.valid):
-                    m.d.comb += tail_read.addr.eq(self.i.payload.tick)
-                    m.d.sync += [appending.eq(1), append_tick.eq(self.i.payload.tick),
-                                 append_neuron.eq(self.i.payload.neuron)]
-            # While emitting, ``filled`` shifts right as the tick advances (bit 0 is this tick's):
-            # no wide mux sits between ``emit.ready`` (a register) and the next read addresses.
             with m.State("seek"):
                 with m.If(tick == ticks):
                     m.d.comb += [emit.valid.eq(1), emit.payload.end.eq(1)]
                     with m.If(emit.ready):
                         m.next = "collect"
-                with m.Elif(filled[0]):
+                with m.Elif(this_tick.any()):
                     m.d.comb += take_head.eq(1)
-                    m.d.sync += walk_tail.eq(tail_read.data)
+                    m.d.sync += pending.eq(this_tick)
                     m.next = "walk"
                 with m.Else():
-                    m.d.comb += tick_next.eq(tick + 1)
-                    m.d.sync += filled.eq(filled >> 1)
+                    next_tick()
             with m.State("walk"):
-                m.d.comb += [emit.valid.eq(1), emit.payload.neuron.eq(current),
-                             emit.payload.tick.eq(tick)]
+                m.d.comb += [emit.valid.eq(1), emit.payload.neuron.eq(neuron), emit.payload.tick.eq(tick)]
                 with m.If(emit.ready):
-                    with m.If(at_tail):
-                        m.d.comb += tick_next.eq(tick + 1)
-                        m.d.sync += filled.eq(filled >> 1)
-                        m.next = "seek"
+                    with m.If(~at_tail):
+                        m.d.comb += step.eq(1)
+                    with m.Elif((pending & ~chosen).any()):
+                        m.d.sync += pending.eq(pending & ~chosen)
                     with m.Else():
-                        m.d.comb += take_link.eq(1)
+                        next_tick()
+                        m.next = "seek"
         return m
+
+
+def _select(one_hot, values):
+    """The value whose bit is set in ``one_hot`` (an AND-OR multiplexer; 0 when none is)."""
+    selected = 0
+    for b, value in enumerate(values):
+        selected = selected | Mux(one_hot[b], value, 0)
+    return selected
+
+
+def _one_hot_index(one_hot):
+    """The index of the set bit of ``one_hot``: bit ``k`` is the OR of the positions with bit ``k``."""
+    if len(one_hot) == 1:
+        return Const(0, 1)
+    return Cat(Cat(one_hot[b] for b in range(len(one_hot)) if b >> k & 1).any()
+               for k in range((len(one_hot) - 1).bit_length()))

@@ -55,13 +55,16 @@ class NetworkTop(wiring.Component):
     lanes : int
         Accumulators updated per cycle in every dense and conv engine (capped at each layer's
         fan-out, a convolution's output channels), ``1..`` largest fan-out.
+    pixels_per_transfer : int
+        Pixels ``P`` per transfer of the pixel stream, ``1..`` the input size.
     trace : bool
         Add the ``trace`` member (for testbenches; production builds leave it out).
 
     Members
     -------
-    pixels : In(stream.Signature(unsigned(8)))
-        ``net.input.size`` bytes per image, index order, images back to back.
+    pixels : In(stream.Signature(unsigned(8·P)))
+        ``ceil(net.input.size / P)`` transfers per image, pixel ``j`` in byte ``j mod P`` of
+        transfer ``j // P`` (index order), images back to back.
     result : Out(stream.Signature(result_layout(net)))
         One transfer per image, in input order.
     trace : Out(trace_signature(net))
@@ -71,23 +74,24 @@ class NetworkTop(wiring.Component):
     Raises
     ------
     ValueError
-        If ``lanes`` is out of range.
+        If ``lanes`` or ``pixels_per_transfer`` is out of range.
     """
 
-    def __init__(self, net: TTFSNet, *, lanes: int = 1, trace: bool = False):
+    def __init__(self, net: TTFSNet, *, lanes: int = 1, pixels_per_transfer: int = 1, trace: bool = False):
         if not isinstance(net, TTFSNet):
             raise TypeError(f"NetworkTop needs a TTFSNet, got {type(net).__name__}")
         self.net = net
-        self.geometry = NetGeometry(net, lanes)
+        self.geometry = NetGeometry(net, lanes, pixels_per_transfer)
         self.lanes = self.geometry.lanes
+        self.pixels_per_transfer = self.geometry.input.pixels_per_transfer
         self.layer_lanes = self.geometry.layer_lanes
         self.with_trace = bool(trace)
-        members = {"pixels": In(stream.Signature(unsigned(8))),
+        members = {"pixels": In(stream.Signature(unsigned(8 * self.pixels_per_transfer))),
                    "result": Out(stream.Signature(result_layout(net)))}
         if self.with_trace:
             members["trace"] = Out(trace_signature(net))
         super().__init__(members)
-        self.encoder = InputEncoder(net.input)
+        self.encoder = InputEncoder(self.geometry.input)
         # per layer: the stage taking its input spikes, and the spike-time bank after an engine
         self.stages = [STAGES[stage.kind](stage) for stage in self.geometry.layers]
         self.engines = [self.stages[i] for i in self.geometry.engines]   # weight memories
@@ -125,7 +129,8 @@ class NetworkTop(wiring.Component):
         now = Signal(32)
         m.d.sync += now.eq(now + 1)
         m.submodules.stamps = stamps = SyncFIFOBuffered(width=32, depth=self.in_flight)
-        pixel = Signal(range(self.net.input.size))
+        transfers = self.geometry.input.transfers
+        pixel = Signal(range(transfers))     # the transfer of the image being taken
         first = pixel == 0
         m.d.comb += [
             encoder.pixels.payload.eq(self.pixels.payload),
@@ -135,7 +140,7 @@ class NetworkTop(wiring.Component):
             stamps.w_en.eq(self.pixels.valid & self.pixels.ready & first),
         ]
         with m.If(self.pixels.valid & self.pixels.ready):
-            m.d.sync += pixel.eq(Mux(pixel == self.net.input.size - 1, 0, pixel + 1))
+            m.d.sync += pixel.eq(Mux(pixel == transfers - 1, 0, pixel + 1))
 
         # the result is the readout's (held until taken) plus ``cycles``: ``elapsed`` follows
         # ``now + 1 − stamp`` until the result shows, then holds – so it is the count at the

@@ -48,10 +48,11 @@ def image_modes(count: int) -> list:
 
 
 class PixelDriver:
-    """Drives the ``pixels`` stream, one byte per transfer.
+    """Drives the ``pixels`` stream, ``P`` bytes per transfer (the sidecar's ``per_transfer``;
+    pixel ``j`` in byte ``j mod P``, the last transfer zero-padded).
 
     With ``gaps`` a seeded ``rng`` holds ``valid`` low for 1..3 cycles before about a third of
-    the bytes (the core must not depend on a steady input).
+    the transfers (the core must not depend on a steady input).
     """
 
     def __init__(self, dut, spec: CoreSpec, rng: np.random.Generator):
@@ -59,6 +60,7 @@ class PixelDriver:
         self.valid = getattr(dut, spec.pixels["valid"])
         self.ready = getattr(dut, spec.pixels["ready"])
         self.payload = getattr(dut, spec.pixels["payload"])
+        self.per_transfer = spec.pixels.get("per_transfer", 1)
         self.rng = rng
         self.accepted = 0
         self.valid.value = 0
@@ -67,16 +69,16 @@ class PixelDriver:
     async def send(self, image: np.ndarray, gaps: bool) -> int:
         """Transfer one image; returns the cycle its first byte was accepted."""
         first = None
-        for byte in image:
+        for start in range(0, len(image), self.per_transfer):
             if gaps and self.rng.random() < 0.3:
                 self.valid.value = 0
                 await ClockCycles(self.clock, int(self.rng.integers(1, 4)))
             self.valid.value = 1
-            self.payload.value = int(byte)
+            self.payload.value = sum(int(byte) << (8 * k) for k, byte in enumerate(image[start:start + self.per_transfer]))
             await RisingEdge(self.clock)
             while self.ready.value != 1:
                 await RisingEdge(self.clock)
-            self.accepted += 1
+            self.accepted += len(image[start:start + self.per_transfer])
             if first is None:
                 first = _now_cycles()
         self.valid.value = 0
@@ -166,15 +168,17 @@ class InOrderChecker:
     """Compares each image's spikes, logits and class with :func:`~hdlgen.golden.run_events`.
 
     Trace events are assigned to images by the golden spike counts, in order, so the first
-    differing spike of the whole stream is reported at the image it belongs to. A max-pool
-    layer's spikes are compared with the neurons of each tick sorted (the unit emits one tick's
-    windows in input order; docs/rtl-interface.md), ticks still in the order they came.
+    differing spike of the whole stream is reported at the image it belongs to. The spikes of a
+    layer whose stage does not keep neuron order within a tick (a tick sorter with several
+    banks, a max-pool; docs/rtl-interface.md) are compared with the neurons of each tick sorted,
+    ticks still in the order they came.
     """
 
-    def __init__(self, net, images: np.ndarray):
+    def __init__(self, net, images: np.ndarray, lanes: int = 1, pixels_per_transfer: int = 1):
         self.expected = [run_events(net, image) for image in images]
-        stages = NetGeometry(net).layers[:-1]
-        self.pooled = {l + 1 for l, stage in enumerate(stages) if not stage.keeps_neuron_order}
+        geometry = NetGeometry(net, lanes, pixels_per_transfer)
+        producers = [geometry.input] + geometry.layers[:-1]
+        self.unordered = {l for l, stage in enumerate(producers) if not stage.keeps_neuron_order}
         self.mismatches = []
 
     def check(self, index: int, got, traces: list, counted_cycles: int) -> list:
@@ -184,7 +188,7 @@ class InOrderChecker:
         for layer, monitor in enumerate(traces):
             want = expected.spikes[layer]
             have = [monitor.events.popleft() for _ in range(min(len(want), len(monitor.events)))]
-            if layer in self.pooled:
+            if layer in self.unordered:
                 have = _neurons_sorted_within_ticks(have)
             message = _first_spike_difference(index, layer, want, have)
             if message and not any("spike" in m for m in messages):
@@ -256,7 +260,7 @@ class NetworkTestbench:
         self.driver = PixelDriver(dut, spec, rng)
         self.monitor = ResultMonitor(dut, spec, progress)
         self.traces = [TraceMonitor(dut, spec, layer) for layer in range(len(spec.trace))]
-        self.checker = InOrderChecker(net, self.images)
+        self.checker = InOrderChecker(net, self.images, spec.lanes, spec.pixels.get("per_transfer", 1))
         self.modes = image_modes(len(self.images))
         self.first_pixel = [None] * len(self.images)
 

@@ -3,6 +3,7 @@
 A helper used by one module stays in that module.
 """
 
+import itertools
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from hdlgen.boards.gateware import HostLink
 from hdlgen.boards.sim import SimulatedSerial
 from hdlgen.cli import main
 from hdlgen.cycles import overhead_bound
+from hdlgen.geometry import NetGeometry
 from hdlgen.rtl_templates.top import NetworkTop
 from hdlgen.simulate import missing_simulator
 from hdlgen.testing import random_pixels
@@ -116,6 +118,23 @@ def events_of(spike_lists):
     return out
 
 
+def bank_order(spikes, banks):
+    """Spikes in a tick sorter's order: by tick, within a tick bank by bank (``neuron mod
+    banks``), each bank's neurons increasing."""
+    return sorted(spikes, key=lambda s: (s[1], s[0] % banks, s[0]))
+
+
+def transfers_of(images, per_transfer):
+    """Pixel-stream payloads of ``images`` (rows of bytes), ``per_transfer`` bytes each, pixel
+    ``j`` in byte ``j mod P`` (the last transfer zero-padded)."""
+    out = []
+    for image in images:
+        image = [int(p) for p in image]
+        for start in range(0, len(image), per_transfer):
+            out.append(sum(p << (8 * k) for k, p in enumerate(image[start:start + per_transfer])))
+    return out
+
+
 def split_images(received):
     """Received event payloads → list of (neuron, tick) lists, one per ``end``."""
     images, current = [], []
@@ -133,11 +152,12 @@ def ends(count):
     return lambda out: sum(int(p.end) for p in out) == count
 
 
-def run_top(net, images, rng, *, lanes=1, gap=0.0, stall=0.0):
+def run_top(net, images, rng, *, lanes=1, pixels_per_transfer=1, gap=0.0, stall=0.0):
     """Stream ``images`` through the core; returns (results, spikes per layer, cycles until the
     last result was taken, each image's cycles from first accepted pixel to first result-valid
     as the testbench counts them)."""
-    top = NetworkTop(net, lanes=lanes, trace=True)
+    top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, trace=True)
+    transfers = top.geometry.input.transfers
     layers = len(net.sizes) - 1
     results, spikes = [], [[] for _ in range(layers)]
     clock = {"now": 0, "finished": None, "pixels": 0, "showing": False}
@@ -146,7 +166,7 @@ def run_top(net, images, rng, *, lanes=1, gap=0.0, stall=0.0):
     sim.add_clock(1e-6)
 
     async def driver(ctx):
-        await send(ctx, top.pixels, [int(p) for im in images for p in im], rng, gap=gap)
+        await send(ctx, top.pixels, transfers_of(images, pixels_per_transfer), rng, gap=gap)
 
     async def monitor(ctx):
         await receive(ctx, top.result, lambda out: len(out) == len(images), rng, stall=stall, out=results)
@@ -159,7 +179,7 @@ def run_top(net, images, rng, *, lanes=1, gap=0.0, stall=0.0):
                                               *[s for tap in taps for s in (tap.valid, tap.neuron, tap.tick)]):
             pixel_valid, pixel_ready, result_valid, result_ready = values[2:6]
             if pixel_valid and pixel_ready:
-                if clock["pixels"] % net.input.size == 0:
+                if clock["pixels"] % transfers == 0:
                     first_pixel.append(clock["now"])
                 clock["pixels"] += 1
             if result_valid and not clock["showing"]:
@@ -177,6 +197,27 @@ def run_top(net, images, rng, *, lanes=1, gap=0.0, stall=0.0):
     sim.run()
     measured = [v - p for p, v in zip(first_pixel, first_valid)]
     return results, spikes, clock["finished"], measured
+
+
+def assert_spikes_in_emitted_order(net, gold, spikes, lanes=1, pixels_per_transfer=1):
+    """Each layer's traced ``spikes`` (all images) are the golden ones in the order its producer
+    emits them: a tick sorter's :func:`bank_order` (``P`` banks in the input encoder,
+    ``out_lanes`` in a spike-time bank); after a max-pool (input order within a tick) each
+    tick's neurons are compared sorted."""
+    geometry = NetGeometry(net, lanes, pixels_per_transfer)
+    for l, (producer, have) in enumerate(zip([geometry.input] + geometry.layers[:-1], spikes)):
+        if producer is geometry.input:
+            banks = producer.pixels_per_transfer
+        elif producer.kind == "maxpool2d":
+            banks = None
+        else:
+            banks = producer.out_lanes
+        if banks is None:
+            want = [s for g in gold for s in bank_order(g.spikes[l], 1)]
+            have = [s for _, run in itertools.groupby(have, key=lambda s: s[1]) for s in sorted(run)]
+        else:
+            want = [s for g in gold for s in bank_order(g.spikes[l], banks)]
+        assert have == want, f"layer {l}"
 
 
 # -- the golden model ----------------------------------------------------------------------------

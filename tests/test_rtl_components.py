@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hdlgen.geometry import DenseGeometry
+from hdlgen.geometry import DenseGeometry, InputGeometry
 from hdlgen.golden import accumulate, run_events, spikes_from_q
 from hdlgen.rtl_templates.dense import DenseEngine
 from hdlgen.rtl_templates.encoder import InputEncoder
@@ -14,21 +14,29 @@ from hdlgen.rtl_templates.spike_time import SpikeTimeBank
 from hdlgen.rtl_templates.tick_sorter import TickSorter
 from hdlgen.ttfs import IntDense, layer_bounds
 
-from .helpers import ends, events_of, random_net, simulate, split_images
+from .helpers import bank_order, ends, events_of, random_net, simulate, split_images, transfers_of
 
 
 @pytest.mark.parametrize("gap", [0.0, 0.5])
-@pytest.mark.parametrize("seed", range(3))
-def test_tick_sorter_orders_by_tick_then_neuron(seed, gap):
+@pytest.mark.parametrize("seed", range(4))
+def test_tick_sorter_orders_by_tick_then_bank(seed, gap):
     rng = np.random.default_rng(seed)
-    neurons, ticks = int(rng.integers(1, 12)), int(rng.integers(1, 6))
-    images = []
+    neurons, ticks = int(rng.integers(1, 14)), int(rng.integers(1, 6))
+    banks = [1, neurons, int(rng.integers(1, neurons + 1)), min(neurons, 4)][seed]
+    words = -(-neurons // banks)
+    images, inputs = [], []
     for _ in range(4):
-        chosen = np.flatnonzero(rng.random(neurons) < 0.6)
-        images.append([(int(n), int(rng.integers(0, ticks))) for n in chosen])  # neuron order
-    dut = TickSorter(neurons, ticks)
-    got = split_images(simulate(dut, events_of(images), dut.i, dut.o, ends(len(images)), rng, gap=gap))
-    assert got == [sorted(im, key=lambda e: (e[1], e[0])) for im in images]
+        fire = np.where(rng.random(neurons) < 0.6, rng.integers(0, ticks, neurons), ticks)
+        images.append([(int(n), int(t)) for n, t in enumerate(fire) if t < ticks])
+        padded = np.concatenate([fire, np.full(words * banks - neurons, ticks)]).reshape(words, banks)
+        for w in range(words):
+            if (padded[w] == ticks).all() and rng.random() < 0.5:
+                continue                            # a word without spikes may be left out
+            inputs.append({"word": int(w), "tick": [int(t) for t in padded[w]], "end": 0})
+        inputs.append({"word": 0, "tick": [0] * banks, "end": 1})
+    dut = TickSorter(neurons, ticks, banks)
+    got = split_images(simulate(dut, inputs, dut.i, dut.o, ends(len(images)), rng, gap=gap))
+    assert got == [bank_order(im, banks) for im in images]
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -38,10 +46,10 @@ def test_input_encoder_matches_golden_input_spikes(seed):
     net = random_net(rng, [size, 3, 2], [t0, 2])
     images = rng.integers(0, 256, (3, size))
     images[0] = 0                                     # an image with no spikes at all
-    dut = InputEncoder(net.input)
-    pixels = [int(p) for im in images for p in im]
-    got = split_images(simulate(dut, pixels, dut.pixels, dut.o, ends(len(images)), rng))
-    assert got == [run_events(net, im).spikes[0] for im in images]
+    per_transfer = [1, size, int(rng.integers(1, size + 1))][seed]
+    dut = InputEncoder(InputGeometry(net.input, per_transfer))
+    got = split_images(simulate(dut, transfers_of(images, per_transfer), dut.pixels, dut.o, ends(len(images)), rng))
+    assert got == [bank_order(run_events(net, im).spikes[0], per_transfer) for im in images]
 
 
 def words_of(values, lanes):
@@ -94,7 +102,7 @@ def test_spike_time_bank_matches_floor_clamp_on_edge_values(seed, shared_k):
     dut = SpikeTimeBank(DenseGeometry(layer, lanes))
     inputs = [word for potentials in images for word in words_of(potentials, lanes)]
     got = split_images(simulate(dut, inputs, dut.i, dut.o, ends(len(images)), rng))
-    assert got == [spikes_from_q(np.clip(a // k, 0, ticks), ticks) for a in images]
+    assert got == [bank_order(spikes_from_q(np.clip(a // k, 0, ticks), ticks), lanes) for a in images]
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -15,6 +15,8 @@ def register(sub):
     p.add_argument("--samples", type=int, help="simulate only the first N samples (default: all)")
     p.add_argument("--simulator", choices=sorted(SIMULATORS), default="icarus", help="default: icarus")
     p.add_argument("--lanes", type=int, default=1, help="synapses updated per cycle (default 1)")
+    p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
+                   help="pixels per transfer of the core's pixel stream, 1..input size (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the testbench's input gaps and back-pressure")
     p.add_argument("--build-dir", help="keep the Verilog, logs and testbench report here")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
@@ -28,13 +30,14 @@ def _format(report) -> str:
     interval = "n/a" if report.initiation_interval is None else f"{report.initiation_interval:.1f}"
     latency = "n/a" if report.cycles_mean is None else f"mean {report.cycles_mean:.1f}, max {report.cycles_max}"
     bound = "n/a" if report.lower_bound_mean is None else f"mean {report.lower_bound_mean:.1f}"
-    lines = [f"{verdict} ({report.samples} images, {report.simulator}, {report.lanes} lane(s))"]
+    lines = [f"{verdict} ({report.samples} images, {report.simulator}, {report.lanes} lane(s), "
+             f"{report.pixels_per_transfer} pixel(s) per transfer)"]
     lines += [f"  {m}" for m in report.mismatches[:20]]
     if len(report.mismatches) > 20:
         lines.append(f"  ... and {len(report.mismatches) - 20} more")
     lines += [f"accuracy               {accuracy}",
               f"cycles per inference   {latency}  (each image alone in the core)",
-              f"event lower bound      {bound}  (Σ engine cycles of each input spike + Σ T)",
+              f"event lower bound      {bound}  (intake {report.intake} + Σ engine cycles of each input spike + Σ T)",
               f"dense schedule         {report.dense_cycles_mean:.0f}  (the same with every input spiking)",
               f"initiation interval    {interval} cycles (images back to back)"]
     return "\n".join(lines)
@@ -43,7 +46,8 @@ def _format(report) -> str:
 def run(args):
     net = ttfs.load(args.net)
     data = load_dataset(args.data, net.input.shape).head(args.samples)
-    report = simulate(net, net.input.pixels(data.x), labels=data.y, lanes=args.lanes, simulator=args.simulator,
+    report = simulate(net, net.input.pixels(data.x), labels=data.y, lanes=args.lanes,
+                      pixels_per_transfer=args.pixels_per_transfer, simulator=args.simulator,
                       build_dir=args.build_dir, seed=args.seed, progress=sys.stderr.isatty())
     print(_format(report))
     if args.json:

@@ -13,6 +13,8 @@ def register(sub):
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="directory for <name>.v and <name>.json")
     p.add_argument("--lanes", type=int, default=1,
                    help="accumulators updated per cycle, 1..largest fan-out (capped per layer; default 1)")
+    p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
+                   help="pixels per transfer of the core's pixel stream (8·P bits wide), 1..input size; default 1")
     p.add_argument("--trace", action="store_true", help="add per-layer spike trace ports (for testbenches)")
     p.add_argument("--name", help="top module name (default: the net's name as a Verilog identifier)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
@@ -21,7 +23,8 @@ def register(sub):
 
 def run(args):
     net = ttfs.load(args.net)
-    v_path, json_path = write_verilog(net, args.out, lanes=args.lanes, trace=args.trace, name=args.name)
+    v_path, json_path = write_verilog(net, args.out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer,
+                                     trace=args.trace, name=args.name)
     side = json.loads(json_path.read_text())
     print(f"wrote {v_path} (top module {side['top']}) and {json_path}")
     for layer in side["layers"]:
@@ -33,9 +36,12 @@ def run(args):
               f"accumulator {layer['accumulator_width']} b, weights {layer['weight_bits']} b, "
               f"weight memory {layer['weight_memory_bits']} bits")
     latency = side["latency"]
+    pixels = side["pixels"]
+    print(f"pixels {pixels['per_transfer']} per transfer: intake {latency['intake']} cycles per image")
     print(f"memory {side['memory_bits']} bits; latency per image ≤ {latency['worst_case']} cycles "
           f"(dense schedule {latency['dense_schedule']} + overhead ≤ {latency['overhead_bound']})")
     if args.json:
         print_json({"verilog": str(v_path), "sidecar": str(json_path), "top": side["top"], "lanes": side["lanes"],
+                    "pixels_per_transfer": side["pixels"]["per_transfer"],
                     "layers": side["layers"], "memory_bits": side["memory_bits"], "latency": latency})
     return 0
