@@ -48,15 +48,20 @@ def accuracy_row(net: TTFSNet, data: Dataset, convert_seconds: float | None = No
             "golden_images_per_second": round(golden_images_per_second(net, data), 1)}
 
 
-def rtl_row(net: TTFSNet, data: Dataset, lanes: int, simulator: str, progress: bool = False) -> dict:
-    """Simulate ``net``'s core at ``lanes`` on ``data`` (as ``hdlgen sim`` does, seed 0) and time it."""
+def rtl_row(net: TTFSNet, data: Dataset, lanes: int, simulator: str, progress: bool = False,
+            pixels_per_transfer: int = 1) -> dict:
+    """Simulate ``net``'s core at ``lanes`` and ``pixels_per_transfer`` on ``data`` (as ``hdlgen
+    sim`` does, seed 0) and time it."""
     start = time.perf_counter()
-    report = simulate(net, net.input.pixels(data.x), labels=data.y, lanes=lanes, simulator=simulator,
-                      progress=progress)
+    report = simulate(net, net.input.pixels(data.x), labels=data.y, lanes=lanes,
+                      pixels_per_transfer=pixels_per_transfer, simulator=simulator, progress=progress)
     seconds = time.perf_counter() - start
-    return {"lanes": lanes, "samples": report.samples, "simulator": simulator,
+    return {"lanes": lanes, "pixels_per_transfer": pixels_per_transfer, "intake": report.intake,
+            "samples": report.samples, "simulator": simulator,
             "cycles_mean": report.cycles_mean, "cycles_max": report.cycles_max,
             "lower_bound_mean": report.lower_bound_mean, "dense_cycles_mean": report.dense_cycles_mean,
+            "ratio_to_lower_bound": (None if not report.lower_bound_mean or report.cycles_mean is None
+                                     else report.cycles_mean / report.lower_bound_mean),
             "initiation_interval": report.initiation_interval, "bit_exact": report.passed,
             "mismatches": report.mismatches[:20], "accuracy": report.accuracy,
             "simulation_seconds": round(seconds, 1)}
@@ -119,11 +124,12 @@ def format_accuracy(rows) -> str:
 
 
 def format_rtl(rows) -> str:
-    lines = [f"{'lanes':>5} {'cycles mean':>11} {'max':>7} {'event bound':>11} {'dense':>8} {'interval':>8} "
-             f"{'bit-exact':>9} {'sim s':>7}"]
+    lines = [f"{'lanes':>5} {'P':>3} {'intake':>6} {'cycles mean':>11} {'max':>7} {'event bound':>11} {'ratio':>5} "
+             f"{'dense':>8} {'interval':>8} {'bit-exact':>9} {'sim s':>7}"]
     for r in rows:
-        lines.append(f"{r['lanes']:>5} {_number(r['cycles_mean']):>11} {r['cycles_max'] or '–':>7} "
-                     f"{_number(r['lower_bound_mean']):>11} {r['dense_cycles_mean']:>8.0f} "
+        lines.append(f"{r['lanes']:>5} {r['pixels_per_transfer']:>3} {r['intake']:>6} {_number(r['cycles_mean']):>11} "
+                     f"{r['cycles_max'] or '–':>7} {_number(r['lower_bound_mean']):>11} "
+                     f"{_number(r['ratio_to_lower_bound'], 2):>5} {r['dense_cycles_mean']:>8.0f} "
                      f"{_number(r['initiation_interval']):>8} {'yes' if r['bit_exact'] else 'NO':>9} "
                      f"{r['simulation_seconds']:>7.1f}")
         lines += [f"      {m}" for m in r["mismatches"][:3]]

@@ -19,8 +19,9 @@ import numpy as np
 
 from .ttfs import TTFSNet, unsigned_width
 
-__all__ = ["ceil_div", "check_count", "check_lanes", "axis_taps", "pack_words", "ladder_steps", "sorter_memory_bits",
-           "DenseGeometry", "ConvGeometry", "PoolGeometry", "InputGeometry", "NetGeometry", "STAGE_GEOMETRY",
+__all__ = ["ceil_div", "check_count", "check_lanes", "axis_taps", "pack_words", "ladder_steps", "sorter_words",
+           "sorter_memory_bits", "DenseGeometry", "ConvGeometry", "PoolGeometry", "InputGeometry", "NetGeometry",
+           "STAGE_GEOMETRY",
            "stage_geometry"]
 
 
@@ -75,9 +76,17 @@ def ladder_steps(ticks: int) -> int:
     return (ticks - 1).bit_length()
 
 
-def sorter_memory_bits(neurons: int, ticks: int, banks: int = 1) -> int:
+def sorter_words(neurons: int, banks: int = 1, positions: int = 1) -> int:
+    """The word indices of each bank of a tick sorter: word ``(w << k) | p`` (``2^k ≥ positions``)
+    holds channel ``w·banks + bank`` at position ``p`` – neuron ``channel·positions + p`` – so
+    its neuron is a few shifts and adds away, and a bank's words are ``ceil(channels / banks)``
+    blocks of ``2^k`` (``neurons // banks`` rounded up for a dense layer, ``positions = 1``)."""
+    return ceil_div(neurons // positions, banks) << (positions - 1).bit_length()
+
+
+def sorter_memory_bits(neurons: int, ticks: int, banks: int = 1, positions: int = 1) -> int:
     """Bits of a tick sorter's memories: per bank a link per word, a head and a tail per tick."""
-    words = ceil_div(neurons, banks)
+    words = sorter_words(neurons, banks, positions)
     return banks * (words + 2 * ticks) * unsigned_width(words - 1)
 
 
@@ -116,20 +125,15 @@ class DenseGeometry:
         return 1
 
     @property
-    def out_lanes(self) -> int:
-        """Neurons per accumulator word on the engine's output stream."""
-        return self.lanes
-
-    @property
     def out_words(self) -> int:
-        """Accumulator words per image on the engine's output stream."""
-        return ceil_div(self.layer.fan_out, self.out_lanes)
+        """Accumulator words per image on the engine's output stream: ``words`` per position."""
+        return self.positions * self.words
 
     @property
     def keeps_neuron_order(self) -> bool:
         """Spikes of one tick leave in increasing neuron order (the spike-time bank's sorter
         has one bank per lane of its words, so only with one lane)."""
-        return self.out_lanes == 1
+        return self.lanes == 1
 
     @property
     def row_bits(self) -> int:
@@ -173,7 +177,8 @@ class DenseGeometry:
                 "bias": self.words * word}
         if self.fires:
             k_bits = 0 if self.shared_k else self.layer.fan_out * unsigned_width(int(self.layer.k.max()))
-            bits.update(k=k_bits, sorter=sorter_memory_bits(self.layer.fan_out, self.layer.ticks, self.out_lanes))
+            bits.update(k=k_bits, sorter=sorter_memory_bits(self.layer.fan_out, self.layer.ticks, self.lanes,
+                                                            self.positions))
         return bits
 
     def reach(self) -> np.ndarray:
@@ -192,7 +197,7 @@ class DenseGeometry:
     def read_out_cycles(self) -> int:
         """Cycles the engine spends streaming its accumulators out: a word per cycle into a
         spike-time bank, a neuron per cycle into the readout."""
-        return self.words if self.fires else self.words * self.lanes
+        return self.out_words if self.fires else self.words * self.lanes
 
     def overhead(self) -> int:
         """Most cycles the stage adds to an image beyond its input costs and walked ticks: one
@@ -237,16 +242,12 @@ class ConvGeometry(DenseGeometry):
     def positions(self) -> int:
         return self.layer.out_shape[1] * self.layer.out_shape[2]
 
-    @property
-    def out_lanes(self) -> int:
-        return 1
-
     def reach(self) -> np.ndarray:
         return _reach(self.row_taps, self.column_taps, self.layer.in_shape[0])
 
     def read_out_cycles(self) -> int:
-        # one neuron per cycle, and a cycle for each input spike that reaches no output
-        return self.layer.fan_out + int((self.reach() == 0).sum())
+        # a word per cycle, and a cycle for each input spike that reaches no output
+        return self.out_words + int((self.reach() == 0).sum())
 
     def describe(self) -> dict:
         return {**super().describe(), **self.layer.window()}
@@ -259,7 +260,6 @@ class PoolGeometry:
     kind = "maxpool2d"
     lanes = 1
     words = 0
-    out_lanes = 1
     fires = False
     walked_ticks = 0
     keeps_neuron_order = False   # one tick's windows leave in input order (docs/rtl-interface.md)

@@ -195,5 +195,6 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
         samples=len(pixels), mismatches=run["mismatches"], accuracy=accuracy, predicted=predicted,
         cycles_mean=float(np.mean(latencies)) if latencies else None, cycles_max=max(latencies, default=None),
         initiation_interval=float(np.mean(np.diff(stream))) if len(stream) >= 2 else None,
-        lower_bound_mean=float(np.mean(bounds)) if bounds else None, dense_cycles_mean=float(dense_schedule(net, lanes, pixels_per_transfer)),
+        lower_bound_mean=float(np.mean(bounds)) if bounds else None,
+        dense_cycles_mean=float(dense_schedule(net, lanes, pixels_per_transfer)),
         intake=geometry.input.intake, lanes=lanes, pixels_per_transfer=pixels_per_transfer, simulator=simulator)

@@ -92,7 +92,8 @@ def sidecar(top: NetworkTop, name: str) -> dict:
         "latency": {
             "description": "cycles from an image's first accepted pixel to its result, when it enters an "
                            "idle core and results are taken at once: at least event_lower_bound = intake "
-                           "(pixel transfers per image) + Σ_ℓ input spikes_ℓ × cycles_per_input_spike[ℓ] (for a conv: per output position the "
+                           "(pixel transfers per image) + Σ_ℓ input spikes_ℓ × cycles_per_input_spike[ℓ] "
+                           "(for a conv: per output position the "
                            "spike reaches; 0 for a max-pool) + Σ ticks of the non-pool spiking layers, "
                            "at most that plus "
                            "overhead_bound; worst_case is dense_schedule + overhead_bound (every input spikes)",

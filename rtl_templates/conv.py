@@ -126,10 +126,10 @@ class ConvEngine(wiring.Component):
     Accumulators live in block RAM, word ``(oy·OW + ox)·words + w`` holding channels
     ``w·lanes + l`` of one position; weights in a :class:`~hdlgen.rtl_templates.dense.WeightROM`
     of the ``(O, C·KH·KW)`` matrix (:class:`~hdlgen.geometry.ConvGeometry`). On ``end`` the pipeline
-    drains and the accumulators are streamed out one neuron per cycle in neuron order
-    ``(o·OH + oy)·OW + ox`` (the spike-time bank takes one neuron per cycle anyway), each word
-    registered after the block RAM before its lane is selected; each word is reset to the bias at
-    its last read. After reset the engine first writes the biases (``OH·OW·words`` cycles).
+    drains and the accumulator words are streamed out one per cycle, channel word ``w`` by
+    channel word, each over the positions ``oy·OW + ox`` in order (the spike-time bank takes a
+    word per cycle), each registered after the block RAM and reset to the bias behind its read.
+    After reset the engine first writes the biases (``OH·OW·words`` cycles).
 
     Parameters
     ----------
@@ -141,8 +141,9 @@ class ConvEngine(wiring.Component):
     -------
     i : In(stream.Signature(event_layout(fan_in, ticks_in)))
         Input spikes of one image (any order), then ``end``.
-    o : Out(stream.Signature(acc_word_layout(acc_width, 1)))
-        The image's ``fan_out`` potentials in neuron order, ``last`` on the final one.
+    o : Out(stream.Signature(acc_word_layout(acc_width, lanes)))
+        The image's ``OH·OW·words`` accumulator words in that order (lane ``l`` of channel word
+        ``w`` holds channel ``w·lanes + l``, the bias 0 past the channels), ``last`` on the final one.
 
     Attributes
     ----------
@@ -162,7 +163,7 @@ class ConvEngine(wiring.Component):
         self.weights = None
         super().__init__({
             "i": In(stream.Signature(event_layout(self.layer.fan_in, self.layer.ticks_in))),
-            "o": Out(stream.Signature(acc_word_layout(self.acc_width, 1))),
+            "o": Out(stream.Signature(acc_word_layout(self.acc_width, self.lanes))),
         })
 
     def _tap_tables(self, taps, weight_step, acc_step):
@@ -261,16 +262,13 @@ class ConvEngine(wiring.Component):
                     with m.If(last_row):
                         m.d.sync += busy.eq(0)
 
-        # drain counters: neuron (channel word, lane, position) in neuron order
-        drain_word, drain_lane = Signal(range(words)), Signal(range(lanes))
-        drain_position, drain_addr = Signal(range(self.positions)), Signal(range(acc_depth))
-        drain_channel = Signal(range(channels + 1))
-        # read-out pipeline: the block RAM's output (``out_*``), then ``s3_acc`` (``held_*``), a
-        # register, so the lane multiplexer starts from flip-flops
-        out_valid, out_last, out_lane = Signal(), Signal(), Signal(range(lanes))
-        held_valid, held_last, held_lane = Signal(), Signal(), Signal(range(lanes))
-        m.d.comb += [self.o.payload.acc[0].eq(s3_acc[held_lane]), self.o.payload.last.eq(held_last),
-                     self.o.valid.eq(held_valid)]
+        # drain counters: word ``(position, channel word)``, channel word by channel word
+        drain_word, drain_position = Signal(range(words)), Signal(range(self.positions))
+        drain_addr, drained = Signal(range(acc_depth)), Signal()
+        # read-out pipeline: the block RAM's output (``out_*``), then ``s3_acc`` (``held_*``), a register
+        out_valid, out_last = Signal(), Signal()
+        held_valid, held_last = Signal(), Signal()
+        m.d.comb += [self.o.payload.acc.eq(s3_acc), self.o.payload.last.eq(held_last), self.o.valid.eq(held_valid)]
 
         with m.FSM(name="phase"):
             with m.State("clear"):
@@ -296,29 +294,24 @@ class ConvEngine(wiring.Component):
                 with m.If(~s1_valid & ~s2_valid & ~s3_valid):
                     m.next = "drain"
             with m.State("drain"):
-                # both read-out registers advance when the held neuron leaves
+                # both read-out registers advance when the held word leaves; each word is read
+                # once and reset to the bias behind its read
                 advance = ~held_valid | self.o.ready
-                more = drain_channel != channels
                 m.d.comb += [acc_read.addr.eq(drain_addr), acc_read.en.eq(advance),
                              bias_read.addr.eq(drain_word), held_enable.eq(advance)]
                 with m.If(advance):
-                    m.d.sync += [held_valid.eq(out_valid), held_lane.eq(out_lane), held_last.eq(out_last),
-                                 out_valid.eq(more), out_lane.eq(drain_lane),
-                                 out_last.eq((drain_channel == channels - 1) &
-                                             (drain_position == self.positions - 1))]
-                    with m.If(more):
-                        m.d.sync += [drain_position.eq(drain_position + 1), drain_addr.eq(drain_addr + words)]
-                        # a word's last read: its final lane, or the last channel
-                        with m.If((drain_lane == lanes - 1) | (drain_channel == channels - 1)):
-                            m.d.sync += [reset_pending.eq(1), reset_addr.eq(drain_addr)]
+                    m.d.sync += [held_valid.eq(out_valid), held_last.eq(out_last), out_valid.eq(~drained),
+                                 out_last.eq((drain_word == words - 1) & (drain_position == self.positions - 1))]
+                    with m.If(~drained):
+                        m.d.sync += [reset_pending.eq(1), reset_addr.eq(drain_addr),
+                                     drain_position.eq(drain_position + 1), drain_addr.eq(drain_addr + words)]
                         with m.If(drain_position == self.positions - 1):
-                            m.d.sync += [drain_position.eq(0), drain_channel.eq(drain_channel + 1),
-                                         drain_lane.eq(drain_lane + 1), drain_addr.eq(drain_word)]
-                            with m.If(drain_lane == lanes - 1):
-                                m.d.sync += [drain_lane.eq(0), drain_word.eq(drain_word + 1),
-                                             drain_addr.eq(drain_word + 1)]
+                            m.d.sync += [drain_position.eq(0), drain_word.eq(drain_word + 1),
+                                         drain_addr.eq(drain_word + 1)]
+                            with m.If(drain_word == words - 1):
+                                m.d.sync += drained.eq(1)
                 with m.If(held_valid & self.o.ready & held_last):
-                    m.d.sync += [out_valid.eq(0), held_valid.eq(0), drain_channel.eq(0), drain_word.eq(0),
-                                 drain_lane.eq(0), drain_addr.eq(0), drain_position.eq(0)]
+                    m.d.sync += [out_valid.eq(0), held_valid.eq(0), drained.eq(0), drain_word.eq(0),
+                                 drain_addr.eq(0), drain_position.eq(0)]
                     m.next = "accumulate"
         return m

@@ -9,7 +9,6 @@ and the stage reading its accumulators the payload is an accumulator word ``{acc
 from amaranth.hdl import Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
-from hdlgen.geometry import ceil_div
 from hdlgen.ttfs import unsigned_width
 
 __all__ = ["event_layout", "lane_ticks_layout", "acc_word_layout", "skid_buffer", "times_constant"]
@@ -28,11 +27,11 @@ def event_layout(neurons: int, ticks: int) -> data.StructLayout:
     })
 
 
-def lane_ticks_layout(neurons: int, ticks: int, lanes: int) -> data.StructLayout:
-    """One word of fire ticks for a tick sorter: ``tick[l]`` of neuron ``word·lanes + l``
-    (``ticks``: no spike), or ``end``."""
+def lane_ticks_layout(words: int, ticks: int, lanes: int) -> data.StructLayout:
+    """One word of fire ticks for a tick sorter with ``words`` words of ``lanes`` lanes:
+    ``tick[l]`` of lane ``l``'s neuron (``ticks``: no spike), or ``end``."""
     return data.StructLayout({
-        "word": unsigned(unsigned_width(ceil_div(neurons, lanes) - 1)),
+        "word": unsigned(unsigned_width(words - 1)),
         "tick": data.ArrayLayout(unsigned(unsigned_width(ticks)), lanes),
         "end": unsigned(1),
     })

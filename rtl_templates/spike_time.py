@@ -1,7 +1,7 @@
 """Spike-time unit bank: accumulator words → output spikes in tick order."""
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -31,19 +31,20 @@ class SpikeTimeBank(wiring.Component):
 
     The ladder takes a whole accumulator word per cycle, a ladder per lane; the fire ticks of
     a word go into a :class:`TickSorter` with a bank per lane, which emits them by tick (within
-    a tick bank by bank: ``(neuron mod lanes, neuron)``), then ``end``.
+    a tick bank by bank), then ``end``.
 
     Parameters
     ----------
     geometry : DenseGeometry or ConvGeometry
         A hidden layer's (with ``k``; a convolution's is per output channel, neurons in
-        (channel, row, column) order); its ``out_lanes`` are the lanes of the accumulator words
-        on ``i`` (those of a dense engine, 1 after a conv engine).
+        (channel, row, column) order): the lanes and words of the accumulator words on ``i``.
 
     Members
     -------
     i : In(stream.Signature(acc_word_layout(acc_width, lanes)))
-        One image's accumulator words (neuron ``w·lanes + l`` in lane ``l``), ``last`` on the
+        One image's ``out_words`` accumulator words, channel word ``w`` by channel word, each
+        over the ``positions`` in order: lane ``l`` holds channel ``w·lanes + l`` (neuron
+        ``channel·positions + position``; a dense layer has one position), ``last`` on the
         final one.
     o : Out(stream.Signature(event_layout(fan_out, T)))
         The layer's spikes in tick order, then ``end``.
@@ -54,8 +55,7 @@ class SpikeTimeBank(wiring.Component):
         if not geometry.fires:
             raise ValueError(f"layer {layer.name!r} is the readout; it has no spike-time units")
         self.layer = layer
-        self.lanes = geometry.out_lanes
-        self.words = geometry.out_words
+        self.lanes, self.words, self.positions = geometry.lanes, geometry.words, geometry.positions
         self.acc_width = geometry.acc_width
         self.shared_k = geometry.shared_k
         super().__init__({
@@ -66,21 +66,24 @@ class SpikeTimeBank(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layer, lanes, words, ticks = self.layer, self.lanes, self.words, self.layer.ticks
-        fan_out = layer.fan_out
-        m.submodules.sorter = sorter = TickSorter(fan_out, ticks, lanes)
+        positions = self.positions
+        channels = layer.fan_out // positions
+        m.submodules.sorter = sorter = TickSorter(layer.fan_out, ticks, lanes, positions)
         wiring.connect(m, sorter.o, wiring.flipped(self.o))
 
         # one word per cycle while the sorter collects; the image's end marker trails the last
         # word down the ladder, and the next image waits until the sorter has it
-        word = Signal(range(words))
+        word, position = Signal(range(words)), Signal(range(positions))   # of the word taken
         closing = Signal()
         take = Signal()
         m.d.comb += [take.eq(self.i.valid & sorter.i.ready & ~closing), self.i.ready.eq(take)]
         image_done = take & self.i.payload.last
         with m.If(take):
-            m.d.sync += word.eq(Mux(self.i.payload.last, 0, word + 1))
+            m.d.sync += position.eq(Mux(position == positions - 1, 0, position + 1))
+            with m.If(position == positions - 1):
+                m.d.sync += word.eq(word + 1)
             with m.If(image_done):
-                m.d.sync += closing.eq(1)
+                m.d.sync += [closing.eq(1), word.eq(0), position.eq(0)]
 
         # stage 0 (registers): the potentials and K
         k_width = unsigned_width(int(layer.k.max()))
@@ -92,10 +95,10 @@ class SpikeTimeBank(wiring.Component):
         if self.shared_k:
             ks = [Const(int(layer.k[0]), unsigned(k_width))] * lanes
         else:
-            per_neuron = np.zeros(words * lanes, dtype=np.int64)
-            per_neuron[:fan_out] = layer.k_per_neuron()
+            per_channel = np.zeros(words * lanes, dtype=np.int64)
+            per_channel[:channels] = layer.k_per_neuron()[::positions]
             m.submodules.k = k_rom = Memory(shape=unsigned(k_width * lanes), depth=words,
-                                            init=pack_words(per_neuron.reshape(words, lanes), k_width))
+                                            init=pack_words(per_channel.reshape(words, lanes), k_width))
             k_read = k_rom.read_port()
             m.d.comb += k_read.addr.eq(word)
             # one more stage: K leaves the block RAM into a register before the first compare
@@ -118,23 +121,28 @@ class SpikeTimeBank(wiring.Component):
             for ladder in ladders:
                 ladder.step(n, bit)
 
-        # last stage: the fire ticks ``T − q`` (``T``: no spike, also for lanes past the
-        # fan-out), registered so the sorter's list addresses start at flip-flops. Words leave
-        # the ladder in order from 0, so a count of them names each one.
+        # last stage: the fire ticks ``T − q`` (``T``: no spike, also for lanes past the last
+        # channel), registered so the sorter's list addresses start at flip-flops. Words leave
+        # the ladder in order, so counts of them name each one (the sorter's word numbering).
         fire_valid, fire_end = Signal(), Signal()
         fire_ticks = [Signal(range(ticks + 1), name=f"fire_tick{l}") for l in range(lanes)]
-        leaving, fire_word = Signal(range(words)), Signal(range(words))
-        m.d.sync += [fire_valid.eq(valid), fire_end.eq(end), fire_word.eq(leaving)]
-        in_last = fan_out - (words - 1) * lanes
+        leaving, leaving_position = Signal(range(words)), Signal(range(positions))
+        fire_word = Signal(sorter.i.payload.word.shape())
+        shift = (positions - 1).bit_length()
+        m.d.sync += [fire_valid.eq(valid), fire_end.eq(end),
+                     fire_word.eq(Cat(leaving_position, leaving) if shift else leaving)]
+        in_last = channels - (words - 1) * lanes
         for l, (ladder, fire_tick) in enumerate(zip(ladders, fire_ticks)):
             q = ladder.q
             if l >= in_last:
                 q = Mux(leaving == words - 1, 0, q)
             m.d.sync += fire_tick.eq(ticks - q)
         with m.If(end):
-            m.d.sync += leaving.eq(0)
+            m.d.sync += [leaving.eq(0), leaving_position.eq(0)]
         with m.Elif(valid):
-            m.d.sync += leaving.eq(leaving + 1)
+            m.d.sync += leaving_position.eq(Mux(leaving_position == positions - 1, 0, leaving_position + 1))
+            with m.If(leaving_position == positions - 1):
+                m.d.sync += leaving.eq(leaving + 1)
         with m.If(fire_end):
             m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.end.eq(1)]
             m.d.sync += closing.eq(0)

@@ -5,7 +5,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdlgen.geometry import ceil_div
+from hdlgen.geometry import sorter_words
 
 from .events import event_layout, lane_ticks_layout, skid_buffer, times_constant
 
@@ -16,9 +16,12 @@ class TickSorter(wiring.Component):
     """Per-tick linked lists in ``banks`` banks that turn words of fire ticks into a tick-ordered
     spike stream.
 
-    Collect phase: each input word ``w`` carries one fire tick per bank (``ticks``: no spike);
-    neuron ``w·banks + b`` of bank ``b`` is appended to its bank's list of that tick – every
-    bank appends once per cycle, and words are always accepted. Each bank keeps its lists in
+    Collect phase: each input word carries one fire tick per bank (``ticks``: no spike), and
+    the neuron of bank ``b`` in word ``w`` is appended to its bank's list of that tick – every
+    bank appends once per cycle, and words are always accepted. Neurons are numbered as
+    :func:`~hdlgen.geometry.sorter_words` says: word ``(c << k) | p`` holds channel
+    ``c·banks + b`` at position ``p < positions`` in bank ``b``, neuron ``channel·positions + p``
+    (so with ``positions = 1``, neuron ``w·banks + b``). Each bank keeps its lists in
     three small block RAMs – ``head`` and ``tail`` per tick, a ``next`` link per word – plus a
     ``filled`` bit per tick; an append reads ``tail[tick]`` (the read port is transparent, so
     back-to-back appends to one tick see each other) and writes ``next[tail]`` or
@@ -46,6 +49,8 @@ class TickSorter(wiring.Component):
         Window ``T``; event ticks are ``0..T−1``.
     banks : int
         Neurons (lanes of an input word) appended per cycle, ``1..neurons``.
+    positions : int
+        Positions of a feature map (a divisor of ``neurons``; 1 for a dense layer or the input).
 
     Members
     -------
@@ -56,15 +61,17 @@ class TickSorter(wiring.Component):
         The spikes sorted by tick, then ``end``.
     """
 
-    def __init__(self, neurons: int, ticks: int, banks: int = 1):
-        neurons, ticks, banks = int(neurons), int(ticks), int(banks)
+    def __init__(self, neurons: int, ticks: int, banks: int = 1, positions: int = 1):
+        neurons, ticks, banks, positions = int(neurons), int(ticks), int(banks), int(positions)
         if neurons < 1 or ticks < 1:
             raise ValueError(f"tick sorter needs ≥ 1 neuron and ≥ 1 tick, got {neurons} and {ticks}")
-        if not 1 <= banks <= neurons:
-            raise ValueError(f"tick sorter banks must be from 1 to its {neurons} neurons, got {banks}")
-        self.neurons, self.ticks, self.banks = neurons, ticks, banks
-        self.words = ceil_div(neurons, banks)
-        super().__init__({"i": In(stream.Signature(lane_ticks_layout(neurons, ticks, banks))),
+        if positions < 1 or neurons % positions:
+            raise ValueError(f"tick sorter positions must divide its {neurons} neurons, got {positions}")
+        if not 1 <= banks <= neurons // positions:
+            raise ValueError(f"tick sorter banks must be from 1 to its {neurons // positions} channels, got {banks}")
+        self.neurons, self.ticks, self.banks, self.positions = neurons, ticks, banks, positions
+        self.words = sorter_words(neurons, banks, positions)
+        super().__init__({"i": In(stream.Signature(lane_ticks_layout(self.words, ticks, banks))),
                           "o": Out(stream.Signature(event_layout(neurons, ticks)))})
 
     def elaborate(self, platform):
@@ -156,7 +163,7 @@ class TickSorter(wiring.Component):
         # reaching the walk's next read addresses.
         emit = stream.Signature(event_layout(self.neurons, ticks)).create(path=("emit",))
         skid_buffer(m, emit, self.o)
-        neuron = Cat(bank, word) if banks & (banks - 1) == 0 else times_constant(word, banks) + bank
+        neuron = _neuron(word, bank, banks, self.positions)
 
         with m.FSM(name="phase"):
             with m.State("collect"):
@@ -186,6 +193,16 @@ class TickSorter(wiring.Component):
                         next_tick()
                         m.next = "seek"
         return m
+
+
+def _neuron(word, bank, banks, positions):
+    """The neuron of ``bank``'s ``word`` (:func:`~hdlgen.geometry.sorter_words`): shifts and adds."""
+    shift = (positions - 1).bit_length()
+    block = word[shift:]
+    channel = Cat(bank, block) if banks & (banks - 1) == 0 else times_constant(block, banks) + bank
+    if positions == 1:
+        return channel
+    return times_constant(channel, positions) + word[:shift]
 
 
 def _select(one_hot, values):

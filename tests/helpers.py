@@ -118,10 +118,10 @@ def events_of(spike_lists):
     return out
 
 
-def bank_order(spikes, banks):
-    """Spikes in a tick sorter's order: by tick, within a tick bank by bank (``neuron mod
-    banks``), each bank's neurons increasing."""
-    return sorted(spikes, key=lambda s: (s[1], s[0] % banks, s[0]))
+def bank_order(spikes, banks, positions=1):
+    """Spikes in a tick sorter's order: by tick, within a tick bank by bank (the channel
+    ``neuron // positions`` mod ``banks``), each bank's neurons increasing."""
+    return sorted(spikes, key=lambda s: (s[1], s[0] // positions % banks, s[0]))
 
 
 def transfers_of(images, per_transfer):
@@ -202,21 +202,21 @@ def run_top(net, images, rng, *, lanes=1, pixels_per_transfer=1, gap=0.0, stall=
 def assert_spikes_in_emitted_order(net, gold, spikes, lanes=1, pixels_per_transfer=1):
     """Each layer's traced ``spikes`` (all images) are the golden ones in the order its producer
     emits them: a tick sorter's :func:`bank_order` (``P`` banks in the input encoder,
-    ``out_lanes`` in a spike-time bank); after a max-pool (input order within a tick) each
+    ``lanes`` in a spike-time bank); after a max-pool (input order within a tick) each
     tick's neurons are compared sorted."""
     geometry = NetGeometry(net, lanes, pixels_per_transfer)
     for l, (producer, have) in enumerate(zip([geometry.input] + geometry.layers[:-1], spikes)):
         if producer is geometry.input:
-            banks = producer.pixels_per_transfer
+            banks, positions = producer.pixels_per_transfer, 1
         elif producer.kind == "maxpool2d":
             banks = None
         else:
-            banks = producer.out_lanes
+            banks, positions = producer.lanes, producer.positions
         if banks is None:
             want = [s for g in gold for s in bank_order(g.spikes[l], 1)]
             have = [s for _, run in itertools.groupby(have, key=lambda s: s[1]) for s in sorted(run)]
         else:
-            want = [s for g in gold for s in bank_order(g.spikes[l], banks)]
+            want = [s for g in gold for s in bank_order(g.spikes[l], banks, positions)]
         assert have == want, f"layer {l}"
 
 

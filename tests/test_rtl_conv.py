@@ -33,17 +33,23 @@ def _conv_case(seed):
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_conv_engine_accumulates_in_neuron_order_and_resets_to_bias(seed):
+def test_conv_engine_streams_channel_words_over_positions_and_resets_to_bias(seed):
     rng, net, pixels = _conv_case(seed)
     layer = net.layers[0]
-    lanes = int(rng.integers(1, layer.out_shape[0] + 1))
+    channels, positions = layer.out_shape[0], layer.out_shape[1] * layer.out_shape[2]
+    lanes = int(rng.integers(1, channels + 1))
+    words = -(-channels // lanes)
     engine = ConvEngine(ConvGeometry(layer, lanes))
     spikes = [golden.run_events(net, image).spikes[0] for image in pixels]
     received = simulate(engine, events_of(spikes), engine.i, engine.o,
                         lambda out: sum(int(p.last) for p in out) == len(pixels), rng)
-    got = np.array([int(p.acc[0]) for p in received]).reshape(len(pixels), -1)
-    want = golden.accumulate(layer, net.input.q(pixels))
-    np.testing.assert_array_equal(got, want)
+    assert [int(p.last) for p in received] == ([0] * (words * positions - 1) + [1]) * len(pixels)
+    # word (w, position) holds channels w·lanes + l of that position, lanes past the channels 0
+    got = np.array([[int(p.acc[l]) for l in range(lanes)] for p in received])
+    got = got.reshape(len(pixels), words, positions, lanes).transpose(0, 1, 3, 2).reshape(len(pixels), -1, positions)
+    want = golden.accumulate(layer, net.input.q(pixels)).reshape(len(pixels), channels, positions)
+    np.testing.assert_array_equal(got[:, :channels], want)
+    assert not got[:, channels:].any()
 
 
 @pytest.mark.parametrize("seed", range(8))

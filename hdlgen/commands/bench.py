@@ -37,6 +37,8 @@ def register(sub):
     add_calibration_options(p)
     p.add_argument("--lanes", nargs="+", type=int, default=[1], metavar="N",
                    help="accumulators updated per cycle, simulated and built at each (default 1)")
+    p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
+                   help="pixels per transfer of the simulated cores' pixel stream (default 1)")
     p.add_argument("--samples", type=int, default=20,
                    help="test images simulated at each lanes; 0 skips the RTL section (default 20)")
     p.add_argument("--simulator", choices=sorted(SIMULATORS),
@@ -126,7 +128,8 @@ def run(args):
         else:
             sample = data.head(args.samples)
             print(f"\nRTL: {hardware}, {len(sample)} images, {simulator}", flush=True)
-            rtl["rows"] = [rtl_row(net, sample, lanes, simulator, progress) for lanes in args.lanes]
+            rtl["rows"] = [rtl_row(net, sample, lanes, simulator, progress, args.pixels_per_transfer)
+                           for lanes in args.lanes]
             print(format_rtl(rtl["rows"]))
     figures["rtl"] = rtl
 
