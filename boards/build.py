@@ -198,14 +198,16 @@ def _first_error(log: Path) -> str | None:
     return None
 
 
-def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None = None, baud: int = 115200,
-          spram: bool = False, name: str = "top") -> BuildReport:
+def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None,
+          clock_hz: float | None = None, baud: int = 115200, spram: bool = False, name: str = "top") -> BuildReport:
     """Build ``net`` for ``board`` into ``out_dir``; returns the report (fitting or not).
 
     ``clock_hz`` other than the board's clock adds a PLL (:mod:`hdlgen.boards.clocks`); the
     report's ``clock_mhz`` is then what the PLL makes. ``spram`` moves the largest layers'
     weights into SPRAM (:func:`hdlgen.boards.spram.place_weights`; iCE40 UP5K boards), to be
-    loaded by the host after configuration. What can be judged from the net's geometry alone
+    loaded by the host after configuration. ``pixels_per_transfer`` builds the core with that
+    many pixels per transfer, the link's bytes packed into them; ``spike_lanes`` with that many
+    ladders per spike-time bank. What can be judged from the net's geometry alone
     (lanes, SPRAM placement, weights that cannot fit) is judged before any gateware is made.
 
     Raises :class:`BuildFailed` (one line, naming the log) if a tool fails outright, e.g.
@@ -223,6 +225,10 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None 
         geometry = NetGeometry(net, lanes)
     except ValueError as e:
         raise UserError(f"--lanes: {e}") from None
+    try:
+        NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
+    except ValueError as e:
+        raise UserError(f"--pixels-per-transfer/--spike-lanes: {e}") from None
     spram_layers = []
     if spram:
         if board.device != "iCE40UP5K":
@@ -235,7 +241,7 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, clock_hz: float | None 
     early = weight_precheck(geometry, board, spram_layers)
     if early is not None:
         return early
-    core = NetworkTop(net, lanes=lanes)
+    core = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes)
     if spram:
         place_weights(core)
     platform = board.platform()

@@ -26,6 +26,7 @@ from amaranth.utils import exact_log2
 
 from ..errors import UserError
 from ..geometry import ceil_div
+from ..rtl_templates.encoder import PixelPacker
 from . import link
 from .spram import SPRAMWeights, WeightWrite
 from .uart import UARTReceiver, UARTTransmitter, uart_divisor
@@ -591,7 +592,9 @@ class HostLink(wiring.Component):
         The net the core was built from (input size, classes and INFO fingerprint).
     core : wiring.Component
         A network core with ``pixels: In(stream.Signature(8))`` and ``result:
-        Out(stream.Signature(ResultLayout))`` as in docs/rtl-interface.md (``NetworkTop``).
+        Out(stream.Signature(ResultLayout))`` as in docs/rtl-interface.md (``NetworkTop``); a
+        ``NetworkTop`` with several pixels per transfer gets the bytes through a
+        :class:`~hdlgen.rtl_templates.encoder.PixelPacker`.
         Dense engines whose ``weights`` were replaced by :class:`~hdlgen.boards.spram.SPRAMWeights`
         (:func:`~hdlgen.boards.spram.place_weights`) get LOAD writes and are announced in INFO.
     clk_freq : float
@@ -672,7 +675,12 @@ class HostLink(wiring.Component):
         m.submodules.rx_stage = rx_stage = SyncFIFOBuffered(width=8, depth=1)
         wiring.connect(m, rx_fifo.r, rx_stage.w_stream)
         wiring.connect(m, rx_stage.r_stream, receiver.bytes)
-        wiring.connect(m, receiver.pixels, core.pixels)
+        if core.pixels.payload.shape().width == 8:
+            wiring.connect(m, receiver.pixels, core.pixels)
+        else:   # a core taking several pixels per transfer gets them packed
+            m.submodules.packer = packer = PixelPacker(core.geometry.input)
+            wiring.connect(m, receiver.pixels, packer.i)
+            wiring.connect(m, packer.o, core.pixels)
         m.d.comb += [verdict_stage.w_data.eq(receiver.verdicts.payload),
                      verdict_stage.w_en.eq(receiver.verdicts.valid),
                      receiver.verdicts.ready.eq(verdict_stage.w_rdy),

@@ -68,7 +68,7 @@ def rtl_row(net: TTFSNet, data: Dataset, lanes: int, simulator: str, progress: b
 
 
 def board_row(net: TTFSNet, board, lanes: int, out_dir, *, clock_hz: float | None = None,
-              cycles_mean: float | None = None, spram: bool = False) -> dict:
+              cycles_mean: float | None = None, spram: bool = False, pixels_per_transfer: int = 1) -> dict:
     """Build ``net`` for ``board`` at ``lanes`` into ``out_dir`` and judge the result.
 
     A build that does not fit, misses timing or that a tool gives up on is a row saying so
@@ -78,12 +78,14 @@ def board_row(net: TTFSNet, board, lanes: int, out_dir, *, clock_hz: float | Non
     """
     from .boards.build import BuildFailed, build, check_report
 
-    row = {"board": board.name, "lanes": lanes, "spram": spram, "utilization": {}, "fmax_mhz": None,
+    row = {"board": board.name, "lanes": lanes, "pixels_per_transfer": pixels_per_transfer, "spram": spram,
+           "utilization": {}, "fmax_mhz": None,
            "clock_mhz": (board.clock_hz if clock_hz is None else clock_hz) / 1e6, "fits": False,
            "meets_timing": False, "problem": None, "build_seconds": None, "us_per_inference": None,
            "bitstream": None}
     try:
-        report = build(net, board, out_dir, lanes=lanes, clock_hz=clock_hz, spram=spram)
+        report = build(net, board, out_dir, lanes=lanes, pixels_per_transfer=pixels_per_transfer, clock_hz=clock_hz,
+                       spram=spram)
     except BuildFailed as e:
         return {**row, "problem": str(e)}
     usage = report.utilization

@@ -44,16 +44,17 @@ def dense_schedule(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1) -
                + geometry.walked_ticks)
 
 
-def overhead_bound(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1) -> int:
+def overhead_bound(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None) -> int:
     """Most cycles the core spends on one image beyond the event lower bound, from its first
     pixel to its result, when it enters an idle core and the result is taken at once: the sum
     of every stage's :meth:`~hdlgen.geometry.DenseGeometry.overhead`."""
-    return NetGeometry(net, lanes, pixels_per_transfer).overhead()
+    return NetGeometry(net, lanes, pixels_per_transfer, spike_lanes).overhead()
 
 
-def cycle_counts(net: TTFSNet, events: EventResult, lanes: int = 1, pixels_per_transfer: int = 1) -> dict:
+def cycle_counts(net: TTFSNet, events: EventResult, lanes: int = 1, pixels_per_transfer: int = 1,
+                 spike_lanes: int | None = None) -> dict:
     """Bounds for one image from its golden spike lists (``hdlgen.golden.run_events``):
     ``{"event_lower_bound", "dense_schedule", "upper_bound"}``."""
     lower = event_lower_bound(net, events.spikes, lanes, pixels_per_transfer)
     return {"event_lower_bound": lower, "dense_schedule": dense_schedule(net, lanes, pixels_per_transfer),
-            "upper_bound": lower + overhead_bound(net, lanes, pixels_per_transfer)}
+            "upper_bound": lower + overhead_bound(net, lanes, pixels_per_transfer, spike_lanes)}

@@ -15,6 +15,8 @@ benchmarks all read these figures; none of them works one out again.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .ttfs import TTFSNet, unsigned_width
@@ -105,7 +107,7 @@ class DenseGeometry:
     weight_latency = 2     # cycles from a weight row's address to its data: banked block RAMs, registered
     handshake_cycles = 10       # engine: flush, drain and stream handshakes
 
-    def __init__(self, layer, lanes: int = 1):
+    def __init__(self, layer, lanes: int = 1, spike_lanes: int | None = None):
         self.layer = layer
         try:
             self.lanes = check_lanes(lanes, self.lane_limit(layer), self.limit_name)
@@ -113,6 +115,8 @@ class DenseGeometry:
             raise ValueError(f"layer {layer.name!r}: {e}") from None
         self.words = ceil_div(self.lane_limit(layer), self.lanes)
         self.acc_width = layer.widths()["accumulator"]
+        # ladders of the spike-time bank: a divisor of the lanes, so a word splits into equal parts
+        self.spike_lanes = self.lanes if spike_lanes is None else math.gcd(self.lanes, spike_lanes)
 
     @staticmethod
     def lane_limit(layer) -> int:
@@ -131,9 +135,9 @@ class DenseGeometry:
 
     @property
     def keeps_neuron_order(self) -> bool:
-        """Spikes of one tick leave in increasing neuron order (the spike-time bank's sorter
-        has one bank per lane of its words, so only with one lane)."""
-        return self.lanes == 1
+        """Spikes of one tick leave in increasing neuron order: the spike-time bank's sorter
+        has one bank per ladder, and lists in arrival order (channel word, position, part)."""
+        return self.spike_lanes == 1 and (self.positions == 1 or self.lanes == 1)
 
     @property
     def row_bits(self) -> int:
@@ -177,7 +181,7 @@ class DenseGeometry:
                 "bias": self.words * word}
         if self.fires:
             k_bits = 0 if self.shared_k else self.layer.fan_out * unsigned_width(int(self.layer.k.max()))
-            bits.update(k=k_bits, sorter=sorter_memory_bits(self.layer.fan_out, self.layer.ticks, self.lanes,
+            bits.update(k=k_bits, sorter=sorter_memory_bits(self.layer.fan_out, self.layer.ticks, self.spike_lanes,
                                                             self.positions))
         return bits
 
@@ -195,9 +199,9 @@ class DenseGeometry:
         return self.layer.ticks
 
     def read_out_cycles(self) -> int:
-        """Cycles the engine spends streaming its accumulators out: a word per cycle into a
-        spike-time bank, a neuron per cycle into the readout."""
-        return self.out_words if self.fires else self.words * self.lanes
+        """Cycles the engine spends streaming its accumulators out: ``spike_lanes`` neurons per
+        cycle into a spike-time bank, one per cycle into the readout."""
+        return self.out_words * (self.lanes // self.spike_lanes) if self.fires else self.words * self.lanes
 
     def overhead(self) -> int:
         """Most cycles the stage adds to an image beyond its input costs and walked ticks: one
@@ -228,8 +232,8 @@ class ConvGeometry(DenseGeometry):
     weight_latency = 1
     handshake_cycles = 12
 
-    def __init__(self, layer, lanes: int = 1):
-        super().__init__(layer, lanes)
+    def __init__(self, layer, lanes: int = 1, spike_lanes: int | None = None):
+        super().__init__(layer, lanes, spike_lanes)
         (_, h, w), (kh, kw), (_, out_h, out_w) = layer.in_shape, layer.kernel, layer.out_shape
         self.row_taps = axis_taps(h, kh, layer.stride[0], layer.padding[0], out_h)
         self.column_taps = axis_taps(w, kw, layer.stride[1], layer.padding[1], out_w)
@@ -246,8 +250,8 @@ class ConvGeometry(DenseGeometry):
         return _reach(self.row_taps, self.column_taps, self.layer.in_shape[0])
 
     def read_out_cycles(self) -> int:
-        # a word per cycle, and a cycle for each input spike that reaches no output
-        return self.out_words + int((self.reach() == 0).sum())
+        # as a dense engine's, and a cycle for each input spike that reaches no output
+        return super().read_out_cycles() + int((self.reach() == 0).sum())
 
     def describe(self) -> dict:
         return {**super().describe(), **self.layer.window()}
@@ -259,12 +263,13 @@ class PoolGeometry:
 
     kind = "maxpool2d"
     lanes = 1
+    spike_lanes = 1
     words = 0
     fires = False
     walked_ticks = 0
     keeps_neuron_order = False   # one tick's windows leave in input order (docs/rtl-interface.md)
 
-    def __init__(self, layer, lanes: int = 1):
+    def __init__(self, layer, lanes: int = 1, spike_lanes: int | None = None):
         self.layer = layer
         (_, h, w), (_, out_h, out_w) = layer.in_shape, layer.out_shape
         self.row_windows = [[o for _, o in taps] for taps in
@@ -298,10 +303,12 @@ class PoolGeometry:
 STAGE_GEOMETRY = {cls.kind: cls for cls in (DenseGeometry, ConvGeometry, PoolGeometry)}
 
 
-def stage_geometry(layer, lanes: int = 1):
-    """The geometry of ``layer``'s stage at ``lanes`` (capped at what the stage can use)."""
+def stage_geometry(layer, lanes: int = 1, spike_lanes: int | None = None):
+    """The geometry of ``layer``'s stage at ``lanes`` (capped at what the stage can use) and
+    ``spike_lanes`` (ladders of a spike-time bank: the largest divisor of the stage's lanes
+    that divides it; ``None``: the lanes)."""
     cls = STAGE_GEOMETRY[layer.kind]
-    return cls(layer, min(lanes, cls.lane_limit(layer)))
+    return cls(layer, min(lanes, cls.lane_limit(layer)), spike_lanes)
 
 
 class InputGeometry:
@@ -349,19 +356,25 @@ class NetGeometry:
         As asked, ``1..`` the largest fan-out; each stage uses ``min(lanes, its lane limit)``.
     input : InputGeometry
         With ``pixels_per_transfer`` (``1..`` the input size).
+    spike_lanes : int or None
+        Ladders per spike-time bank asked for (``1..lanes``; ``None``: every bank has one per lane).
     layers : list
         One stage geometry per layer of ``net``.
     engines : list of int
         Indices of the layers with a weight memory (the engines a board may give other memories).
 
-    Raises :class:`ValueError` if ``lanes`` or ``pixels_per_transfer`` is out of range.
+    Raises :class:`ValueError` if ``lanes``, ``pixels_per_transfer`` or ``spike_lanes`` is out
+    of range.
     """
 
-    def __init__(self, net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1):
+    def __init__(self, net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None):
         self.net = net
         self.lanes = check_lanes(lanes, max(layer.fan_out for layer in net.layers), "the largest fan-out")
+        if spike_lanes is not None:
+            check_count(spike_lanes, self.lanes, "spike lanes", "the lanes")
+        self.spike_lanes = spike_lanes
         self.input = InputGeometry(net.input, pixels_per_transfer)
-        self.layers = [stage_geometry(layer, self.lanes) for layer in net.layers]
+        self.layers = [stage_geometry(layer, self.lanes, spike_lanes) for layer in net.layers]
         self.engines = [i for i, layer in enumerate(net.layers) if layer.has_weights]
 
     @property

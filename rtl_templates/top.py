@@ -57,6 +57,10 @@ class NetworkTop(wiring.Component):
         fan-out, a convolution's output channels), ``1..`` largest fan-out.
     pixels_per_transfer : int
         Pixels ``P`` per transfer of the pixel stream, ``1..`` the input size.
+    spike_lanes : int or None
+        Ladders per spike-time bank, ``1..lanes`` (each bank uses the largest divisor of its
+        lanes that divides it: fewer logic cells, ``lanes / spike_lanes`` cycles per word);
+        ``None``: one per lane.
     trace : bool
         Add the ``trace`` member (for testbenches; production builds leave it out).
 
@@ -74,14 +78,15 @@ class NetworkTop(wiring.Component):
     Raises
     ------
     ValueError
-        If ``lanes`` or ``pixels_per_transfer`` is out of range.
+        If ``lanes``, ``pixels_per_transfer`` or ``spike_lanes`` is out of range.
     """
 
-    def __init__(self, net: TTFSNet, *, lanes: int = 1, pixels_per_transfer: int = 1, trace: bool = False):
+    def __init__(self, net: TTFSNet, *, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None,
+                 trace: bool = False):
         if not isinstance(net, TTFSNet):
             raise TypeError(f"NetworkTop needs a TTFSNet, got {type(net).__name__}")
         self.net = net
-        self.geometry = NetGeometry(net, lanes, pixels_per_transfer)
+        self.geometry = NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
         self.lanes = self.geometry.lanes
         self.pixels_per_transfer = self.geometry.input.pixels_per_transfer
         self.layer_lanes = self.geometry.layer_lanes

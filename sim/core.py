@@ -69,6 +69,8 @@ class CoreSpec:
         Per spiking layer (0 = input encoder): ``valid``, ``neuron`` and ``tick`` port names;
         empty when the core was built without trace ports.
     lanes : int
+    spike_lanes : int or None
+        Ladders per spike-time bank asked for (``None``: one per lane).
     layers : list of dict
         ``fan_in``, ``fan_out``, ``ticks_in``, ``ticks`` of every dense layer, readout last.
     worst_case_cycles : int
@@ -85,6 +87,7 @@ class CoreSpec:
     lanes: int
     layers: list
     worst_case_cycles: int
+    spike_lanes: int | None = None
 
     @classmethod
     def load(cls, path) -> CoreSpec:
@@ -101,7 +104,7 @@ class CoreSpec:
                 raise ValueError(f"{path}: result payload lacks field(s) {', '.join(sorted(missing))}")
             trace = sorted(data.get("trace", []), key=lambda t: t["layer"])
             return cls(data["top"], data["clock"], data["reset"], data["pixels"], data["result"], fields,
-                       trace, data["lanes"], data["layers"], data["latency"]["worst_case"])
+                       trace, data["lanes"], data["layers"], data["latency"]["worst_case"], data.get("spike_lanes"))
         except KeyError as e:
             raise ValueError(f"{path}: sidecar lacks {e}") from None
 

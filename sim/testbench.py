@@ -174,9 +174,9 @@ class InOrderChecker:
     ticks still in the order they came.
     """
 
-    def __init__(self, net, images: np.ndarray, lanes: int = 1, pixels_per_transfer: int = 1):
+    def __init__(self, net, images: np.ndarray, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes=None):
         self.expected = [run_events(net, image) for image in images]
-        geometry = NetGeometry(net, lanes, pixels_per_transfer)
+        geometry = NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
         producers = [geometry.input] + geometry.layers[:-1]
         self.unordered = {l for l, stage in enumerate(producers) if not stage.keeps_neuron_order}
         self.mismatches = []
@@ -260,7 +260,8 @@ class NetworkTestbench:
         self.driver = PixelDriver(dut, spec, rng)
         self.monitor = ResultMonitor(dut, spec, progress)
         self.traces = [TraceMonitor(dut, spec, layer) for layer in range(len(spec.trace))]
-        self.checker = InOrderChecker(net, self.images, spec.lanes, spec.pixels.get("per_transfer", 1))
+        self.checker = InOrderChecker(net, self.images, spec.lanes, spec.pixels.get("per_transfer", 1),
+                                      spec.spike_lanes)
         self.modes = image_modes(len(self.images))
         self.first_pixel = [None] * len(self.images)
 

@@ -118,10 +118,17 @@ def events_of(spike_lists):
     return out
 
 
-def bank_order(spikes, banks, positions=1):
+def bank_order(spikes, banks, positions=1, word_lanes=None):
     """Spikes in a tick sorter's order: by tick, within a tick bank by bank (the channel
-    ``neuron // positions`` mod ``banks``), each bank's neurons increasing."""
-    return sorted(spikes, key=lambda s: (s[1], s[0] // positions % banks, s[0]))
+    ``c = neuron // positions`` mod ``banks``), each bank's in arrival order – a spike-time
+    bank's parts of ``banks`` lanes of accumulator words of ``word_lanes`` (default ``banks``)
+    lanes arrive by channel word, position, part."""
+    lanes = word_lanes or banks
+
+    def key(spike):
+        channel, position = divmod(spike[0], positions)
+        return spike[1], channel % banks, channel // lanes, position, channel % lanes // banks
+    return sorted(spikes, key=key)
 
 
 def transfers_of(images, per_transfer):
@@ -152,11 +159,11 @@ def ends(count):
     return lambda out: sum(int(p.end) for p in out) == count
 
 
-def run_top(net, images, rng, *, lanes=1, pixels_per_transfer=1, gap=0.0, stall=0.0):
+def run_top(net, images, rng, *, lanes=1, pixels_per_transfer=1, spike_lanes=None, gap=0.0, stall=0.0):
     """Stream ``images`` through the core; returns (results, spikes per layer, cycles until the
     last result was taken, each image's cycles from first accepted pixel to first result-valid
     as the testbench counts them)."""
-    top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, trace=True)
+    top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes, trace=True)
     transfers = top.geometry.input.transfers
     layers = len(net.sizes) - 1
     results, spikes = [], [[] for _ in range(layers)]
@@ -199,24 +206,24 @@ def run_top(net, images, rng, *, lanes=1, pixels_per_transfer=1, gap=0.0, stall=
     return results, spikes, clock["finished"], measured
 
 
-def assert_spikes_in_emitted_order(net, gold, spikes, lanes=1, pixels_per_transfer=1):
+def assert_spikes_in_emitted_order(net, gold, spikes, lanes=1, pixels_per_transfer=1, spike_lanes=None):
     """Each layer's traced ``spikes`` (all images) are the golden ones in the order its producer
     emits them: a tick sorter's :func:`bank_order` (``P`` banks in the input encoder,
     ``lanes`` in a spike-time bank); after a max-pool (input order within a tick) each
     tick's neurons are compared sorted."""
-    geometry = NetGeometry(net, lanes, pixels_per_transfer)
+    geometry = NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
     for l, (producer, have) in enumerate(zip([geometry.input] + geometry.layers[:-1], spikes)):
         if producer is geometry.input:
-            banks, positions = producer.pixels_per_transfer, 1
+            order = (producer.pixels_per_transfer, 1, None)
         elif producer.kind == "maxpool2d":
-            banks = None
+            order = None
         else:
-            banks, positions = producer.lanes, producer.positions
-        if banks is None:
+            order = (producer.spike_lanes, producer.positions, producer.lanes)
+        if order is None:
             want = [s for g in gold for s in bank_order(g.spikes[l], 1)]
             have = [s for _, run in itertools.groupby(have, key=lambda s: s[1]) for s in sorted(run)]
         else:
-            want = [s for g in gold for s in bank_order(g.spikes[l], banks, positions)]
+            want = [s for g in gold for s in bank_order(g.spikes[l], *order)]
         assert have == want, f"layer {l}"
 
 
@@ -250,12 +257,13 @@ def shuffled_images(rng, size, images, edges=2):
                            random_pixels(rng, edges, size, "saturate")])[rng.permutation(images)]
 
 
-def assert_matches_golden(report, net, pixels, lanes):
+def assert_matches_golden(report, net, pixels, lanes, pixels_per_transfer=1):
     """Bit-exact, and the latency of an image alone in the core lies between the event lower bound
     and the RTL's own upper bound."""
     assert report.mismatches == [], "\n".join(report.mismatches[:5])
     assert report.predicted == golden.run_batch(net, pixels).classes.tolist()
-    assert report.lower_bound_mean <= report.cycles_mean <= report.lower_bound_mean + overhead_bound(net, lanes)
+    upper = report.lower_bound_mean + overhead_bound(net, lanes, pixels_per_transfer)
+    assert report.lower_bound_mean <= report.cycles_mean <= upper
 
 
 # -- a board without a board: the host link over a simulated serial line -------------------------

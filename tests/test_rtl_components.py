@@ -99,10 +99,14 @@ def test_spike_time_bank_matches_floor_clamp_on_edge_values(seed, shared_k):
     images = [np.clip(np.array((edges * 2)[:fan_out]), low, high),
               rng.integers(low, high + 1, fan_out), rng.integers(low, high + 1, fan_out)]
     lanes = int(rng.integers(1, fan_out + 1))
-    dut = SpikeTimeBank(DenseGeometry(layer, lanes))
+    spike_lanes = [lanes, 1, int(rng.integers(1, lanes + 1))][seed]     # the bank keeps a divisor of it
+    geometry = DenseGeometry(layer, lanes, spike_lanes)
+    assert lanes % geometry.spike_lanes == 0 and geometry.spike_lanes <= spike_lanes
+    dut = SpikeTimeBank(geometry)
     inputs = [word for potentials in images for word in words_of(potentials, lanes)]
     got = split_images(simulate(dut, inputs, dut.i, dut.o, ends(len(images)), rng))
-    assert got == [bank_order(spikes_from_q(np.clip(a // k, 0, ticks), ticks), lanes) for a in images]
+    assert got == [bank_order(spikes_from_q(np.clip(a // k, 0, ticks), ticks), geometry.spike_lanes, 1, lanes)
+                   for a in images]
 
 
 @pytest.mark.parametrize("seed", range(3))

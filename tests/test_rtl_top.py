@@ -12,39 +12,41 @@ from hdlgen.rtl_templates.top import NetworkTop
 
 from .helpers import assert_spikes_in_emitted_order, random_net, run_top
 
-CASES = [  # sizes, ticks, lanes, pixels per transfer, shared K
-    ([12, 9, 4], [5, 4], 1, 1, True),
-    ([7, 5, 6, 3], [3, 8, 2], 2, 4, False),
-    ([20, 16, 11, 10], [8, 1, 6], 4, 8, True),
-    ([1, 1, 1], [1, 1], 1, 1, False),
-    ([9, 13, 5], [6, 7], 3, 4, False),
-    ([16, 12, 7], [4, 5], 12, 16, True),         # lanes = fan-out: one word, a bank per neuron
+CASES = [  # sizes, ticks, lanes, pixels per transfer, spike lanes, shared K
+    ([12, 9, 4], [5, 4], 1, 1, None, True),
+    ([7, 5, 6, 3], [3, 8, 2], 2, 4, None, False),
+    ([20, 16, 11, 10], [8, 1, 6], 4, 8, 2, True),
+    ([1, 1, 1], [1, 1], 1, 1, None, False),
+    ([9, 13, 5], [6, 7], 3, 4, 1, False),
+    ([16, 12, 7], [4, 5], 12, 16, None, True),    # lanes = fan-out: one word, a bank per neuron
+    ([16, 12, 7], [4, 5], 12, 3, 4, False),       # 4 ladders per bank: words in 3 parts
 ]
 
 
-@pytest.mark.parametrize("sizes, ticks, lanes, per_transfer, shared_k", CASES)
-def test_network_matches_golden_spike_for_spike(sizes, ticks, lanes, per_transfer, shared_k):
+@pytest.mark.parametrize("sizes, ticks, lanes, per_transfer, spike_lanes, shared_k", CASES)
+def test_network_matches_golden_spike_for_spike(sizes, ticks, lanes, per_transfer, spike_lanes, shared_k):
     rng = np.random.default_rng(sum(sizes) * 31 + lanes)
     net = random_net(rng, sizes, ticks, shared_k=shared_k)
     images = rng.integers(0, 256, (4, sizes[0]))
     images[1] = 0
     gold = [run_events(net, im) for im in images]
     results, spikes, _, measured = run_top(net, images, rng, lanes=lanes, pixels_per_transfer=per_transfer,
-                                           gap=0.3, stall=0.4)
-    assert_spikes_in_emitted_order(net, gold, spikes, lanes, per_transfer)
+                                           spike_lanes=spike_lanes, gap=0.3, stall=0.4)
+    assert_spikes_in_emitted_order(net, gold, spikes, lanes, per_transfer, spike_lanes)
     for g, r in zip(gold, results):
         assert [int(r.logits[n]) for n in range(net.classes)] == list(g.logits)
         assert int(r.label) == g.label
     assert [int(r.cycles) for r in results] == measured
 
 
-@pytest.mark.parametrize("lanes, per_transfer", [(1, 1), (3, 1), (3, 4), (12, 8)])
-def test_cycles_within_bounds_for_an_idle_core(lanes, per_transfer):
+@pytest.mark.parametrize("lanes, per_transfer, spike_lanes", [(1, 1, None), (3, 1, None), (3, 4, 1), (12, 8, None),
+                                                             (12, 8, 2)])
+def test_cycles_within_bounds_for_an_idle_core(lanes, per_transfer, spike_lanes):
     rng = np.random.default_rng(lanes)
     net = random_net(rng, [16, 12, 6], [6, 5])
     image = rng.integers(0, 256, (1, 16))
-    results, _, _, _ = run_top(net, image, rng, lanes=lanes, pixels_per_transfer=per_transfer)
-    bounds = cycle_counts(net, run_events(net, image[0]), lanes, per_transfer)
+    results, _, _, _ = run_top(net, image, rng, lanes=lanes, pixels_per_transfer=per_transfer, spike_lanes=spike_lanes)
+    bounds = cycle_counts(net, run_events(net, image[0]), lanes, per_transfer, spike_lanes)
     assert bounds["event_lower_bound"] <= int(results[0].cycles) <= bounds["upper_bound"]
 
 

@@ -68,16 +68,17 @@ def test_sim_command_without_simulator_exits_2(monkeypatch, net, tmp_path, capsy
     assert "apt-get install iverilog" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("pixels,lanes,message", [
-    (np.zeros((2, 9), np.uint8), 1, r"uint8 \(N ≥ 1, 10\)"),
-    (np.zeros((2, 10), np.float32), 1, "uint8"),
-    (np.zeros((0, 10), np.uint8), 1, "uint8"),
-    (np.zeros((2, 10), np.uint8), 0, "lanes must be ≥ 1"),
+@pytest.mark.parametrize("pixels,lanes,per_transfer,message", [
+    (np.zeros((2, 9), np.uint8), 1, 1, r"uint8 \(N ≥ 1, 10\)"),
+    (np.zeros((2, 10), np.float32), 1, 1, "uint8"),
+    (np.zeros((0, 10), np.uint8), 1, 1, "uint8"),
+    (np.zeros((2, 10), np.uint8), 0, 1, "lanes must be an integer from 1 to the largest fan-out"),
+    (np.zeros((2, 10), np.uint8), 1, 11, "pixels per transfer must be an integer from 1 to the image's pixels 10"),
 ])
-def test_simulate_checks_its_arguments(monkeypatch, net, pixels, lanes, message):
+def test_simulate_checks_its_arguments(monkeypatch, net, pixels, lanes, per_transfer, message):
     monkeypatch.setattr(simulate_module, "missing_simulator", lambda simulator: None)
     with pytest.raises(UserError, match=message):
-        simulate(net, pixels, lanes=lanes)
+        simulate(net, pixels, lanes=lanes, pixels_per_transfer=per_transfer)
 
 
 @pytest.mark.parametrize("count,blocks", [(1, (0, 1, 0)), (2, (0, 1, 1)), (3, (0, 1, 2)), (20, (10, 5, 5))])

@@ -38,7 +38,7 @@ def register(sub):
     p.add_argument("--lanes", nargs="+", type=int, default=[1], metavar="N",
                    help="accumulators updated per cycle, simulated and built at each (default 1)")
     p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
-                   help="pixels per transfer of the simulated cores' pixel stream (default 1)")
+                   help="pixels per transfer into the simulated and built cores (default 1)")
     p.add_argument("--samples", type=int, default=20,
                    help="test images simulated at each lanes; 0 skips the RTL section (default 20)")
     p.add_argument("--simulator", choices=sorted(SIMULATORS),
@@ -138,7 +138,7 @@ def run(args):
     builds = [(board, lanes) for board in boards for lanes in args.lanes]
     figures["boards"] = [board_row(net, board, lanes, out / f"{board.name}-lanes{lanes}",
                                    clock_hz=None if args.clock is None else args.clock * 1e6,
-                                   cycles_mean=cycles.get(lanes))
+                                   cycles_mean=cycles.get(lanes), pixels_per_transfer=args.pixels_per_transfer)
                          for board, lanes in tqdm(builds, unit="build", desc="building", disable=not progress)]
     if builds:
         print(f"\nboards: {hardware}; µs per inference = cycles mean at the lower of fmax and clock")

@@ -16,6 +16,10 @@ def register(sub):
     p.add_argument("net", help="a .ttfs net from 'hdlgen convert'")
     p.add_argument("--board", required=True, help="board name (see 'hdlgen boards')")
     p.add_argument("--lanes", type=int, default=1, help="accumulators updated per cycle (default 1)")
+    p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
+                   help="pixels per transfer into the core (the link's bytes are packed; default 1)")
+    p.add_argument("--spike-lanes", type=int, metavar="N",
+                   help="fire ticks found per cycle in each spike-time bank, 1..lanes (fewer logic cells; default: lanes)")
     p.add_argument("--clock", type=float, metavar="MHZ",
                    help="design clock in MHz (default: the board's clock; otherwise a PLL makes it, within 1%%)")
     p.add_argument("--baud", type=int, default=115200, help="UART rate of the host link (default 115200)")
@@ -52,7 +56,8 @@ def run(args):
     if args.clock is not None and not args.clock > 0:
         raise UserError(f"--clock must be a positive frequency in MHz, got {args.clock:g}")
     out = Path(args.out) if args.out else Path("build") / f"{Path(args.net).stem}-{board.name}"
-    report = build(net, board, out, lanes=args.lanes, baud=args.baud,
+    report = build(net, board, out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer,
+                   spike_lanes=args.spike_lanes, baud=args.baud,
                    clock_hz=None if args.clock is None else args.clock * 1e6, spram=args.spram)
     print(format_report(report))
     problem = check_report(report, lanes=args.lanes, weight_bits=net.weight_bits)
@@ -62,7 +67,8 @@ def run(args):
         flashed = True
         print(f"  flashed {board.name}")
     if args.json:
-        print_json({**report.to_dict(), "lanes": args.lanes, "baud": args.baud, "ok": problem is None,
+        print_json({**report.to_dict(), "lanes": args.lanes,
+                    "pixels_per_transfer": args.pixels_per_transfer, "baud": args.baud, "ok": problem is None,
                     "problem": problem, "flashed": flashed})
     if problem:
         print(f"hdlgen build: {problem}", file=sys.stderr)

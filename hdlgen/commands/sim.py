@@ -17,6 +17,8 @@ def register(sub):
     p.add_argument("--lanes", type=int, default=1, help="synapses updated per cycle (default 1)")
     p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
                    help="pixels per transfer of the core's pixel stream, 1..input size (default 1)")
+    p.add_argument("--spike-lanes", type=int, metavar="N",
+                   help="fire ticks found per cycle in each spike-time bank, 1..lanes (default: lanes)")
     p.add_argument("--seed", type=int, default=0, help="seed of the testbench's input gaps and back-pressure")
     p.add_argument("--build-dir", help="keep the Verilog, logs and testbench report here")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
@@ -47,7 +49,8 @@ def run(args):
     net = ttfs.load(args.net)
     data = load_dataset(args.data, net.input.shape).head(args.samples)
     report = simulate(net, net.input.pixels(data.x), labels=data.y, lanes=args.lanes,
-                      pixels_per_transfer=args.pixels_per_transfer, simulator=args.simulator,
+                      pixels_per_transfer=args.pixels_per_transfer, spike_lanes=args.spike_lanes,
+                      simulator=args.simulator,
                       build_dir=args.build_dir, seed=args.seed, progress=sys.stderr.isatty())
     print(_format(report))
     if args.json:

@@ -15,6 +15,8 @@ def register(sub):
                    help="accumulators updated per cycle, 1..largest fan-out (capped per layer; default 1)")
     p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
                    help="pixels per transfer of the core's pixel stream (8·P bits wide), 1..input size; default 1")
+    p.add_argument("--spike-lanes", type=int, metavar="N",
+                   help="fire ticks found per cycle in each spike-time bank, 1..lanes (fewer logic cells; default: lanes)")
     p.add_argument("--trace", action="store_true", help="add per-layer spike trace ports (for testbenches)")
     p.add_argument("--name", help="top module name (default: the net's name as a Verilog identifier)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
@@ -24,7 +26,7 @@ def register(sub):
 def run(args):
     net = ttfs.load(args.net)
     v_path, json_path = write_verilog(net, args.out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer,
-                                     trace=args.trace, name=args.name)
+                                     spike_lanes=args.spike_lanes, trace=args.trace, name=args.name)
     side = json.loads(json_path.read_text())
     print(f"wrote {v_path} (top module {side['top']}) and {json_path}")
     for layer in side["layers"]:
