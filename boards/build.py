@@ -43,6 +43,10 @@ BRAM_BLOCKS = {"iCE40UP5K": 30, "iCE40HX1K": 16, "iCE40LP1K": 16, "iCE40HX4K": 3
                "LFE5UM-25F": 56, "LFE5UM-45F": 108, "LFE5UM-85F": 208,
                "LFE5UM5G-25F": 56, "LFE5UM5G-45F": 108, "LFE5UM5G-85F": 208}
 BRAM_BLOCK_BITS = {"ice40": 4096, "ecp5": 18432}
+# multiplier blocks: iCE40 UltraPlus SB_MAC16, ECP5 MULT18X18D
+DSP_BLOCKS = {"iCE40UP5K": 8, "iCE40UP3K": 4, "LFE5U-12F": 28, "LFE5U-25F": 28, "LFE5U-45F": 72, "LFE5U-85F": 156,
+              "LFE5UM-25F": 28, "LFE5UM-45F": 72, "LFE5UM-85F": 156,
+              "LFE5UM5G-25F": 28, "LFE5UM5G-45F": 72, "LFE5UM5G-85F": 156}
 BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit"}
 
 
@@ -169,6 +173,21 @@ def weight_precheck(geometry: NetGeometry, board: Board, spram_engines=()) -> Bu
                        extra={"estimate": "weights alone, before synthesis"})
 
 
+def assign_multipliers(core, dsp_blocks: int) -> list:
+    """Give the engines' products DSP blocks in layer order while they last (an engine
+    multiplies in each of its lanes); the engines after that build them in logic
+    (``products_in_logic``). Returns the indices (in ``core.engines``) of those engines."""
+    in_logic, left = [], dsp_blocks
+    for index, (engine, layer) in enumerate(zip(core.engines, core.geometry.engines)):
+        lanes = core.geometry.layers[layer].lanes
+        if lanes <= left and not in_logic:
+            left -= lanes
+        else:
+            engine.products_in_logic = True
+            in_logic.append(index)
+    return in_logic
+
+
 def toolchain_env(family: str) -> dict:
     """The environment that makes amaranth's build script use the yowasp tools."""
     env = dict(os.environ)
@@ -244,6 +263,8 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     core = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes)
     if spram:
         place_weights(core)
+    dsp_blocks = DSP_BLOCKS.get(board.device) if board.has_dsp else None
+    logic_products = [] if dsp_blocks is None else assign_multipliers(core, dsp_blocks)
     platform = board.platform()
     assert isinstance(platform, Platform)
     out_dir = Path(out_dir)
@@ -289,4 +310,4 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     report = json.loads(report_path.read_text())
     utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
     return BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds,
-                       {"spram_layers": spram_layers})
+                       {"spram_layers": spram_layers, "products_in_logic": logic_products})

@@ -11,7 +11,7 @@ from amaranth.utils import ceil_log2
 from hdlgen.geometry import ConvGeometry, ceil_div
 from hdlgen.ttfs import unsigned_width
 
-from .dense import WeightROM, accumulate_stage
+from .dense import WeightROM, accumulate_stage, weight_product
 from .events import acc_word_layout, event_layout, times_constant
 
 __all__ = ["ConvEngine", "NeuronDecoder", "decoded_layout"]
@@ -149,6 +149,8 @@ class ConvEngine(wiring.Component):
     ----------
     weights : component or None
         The weight memory, as a :class:`~hdlgen.rtl_templates.dense.DenseEngine`'s (latency 1).
+    products_in_logic : bool
+        As a :class:`~hdlgen.rtl_templates.dense.DenseEngine`'s.
     """
 
     submodule_name = "engine"
@@ -161,6 +163,7 @@ class ConvEngine(wiring.Component):
         self.positions = geometry.positions
         self.weight_rows = geometry.weight_row_count
         self.weights = None
+        self.products_in_logic = False
         super().__init__({
             "i": In(stream.Signature(event_layout(self.layer.fan_in, self.layer.ticks_in))),
             "o": Out(stream.Signature(acc_word_layout(self.acc_width, self.lanes))),
@@ -230,7 +233,8 @@ class ConvEngine(wiring.Component):
         m.d.sync += [s1_valid.eq(busy), s1_word.eq(acc_word), s1_q.eq(q), weight_data.eq(weights.data),
                      s2_valid.eq(s1_valid), s2_word.eq(s1_word), s2_q.eq(s1_q),
                      s3_valid.eq(s2_valid), s3_word.eq(s2_word)]
-        m.d.sync += [s3_product[l].eq(weight_data[l] * s2_q) for l in range(lanes)]
+        m.d.sync += [s3_product[l].eq(weight_product(weight_data[l], s2_q, self.products_in_logic))
+                     for l in range(lanes)]
         summed = Signal(word_layout)
         held_enable = Signal()   # low when the read-out stalls (see "drain")
         m.d.comb += held_enable.eq(1)

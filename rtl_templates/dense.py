@@ -9,7 +9,17 @@ from hdlgen.geometry import DenseGeometry, ceil_div
 
 from .events import acc_word_layout, event_layout, times_constant
 
-__all__ = ["WeightROM", "DenseEngine", "accumulate_stage"]
+__all__ = ["WeightROM", "DenseEngine", "accumulate_stage", "weight_product"]
+
+
+def weight_product(weight, q, in_logic: bool):
+    """``weight · q``: a multiplication (a DSP block where the tools find one), or with
+    ``in_logic`` one shifted copy of ``weight`` per bit of ``q`` added up, so it takes logic
+    cells and no DSP (a board with fewer DSP blocks than multiplying lanes)."""
+    if not in_logic:
+        return weight * q
+    terms = [Mux(q[bit], weight << bit, 0) for bit in range(len(q))]
+    return sum(terms[1:], terms[0])
 
 
 def accumulate_stage(m, read_data, summed, issue_word, ahead, enable=1):
@@ -150,6 +160,9 @@ class DenseEngine(wiring.Component):
         any component with the same members and the geometry's ``weight_latency`` (2 cycles)
         here before elaboration (e.g. SPRAM with a load path filled from the geometry's
         ``weight_rows()``).
+    products_in_logic : bool
+        Build the lanes' ``W·q`` products from adders instead of multipliers (no DSP blocks;
+        :func:`weight_product`); a board sets it before elaboration when it has too few DSPs.
     """
 
     submodule_name = "engine"
@@ -160,6 +173,7 @@ class DenseEngine(wiring.Component):
         self.geometry = geometry
         self.layer, self.lanes, self.words, self.acc_width = geometry.layer, geometry.lanes, geometry.words, geometry.acc_width
         self.weights = None
+        self.products_in_logic = False
         super().__init__({
             "i": In(stream.Signature(event_layout(self.layer.fan_in, self.layer.ticks_in))),
             "o": Out(stream.Signature(acc_word_layout(self.acc_width, self.lanes))),
@@ -208,7 +222,8 @@ class DenseEngine(wiring.Component):
                      weight_row.eq(weights.data),
                      s2_valid.eq(s1_valid), s2_word.eq(s1_word), s2_q.eq(s1_q),
                      s3_valid.eq(s2_valid), s3_word.eq(s2_word)]
-        m.d.sync += [s3_product[l].eq(weight_row[l] * s2_q) for l in range(lanes)]
+        m.d.sync += [s3_product[l].eq(weight_product(weight_row[l], s2_q, self.products_in_logic))
+                     for l in range(lanes)]
         summed = Signal(word_layout)
         s3_acc = accumulate_stage(m, acc_now, summed, s1_word, (s2_valid, s2_word))
         m.d.comb += [summed[l].eq(s3_acc[l] + s3_product[l]) for l in range(lanes)]

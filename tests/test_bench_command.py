@@ -130,16 +130,20 @@ def test_a_build_that_cannot_fit_is_a_row_not_a_crash(tmp_path, capsys):
 @pytest.mark.slow
 def test_rtl_section_is_bit_exact_and_counts_the_cycles_of_hdlgen_sim(capsys, tiny):
     net, data = tiny
-    code, out, _ = run_cli(capsys, "bench", net, "--data", data, "--samples", "6", "--lanes", "1", "3", "--json")
+    code, out, _ = run_cli(capsys, "bench", net, "--data", data, "--samples", "6", "--lanes", "1", "3",
+                           "--pixels-per-transfer", "4", "--json")
     rtl = _last_json(out)["rtl"]
     assert code == 0 and rtl["skipped"] is None and [r["lanes"] for r in rtl["rows"]] == [1, 3]
     for row in rtl["rows"]:
-        code, out, _ = run_cli(capsys, "sim", net, "--data", data, "--samples", "6", "--lanes", row["lanes"], "--json")
+        code, out, _ = run_cli(capsys, "sim", net, "--data", data, "--samples", "6", "--lanes", row["lanes"],
+                               "--pixels-per-transfer", "4", "--json")
         expected = _last_json(out)
         assert code == 0 and row["bit_exact"] and row["samples"] == 6
-        for key in ["cycles_mean", "cycles_max", "lower_bound_mean", "dense_cycles_mean", "initiation_interval",
-                    "accuracy"]:
+        assert row["pixels_per_transfer"] == expected["pixels_per_transfer"] == 4
+        for key in ["intake", "cycles_mean", "cycles_max", "lower_bound_mean", "dense_cycles_mean",
+                    "initiation_interval", "accuracy"]:
             assert row[key] == expected[key], key
+        assert row["ratio_to_lower_bound"] == pytest.approx(row["cycles_mean"] / row["lower_bound_mean"])
         assert row["simulation_seconds"] > 0
     assert rtl["rows"][1]["dense_cycles_mean"] < rtl["rows"][0]["dense_cycles_mean"]
 

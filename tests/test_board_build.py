@@ -43,6 +43,20 @@ def test_build_that_does_not_fit_says_what_is_short(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_build_past_the_dsp_blocks_multiplies_in_logic(tmp_path, capsys):
+    """lanes 6 on the iCEBreaker: 6 + 4 products for its 8 DSP blocks, so the readout engine's
+    are built from adders and the design still fits."""
+    net_path = ttfs.save(tiny_net(), tmp_path / "tiny.ttfs")
+    code = main(["build", str(net_path), "--board", "icebreaker", "--lanes", "6", "-o", str(tmp_path / "out"),
+                 "--json"])
+    out = capsys.readouterr().out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert code == 0, out
+    assert report["products_in_logic"] == [1] and "engines [1] built in logic cells" in out
+    assert report["utilization"]["DSP"] == {"used": 6, "available": 8}
+
+
+@pytest.mark.slow
 def test_build_with_weights_in_spram(tmp_path, capsys):
     """--spram on the iCEBreaker: the layers' weights become SB_SPRAM256KA instances."""
     net_path = ttfs.save(tiny_net(inputs=256, hidden=64, classes=10), tmp_path / "mid.ttfs")

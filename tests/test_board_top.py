@@ -113,6 +113,18 @@ def test_classify_matches_golden(core_kind):
     assert all(0 < r.compute_cycles < r.input_cycles for r in results)
 
 
+def test_a_core_taking_several_pixels_per_transfer_gets_the_bytes_packed():
+    """The link delivers a byte at a time; a core with P = 5 (12 pixels: transfers of 5, 5, 2)
+    gets them through a PixelPacker and classifies as the golden model does."""
+    net = tiny_net()
+    pixels = np.random.default_rng(4).integers(0, 256, (3, net.input.size), dtype=np.uint8)
+    top, sim, port = serial_link(net, NetworkTop(net, lanes=2, pixels_per_transfer=5))
+    results = Device(port).classify(pixels)
+    ref = golden.run_batch(net, pixels)
+    assert [r.label for r in results] == list(ref.classes)
+    assert [list(r.logits) for r in results] == ref.logits.tolist()
+
+
 def test_info_reports_the_net(core_kind):
     net = tiny_net()
     _, port = make_link(net, core_kind)

@@ -52,6 +52,30 @@ def test_input_encoder_matches_golden_input_spikes(seed):
     assert got == [bank_order(run_events(net, im).spikes[0], per_transfer) for im in images]
 
 
+@pytest.mark.parametrize("in_logic", [False, True])
+def test_weight_product_in_logic_equals_the_multiplication(in_logic):
+    from amaranth.hdl import Module, Signal, signed, unsigned
+
+    from hdlgen.rtl_templates.dense import weight_product
+
+    m = Module()
+    weight, q = Signal(signed(5)), Signal(unsigned(4))
+    product = Signal(signed(10))
+    m.d.comb += product.eq(weight_product(weight, q, in_logic))
+    sim = Simulator(m)
+    seen = []
+
+    async def sweep(ctx):
+        for w in range(-16, 16):
+            for v in range(16):
+                ctx.set(weight, w)
+                ctx.set(q, v)
+                seen.append((w * v, ctx.get(product)))
+    sim.add_testbench(sweep)
+    sim.run()
+    assert len(seen) == 32 * 16 and all(want == got for want, got in seen)
+
+
 def words_of(values, lanes):
     """Potentials (neurons) → accumulator-word payloads, zero-padded, ``last`` on the final word."""
     words = -(-len(values) // lanes)

@@ -98,6 +98,36 @@ def test_cli_writes_core_and_reports_json(net, tmp_path, capsys):
     assert (tmp_path / "out" / "tiny_net.v").is_file() and (tmp_path / "out" / "tiny_net.json").is_file()
 
 
+def test_sidecar_gives_the_pixel_transfers_and_the_bounds_of_hdlgen_cycles(net, tmp_path, capsys):
+    from hdlgen.cycles import dense_schedule, overhead_bound
+
+    path = ttfs.save(net, tmp_path / "tiny.ttfs")
+    assert main(["verilog", str(path), "-o", str(tmp_path / "out"), "--lanes", "6", "--pixels-per-transfer", "4",
+                 "--spike-lanes", "4", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "pixels 4 per transfer: intake 3 cycles per image" in out
+    side = json.loads((tmp_path / "out" / "tiny_net.json").read_text())
+    assert side["pixels"] | {"valid": None, "ready": None, "payload": None} == {
+        "valid": None, "ready": None, "payload": None, "width": 32, "count": 10, "per_transfer": 4, "transfers": 3}
+    assert side["spike_lanes"] == 4 and [l["spike_lanes"] for l in side["layers"]] == [2, 4]  # gcd(6, 4), gcd(4, 4)
+    latency = side["latency"]
+    assert latency["intake"] == 3
+    assert latency["dense_schedule"] == dense_schedule(net, 6, 4) == 3 + 10 * 2 + 7 * 1 + 4 + 5
+    assert latency["overhead_bound"] == overhead_bound(net, 6, 4, 4)
+    assert latency["worst_case"] == latency["dense_schedule"] + latency["overhead_bound"]
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--pixels-per-transfer", "11", "pixels per transfer must be an integer from 1 to the image's pixels 10"),
+    ("--spike-lanes", "3", "spike lanes must be an integer from 1 to the lanes 2"),
+])
+def test_cli_rejects_bad_pixels_per_transfer_and_spike_lanes(net, tmp_path, capsys, option, value, message):
+    path = ttfs.save(net, tmp_path / "tiny.ttfs")
+    assert main(["verilog", str(path), "-o", str(tmp_path / "out"), "--lanes", "2", option, value]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("lanes", ["0", "8"])
 def test_cli_rejects_bad_lanes(net, tmp_path, capsys, lanes):
     path = ttfs.save(net, tmp_path / "tiny.ttfs")

@@ -45,6 +45,9 @@ def format_report(report) -> str:
     if report.extra.get("spram_layers"):
         lines.append(f"  weights of layers {report.extra['spram_layers']} in SPRAM: 'hdlgen run' loads them "
                      f"after each configuration")
+    if report.extra.get("products_in_logic"):
+        lines.append(f"  products of engines {report.extra['products_in_logic']} built in logic cells "
+                     f"(the DSP blocks went to the engines before them)")
     if report.bitstream is not None:
         lines.append(f"  bitstream {report.bitstream}")
     return "\n".join(lines)
