@@ -33,15 +33,17 @@ DIGITS_DATA = ROOT / "examples" / "digits" / "digits_test.npz"
 FASHION = ROOT / "out" / "bench" / "fashion_mlp_T16_w8.ttfs"
 FASHION_DATA = ROOT / "out" / "bench" / "fashion_test.npz"
 
-# name, net, data, board, lanes, requested clock (MHz), weights in SPRAM
+# name, net, data, board, lanes, requested clock (MHz), weights in SPRAM, pixels per transfer, spike lanes
 BUILDS = [
-    ("digits-icebreaker", DIGITS, DIGITS_DATA, "icebreaker", 1, 30, False),
-    ("digits-ulx3s", DIGITS, DIGITS_DATA, "ulx3s-85f", 1, 100, False),
-    ("digits-cnn-icebreaker", DIGITS_CNN, DIGITS_DATA, "icebreaker", 1, 30, False),
-    ("digits-cnn-ulx3s", DIGITS_CNN, DIGITS_DATA, "ulx3s-85f", 1, 100, False),
-    ("fashion-icebreaker", FASHION, FASHION_DATA, "icebreaker", 1, 30, True),
-    ("fashion-icebreaker-l2", FASHION, FASHION_DATA, "icebreaker", 2, 30, True),
-    ("fashion-ulx3s", FASHION, FASHION_DATA, "ulx3s-85f", 4, 100, False),
+    ("digits-icebreaker", DIGITS, DIGITS_DATA, "icebreaker", 1, 30, False, 1, None),
+    ("digits-ulx3s", DIGITS, DIGITS_DATA, "ulx3s-85f", 1, 100, False, 1, None),
+    ("digits-cnn-icebreaker", DIGITS_CNN, DIGITS_DATA, "icebreaker", 1, 30, False, 1, None),
+    ("digits-cnn-ulx3s", DIGITS_CNN, DIGITS_DATA, "ulx3s-85f", 1, 100, False, 1, None),
+    ("fashion-icebreaker", FASHION, FASHION_DATA, "icebreaker", 1, 30, True, 1, None),
+    ("fashion-icebreaker-l2", FASHION, FASHION_DATA, "icebreaker", 2, 30, True, 1, None),
+    ("fashion-icebreaker-l8", FASHION, FASHION_DATA, "icebreaker", 8, 30, True, 1, 1),
+    ("fashion-ulx3s", FASHION, FASHION_DATA, "ulx3s-85f", 4, 100, False, 1, None),
+    ("fashion-ulx3s-l64", FASHION, FASHION_DATA, "ulx3s-85f", 64, 100, False, 8, None),
 ]
 
 
@@ -70,28 +72,31 @@ def main():
     # rows of an earlier run are kept for the builds not chosen, if they are hdlgen.bench rows
     previous = {row["name"]: row for row in json.loads(results_path.read_text())["rows"] if "us_per_inference" in row} \
         if results_path.exists() else {}
+    command = "python bench/boards.py " + " ".join(sys.argv[1:])
     sims = {}
     rows = []
     for build in BUILDS:
-        name, net_path, data_path, board, lanes, clock, spram = build
+        name, net_path, data_path, board, lanes, clock, spram, per_transfer, spike_lanes = build
         if build not in chosen:
             if name in previous:
                 rows.append(previous[name])
             continue
         net = ttfs.load(net_path)
-        if (net_path, lanes) not in sims:
-            print(f"simulating {net.name} at lanes {lanes} ...", flush=True)
-            sims[net_path, lanes] = rtl_row(net, load_dataset(data_path, net.input.shape).head(args.samples), lanes,
-                                           simulator)
-        sim = sims[net_path, lanes]
+        key = net_path, lanes, per_transfer, spike_lanes
+        if key not in sims:
+            print(f"simulating {net.name} at lanes {lanes}, P {per_transfer}, spike lanes {spike_lanes} ...", flush=True)
+            sims[key] = rtl_row(net, load_dataset(data_path, net.input.shape).head(args.samples), lanes, simulator,
+                                pixels_per_transfer=per_transfer, spike_lanes=spike_lanes)
+        sim = sims[key]
         print(f"building {name} ...", flush=True)
         row = board_row(net, get_board(board), lanes, OUT / name, clock_hz=clock * 1e6,
-                        cycles_mean=sim["cycles_mean"], spram=spram)
+                        cycles_mean=sim["cycles_mean"], spram=spram, pixels_per_transfer=per_transfer,
+                        spike_lanes=spike_lanes)
         rows.append({"name": name, "net": net_path.stem, **row, "clock_requested_mhz": clock,
                      "cycles_mean": sim["cycles_mean"], "lower_bound_mean": sim["lower_bound_mean"],
                      "simulated_images": sim["samples"], "simulator": simulator, "bit_exact": sim["bit_exact"]})
-        results_path.write_text(json.dumps({"benchmark": "boards", "rows": rows}, indent=1) + "\n")
-    results_path.write_text(json.dumps({"benchmark": "boards", "rows": rows}, indent=1) + "\n")
+        results_path.write_text(json.dumps({"benchmark": "boards", "command": command, "rows": rows}, indent=1) + "\n")
+    results_path.write_text(json.dumps({"benchmark": "boards", "command": command, "rows": rows}, indent=1) + "\n")
     print(format_boards(rows))
 
 

@@ -49,14 +49,16 @@ def accuracy_row(net: TTFSNet, data: Dataset, convert_seconds: float | None = No
 
 
 def rtl_row(net: TTFSNet, data: Dataset, lanes: int, simulator: str, progress: bool = False,
-            pixels_per_transfer: int = 1) -> dict:
-    """Simulate ``net``'s core at ``lanes`` and ``pixels_per_transfer`` on ``data`` (as ``hdlgen
-    sim`` does, seed 0) and time it."""
+            pixels_per_transfer: int = 1, spike_lanes: int | None = None) -> dict:
+    """Simulate ``net``'s core at ``lanes``, ``pixels_per_transfer`` and ``spike_lanes`` on
+    ``data`` (as ``hdlgen sim`` does, seed 0) and time it."""
     start = time.perf_counter()
     report = simulate(net, net.input.pixels(data.x), labels=data.y, lanes=lanes,
-                      pixels_per_transfer=pixels_per_transfer, simulator=simulator, progress=progress)
+                      pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes, simulator=simulator,
+                      progress=progress)
     seconds = time.perf_counter() - start
-    return {"lanes": lanes, "pixels_per_transfer": pixels_per_transfer, "intake": report.intake,
+    return {"lanes": lanes, "pixels_per_transfer": pixels_per_transfer, "spike_lanes": spike_lanes,
+            "intake": report.intake,
             "samples": report.samples, "simulator": simulator,
             "cycles_mean": report.cycles_mean, "cycles_max": report.cycles_max,
             "lower_bound_mean": report.lower_bound_mean, "dense_cycles_mean": report.dense_cycles_mean,
@@ -68,7 +70,8 @@ def rtl_row(net: TTFSNet, data: Dataset, lanes: int, simulator: str, progress: b
 
 
 def board_row(net: TTFSNet, board, lanes: int, out_dir, *, clock_hz: float | None = None,
-              cycles_mean: float | None = None, spram: bool = False, pixels_per_transfer: int = 1) -> dict:
+              cycles_mean: float | None = None, spram: bool = False, pixels_per_transfer: int = 1,
+              spike_lanes: int | None = None) -> dict:
     """Build ``net`` for ``board`` at ``lanes`` into ``out_dir`` and judge the result.
 
     A build that does not fit, misses timing or that a tool gives up on is a row saying so
@@ -78,14 +81,15 @@ def board_row(net: TTFSNet, board, lanes: int, out_dir, *, clock_hz: float | Non
     """
     from .boards.build import BuildFailed, build, check_report
 
-    row = {"board": board.name, "lanes": lanes, "pixels_per_transfer": pixels_per_transfer, "spram": spram,
+    row = {"board": board.name, "lanes": lanes, "pixels_per_transfer": pixels_per_transfer,
+           "spike_lanes": spike_lanes, "spram": spram,
            "utilization": {}, "fmax_mhz": None,
            "clock_mhz": (board.clock_hz if clock_hz is None else clock_hz) / 1e6, "fits": False,
            "meets_timing": False, "problem": None, "build_seconds": None, "us_per_inference": None,
            "bitstream": None}
     try:
-        report = build(net, board, out_dir, lanes=lanes, pixels_per_transfer=pixels_per_transfer, clock_hz=clock_hz,
-                       spram=spram)
+        report = build(net, board, out_dir, lanes=lanes, pixels_per_transfer=pixels_per_transfer,
+                       spike_lanes=spike_lanes, clock_hz=clock_hz, spram=spram)
     except BuildFailed as e:
         return {**row, "problem": str(e)}
     usage = report.utilization
@@ -139,7 +143,7 @@ def format_rtl(rows) -> str:
 
 
 def format_boards(rows) -> str:
-    lines = [f"{'board':14} {'lanes':>5} {'logic':>15} {'FF':>11} {'BRAM':>7} {'SPRAM':>5} {'DSP':>5} "
+    lines = [f"{'board':22} {'lanes':>5} {'P':>2} {'logic':>15} {'FF':>11} {'BRAM':>7} {'SPRAM':>5} {'DSP':>5} "
              f"{'fmax / clock MHz':>16} {'fits':>4} {'timing':>6} {'build s':>7} {'µs/inference':>12}"]
     for r in rows:
         usage = r["utilization"]
@@ -150,7 +154,8 @@ def format_boards(rows) -> str:
             return f"{u['used']}/{u['available']}" if u and (u["used"] or u["available"]) else "–"
         timing = "meets" if r["meets_timing"] else "misses" if r["fmax_mhz"] is not None else "–"
         speed = f"{_number(r['fmax_mhz'])} / {r['clock_mhz']:g}"
-        lines.append(f"{r.get('name', r['board']):14} {r['lanes']:>5} {cell(kind) + ' ' + kind:>15} "
+        lines.append(f"{r.get('name', r['board']):22} {r['lanes']:>5} {r.get('pixels_per_transfer', 1):>2} "
+                     f"{cell(kind) + ' ' + kind:>15} "
                      f"{cell('FF'):>11} {cell('BRAM'):>7} {cell('SPRAM'):>5} {cell('DSP'):>5} "
                      f"{speed:>16} "
                      f"{'yes' if r['fits'] else 'NO':>4} {timing:>6} {_number(r['build_seconds']):>7} "

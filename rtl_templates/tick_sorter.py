@@ -84,9 +84,11 @@ class TickSorter(wiring.Component):
         tick, tick_next = Signal(range(ticks + 1)), Signal(range(ticks + 1))
         m.d.comb += tick_next.eq(tick)
         m.d.sync += tick.eq(tick_next)
-        pending = Signal(banks)          # banks whose list of this tick is still to be emitted
-        chosen = Signal(banks)           # the lowest of them, one-hot
-        m.d.comb += chosen.eq(pending & (~pending + 1))
+        # The bank being emitted (one-hot) and the banks of this tick still to come are registers,
+        # so neither the choice of the next bank (a carry chain) nor its results sit on a path
+        # from one cycle's decisions to the next one's read addresses.
+        chosen = Signal(banks)
+        queue = Signal(banks)
         take_head = Signal()             # every bank's walk starts at its head of the tick
         step = Signal()                  # the chosen bank follows its link
         appending = Signal(banks)        # append, second cycle: the bank's tail[tick] has arrived
@@ -145,13 +147,13 @@ class TickSorter(wiring.Component):
         with m.If(taken):
             m.d.sync += append_word.eq(self.i.payload.word)
 
-        # While emitting, each ``filled`` shifts right as the tick advances (bit 0 is this
-        # tick's): no wide multiplexer sits between ``emit.ready`` and the next read addresses.
+        # While emitting, each ``filled`` shifts right in the cycle its tick is sought (bit 0 is
+        # this tick's): no wide multiplexer sits between ``emit.ready`` and the next read
+        # addresses, and the shift depends on the state alone.
         this_tick = Cat(f[0] for f in filled)
 
-        def next_tick():
-            m.d.comb += tick_next.eq(tick + 1)
-            m.d.sync += [f.eq(f >> 1) for f in filled]
+        def lowest(banks_set):
+            return banks_set & (~banks_set + 1)
         word = Signal(index_shape)       # the chosen bank's current word, and the bank's number
         bank = Signal(range(banks))
         at_tail = Signal()
@@ -176,21 +178,23 @@ class TickSorter(wiring.Component):
                     m.d.comb += [emit.valid.eq(1), emit.payload.end.eq(1)]
                     with m.If(emit.ready):
                         m.next = "collect"
-                with m.Elif(this_tick.any()):
-                    m.d.comb += take_head.eq(1)
-                    m.d.sync += pending.eq(this_tick)
-                    m.next = "walk"
                 with m.Else():
-                    next_tick()
+                    m.d.sync += [f.eq(f >> 1) for f in filled]
+                    with m.If(this_tick.any()):
+                        m.d.comb += take_head.eq(1)
+                        m.d.sync += [chosen.eq(lowest(this_tick)), queue.eq(this_tick & ~lowest(this_tick))]
+                        m.next = "walk"
+                    with m.Else():
+                        m.d.comb += tick_next.eq(tick + 1)
             with m.State("walk"):
                 m.d.comb += [emit.valid.eq(1), emit.payload.neuron.eq(neuron), emit.payload.tick.eq(tick)]
                 with m.If(emit.ready):
                     with m.If(~at_tail):
                         m.d.comb += step.eq(1)
-                    with m.Elif((pending & ~chosen).any()):
-                        m.d.sync += pending.eq(pending & ~chosen)
+                    with m.Elif(queue.any()):
+                        m.d.sync += [chosen.eq(lowest(queue)), queue.eq(queue & ~lowest(queue))]
                     with m.Else():
-                        next_tick()
+                        m.d.comb += tick_next.eq(tick + 1)
                         m.next = "seek"
         return m
 
