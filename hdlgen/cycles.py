@@ -1,19 +1,24 @@
 """Cycle counts of the generated core for one image (docs/rtl-interface.md), from the stage
 costs of :mod:`hdlgen.geometry`.
 
-* event lower bound: ``ceil(N_in / P) + Σ_ℓ Σ_(input spikes of ℓ) cost_ℓ + Σ_ℓ T_ℓ`` – the
-  cycles an event-driven core with ``lanes`` synapse updates per cycle cannot go below. The
-  input intake ``ceil(N_in / P)`` is the image's transfers on a pixel stream of ``P`` pixels
-  each (no spike can leave in tick order before the last pixel is in). An input spike
-  costs a dense layer ``ceil(fan_out / lanes_ℓ)`` cycles and a convolution
-  ``positions it reaches × ceil(out channels / lanes_ℓ)`` (its fan-out is out channels × the
-  output positions its kernel taps reach); a max-pool works in the shadow of the next engine
-  and counts 0. ``T_ℓ`` are the windows of the stages that walk ticks (input encoder, dense and
-  conv layers; not max-pools);
-* dense schedule: the same sum with every input spiking – the same lanes visiting every input;
+* event lower bound: ``ceil(N_in / P) + Σ_(engines ℓ) max(C_ℓ, E_ℓ + T_ℓ)`` – the cycles an
+  event-driven core with ``lanes`` synapse updates per cycle cannot go below. The input intake
+  ``ceil(N_in / P)`` is the image's transfers on a pixel stream of ``P`` pixels each (no spike
+  leaves in tick order before the last pixel is in). ``C_ℓ`` is what engine ℓ's input spikes
+  cost it: a dense layer ``ceil(fan_out / lanes_ℓ)`` cycles a spike, a convolution ``positions
+  it reaches × ceil(out channels / lanes_ℓ)`` (its fan-out is out channels × the output
+  positions its kernel taps reach). ``E_ℓ + T_ℓ`` is the walk that feeds it: the tick sorter
+  before it (the input encoder's, or the previous spike-time bank's; through a max-pool, which
+  works in its shadow and counts 0) emits ``E_ℓ`` events at most one a cycle and spends a cycle
+  on each of its ``T_ℓ`` ticks. The engine can finish neither before its spikes are paid for
+  nor before its last spike has come, and the stages of one image follow each other (each
+  waits for the image's ``end``);
+* dense schedule: the same with every input spiking – the same lanes visiting every input;
+* serial sum: ``ceil(N_in / P) + Σ_ℓ C_ℓ + Σ T`` over every walk, as if no walk overlapped its
+  engine's work;
 * :func:`overhead_bound`: what :class:`~hdlgen.rtl_templates.top.NetworkTop` adds on top of the
-  event lower bound for an image entering an idle core (pixel loading, accumulator read-out,
-  spike-time pipeline, handshakes).
+  serial sum for an image entering an idle core (accumulator read-out, spike-time pipeline,
+  handshakes), so ``serial sum + overhead`` is an upper bound.
 
 ``lanes_ℓ`` is ``min(lanes, fan_out_ℓ)`` (a convolution's lanes run over its output
 channels, so ``min(lanes, out channels)``), as the core builds it.
@@ -21,33 +26,61 @@ channels, so ``min(lanes, out channels)``), as the core builds it.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .geometry import NetGeometry
 from .golden import EventResult
 from .ttfs import TTFSNet
 
-__all__ = ["event_lower_bound", "dense_schedule", "overhead_bound", "cycle_counts"]
+__all__ = ["event_lower_bound", "dense_schedule", "serial_cycles", "overhead_bound", "cycle_counts"]
+
+
+def _inputs(spikes) -> list:
+    """Per layer, the indices of its input neurons that spiked."""
+    return [np.array([n for n, _ in layer], dtype=np.int64) for layer in spikes]
+
+
+def _every_input(geometry: NetGeometry) -> list:
+    return [np.arange(stage.layer.fan_in) for stage in geometry.layers]
+
+
+def _event_cycles(geometry: NetGeometry, inputs) -> int:
+    """``intake + Σ_(engines) max(C, E + T)`` for the spiking inputs ``inputs[ℓ]`` of each layer."""
+    walks = [geometry.input.walked_ticks] + [stage.walked_ticks for stage in geometry.layers[:-1]]
+    total, walk = geometry.input.intake, 0
+    for stage, cost, spiked, ticks in zip(geometry.layers, geometry.input_costs(), inputs, walks):
+        if ticks:            # the layer's input comes from a tick sorter (else through a max-pool)
+            walk = len(spiked) + ticks
+        if stage.words:      # an engine (a max-pool has no words: it works in the next one's shadow)
+            total += max(int(cost[spiked].sum()), walk)
+    return int(total)
 
 
 def event_lower_bound(net: TTFSNet, spikes, lanes: int = 1, pixels_per_transfer: int = 1) -> int:
-    """``ceil(N_in / P) + Σ_ℓ Σ_(n, τ) ∈ spikes[ℓ] cost_ℓ[n] + Σ_ℓ T_ℓ``; ``spikes[ℓ]`` are the
+    """``ceil(N_in / P) + Σ_(engines ℓ) max(C_ℓ, E_ℓ + T_ℓ)``; ``spikes[ℓ]`` are the
     ``(neuron, tick)`` spikes into layer ℓ (``hdlgen.golden.run_events(...).spikes``)."""
-    geometry = NetGeometry(net, lanes, pixels_per_transfer)
-    costs = geometry.input_costs()
-    return int(geometry.input.intake + sum(int(cost[[n for n, _ in s]].sum()) for s, cost in zip(spikes, costs))
-               + geometry.walked_ticks)
+    return _event_cycles(NetGeometry(net, lanes, pixels_per_transfer), _inputs(spikes))
 
 
 def dense_schedule(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1) -> int:
     """The event lower bound with every input of every layer spiking."""
     geometry = NetGeometry(net, lanes, pixels_per_transfer)
-    return int(geometry.input.intake + sum(int(cost.sum()) for cost in geometry.input_costs())
+    return _event_cycles(geometry, _every_input(geometry))
+
+
+def serial_cycles(net: TTFSNet, spikes=None, lanes: int = 1, pixels_per_transfer: int = 1) -> int:
+    """``ceil(N_in / P) + Σ_ℓ C_ℓ + Σ T`` (every walked window), for ``spikes`` or, when
+    ``None``, every input spiking."""
+    geometry = NetGeometry(net, lanes, pixels_per_transfer)
+    inputs = _every_input(geometry) if spikes is None else _inputs(spikes)
+    return int(geometry.input.intake + sum(int(cost[spiked].sum()) for cost, spiked in zip(geometry.input_costs(), inputs))
                + geometry.walked_ticks)
 
 
 def overhead_bound(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None) -> int:
-    """Most cycles the core spends on one image beyond the event lower bound, from its first
-    pixel to its result, when it enters an idle core and the result is taken at once: the sum
-    of every stage's :meth:`~hdlgen.geometry.DenseGeometry.overhead`."""
+    """Most cycles the core spends on one image beyond its serial sum, from its first pixel to
+    its result, when it enters an idle core and the result is taken at once: the sum of every
+    stage's :meth:`~hdlgen.geometry.DenseGeometry.overhead`."""
     return NetGeometry(net, lanes, pixels_per_transfer, spike_lanes).overhead()
 
 
@@ -55,6 +88,7 @@ def cycle_counts(net: TTFSNet, events: EventResult, lanes: int = 1, pixels_per_t
                  spike_lanes: int | None = None) -> dict:
     """Bounds for one image from its golden spike lists (``hdlgen.golden.run_events``):
     ``{"event_lower_bound", "dense_schedule", "upper_bound"}``."""
-    lower = event_lower_bound(net, events.spikes, lanes, pixels_per_transfer)
-    return {"event_lower_bound": lower, "dense_schedule": dense_schedule(net, lanes, pixels_per_transfer),
-            "upper_bound": lower + overhead_bound(net, lanes, pixels_per_transfer, spike_lanes)}
+    serial = serial_cycles(net, events.spikes, lanes, pixels_per_transfer)
+    return {"event_lower_bound": event_lower_bound(net, events.spikes, lanes, pixels_per_transfer),
+            "dense_schedule": dense_schedule(net, lanes, pixels_per_transfer),
+            "upper_bound": serial + overhead_bound(net, lanes, pixels_per_transfer, spike_lanes)}

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import golden, ttfs
-from .cycles import dense_schedule, event_lower_bound
+from .cycles import dense_schedule, event_lower_bound, overhead_bound, serial_cycles
 from .errors import UserError
 from .geometry import NetGeometry
 from .ttfs import TTFSNet
@@ -59,8 +59,11 @@ class SimReport:
     dense_cycles_mean : float
         The dense schedule ``intake + Σ_ℓ fan_in_ℓ·ceil(fan_out_ℓ/lanes) + Σ_ℓ T_ℓ``, the same
         for every image (:func:`hdlgen.cycles.dense_schedule`).
+    upper_bound_mean : float or None
+        Mean upper bound of those images: their serial sum ``intake + Σ_ℓ input spikes_ℓ·ceil(fan_out_ℓ/lanes)
+        + Σ_ℓ T_ℓ`` plus :func:`hdlgen.cycles.overhead_bound`.
     intake : int
-        Cycles the pixel stream takes per image (``ceil(input size / P)``), part of both.
+        Cycles the pixel stream takes per image (``ceil(input size / P)``), part of every bound.
     lanes : int
     pixels_per_transfer : int
     simulator : str
@@ -75,6 +78,7 @@ class SimReport:
     initiation_interval: float | None
     lower_bound_mean: float | None
     dense_cycles_mean: float
+    upper_bound_mean: float | None
     intake: int
     lanes: int
     pixels_per_transfer: int
@@ -190,8 +194,10 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
     alone = [r for r in images if r["mode"] == "isolated"] or images
     latencies = [r["cycles"] for r in alone]
     stream = [r["result_cycle"] for r in images if r["mode"] == "stream"]
-    bounds = [event_lower_bound(net, golden.run_events(net, pixels[r["index"]]).spikes, lanes, pixels_per_transfer)
-              for r in alone]
+    alone_spikes = [golden.run_events(net, pixels[r["index"]]).spikes for r in alone]
+    bounds = [event_lower_bound(net, spikes, lanes, pixels_per_transfer) for spikes in alone_spikes]
+    overhead = overhead_bound(net, lanes, pixels_per_transfer, spike_lanes)
+    uppers = [serial_cycles(net, spikes, lanes, pixels_per_transfer) + overhead for spikes in alone_spikes]
     accuracy = None
     if labels is not None and len(predicted) == len(labels):
         accuracy = float(np.mean(np.asarray(predicted) == np.asarray(labels)))
@@ -201,4 +207,5 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
         initiation_interval=float(np.mean(np.diff(stream))) if len(stream) >= 2 else None,
         lower_bound_mean=float(np.mean(bounds)) if bounds else None,
         dense_cycles_mean=float(dense_schedule(net, lanes, pixels_per_transfer)),
+        upper_bound_mean=float(np.mean(uppers)) if uppers else None,
         intake=geometry.input.intake, lanes=lanes, pixels_per_transfer=pixels_per_transfer, simulator=simulator)

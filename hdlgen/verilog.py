@@ -9,7 +9,7 @@ from pathlib import Path
 from amaranth.back import verilog as amaranth_verilog
 from amaranth.lib import data
 
-from .cycles import dense_schedule, overhead_bound
+from .cycles import dense_schedule, overhead_bound, serial_cycles
 from .errors import UserError
 from .geometry import NetGeometry
 from .rtl_templates.top import NetworkTop
@@ -75,6 +75,7 @@ def sidecar(top: NetworkTop, name: str) -> dict:
     per_transfer = top.pixels_per_transfer
     overhead = overhead_bound(net, top.lanes, per_transfer, top.geometry.spike_lanes)
     dense = dense_schedule(net, top.lanes, per_transfer)
+    dense_serial = serial_cycles(net, None, top.lanes, per_transfer)
     return {
         "format": FORMAT,
         "top": name,
@@ -94,17 +95,19 @@ def sidecar(top: NetworkTop, name: str) -> dict:
         "latency": {
             "description": "cycles from an image's first accepted pixel to its result, when it enters an "
                            "idle core and results are taken at once: at least event_lower_bound = intake "
-                           "(pixel transfers per image) + Σ_ℓ input spikes_ℓ × cycles_per_input_spike[ℓ] "
-                           "(for a conv: per output position the "
-                           "spike reaches; 0 for a max-pool) + Σ ticks of the non-pool spiking layers, "
-                           "at most that plus "
-                           "overhead_bound; worst_case is dense_schedule + overhead_bound (every input spikes)",
+                           "(pixel transfers per image) + Σ over engines of max(their input spikes × "
+                           "cycles_per_input_spike (for a conv: per output position the spike reaches), the "
+                           "spikes + ticks of the tick sorter feeding them); at most the serial sum (intake + "
+                           "Σ spikes × cycles_per_input_spike + Σ ticks of the non-pool spiking layers) + "
+                           "overhead_bound; dense_schedule and dense_serial are those with every input "
+                           "spiking, worst_case = dense_serial + overhead_bound",
             "intake": top.geometry.input.intake,
             "cycles_per_input_spike": top.geometry.words,
             "ticks": list(net.ticks),
             "overhead_bound": overhead,
             "dense_schedule": dense,
-            "worst_case": dense + overhead,
+            "dense_serial": dense_serial,
+            "worst_case": dense_serial + overhead,
         },
     }
 

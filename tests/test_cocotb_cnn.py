@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from hdlgen import golden
-from hdlgen.cycles import dense_schedule, overhead_bound
+from hdlgen.cycles import overhead_bound, serial_cycles
 from hdlgen.simulate import simulate
 from hdlgen.testing import random_cnn, random_pixels
 from hdlgen.ttfs import IntConv2d, IntDense, IntMaxPool2d, TTFSNet
@@ -81,7 +81,7 @@ def _net(index, spec):
 
 def _cost(net, lanes):
     """Cycles of a run at most: (dense schedule + overhead) × images."""
-    return (dense_schedule(net, lanes) + overhead_bound(net, lanes)) * IMAGES
+    return (serial_cycles(net, None, lanes) + overhead_bound(net, lanes)) * IMAGES
 
 
 def _cases():
@@ -110,7 +110,7 @@ def test_random_cnn_is_bit_exact(index, spec, tmp_path):
     rng = np.random.default_rng(1000 + index)
     pixels = shuffled_images(rng, net.input.size, IMAGES, 1)
     report = simulate(net, pixels, lanes=lanes, build_dir=tmp_path, seed=index)
-    assert_matches_golden(report, net, pixels, lanes)
+    assert_matches_golden(report, net, pixels)
 
 
 def test_padded_pool_is_bit_exact(tmp_path):
@@ -125,7 +125,7 @@ def test_padded_pool_is_bit_exact(tmp_path):
     net = TTFSNet(conv_net.input, [conv, pool, readout], "padded_pool")
     pixels = shuffled_images(rng, net.input.size, IMAGES, 1)
     report = simulate(net, pixels, lanes=2, build_dir=tmp_path, seed=77)
-    assert_matches_golden(report, net, pixels, 2)
+    assert_matches_golden(report, net, pixels)
 
 
 def test_changed_conv_weight_is_caught_at_its_layer(tmp_path):
@@ -149,6 +149,6 @@ def test_digits_cnn_on_100_test_images(digits_cnn, digits_test, tmp_path):
     pixels = net.input.pixels(x)
     lanes = 8  # conv2d_1 has 16 channels, but a narrower core simulates faster in Icarus
     report = simulate(net, pixels, labels=y, lanes=lanes, build_dir=tmp_path)
-    assert_matches_golden(report, net, pixels, lanes)
+    assert_matches_golden(report, net, pixels)
     assert report.samples == DIGITS
     assert report.accuracy == pytest.approx(np.mean(golden.run_batch(net, pixels).classes == y))

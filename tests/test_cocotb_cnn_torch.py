@@ -30,4 +30,4 @@ def test_converted_torch_cnn_is_bit_exact(index, name, tmp_path):
     assert all(sum(len(e.spikes[layer]) for e in events) >= IMAGES for layer in range(len(net.layers)))
     lanes = 1 + index % 3
     report = simulate(net, pixels, lanes=lanes, build_dir=tmp_path, seed=index)
-    assert_matches_golden(report, net, pixels, lanes)
+    assert_matches_golden(report, net, pixels)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from hdlgen import ttfs
-from hdlgen.cycles import dense_schedule, overhead_bound
+from hdlgen.cycles import overhead_bound, serial_cycles
 from hdlgen.golden import run_events
 from hdlgen.sim.runner import run_testbench
 from hdlgen.testing import mixed_pixels, random_net
@@ -108,7 +108,7 @@ endmodule
                "layers": [{"name": l.name, "fan_in": l.fan_in, "fan_out": l.fan_out, "ticks_in": l.ticks_in,
                            "ticks": l.ticks} for l in net.layers],
                # what the real core at lanes 1 would promise; the replay is far quicker
-               "latency": {"worst_case": dense_schedule(net) + overhead_bound(net)}}
+               "latency": {"worst_case": serial_cycles(net) + overhead_bound(net)}}
     v_path, j_path = out_dir / f"{name}.v", out_dir / f"{name}.json"
     v_path.write_text(verilog)
     j_path.write_text(json.dumps(sidecar, indent=1))

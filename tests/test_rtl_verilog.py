@@ -99,7 +99,7 @@ def test_cli_writes_core_and_reports_json(net, tmp_path, capsys):
 
 
 def test_sidecar_gives_the_pixel_transfers_and_the_bounds_of_hdlgen_cycles(net, tmp_path, capsys):
-    from hdlgen.cycles import dense_schedule, overhead_bound
+    from hdlgen.cycles import dense_schedule, overhead_bound, serial_cycles
 
     path = ttfs.save(net, tmp_path / "tiny.ttfs")
     assert main(["verilog", str(path), "-o", str(tmp_path / "out"), "--lanes", "6", "--pixels-per-transfer", "4",
@@ -112,9 +112,11 @@ def test_sidecar_gives_the_pixel_transfers_and_the_bounds_of_hdlgen_cycles(net, 
     assert side["spike_lanes"] == 4 and [l["spike_lanes"] for l in side["layers"]] == [2, 4]  # gcd(6, 4), gcd(4, 4)
     latency = side["latency"]
     assert latency["intake"] == 3
-    assert latency["dense_schedule"] == dense_schedule(net, 6, 4) == 3 + 10 * 2 + 7 * 1 + 4 + 5
+    # intake 3; layer 0: max(10 spikes × 2 words, 10 + T0 4); readout: max(7 × 1 word, 7 + T1 5)
+    assert latency["dense_schedule"] == dense_schedule(net, 6, 4) == 3 + 20 + 12
+    assert latency["dense_serial"] == serial_cycles(net, None, 6, 4) == 3 + 20 + 7 + 4 + 5
     assert latency["overhead_bound"] == overhead_bound(net, 6, 4, 4)
-    assert latency["worst_case"] == latency["dense_schedule"] + latency["overhead_bound"]
+    assert latency["worst_case"] == latency["dense_serial"] + latency["overhead_bound"]
 
 
 @pytest.mark.parametrize("option, value, message", [

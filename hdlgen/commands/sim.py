@@ -32,6 +32,7 @@ def _format(report) -> str:
     interval = "n/a" if report.initiation_interval is None else f"{report.initiation_interval:.1f}"
     latency = "n/a" if report.cycles_mean is None else f"mean {report.cycles_mean:.1f}, max {report.cycles_max}"
     bound = "n/a" if report.lower_bound_mean is None else f"mean {report.lower_bound_mean:.1f}"
+    upper = "n/a" if report.upper_bound_mean is None else f"mean {report.upper_bound_mean:.1f}"
     lines = [f"{verdict} ({report.samples} images, {report.simulator}, {report.lanes} lane(s), "
              f"{report.pixels_per_transfer} pixel(s) per transfer)"]
     lines += [f"  {m}" for m in report.mismatches[:20]]
@@ -39,7 +40,9 @@ def _format(report) -> str:
         lines.append(f"  ... and {len(report.mismatches) - 20} more")
     lines += [f"accuracy               {accuracy}",
               f"cycles per inference   {latency}  (each image alone in the core)",
-              f"event lower bound      {bound}  (intake {report.intake} + Σ engine cycles of each input spike + Σ T)",
+              f"event lower bound      {bound}  (intake {report.intake} + Σ over engines of max(cycles of their "
+              f"input spikes, the tick walk feeding them))",
+              f"upper bound            {upper}  (intake + Σ engine cycles + Σ T + the core's overhead)",
               f"dense schedule         {report.dense_cycles_mean:.0f}  (the same with every input spiking)",
               f"initiation interval    {interval} cycles (images back to back)"]
     return "\n".join(lines)
