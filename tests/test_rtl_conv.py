@@ -108,25 +108,27 @@ def test_neuron_decoder_takes_one_event_per_cycle():
     assert len(cycles) <= len(inputs) + dut.latency + 2
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(4))
 def test_cnn_top_matches_golden_spike_for_spike(seed):
-    """Conv, max-pool (overlapping windows) and dense layers chained in one NetworkTop."""
+    """Conv, max-pool (overlapping windows) and dense layers chained in one NetworkTop, at
+    several lanes, pixels per transfer and spike lanes (seed 3: 3 lanes, one ladder per bank)."""
     from hdlgen.cycles import cycle_counts
 
     rng = np.random.default_rng(300 + seed)
     blocks = [("conv", 3, 3, 1 + seed % 2, 1), ("pool", 2, 1), ("conv", 2, 1, 1, 0)]
     net = random_cnn(rng, (2, 6, 6), blocks, 3, 4, 5, "random")
     images = mixed_pixels(rng, 2, net.input.size)
-    lanes = 1 + seed
+    lanes, per_transfer, spike_lanes = [(1, 1, None), (2, 4, None), (3, 8, None), (3, 5, 1)][seed]
+    options = {"lanes": lanes, "pixels_per_transfer": per_transfer, "spike_lanes": spike_lanes}
     gold = [golden.run_events(net, im) for im in images]
-    results, spikes, _, measured = run_top(net, images, rng, lanes=lanes, gap=0.3, stall=0.4)
-    assert_spikes_in_emitted_order(net, gold, spikes, lanes)
+    results, spikes, _, measured = run_top(net, images, rng, gap=0.3, stall=0.4, **options)
+    assert_spikes_in_emitted_order(net, gold, spikes, lanes, per_transfer, spike_lanes)
     for g, r in zip(gold, results):
         assert [int(r.logits[n]) for n in range(net.classes)] == list(g.logits)
         assert int(r.label) == g.label
     assert [int(r.cycles) for r in results] == measured
-    alone, _, _, _ = run_top(net, images[:1], rng, lanes=lanes)
-    bounds = cycle_counts(net, gold[0], lanes)
+    alone, _, _, _ = run_top(net, images[:1], rng, **options)
+    bounds = cycle_counts(net, gold[0], lanes, per_transfer, spike_lanes)
     assert bounds["event_lower_bound"] <= int(alone[0].cycles) <= bounds["upper_bound"]
 
 
