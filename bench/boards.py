@@ -34,13 +34,15 @@ FASHION = ROOT / "out" / "bench" / "fashion_mlp_T16_w8.ttfs"
 FASHION_DATA = ROOT / "out" / "bench" / "fashion_test.npz"
 
 # name, net, data, board, lanes, requested clock (MHz), weights in SPRAM, pixels per transfer, spike lanes
+# (one on the iCE40s, as hdlgen build chooses there)
 BUILDS = [
-    ("digits-icebreaker", DIGITS, DIGITS_DATA, "icebreaker", 1, 30, False, 1, None),
+    ("digits-icebreaker", DIGITS, DIGITS_DATA, "icebreaker", 1, 30, False, 1, 1),
     ("digits-ulx3s", DIGITS, DIGITS_DATA, "ulx3s-85f", 1, 100, False, 1, None),
-    ("digits-cnn-icebreaker", DIGITS_CNN, DIGITS_DATA, "icebreaker", 1, 30, False, 1, None),
+    ("digits-cnn-icebreaker", DIGITS_CNN, DIGITS_DATA, "icebreaker", 1, 30, False, 1, 1),
     ("digits-cnn-ulx3s", DIGITS_CNN, DIGITS_DATA, "ulx3s-85f", 1, 100, False, 1, None),
-    ("fashion-icebreaker", FASHION, FASHION_DATA, "icebreaker", 1, 30, True, 1, None),
-    ("fashion-icebreaker-l2", FASHION, FASHION_DATA, "icebreaker", 2, 30, True, 1, None),
+    ("fashion-icebreaker", FASHION, FASHION_DATA, "icebreaker", 1, 30, True, 1, 1),
+    ("fashion-icebreaker-l2", FASHION, FASHION_DATA, "icebreaker", 2, 30, True, 1, 1),
+    ("fashion-icebreaker-l4", FASHION, FASHION_DATA, "icebreaker", 4, 30, True, 1, 1),
     ("fashion-icebreaker-l8", FASHION, FASHION_DATA, "icebreaker", 8, 30, True, 1, 1),
     ("fashion-ulx3s", FASHION, FASHION_DATA, "ulx3s-85f", 4, 100, False, 1, None),
     ("fashion-ulx3s-l64", FASHION, FASHION_DATA, "ulx3s-85f", 64, 100, False, 8, None),

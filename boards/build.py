@@ -226,7 +226,8 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     weights into SPRAM (:func:`hdlgen.boards.spram.place_weights`; iCE40 UP5K boards), to be
     loaded by the host after configuration. ``pixels_per_transfer`` builds the core with that
     many pixels per transfer, the link's bytes packed into them; ``spike_lanes`` with that many
-    ladders per spike-time bank. What can be judged from the net's geometry alone
+    ladders per spike-time bank (on an iCE40 one unless asked: every sorter bank takes block RAMs
+    of its own, and there are 30 at most). What can be judged from the net's geometry alone
     (lanes, SPRAM placement, weights that cannot fit) is judged before any gateware is made.
 
     Raises :class:`BuildFailed` (one line, naming the log) if a tool fails outright, e.g.
@@ -244,6 +245,8 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
         geometry = NetGeometry(net, lanes)
     except ValueError as e:
         raise UserError(f"--lanes: {e}") from None
+    if spike_lanes is None and board.family == "ice40":
+        spike_lanes = 1
     try:
         NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
     except ValueError as e:
@@ -310,4 +313,5 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     report = json.loads(report_path.read_text())
     utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
     return BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds,
-                       {"spram_layers": spram_layers, "products_in_logic": logic_products})
+                       {"spram_layers": spram_layers, "products_in_logic": logic_products,
+                        "spike_lanes": spike_lanes})
