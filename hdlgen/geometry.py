@@ -105,7 +105,7 @@ class DenseGeometry:
     kind = "dense"
     limit_name = "its fan-out"
     weight_latency = 2     # cycles from a weight row's address to its data: banked block RAMs, registered
-    handshake_cycles = 10       # engine: flush, drain and stream handshakes
+    handshake_cycles = 12       # engine: flush (its pipeline), drain and stream handshakes
 
     def __init__(self, layer, lanes: int = 1, spike_lanes: int | None = None):
         self.layer = layer

@@ -125,12 +125,14 @@ class DenseEngine(wiring.Component):
     """Accumulate ``A = B + W·q`` event by event, then stream the accumulators out.
 
     Per input spike ``(j, τ)`` with ``q = T_in − τ``, each of the ``words = ceil(fan_out/lanes)``
-    accumulator words gets ``W[n, j]·q`` added in each lane, one word per cycle in a 4-stage
-    pipeline (read weight row (``weights.latency`` cycles, 2: banked block RAMs with registered
-    outputs) → register it, read the accumulator → multiply, register the accumulator → add,
-    write back). The accumulator is read two stages ahead of its write and a word written in
-    between is forwarded (:func:`accumulate_stage`), so back-to-back spikes need no
-    stall even with one word. A spike costs ``words`` cycles; the next spike is accepted in its last cycle.
+    accumulator words gets ``W[n, j]·q`` added in each lane, one word per cycle in a pipeline:
+    read the weight row (``weights.latency`` cycles, 2: banked block RAMs with registered
+    outputs) → register it → register it with ``q`` at the multipliers and read the accumulator
+    → multiply (registered) → register the product, register the accumulator → add, write back
+    (a cycle of its own for each route to and from the DSP columns of a wide engine). The
+    accumulator is read two stages ahead of its write and a word written in between is forwarded
+    (:func:`accumulate_stage`), so back-to-back spikes need no stall even with one word. A spike
+    costs ``words`` cycles; the next spike is accepted in its last cycle.
 
     On ``end`` the pipeline drains, then the accumulator words are streamed out on ``o`` and
     each is reset to the bias as it is read, so the next image can start right after the last
@@ -199,34 +201,41 @@ class DenseEngine(wiring.Component):
         row = Signal(range(layer.fan_in * words))
         word = Signal(range(words))
         q = Signal(range(layer.ticks_in + 1))
-        # stage 1: the weight row arrives and is registered (block RAM output → register, so
-        # the multiplier starts from a flip-flop); read the accumulator word
-        s1_valid, s1_word, s1_q = Signal(), Signal(range(words)), Signal(range(layer.ticks_in + 1))
+        # stages 1..5 (valid, word, q): stage 2 has the weight row, registered after the block RAM;
+        # stage 3 registers it again with q as the multiplier's inputs and stage 4 its product,
+        # and stage 5 the product once more – a wide engine's multipliers (DSP blocks) sit in
+        # columns far from its logic, so each route to and from them gets a cycle of its own.
+        # The accumulator word is read at stage 3 and registered at stage 5, where it is added
+        # and written back.
+        stages = [(busy, word, q)]
+        for n in range(1, 6):
+            stages.append((Signal(name=f"s{n}_valid"), Signal(range(words), name=f"s{n}_word"),
+                           Signal(range(layer.ticks_in + 1), name=f"s{n}_q")))
         weight_row = Signal(weights.layout)
-        # stage 2: multiply; the accumulator word arrives and is registered
-        s2_valid, s2_word, s2_q = Signal(), Signal(range(words)), Signal(range(layer.ticks_in + 1))
-        # stage 3: add and write back
-        s3_valid, s3_word = Signal(), Signal(range(words))
-        s3_product = Array(Signal(signed(layer.weight_bits + q.shape().width + 1), name=f"product{l}")
-                           for l in range(lanes))
+        product_width = layer.weight_bits + q.shape().width + 1
+        mult_weights = Signal(weights.layout)
+        mult_q = Signal(range(layer.ticks_in + 1))
+        products = [Signal(signed(product_width), name=f"product{l}") for l in range(lanes)]
+        results = [Signal(signed(product_width), name=f"result{l}") for l in range(lanes)]
 
         m.d.comb += [weights.addr.eq(row), weights.en.eq(1)]
         # the word and q travel with their row for the weight memory's latency
-        issued = [(busy, word, q)]
+        issued = [stages[0]]
         for n in range(1, self.geometry.weight_latency):
             delayed = (Signal(name=f"fetch{n}_valid"), Signal(range(words), name=f"fetch{n}_word"),
                        Signal(range(layer.ticks_in + 1), name=f"fetch{n}_q"))
             m.d.sync += [to.eq(frm) for to, frm in zip(delayed, issued[-1])]
             issued.append(delayed)
-        m.d.sync += [s1_valid.eq(issued[-1][0]), s1_word.eq(issued[-1][1]), s1_q.eq(issued[-1][2]),
-                     weight_row.eq(weights.data),
-                     s2_valid.eq(s1_valid), s2_word.eq(s1_word), s2_q.eq(s1_q),
-                     s3_valid.eq(s2_valid), s3_word.eq(s2_word)]
-        m.d.sync += [s3_product[l].eq(weight_product(weight_row[l], s2_q, self.products_in_logic))
-                     for l in range(lanes)]
+        for later, earlier in zip(stages[1:], [issued[-1]] + stages[1:-1]):
+            m.d.sync += [to.eq(frm) for to, frm in zip(later, earlier)]
+        m.d.sync += [weight_row.eq(weights.data), mult_weights.eq(weight_row), mult_q.eq(stages[2][2])]
+        m.d.sync += [product.eq(weight_product(mult_weights[l], mult_q, self.products_in_logic))
+                     for l, product in enumerate(products)]
+        m.d.sync += [result.eq(product) for result, product in zip(results, products)]
+        (_, read_word, _), (ahead_valid, ahead_word, _), (write_valid, write_word, _) = stages[3:6]
         summed = Signal(word_layout)
-        s3_acc = accumulate_stage(m, acc_now, summed, s1_word, (s2_valid, s2_word))
-        m.d.comb += [summed[l].eq(s3_acc[l] + s3_product[l]) for l in range(lanes)]
+        held_acc = accumulate_stage(m, acc_now, summed, read_word, (ahead_valid, ahead_word))
+        m.d.comb += [summed[l].eq(held_acc[l] + results[l]) for l in range(lanes)]
 
         # bias reset (after reset and while draining): the row read at ``reset_word`` is written
         # back one cycle later, when the bias ROM's data is there
@@ -235,12 +244,12 @@ class DenseEngine(wiring.Component):
         out_valid, out_last = Signal(), Signal()
         m.d.comb += [self.o.payload.acc.eq(acc_now), self.o.payload.last.eq(out_last),
                      self.o.valid.eq(out_valid)]
-        with m.If(s3_valid):
-            m.d.comb += [acc_write.addr.eq(s3_word), acc_write.data.eq(summed), acc_write.en.eq(1)]
+        with m.If(write_valid):
+            m.d.comb += [acc_write.addr.eq(write_word), acc_write.data.eq(summed), acc_write.en.eq(1)]
         with m.Elif(reset_pending):
             m.d.comb += [acc_write.addr.eq(reset_pending_word), acc_write.data.eq(bias_read.data),
                          acc_write.en.eq(1)]
-        m.d.comb += [acc_read.addr.eq(s1_word), acc_read.en.eq(1)]
+        m.d.comb += [acc_read.addr.eq(read_word), acc_read.en.eq(1)]
         m.d.sync += reset_pending.eq(0)
 
         with m.FSM(name="phase"):
@@ -265,8 +274,7 @@ class DenseEngine(wiring.Component):
                 with m.If(take & self.i.payload.end):
                     m.next = "flush"
             with m.State("flush"):
-                with m.If(~busy & ~s1_valid & ~s2_valid & ~s3_valid &
-                          ~Cat(valid for valid, _, _ in issued[1:]).any()):
+                with m.If(~busy & ~Cat(valid for valid, _, _ in issued[1:] + stages[1:]).any()):
                     m.next = "drain"
             with m.State("drain"):
                 # acc_read is a pipeline register: it advances when its word leaves (or is empty)
