@@ -3,12 +3,13 @@ tools, through `hdlgen build`: a small net, and the bundled digits CNN (slow: a 
 
 import json
 
+import numpy as np
 import pytest
 
 from hdlgen import ttfs
 from hdlgen.cli import main
 
-from .helpers import tiny_net
+from .helpers import random_net, tiny_net
 
 
 @pytest.mark.slow
@@ -44,9 +45,10 @@ def test_build_that_does_not_fit_says_what_is_short(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_build_past_the_dsp_blocks_multiplies_in_logic(tmp_path, capsys):
-    """lanes 6 on the iCEBreaker: 6 + 4 products for its 8 DSP blocks, so the readout engine's
-    are built from adders and the design still fits."""
-    net_path = ttfs.save(tiny_net(), tmp_path / "tiny.ttfs")
+    """lanes 6 on the iCEBreaker: 6 + 4 products (8-bit weights × 5-bit q: wide enough for a
+    DSP) for its 8 DSP blocks, so the readout engine's are built from adders and it still fits."""
+    net = random_net(np.random.default_rng(2), [12, 6, 4], [16, 16], weight_bits=8, name="wide")
+    net_path = ttfs.save(net, tmp_path / "wide.ttfs")
     code = main(["build", str(net_path), "--board", "icebreaker", "--lanes", "6", "-o", str(tmp_path / "out"),
                  "--json"])
     out = capsys.readouterr().out
