@@ -105,7 +105,8 @@ class DenseGeometry:
     kind = "dense"
     limit_name = "its fan-out"
     weight_latency = 2     # cycles from a weight row's address to its data: banked block RAMs, registered
-    handshake_cycles = 12       # engine: flush (its pipeline), drain and stream handshakes
+    handshake_cycles = 10       # engine: flush, drain and stream handshakes
+    wide_lanes = 16             # from this many lanes the multipliers get pipeline stages of their own
 
     def __init__(self, layer, lanes: int = 1, spike_lanes: int | None = None):
         self.layer = layer
@@ -132,6 +133,14 @@ class DenseGeometry:
     def out_words(self) -> int:
         """Accumulator words per image on the engine's output stream: ``words`` per position."""
         return self.positions * self.words
+
+    @property
+    def multiplier_stages(self) -> int:
+        """Extra pipeline stages around the engine's multipliers: a register on the route to
+        them and one on the route back, from :attr:`wide_lanes` lanes on (so many DSP blocks
+        spread over columns far from the engine's logic; a narrow engine keeps its flip-flops,
+        which a small FPGA is short of)."""
+        return 2 if self.lanes >= self.wide_lanes else 0
 
     @property
     def keeps_neuron_order(self) -> bool:
@@ -205,9 +214,9 @@ class DenseGeometry:
 
     def overhead(self) -> int:
         """Most cycles the stage adds to an image beyond its input costs and walked ticks: one
-        seek cycle per non-empty input tick, the read-out, handshakes; and, before a spike-time
-        bank, its ladder."""
-        cycles = self.layer.ticks_in + self.read_out_cycles() + self.handshake_cycles
+        seek cycle per non-empty input tick, the read-out, the multiplier stages, handshakes;
+        and, before a spike-time bank, its ladder."""
+        cycles = self.layer.ticks_in + self.read_out_cycles() + self.multiplier_stages + self.handshake_cycles
         if self.fires:
             cycles += ladder_steps(self.layer.ticks) + 4
         return cycles
@@ -231,6 +240,7 @@ class ConvGeometry(DenseGeometry):
     limit_name = "its output channels"
     weight_latency = 1
     handshake_cycles = 12
+    multiplier_stages = 0       # the conv engine's products are always registered once
 
     def __init__(self, layer, lanes: int = 1, spike_lanes: int | None = None):
         super().__init__(layer, lanes, spike_lanes)

@@ -127,9 +127,11 @@ class DenseEngine(wiring.Component):
     Per input spike ``(j, τ)`` with ``q = T_in − τ``, each of the ``words = ceil(fan_out/lanes)``
     accumulator words gets ``W[n, j]·q`` added in each lane, one word per cycle in a pipeline:
     read the weight row (``weights.latency`` cycles, 2: banked block RAMs with registered
-    outputs) → register it → register it with ``q`` at the multipliers and read the accumulator
+    outputs) → register it → register it with ``q`` at the multipliers, read the accumulator
     → multiply (registered) → register the product, register the accumulator → add, write back
-    (a cycle of its own for each route to and from the DSP columns of a wide engine). The
+    (the second registers of the row and of the product only with the geometry's
+    ``multiplier_stages``: a cycle of its own for each route to and from the DSP columns of a
+    wide engine). The
     accumulator is read two stages ahead of its write and a word written in between is forwarded
     (:func:`accumulate_stage`), so back-to-back spikes need no stall even with one word. A spike
     costs ``words`` cycles; the next spike is accepted in its last cycle.
@@ -201,23 +203,19 @@ class DenseEngine(wiring.Component):
         row = Signal(range(layer.fan_in * words))
         word = Signal(range(words))
         q = Signal(range(layer.ticks_in + 1))
-        # stages 1..5 (valid, word, q): stage 2 has the weight row, registered after the block RAM;
-        # stage 3 registers it again with q as the multiplier's inputs and stage 4 its product,
-        # and stage 5 the product once more – a wide engine's multipliers (DSP blocks) sit in
-        # columns far from its logic, so each route to and from them gets a cycle of its own.
-        # The accumulator word is read at stage 3 and registered at stage 5, where it is added
-        # and written back.
+        # stages 1.. (valid, word, q): stage 2 has the weight row, registered after the block RAM,
+        # and the product is registered a stage later. A wide engine's multipliers (DSP blocks)
+        # sit in columns far from its logic, so there (the geometry's ``multiplier_stages``) the
+        # route to them and the one back each get a stage of their own: the row is registered
+        # again with q at the multipliers, and the product once more. The accumulator word is
+        # read two stages before the product is there, where it is added and written back.
+        extra = self.geometry.multiplier_stages
         stages = [(busy, word, q)]
-        for n in range(1, 6):
+        for n in range(1, 4 + extra):
             stages.append((Signal(name=f"s{n}_valid"), Signal(range(words), name=f"s{n}_word"),
                            Signal(range(layer.ticks_in + 1), name=f"s{n}_q")))
-        weight_row = Signal(weights.layout)
         product_width = layer.weight_bits + q.shape().width + 1
-        mult_weights = Signal(weights.layout)
-        mult_q = Signal(range(layer.ticks_in + 1))
-        products = [Signal(signed(product_width), name=f"product{l}") for l in range(lanes)]
-        results = [Signal(signed(product_width), name=f"result{l}") for l in range(lanes)]
-
+        weight_row = Signal(weights.layout)
         m.d.comb += [weights.addr.eq(row), weights.en.eq(1)]
         # the word and q travel with their row for the weight memory's latency
         issued = [stages[0]]
@@ -228,14 +226,22 @@ class DenseEngine(wiring.Component):
             issued.append(delayed)
         for later, earlier in zip(stages[1:], [issued[-1]] + stages[1:-1]):
             m.d.sync += [to.eq(frm) for to, frm in zip(later, earlier)]
-        m.d.sync += [weight_row.eq(weights.data), mult_weights.eq(weight_row), mult_q.eq(stages[2][2])]
-        m.d.sync += [product.eq(weight_product(mult_weights[l], mult_q, self.products_in_logic))
+        m.d.sync += weight_row.eq(weights.data)
+        factors, factor_q = weight_row, stages[2][2]
+        if extra:
+            factors, factor_q = Signal(weights.layout, name="mult_weights"), Signal.like(factor_q, name="mult_q")
+            m.d.sync += [factors.eq(weight_row), factor_q.eq(stages[2][2])]
+        products = [Signal(signed(product_width), name=f"product{l}") for l in range(lanes)]
+        m.d.sync += [product.eq(weight_product(factors[l], factor_q, self.products_in_logic))
                      for l, product in enumerate(products)]
-        m.d.sync += [result.eq(product) for result, product in zip(results, products)]
-        (_, read_word, _), (ahead_valid, ahead_word, _), (write_valid, write_word, _) = stages[3:6]
+        if extra:
+            results = [Signal(signed(product_width), name=f"result{l}") for l in range(lanes)]
+            m.d.sync += [result.eq(product) for result, product in zip(results, products)]
+            products = results
+        (_, read_word, _), (ahead_valid, ahead_word, _), (write_valid, write_word, _) = stages[-3:]
         summed = Signal(word_layout)
         held_acc = accumulate_stage(m, acc_now, summed, read_word, (ahead_valid, ahead_word))
-        m.d.comb += [summed[l].eq(held_acc[l] + results[l]) for l in range(lanes)]
+        m.d.comb += [summed[l].eq(held_acc[l] + products[l]) for l in range(lanes)]
 
         # bias reset (after reset and while draining): the row read at ``reset_word`` is written
         # back one cycle later, when the bias ROM's data is there

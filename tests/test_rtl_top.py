@@ -20,6 +20,7 @@ CASES = [  # sizes, ticks, lanes, pixels per transfer, spike lanes, shared K
     ([9, 13, 5], [6, 7], 3, 4, 1, False),
     ([16, 12, 7], [4, 5], 12, 16, None, True),    # lanes = fan-out: one word, a bank per neuron
     ([16, 12, 7], [4, 5], 12, 3, 4, False),       # 4 ladders per bank: words in 3 parts
+    ([20, 33, 9], [6, 5], 16, 8, None, False),    # a wide engine: registers around its multipliers
 ]
 
 
