@@ -217,6 +217,14 @@ def _first_error(log: Path) -> str | None:
     return None
 
 
+def _last_step(log: Path) -> str:
+    """The last numbered step (``2.46.149.5. Executing ABC9.``) a yosys log reached, or ''."""
+    if not log.is_file():
+        return ""
+    steps = [line for line in log.read_text(errors="replace").splitlines() if line[:1].isdigit() and "Executing" in line]
+    return steps[-1] if steps else ""
+
+
 def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None,
           clock_hz: float | None = None, baud: int = 115200, spram: bool = False, name: str = "top") -> BuildReport:
     """Build ``net`` for ``board`` into ``out_dir``; returns the report (fitting or not).
@@ -284,12 +292,21 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     # ECP5 synthesis maps multipliers to DSPs by default; iCE40 UltraPlus needs ``-dsp`` (the
     # engines' weight × activation products then leave the logic cells)
     synth_opts = "-dsp" if board.family == "ice40" and board.has_dsp else ""
-    plan = platform.build(top, name=name, build_dir=str(out_dir), do_build=False, synth_opts=synth_opts,
-                          nextpnr_opts=f"--report {name}.report.json --timing-allow-fail",
-                          debug_verilog=False)
-    plan.extract(str(out_dir))
-    result = subprocess.run(["sh", f"build_{name}.sh"], cwd=out_dir, env=toolchain_env(board.family),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def run_tools(synth_opts):
+        plan = platform.build(top, name=name, build_dir=str(out_dir), do_build=False, synth_opts=synth_opts,
+                              nextpnr_opts=f"--report {name}.report.json --timing-allow-fail",
+                              debug_verilog=False)
+        plan.extract(str(out_dir))
+        return subprocess.run(["sh", f"build_{name}.sh"], cwd=out_dir, env=toolchain_env(board.family),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    result = run_tools(synth_opts)
+    abc9_failed = result.returncode != 0 and "ABC" in _last_step(out_dir / f"{name}.rpt")
+    if board.family == "ecp5" and abc9_failed:
+        # yosys's ABC9 mapping trips an internal assertion on some large ECP5 designs; the
+        # classic ABC flow (synth_ecp5 -noabc9) maps the same design
+        result = run_tools("-noabc9")
+        synth_opts = "-noabc9"
     seconds = time.perf_counter() - start
     (out_dir / f"{name}.build.log").write_text(result.stdout)
     netlist = out_dir / f"{name}.json"
@@ -314,4 +331,4 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
     return BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds,
                        {"spram_layers": spram_layers, "products_in_logic": logic_products,
-                        "spike_lanes": spike_lanes})
+                        "spike_lanes": spike_lanes, "synth_opts": synth_opts})
