@@ -293,20 +293,22 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     # engines' weight × activation products then leave the logic cells)
     synth_opts = "-dsp" if board.family == "ice40" and board.has_dsp else ""
 
-    def run_tools(synth_opts):
-        plan = platform.build(top, name=name, build_dir=str(out_dir), do_build=False, synth_opts=synth_opts,
-                              nextpnr_opts=f"--report {name}.report.json --timing-allow-fail",
-                              debug_verilog=False)
-        plan.extract(str(out_dir))
+    plan = platform.build(top, name=name, build_dir=str(out_dir), do_build=False, synth_opts=synth_opts,
+                          nextpnr_opts=f"--report {name}.report.json --timing-allow-fail",
+                          debug_verilog=False)
+    plan.extract(str(out_dir))
+
+    def run_tools():
         return subprocess.run(["sh", f"build_{name}.sh"], cwd=out_dir, env=toolchain_env(board.family),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    result = run_tools(synth_opts)
-    abc9_failed = result.returncode != 0 and "ABC" in _last_step(out_dir / f"{name}.rpt")
-    if board.family == "ecp5" and abc9_failed:
+    result = run_tools()
+    if board.family == "ecp5" and result.returncode != 0 and "ABC" in _last_step(out_dir / f"{name}.rpt"):
         # yosys's ABC9 mapping trips an internal assertion on some large ECP5 designs; the
         # classic ABC flow (synth_ecp5 -noabc9) maps the same design
-        result = run_tools("-noabc9")
+        script = out_dir / f"{name}.ys"
+        script.write_text(script.read_text().replace("synth_ecp5 ", "synth_ecp5 -noabc9 ", 1))
         synth_opts = "-noabc9"
+        result = run_tools()
     seconds = time.perf_counter() - start
     (out_dir / f"{name}.build.log").write_text(result.stdout)
     netlist = out_dir / f"{name}.json"
