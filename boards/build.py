@@ -303,11 +303,14 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     result = run_tools()
     if board.family == "ecp5" and result.returncode != 0 and "ABC" in _last_step(out_dir / f"{name}.rpt"):
-        # yosys's ABC9 mapping trips an internal assertion on some large ECP5 designs; the
-        # classic ABC flow (synth_ecp5 -noabc9) maps the same design
+        # yosys's ABC9 LUT mapping trips an internal assertion on some large ECP5 designs; the
+        # classic ABC maps the same logic: synth_ecp5 up to its map_luts step, abc, then the rest
         script = out_dir / f"{name}.ys"
-        script.write_text(script.read_text().replace("synth_ecp5 ", "synth_ecp5 -noabc9 ", 1))
-        synth_opts = "-noabc9"
+        text = script.read_text()
+        synth = next(line for line in text.splitlines() if line.strip().startswith("synth_ecp5"))
+        script.write_text(text.replace(synth, f"{synth} -run :map_luts\nabc -lut 4 -dress\nclean\n"
+                                              f"{synth} -run map_cells:", 1))
+        synth_opts = "classic abc"
         result = run_tools()
     seconds = time.perf_counter() - start
     (out_dir / f"{name}.build.log").write_text(result.stdout)
