@@ -233,7 +233,8 @@ class ConvGeometry(DenseGeometry):
     Accumulator word ``(oy·OW + ox)·words + w`` holds channels ``w·lanes + l`` of one position;
     the weight rows are those of the ``(O, C·KH·KW)`` matrix (row ``tap·words + w``). A spike
     costs ``words`` cycles per output position it reaches (:attr:`row_taps`,
-    :attr:`column_taps`); the accumulators leave one neuron per cycle.
+    :attr:`column_taps`); the accumulators leave a word per cycle, channel word by channel
+    word, each over every position.
     """
 
     kind = "conv2d"
