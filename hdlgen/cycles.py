@@ -68,13 +68,16 @@ def dense_schedule(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1) -
     return _event_cycles(geometry, _every_input(geometry))
 
 
+def _serial_cycles(geometry: NetGeometry, inputs) -> int:
+    return int(geometry.input.intake + sum(int(cost[spiked].sum()) for cost, spiked in zip(geometry.input_costs(), inputs))
+               + geometry.walked_ticks)
+
+
 def serial_cycles(net: TTFSNet, spikes=None, lanes: int = 1, pixels_per_transfer: int = 1) -> int:
     """``ceil(N_in / P) + Σ_ℓ C_ℓ + Σ T`` (every walked window), for ``spikes`` or, when
     ``None``, every input spiking."""
     geometry = NetGeometry(net, lanes, pixels_per_transfer)
-    inputs = _every_input(geometry) if spikes is None else _inputs(spikes)
-    return int(geometry.input.intake + sum(int(cost[spiked].sum()) for cost, spiked in zip(geometry.input_costs(), inputs))
-               + geometry.walked_ticks)
+    return _serial_cycles(geometry, _every_input(geometry) if spikes is None else _inputs(spikes))
 
 
 def overhead_bound(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None) -> int:
@@ -88,7 +91,8 @@ def cycle_counts(net: TTFSNet, events: EventResult, lanes: int = 1, pixels_per_t
                  spike_lanes: int | None = None) -> dict:
     """Bounds for one image from its golden spike lists (``hdlgen.golden.run_events``):
     ``{"event_lower_bound", "dense_schedule", "upper_bound"}``."""
-    serial = serial_cycles(net, events.spikes, lanes, pixels_per_transfer)
-    return {"event_lower_bound": event_lower_bound(net, events.spikes, lanes, pixels_per_transfer),
-            "dense_schedule": dense_schedule(net, lanes, pixels_per_transfer),
-            "upper_bound": serial + overhead_bound(net, lanes, pixels_per_transfer, spike_lanes)}
+    geometry = NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
+    inputs = _inputs(events.spikes)
+    return {"event_lower_bound": _event_cycles(geometry, inputs),
+            "dense_schedule": _event_cycles(geometry, _every_input(geometry)),
+            "upper_bound": _serial_cycles(geometry, inputs) + geometry.overhead()}

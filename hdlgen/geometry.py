@@ -23,8 +23,7 @@ from .ttfs import TTFSNet, unsigned_width
 
 __all__ = ["ceil_div", "check_count", "check_lanes", "axis_taps", "pack_words", "ladder_steps", "sorter_words",
            "sorter_memory_bits", "DenseGeometry", "ConvGeometry", "PoolGeometry", "InputGeometry", "NetGeometry",
-           "STAGE_GEOMETRY",
-           "stage_geometry"]
+           "STAGE_GEOMETRY", "stage_geometry"]
 
 
 def ceil_div(a: int, b: int) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import golden, ttfs
-from .cycles import dense_schedule, event_lower_bound, overhead_bound, serial_cycles
+from .cycles import cycle_counts, dense_schedule
 from .errors import UserError
 from .geometry import NetGeometry
 from .ttfs import TTFSNet
@@ -54,11 +54,11 @@ class SimReport:
         Mean cycles between successive results of images fed back to back (``None`` with fewer
         than three images).
     lower_bound_mean : float or None
-        Mean event lower bound ``intake + Σ_ℓ input spikes_ℓ·ceil(fan_out_ℓ/lanes) + Σ_ℓ T_ℓ``
-        of those images (:func:`hdlgen.cycles.event_lower_bound`).
+        Mean event lower bound ``intake + Σ_(engines) max(cycles of their input spikes, the tick
+        walk feeding them)`` of those images (:func:`hdlgen.cycles.event_lower_bound`).
     dense_cycles_mean : float
-        The dense schedule ``intake + Σ_ℓ fan_in_ℓ·ceil(fan_out_ℓ/lanes) + Σ_ℓ T_ℓ``, the same
-        for every image (:func:`hdlgen.cycles.dense_schedule`).
+        The dense schedule: the event lower bound with every input spiking, the same for every
+        image (:func:`hdlgen.cycles.dense_schedule`).
     upper_bound_mean : float or None
         Mean upper bound of those images: their serial sum ``intake + Σ_ℓ input spikes_ℓ·ceil(fan_out_ℓ/lanes)
         + Σ_ℓ T_ℓ`` plus :func:`hdlgen.cycles.overhead_bound`.
@@ -194,10 +194,10 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
     alone = [r for r in images if r["mode"] == "isolated"] or images
     latencies = [r["cycles"] for r in alone]
     stream = [r["result_cycle"] for r in images if r["mode"] == "stream"]
-    alone_spikes = [golden.run_events(net, pixels[r["index"]]).spikes for r in alone]
-    bounds = [event_lower_bound(net, spikes, lanes, pixels_per_transfer) for spikes in alone_spikes]
-    overhead = overhead_bound(net, lanes, pixels_per_transfer, spike_lanes)
-    uppers = [serial_cycles(net, spikes, lanes, pixels_per_transfer) + overhead for spikes in alone_spikes]
+    counts = [cycle_counts(net, golden.run_events(net, pixels[r["index"]]), lanes, pixels_per_transfer, spike_lanes)
+              for r in alone]
+    bounds = [c["event_lower_bound"] for c in counts]
+    uppers = [c["upper_bound"] for c in counts]
     accuracy = None
     if labels is not None and len(predicted) == len(labels):
         accuracy = float(np.mean(np.asarray(predicted) == np.asarray(labels)))
