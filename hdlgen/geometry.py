@@ -314,11 +314,16 @@ STAGE_GEOMETRY = {cls.kind: cls for cls in (DenseGeometry, ConvGeometry, PoolGeo
 
 
 def stage_geometry(layer, lanes: int = 1, spike_lanes: int | None = None):
-    """The geometry of ``layer``'s stage at ``lanes`` (capped at what the stage can use) and
-    ``spike_lanes`` (ladders of a spike-time bank: the largest divisor of the stage's lanes
-    that divides it; ``None``: the lanes)."""
+    """The geometry of ``layer``'s stage at ``lanes`` and ``spike_lanes`` (ladders of a
+    spike-time bank: the largest divisor of the stage's lanes that divides it; ``None``: the
+    lanes).
+
+    The stage gets the fewest lanes that keep the words ``lanes`` would give it: a spike costs
+    one cycle per word, so lanes past that (10 neurons at 8 lanes need only 5) are logic that
+    buys no cycle."""
     cls = STAGE_GEOMETRY[layer.kind]
-    return cls(layer, min(lanes, cls.lane_limit(layer)), spike_lanes)
+    limit = cls.lane_limit(layer)
+    return cls(layer, ceil_div(limit, ceil_div(limit, lanes)), spike_lanes)
 
 
 class InputGeometry:
@@ -363,7 +368,8 @@ class NetGeometry:
     Members
     -------
     lanes : int
-        As asked, ``1..`` the largest fan-out; each stage uses ``min(lanes, its lane limit)``.
+        As asked, ``1..`` the largest fan-out; each stage uses the fewest lanes that give it
+        the words ``lanes`` would (:func:`stage_geometry`).
     input : InputGeometry
         With ``pixels_per_transfer`` (``1..`` the input size).
     spike_lanes : int or None

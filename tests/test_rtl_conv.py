@@ -146,8 +146,9 @@ def test_verilog_command_writes_a_cnn_core_and_its_sidecar(tmp_path, capsys):
     assert "max-pool" in capsys.readouterr().out
     side = json.loads((tmp_path / "tiny_cnn.json").read_text())
     conv, pool, readout = side["layers"]
+    # 4 channels at 3 lanes take 2 words, and 2 lanes give the same 2 words
     assert (conv["kind"], conv["lanes"], conv["words"], conv["kernel"], conv["stride"]) == \
-        ("conv2d", 3, 2, [3, 3], [2, 2])
+        ("conv2d", 2, 2, [3, 3], [2, 2])
     assert (pool["kind"], pool["lanes"], pool["out_shape"]) == ("maxpool2d", 1, [4, 2, 2])
     assert readout["lanes"] == 3
     assert side["memories"]["pool1"] == {"fired": 16}

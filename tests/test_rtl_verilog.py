@@ -94,7 +94,7 @@ def test_cli_writes_core_and_reports_json(net, tmp_path, capsys):
     assert main(["verilog", str(path), "-o", str(tmp_path / "out"), "--lanes", "3", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["top"] == "tiny_net" and summary["lanes"] == 3
-    assert [l["lanes"] for l in summary["layers"]] == [3, 3]
+    assert [l["lanes"] for l in summary["layers"]] == [3, 2]  # 4 neurons at 3 lanes take 2 words: 2 lanes do
     assert (tmp_path / "out" / "tiny_net.v").is_file() and (tmp_path / "out" / "tiny_net.json").is_file()
 
 
@@ -103,19 +103,20 @@ def test_sidecar_gives_the_pixel_transfers_and_the_bounds_of_hdlgen_cycles(net, 
 
     path = ttfs.save(net, tmp_path / "tiny.ttfs")
     assert main(["verilog", str(path), "-o", str(tmp_path / "out"), "--lanes", "6", "--pixels-per-transfer", "4",
-                 "--spike-lanes", "4", "--json"]) == 0
+                 "--spike-lanes", "3", "--json"]) == 0
     out = capsys.readouterr().out
     assert "pixels 4 per transfer: intake 3 cycles per image" in out
     side = json.loads((tmp_path / "out" / "tiny_net.json").read_text())
     assert side["pixels"] | {"valid": None, "ready": None, "payload": None} == {
         "valid": None, "ready": None, "payload": None, "width": 32, "count": 10, "per_transfer": 4, "transfers": 3}
-    assert side["spike_lanes"] == 4 and [l["spike_lanes"] for l in side["layers"]] == [2, 4]  # gcd(6, 4), gcd(4, 4)
+    # layer 0's 7 neurons take 2 words at 6 lanes, so it has 4 lanes: gcd(4, 3), gcd(4, 3)
+    assert side["spike_lanes"] == 3 and [l["spike_lanes"] for l in side["layers"]] == [1, 1]
     latency = side["latency"]
     assert latency["intake"] == 3
     # intake 3; layer 0: max(10 spikes × 2 words, 10 + T0 4); readout: max(7 × 1 word, 7 + T1 5)
     assert latency["dense_schedule"] == dense_schedule(net, 6, 4) == 3 + 20 + 12
     assert latency["dense_serial"] == serial_cycles(net, None, 6, 4) == 3 + 20 + 7 + 4 + 5
-    assert latency["overhead_bound"] == overhead_bound(net, 6, 4, 4)
+    assert latency["overhead_bound"] == overhead_bound(net, 6, 4, 3)
     assert latency["worst_case"] == latency["dense_serial"] + latency["overhead_bound"]
 
 
