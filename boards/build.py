@@ -22,6 +22,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..geometry import NetGeometry, ceil_div
 from .clocks import pll_setting
+from .dsp import ecp5_registered_multiplier
 from .platforms import Board
 
 __all__ = ["RESOURCES", "Utilization", "BuildReport", "parse_report", "parse_log_utilization", "check_report",
@@ -188,6 +189,21 @@ def assign_multipliers(core, dsp_blocks: int) -> list:
     return in_logic
 
 
+def registered_multipliers(core, board: Board) -> list:
+    """On ECP5, have the engines whose products have pipeline stages of their own and sit in
+    DSP blocks keep those stages inside the blocks (:mod:`hdlgen.boards.dsp`). Returns their
+    indices in ``core.engines``."""
+    if board.family != "ecp5":
+        return []
+    chosen = []
+    for index, (engine, layer) in enumerate(zip(core.engines, core.geometry.engines)):
+        if hasattr(engine, "registered_multiplier") and core.geometry.layers[layer].multiplier_stages \
+                and not engine.products_in_logic:
+            engine.registered_multiplier = ecp5_registered_multiplier
+            chosen.append(index)
+    return chosen
+
+
 def toolchain_env(family: str) -> dict:
     """The environment that makes amaranth's build script use the yowasp tools."""
     env = dict(os.environ)
@@ -276,6 +292,7 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
         place_weights(core)
     dsp_blocks = DSP_BLOCKS.get(board.device) if board.has_dsp else None
     logic_products = [] if dsp_blocks is None else assign_multipliers(core, dsp_blocks)
+    dsp_registers = registered_multipliers(core, board)
     platform = board.platform()
     assert isinstance(platform, Platform)
     out_dir = Path(out_dir)
@@ -336,4 +353,4 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
     return BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds,
                        {"spram_layers": spram_layers, "products_in_logic": logic_products,
-                        "spike_lanes": spike_lanes, "synth_opts": synth_opts})
+                        "dsp_registers": dsp_registers, "spike_lanes": spike_lanes, "synth_opts": synth_opts})

@@ -167,6 +167,12 @@ class DenseEngine(wiring.Component):
     products_in_logic : bool
         Build the lanes' ``W·q`` products from adders instead of multipliers (no DSP blocks;
         :func:`weight_product`); a board sets it before elaboration when it has too few DSPs.
+    registered_multiplier : callable or None
+        With the geometry's ``multiplier_stages``, a board may set a function
+        ``(weight, q, width) -> (block, product)`` building one lane's multiplier with both of
+        those stages inside its DSP block (the product two cycles after the factors), e.g.
+        :func:`hdlgen.boards.dsp.ecp5_registered_multiplier`; ``None``: fabric registers around
+        a multiplication.
     """
 
     submodule_name = "engine"
@@ -178,6 +184,7 @@ class DenseEngine(wiring.Component):
         self.layer, self.lanes, self.words, self.acc_width = geometry.layer, geometry.lanes, geometry.words, geometry.acc_width
         self.weights = None
         self.products_in_logic = False
+        self.registered_multiplier = None
         super().__init__({
             "i": In(stream.Signature(event_layout(self.layer.fan_in, self.layer.ticks_in))),
             "o": Out(stream.Signature(acc_word_layout(self.acc_width, self.lanes))),
@@ -227,13 +234,19 @@ class DenseEngine(wiring.Component):
         for later, earlier in zip(stages[1:], [issued[-1]] + stages[1:-1]):
             m.d.sync += [to.eq(frm) for to, frm in zip(later, earlier)]
         m.d.sync += weight_row.eq(weights.data)
-        factors, factor_q = weight_row, stages[2][2]
-        if extra:
-            factors, factor_q = Signal(weights.layout, name="mult_weights"), Signal.like(factor_q, name="mult_q")
-            m.d.sync += [factors.eq(weight_row), factor_q.eq(stages[2][2])]
         products = [Signal(signed(product_width), name=f"product{l}") for l in range(lanes)]
-        m.d.sync += [product.eq(weight_product(factors[l], factor_q, self.products_in_logic))
-                     for l, product in enumerate(products)]
+        if extra and self.registered_multiplier is not None and not self.products_in_logic:
+            # the block registers the row and q at its inputs and the product at its output
+            for l in range(lanes):
+                block, products[l] = self.registered_multiplier(weight_row[l], stages[2][2], product_width)
+                m.submodules[f"multiplier{l}"] = block
+        else:
+            factors, factor_q = weight_row, stages[2][2]
+            if extra:
+                factors, factor_q = Signal(weights.layout, name="mult_weights"), Signal.like(factor_q, name="mult_q")
+                m.d.sync += [factors.eq(weight_row), factor_q.eq(stages[2][2])]
+            m.d.sync += [product.eq(weight_product(factors[l], factor_q, self.products_in_logic))
+                         for l, product in enumerate(products)]
         if extra:
             results = [Signal(signed(product_width), name=f"result{l}") for l in range(lanes)]
             m.d.sync += [result.eq(product) for result, product in zip(results, products)]

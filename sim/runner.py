@@ -26,7 +26,7 @@ _BUILD_ARGS = {"icarus": ["-g2005"], "verilator": ["-Wno-fatal", "-Wno-lint", "-
 
 
 def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "icarus", build_dir,
-                  seed: int = 0, progress=None) -> dict:
+                  seed: int = 0, progress=None, models=()) -> dict:
     """Build ``verilog`` and run the testbench on it; returns the testbench's report.
 
     ``net_path`` is the golden net the core is compared with; ``pixels_path`` an ``.npz`` with
@@ -35,7 +35,9 @@ def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "
     ``build_dir/build.log`` and ``build_dir/sim.log``. Raises ``RuntimeError`` when the
     build fails or the simulation ends without a report. The simulator must be on PATH
     (:func:`hdlgen.simulate.missing_simulator`). ``progress(stage, images_done)``, if given,
-    hears ``("compiling", 0)`` and then ``("simulating", n)`` as results come out.
+    hears ``("compiling", 0)`` and then ``("simulating", n)`` as results come out. ``models``
+    are further Verilog files built with the core (simulation models of vendor cells it
+    instantiates).
     """
     report = progress or (lambda stage, done: None)
     build_dir = Path(build_dir).resolve()
@@ -54,8 +56,8 @@ def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "
             os.environ["MAKEFLAGS"] = f"{flags} {_PCH_FLAG}".strip()
     report("compiling", 0)
     try:
-        runner.build(sources=[Path(verilog).resolve()], hdl_toplevel=top, build_dir=build_dir, always=True,
-                     build_args=_BUILD_ARGS[simulator], timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
+        runner.build(sources=[Path(path).resolve() for path in (verilog, *models)], hdl_toplevel=top, build_dir=build_dir,
+                     always=True, build_args=_BUILD_ARGS[simulator], timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
     except RuntimeError as e:
         raise RuntimeError(f"{e}\n{_tail(build_dir / 'build.log')}") from None
     env = {"HDLGEN_SIM_NET": str(Path(net_path).resolve()), "HDLGEN_SIM_PIXELS": str(Path(pixels_path).resolve()),

@@ -48,6 +48,8 @@ def format_report(report) -> str:
     if report.extra.get("products_in_logic"):
         lines.append(f"  products of engines {report.extra['products_in_logic']} built in logic cells "
                      f"(the DSP blocks went to the engines before them)")
+    if report.extra.get("dsp_registers"):
+        lines.append(f"  multipliers of engines {report.extra['dsp_registers']} registered inside their DSP blocks")
     if report.bitstream is not None:
         lines.append(f"  bitstream {report.bitstream}")
     return "\n".join(lines)
