@@ -20,7 +20,8 @@ from .report import evaluate
 from .simulate import simulate
 from .ttfs import TTFSNet
 
-__all__ = ["ticks_label", "accuracy_row", "rtl_row", "board_row", "format_accuracy", "format_rtl", "format_boards"]
+__all__ = ["ticks_label", "accuracy_row", "rtl_row", "board_row", "inferences_per_klut", "format_accuracy", "format_rtl",
+           "format_boards"]
 
 
 def golden_images_per_second(net: TTFSNet, data: Dataset, batch: int = 4096, least_seconds: float = 0.5) -> float:
@@ -96,12 +97,22 @@ def board_row(net: TTFSNet, board, lanes: int, out_dir, *, clock_hz: float | Non
     fits = report.bitstream is not None and all(u.used <= u.available for u in usage.values())
     meets = fits and report.fmax_mhz is not None and report.fmax_mhz >= report.clock_mhz
     achieved = min(report.fmax_mhz, report.clock_mhz) if fits and report.fmax_mhz else None
-    return {**row, "utilization": {k: {"used": u.used, "available": u.available} for k, u in usage.items()},
-            "fmax_mhz": report.fmax_mhz, "clock_mhz": report.clock_mhz, "fits": fits, "meets_timing": meets,
-            "problem": check_report(report, lanes=lanes, weight_bits=net.weight_bits),
-            "build_seconds": None if report.seconds is None else round(report.seconds, 1),
-            "us_per_inference": None if achieved is None or cycles_mean is None else round(cycles_mean / achieved, 2),
-            "bitstream": None if report.bitstream is None else str(report.bitstream)}
+    row = {**row, "utilization": {k: {"used": u.used, "available": u.available} for k, u in usage.items()},
+           "fmax_mhz": report.fmax_mhz, "clock_mhz": report.clock_mhz, "fits": fits, "meets_timing": meets,
+           "problem": check_report(report, lanes=lanes, weight_bits=net.weight_bits),
+           "build_seconds": None if report.seconds is None else round(report.seconds, 1),
+           "us_per_inference": None if achieved is None or cycles_mean is None else round(cycles_mean / achieved, 2),
+           "bitstream": None if report.bitstream is None else str(report.bitstream)}
+    return {**row, "inferences_per_s_per_klut": inferences_per_klut(row)}
+
+
+def inferences_per_klut(row) -> float | None:
+    """Images per second per thousand LUTs of a :func:`board_row`: the figure that compares
+    builds of different sizes (``None`` without a latency)."""
+    luts = row["utilization"].get("LUT", {}).get("used")
+    if not luts or row["us_per_inference"] is None:
+        return None
+    return round(1e6 / row["us_per_inference"] / (luts / 1000), 1)
 
 
 def _percent(value) -> str:
@@ -144,7 +155,7 @@ def format_rtl(rows) -> str:
 
 def format_boards(rows) -> str:
     lines = [f"{'board':22} {'lanes':>5} {'P':>2} {'logic':>15} {'FF':>11} {'BRAM':>7} {'SPRAM':>5} {'DSP':>5} "
-             f"{'fmax / clock MHz':>16} {'fits':>4} {'timing':>6} {'build s':>7} {'µs/inference':>12}"]
+             f"{'fmax / clock MHz':>16} {'fits':>4} {'timing':>6} {'build s':>7} {'µs/inference':>12} {'1/s per kLUT':>12}"]
     for r in rows:
         usage = r["utilization"]
         kind = "LC" if "LC" in usage else "LUT"
@@ -159,7 +170,7 @@ def format_boards(rows) -> str:
                      f"{cell('FF'):>11} {cell('BRAM'):>7} {cell('SPRAM'):>5} {cell('DSP'):>5} "
                      f"{speed:>16} "
                      f"{'yes' if r['fits'] else 'NO':>4} {timing:>6} {_number(r['build_seconds']):>7} "
-                     f"{_number(r['us_per_inference'], 2):>12}")
+                     f"{_number(r['us_per_inference'], 2):>12} {_number(inferences_per_klut(r)):>12}")
         if r["problem"]:
             lines.append(f"      {r['problem']}")
     return "\n".join(lines)

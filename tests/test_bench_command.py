@@ -162,5 +162,7 @@ def test_board_build_row_has_fmax_utilization_and_latency(tmp_path, capsys, tiny
     assert row["meets_timing"] == (row["fmax_mhz"] >= row["clock_mhz"])
     assert 0 < row["utilization"]["LC"]["used"] <= row["utilization"]["LC"]["available"] == 5280
     assert row["us_per_inference"] == pytest.approx(cycles / min(row["fmax_mhz"], row["clock_mhz"]), abs=0.01)
+    luts = row["utilization"]["LUT"]["used"]
+    assert row["inferences_per_s_per_klut"] == pytest.approx(1e6 / row["us_per_inference"] / (luts / 1000), abs=0.1)
     assert row["build_seconds"] > 0
     assert "icebreaker" in out and " LC" in out
