@@ -1,0 +1,233 @@
+"""TTFS, AMOS and rate coding side by side on one net: the figures of ``hdlgen compare``.
+
+:func:`compare` converts a float graph for every method and step count with the TTFS flow
+(:func:`hdlgen.convert`; AMOS at the window ``2^K − 1``, rate coding without rounding and with
+its own threshold statistic), runs each code's batch golden model on the test data and makes one
+row (:func:`row`) per run: accuracy, agreement with the float net, spikes per neuron of every
+spiking layer, synaptic events, latency in steps and the cycles of the event lower bound
+(:func:`hdlgen.cycles.event_lower_bound`) at some lanes – the generated core's bound for TTFS, an
+estimate for the codes without RTL. :func:`format_table` and :func:`plot` show the rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import cycles, golden
+from ..data import Dataset
+from ..errors import UserError
+from ..geometry import NetGeometry
+from ..passes import ConvertConfig, convert
+from ..ttfs import TTFSNet
+from . import amos, rate
+
+__all__ = ["METHODS", "DEFAULT_STEPS", "Outcome", "method_config", "run_method", "row", "compare", "format_table",
+           "plot"]
+
+METHODS = ("ttfs", "amos", "rate")
+DEFAULT_STEPS = (2, 4, 8, 16, 32, 64, 128)
+_BATCH = 2048   # images per golden-model call: bounds the rate model's state arrays
+
+
+def method_config(method: str, steps: int, config: ConvertConfig, rate_threshold: str = "max") -> ConvertConfig:
+    """The conversion settings of ``method`` at ``steps``, from ``config`` (weights, calibration):
+    TTFS windows of ``steps`` ticks; AMOS the window ``2^steps − 1`` (``steps`` units per neuron);
+    rate coding ``steps`` ticks without rounding, calibrated with ``rate_threshold`` (``"max"``:
+    threshold balancing)."""
+    if method == "ttfs":
+        return dataclasses.replace(config, ticks=steps)
+    if method == "amos":
+        return dataclasses.replace(config, ticks=amos.window(steps))
+    if method == "rate":
+        return dataclasses.replace(config, ticks=steps, calibration=rate_threshold, rounding=False)
+    raise UserError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+
+
+@dataclass
+class Outcome:
+    """What one code did on a batch of images.
+
+    Members
+    -------
+    classes : ndarray (N,)
+    counts : list of ndarray
+        Spikes of every neuron, (N, size) per spiking layer (input first, readout excluded).
+    cycle_net : TTFSNet
+        The net whose windows are the steps an event-driven engine walks for this code.
+    latency : int
+        Steps from the first input spike to the logits.
+    """
+
+    classes: np.ndarray
+    counts: list
+    cycle_net: TTFSNet
+    latency: int
+
+
+def run_method(method: str, net: TTFSNet, pixels: np.ndarray, shift: bool = True, soft_reset: bool = True) -> Outcome:
+    """Run ``net`` (converted by :func:`method_config`) as ``method`` on pixel bytes (N, input size).
+
+    TTFS and AMOS take their activations from :func:`hdlgen.golden.run_batch` (one spike per
+    neuron with ``q > 0``; one per set bit of ``q``) and walk their windows one after another;
+    rate coding runs :func:`hdlgen.codes.rate.run_batch`, every layer in the same ``T`` steps.
+    """
+    batches = [pixels[first:first + _BATCH] for first in range(0, len(pixels), _BATCH)]
+    if method == "rate":
+        coded = rate.RateNet(net, shift, soft_reset)
+        results = [rate.run_batch(coded, batch) for batch in batches]
+        counts = [np.concatenate(layer) for layer in zip(*(r.counts for r in results))]
+        return Outcome(np.concatenate([r.classes for r in results]), counts, net, coded.steps)
+    results = [golden.run_batch(net, batch) for batch in batches]
+    q = [np.concatenate(layer) for layer in zip(*(r.q for r in results))]
+    classes = np.concatenate([r.classes for r in results])
+    if method == "amos":
+        step_net = amos.AMOSNet(net).step_net()
+        return Outcome(classes, [amos.spike_counts(layer) for layer in q], step_net, NetGeometry(step_net).walked_ticks)
+    return Outcome(classes, [(layer > 0).astype(np.int64) for layer in q], net, NetGeometry(net).walked_ticks)
+
+
+def _synapses(net: TTFSNet) -> list:
+    """Per layer, the synapses each of its inputs drives ((fan_in,), output neurons reached), or None for a max-pool."""
+    geometry = NetGeometry(net)
+    return [stage.reach() * len(layer.weight) if layer.has_weights else None
+            for stage, layer in zip(geometry.layers, net.layers)]
+
+
+def _cycles(outcome: Outcome, lanes: int, samples: int) -> float:
+    """Mean event lower bound of the first ``samples`` images. The bound counts how often each
+    input neuron spiked, not when, so the spikes are given with tick 0."""
+    bounds = []
+    for image in range(min(samples, len(outcome.classes))):
+        spikes = [[(int(n), 0) for n in np.repeat(np.arange(layer.shape[1]), layer[image])] for layer in outcome.counts]
+        bounds.append(cycles.event_lower_bound(outcome.cycle_net, spikes, lanes))
+    return float(np.mean(bounds))
+
+
+def row(method: str, steps: int, outcome: Outcome, labels, ann_classes, lanes: int = 1, cycle_samples: int = 100) -> dict:
+    """The figures of one run (a plain dict, JSON as it stands).
+
+    ``spikes_per_neuron`` has one entry per spiking layer (input first); ``synaptic_events`` is
+    spikes × the synapses each drives (fan-out), per image; ``cycles_estimate`` the mean event
+    lower bound at ``lanes`` over the first ``cycle_samples`` images.
+    """
+    counts, n = outcome.counts, len(outcome.classes)
+    spikes = [float(layer.sum() / layer.size) for layer in counts]
+    events = sum(float((layer @ synapses).sum()) for layer, synapses in zip(counts, _synapses(outcome.cycle_net))
+                 if synapses is not None)
+    return {"method": method, "steps": steps, "has_rtl": method == "ttfs",
+            "accuracy": None if labels is None else float(np.mean(outcome.classes == labels)),
+            "agreement": None if ann_classes is None else float(np.mean(outcome.classes == ann_classes)),
+            "spikes_per_neuron": spikes,
+            "spikes_per_neuron_mean": float(sum(layer.sum() for layer in counts) / (n * sum(l.shape[1] for l in counts))),
+            "synaptic_events": events / n, "latency_ticks": int(outcome.latency), "lanes": lanes,
+            "cycles_estimate": _cycles(outcome, lanes, cycle_samples),
+            "cycles_kind": "event lower bound of the generated core" if method == "ttfs" else
+                           "estimate: event lower bound of an event-driven engine for these spikes (no RTL)"}
+
+
+def _check_lanes(net: TTFSNet, lanes: int):
+    try:
+        NetGeometry(net, lanes)
+    except ValueError as e:
+        raise UserError(f"--lanes: {e}") from None
+
+
+def compare(graph, data: Dataset, calibration_x, config: ConvertConfig, steps=DEFAULT_STEPS, methods=METHODS,
+            lanes: int = 1, rate_threshold: str = "max", shift: bool = True, soft_reset: bool = True,
+            cycle_samples: int = 100, progress: bool = False, name: str = "net") -> dict:
+    """Every method at every step count on ``data``: ``{"ann_accuracy", "methods": {method: [row…]},
+    "skipped": [...]}`` (AMOS beyond :data:`~hdlgen.codes.amos.MAX_BITS` units is skipped, with the reason)."""
+    runs = [(m, s) for m in methods for s in steps if m != "amos" or s <= amos.MAX_BITS]
+    skipped = [{"method": "amos", "steps": s, "reason": f"AMOS takes at most {amos.MAX_BITS} units per neuron "
+                                                         "(64-bit values)"} for s in steps
+               if "amos" in methods and s > amos.MAX_BITS]
+    out = {"ann_accuracy": None, "methods": {m: [] for m in methods}, "skipped": skipped,
+           "rate": {"threshold": rate_threshold, "shift": shift, "soft_reset": soft_reset}}
+    ann_classes = None
+    for method, count in tqdm(runs, unit="run", desc="comparing", disable=not progress):
+        net = convert(graph, calibration_x, method_config(method, count, config, rate_threshold), name=name)
+        pixels = net.input.pixels(data.x)
+        if ann_classes is None:
+            _check_lanes(net, lanes)
+            ann_classes = np.argmax(net.ann.forward(data.x.reshape((len(data), *net.ann.input_shape))), axis=1)
+            out["ann_accuracy"] = None if data.y is None else float(np.mean(ann_classes == data.y))
+        outcome = run_method(method, net, pixels, shift, soft_reset)
+        record = row(method, count, outcome, data.y, ann_classes, lanes, cycle_samples)
+        if method == "rate":
+            record.update(shift=shift, soft_reset=soft_reset)
+        out["methods"][method].append(record)
+    return out
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f} %"
+
+
+def format_table(result: dict) -> str:
+    """The rows for a person; estimated cycles (codes without RTL) are marked ``~``."""
+    lines = [f"float accuracy {_percent(result['ann_accuracy'])}",
+             f"{'method':<6} {'steps':>5} {'accuracy':>9} {'agreement':>9} {'spikes/neuron':>13} {'per layer':<24} "
+             f"{'syn. events':>11} {'latency':>7} {'cycles':>10}"]
+    for method, rows in result["methods"].items():
+        for r in rows:
+            layers = " ".join(f"{s:.2f}" for s in r["spikes_per_neuron"])
+            mark = "" if r["has_rtl"] else "~"
+            lines.append(f"{method:<6} {r['steps']:>5} {_percent(r['accuracy']):>9} {_percent(r['agreement']):>9} "
+                         f"{r['spikes_per_neuron_mean']:>13.3f} {layers:<24} {r['synaptic_events']:>11.0f} "
+                         f"{r['latency_ticks']:>7} {mark + format(r['cycles_estimate'], '.0f'):>10}")
+    rate_settings = result["rate"]
+    lines.append(f"rate: threshold {rate_settings['threshold']}, {'soft' if rate_settings['soft_reset'] else 'hard'} "
+                 f"reset, {'with' if rate_settings['shift'] else 'no'} θ/2T shift; steps: TTFS ticks per window, "
+                 "AMOS units per neuron, rate time steps")
+    lines.append("cycles: event lower bound at the lanes asked; ~ an estimate for a code without RTL")
+    lines += [f"skipped {s['method']} at {s['steps']} steps: {s['reason']}" for s in result["skipped"]]
+    return "\n".join(lines)
+
+
+def plot(result: dict, stem: Path) -> list:
+    """Accuracy vs steps, spikes per neuron vs steps and cycles vs accuracy as PNGs
+    ``<stem>_accuracy.png``, ``<stem>_spikes.png``, ``<stem>_cycles.png``; returns their paths."""
+    from matplotlib.figure import Figure  # matplotlib loads only for plots (the 'plot' extra)
+    from matplotlib.ticker import ScalarFormatter
+
+    stem = Path(stem)
+    charts = [("accuracy", "steps", "accuracy (%)"), ("spikes", "steps", "spikes per neuron"),
+              ("cycles", "cycles per image (event lower bound)", "accuracy (%)")]
+    paths = []
+    for kind, xlabel, ylabel in charts:
+        figure = Figure(figsize=(6, 4), layout="constrained")
+        axes = figure.subplots()
+        for method, rows in result["methods"].items():
+            if not rows:
+                continue
+            steps = [r["steps"] for r in rows]
+            accuracy = [100 * (r["accuracy"] or 0) for r in rows]
+            if kind == "accuracy":
+                axes.plot(steps, accuracy, "o-", label=method)
+            elif kind == "spikes":
+                axes.plot(steps, [r["spikes_per_neuron_mean"] for r in rows], "o-", label=method)
+            else:
+                cycles_mean = [r["cycles_estimate"] for r in rows]
+                axes.plot(cycles_mean, accuracy, "o-", label=method + ("" if rows[0]["has_rtl"] else " (estimate)"))
+                for x, y, s in zip(cycles_mean, accuracy, steps):
+                    axes.annotate(str(s), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+        if kind != "spikes" and result["ann_accuracy"] is not None:
+            axes.axhline(100 * result["ann_accuracy"], color="grey", linestyle="--", label="float")
+        axes.set_xscale("log", base=2 if kind != "cycles" else 10)
+        if kind != "cycles":
+            axes.xaxis.set_major_formatter(ScalarFormatter())   # steps as 2, 4, 8, not powers
+        if kind == "spikes":
+            axes.set_yscale("log")
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(ylabel)
+        axes.grid(True, alpha=0.3)
+        axes.legend()
+        path = stem.with_name(f"{stem.name}_{kind}.png")
+        figure.savefig(path, dpi=120)
+        paths.append(path)
+    return paths
