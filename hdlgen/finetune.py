@@ -62,7 +62,7 @@ class FinetuneOptions:
 
     epochs: int = 10
     batch_size: int = 128
-    learning_rate: float = 1e-4
+    learning_rate: float = 1e-3
     spikes_per_neuron: float | None = None
     seed: int = 0
     penalty_step: float = 0.02
@@ -186,8 +186,9 @@ class TrainableNet(nn.Module):
     weights, biases : ParameterList
         The float layers' parameters (float64), in the folded graph's units.
     scale_factors : Parameter
-        Per hidden layer with weights, its window scale relative to the calibrated one
-        (``s = s_calibrated · factor``; learned).
+        Per spiking layer with a window of its own (the input and every hidden layer with
+        weights), the real value of one tick relative to the calibrated one
+        (``s = s_calibrated · factor``; learned). The input's sets the byte → ``q0`` table.
     """
 
     def __init__(self, net: TTFSNet, calibration_x: np.ndarray, config: ConvertConfig):
@@ -202,20 +203,26 @@ class TrainableNet(nn.Module):
         nodes = [net.ann.nodes[i] for i in self.nodes]
         self.weights = nn.ParameterList([nn.Parameter(torch.tensor(n.weight)) for n in nodes])
         self.biases = nn.ParameterList([nn.Parameter(torch.tensor(n.bias)) for n in nodes])
-        self.base_scales = torch.tensor(self.stats["scales"][1:], dtype=torch.float64)
+        self.base_scales = torch.tensor(self.stats["scales"], dtype=torch.float64)
         self.scale_factors = nn.Parameter(torch.ones(len(self.base_scales), dtype=torch.float64))
         self.offset_fold = net.input.offset != 0
 
     def scales(self) -> torch.Tensor:
-        """The real value of one tick of every hidden window (input's excluded)."""
+        """The real value of one tick of every window with a scale of its own, input first."""
         return self.base_scales * self.scale_factors
+
+    def input_q(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``q0`` of pixel bytes (N, input size), as :func:`~hdlgen.passes.quantize.input_encoding`'s
+        table gives it: ``clamp(round(pixel · pixel_scale / s0), 0, T0)``."""
+        enc = self.net.input
+        return torch.clamp(round_half_up(pixels.to(torch.float64) * enc.pixel_scale / self.scales()[0]), 0, enc.ticks)
 
     def integer_params(self) -> tuple[list, torch.Tensor]:
         """The quantizer's integers per layer (as :func:`hdlgen.ttfs_torch.integer_params`) and the
         readout's real value of one logit unit; the same loop as :class:`~hdlgen.passes.Quantize`."""
         config, enc = self.config, self.net.input
         scales = self.scales()
-        channel_scale = torch.full((self.reference.input_shape[0],), enc.scale, dtype=torch.float64)
+        channel_scale = scales[0].expand(self.reference.input_shape[0])
         params, window = [], 0
         for layer in self.net.layers:
             if not layer.has_weights:
@@ -226,17 +233,17 @@ class TrainableNet(nn.Module):
             bias = self.biases[window]
             if window == 0 and self.offset_fold:
                 bias = bias + weight.sum(dim=1) * enc.offset
-            w_int, b_int, k, scale = _quantize(weight, bias, column_scale, None if layer.readout else scales[window],
+            w_int, b_int, k, scale = _quantize(weight, bias, column_scale, None if layer.readout else scales[window + 1],
                                                config.weight_bits, config.per_channel, config.rounding)
             params.append((w_int.reshape(layer.weight.shape), b_int, k))
             channel_scale = scale
             window += 1
         return params, channel_scale
 
-    def forward(self, q0: torch.Tensor) -> tuple[list, torch.Tensor]:
-        """``(q of every spiking layer, real logits)`` of input activations ``q0`` (N, input size)."""
+    def forward(self, pixels: torch.Tensor) -> tuple[list, torch.Tensor]:
+        """``(q of every spiking layer, real logits)`` of pixel bytes (N, input size)."""
         params, logit_scale = self.integer_params()
-        qs, logits = forward(self.net, q0, params)
+        qs, logits = forward(self.net, self.input_q(pixels), params)
         return qs, logits * logit_scale
 
     def graph(self) -> ir.Graph:
@@ -249,7 +256,7 @@ class TrainableNet(nn.Module):
     def to_net(self, ann: ir.Graph | None = None) -> TTFSNet:
         """The integer net of the current parameters, lowered by the compiler's passes; ``ann``
         becomes its float reference (none by default)."""
-        stats = {**self.stats, "scales": [self.stats["scales"][0], *self.scales().detach().tolist()]}
+        stats = {**self.stats, "scales": self.scales().detach().tolist()}
         state = Conversion(self.graph(), np.empty((0, *self.reference.input_shape)), self.config, self.net.name)
         for step in (_Stats(stats), Quantize(), DeriveWidths()):
             step.run(state)
@@ -257,9 +264,6 @@ class TrainableNet(nn.Module):
         return state.net
 
 
-def _q0(net: TTFSNet, x: np.ndarray) -> torch.Tensor:
-    q0 = net.input.q(net.input.pixels(x))
-    return torch.from_numpy(q0.astype(np.uint8 if net.input.ticks <= 255 else np.int32))
 
 
 def _spike_rate(net: TTFSNet, qs: list) -> torch.Tensor:
@@ -296,8 +300,8 @@ def finetune(net: TTFSNet, train: Dataset, validation: Dataset | None, calibrati
     torch.use_deterministic_algorithms(True)
     try:
         model = TrainableNet(net, calibration_x, config)
-        q0, labels = _q0(net, train.x), torch.from_numpy(train.y)
-        steps = math.ceil(len(q0) / options.batch_size)
+        pixels, labels = torch.from_numpy(net.input.pixels(train.x)), torch.from_numpy(train.y)
+        steps = math.ceil(len(pixels) / options.batch_size)
         optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / (options.epochs * steps))))
@@ -310,26 +314,26 @@ def finetune(net: TTFSNet, train: Dataset, validation: Dataset | None, calibrati
             log(epochs[0])
         for epoch in range(1, options.epochs + 1):
             losses = []
-            bar = tqdm(torch.randperm(len(q0), generator=generator).split(options.batch_size), total=steps,
+            bar = tqdm(torch.randperm(len(pixels), generator=generator).split(options.batch_size), total=steps,
                        desc=f"epoch {epoch}/{options.epochs}", disable=not progress if progress is not None else None,
                        leave=False)
             for batch in bar:
-                qs, logits = model(q0[batch].to(torch.float64))
+                qs, logits = model(pixels[batch])
                 loss = F.cross_entropy(logits, labels[batch])
                 if options.spikes_per_neuron is not None:
                     rate = _spike_rate(net, qs)
                     loss = loss + penalty * rate
-                    penalty = max(0.0, penalty + options.penalty_step * (float(rate) - options.spikes_per_neuron))
+                    penalty = max(0.0, penalty + options.penalty_step * (rate.item() - options.spikes_per_neuron))
                 if not torch.isfinite(loss):
-                    raise UserError(f"the loss became {float(loss)} at epoch {epoch} (step {len(losses) + 1}); "
+                    raise UserError(f"the loss became {loss.item()} at epoch {epoch} (step {len(losses) + 1}); "
                                     "use a smaller --learning-rate")
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", **(
-                    {"spikes": f"{float(rate):.3f}"} if options.spikes_per_neuron is not None else {}))
+                    {"spikes": f"{rate.item():.3f}"} if options.spikes_per_neuron is not None else {}))
             bar.close()
             epoch_net, *figures = _measure(model, train, validation)
             epochs.append(EpochResult(epoch, float(np.mean(losses)), *figures, penalty, time.perf_counter() - start))
