@@ -15,7 +15,7 @@ from .errors import UserError
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ["convert", "eval", "info", "verilog", "sim", "boards", "build", "flash", "run", "bench", "compare"]
+COMMANDS = ["convert", "finetune", "eval", "info", "verilog", "sim", "boards", "build", "flash", "run", "bench", "compare"]
 
 
 def _parser() -> argparse.ArgumentParser:
