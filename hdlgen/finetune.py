@@ -11,9 +11,9 @@ with the compiler's own passes: the net written is the net trained.
 
 :func:`finetune` trains with Adam and a cosine learning rate, measures the net of every epoch
 end with :func:`hdlgen.report.evaluate` (what ``hdlgen eval`` computes) and keeps the best. With
-a spike target ``S`` it adds ``λ · (hidden spikes per neuron)`` to the loss: the spike count
-itself in the forward (``min(q, 1)``), whose straight-through gradient pushes down the neurons
-just above threshold, and ``λ`` rises while a batch has more than ``S`` (dual ascent).
+a spike target ``S`` it adds ``λ · (hidden spikes per image)`` to the loss – the count itself in
+the forward, the gradient of ``Σ q/T`` (every firing neuron is pushed to fire later) – and ``λ``
+rises while batches have more than ``S`` spikes per neuron, falls while they have fewer (dual ascent).
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ class FinetuneOptions:
     seed : int
         Seeds torch, numpy and the shuffling; with deterministic algorithms a run repeats bit for bit.
     penalty_step : float
-        Dual-ascent step of ``λ`` per batch: ``λ ← max(0, λ + step·(spikes − target))``.
+        Dual-ascent step of ``λ`` (the loss of one hidden spike) per epoch: after each batch
+        ``λ ← max(0, λ + step/batches · (spikes per neuron / aim − 1))``, ``aim`` 95 % of the
+        target (the mean over the training data must end below it, not around it).
     """
 
     epochs: int = 10
@@ -65,7 +67,7 @@ class FinetuneOptions:
     learning_rate: float = 1e-3
     spikes_per_neuron: float | None = None
     seed: int = 0
-    penalty_step: float = 0.02
+    penalty_step: float = 0.5
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -266,10 +268,14 @@ class TrainableNet(nn.Module):
 
 
 
-def _spike_rate(net: TTFSNet, qs: list) -> torch.Tensor:
-    """Hidden spikes per neuron of a batch: ``min(q, 1)`` counts spikes (q is an integer ≥ 0)."""
-    hidden = [torch.clamp(q, max=1) for q, layer in zip(qs[1:], net.layers) if layer.has_weights]
-    return sum(h.sum() for h in hidden) / (len(qs[0]) * sum(h.shape[1] for h in hidden))
+def _spikes(net: TTFSNet, qs: list) -> tuple[torch.Tensor, int]:
+    """Hidden spikes per image of a batch, exactly (``min(q, 1)`` of the integers ``q ≥ 0``), with
+    the gradient of ``q / T``: every firing neuron is pushed towards firing later, and so towards not
+    at all; and the number of hidden neurons."""
+    hidden = [(torch.clamp(q, max=1).detach(), q / layer.ticks) for q, layer in zip(qs[1:], net.layers)
+              if layer.has_weights]
+    count = sum(spikes.sum() + (surrogate.sum() - surrogate.sum().detach()) for spikes, surrogate in hidden)
+    return count / len(qs[0]), sum(spikes.shape[1] for spikes, _ in hidden)
 
 
 def _measure(model: TrainableNet, train: Dataset, validation: Dataset | None):
@@ -321,9 +327,11 @@ def finetune(net: TTFSNet, train: Dataset, validation: Dataset | None, calibrati
                 qs, logits = model(pixels[batch])
                 loss = F.cross_entropy(logits, labels[batch])
                 if options.spikes_per_neuron is not None:
-                    rate = _spike_rate(net, qs)
-                    loss = loss + penalty * rate
-                    penalty = max(0.0, penalty + options.penalty_step * (rate.item() - options.spikes_per_neuron))
+                    spikes, neurons = _spikes(net, qs)
+                    loss = loss + penalty * spikes
+                    rate = spikes.item() / neurons
+                    aim = 0.95 * options.spikes_per_neuron
+                    penalty = max(0.0, penalty + options.penalty_step / steps * (rate / aim - 1))
                 if not torch.isfinite(loss):
                     raise UserError(f"the loss became {loss.item()} at epoch {epoch} (step {len(losses) + 1}); "
                                     "use a smaller --learning-rate")
@@ -333,7 +341,7 @@ def finetune(net: TTFSNet, train: Dataset, validation: Dataset | None, calibrati
                 schedule.step()
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", **(
-                    {"spikes": f"{rate.item():.3f}"} if options.spikes_per_neuron is not None else {}))
+                    {"spikes": f"{rate:.3f}"} if options.spikes_per_neuron is not None else {}))
             bar.close()
             epoch_net, *figures = _measure(model, train, validation)
             epochs.append(EpochResult(epoch, float(np.mean(losses)), *figures, penalty, time.perf_counter() - start))
