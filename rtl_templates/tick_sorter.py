@@ -79,11 +79,16 @@ class TickSorter(wiring.Component):
         ticks, banks = self.ticks, self.banks
         index_shape = self.i.payload.word.shape()
 
-        # Read ports are addressed with the value a register takes next cycle, so their data
-        # always belongs to the register's current value: head/tail[tick], next[current].
+        # The link read port is addressed with the value ``current`` takes next cycle, so its
+        # data is always next[current]. While emitting, head and tail are read at ``tick + 1``:
+        # the tick the next seek looks at, whatever this cycle decides (after a seek or a walk the
+        # tick either stays and is walked, or moves on by one) – so the decision to leave a tick
+        # never reaches a read address, and the head read's path into the link address starts
+        # at a register.
         tick, tick_next = Signal(range(ticks + 1)), Signal(range(ticks + 1))
         m.d.comb += tick_next.eq(tick)
         m.d.sync += tick.eq(tick_next)
+        upcoming = Signal(range(ticks + 1))      # the tick whose head and tail are read
         # The bank being emitted (one-hot) and the banks of this tick still to come are registers,
         # so neither the choice of the next bank (a carry chain) nor its results sit on a path
         # from one cycle's decisions to the next one's read addresses.
@@ -95,6 +100,7 @@ class TickSorter(wiring.Component):
         append_word = Signal(index_shape)
         collecting = Signal()
         taken = self.i.valid & collecting & ~self.i.payload.end
+        m.d.comb += upcoming.eq(tick + 1)
 
         currents, at_tails, filled = [], [], []
         for b in range(banks):
@@ -111,11 +117,11 @@ class TickSorter(wiring.Component):
             append_tick = Signal(range(ticks), name=f"append_tick{b}")
             lane_tick = self.i.payload.tick[b]
 
-            # ``current`` ends its list: a compare of two registers (comparing the link memory's
-            # output instead would add it to the memory's slow clock-to-output)
-            at_tail = Signal(name=f"at_tail{b}")
+            # ``current`` ends its list: a register, compared from the values ``current`` and
+            # ``walk_tail`` take, so the walk's step starts at flip-flops
+            at_tail = Signal(name=f"at_tail{b}", init=1)
             take_link = Signal(name=f"take_link{b}")
-            m.d.comb += [at_tail.eq(current == walk_tail), take_link.eq(step & chosen[b])]
+            m.d.comb += take_link.eq(step & chosen[b])
             # links are written only while collecting and read only while emitting, through one
             # address: ``take_link`` and ``appending`` never meet, so the link memory's output is
             # the last multiplexer's input – one LUT between its output and its address
@@ -124,12 +130,13 @@ class TickSorter(wiring.Component):
                 link_addr.eq(Mux(take_link, link_read.data,
                                  Mux(appending[b], tail_read.data, Mux(take_head, head_read.data, current)))),
                 link_read.addr.eq(link_addr), link_write.addr.eq(link_addr),
-                head_read.addr.eq(tick_next),
-                tail_read.addr.eq(Mux(taken, lane_tick, tick_next)),
+                head_read.addr.eq(upcoming),
+                tail_read.addr.eq(Mux(taken, lane_tick, upcoming)),
             ]
-            m.d.sync += current.eq(Mux(take_link, link_read.data, Mux(take_head, head_read.data, current)))
-            with m.If(take_head):
-                m.d.sync += walk_tail.eq(tail_read.data)
+            current_next = Mux(take_link, link_read.data, Mux(take_head, head_read.data, current))
+            walk_tail_next = Mux(take_head, tail_read.data, walk_tail)
+            m.d.sync += [current.eq(current_next), walk_tail.eq(walk_tail_next),
+                         at_tail.eq(current_next == walk_tail_next)]
             with m.If(taken):
                 m.d.sync += append_tick.eq(lane_tick)
             with m.If(appending[b]):
@@ -169,7 +176,7 @@ class TickSorter(wiring.Component):
 
         with m.FSM(name="phase"):
             with m.State("collect"):
-                m.d.comb += [collecting.eq(1), self.i.ready.eq(1)]
+                m.d.comb += [collecting.eq(1), self.i.ready.eq(1), upcoming.eq(0)]
                 with m.If(self.i.valid & self.i.payload.end):
                     m.d.comb += tick_next.eq(0)
                     m.next = "seek"
