@@ -56,7 +56,7 @@ def main():
     (OUT / "compare").mkdir(parents=True, exist_ok=True)
     samples = ["--samples", args.samples] if args.samples else []
     report = {"benchmark": "hdlgen compare: TTFS vs AMOS vs rate coding",
-              "command": "python bench/compare.py " + " ".join(sys.argv[1:]), "models": {}}
+              "command": " ".join(["python bench/compare.py", *sys.argv[1:]]), "models": {}}
     for name, (model, data, calibration) in MODELS.items():
         common = [model, "--data", data, "--calibration-data", calibration, "--lanes", args.lanes, *samples]
         main_run, seconds = hdlgen_compare(*common, "-o", OUT / "compare" / f"{name}.json")

@@ -69,7 +69,7 @@ def _check_options(args):
 
 def run(args):
     _check_options(args)
-    config = conversion_config(args, 16, args.weight_bits)
+    config = conversion_config(args, 16, args.weight_bits)   # the windows are set per method and step count
     graph, data, calibration = load_model_and_data(args)
     data = data.head(args.samples)
     result = compare(graph, data, calibration.x[:args.calibration_samples], config, sorted(set(args.steps)),
