@@ -13,7 +13,8 @@ In the integers of the TTFS contract (DESIGN.md §2) a neuron has the potential
 
 the TTFS activation of a window ``T = 2^K − 1``. An AMOS net is therefore the TTFS conversion at
 ``T = 2^K − 1`` (:func:`window`: same calibration, weight quantization and ``K_ℓ``) read out as
-bits instead of spike times, and its two golden forms are:
+bits instead of spike times (the conversion's round-to-nearest offset ``floor(K_ℓ/2)``, on by
+default, sits in ``B`` as for TTFS), and its two golden forms are:
 
 * batch: :func:`hdlgen.golden.run_batch` of :attr:`AMOSNet.net` (``q`` is the units' value), with
   :func:`spike_counts` (``popcount(q)``) for the spikes;
