@@ -1,7 +1,8 @@
 """Fine-tuning a converted TTFS net through its own integer arithmetic (Stanojevic et al. 2023).
 
 :class:`TrainableNet` holds the float network the net was converted from (its folded graph's
-weights and biases) and the real value of one tick of every hidden window. Each step it
+weights and biases) and the real value of one tick of every window (the input's and each hidden
+layer's; the input's sets the byte → ``q0`` table). Each step it
 quantizes them exactly as :class:`~hdlgen.passes.Quantize` does – integer weights of ``σ``
 (per layer or per output channel), ``K = max(1, round(s/σ))``, the rounding offset ``K//2`` –
 and runs the golden model's arithmetic on them (:mod:`hdlgen.ttfs_torch`) with straight-through
