@@ -21,7 +21,7 @@ import numpy as np
 from .float_ops import im2col
 from .ttfs import TTFSNet
 
-__all__ = ["BatchResult", "EventResult", "run_batch", "run_events", "spikes_from_q", "accumulate"]
+__all__ = ["BatchResult", "EventResult", "run_batch", "run_events", "spikes_from_q", "accumulate", "max_pool"]
 
 _EXACT_F32 = 1 << 24
 _EXACT_F64 = 1 << 53
@@ -69,7 +69,9 @@ def accumulate(layer, q_in: np.ndarray) -> np.ndarray:
     return acc.reshape(n, positions, -1).transpose(0, 2, 1).reshape(n, -1)
 
 
-def _max_pool(layer, q_in):
+def max_pool(layer, q_in):
+    """A max-pool layer of a batch of activations (N, fan_in) → (N, fan_out): the largest q,
+    i.e. the earliest spike, of each window."""
     cols = im2col(q_in.reshape(len(q_in), *layer.in_shape), layer.kernel, layer.stride, layer.padding)
     return cols.max(axis=(4, 5)).transpose(0, 3, 1, 2).reshape(len(q_in), -1)
 
@@ -86,7 +88,7 @@ def run_batch(net: TTFSNet, pixels: np.ndarray) -> BatchResult:
         if layer.has_weights:
             q = np.clip(accumulate(layer, q) // layer.k_per_neuron(), 0, layer.ticks)  # floor, as the comparator fires
         else:   # max-pool: padding is 0 = no spike, never the max of a non-empty window
-            q = _max_pool(layer, q)
+            q = max_pool(layer, q)
         qs.append(q)
     logits = accumulate(net.layers[-1], q)
     return BatchResult(qs, logits, _argmax_lowest(logits))

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..golden import EventResult, accumulate
-from ..golden import _max_pool as window_max  # the golden model's max-pool of activations, here of counts
+from ..golden import max_pool as window_max  # the golden model's max-pool of activations, here of counts
 from ..ttfs import TTFSNet
 
 __all__ = ["RateNet", "RateResult", "integrate_and_fire", "run_batch", "run_events"]
