@@ -10,17 +10,23 @@ This is the contract between the compiler, the golden model and the RTL (DESIGN.
 
 Every width is derived from worst-case bounds (:func:`layer_bounds`), so nothing overflows.
 
-File format (``hdlgen-ttfs/1``): a zip written by :func:`numpy.savez` and read with
+File format (``hdlgen-ttfs/2``): a zip written by :func:`numpy.savez` and read with
 ``allow_pickle=False`` (loading never runs code). Member ``header`` is UTF-8 JSON bytes (uint8
 array) describing the net; arrays are ``input.table``, ``layer<i>.weight``, ``layer<i>.bias``,
-``layer<i>.k`` (hidden layers) and ``layer<i>.scale``. See docs/ttfs-format.md.
+``layer<i>.k`` (hidden layers) and ``layer<i>.scale``. Member ``checksum`` is the SHA-256 of
+all the others (:func:`checksum`): a net changed after it was written is refused, not run.
+Files of ``hdlgen-ttfs/1`` (the same without the checksum) still load. See docs/ttfs-format.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,9 +37,10 @@ from .errors import UserError
 from .float_ops import im2col
 
 __all__ = ["InputEncoding", "IntDense", "IntConv2d", "IntMaxPool2d", "TTFSNet", "layer_bounds", "signed_width", "unsigned_width",
-           "FORMAT", "save", "load"]
+           "FORMAT", "checksum", "save", "load"]
 
-FORMAT = "hdlgen-ttfs/1"
+FORMAT = "hdlgen-ttfs/2"
+UNCHECKED_FORMAT = "hdlgen-ttfs/1"   # written before nets carried a checksum; still read
 PIXEL_MAX = 255
 
 
@@ -407,8 +414,22 @@ def _header(net: TTFSNet) -> dict:
     }
 
 
+def checksum(arrays: dict) -> str:
+    """SHA-256 (hex) of ``arrays`` – every member of a ``.ttfs`` file but ``checksum`` – over
+    each one's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(json.dumps([name, array.dtype.str, list(array.shape)]).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def save(net: TTFSNet, path) -> Path:
-    """Write ``net`` to ``path`` (a ``.ttfs`` zip)."""
+    """Write ``net`` to ``path`` (a ``.ttfs`` zip with its :func:`checksum`).
+
+    The file is written beside ``path`` and renamed onto it, so an interrupted save leaves
+    ``path`` as it was."""
     arrays = {"header": np.frombuffer(json.dumps(_header(net), indent=1).encode(), dtype=np.uint8),
               "input.table": net.input.table}
     for i, layer in enumerate(net.layers):
@@ -419,18 +440,24 @@ def save(net: TTFSNet, path) -> Path:
         for f in dataclasses.fields(node):
             if isinstance(getattr(node, f.name), np.ndarray):
                 arrays[f"ann{i}.{f.name}"] = getattr(node, f.name)
+    arrays["checksum"] = np.frombuffer(checksum(arrays).encode(), dtype=np.uint8)
     path = Path(path)
-    with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
-        np.savez_compressed(f, **arrays)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as f:  # a file object keeps numpy from appending ".npz"
+            np.savez_compressed(f, **arrays)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path
 
 
-def _load_layer(i, header, arrays, path):
+def _load_layer(i, header, arrays):
     header = dict(header)
     kind, widths = header.pop("kind"), header.pop("widths")
     header.pop("readout")
     if kind not in LAYER_TYPES:
-        raise UserError(f"{path}: layer kind {kind!r} is not supported; known: {', '.join(LAYER_TYPES)}")
+        raise UserError(f"layer kind {kind!r} is not supported; known: {', '.join(LAYER_TYPES)}")
     cls = LAYER_TYPES[kind]
     prefix = f"layer{i}."
     own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
@@ -438,32 +465,50 @@ def _load_layer(i, header, arrays, path):
         own.setdefault("k", None)
     layer = cls(**header, **own)
     if layer.widths() != widths:
-        raise UserError(f"{path}: layer {layer.name!r} widths in the header do not match its weights")
+        raise UserError(f"layer {layer.name!r} widths in the header do not match its weights")
     return layer
 
 
+# what zipfile, zlib and numpy raise on a damaged zip or array member
+_DAMAGED = (zipfile.BadZipFile, zlib.error, struct.error, EOFError, ValueError, KeyError, OSError,
+            UnicodeDecodeError, NotImplementedError)
+
+
 def load(path) -> TTFSNet:
-    """Read a ``.ttfs`` file; raises :class:`UserError` naming the file on any problem."""
+    """Read a ``.ttfs`` file; raises :class:`UserError` naming the file on any problem,
+    among them a :func:`checksum` that does not match the contents."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file (expected a .ttfs net written by 'hdlgen convert')")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        header = json.loads(arrays.pop("header").tobytes().decode())
-    except (zipfile.BadZipFile, ValueError, KeyError, OSError, UnicodeDecodeError) as e:
+        header = json.loads(arrays["header"].tobytes().decode())
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+    except _DAMAGED as e:
         raise UserError(f"{path}: not a .ttfs net ({e.__class__.__name__}); write one with 'hdlgen convert'") from None
-    if header.get("format") != FORMAT:
+    if header.get("format") == FORMAT:
+        stored = arrays.pop("checksum", None)
+        if stored is None:
+            raise UserError(f"{path} is corrupted: it has no checksum; write it again with 'hdlgen convert'")
+        if stored.tobytes() != checksum(arrays).encode():
+            raise UserError(f"{path} is corrupted: checksum mismatch (its contents changed after it was written); "
+                            "write it again with 'hdlgen convert'")
+    elif header.get("format") != UNCHECKED_FORMAT:
         raise UserError(f"{path}: format {header.get('format')!r} is not supported; this hdlgen reads {FORMAT}")
+    arrays.pop("header")
     try:
         h = header["input"]
         enc = InputEncoding(h["shape"], h["offset"], h["pixel_scale"], h["scale"], h["ticks"], arrays["input.table"])
-        layers = [_load_layer(i, layer, arrays, path) for i, layer in enumerate(header["layers"])]
+        layers = [_load_layer(i, layer, arrays) for i, layer in enumerate(header["layers"])]
         ann = None
         if header.get("ann"):
             ann = ir.Graph([ir.Node.from_dict({**fields, **{k.split(".", 1)[1]: v for k, v in arrays.items()
                                                             if k.startswith(f"ann{i}.")}})
                             for i, fields in enumerate(header["ann"])])
         return TTFSNet(enc, layers, header.get("name", path.stem), header.get("meta", {}), ann)
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"{path}: damaged .ttfs net ({e.__class__.__name__}: {e})") from None
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None

@@ -40,6 +40,26 @@ def test_header_is_readable_json_without_pickle(tmp_path, digits_net):
     assert [l["readout"] for l in header["layers"]] == [False, True]
 
 
+def _members(path) -> dict:
+    """Every array of a ``.ttfs`` file by member name."""
+    with np.load(path, allow_pickle=False) as z:
+        return {name: z[name] for name in z.files}
+
+
+def _write(path, arrays, header=None, sign=True):
+    """A ``.ttfs`` of ``arrays`` (``header`` replacing theirs), with a fresh checksum when ``sign``,
+    else with the checksum ``arrays`` hold, if any."""
+    arrays = dict(arrays)
+    if header is not None:
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    if sign:
+        arrays.pop("checksum", None)
+        arrays["checksum"] = np.frombuffer(ttfs.checksum(arrays).encode(), np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
 def test_load_errors_are_one_line_user_errors(tmp_path, digits_net):
     with pytest.raises(UserError, match="no such file"):
         ttfs.load(tmp_path / "missing.ttfs")
@@ -47,24 +67,41 @@ def test_load_errors_are_one_line_user_errors(tmp_path, digits_net):
     junk.write_text("not a zip")
     with pytest.raises(UserError, match="not a .ttfs net"):
         ttfs.load(junk)
-    with zipfile.ZipFile(digits_net) as z:
-        members = {n: z.read(n) for n in z.namelist()}
-    header = json.loads(np.lib.format.read_array(__import__("io").BytesIO(members["header.npy"])).tobytes())
+    arrays = _members(digits_net)
+    header = json.loads(arrays["header"].tobytes())
     header["format"] = "hdlgen-ttfs/99"
-    forged = tmp_path / "future.ttfs"
-    arrays = {n[:-4]: np.lib.format.read_array(__import__("io").BytesIO(b)) for n, b in members.items()}
-    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
-    with open(forged, "wb") as f:
-        np.savez(f, **arrays)
     with pytest.raises(UserError, match="hdlgen-ttfs/99"):
-        ttfs.load(forged)
+        ttfs.load(_write(tmp_path / "future.ttfs", arrays, header))
     header["format"] = ttfs.FORMAT
     header["layers"][0]["widths"]["accumulator"] = 3
-    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
-    with open(forged, "wb") as f:
-        np.savez(f, **arrays)
     with pytest.raises(UserError, match="widths"):
-        ttfs.load(forged)
+        ttfs.load(_write(tmp_path / "forged.ttfs", arrays, header))
+
+
+def test_a_changed_net_is_refused_by_its_checksum(tmp_path, digits_net):
+    arrays = _members(digits_net)
+    arrays["layer0.weight"] = arrays["layer0.weight"].copy()
+    arrays["layer0.weight"][0, 0] += 1    # still a valid net: only the checksum tells
+    with pytest.raises(UserError, match="tampered.ttfs is corrupted: checksum mismatch"):
+        ttfs.load(_write(tmp_path / "tampered.ttfs", arrays, sign=False))
+    unsigned = {name: a for name, a in _members(digits_net).items() if name != "checksum"}
+    with pytest.raises(UserError, match="no checksum"):
+        ttfs.load(_write(tmp_path / "unsigned.ttfs", unsigned, sign=False))
+    assert ttfs.load(_write(tmp_path / "resigned.ttfs", arrays)).layers[0].weight[0, 0] == arrays["layer0.weight"][0, 0]
+
+
+def test_files_from_before_the_checksum_still_load(tmp_path, digits_net):
+    arrays = _members(digits_net)
+    header = json.loads(arrays["header"].tobytes())
+    header["format"] = "hdlgen-ttfs/1"
+    del arrays["checksum"]
+    old = ttfs.load(_write(tmp_path / "old.ttfs", arrays, header, sign=False))
+    np.testing.assert_array_equal(old.layers[0].weight, ttfs.load(digits_net).layers[0].weight)
+
+
+def test_save_leaves_no_temporary_file(tmp_path, digits_net):
+    ttfs.save(ttfs.load(digits_net), tmp_path / "n.ttfs")
+    assert [p.name for p in tmp_path.iterdir()] == ["n.ttfs"]
 
 
 def test_int_layer_validation():
