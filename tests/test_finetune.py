@@ -22,6 +22,15 @@ from .helpers import DIGITS, assert_matches_golden, require_simulator, run_cli  
 CNN_BLOCKS = (("conv", 4, 3, 1, 1), ("pool", 2, 2), ("conv", 6, 3, 2, 1), ("pool", 2, 1))
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These nets are small: a second thread only waits for the first, and on a busy machine for much longer."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _assert_same(net, pixels):
     gold, mine = golden.run_batch(net, pixels), ttfs_torch.run_batch(net, pixels)
     for layer, (a, b) in enumerate(zip(gold.q, mine.q)):
