@@ -18,8 +18,16 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS = ["convert", "finetune", "eval", "info", "verilog", "sim", "boards", "build", "flash", "run", "bench", "compare"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes (an unknown option, a value that is not a number, a
+    choice not offered) are one line on stderr and exit code 2, as a UserError's are."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hdlgen",
+    parser = _Parser(prog="hdlgen",
                                      description="Trained ReLU network → verified TTFS FPGA accelerator.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:

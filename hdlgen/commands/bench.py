@@ -19,6 +19,7 @@ from ..data import load_dataset
 from ..errors import UserError
 from ..report import print_json
 from ..simulate import SIMULATORS, missing_simulator
+from . import check_core_options, check_output
 from .convert import add_calibration_options, conversion_config, convert_model, load_model_and_data, parse_ticks
 
 
@@ -56,12 +57,16 @@ def _check_options(args):
     if any(n < 1 for n in args.lanes):
         raise UserError(f"--lanes must be ≥ 1, got {' '.join(map(str, args.lanes))}")
     args.lanes = list(dict.fromkeys(args.lanes))  # each lanes simulated and built once
+    if args.pixels_per_transfer < 1:
+        raise UserError(f"--pixels-per-transfer must be ≥ 1, got {args.pixels_per_transfer}")
     if args.samples < 0:
         raise UserError(f"--samples must be ≥ 0 (0 skips the RTL section), got {args.samples}")
     if args.clock is not None and not args.clock > 0:
         raise UserError(f"--clock must be a positive frequency in MHz, got {args.clock:g}")
-    if args.output and not Path(args.output).parent.is_dir():
-        raise UserError(f"-o {args.output}: no directory {Path(args.output).parent}")
+    if args.output:
+        check_output(args.output)
+    if args.build_dir and Path(args.build_dir).exists() and not Path(args.build_dir).is_dir():
+        raise UserError(f"--build-dir {args.build_dir}: is a file; give a directory")
     boards = [get_board(name) for name in dict.fromkeys(args.board)]
     for family in {board.family for board in boards}:
         toolchain_env(family)
@@ -79,7 +84,7 @@ def _nets(args, progress: bool):
             raise UserError(f"{', '.join(given)}: only for a model file to convert; {args.model} is a converted "
                             f".ttfs net (its T and weights are fixed)")
         net = ttfs.load(args.model)
-        data = load_dataset(args.data, net.input.shape)
+        data = load_dataset(args.data, net.input.shape, classes=net.classes)
         return [(net, data, None)]
     configs = [conversion_config(args, parse_ticks(t), bits)
                for t in args.ticks or ["16"] for bits in args.weight_bits or [8]]
@@ -106,6 +111,8 @@ def run(args):
     progress = sys.stderr.isatty()
     boards = _check_options(args)
     nets = _nets(args, progress)
+    for lanes in args.lanes:   # the nets differ in T and weights only, not in the sizes these depend on
+        check_core_options(nets[0][0], args.model, lanes, args.pixels_per_transfer)
     accuracy = [accuracy_row(net, data, seconds) for net, data, seconds in
                 tqdm(nets, unit="net", desc="evaluating", disable=not progress)]
     pick = max(range(len(nets)), key=lambda i: (max(nets[i][0].ticks), accuracy[i]["weight_bits"]))

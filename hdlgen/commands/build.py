@@ -4,11 +4,14 @@ import sys
 from pathlib import Path
 
 from .. import ttfs
-from ..boards.build import build, check_report
-from ..boards.flash import flash
+from ..boards.build import build, check_report, toolchain_env
+from ..boards.clocks import pll_setting
+from ..boards.flash import flash, loader_command
 from ..boards.platforms import get_board
+from ..boards.uart import uart_divisor
 from ..errors import UserError
 from ..report import print_json
+from . import as_option
 
 
 def register(sub):
@@ -55,11 +58,28 @@ def format_report(report) -> str:
     return "\n".join(lines)
 
 
-def run(args):
-    net = ttfs.load(args.net)
-    board = get_board(args.board)
+def _check_options(args, board):
+    """Clock, baud rate, build directory and tools, before any gateware is made."""
     if args.clock is not None and not args.clock > 0:
         raise UserError(f"--clock must be a positive frequency in MHz, got {args.clock:g}")
+    clock_hz = board.clock_hz
+    if args.clock is not None and abs(args.clock * 1e6 - board.clock_hz) > 1:   # a PLL makes it (as build does)
+        clock_hz = pll_setting(board.family, board.clock_hz, args.clock * 1e6).f_out
+    try:
+        uart_divisor(clock_hz, args.baud)
+    except UserError as e:
+        raise as_option(e, {"baud rate": "--baud"}) from None
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"-o {args.out}: is a file; give a build directory")
+    toolchain_env(board.family)
+    if args.flash:
+        loader_command(Path("top.bin"), board)   # openFPGALoader is there and knows the board
+
+
+def run(args):
+    board = get_board(args.board)
+    _check_options(args, board)
+    net = ttfs.load(args.net)
     out = Path(args.out) if args.out else Path("build") / f"{Path(args.net).stem}-{board.name}"
     report = build(net, board, out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer,
                    spike_lanes=args.spike_lanes, baud=args.baud,

@@ -8,6 +8,7 @@ from ..codes.compare import DEFAULT_STEPS, METHODS, compare, format_table, plot
 from ..errors import UserError
 from ..passes import ConvertConfig
 from ..report import print_json
+from . import check_output
 from .convert import add_calibration_options, conversion_config, load_model_and_data
 
 
@@ -59,8 +60,7 @@ def _check_options(args):
         raise UserError(f"--rate-threshold must be 'max' or a percentile like 'p99.9' (50..100), "
                         f"got {args.rate_threshold!r}") from None
     if args.output:
-        if not Path(args.output).parent.is_dir():
-            raise UserError(f"-o {args.output}: no directory {Path(args.output).parent}")
+        check_output(args.output)
         try:
             import matplotlib  # noqa: F401  (the plots need it; say so before the long work)
         except ImportError:

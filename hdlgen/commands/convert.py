@@ -2,12 +2,15 @@
 
 from pathlib import Path
 
+import numpy as np
+
 from .. import ttfs
 from ..data import load_dataset
 from ..errors import UserError
 from ..importers import load_model
 from ..passes import ConvertConfig, convert
 from ..report import evaluate, format_evaluation, format_net, print_json
+from . import as_option, check_output
 
 
 def parse_ticks(text: str):
@@ -32,18 +35,29 @@ def add_calibration_options(p):
 
 def load_model_and_data(args):
     """``args.model``'s graph, ``args.data`` and the calibration data (``args.calibration_data``, else the data)."""
-    graph = load_model(Path(args.model))
-    shape = graph.input_shape
-    data = load_dataset(args.data, shape)
-    calibration = load_dataset(args.calibration_data, shape, need_labels=False) if args.calibration_data else data
     if args.calibration_samples < 1:
         raise UserError(f"--calibration-samples must be ≥ 1, got {args.calibration_samples}")
+    graph = load_model(Path(args.model))
+    shape = graph.input_shape
+    data = load_dataset(args.data, shape, classes=model_classes(graph))
+    calibration = load_dataset(args.calibration_data, shape, need_labels=False) if args.calibration_data else data
     return graph, data, calibration
+
+
+def model_classes(graph) -> int:
+    """How many logits ``graph`` gives: its labels are ``0..classes − 1``."""
+    return int(np.prod(graph.shapes()[-1]))
+
+
+CONFIG_OPTIONS = {"weight bits": "--weight-bits", "calibration": "--calibration", "ticks": "--ticks"}
 
 
 def conversion_config(args, ticks, weight_bits: int) -> ConvertConfig:
     """The settings for ``ticks`` and ``weight_bits`` with the calibration options of ``args`` (checks them)."""
-    return ConvertConfig(ticks, weight_bits, args.per_channel, args.calibration, not args.no_rounding)
+    try:
+        return ConvertConfig(ticks, weight_bits, args.per_channel, args.calibration, not args.no_rounding)
+    except UserError as e:
+        raise as_option(e, CONFIG_OPTIONS) from None
 
 
 def convert_model(graph, calibration, args, config: ConvertConfig, name: str):
@@ -68,10 +82,11 @@ def register(sub):
 
 def run(args):
     model = Path(args.model)
-    graph, data, calibration = load_model_and_data(args)
-    config = conversion_config(args, parse_ticks(args.ticks), args.weight_bits)
-    net = convert_model(graph, calibration, args, config, name=model.stem)
     output = Path(args.output) if args.output else model.with_suffix(".ttfs")
+    check_output(output)
+    config = conversion_config(args, parse_ticks(args.ticks), args.weight_bits)
+    graph, data, calibration = load_model_and_data(args)
+    net = convert_model(graph, calibration, args, config, name=model.stem)
     ttfs.save(net, output)
     result = evaluate(net, data)
     print(format_net(net))

@@ -16,7 +16,7 @@ def register(sub):
 
 def run(args):
     net = ttfs.load(args.net)
-    data = load_dataset(args.data, net.input.shape).head(args.samples)
+    data = load_dataset(args.data, net.input.shape, classes=net.classes).head(args.samples)
     result = evaluate(net, data)
     print(format_net(net))
     print(format_evaluation(net, result))

@@ -23,9 +23,22 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+def _check_options(args):
+    """The link's options, before the files are read and the port is opened."""
+    if args.baud < 1:
+        raise UserError(f"--baud must be ≥ 1, got {args.baud}")
+    if args.window < 1:
+        raise UserError(f"--window must be ≥ 1, got {args.window}")
+    if not args.timeout > 0:
+        raise UserError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if args.samples is not None and args.samples < 1:
+        raise UserError(f"--samples must be ≥ 1, got {args.samples}")
+
+
 def run(args):
+    _check_options(args)
     net = ttfs.load(args.net)
-    data = load_dataset(args.data, net.input.shape).head(args.samples)
+    data = load_dataset(args.data, net.input.shape, classes=net.classes).head(args.samples)
     pixels = net.input.pixels(data.x)
     reference = golden.run_batch(net, pixels)
     with Device.open(args.port, baud=args.baud, timeout=args.timeout, window=args.window) as device:

@@ -1,11 +1,14 @@
 """``hdlgen sim NET.ttfs --data D.npz`` – simulate the generated core and compare it with the golden model."""
 
 import sys
+from pathlib import Path
 
 from .. import ttfs
 from ..data import load_dataset
+from ..errors import UserError
 from ..report import print_json
 from ..simulate import SIMULATORS, simulate
+from . import check_core_options
 
 
 def register(sub):
@@ -49,8 +52,13 @@ def _format(report) -> str:
 
 
 def run(args):
+    if args.seed < 0:
+        raise UserError(f"--seed must be ≥ 0, got {args.seed}")
+    if args.build_dir and Path(args.build_dir).exists() and not Path(args.build_dir).is_dir():
+        raise UserError(f"--build-dir {args.build_dir}: is a file; give a directory")
     net = ttfs.load(args.net)
-    data = load_dataset(args.data, net.input.shape).head(args.samples)
+    data = load_dataset(args.data, net.input.shape, classes=net.classes).head(args.samples)
+    check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)
     report = simulate(net, net.input.pixels(data.x), labels=data.y, lanes=args.lanes,
                       pixels_per_transfer=args.pixels_per_transfer, spike_lanes=args.spike_lanes,
                       simulator=args.simulator,

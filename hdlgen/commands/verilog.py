@@ -1,10 +1,13 @@
 """``hdlgen verilog NET.ttfs -o DIR`` – the Verilog core and its sidecar JSON."""
 
 import json
+from pathlib import Path
 
 from .. import ttfs
+from ..errors import UserError
 from ..report import print_json
 from ..verilog import write_verilog
+from . import check_core_options
 
 
 def register(sub):
@@ -24,7 +27,10 @@ def register(sub):
 
 
 def run(args):
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"-o {args.out}: is a file; give a directory for the Verilog and its sidecar")
     net = ttfs.load(args.net)
+    check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)
     v_path, json_path = write_verilog(net, args.out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer,
                                      spike_lanes=args.spike_lanes, trace=args.trace, name=args.name)
     side = json.loads(json_path.read_text())
