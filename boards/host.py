@@ -67,7 +67,8 @@ class Device:
         self.window = window
         self.retries = retries
         self._seq = itertools.count()
-        self._decoder = link.FrameDecoder()
+        # only headers a response can have: a damaged length would hold back the frames behind it
+        self._decoder = link.FrameDecoder(lengths=link.response_lengths())
         self.info_reply: link.Info | None = None
 
     @classmethod
@@ -109,6 +110,7 @@ class Device:
                 for r in responses:
                     if isinstance(r, link.Info) and r.seq == seq:
                         self.info_reply = r
+                        self._decoder.lengths = link.response_lengths(r.classes)
                         return r
         raise link.LinkError(f"no INFO reply after {self.retries + 1} tries; is the hdlgen bitstream loaded "
                              f"and the baud rate right?")

@@ -61,7 +61,7 @@ __all__ = ["SYNC", "HEADER_SIZE", "TRAILER_SIZE", "VERSION", "NO_SEQ", "MessageT
            "crc16", "encode_frame", "Frame", "FrameDecoder", "Result", "Info", "Error", "LinkError",
            "Loaded", "MAX_LOAD_WORDS", "classify_request", "info_request", "load_request", "result_response",
            "info_response", "load_response", "error_response",
-           "parse_response", "result_payload_size", "net_fingerprint"]
+           "parse_response", "result_payload_size", "response_lengths", "net_fingerprint"]
 
 SYNC = b"\xA5\x5A"
 HEADER_SIZE = 5          # sync, type, length
@@ -121,18 +121,25 @@ class FrameDecoder:
     """Incremental frame decoder that resynchronises after garbage.
 
     Feed it bytes as they arrive; :meth:`feed` returns the frames completed so far. Bytes that do
-    not form a frame are skipped: after a failed CRC or a length over ``max_payload`` the search
-    for the next sync restarts one byte after the failed sync, so a real frame hidden behind
-    garbage is still found. ``dropped`` counts skipped bytes, ``bad_frames`` failed CRCs.
+    not form a frame are skipped: after a failed CRC, a length over ``max_payload`` or a header
+    outside ``lengths`` the search for the next sync restarts one byte after the failed sync, so
+    a real frame hidden behind garbage is still found. ``dropped`` counts skipped bytes,
+    ``bad_frames`` failed CRCs.
 
     Parameters
     ----------
     max_payload : int
         Longest payload to accept; longer lengths are taken as garbage.
+    lengths : dict, optional
+        The payload lengths each frame type may have (type → container of lengths, e.g.
+        :func:`response_lengths`); other types and lengths are taken as garbage at once. Without
+        it, a damaged length (a dropped byte before it) makes the decoder wait for up to 64 KiB
+        and hold back every frame behind it.
     """
 
-    def __init__(self, max_payload: int = 0xFFFF):
+    def __init__(self, max_payload: int = 0xFFFF, lengths: dict | None = None):
         self.max_payload = max_payload
+        self.lengths = lengths
         self._buffer = bytearray()
         self.dropped = 0
         self.bad_frames = 0
@@ -150,7 +157,7 @@ class FrameDecoder:
             if len(self._buffer) < HEADER_SIZE:
                 return frames
             kind, length = struct.unpack_from("<BH", self._buffer, 2)
-            if length > self.max_payload:
+            if length > self.max_payload or self.lengths is not None and length not in self.lengths.get(kind, ()):
                 self._skip(1)
                 continue
             end = HEADER_SIZE + length + TRAILER_SIZE
@@ -241,6 +248,15 @@ def load_request(seq: int, layer: int, offset: int, words) -> bytes:
 
 def result_payload_size(classes: int) -> int:
     return 11 + LOGIT_BYTES * classes
+
+
+def response_lengths(classes: int | None = None) -> dict:
+    """The payload lengths of each response type (for :class:`FrameDecoder`'s ``lengths``):
+    RESULT's for ``classes``, or for any of 1..255 classes when not known."""
+    results = range(result_payload_size(1), result_payload_size(255) + 1, LOGIT_BYTES) if classes is None else \
+        (result_payload_size(classes),)
+    return {MessageType.RESULT: results, MessageType.INFO_REPLY: (16,), MessageType.LOAD_REPLY: (2,),
+            MessageType.ERROR: (3,)}
 
 
 def result_response(seq: int, label: int, cycles: int, input_cycles: int, logits) -> bytes:
