@@ -155,12 +155,12 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
     UserError
         When the simulator is missing (naming the package to install) or the pixels do not fit the net.
     """
+    reason = missing_simulator(simulator)
+    if reason:   # before the imports below: without cocotb they fail
+        raise UserError(reason)
     from .sim.runner import run_testbench  # cocotb loads only when simulating
     from .verilog import write_verilog  # amaranth loads only when simulating
 
-    reason = missing_simulator(simulator)
-    if reason:
-        raise UserError(reason)
     try:
         geometry = NetGeometry(hardware_net or net, lanes, pixels_per_transfer, spike_lanes)
     except ValueError as e:

@@ -465,6 +465,8 @@ def load_onnx(path) -> ir.Graph:
                             f"({where}); keep the .data file the exporter wrote beside the model") from None
         raise UserError(f"{path}: not a readable ONNX model ({e.__class__.__name__}{': ' + first_line if first_line else ''})") \
             from None
+    if not model.HasField("graph"):   # an empty file parses as an empty ModelProto
+        raise UserError(f"{path}: not an ONNX model (it holds no graph)")
     try:
         return from_onnx_model(model)
     except UserError as e:

@@ -13,6 +13,7 @@ import io
 import json
 import operator
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -389,6 +390,9 @@ def _check_archive(path: Path):
     torch = _torch()
     try:
         with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()   # torch reads members without checking their CRCs
+            if damaged is not None:
+                raise UserError(f"{path}: is corrupted: member {damaged!r} fails its CRC check")
             for name in archive.namelist():
                 if name.endswith(("model_weights_config.json", "model_constants_config.json")):
                     config = json.loads(archive.read(name)).get("config", {})
@@ -398,7 +402,7 @@ def _check_archive(path: Path):
                                             "plain tensors (save with torch.export.save from a tensor-only model)")
                 elif "/sample_inputs/" in name:
                     torch.load(io.BytesIO(archive.read(name)), weights_only=True)
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError):
         raise UserError(f"{path}: not a torch.export archive (.pt2 written by torch.export.save)") from None
     except UserError:
         raise
