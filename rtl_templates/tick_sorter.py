@@ -33,9 +33,10 @@ class TickSorter(wiring.Component):
     in increasing order leave sorted by tick, and within a tick by ``(neuron mod banks,
     neuron)`` – by neuron when ``banks`` is 1.
 
-    A bank's link memory has one address for its write (collect) and its read (emit), so it is
-    a single-port block RAM and the walk's loop – link memory output → next link address – is
-    one multiplexer; events leave through a skid buffer
+    A bank's link memory is written at the appended tick's old tail and read at the walk's next
+    word, each through an address of its own, so the walk's loop – link memory output → next
+    link address – is one multiplexer; while emitting, head and tail are read at the next
+    tick from a register, and the end of a list is a register too. Events leave through a skid buffer
     (:func:`~hdlgen.rtl_templates.events.skid_buffer`), so ``o.ready`` stops there.
 
     Cycles per image: words in + 1, then one per tick + events out + 1, and the last event
@@ -88,7 +89,10 @@ class TickSorter(wiring.Component):
         tick, tick_next = Signal(range(ticks + 1)), Signal(range(ticks + 1))
         m.d.comb += tick_next.eq(tick)
         m.d.sync += tick.eq(tick_next)
-        upcoming = Signal(range(ticks + 1))      # the tick whose head and tail are read
+        # the tick whose head and tail are read: a register, 0 while collecting, else tick + 1
+        upcoming = Signal(range(ticks + 2))
+        collect_next = Signal()         # the phase is "collect" next cycle
+        m.d.sync += upcoming.eq(Mux(collect_next, 0, tick_next + 1))
         # The bank being emitted (one-hot) and the banks of this tick still to come are registers,
         # so neither the choice of the next bank (a carry chain) nor its results sit on a path
         # from one cycle's decisions to the next one's read addresses.
@@ -100,7 +104,6 @@ class TickSorter(wiring.Component):
         append_word = Signal(index_shape)
         collecting = Signal()
         taken = self.i.valid & collecting & ~self.i.payload.end
-        m.d.comb += upcoming.eq(tick + 1)
 
         currents, at_tails, filled = [], [], []
         for b in range(banks):
@@ -122,18 +125,16 @@ class TickSorter(wiring.Component):
             at_tail = Signal(name=f"at_tail{b}", init=1)
             take_link = Signal(name=f"take_link{b}")
             m.d.comb += take_link.eq(step & chosen[b])
-            # links are written only while collecting and read only while emitting, through one
-            # address: ``take_link`` and ``appending`` never meet, so the link memory's output is
-            # the last multiplexer's input – one LUT between its output and its address
-            link_addr = Signal(index_shape, name=f"link_addr{b}")
+            # links are written while collecting (at the old tail of the appended tick) and read
+            # while emitting (at the value ``current`` takes), through addresses of their own: the
+            # walk's loop is the link memory's output through one multiplexer to its read address,
+            # and no tail lookup sits in front of it
+            current_next = Mux(take_link, link_read.data, Mux(take_head, head_read.data, current))
             m.d.comb += [
-                link_addr.eq(Mux(take_link, link_read.data,
-                                 Mux(appending[b], tail_read.data, Mux(take_head, head_read.data, current)))),
-                link_read.addr.eq(link_addr), link_write.addr.eq(link_addr),
+                link_read.addr.eq(current_next), link_write.addr.eq(tail_read.data),
                 head_read.addr.eq(upcoming),
                 tail_read.addr.eq(Mux(taken, lane_tick, upcoming)),
             ]
-            current_next = Mux(take_link, link_read.data, Mux(take_head, head_read.data, current))
             walk_tail_next = Mux(take_head, tail_read.data, walk_tail)
             m.d.sync += [current.eq(current_next), walk_tail.eq(walk_tail_next),
                          at_tail.eq(current_next == walk_tail_next)]
@@ -176,14 +177,15 @@ class TickSorter(wiring.Component):
 
         with m.FSM(name="phase"):
             with m.State("collect"):
-                m.d.comb += [collecting.eq(1), self.i.ready.eq(1), upcoming.eq(0)]
+                m.d.comb += [collecting.eq(1), self.i.ready.eq(1), collect_next.eq(1)]
                 with m.If(self.i.valid & self.i.payload.end):
-                    m.d.comb += tick_next.eq(0)
+                    m.d.comb += [tick_next.eq(0), collect_next.eq(0)]
                     m.next = "seek"
             with m.State("seek"):
                 with m.If(tick == ticks):
                     m.d.comb += [emit.valid.eq(1), emit.payload.end.eq(1)]
                     with m.If(emit.ready):
+                        m.d.comb += collect_next.eq(1)
                         m.next = "collect"
                 with m.Else():
                     m.d.sync += [f.eq(f >> 1) for f in filled]
