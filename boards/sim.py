@@ -243,6 +243,8 @@ class Soak:
     port : SimulatedSerial
         The line, its :class:`LineFaults` (``port.faults``) and logs.
     top : HostLink
+    device : Device
+        The host driver.
     seconds : float
         Wall time of the classification.
     """
@@ -253,13 +255,30 @@ class Soak:
     stats: object
     port: SimulatedSerial
     top: object
+    device: object
     seconds: float
+
+    def recover(self, pixels) -> tuple[list, object]:
+        """Classify ``pixels`` on the same board (no reset) once the line is clean: (results, stats).
+
+        The faults are switched off and the line read until it is silent for the port's timeout,
+        longer than the board's, so late answers are gone and the board has abandoned any frame
+        the faults left half-received.
+        """
+        from .host import ClassifyStats
+
+        self.port.faults = None
+        while self.port.read(256):
+            pass
+        stats = ClassifyStats()
+        return self.device.classify(pixels, stats=stats), stats
 
     def check(self) -> dict:
         """Audit the soak against the golden model and the line's logs; returns the counts.
 
         Raises AssertionError unless: every image has one result, equal to
-        :func:`hdlgen.golden.run_batch` (label and logits) and to :func:`~hdlgen.golden.run_events`;
+        :func:`hdlgen.golden.run_batch` (label and logits; for the first 50 images also to
+        :func:`~hdlgen.golden.run_events`);
         no two images got the result of one sequence number; each result's sequence number is a
         CLASSIFY the host wrote for that image; the board sent at most one RESULT per sequence
         number and only for a CLASSIFY that reached it intact, each equal to the golden model of
@@ -316,6 +335,8 @@ class Soak:
                 continue
             if image_of.get(r.seq) != self.pixels[i].tobytes():
                 problems.append(f"image {i} got the result of seq {r.seq}, a request for other pixels")
+            if (r.label, list(r.logits)) != (int(ref.classes[i]), ref.logits[i].tolist()):
+                problems.append(f"image {i}: {r.label} {r.logits}, golden {ref.classes[i]} {ref.logits[i].tolist()}")
             if i < 50:   # the event form too, for a sample (it is slower than the batch form)
                 events = golden.run_events(self.net, self.pixels[i])
                 if (r.label, list(r.logits)) != (events.label, events.logits.tolist()):
@@ -356,4 +377,4 @@ def soak_link(net, pixels, *, seed: int, clk_freq: float = 1e6, baud: int = 250_
     stats = ClassifyStats()
     start = time.perf_counter()
     results = device.classify(pixels, stats=stats)
-    return Soak(net, np.asarray(pixels, dtype=np.uint8), results, stats, port, top, time.perf_counter() - start)
+    return Soak(net, np.asarray(pixels, dtype=np.uint8), results, stats, port, top, device, time.perf_counter() - start)

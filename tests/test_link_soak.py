@@ -1,0 +1,94 @@
+"""Link soak: the board top (HostLink around a NetworkTop) and the host driver over a serial line
+that flips, drops and duplicates 1 % of bytes in both directions and stalls (boards/sim.py's
+LineFaults); ``bench/link_soak.py`` runs 10,000 images, this a seeded subset."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from hdlgen import golden
+from hdlgen.boards import link
+from hdlgen.boards.host import Device
+from hdlgen.boards.sim import LineFaults, soak_link
+from hdlgen.testing import random_net
+
+
+def soak_net(seed):
+    return random_net(np.random.default_rng(seed), [4, 4, 2], 2, weight_bits=4, name="soak")
+
+
+def images(net, count, seed):
+    return np.random.default_rng(seed).integers(0, 256, (count, net.input.size), dtype=np.uint8)
+
+
+def test_line_faults_hit_bytes_at_their_rates_and_repeat_with_the_seed():
+    data = bytes(np.random.default_rng(0).integers(0, 256, 60_000, dtype=np.uint8))
+    faults = LineFaults(5, rate=0.03, stall_rate=0.01, max_stall=1e-3)
+    out = faults.damage(data, "to_device")
+    counts = faults.counts["to_device"]
+    for kind in ("flip", "drop", "duplicate"):
+        assert 0.008 < counts[kind] / len(data) < 0.012          # 3 % split three ways
+    assert 0.008 < counts["stall"] / len(data) < 0.012
+    assert len(out) == len(data) - counts["drop"] + counts["duplicate"]
+    assert all(0 < idle <= 1e-3 for idle, _ in out if idle) and sum(idle > 0 for idle, _ in out) == counts["stall"]
+    assert faults.counts["from_device"] == dict.fromkeys(LineFaults.KINDS, 0)
+    assert LineFaults(5, rate=0.03, stall_rate=0.01, max_stall=1e-3).damage(data, "to_device") == out
+    clean = LineFaults(5, rate=0, stall_rate=0).damage(data, "from_device")
+    assert clean == [(0.0, b) for b in data]
+
+
+@pytest.mark.slow
+def test_soak_every_image_answered_once_as_the_golden_model_and_the_board_recovers():
+    """150 images (under a minute on an idle core): every fault kind in both directions, resends and late answers;
+    every result equals the golden model, no sequence number is answered twice, and the board,
+    not reset, then answers clean images at once."""
+    net = soak_net(3)
+    pixels = images(net, 150, 4)
+    soak = soak_link(net, pixels, seed=3)
+    counts = soak.check()
+    assert counts["images"] == 150 and counts["retries"] > 0 and counts["late_results_dropped"] > 0
+    assert {"BAD_CRC", "TIMEOUT"} <= set(counts["errors"])
+    assert all(n > 0 for direction in soak.port.faults.counts.values() for n in direction.values())
+    # the audit fails for a lost or a duplicated result
+    for broken in ([None, *soak.results[1:]], [soak.results[1], *soak.results[1:]]):
+        with pytest.raises(AssertionError):
+            dataclasses.replace(soak, results=broken).check()
+    clean = images(net, 4, 5)
+    results, stats = soak.recover(clean)
+    ref = golden.run_batch(net, clean)
+    assert [(r.label, list(r.logits)) for r in results] == list(zip(ref.classes, ref.logits.tolist()))
+    assert stats.retries == 0 and stats.errors == {}
+
+
+class InOrderDevice(Device):
+    """A driver that ignores sequence numbers: a RESULT answers the oldest request in flight."""
+
+    def __init__(self, port, **kwargs):
+        super().__init__(port, **kwargs)
+        self.unanswered = []
+
+    def _next_seq(self):
+        seq = super()._next_seq()
+        self.unanswered.append(seq)
+        return seq
+
+    def _responses(self):
+        responses = super()._responses()
+        out = []
+        for r in responses or []:
+            if isinstance(r, link.Result):
+                r = dataclasses.replace(r, seq=self.unanswered[0])
+            if getattr(r, "seq", None) in self.unanswered:
+                self.unanswered.remove(r.seq)
+            out.append(r)
+        return out if responses is not None else None
+
+
+@pytest.mark.slow
+def test_the_soak_catches_a_driver_that_ignores_sequence_numbers():
+    """Late answers to resent requests go to the wrong images (the audit says so), or the driver
+    drops the answers it needs and gives up."""
+    net = soak_net(3)
+    with pytest.raises((AssertionError, link.LinkError)):
+        soak_link(net, images(net, 30, 4), seed=3, device=lambda port: InOrderDevice(port, retries=30)).check()
