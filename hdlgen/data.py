@@ -77,5 +77,5 @@ def load_dataset(path, input_shape=None, need_labels: bool = True, classes: int 
     low, high = int(y.min()), int(y.max())
     if low < 0 or (classes is not None and high >= classes):
         allowed = f"0..{classes - 1} (the model's {classes} classes)" if classes is not None else "≥ 0"
-        raise UserError(f"{path}: labels 'y' must be {allowed}, got {low}..{high}")
+        raise UserError(f"{path}: 'y' must hold labels {allowed}, got {low}..{high}")
     return Dataset(x, y.astype(np.int64))

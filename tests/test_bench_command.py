@@ -88,7 +88,7 @@ def test_mistakes_on_a_ttfs_are_one_line_and_exit_2(capsys, tiny, argv, message)
 @pytest.mark.parametrize("argv, message", [
     (["--ticks", "8", "x"], "--ticks must be an integer"),
     (["--ticks", "0"], "--ticks must be ≥ 1"),
-    (["--weight-bits", "8", "1"], "--weight-bits must be 2..16"),
+    (["--weight-bits", "8", "1"], "weight bits must be 2..16"),
 ])
 def test_bad_conversion_settings_fail_before_converting(capsys, argv, message):
     code, out, err = run_cli(capsys, "bench", DIGITS / "digits_mlp.pt2", "--data", DATA, *argv)

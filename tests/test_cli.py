@@ -56,7 +56,7 @@ def _bad_inputs(tmp_path):
         "NaN weights": (["convert", nan_model, "--data", data], "NaN"),
         "T < 1": (["convert", model, "--data", data, "--ticks", "0"], "--ticks must be ≥ 1"),
         "bad ticks": (["convert", model, "--data", data, "--ticks", "x"], "--ticks must be an integer"),
-        "bad weight bits": (["convert", model, "--data", data, "--weight-bits", "1"], "--weight-bits must be 2..16"),
+        "bad weight bits": (["convert", model, "--data", data, "--weight-bits", "1"], "weight bits must be 2..16"),
         "missing net": (["eval", tmp_path / "x.ttfs", "--data", data], "no such file"),
         "not a net": (["info", data], "not a .ttfs net"),
     }

@@ -195,7 +195,7 @@ def test_compare_rate_ablation_and_skipped_amos(capsys):
     (["--rate-threshold", "median"], "--rate-threshold must be"),
     (["--cycle-samples", "0"], "--cycle-samples must be ≥ 1"),
     (["-o", "/nonexistent/dir/c.json"], "no directory"),
-    (["--weight-bits", "1"], "--weight-bits must be 2..16"),
+    (["--weight-bits", "1"], "weight bits must be 2..16"),
 ])
 def test_compare_refuses_bad_input_in_one_line(capsys, argv, message):
     code, _, err = run_cli(capsys, "compare", DIGITS / "digits_mlp.npz", "--data", DIGITS / "digits_test.npz",

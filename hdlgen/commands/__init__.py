@@ -8,14 +8,12 @@ __all__ = ["as_option", "check_output", "check_core_options"]
 
 
 def as_option(error: Exception, options: dict, where: str | None = None) -> UserError:
-    """``error`` as a :class:`UserError` whose message names the command-line option: the library's
+    """``error`` as a :class:`UserError` that names the command-line option first: the library's
     messages start with the parameter's name (``"lanes must be …"``), ``options`` maps such names
-    to flags (``{"lanes": "--lanes"}``); ``where`` (a file) goes first."""
+    to flags (``{"lanes": "--lanes"}``); ``where`` (a file) goes before that."""
     text = str(error)
-    for name, flag in options.items():
-        if text.startswith(f"{name} "):
-            text = flag + text[len(name):]
-            break
+    flag = next((flag for name, flag in options.items() if text.startswith(f"{name} ")), None)
+    text = f"{flag}: {text}" if flag else text
     return UserError(f"{where}: {text}" if where else text)
 
 
