@@ -38,6 +38,20 @@ def test_line_faults_hit_bytes_at_their_rates_and_repeat_with_the_seed():
     assert clean == [(0.0, b) for b in data]
 
 
+def test_a_damaged_length_does_not_hold_back_the_responses_behind_it():
+    """The soak's first find: a length byte dropped makes the next byte (here the sequence
+    number's) the length's high byte, 1280 bytes to wait for (65280 for an ERROR with seq 0xFFFF).
+    The host's decoder, told the lengths a response can have, skips the header at once."""
+    damaged = bytearray(link.result_response(5, 1, 100, 50, [3, -4]))
+    del damaged[3]
+    good = [link.result_response(6 + i, 0, 100, 50, [1, 2]) for i in range(3)]
+    stream = bytes(damaged) + b"".join(good)
+    assert link.FrameDecoder().feed(stream) == []          # all held back behind the false length
+    for classes in (None, 2):
+        frames = link.FrameDecoder(lengths=link.response_lengths(classes)).feed(stream)
+        assert [link.parse_response(f).seq for f in frames] == [6, 7, 8]
+
+
 @pytest.mark.slow
 def test_soak_every_image_answered_once_as_the_golden_model_and_the_board_recovers():
     """150 images (under a minute on an idle core): every fault kind in both directions, resends and late answers;
