@@ -437,12 +437,6 @@ for name, (argv, names, patch) in TOOLS.items():
 
 
 # Bugs in files this corpus may not change (hdlgen/commands/finetune.py): found, reported, kept failing.
-XFAIL = {
-    "finetune/output-no-directory": "hdlgen finetune writes -o without checking its directory first: a traceback "
-                                    "after the training (hdlgen/commands/finetune.py)",
-    "finetune/save-model-no-directory": "hdlgen finetune writes --save-model without checking its directory "
-                                        "first: a traceback after the training (hdlgen/commands/finetune.py)",
-}
 CASES["finetune/output-no-directory"] = Case("finetune {model_npz} --data {data_npz} --epochs 1 -o {out}/none/f.ttfs",
                                              ("none/f.ttfs",))
 CASES["finetune/save-model-no-directory"] = Case(FINETUNE + " --save-model {out}/none/f.pt2", ("none/f.pt2",))
@@ -456,8 +450,7 @@ def _listing(*dirs) -> set:
     return {p for d in dirs for p in Path(d).rglob("*")}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=XFAIL[n]))
-                                  if n in XFAIL else n for n in CASES])
+@pytest.mark.parametrize("name", list(CASES))
 def test_refused_in_one_line(name, files, tmp_path, monkeypatch, capsys):
     case = CASES[name]
     out = tmp_path / "out"

@@ -8,7 +8,8 @@ from .. import ttfs
 from ..data import load_dataset
 from ..errors import UserError
 from ..report import format_net, print_json
-from .convert import add_calibration_options, conversion_config, convert_model, load_model_and_data, parse_ticks
+from . import check_output
+from .convert import add_calibration_options, conversion_config, convert_model, load_model_and_data, model_classes, parse_ticks
 
 
 def register(sub):
@@ -80,11 +81,15 @@ def run(args):
         torch.set_num_threads(args.threads)
     options = FinetuneOptions(args.epochs, args.batch_size, args.learning_rate, args.spikes_per_neuron, args.seed)
     model = Path(args.model)
+    output = Path(args.output) if args.output else model.with_suffix(".finetuned.ttfs")
+    check_output(output)    # both outputs before the training, not after it
+    if args.save_model:
+        check_output(args.save_model, "--save-model")
     graph, train, calibration = load_model_and_data(args)
-    validation = load_dataset(args.validation_data, graph.input_shape) if args.validation_data else None
+    validation = load_dataset(args.validation_data, graph.input_shape, classes=model_classes(graph)) \
+        if args.validation_data else None
     config = conversion_config(args, parse_ticks(args.ticks), args.weight_bits)
     net = convert_model(graph, calibration, args, config, name=model.stem)
-    output = Path(args.output) if args.output else model.with_suffix(".finetuned.ttfs")
     print(format_net(net))
     result = finetune(net, train, validation, calibration.x[:args.calibration_samples], config, options,
                       log=_epoch_line(hidden_spikes, net, args.epochs))
