@@ -282,8 +282,7 @@ class Soak:
         no two images got the result of one sequence number; each result's sequence number is a
         CLASSIFY the host wrote for that image; the board sent at most one RESULT per sequence
         number and only for a CLASSIFY that reached it intact, each equal to the golden model of
-        that request's image, with ``cycles ≥ input_cycles`` and the same compute latency every
-        time the same image was answered.
+        that request's image, with ``0 < input_cycles < cycles``.
         """
         from .. import golden
         from . import link
@@ -318,7 +317,6 @@ class Soak:
         sent_twice = [s for s, n in Counter(r.seq for r in board_results).items() if n > 1]
         if sent_twice:
             problems.append(f"the board answered sequence numbers twice: {sent_twice[:5]}")
-        latency = {}
         for r in board_results:
             if r.seq not in image_of or r.seq not in intact:
                 problems.append(f"RESULT {r.seq} answers no intact CLASSIFY")
@@ -327,9 +325,9 @@ class Soak:
             if (r.label, list(r.logits)) != (int(ref.classes[i]), ref.logits[i].tolist()):
                 problems.append(f"RESULT {r.seq} (image {i}): {r.label} {r.logits}, golden {ref.classes[i]} "
                                 f"{ref.logits[i].tolist()}")
-            if r.cycles < r.input_cycles or latency.setdefault(i, r.compute_cycles) != r.compute_cycles:
-                problems.append(f"RESULT {r.seq} (image {i}): cycles {r.cycles}, input {r.input_cycles}, "
-                                f"compute latency {r.compute_cycles} (before: {latency[i]})")
+            # the latency is not the image's alone: the core may still be busy with the one before
+            if not 0 < r.input_cycles < r.cycles:
+                problems.append(f"RESULT {r.seq} (image {i}): cycles {r.cycles}, input {r.input_cycles}")
         for i, r in enumerate(self.results):
             if r is None:
                 continue
