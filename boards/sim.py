@@ -282,7 +282,7 @@ class Soak:
         no two images got the result of one sequence number; each result's sequence number is a
         CLASSIFY the host wrote for that image; the board sent at most one RESULT per sequence
         number and only for a CLASSIFY that reached it intact, each equal to the golden model of
-        that request's image, with ``0 < input_cycles < cycles``.
+        that request's image, with ``0 ≤ input_cycles < cycles``.
         """
         from .. import golden
         from . import link
@@ -326,7 +326,7 @@ class Soak:
                 problems.append(f"RESULT {r.seq} (image {i}): {r.label} {r.logits}, golden {ref.classes[i]} "
                                 f"{ref.logits[i].tolist()}")
             # the latency is not the image's alone: the core may still be busy with the one before
-            if not 0 < r.input_cycles < r.cycles:
+            if not 0 <= r.input_cycles < r.cycles:
                 problems.append(f"RESULT {r.seq} (image {i}): cycles {r.cycles}, input {r.input_cycles}")
         for i, r in enumerate(self.results):
             if r is None:
