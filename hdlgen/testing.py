@@ -149,7 +149,7 @@ def random_spec(rng: np.random.Generator) -> dict:
             "bias": str(rng.choice(BIAS_MODES)), "per_channel_k": bool(rng.random() < 0.5),
             "classes": int(rng.integers(2, 11))}
     if rng.random() < 0.5:
-        hidden = int(rng.integers(0, 4))
+        hidden = int(rng.integers(0, 5))
         inputs = 784 if rng.random() < 0.15 else int(rng.integers(1, 200))
         spec.update(kind="mlp", sizes=[inputs] + [int(rng.integers(1, 65)) for _ in range(hidden)] + [spec["classes"]])
         fan_outs = spec["sizes"][1:]
