@@ -10,7 +10,7 @@ from .passes.quantize import input_encoding
 from .ttfs import IntDense, TTFSNet
 
 __all__ = ["random_net", "random_cnn", "random_pixels", "mixed_pixels", "random_spec", "net_from_spec",
-           "campaign_pixels", "extreme_case"]
+           "campaign_pixels", "extreme_case", "extreme_ticks"]
 
 BIAS_MODES = ("random", "zero", "negative", "large")
 
@@ -230,3 +230,11 @@ def extreme_case(net: TTFSNet, index: int) -> tuple[TTFSNet, np.ndarray]:
     if not layer.readout:
         layer.k = np.ones_like(layer.k)
     return net, np.full((1, net.input.size), 255, np.uint8)
+
+
+def extreme_ticks(net: TTFSNet) -> np.ndarray:
+    """One image whose input spikes span the whole input window: even pixels at the smallest byte
+    giving ``q0 = 1`` (a spike at the last tick, ``T0 − 1``), odd pixels at 255 (``q0 = T0``, tick 0)."""
+    image = np.full((1, net.input.size), 255, np.uint8)
+    image[0, ::2] = int(np.argmax(net.input.table >= 1))
+    return image

@@ -6,7 +6,8 @@ bounds of :func:`hdlgen.ttfs.layer_bounds` in the golden model.
 
 Slow: a seeded subset of the campaign is bit-exact in cocotb; at the extremes the core matches the
 golden model, and a core whose accumulator at one layer is a bit narrower than derived is caught by
-the same images, so the derived widths are tight (one bit fewer fails) and safe (they pass).
+the same images, so the derived widths are tight (one bit fewer fails) and safe (they pass); the
+same for the readout (its accumulators are the logits) and for the tick fields of the spike streams.
 
 The narrow core is made without touching the RTL: every engine and the readout take their
 accumulator width from ``DenseGeometry.acc_width``, set in ``DenseGeometry.__init__`` (a
@@ -18,6 +19,7 @@ simulator's process, and the golden model keep the derived widths.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from pathlib import Path
 
@@ -28,7 +30,16 @@ from hdlgen import golden
 from hdlgen.cycles import dense_schedule
 from hdlgen.geometry import DenseGeometry, NetGeometry
 from hdlgen.simulate import simulate
-from hdlgen.testing import WINDOWS, campaign_pixels, extreme_case, net_from_spec, random_cnn, random_net, random_spec
+from hdlgen.testing import (
+    WINDOWS,
+    campaign_pixels,
+    extreme_case,
+    extreme_ticks,
+    net_from_spec,
+    random_cnn,
+    random_net,
+    random_spec,
+)
 from hdlgen.ttfs import layer_bounds
 
 from .helpers import require_simulator
@@ -175,4 +186,32 @@ def test_derived_accumulator_is_safe_and_one_bit_fewer_is_caught(net, index, mon
     assert report.mismatches == []
     _narrowed(monkeypatch, extreme.layers[index])
     narrow = simulate(extreme, pixels, lanes=2, build_dir=tmp_path / "narrow", seed=index)
-    assert any(m.startswith("image 0:") for m in narrow.mismatches), narrow.mismatches
+    assert any(m.startswith(("image 0:", "image 0,")) for m in narrow.mismatches), narrow.mismatches
+
+
+def _tick_net():
+    """An MLP whose input window (6) is no power of two, so a tick field a bit narrower than
+    derived cannot hold its last ticks; no other window, neuron index or word count is 6."""
+    return random_net(np.random.default_rng(8), [10, 6, 5, 3], [6, 5, 3], 6, "random", name="ticks")
+
+
+def test_extreme_ticks_span_the_input_window():
+    net = _tick_net()
+    ticks = {tick for _, tick in golden.run_events(net, extreme_ticks(net)[0]).spikes[0]}
+    assert ticks == {0, net.input.ticks - 1}
+
+
+@pytest.mark.slow
+def test_derived_tick_width_is_safe_and_one_bit_fewer_is_caught(monkeypatch, tmp_path):
+    """The tick fields of the spike streams (``hdlgen.rtl_templates.events``: a spike's tick, and ``T``
+    for "no spike" in the tick sorters) are ``unsigned_width(T)`` bits. The narrow core comes from
+    wrapping ``unsigned_width`` as that module sees it, for the value 6 only (the input window)."""
+    require_simulator()
+    net = _tick_net()
+    pixels = np.concatenate([extreme_ticks(net), campaign_pixels(np.random.default_rng(8), 6, net.input.size)])
+    assert simulate(net, pixels, lanes=2, build_dir=tmp_path / "derived", seed=8).mismatches == []
+    events = importlib.import_module("hdlgen.rtl_templates.events")  # amaranth loads only for this test
+    derived = events.unsigned_width
+    monkeypatch.setattr(events, "unsigned_width", lambda value: derived(value) - (value == net.input.ticks))
+    narrow = simulate(net, pixels, lanes=2, build_dir=tmp_path / "narrow", seed=8)
+    assert any(m.startswith("image 0, layer 0:") for m in narrow.mismatches), narrow.mismatches
