@@ -34,6 +34,9 @@ RESULTS = Path(__file__).parent / "results" / "verify.json"
 # Simulated cycles per net at most (dense schedule × vectors): a wide layer at few lanes gets more
 # lanes rather than minutes of simulation.
 CYCLE_BUDGET = 20_000_000
+# Verilator's C++ of a big core takes minutes to compile at its default -Os, and the simulation
+# seconds: unoptimised C++ compiles several times faster (make reads these from MAKEFLAGS).
+VERILATOR_MAKEFLAGS = "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
 
 
 def campaign_specs(nets: int, seed: int) -> list:
@@ -45,6 +48,8 @@ def campaign_specs(nets: int, seed: int) -> list:
 def run_net(spec: dict, vectors: int, simulator: str, index: int) -> dict:
     """Simulate one spec's net on ``vectors`` images; the campaign row."""
     start = time.perf_counter()
+    if simulator == "verilator" and VERILATOR_MAKEFLAGS not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {VERILATOR_MAKEFLAGS}".strip()
     net = net_from_spec(spec)
     widest = max(layer.fan_out for layer in net.layers)
     lanes = min(spec["lanes"], widest)
