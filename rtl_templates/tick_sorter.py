@@ -98,7 +98,9 @@ class TickSorter(wiring.Component):
         # from one cycle's decisions to the next one's read addresses.
         chosen = Signal(banks)
         queue = Signal(banks)
-        take_head = Signal()             # every bank's walk starts at its head of the tick
+        # every bank loads its head and tail of the tick whenever a tick is sought, listed in it
+        # or not (only a bank with a list is chosen): so the load waits for no OR over the banks
+        seeking = Signal()
         step = Signal()                  # the chosen bank follows its link
         appending = Signal(banks)        # append, second cycle: the bank's tail[tick] has arrived
         append_word = Signal(index_shape)
@@ -129,13 +131,13 @@ class TickSorter(wiring.Component):
             # while emitting (at the value ``current`` takes), through addresses of their own: the
             # walk's loop is the link memory's output through one multiplexer to its read address,
             # and no tail lookup sits in front of it
-            current_next = Mux(take_link, link_read.data, Mux(take_head, head_read.data, current))
+            current_next = Mux(take_link, link_read.data, Mux(seeking, head_read.data, current))
             m.d.comb += [
                 link_read.addr.eq(current_next), link_write.addr.eq(tail_read.data),
                 head_read.addr.eq(upcoming),
                 tail_read.addr.eq(Mux(taken, lane_tick, upcoming)),
             ]
-            walk_tail_next = Mux(take_head, tail_read.data, walk_tail)
+            walk_tail_next = Mux(seeking, tail_read.data, walk_tail)
             m.d.sync += [current.eq(current_next), walk_tail.eq(walk_tail_next),
                          at_tail.eq(current_next == walk_tail_next)]
             with m.If(taken):
@@ -188,9 +190,9 @@ class TickSorter(wiring.Component):
                         m.d.comb += collect_next.eq(1)
                         m.next = "collect"
                 with m.Else():
+                    m.d.comb += seeking.eq(1)
                     m.d.sync += [f.eq(f >> 1) for f in filled]
                     with m.If(this_tick.any()):
-                        m.d.comb += take_head.eq(1)
                         m.d.sync += [chosen.eq(lowest(this_tick)), queue.eq(this_tick & ~lowest(this_tick))]
                         m.next = "walk"
                     with m.Else():
