@@ -197,8 +197,7 @@ def registered_multipliers(core, board: Board) -> list:
         return []
     chosen = []
     for index, (engine, layer) in enumerate(zip(core.engines, core.geometry.engines)):
-        if hasattr(engine, "registered_multiplier") and core.geometry.layers[layer].multiplier_stages \
-                and not engine.products_in_logic:
+        if core.geometry.layers[layer].multiplier_stages and not engine.products_in_logic:   # dense engines only
             engine.registered_multiplier = ecp5_registered_multiplier
             chosen.append(index)
     return chosen

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ..errors import UserError
 
-__all__ = ["as_option", "check_output", "check_core_options"]
+__all__ = ["as_option", "check_output", "check_output_dir", "check_core_options"]
 
 
 def as_option(error: Exception, options: dict, where: str | None = None) -> UserError:
@@ -24,6 +24,12 @@ def check_output(path, flag: str = "-o") -> None:
         raise UserError(f"{flag} {path}: no directory {path.parent}")
     if path.is_dir():
         raise UserError(f"{flag} {path}: is a directory; give a file name")
+
+
+def check_output_dir(path, flag: str = "-o", what: str = "a directory") -> None:
+    """Refuse an output directory that is an existing file (``None``: the default, nothing to check)."""
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise UserError(f"{flag} {path}: is a file; give {what}")
 
 
 CORE_OPTIONS = {"lanes": "--lanes", "pixels per transfer": "--pixels-per-transfer", "spike lanes": "--spike-lanes"}

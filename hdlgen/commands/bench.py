@@ -19,7 +19,7 @@ from ..data import load_dataset
 from ..errors import UserError
 from ..report import print_json
 from ..simulate import SIMULATORS, missing_simulator
-from . import check_core_options, check_output
+from . import check_core_options, check_output, check_output_dir
 from .convert import add_calibration_options, conversion_config, convert_model, load_model_and_data, parse_ticks
 
 
@@ -65,8 +65,7 @@ def _check_options(args):
         raise UserError(f"--clock must be a positive frequency in MHz, got {args.clock:g}")
     if args.output:
         check_output(args.output)
-    if args.build_dir and Path(args.build_dir).exists() and not Path(args.build_dir).is_dir():
-        raise UserError(f"--build-dir {args.build_dir}: is a file; give a directory")
+    check_output_dir(args.build_dir, "--build-dir")
     boards = [get_board(name) for name in dict.fromkeys(args.board)]
     for family in {board.family for board in boards}:
         toolchain_env(family)

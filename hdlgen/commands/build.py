@@ -11,7 +11,7 @@ from ..boards.platforms import get_board
 from ..boards.uart import uart_divisor
 from ..errors import UserError
 from ..report import print_json
-from . import as_option
+from . import as_option, check_output_dir
 
 
 def register(sub):
@@ -69,8 +69,7 @@ def _check_options(args, board):
         uart_divisor(clock_hz, args.baud)
     except UserError as e:
         raise as_option(e, {"baud rate": "--baud"}) from None
-    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise UserError(f"-o {args.out}: is a file; give a build directory")
+    check_output_dir(args.out, what="a build directory")
     toolchain_env(board.family)
     if args.flash:
         loader_command(Path("top.bin"), board)   # openFPGALoader is there and knows the board

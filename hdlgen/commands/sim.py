@@ -1,14 +1,13 @@
 """``hdlgen sim NET.ttfs --data D.npz`` – simulate the generated core and compare it with the golden model."""
 
 import sys
-from pathlib import Path
 
 from .. import ttfs
 from ..data import load_dataset
 from ..errors import UserError
 from ..report import print_json
 from ..simulate import SIMULATORS, simulate
-from . import check_core_options
+from . import check_core_options, check_output_dir
 
 
 def register(sub):
@@ -54,8 +53,7 @@ def _format(report) -> str:
 def run(args):
     if args.seed < 0:
         raise UserError(f"--seed must be ≥ 0, got {args.seed}")
-    if args.build_dir and Path(args.build_dir).exists() and not Path(args.build_dir).is_dir():
-        raise UserError(f"--build-dir {args.build_dir}: is a file; give a directory")
+    check_output_dir(args.build_dir, "--build-dir")
     net = ttfs.load(args.net)
     data = load_dataset(args.data, net.input.shape, classes=net.classes).head(args.samples)
     check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)

@@ -1,13 +1,11 @@
 """``hdlgen verilog NET.ttfs -o DIR`` – the Verilog core and its sidecar JSON."""
 
 import json
-from pathlib import Path
 
 from .. import ttfs
-from ..errors import UserError
 from ..report import print_json
 from ..verilog import write_verilog
-from . import check_core_options
+from . import check_core_options, check_output_dir
 
 
 def register(sub):
@@ -27,8 +25,7 @@ def register(sub):
 
 
 def run(args):
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise UserError(f"-o {args.out}: is a file; give a directory for the Verilog and its sidecar")
+    check_output_dir(args.out, what="a directory for the Verilog and its sidecar")
     net = ttfs.load(args.net)
     check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)
     v_path, json_path = write_verilog(net, args.out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer,
