@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import struct
 import zipfile
 import zlib
@@ -34,6 +33,7 @@ import numpy as np
 
 from . import ir
 from .errors import UserError
+from .files import write_atomically
 from .float_ops import im2col
 
 __all__ = ["InputEncoding", "IntDense", "IntConv2d", "IntMaxPool2d", "TTFSNet", "layer_bounds", "signed_width", "unsigned_width",
@@ -441,15 +441,11 @@ def save(net: TTFSNet, path) -> Path:
             if isinstance(getattr(node, f.name), np.ndarray):
                 arrays[f"ann{i}.{f.name}"] = getattr(node, f.name)
     arrays["checksum"] = np.frombuffer(checksum(arrays).encode(), dtype=np.uint8)
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+
+    def write(temporary):
         with open(temporary, "wb") as f:  # a file object keeps numpy from appending ".npz"
             np.savez_compressed(f, **arrays)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return write_atomically(path, write)
 
 
 def _load_layer(i, header, arrays):

@@ -1,12 +1,12 @@
 """``hdlgen finetune MODEL --data TRAIN.npz -o NET.ttfs`` – convert, then train the integer TTFS
 net through its own arithmetic (:mod:`hdlgen.finetune`) and write the best epoch's net."""
 
-import os
 from pathlib import Path
 
 from .. import ttfs
 from ..data import load_dataset
 from ..errors import UserError
+from ..files import write_atomically
 from ..report import format_net, print_json
 from . import check_output
 from .convert import add_calibration_options, conversion_config, convert_model, load_model_and_data, model_classes, parse_ticks
@@ -35,17 +35,6 @@ def register(sub):
     p.add_argument("-o", "--output", help="output .ttfs (default: MODEL with suffix .finetuned.ttfs)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
     p.set_defaults(func=run)
-
-
-def _write_atomically(path: Path, write):
-    """``write(temporary path)`` beside ``path``, then rename it: an interrupted run leaves
-    ``path`` as it was."""
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _spikes_table(net, result) -> str:
@@ -93,11 +82,11 @@ def run(args):
     print(format_net(net))
     result = finetune(net, train, validation, calibration.x[:args.calibration_samples], config, options,
                       log=_epoch_line(hidden_spikes, net, args.epochs))
-    _write_atomically(output, lambda path: ttfs.save(result.net, path))
+    ttfs.save(result.net, output)
     if args.save_model:
         module = torch_module(result.graph, net.input.shape)
         example = torch.zeros((1, *net.input.shape))
-        _write_atomically(Path(args.save_model), lambda path: torch.export.save(torch.export.export(module, (example,)), path))
+        write_atomically(args.save_model, lambda path: torch.export.save(torch.export.export(module, (example,)), path))
     print(f"chose epoch {result.chosen} of {args.epochs} ({result.seconds:.1f} s)")
     print(_spikes_table(net, result))
     if options.spikes_per_neuron is not None and not result.target_met:
