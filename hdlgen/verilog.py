@@ -11,6 +11,7 @@ from amaranth.lib import data
 
 from .cycles import dense_schedule, overhead_bound, serial_cycles
 from .errors import UserError
+from .files import write_atomically
 from .geometry import NetGeometry
 from .rtl_templates.top import NetworkTop
 from .ttfs import TTFSNet
@@ -154,6 +155,8 @@ def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, pixels_per_transfer:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     v_path, json_path = out_dir / f"{name}.v", out_dir / f"{name}.json"
-    v_path.write_text(text)
-    json_path.write_text(json.dumps(sidecar(top, name), indent=1) + "\n")
+    side = json.dumps(sidecar(top, name), indent=1) + "\n"
+    # each renamed into place whole: an interrupted run leaves the previous core, not half of one
+    write_atomically(v_path, lambda path: path.write_text(text))
+    write_atomically(json_path, lambda path: path.write_text(side))
     return v_path, json_path

@@ -1,5 +1,6 @@
 """Subcommands of the hdlgen CLI, one module each (see hdlgen.cli)."""
 
+import tempfile
 from pathlib import Path
 
 from ..errors import UserError
@@ -18,18 +19,41 @@ def as_option(error: Exception, options: dict, where: str | None = None) -> User
 
 
 def check_output(path, flag: str = "-o") -> None:
-    """Refuse an output file that cannot be written, before any long work."""
+    """Refuse an output file that cannot be written, before any long work: a directory, a parent that
+    is missing or a file, a directory hdlgen may not write in. An existing file is fine: outputs are
+    written beside it and renamed onto it (:func:`hdlgen.files.write_atomically`)."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise UserError(f"{flag} {path}: no directory {path.parent}")
     if path.is_dir():
         raise UserError(f"{flag} {path}: is a directory; give a file name")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise UserError(f"{flag} {path}: {path.parent} is a file, not a directory")
+    if not path.parent.is_dir():
+        raise UserError(f"{flag} {path}: no directory {path.parent}")
+    _check_writable(path.parent, path, flag)
 
 
 def check_output_dir(path, flag: str = "-o", what: str = "a directory") -> None:
-    """Refuse an output directory that is an existing file (``None``: the default, nothing to check)."""
-    if path is not None and Path(path).exists() and not Path(path).is_dir():
+    """Refuse an output directory that cannot be made or written before any long work: an existing
+    file, a file on its way (missing directories are made), a place hdlgen may not write in
+    (``None``: the default, nothing to check)."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path}: is a file; give {what}")
+    existing = next(p for p in [path, *path.parents] if p.exists() or p == Path(p.anchor))
+    if not existing.is_dir():
+        raise UserError(f"{flag} {path}: {existing} is a file, not a directory")
+    _check_writable(existing, path, flag)
+
+
+def _check_writable(directory: Path, path: Path, flag: str) -> None:
+    """Create and drop a nameless file in ``directory``: the one test that permissions, read-only
+    file systems and special file systems all answer truthfully (also for root)."""
+    try:
+        tempfile.TemporaryFile(dir=directory).close()
+    except OSError as e:
+        raise UserError(f"{flag} {path}: cannot write in {directory}: {e.strerror}") from None
 
 
 CORE_OPTIONS = {"lanes": "--lanes", "pixels per transfer": "--pixels-per-transfer", "spike lanes": "--spike-lanes"}

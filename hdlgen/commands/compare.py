@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..codes.compare import DEFAULT_STEPS, METHODS, compare, format_table, plot
 from ..errors import UserError
+from ..files import write_atomically
 from ..passes import ConvertConfig
 from ..report import print_json
 from . import check_output
@@ -84,7 +85,8 @@ def run(args):
     if args.output:
         output = Path(args.output)
         result["plots"] = [str(path) for path in plot(result, output.with_suffix(""))]
-        output.write_text(json.dumps(result, indent=1) + "\n")
+        text = json.dumps(result, indent=1) + "\n"
+        write_atomically(output, lambda path: path.write_text(text))
         print(f"wrote {output} and {', '.join(result['plots'])}")
     if args.json:
         print_json(result)
