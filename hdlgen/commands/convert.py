@@ -1,5 +1,6 @@
 """``hdlgen convert MODEL --data D.npz`` – float model → integer TTFS net (.ttfs), with its accuracy."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,7 @@ def run(args):
     graph, data, calibration = load_model_and_data(args)
     net = convert_model(graph, calibration, args, config, name=model.stem)
     ttfs.save(net, output)
-    result = evaluate(net, data)
+    result = evaluate(net, data, progress=sys.stderr.isatty() and not args.json)
     print(format_net(net))
     print(format_evaluation(net, result))
     print(f"wrote {output}")

@@ -1,5 +1,7 @@
 """``hdlgen eval NET.ttfs --data D.npz`` – accuracy of the golden model against the float net."""
 
+import sys
+
 from .. import ttfs
 from ..data import load_dataset
 from ..report import evaluate, format_evaluation, format_net, print_json
@@ -17,7 +19,7 @@ def register(sub):
 def run(args):
     net = ttfs.load(args.net)
     data = load_dataset(args.data, net.input.shape, classes=net.classes).head(args.samples)
-    result = evaluate(net, data)
+    result = evaluate(net, data, progress=sys.stderr.isatty() and not args.json)
     print(format_net(net))
     print(format_evaluation(net, result))
     if args.json:

@@ -60,7 +60,7 @@ def run(args):
     report = simulate(net, net.input.pixels(data.x), labels=data.y, lanes=args.lanes,
                       pixels_per_transfer=args.pixels_per_transfer, spike_lanes=args.spike_lanes,
                       simulator=args.simulator,
-                      build_dir=args.build_dir, seed=args.seed, progress=sys.stderr.isatty())
+                      build_dir=args.build_dir, seed=args.seed, progress=sys.stderr.isatty() and not args.json)
     print(_format(report))
     if args.json:
         print_json(report.to_dict())
