@@ -15,7 +15,8 @@ from .errors import UserError
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ["convert", "finetune", "eval", "info", "verilog", "sim", "boards", "build", "flash", "run", "bench", "compare"]
+COMMANDS = ["convert", "finetune", "eval", "info", "verilog", "sim", "boards", "build", "flash", "run", "bench", "compare",
+            "report"]
 
 
 class _Parser(argparse.ArgumentParser):
