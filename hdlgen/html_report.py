@@ -368,14 +368,14 @@ def write_report(net: TTFSNet, data: Dataset, out_path, *, bench: dict | None = 
     return write_atomically(out_path, lambda path: Path(path).write_text(text, encoding="utf-8"))
 
 
-def load_json(path, what: str) -> dict:
+def load_json(path, flag: str, what: str) -> dict:
     """The JSON object in ``path``: the whole file, or the last line of a command's ``--json`` output
-    saved with its text. ``what`` names the command that writes it, for the error."""
+    saved with its text. ``flag`` and ``what`` (the command that writes it) are for the error."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as e:
+        raise UserError(f"{flag} {path}: cannot read it: {e.strerror}") from None
     lines = [line for line in text.splitlines() if line.strip()]
     for candidate in [text] + lines[-1:]:
         try:
@@ -384,7 +384,7 @@ def load_json(path, what: str) -> dict:
             continue
         if isinstance(value, dict):
             return value
-    raise UserError(f"{path}: not a JSON object; give the file {what} writes")
+    raise UserError(f"{flag} {path}: not a JSON object; give the file {what} writes")
 
 
 def load_build(path) -> dict:
@@ -395,9 +395,10 @@ def load_build(path) -> dict:
 
     path = Path(path)
     if path.is_file():
-        build = load_json(path, "'hdlgen build --json'")
+        build = load_json(path, "--build", "'hdlgen build --json'")
         if "utilization" not in build or "board" not in build:
-            raise UserError(f"{path}: no board utilisation in it; give a build directory or 'hdlgen build --json' output")
+            raise UserError(f"--build {path}: no board utilisation in it; give a build directory or "
+                            "'hdlgen build --json' output")
         return {**build, "name": build.get("name", f"{build['board']} ({path.name})")}
     reports = sorted(path.glob("*.report.json")) if path.is_dir() else []
     if not reports:

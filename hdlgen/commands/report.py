@@ -36,8 +36,8 @@ def run(args):
         raise UserError("hdlgen report needs matplotlib and jinja2: pip install 'hdlgen[report]'") from None
     from ..html_report import load_build, load_json, write_report
 
-    bench = load_json(args.bench, "'hdlgen bench -o'") if args.bench else None
-    compare = load_json(args.compare, "'hdlgen compare -o'") if args.compare else None
+    bench = load_json(args.bench, "--bench", "'hdlgen bench -o'") if args.bench else None
+    compare = load_json(args.compare, "--compare", "'hdlgen compare -o'") if args.compare else None
     builds = [load_build(path) for path in args.build]
     net = ttfs.load(args.net)
     data = load_dataset(args.data, net.input.shape, classes=net.classes).head(args.samples)
