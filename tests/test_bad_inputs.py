@@ -188,6 +188,7 @@ NET_COMMANDS = {   # commands that read a .ttfs net first, with everything else 
     "build": "build {net} --board icebreaker -o {out}/b",
     "run": "run --port /dev/hdlgen-no-such-port --net {net} --data {data_npz}",
     "bench": "bench {net} --data {data_npz} --build-dir {out}/bench -o {out}/bench.json",
+    "report": "report {net} --data {data_npz} -o {out}/r.html",
 }
 DATA_COMMANDS = {  # commands that read a data file, with everything else valid
     "convert": "convert {model_npz} --data {data} -o {out}/n.ttfs",
@@ -199,6 +200,7 @@ DATA_COMMANDS = {  # commands that read a data file, with everything else valid
     "compare": "compare {model_npz} --data {data} -o {out}/c.json",
     "finetune": "finetune {model_npz} --data {data} --epochs 1 -o {out}/f.ttfs",
     "finetune-validation": "finetune {model_npz} --data {data_npz} --validation-data {data} --epochs 1 -o {out}/f.ttfs",
+    "report": "report {net_ttfs} --data {data} -o {out}/r.html",
 }
 MODEL_COMMANDS = {  # commands that read a model file, with everything else valid
     "convert": "convert {model} --data {data_npz} -o {out}/n.ttfs",
