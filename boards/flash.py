@@ -7,15 +7,18 @@ import subprocess
 from pathlib import Path
 
 from ..errors import UserError
+from .build import BITSTREAM_SUFFIX
 from .platforms import Board
 
 __all__ = ["LOADER_BOARDS", "loader_command", "flash"]
 
-# hdlgen board name prefix → openFPGALoader's -b name (`openFPGALoader --list-boards`).
+# hdlgen board name prefix → openFPGALoader's -b name (`openFPGALoader --list-boards`); the
+# first matching prefix counts (tangnano9k before tangnano).
 LOADER_BOARDS = {
     "icebreaker": "ice40_generic", "icestick": "ice40_generic", "ice40hx8kbevn": "ice40_generic",
     "ulx3s": "ulx3s", "ecpix5": "ecpix5", "ecp55gevn": "ecp5_evn", "icepizero": "icepi-zero",
     "colorlight-5a75b": "colorlight",
+    "tangnano9k": "tangnano9k", "tangnano": "tangnano", "tangprimer20k": "tangprimer20k",
 }
 
 _NO_DEVICE = ("unable to open ftdi device", "device not found", "no device found", "jtag init failed",
@@ -54,7 +57,7 @@ def flash(bitstream, board: Board, *, cable: str | None = None, timeout: float =
     bitstream = Path(bitstream)
     if not bitstream.is_file():
         raise UserError(f"{bitstream}: no such bitstream (build one with 'hdlgen build NET.ttfs --board {board.name}')")
-    suffix = {"ice40": ".bin", "ecp5": ".bit"}[board.family]
+    suffix = BITSTREAM_SUFFIX[board.family]
     if bitstream.suffix != suffix:
         raise UserError(f"{bitstream}: a {board.family} bitstream is a {suffix} file from 'hdlgen build'")
     command = loader_command(bitstream, board, cable=cable)

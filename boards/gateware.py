@@ -583,6 +583,9 @@ def _step_bits(cycles: int) -> int:
     return min(16, max(1, cycles.bit_length() - 4))
 
 
+RX_FIFO_DEPTH = 512   # bytes the board buffers while the core holds pixels back
+
+
 class HostLink(wiring.Component):
     """The board side of the host link around a network core: UART in, core, UART out.
 
@@ -633,7 +636,7 @@ class HostLink(wiring.Component):
     error: Out(1)
 
     def __init__(self, net, core, *, clk_freq: float, baud: int, timeout: float = 0.05,
-                 rx_fifo_depth: int = 512, verdict_depth: int = 1, error_hold: float = 0.25):
+                 rx_fifo_depth: int = RX_FIFO_DEPTH, verdict_depth: int = 1, error_hold: float = 0.25):
         self.net = net
         self.core = core
         self.clk_freq = clk_freq

@@ -2,7 +2,7 @@
 
 ::
 
-    with Device.open("/dev/ttyUSB1") as dev:
+    with Device.open("/dev/ttyUSB1", build="build/net-icebreaker") as dev:   # the build's baud rate
         dev.check(net)                       # the board runs this net
         results = dev.classify(net.input.pixels(x))
 
@@ -23,7 +23,31 @@ from ..errors import UserError
 from ..geometry import NetGeometry
 from . import link
 
-__all__ = ["Device", "ClassifyStats"]
+__all__ = ["Device", "ClassifyStats", "default_window", "HOST_LATENCY", "build_baud"]
+
+# Seconds from a byte leaving the board to the driver seeing it: a USB-UART bridge holds bytes
+# for its latency timer (FTDI: 16 ms by default, 1 ms with Linux's low_latency) and the OS adds its own.
+HOST_LATENCY = 2e-3
+
+
+def default_window(input_size: int, classes: int, baud: int, latency: float = HOST_LATENCY) -> int:
+    """Requests in flight that keep the line to the board busy: one being sent and enough behind
+    it to cover a round trip (its result's frame back and ``latency``), but no more than the
+    board's receive FIFO holds beyond the frame it is reading (bytes past it would be lost while
+    the core holds pixels back); at least 2."""
+    from .gateware import RX_FIFO_DEPTH
+    from .uart import BITS_PER_BYTE
+
+    request, response = link.classify_size(input_size), link.result_size(classes)
+    round_trip = (response * BITS_PER_BYTE / baud + latency) / (request * BITS_PER_BYTE / baud)
+    return max(2, min(1 + int(np.ceil(round_trip)), 1 + RX_FIFO_DEPTH // request))
+
+
+def build_baud(build) -> int:
+    """The UART rate the build in ``build`` (its directory, record or bitstream) was made with."""
+    from .build import read_build_record
+
+    return int(read_build_record(build)["baud"])
 
 
 @dataclass
@@ -54,14 +78,16 @@ class Device:
     port
         An open pyserial-like port: ``write(bytes)``, ``read(n)`` returning fewer bytes when its
         ``timeout`` passes.
-    window : int
-        Requests in flight at once: 2 keeps the line busy while the board computes.
+    window : int, optional
+        Requests in flight at once; by default as many as keep the line busy
+        (:func:`default_window` at the port's ``baudrate``, once INFO told the image size), 2 on a
+        port without a ``baudrate``.
     retries : int
         Times one image is sent again (after an ERROR or a timeout) before giving up.
     """
 
-    def __init__(self, port, *, window: int = 2, retries: int = 3):
-        if window < 1:
+    def __init__(self, port, *, window: int | None = None, retries: int = 3):
+        if window is not None and window < 1:
             raise ValueError(f"window must be ≥ 1, got {window}")
         self.port = port
         self.window = window
@@ -72,10 +98,16 @@ class Device:
         self.info_reply: link.Info | None = None
 
     @classmethod
-    def open(cls, port: str, *, baud: int = 115200, timeout: float = 0.5, **kwargs) -> Device:
-        """Open a serial port by name; a :class:`UserError` in one line if there is none."""
+    def open(cls, port: str, *, baud: int | None = None, build=None, timeout: float = 0.5, **kwargs) -> Device:
+        """Open a serial port by name at ``baud``, or at the rate the build in ``build`` (its
+        directory, :data:`~hdlgen.boards.build.BUILD_RECORD` or bitstream) was made with;
+        a :class:`UserError` in one line if there is no such port or neither is given."""
         import serial  # pyserial, imported here so the protocol code needs no serial port
 
+        if baud is None:
+            if build is None:
+                raise UserError("give the baud rate or the build directory 'hdlgen build' wrote")
+            baud = build_baud(build)
         try:
             return cls(serial.Serial(port, baud, timeout=timeout), **kwargs)
         except serial.SerialException as e:
@@ -111,6 +143,8 @@ class Device:
                     if isinstance(r, link.Info) and r.seq == seq:
                         self.info_reply = r
                         self._decoder.lengths = link.response_lengths(r.classes)
+                        if self.window is None and getattr(self.port, "baudrate", None):
+                            self.window = default_window(r.input_size, r.classes, self.port.baudrate)
                         return r
         raise link.LinkError(f"no INFO reply after {self.retries + 1} tries; is the hdlgen bitstream loaded "
                              f"and the baud rate right?")
@@ -127,8 +161,9 @@ class Device:
                             f"{expected[2]:08x}); build and flash this net with 'hdlgen build --flash'")
         return info
 
-    def classify(self, pixels, *, stats: ClassifyStats | None = None) -> list[link.Result]:
-        """Classify a batch of images (uint8, (N, input size)); results in input order.
+    def classify(self, pixels, *, stats: ClassifyStats | None = None, answered=None) -> list[link.Result]:
+        """Classify a batch of images (uint8, (N, input size)); results in input order;
+        ``answered(index, result)`` is called as each result comes.
 
         Up to ``window`` requests are in flight. Every request has a fresh sequence number, so
         an answer to a request that was sent again is recognised and dropped: no result is lost
@@ -136,7 +171,7 @@ class Device:
         """
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(len(pixels), -1)
         return self._exchange([lambda seq, p=p: link.classify_request(seq, p) for p in pixels], link.Result,
-                              stats, what="image")
+                              stats, what="image", answered=answered)
 
     def load_weights(self, net, info: link.Info | None = None, *, stats: ClassifyStats | None = None) -> int:
         """Write the weights of the layers the board keeps in SPRAM (INFO ``spram_layers``);
@@ -166,7 +201,7 @@ class Device:
                 return total
         raise link.LinkError(f"no clean pass loading the weights in {self.retries + 1} tries")
 
-    def _exchange(self, requests, answer_type, stats, *, what):
+    def _exchange(self, requests, answer_type, stats, *, what, answered=None):
         """Send every request (a function of the sequence number giving the frame) and collect
         one ``answer_type`` response for each, resending after an ERROR or silence."""
         stats = stats if stats is not None else ClassifyStats()
@@ -187,8 +222,9 @@ class Device:
             self.port.write(requests[index](seq))
             stats.sent += 1
 
+        window = self.window or 2   # before INFO: the board's image size is not known yet
         while queue or in_flight:
-            while queue and len(in_flight) < self.window:
+            while queue and len(in_flight) < window:
                 send(queue.pop())
             responses = self._responses()
             if responses is None:           # silence: everything in flight is lost
@@ -198,7 +234,10 @@ class Device:
                 continue
             for r in responses:
                 if isinstance(r, answer_type) and r.seq in in_flight:
-                    answers[in_flight.pop(r.seq)] = r
+                    index = in_flight.pop(r.seq)
+                    answers[index] = r
+                    if answered is not None:
+                        answered(index, r)
                 elif isinstance(r, link.Error):
                     name = _error_name(r.code)
                     stats.errors[name] = stats.errors.get(name, 0) + 1

@@ -61,7 +61,8 @@ __all__ = ["SYNC", "HEADER_SIZE", "TRAILER_SIZE", "VERSION", "NO_SEQ", "MessageT
            "crc16", "encode_frame", "Frame", "FrameDecoder", "Result", "Info", "Error", "LinkError",
            "Loaded", "MAX_LOAD_WORDS", "classify_request", "info_request", "load_request", "result_response",
            "info_response", "load_response", "error_response",
-           "parse_response", "result_payload_size", "response_lengths", "net_fingerprint"]
+           "parse_response", "result_payload_size", "response_lengths", "net_fingerprint",
+           "classify_size", "result_size", "link_limit"]
 
 SYNC = b"\xA5\x5A"
 HEADER_SIZE = 5          # sync, type, length
@@ -248,6 +249,24 @@ def load_request(seq: int, layer: int, offset: int, words) -> bytes:
 
 def result_payload_size(classes: int) -> int:
     return 11 + LOGIT_BYTES * classes
+
+
+def classify_size(input_size: int) -> int:
+    """Bytes on the wire of a CLASSIFY frame."""
+    return len(classify_request(0, np.zeros(input_size, dtype=np.uint8)))
+
+
+def result_size(classes: int) -> int:
+    """Bytes on the wire of a RESULT frame."""
+    return len(result_response(0, 0, 0, 0, [0] * classes))
+
+
+def link_limit(input_size: int, classes: int, baud: int) -> float:
+    """Images per second the line carries at ``baud`` (8N1): CLASSIFY frames to the board and
+    RESULT frames back each on their own wire, so the longer of the two sets the pace."""
+    from .uart import BITS_PER_BYTE
+
+    return baud / (BITS_PER_BYTE * max(classify_size(input_size), result_size(classes)))
 
 
 def response_lengths(classes: int | None = None) -> dict:

@@ -195,6 +195,11 @@ class SimulatedSerial:
             self._from_device.append(self._held.popleft()[1])
 
     @property
+    def baudrate(self) -> float:
+        """The line's rate, as pyserial's ``Serial.baudrate``."""
+        return self.clk_freq / self.divisor
+
+    @property
     def in_waiting(self) -> int:
         self._release()
         return len(self._from_device)

@@ -29,7 +29,7 @@ from ..errors import UserError
 from ..geometry import ceil_div
 
 __all__ = ["SPRAM_WORDS", "SPRAM_COUNT", "WeightWrite", "SPRAMLayout", "spram_segments", "SPRAMWeights", "spram_plan",
-           "place_weights"]
+           "fitting_plan", "place_weights"]
 
 SPRAM_WORDS = 16384      # 16-bit words per SB_SPRAM256KA
 SPRAM_COUNT = 4          # on the iCE40 UP5K
@@ -116,12 +116,35 @@ def spram_plan(geometry, sprams: int = SPRAM_COUNT) -> list:
     return sorted(chosen)
 
 
-def place_weights(core, sprams: int = SPRAM_COUNT) -> list:
-    """Move the largest engines' weights into SPRAM (:func:`spram_plan`); returns their indices.
+def fitting_plan(geometry, bram_blocks: list, bram_available: int, sprams: int = SPRAM_COUNT) -> list:
+    """The engines whose weights go to SPRAM when block RAM cannot hold them all: while the
+    engines left in block RAM need more than ``bram_available`` blocks (``bram_blocks[i]``:
+    engine ``i``'s weight blocks), the largest engine that fits the SPRAMs left moves there.
+    Empty when block RAM holds every engine's weights."""
+    stages = [geometry.layers[layer] for layer in geometry.engines]
+    chosen = []
+    in_bram = sum(bram_blocks)
+    for index in sorted(range(len(stages)), key=lambda i: -stages[i].weight_memory_bits):
+        if in_bram <= bram_available:
+            break
+        stage = stages[index]
+        if stage.row_bits > WORD_BITS * SPRAM_COUNT:
+            continue
+        needed = SPRAMLayout(stage.row_bits, stage.weight_row_count).sprams
+        if needed <= sprams:
+            sprams -= needed
+            in_bram -= bram_blocks[index]
+            chosen.append(index)
+    return sorted(chosen)
+
+
+def place_weights(core, sprams: int = SPRAM_COUNT, engines=None) -> list:
+    """Move engines' weights into SPRAM: ``engines`` (indices into ``core.engines``), by default
+    the largest while the SPRAMs last (:func:`spram_plan`); returns their indices.
 
     Gives ``core.engines[i].weights`` (before the core is elaborated) a :class:`SPRAMWeights`.
     """
-    chosen = spram_plan(core.geometry, sprams)
+    chosen = spram_plan(core.geometry, sprams) if engines is None else sorted(engines)
     for index in chosen:
         core.engines[index].weights = SPRAMWeights(core.geometry.layers[core.geometry.engines[index]], index)
     return chosen

@@ -13,10 +13,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..errors import UserError
 
-__all__ = ["uart_divisor", "UARTReceiver", "UARTTransmitter"]
+__all__ = ["BITS_PER_BYTE", "uart_divisor", "exact_divisor", "fastest_baud", "STANDARD_BAUDS", "UARTReceiver", "UARTTransmitter"]
 
+BITS_PER_BYTE = 10       # 8N1: a start bit, 8 data bits, a stop bit on the line per byte
 MIN_DIVISOR = 4          # the receiver samples mid-bit: it needs a few cycles per bit
 MAX_BAUD_ERROR = 0.02    # ±2 % keeps the last sample of a frame inside its bit at both ends
+# Rates USB-UART bridges (FTDI, CP210x, CH340) and host serial drivers offer, fastest first.
+STANDARD_BAUDS = (3_000_000, 2_000_000, 1_500_000, 1_000_000, 921_600, 500_000, 460_800, 230_400, 115_200)
 
 
 def uart_divisor(clk_freq: float, baud: int) -> int:
@@ -33,6 +36,28 @@ def uart_divisor(clk_freq: float, baud: int) -> int:
         raise UserError(f"baud rate {baud} is {error:.1%} off at {clk_freq / 1e6:g} MHz "
                         f"({clk_freq / divisor:.0f} baud); choose a rate that divides the clock within 2%")
     return divisor
+
+
+def exact_divisor(clk_freq: float, baud: int) -> int | None:
+    """``clk_freq / baud`` when it is an integer ≥ :data:`MIN_DIVISOR` (to 1 ppm), else None."""
+    divisor = round(clk_freq / baud)
+    return divisor if divisor >= MIN_DIVISOR and abs(divisor * baud - clk_freq) <= 1e-6 * clk_freq else None
+
+
+def fastest_baud(clk_freq: float, max_baud: int) -> int:
+    """The fastest of :data:`STANDARD_BAUDS` up to ``max_baud`` that ``clk_freq`` makes with an
+    integer divisor ≥ 4; failing that, the fastest within ±2 % (:func:`uart_divisor`)."""
+    rates = [baud for baud in STANDARD_BAUDS if baud <= max_baud]
+    for baud in rates:
+        if exact_divisor(clk_freq, baud):
+            return baud
+    for baud in rates:
+        try:
+            uart_divisor(clk_freq, baud)
+            return baud
+        except UserError:
+            continue
+    raise UserError(f"no standard baud rate up to {max_baud} works at {clk_freq / 1e6:g} MHz; give --baud")
 
 
 class UARTReceiver(wiring.Component):

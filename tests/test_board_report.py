@@ -94,7 +94,8 @@ def test_board_table():
     assert {"icebreaker", "ulx3s-85f", "ulx3s-12f", "icestick"} <= set(table)
     assert table["icebreaker"].family == "ice40" and table["icebreaker"].clock_hz == 12e6
     assert table["ulx3s-85f"].family == "ecp5" and table["ulx3s-85f"].device == "LFE5U-85F"
-    assert all(b.family in ("ice40", "ecp5") for b in table.values())
+    assert all(b.family in ("ice40", "ecp5", "gowin") for b in table.values())
+    assert table["tangnano9k"].family == "gowin" and table["tangnano9k"].clock_hz == 27e6
     for b in table.values():
         assert ("uart", 0) in {(r.name, r.number) for r in b.platform().resources.values()}
         assert b.name == b.name.lower() and " " not in b.name and "_" not in b.name

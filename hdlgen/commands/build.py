@@ -1,14 +1,14 @@
 """``hdlgen build NET.ttfs --board NAME`` – bitstream of the net behind the UART host link."""
 
+import argparse
 import sys
+import time
 from pathlib import Path
 
 from .. import ttfs
-from ..boards.build import build, check_report, toolchain_env
-from ..boards.clocks import pll_setting
+from ..boards.build import PHASES, build, check_report, link_clock, toolchain_env
 from ..boards.flash import flash, loader_command
-from ..boards.platforms import get_board
-from ..boards.uart import uart_divisor
+from ..boards.platforms import board_name, get_board
 from ..errors import UserError
 from ..report import print_json
 from . import as_option, check_output_dir
@@ -17,7 +17,9 @@ from . import as_option, check_output_dir
 def register(sub):
     p = sub.add_parser("build", help="synthesize, place and route a .ttfs net for a board (yowasp yosys/nextpnr)")
     p.add_argument("net", help="a .ttfs net from 'hdlgen convert'")
-    p.add_argument("--board", required=True, help="board name (see 'hdlgen boards')")
+    p.add_argument("--board", required=True,
+                   help="board name (see 'hdlgen boards'), or an amaranth platform class of your own: "
+                        "module:Class or path/to/file.py:Class (a default clock and a 'uart' resource)")
     p.add_argument("--lanes", type=int, default=1, help="accumulators updated per cycle (default 1)")
     p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
                    help="pixels per transfer into the core (the link's bytes are packed; default 1)")
@@ -25,9 +27,13 @@ def register(sub):
                    help="fire ticks found per cycle in each spike-time bank, 1..lanes (fewer logic cells; default: lanes)")
     p.add_argument("--clock", type=float, metavar="MHZ",
                    help="design clock in MHz (default: the board's clock; otherwise a PLL makes it, within 1%%)")
-    p.add_argument("--baud", type=int, default=115200, help="UART rate of the host link (default 115200)")
-    p.add_argument("--spram", action="store_true",
-                   help="keep the largest layers' weights in SPRAM (iCE40 UP5K); 'hdlgen run' loads them")
+    p.add_argument("--baud", type=int,
+                   help="UART rate of the host link (default: the fastest the board's USB-UART bridge carries "
+                        "that the clock makes exactly, e.g. 3000000 on the iCEBreaker)")
+    p.add_argument("--spram", action=argparse.BooleanOptionalAction, default=None,
+                   help="iCE40 UP5K: --spram keeps the largest layers' weights in SPRAM, --no-spram none "
+                        "(default: SPRAM for the layers block RAM cannot hold); 'hdlgen run' loads them")
+    p.add_argument("--seed", type=int, help="nextpnr's placement seed (default: nextpnr's)")
     p.add_argument("-o", "--out", metavar="DIR", help="build directory (default build/<net>-<board>)")
     p.add_argument("--flash", action="store_true", help="write the bitstream to the board with openFPGALoader")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
@@ -48,6 +54,11 @@ def format_report(report) -> str:
     if report.extra.get("spram_layers"):
         lines.append(f"  weights of layers {report.extra['spram_layers']} in SPRAM: 'hdlgen run' loads them "
                      f"after each configuration")
+    if report.extra.get("bram_layers"):
+        lines.append(f"  weights of layers {report.extra['bram_layers']} in block RAM")
+    if report.extra.get("baud"):
+        lines.append(f"  UART {report.extra['baud']} baud" + (f", nextpnr seed {report.extra['seed']}"
+                                                             if report.extra.get("seed") is not None else ""))
     if report.extra.get("products_in_logic"):
         lines.append(f"  products of engines {report.extra['products_in_logic']} built in logic cells "
                      f"(the DSP blocks went to the engines before them)")
@@ -62,11 +73,8 @@ def _check_options(args, board):
     """Clock, baud rate, build directory and tools, before any gateware is made."""
     if args.clock is not None and not args.clock > 0:
         raise UserError(f"--clock must be a positive frequency in MHz, got {args.clock:g}")
-    clock_hz = board.clock_hz
-    if args.clock is not None and abs(args.clock * 1e6 - board.clock_hz) > 1:   # a PLL makes it (as build does)
-        clock_hz = pll_setting(board.family, board.clock_hz, args.clock * 1e6).f_out
     try:
-        uart_divisor(clock_hz, args.baud)
+        link_clock(board, None if args.clock is None else args.clock * 1e6, args.baud)
     except UserError as e:
         raise as_option(e, {"baud rate": "--baud"}) from None
     check_output_dir(args.out, what="a build directory")
@@ -75,14 +83,40 @@ def _check_options(args, board):
         loader_command(Path("top.bin"), board)   # openFPGALoader is there and knows the board
 
 
+class Progress:
+    """The build's phase, its elapsed time and the tool's last step, on one line of a terminal's stderr."""
+
+    def __init__(self, enabled: bool):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=len(PHASES), disable=not enabled, file=sys.stderr, leave=False, dynamic_ncols=True,
+                        bar_format="hdlgen build: {desc} ({elapsed} in all): {postfix}")
+        self.phase, self.started = None, time.perf_counter()
+
+    def __call__(self, phase: str, step: str):
+        if phase != self.phase:
+            self.phase, self.started = phase, time.perf_counter()
+            self.bar.n = PHASES.index(phase)
+        self.bar.set_description_str(f"{PHASES.index(phase) + 1}/{len(PHASES)} {phase} "
+                                     f"{time.perf_counter() - self.started:.0f} s", refresh=False)
+        self.bar.set_postfix_str(step[:60])
+
+    def close(self):
+        self.bar.close()
+
+
 def run(args):
     board = get_board(args.board)
     _check_options(args, board)
     net = ttfs.load(args.net)
-    out = Path(args.out) if args.out else Path("build") / f"{Path(args.net).stem}-{board.name}"
-    report = build(net, board, out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer,
-                   spike_lanes=args.spike_lanes, baud=args.baud,
-                   clock_hz=None if args.clock is None else args.clock * 1e6, spram=args.spram)
+    out = Path(args.out) if args.out else Path("build") / f"{Path(args.net).stem}-{board_name(board.platform)}"
+    progress = Progress(sys.stderr.isatty() and not args.json)
+    try:
+        report = build(net, board, out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer,
+                       spike_lanes=args.spike_lanes, baud=args.baud, seed=args.seed,
+                       clock_hz=None if args.clock is None else args.clock * 1e6, spram=args.spram, progress=progress)
+    finally:
+        progress.close()
     print(format_report(report))
     problem = check_report(report, lanes=args.lanes, weight_bits=net.weight_bits)
     flashed = False
@@ -92,7 +126,7 @@ def run(args):
         print(f"  flashed {board.name}")
     if args.json:
         print_json({**report.to_dict(), "lanes": args.lanes,
-                    "pixels_per_transfer": args.pixels_per_transfer, "baud": args.baud, "ok": problem is None,
+                    "pixels_per_transfer": args.pixels_per_transfer, "ok": problem is None,
                     "problem": problem, "flashed": flashed})
     if problem:
         print(f"hdlgen build: {problem}", file=sys.stderr)

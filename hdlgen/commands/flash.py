@@ -6,7 +6,7 @@ from ..boards.platforms import get_board
 
 def register(sub):
     p = sub.add_parser("flash", help="write a bitstream from 'hdlgen build' to a board (openFPGALoader)")
-    p.add_argument("bitstream", help="the .bin (iCE40) or .bit (ECP5) file 'hdlgen build' wrote")
+    p.add_argument("bitstream", help="the .bin (iCE40), .bit (ECP5) or .fs (Gowin) file 'hdlgen build' wrote")
     p.add_argument("--board", required=True, help="board name (see 'hdlgen boards')")
     p.add_argument("--cable", help="openFPGALoader cable name, for boards without a built-in programmer")
     p.set_defaults(func=run)

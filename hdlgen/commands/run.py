@@ -1,10 +1,15 @@
 """``hdlgen run --port PORT --data D.npz --net NET.ttfs`` – classify on a board, compare with the golden model."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from .. import golden, ttfs
-from ..boards.host import ClassifyStats, Device
-from ..boards.link import LinkError
+from ..boards.build import BUILD_RECORD
+from ..boards.host import ClassifyStats, Device, build_baud, default_window
+from ..boards.link import LinkError, classify_size, link_limit
+from ..boards.platforms import DEFAULT_BAUD
 from ..data import load_dataset
 from ..errors import UserError
 from ..report import print_json
@@ -15,9 +20,13 @@ def register(sub):
     p.add_argument("--port", required=True, help="the board's serial port (e.g. /dev/ttyUSB1)")
     p.add_argument("--data", required=True, help="data .npz with x (float) and y (labels)")
     p.add_argument("--net", required=True, help="the .ttfs net the board was built from (for pixels and the golden model)")
-    p.add_argument("--baud", type=int, default=115200, help="UART rate the bitstream was built with (default 115200)")
+    p.add_argument("--build", metavar="DIR",
+                   help="the directory 'hdlgen build' wrote (default: build/<net>-<board> if there is one), "
+                        "for the link's baud rate")
+    p.add_argument("--baud", type=int, help=f"UART rate, overriding the build's (without a build: {DEFAULT_BAUD})")
     p.add_argument("--samples", type=int, help="use only the first N samples")
-    p.add_argument("--window", type=int, default=2, help="requests in flight at once (default 2)")
+    p.add_argument("--window", type=int,
+                   help="requests in flight at once (default: as many as keep the line busy)")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds of silence before a request is sent again")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
     p.set_defaults(func=run)
@@ -25,9 +34,9 @@ def register(sub):
 
 def _check_options(args):
     """The link's options, before the files are read and the port is opened."""
-    if args.baud < 1:
+    if args.baud is not None and args.baud < 1:
         raise UserError(f"--baud must be ≥ 1, got {args.baud}")
-    if args.window < 1:
+    if args.window is not None and args.window < 1:
         raise UserError(f"--window must be ≥ 1, got {args.window}")
     if not args.timeout > 0:
         raise UserError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
@@ -35,22 +44,52 @@ def _check_options(args):
         raise UserError(f"--samples must be ≥ 1, got {args.samples}")
 
 
+def _baud(args) -> int:
+    """--baud, else the build's rate: --build, or the one build of this net under build/."""
+    if args.baud is not None:
+        return args.baud
+    if args.build is not None:
+        return build_baud(args.build)
+    found = sorted(Path("build").glob(f"{Path(args.net).stem}-*/{BUILD_RECORD}"))
+    if len(found) == 1:
+        return build_baud(found[0])
+    print(f"note: {'no build' if not found else 'several builds'} of {args.net} under build/; "
+          f"using {DEFAULT_BAUD} baud (give --build DIR or --baud)", file=sys.stderr)
+    return DEFAULT_BAUD
+
+
 def run(args):
+    from tqdm import tqdm
+
     _check_options(args)
     net = ttfs.load(args.net)
     data = load_dataset(args.data, net.input.shape, classes=net.classes).head(args.samples)
     pixels = net.input.pixels(data.x)
     reference = golden.run_batch(net, pixels)
-    with Device.open(args.port, baud=args.baud, timeout=args.timeout, window=args.window) as device:
+    baud = _baud(args)
+    window = args.window or default_window(net.input.size, net.classes, baud)
+    bar = tqdm(total=len(pixels), unit="image", file=sys.stderr, leave=False, dynamic_ncols=True,
+               disable=args.json or not sys.stderr.isatty())
+    correct = []
+
+    def answered(index, result):
+        if data.y is not None:
+            correct.append(result.label == data.y[index])
+            bar.set_postfix_str(f"accuracy {np.mean(correct):.2%}", refresh=False)
+        bar.update()
+
+    with Device.open(args.port, baud=baud, timeout=args.timeout, window=window) as device:
         try:
             info = device.check(net)
             if info.spram_layers:
                 words = device.load_weights(net, info)
                 print(f"loaded {words} weight words into SPRAM (layers {info.layers_to_load})")
             stats = ClassifyStats()
-            results = device.classify(pixels, stats=stats)
+            results = device.classify(pixels, stats=stats, answered=answered)
         except LinkError as e:
             raise UserError(f"{args.port}: {e}") from None
+        finally:
+            bar.close()
     labels = np.array([r.label for r in results])
     logits = np.array([r.logits for r in results], dtype=np.int64)
     cycles = np.array([r.compute_cycles for r in results], dtype=np.int64)
@@ -61,6 +100,8 @@ def run(args):
         "agreement": float(np.mean(labels == reference.classes)),
         "logits_agreement": float(np.mean(np.all(logits == reference.logits, axis=1))),
         "images_per_second": len(results) / stats.seconds if stats.seconds else None,
+        "link_limit_images_per_second": link_limit(net.input.size, net.classes, baud), "baud": baud,
+        "window": window, "request_bytes": classify_size(net.input.size),
         "cycles_mean": float(cycles.mean()), "cycles_max": int(cycles.max()),
         "latency_us_mean": float(cycles.mean() / info.clock_hz * 1e6),
         "clock_mhz": info.clock_hz / 1e6, "sent": stats.sent, "retries": stats.retries, "errors": stats.errors,
@@ -68,7 +109,10 @@ def run(args):
     if summary["accuracy"] is not None:
         print(f"accuracy {summary['accuracy']:.2%} on {len(results)} samples (golden model {summary['golden_accuracy']:.2%})")
     print(f"agreement with the golden model: classes {summary['agreement']:.2%}, logits {summary['logits_agreement']:.2%}")
-    print(f"throughput {summary['images_per_second']:.1f} images/s over the link; board latency "
+    print(f"throughput {summary['images_per_second']:.1f} images/s end to end; the link carries at most "
+          f"{summary['link_limit_images_per_second']:.1f} images/s ({summary['request_bytes']}-byte requests at "
+          f"{baud} baud, {window} in flight)")
+    print(f"board latency "
           f"{summary['cycles_mean']:.0f} cycles mean ({summary['latency_us_mean']:.1f} µs at {summary['clock_mhz']:g} MHz) "
           f"from an image's last pixel to its result")
     if stats.retries or stats.errors:
