@@ -133,6 +133,9 @@ def format_accuracy(rows) -> str:
              f"{'convert s':>9} {'golden img/s':>12}"]
     for r in rows:
         bits = f"{r['weight_bits']}{'c' if r['per_channel'] else ''}"
+        if "snn_accuracy" not in r:   # a conversion that failed: which and why
+            lines.append(f"{ticks_label(r['ticks']):>8} {bits:>4}  failed: {r['problem']}")
+            continue
         lines.append(f"{ticks_label(r['ticks']):>8} {bits:>4} {_percent(r['ann_accuracy']):>9} "
                      f"{_percent(r['snn_accuracy']):>9} {_percent(r['agreement']):>9} "
                      f"{r['spikes_per_neuron_mean']:>13.3f} {_number(r['convert_seconds'], 2):>9} "
@@ -140,11 +143,22 @@ def format_accuracy(rows) -> str:
     return "\n".join(lines)
 
 
-def format_rtl(rows) -> str:
-    lines = [f"{'lanes':>5} {'P':>3} {'intake':>6} {'cycles mean':>11} {'max':>7} {'event bound':>11} {'ratio':>5} "
+def _net_cell(row) -> str:
+    """The net a sweep's row is of: T and weight bits (``c``: per channel)."""
+    return f"T={ticks_label(row['ticks'])} {row['weight_bits']}{'c' if row.get('per_channel') else ''}b"
+
+
+def format_rtl(rows, nets: bool = False) -> str:
+    """The RTL table; ``nets`` heads each row with its net (a sweep over several)."""
+    first = f"{'net':>10} " if nets else ""
+    lines = [f"{first}{'lanes':>5} {'P':>3} {'intake':>6} {'cycles mean':>11} {'max':>7} {'event bound':>11} {'ratio':>5} "
              f"{'dense':>8} {'interval':>8} {'bit-exact':>9} {'sim s':>7}"]
     for r in rows:
-        lines.append(f"{r['lanes']:>5} {r['pixels_per_transfer']:>3} {r['intake']:>6} {_number(r['cycles_mean']):>11} "
+        net = f"{_net_cell(r):>10} " if nets else ""
+        if "cycles_mean" not in r:   # a task that failed: what it was and why
+            lines.append(f"{net}{r['lanes']:>5} {r['pixels_per_transfer']:>3}  failed: {r['problem']}")
+            continue
+        lines.append(f"{net}{r['lanes']:>5} {r['pixels_per_transfer']:>3} {r['intake']:>6} {_number(r['cycles_mean']):>11} "
                      f"{r['cycles_max'] or '–':>7} {_number(r['lower_bound_mean']):>11} "
                      f"{_number(r['ratio_to_lower_bound'], 2):>5} {r['dense_cycles_mean']:>8.0f} "
                      f"{_number(r['initiation_interval']):>8} {'yes' if r['bit_exact'] else 'NO':>9} "
@@ -153,10 +167,18 @@ def format_rtl(rows) -> str:
     return "\n".join(lines)
 
 
-def format_boards(rows) -> str:
-    lines = [f"{'board':22} {'lanes':>5} {'P':>2} {'logic':>15} {'FF':>11} {'BRAM':>7} {'SPRAM':>5} {'DSP':>5} "
-             f"{'fmax / clock MHz':>16} {'fits':>4} {'timing':>6} {'build s':>7} {'µs/inference':>12} {'1/s per kLUT':>12}"]
+def format_boards(rows, nets: bool = False) -> str:
+    """The boards table; ``nets`` heads each row with its net (a sweep over several); rows of a
+    sweep marked ``pareto`` get a ``*`` in the last column."""
+    first = f"{'net':>10} " if nets else ""
+    lines = [f"{first}{'board':22} {'lanes':>5} {'P':>2} {'logic':>15} {'FF':>11} {'BRAM':>7} {'SPRAM':>5} {'DSP':>5} "
+             f"{'fmax / clock MHz':>16} {'fits':>4} {'timing':>6} {'build s':>7} {'µs/inference':>12} {'1/s per kLUT':>12} "
+             f"{'front':>5}"]
     for r in rows:
+        net = f"{_net_cell(r):>10} " if nets else ""
+        if "utilization" not in r:   # a task that failed: what it was and why
+            lines.append(f"{net}{r['board']:22} {r['lanes']:>5}  failed: {r['problem']}")
+            continue
         usage = r["utilization"]
         kind = "LC" if "LC" in usage else "LUT"
 
@@ -165,12 +187,13 @@ def format_boards(rows) -> str:
             return f"{u['used']}/{u['available']}" if u and (u["used"] or u["available"]) else "–"
         timing = "meets" if r["meets_timing"] else "misses" if r["fmax_mhz"] is not None else "–"
         speed = f"{_number(r['fmax_mhz'])} / {r['clock_mhz']:g}"
-        lines.append(f"{r.get('name', r['board']):22} {r['lanes']:>5} {r.get('pixels_per_transfer', 1):>2} "
+        lines.append(f"{net}{r.get('name', r['board']):22} {r['lanes']:>5} {r.get('pixels_per_transfer', 1):>2} "
                      f"{cell(kind) + ' ' + kind:>15} "
                      f"{cell('FF'):>11} {cell('BRAM'):>7} {cell('SPRAM'):>5} {cell('DSP'):>5} "
                      f"{speed:>16} "
                      f"{'yes' if r['fits'] else 'NO':>4} {timing:>6} {_number(r['build_seconds']):>7} "
-                     f"{_number(r['us_per_inference'], 2):>12} {_number(inferences_per_klut(r)):>12}")
+                     f"{_number(r['us_per_inference'], 2):>12} {_number(inferences_per_klut(r)):>12} "
+                     f"{'*' if r.get('pareto') else '':>5}")
         if r["problem"]:
             lines.append(f"      {r['problem']}")
     return "\n".join(lines)

@@ -1,18 +1,17 @@
 """``hdlgen bench MODEL --data D.npz`` – accuracy per T and weight bits, cycles per lanes, board builds.
 
-The RTL and board sections measure one net: the one with the largest T (of those, the most
-weight bits) – the net given when MODEL is a ``.ttfs``.
+Every conversion (T × weight bits) is simulated at every lanes and built for every board × lanes:
+each row is a task (:mod:`hdlgen.sweep`), run in this process, on a local Dask cluster
+(``--workers N``) or on a running one (``--scheduler``), cached by content with ``--cache DIR``.
+The board rows that no other beats on accuracy, µs per image and LUTs are the Pareto front.
 """
 
 import json
 import sys
-import time
 from pathlib import Path
 
-from tqdm import tqdm
-
-from .. import ttfs
-from ..bench import accuracy_row, board_row, format_accuracy, format_boards, format_rtl, rtl_row, ticks_label
+from .. import sweep, ttfs
+from ..bench import format_accuracy, format_boards, format_rtl, ticks_label
 from ..boards.build import toolchain_env
 from ..boards.platforms import get_board
 from ..data import load_dataset
@@ -46,8 +45,18 @@ def register(sub):
                    help="default: icarus, or verilator when only that is installed")
     p.add_argument("--board", nargs="+", default=[], metavar="NAME", help="boards to build for (see 'hdlgen boards')")
     p.add_argument("--clock", type=float, metavar="MHZ", help="design clock in MHz (default: each board's clock)")
-    p.add_argument("--build-dir", metavar="DIR", help="board builds go to DIR/<board>-lanes<N> (default build/bench-<net>)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write every figure as JSON to FILE")
+    p.add_argument("--build-dir", metavar="DIR",
+                   help="board builds go to DIR/<board>-lanes<N>, DIR/T<T>-w<BITS>/<board>-lanes<N> for several nets "
+                        "(default build/bench-<model>)")
+    cluster = p.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, metavar="N",
+                         help="run the rows on a Dask LocalCluster of N worker processes on this machine")
+    cluster.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                         help="run the rows on the Dask cluster of this scheduler ('dask scheduler' / 'dask worker')")
+    p.add_argument("--cache", metavar="DIR",
+                   help="keep every row's result in DIR by content; a re-run computes only the rows missing there")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write every figure as JSON to FILE, and the Pareto plot beside it (FILE with suffix .png)")
     p.add_argument("--json", action="store_true", help="print every figure as one JSON object on the last line")
     p.set_defaults(func=run)
 
@@ -63,17 +72,34 @@ def _check_options(args):
         raise UserError(f"--samples must be ≥ 0 (0 skips the RTL section), got {args.samples}")
     if args.clock is not None and not args.clock > 0:
         raise UserError(f"--clock must be a positive frequency in MHz, got {args.clock:g}")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be ≥ 1, got {args.workers}")
+    if args.scheduler is not None and not _is_address(args.scheduler):
+        raise UserError(f"--scheduler must be a Dask scheduler address tcp://HOST:PORT, got {args.scheduler!r}")
     if args.output:
         check_output(args.output)
     check_output_dir(args.build_dir, "--build-dir")
+    check_output_dir(args.cache, "--cache", "a directory for the results")
     boards = [get_board(name) for name in dict.fromkeys(args.board)]
     for family in {board.family for board in boards}:
         toolchain_env(family)
     return boards
 
 
-def _nets(args, progress: bool):
-    """``(net, data, convert seconds or None)`` per T × weight bits, or the one net of a .ttfs."""
+
+def _is_address(text: str) -> bool:
+    host, _, port = text.removeprefix("tcp://").rpartition(":")
+    return text.startswith("tcp://") and bool(host) and port.isdigit()
+
+
+def _file(path) -> tuple:
+    """``(name, bytes)`` of a file, as tasks receive it."""
+    return Path(path).name, Path(path).read_bytes()
+
+
+def _conversions(args):
+    """``(conversion settings or None for a .ttfs, their rows' identities, the first net, the test data)``,
+    every input checked (the first setting converted here, so that lanes are checked before any task)."""
     if Path(args.model).suffix == ".ttfs":
         given = [flag for flag, value in [("--ticks", args.ticks), ("--weight-bits", args.weight_bits),
                                           ("--calibration-data", args.calibration_data),
@@ -84,16 +110,18 @@ def _nets(args, progress: bool):
                             f".ttfs net (its T and weights are fixed)")
         net = ttfs.load(args.model)
         data = load_dataset(args.data, net.input.shape, classes=net.classes)
-        return [(net, data, None)]
-    configs = [conversion_config(args, parse_ticks(t), bits)
-               for t in args.ticks or ["16"] for bits in args.weight_bits or [8]]
+        identity = {"ticks": net.ticks, "weight_bits": net.weight_bits,
+                    "per_channel": bool(net.meta.get("per_channel", False))}
+        return [None], [identity], net, data
+    settings = {(t, bits): conversion_config(args, parse_ticks(t), bits)
+                for t in args.ticks or ["16"] for bits in args.weight_bits or [8]}
+    configs = list(settings.values())
     graph, data, calibration = load_model_and_data(args)
-    nets = []
-    for config in tqdm(configs, unit="net", desc="converting", disable=not progress):
-        start = time.perf_counter()
-        net = convert_model(graph, calibration, args, config, name=Path(args.model).stem)
-        nets.append((net, data, time.perf_counter() - start))
-    return nets
+    first = convert_model(graph, calibration, args, configs[0], name=Path(args.model).stem)
+    layers = len(first.ticks)
+    identities = [{"ticks": [c.ticks] * layers if isinstance(c.ticks, int) else list(c.ticks),
+                   "weight_bits": c.weight_bits, "per_channel": c.per_channel} for c in configs]
+    return configs, identities, first, data
 
 
 def _pick_simulator(args) -> tuple:
@@ -106,53 +134,120 @@ def _pick_simulator(args) -> tuple:
     return None, reasons[0]
 
 
+def _plan(args, configs, identities, data, boards, simulator):
+    """The tasks of the sweep in dependency order, and their keys by section."""
+    model, data_file = _file(args.model), _file(args.data)
+    calibration = _file(args.calibration_data) if args.calibration_data else None
+    clock_hz = None if args.clock is None else args.clock * 1e6
+    sample = data.head(args.samples) if simulator else None
+    inputs = {"model": sweep.content_key(model[0], sweep.file_digest(args.model)),
+              "data": sweep.file_digest(args.data),
+              "calibration": None if calibration is None else sweep.file_digest(args.calibration_data)}
+    tasks, keys = [], {"accuracy": [], "rtl": [], "boards": []}
+
+    def add(section, kind, function, kwargs, identity, depends=(), key_parts=()):
+        key = sweep.content_key(kind, *key_parts, {k: v for k, v in kwargs.items() if k not in ("model", "data",
+                                "calibration", "x", "y")}, sweep.tool_versions(kind, kwargs.get("simulator")))
+        tasks.append(sweep.Task(key, kind, function, kwargs, identity, tuple(depends)))
+        keys[section].append(key)
+        return key
+
+    for index, (config, identity) in enumerate(zip(configs, identities)):
+        net = {"net": index, **identity}
+        converted = add("accuracy", "convert", sweep.convert_task,
+                        {"model": model, "data": data_file, "calibration": calibration, "config": config,
+                         "calibration_samples": args.calibration_samples},
+                        net, key_parts=[inputs, None if config is None else vars(config)])
+        simulated = {}
+        for lanes in args.lanes if sample else []:
+            simulated[lanes] = add("rtl", "simulate", sweep.simulate_task,
+                                   {"x": sample.x, "y": sample.y, "lanes": lanes,
+                                    "pixels_per_transfer": args.pixels_per_transfer, "simulator": simulator},
+                                   {**net, "lanes": lanes, "pixels_per_transfer": args.pixels_per_transfer},
+                                   [converted], key_parts=[converted, inputs["data"], args.samples])
+        for board in boards:
+            for lanes in args.lanes:
+                depends = [converted] + ([simulated[lanes]] if lanes in simulated else [])
+                add("boards", "build", sweep.build_task,
+                    {"board": board.name, "lanes": lanes, "clock_hz": clock_hz,
+                     "pixels_per_transfer": args.pixels_per_transfer},
+                    {**net, "board": board.name, "lanes": lanes}, depends, key_parts=depends)
+    return tasks, keys
+
+
+def _write_builds(results, keys, out: Path, several_nets: bool):
+    """Each build's files into ``out`` (``<board>-lanes<N>``, under ``T<T>-w<BITS>`` when several
+    nets), its row's paths pointing there."""
+    for key in keys:
+        row = results[key]["row"]
+        place = out / f"{row['board']}-lanes{row['lanes']}"
+        if several_nets:
+            place = out / f"T{ticks_label(row['ticks'])}-w{row['weight_bits']}{'c' if row['per_channel'] else ''}" / place.name
+        if results[key]["files"]:
+            place.mkdir(parents=True, exist_ok=True)
+            for name, content in results[key]["files"].items():
+                (place / name).write_bytes(content)
+        for field in ["problem", "bitstream"]:
+            if row.get(field):
+                row[field] = row[field].replace(sweep.BUILD_DIR_TOKEN, str(place))
+
+
 def run(args):
-    progress = sys.stderr.isatty()
+    progress = sys.stderr.isatty() and not args.json
     boards = _check_options(args)
-    nets = _nets(args, progress)
+    configs, identities, first, data = _conversions(args)
     for lanes in args.lanes:   # the nets differ in T and weights only, not in the sizes these depend on
-        check_core_options(nets[0][0], args.model, lanes, args.pixels_per_transfer)
-    accuracy = [accuracy_row(net, data, seconds) for net, data, seconds in
-                tqdm(nets, unit="net", desc="evaluating", disable=not progress)]
-    pick = max(range(len(nets)), key=lambda i: (max(nets[i][0].ticks), accuracy[i]["weight_bits"]))
-    net, data, _ = nets[pick]
-    figures = {"model": str(args.model), "data": str(args.data), "accuracy": accuracy,
-               "hardware_net": {"index": pick, "name": net.name, "ticks": net.ticks,
-                                "weight_bits": accuracy[pick]["weight_bits"]}}
+        check_core_options(first, args.model, lanes, args.pixels_per_transfer)
+    simulator, reason = (None, "--samples 0") if args.samples == 0 else _pick_simulator(args)
+    tasks, keys = _plan(args, configs, identities, data, boards, simulator)
+    cache = sweep.Cache(args.cache)
+    where = ("in this process" if args.workers is None and args.scheduler is None
+             else f"on {args.scheduler}" if args.scheduler else f"on a local cluster of {args.workers} workers")
+
+    def announce(cached, total):
+        if args.cache:
+            print(f"cache {args.cache}: {cached} of {total} tasks there, computing {total - cached} {where}", flush=True)
+
+    with sweep.engine(args.workers, args.scheduler) as client:
+        results, cached = sweep.run_tasks(tasks, client, cache, progress, announce)
+    several = len(configs) > 1
+    out = Path(args.build_dir) if args.build_dir else Path("build") / f"bench-{Path(args.model).stem}"
+    _write_builds(results, keys["boards"], out, several)
+
+    rows = {section: [results[key]["row"] for key in section_keys] for section, section_keys in keys.items()}
+    for row in rows["boards"]:
+        row["snn_accuracy"] = rows["accuracy"][row["net"]].get("snn_accuracy")
+    for row, on_front in zip(rows["boards"], sweep.pareto_front(rows["boards"])):
+        row["pareto"] = on_front
+    computed = [results[task.key]["row"]["task"] for task in tasks if not results[task.key]["row"]["task"]["cached"]]
+    failed = sum(results[task.key]["failed"] for task in tasks)
+    figures = {"model": str(args.model), "data": str(args.data), "accuracy": rows["accuracy"],
+               "rtl": {"skipped": reason, "rows": rows["rtl"]}, "boards": rows["boards"],
+               "tasks": {"total": len(tasks), "cached": cached, "computed": len(computed), "failed": failed,
+                         "engine": where, "workers": sorted({task["worker"] for task in computed if task["worker"]})},
+               "pareto": [i for i, row in enumerate(rows["boards"]) if row["pareto"]]}
+
     print(f"accuracy on {len(data)} samples of {args.data}")
-    print(format_accuracy(accuracy))
-
-    hardware = f"T={ticks_label(net.ticks)}, {accuracy[pick]['weight_bits']}-bit weights"
-    rtl = {"skipped": None, "rows": []}
-    if args.samples == 0:
-        rtl["skipped"] = "--samples 0"
-    else:
-        simulator, reason = _pick_simulator(args)
-        if simulator is None:
-            rtl["skipped"] = reason
-            print(f"\nRTL: skipped, {reason}")
-        else:
-            sample = data.head(args.samples)
-            print(f"\nRTL: {hardware}, {len(sample)} images, {simulator}", flush=True)
-            rtl["rows"] = [rtl_row(net, sample, lanes, simulator, progress, args.pixels_per_transfer)
-                           for lanes in args.lanes]
-            print(format_rtl(rtl["rows"]))
-    figures["rtl"] = rtl
-
-    cycles = {row["lanes"]: row["cycles_mean"] for row in rtl["rows"]}
-    out = Path(args.build_dir) if args.build_dir else Path("build") / f"bench-{net.name}"
-    builds = [(board, lanes) for board in boards for lanes in args.lanes]
-    figures["boards"] = [board_row(net, board, lanes, out / f"{board.name}-lanes{lanes}",
-                                   clock_hz=None if args.clock is None else args.clock * 1e6,
-                                   cycles_mean=cycles.get(lanes), pixels_per_transfer=args.pixels_per_transfer)
-                         for board, lanes in tqdm(builds, unit="build", desc="building", disable=not progress)]
-    if builds:
-        print(f"\nboards: {hardware}; µs per inference = cycles mean at the lower of fmax and clock")
-        print(format_boards(figures["boards"]))
+    print(format_accuracy(rows["accuracy"]))
+    if reason and args.samples:
+        print(f"\nRTL: skipped, {reason}")
+    elif rows["rtl"]:
+        print(f"\nRTL: {min(args.samples, len(data))} images, {simulator}")
+        print(format_rtl(rows["rtl"], several))
+    if rows["boards"]:
+        print("\nboards: µs per inference = cycles mean at the lower of fmax and clock; front: on the Pareto front "
+              "of accuracy, µs per inference and LUTs")
+        print(format_boards(rows["boards"], several))
+    print(f"\ntasks: {len(tasks)}, {cached} from the cache, {len(computed)} computed {where}"
+          f"{' by ' + ', '.join(figures['tasks']['workers']) if client is not None else ''}, {failed} failed")
 
     if args.output:
         Path(args.output).write_text(json.dumps(figures, indent=1) + "\n")
         print(f"wrote {args.output}")
+        plot = sweep.plot_front(rows["boards"], Path(args.output).with_suffix(".png"))
+        if plot:
+            print(f"wrote {plot}")
     if args.json:
         print_json(figures)
-    return 0 if all(row["bit_exact"] for row in rtl["rows"]) else 1
+    bit_exact = all(row.get("bit_exact") for row in rows["rtl"])
+    return 0 if bit_exact and not failed else 1
