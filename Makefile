@@ -32,6 +32,11 @@ demo: setup
 	    --calibration-data $(DIGITS)/digits_train.npz --ticks 16 --weight-bits 8 -o $(OUT)/digits_cnn.ttfs
 	$(HDLGEN) sim $(OUT)/digits_cnn.ttfs --data $(DIGITS)/digits_test.npz --samples 20
 	$(HDLGEN) build $(OUT)/digits_cnn.ttfs --board icebreaker -o $(OUT)/icebreaker_cnn
+	$(HDLGEN) report $(OUT)/digits_mlp.ttfs --data $(DIGITS)/digits_test.npz --build $(OUT)/icebreaker \
+	    -o $(OUT)/digits_mlp.html
+	$(HDLGEN) report $(OUT)/digits_cnn.ttfs --data $(DIGITS)/digits_test.npz --build $(OUT)/icebreaker_cnn \
+	    -o $(OUT)/digits_cnn.html
+	@echo "reports (open in a browser, offline): $(OUT)/digits_mlp.html $(OUT)/digits_cnn.html"
 
 lint: setup
 	$(VENV)/bin/ruff check .
