@@ -149,11 +149,12 @@ def _png_file(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def _figure(width=7.0, height=3.5, rows=1, columns=1):
+def _figure(width: float, height: float, rows: int = 1):
+    """A figure and its ``rows`` axes, (rows, 1)."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
     figure = Figure(figsize=(width, height), layout="constrained")
-    return figure, figure.subplots(rows, columns, squeeze=False)
+    return figure, figure.subplots(rows, 1, squeeze=False)
 
 
 def _layer_names(net: TTFSNet) -> list:
@@ -230,7 +231,7 @@ def _cycles_plot(rows: list) -> str:
 
 
 def _boards_plot(rows: list, resources: list) -> str:
-    figure, axes = _figure(7, 0.5 + 0.45 * len(rows) * len(resources) ** 0.5 + 1)
+    figure, axes = _figure(7, 1.5 + 0.25 * len(rows) * len(resources))
     axes = axes[0, 0]
     height = 0.8 / len(resources)
     for k, name in enumerate(resources):
