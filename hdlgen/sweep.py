@@ -339,10 +339,11 @@ def run_tasks(tasks: list, client=None, cache: Cache | None = None, progress: bo
             futures = {}
             for task in todo:
                 inputs = [futures.get(d, results.get(d)) for d in task.depends]
-                futures[task.key] = client.submit(run_task, task.function, task.identity, *inputs, key=task.key,
+                futures[task.key] = client.submit(run_task, task.function, task.identity, *inputs,
+                                                  key=f"{task.kind}-{task.key}",
                                                   retries=RETRIES, pure=False, **task.kwargs)
             for future in as_completed(list(futures.values())):
-                task = by_key[future.key]
+                task = by_key[future.key.split("-", 1)[1]]
                 if future.status == "finished":
                     finished(task, future.result())
                 else:

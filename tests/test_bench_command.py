@@ -38,11 +38,14 @@ def test_accuracy_section_equals_eval_of_each_conversion(tmp_path, capsys):
     assert code == 0
     figures = _last_json(out)
     assert json.loads(report.read_text()) == figures
-    assert set(figures) >= {"accuracy", "rtl", "boards", "hardware_net"}
+    assert set(figures) >= {"accuracy", "rtl", "boards", "tasks", "pareto"}
     assert figures["rtl"] == {"skipped": "--samples 0", "rows": []} and figures["boards"] == []
     rows = figures["accuracy"]
-    assert [(r["ticks"], r["weight_bits"]) for r in rows] == [([8, 8], 4), ([8, 8], 8), ([16, 16], 4), ([16, 16], 8)]
-    assert figures["hardware_net"] == {"index": 3, "name": "digits_mlp", "ticks": [16, 16], "weight_bits": 8}
+    assert [(r["net_index"], r["ticks"], r["weight_bits"]) for r in rows] == [
+        (0, [8, 8], 4), (1, [8, 8], 8), (2, [16, 16], 4), (3, [16, 16], 8)]
+    assert figures["tasks"] == {"total": 4, "cached": 0, "computed": 4, "failed": 0, "engine": "in this process",
+                                "workers": ["local"]}
+    assert all(r["task"]["worker"] == "local" and r["task"]["seconds"] > 0 and r["problem"] is None for r in rows)
     assert "SNN" in out and "golden img/s" in out
     for row in rows:
         net = tmp_path / f"T{row['ticks'][0]}w{row['weight_bits']}.ttfs"

@@ -44,6 +44,8 @@ def register(sub):
     p.add_argument("--simulator", choices=sorted(SIMULATORS),
                    help="default: icarus, or verilator when only that is installed")
     p.add_argument("--board", nargs="+", default=[], metavar="NAME", help="boards to build for (see 'hdlgen boards')")
+    p.add_argument("--build-lanes", nargs="+", type=int, metavar="N",
+                   help="of --lanes, those to build at (default: every one; simulating is cheaper than building)")
     p.add_argument("--clock", type=float, metavar="MHZ", help="design clock in MHz (default: each board's clock)")
     p.add_argument("--build-dir", metavar="DIR",
                    help="board builds go to DIR/<board>-lanes<N>, DIR/T<T>-w<BITS>/<board>-lanes<N> for several nets "
@@ -66,6 +68,9 @@ def _check_options(args):
     if any(n < 1 for n in args.lanes):
         raise UserError(f"--lanes must be ≥ 1, got {' '.join(map(str, args.lanes))}")
     args.lanes = list(dict.fromkeys(args.lanes))  # each lanes simulated and built once
+    if args.build_lanes is not None and not set(args.build_lanes) <= set(args.lanes):
+        raise UserError(f"--build-lanes must be some of --lanes ({' '.join(map(str, args.lanes))}), "
+                        f"got {' '.join(map(str, args.build_lanes))}")
     if args.pixels_per_transfer < 1:
         raise UserError(f"--pixels-per-transfer must be ≥ 1, got {args.pixels_per_transfer}")
     if args.samples < 0:
@@ -153,7 +158,7 @@ def _plan(args, configs, identities, data, boards, simulator):
         return key
 
     for index, (config, identity) in enumerate(zip(configs, identities)):
-        net = {"net": index, **identity}
+        net = {"net_index": index, **identity}
         converted = add("accuracy", "convert", sweep.convert_task,
                         {"model": model, "data": data_file, "calibration": calibration, "config": config,
                          "calibration_samples": args.calibration_samples},
@@ -166,7 +171,7 @@ def _plan(args, configs, identities, data, boards, simulator):
                                    {**net, "lanes": lanes, "pixels_per_transfer": args.pixels_per_transfer},
                                    [converted], key_parts=[converted, inputs["data"], args.samples])
         for board in boards:
-            for lanes in args.lanes:
+            for lanes in (lanes for lanes in args.lanes if args.build_lanes is None or lanes in args.build_lanes):
                 depends = [converted] + ([simulated[lanes]] if lanes in simulated else [])
                 add("boards", "build", sweep.build_task,
                     {"board": board.name, "lanes": lanes, "clock_hz": clock_hz,
@@ -216,7 +221,7 @@ def run(args):
 
     rows = {section: [results[key]["row"] for key in section_keys] for section, section_keys in keys.items()}
     for row in rows["boards"]:
-        row["snn_accuracy"] = rows["accuracy"][row["net"]].get("snn_accuracy")
+        row["snn_accuracy"] = rows["accuracy"][row["net_index"]].get("snn_accuracy")
     for row, on_front in zip(rows["boards"], sweep.pareto_front(rows["boards"])):
         row["pareto"] = on_front
     computed = [results[task.key]["row"]["task"] for task in tasks if not results[task.key]["row"]["task"]["cached"]]
