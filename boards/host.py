@@ -196,12 +196,13 @@ class Device:
         stats = stats if stats is not None else ClassifyStats()
         for _ in range(self.retries + 1):
             before = (stats.retries, sum(stats.errors.values()))
-            self._exchange(requests, link.Loaded, stats, what="weight chunk")
+            # two in flight: a LOAD is up to 519 bytes, more would only delay the first answer past the timeout
+            self._exchange(requests, link.Loaded, stats, what="weight chunk", window=2)
             if (stats.retries, sum(stats.errors.values())) == before:
                 return total
         raise link.LinkError(f"no clean pass loading the weights in {self.retries + 1} tries")
 
-    def _exchange(self, requests, answer_type, stats, *, what, answered=None):
+    def _exchange(self, requests, answer_type, stats, *, what, answered=None, window=None):
         """Send every request (a function of the sequence number giving the frame) and collect
         one ``answer_type`` response for each, resending after an ERROR or silence."""
         stats = stats if stats is not None else ClassifyStats()
@@ -222,7 +223,7 @@ class Device:
             self.port.write(requests[index](seq))
             stats.sent += 1
 
-        window = self.window or 2   # before INFO: the board's image size is not known yet
+        window = window or self.window or 2   # before INFO: the board's image size is not known yet
         while queue or in_flight:
             while queue and len(in_flight) < window:
                 send(queue.pop())

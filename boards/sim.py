@@ -252,6 +252,8 @@ class Soak:
         The host driver.
     seconds : float
         Wall time of the classification.
+    line_seconds : float
+        Simulated time of the classification: what the board and the line took.
     """
 
     net: object
@@ -262,6 +264,7 @@ class Soak:
     top: object
     device: object
     seconds: float
+    line_seconds: float = 0.0
 
     def recover(self, pixels) -> tuple[list, object]:
         """Classify ``pixels`` on the same board (no reset) once the line is clean: (results, stats).
@@ -353,7 +356,7 @@ class Soak:
 
 def soak_link(net, pixels, *, seed: int, clk_freq: float = 1e6, baud: int = 250_000, board_timeout: float = 3e-4,
               port_timeout: float = 1.2e-3, rate: float = 0.01, stall_rate: float = 0.001, max_stall: float = 1.5e-3,
-              retries: int = 30, window: int = 2, device=None) -> Soak:
+              retries: int = 30, window: int | None = 2, device=None) -> Soak:
     """Classify ``pixels`` on a simulated board top (:class:`~hdlgen.boards.gateware.HostLink`
     around a :class:`~hdlgen.rtl_templates.top.NetworkTop` of ``net``) with the host driver, over
     a line with :class:`LineFaults` (``seed``, ``rate``, ``stall_rate``, ``max_stall``).
@@ -361,7 +364,9 @@ def soak_link(net, pixels, *, seed: int, clk_freq: float = 1e6, baud: int = 250_
     The defaults make frames short: 4 clock cycles per bit (the fewest the UART takes), a board
     timeout of 0.3 ms (7.5 characters) and a host read timeout of 1.2 ms, longer than the board
     takes to answer two requests in flight. ``device`` makes the driver (default
-    :class:`~hdlgen.boards.host.Device` with ``retries`` and ``window``) from the port.
+    :class:`~hdlgen.boards.host.Device` with ``retries`` and ``window``; None: the driver's
+    default for the line's rate) from the port. ``clk_freq`` and ``baud`` set the line's speed:
+    12 MHz and 3 Mbaud is the iCEBreaker's link.
     """
     from amaranth.sim import Simulator
 
@@ -378,6 +383,7 @@ def soak_link(net, pixels, *, seed: int, clk_freq: float = 1e6, baud: int = 250_
     device = device(port) if device is not None else Device(port, window=window, retries=retries)
     device.check(net)   # as ``hdlgen run`` does: INFO over the faulty line, then the images
     stats = ClassifyStats()
-    start = time.perf_counter()
+    start, start_cycles = time.perf_counter(), port.cycles
     results = device.classify(pixels, stats=stats)
-    return Soak(net, np.asarray(pixels, dtype=np.uint8), results, stats, port, top, device, time.perf_counter() - start)
+    return Soak(net, np.asarray(pixels, dtype=np.uint8), results, stats, port, top, device, time.perf_counter() - start,
+                (port.cycles - start_cycles) / clk_freq)

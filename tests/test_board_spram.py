@@ -136,3 +136,48 @@ def test_a_damaged_load_is_repeated_until_a_clean_pass():
     pixels = np.random.default_rng(9).integers(0, 256, (3, net.input.size), dtype=np.uint8)
     results = device.classify(pixels)
     assert [list(r.logits) for r in results] == golden.run_batch(net, pixels).logits.tolist()
+
+
+@pytest.mark.parametrize("sizes, spram, bram", [
+    ([784, 128, 10], [0], [1]),       # Fashion: layer 0 (784 × 128 bytes, 196 blocks) cannot be in block RAM
+    ([64, 32, 10], [], [0, 1]),       # digits: 5 blocks of weights, all in block RAM
+    ([200, 160, 150, 10], [0, 1], [2]),   # 63 + 47 + 3 blocks: without layer 0 still 50, without 1 too: 3
+])
+def test_placement_takes_spram_only_for_what_block_ram_cannot_hold(sizes, spram, bram):
+    from hdlgen.boards.build import BRAM_BLOCKS, weight_bram_blocks, weight_precheck
+    from hdlgen.boards.platforms import get_board
+    from hdlgen.boards.spram import fitting_plan
+    from hdlgen.geometry import NetGeometry
+    from hdlgen.testing import random_net
+
+    board = get_board("icebreaker")
+    geometry = NetGeometry(random_net(np.random.default_rng(0), sizes, 8, weight_bits=8), 1)
+    blocks = weight_bram_blocks(geometry, board)
+    plan = fitting_plan(geometry, blocks, BRAM_BLOCKS[board.device])
+    assert plan == spram and plan == sorted(plan)
+    left = sum(b for i, b in enumerate(blocks) if i not in plan)
+    assert (left <= 30) == (weight_precheck(geometry, board, plan) is None)
+    assert [i for i in range(len(blocks)) if i not in plan] == bram
+
+
+def test_placed_by_what_fits_the_net_simulates_bit_exact():
+    """Block RAM for 2 blocks of weights: layer 0 (12 × 64 weights of 4 bits, 1 block) and the
+    readout (1 block) fit, so nothing moves; with room for 1, layer 0 (the larger) goes to SPRAM,
+    is loaded over the link, and the board answers as the golden model."""
+    from hdlgen.boards.spram import fitting_plan
+
+    net = tiny_net(seed=7, hidden=64)
+    core = NetworkTop(net)
+    assert fitting_plan(core.geometry, [1, 1], 2) == []
+    plan = fitting_plan(core.geometry, [1, 1], 1)
+    assert plan == [0] and place_weights(core, engines=plan) == [0]
+    assert core.engines[1].weights is None
+    _, _, port = serial_link(net, core, port_timeout=30e-3)   # a LOAD of 192 words takes 16 ms at 250 kbaud
+    device = Device(port)
+    info = device.check(net)
+    assert info.layers_to_load == [0]
+    device.load_weights(net, info)
+    pixels = np.random.default_rng(8).integers(0, 256, (4, net.input.size), dtype=np.uint8)
+    results = device.classify(pixels)
+    ref = golden.run_batch(net, pixels)
+    assert [(r.label, list(r.logits)) for r in results] == list(zip(ref.classes, ref.logits.tolist()))

@@ -9,7 +9,7 @@ import pytest
 
 from hdlgen import golden
 from hdlgen.boards import link
-from hdlgen.boards.host import Device
+from hdlgen.boards.host import Device, default_window
 from hdlgen.boards.sim import LineFaults, soak_link
 from hdlgen.testing import random_net
 
@@ -106,3 +106,26 @@ def test_the_soak_catches_a_driver_that_ignores_sequence_numbers():
     net = soak_net(3)
     with pytest.raises((AssertionError, link.LinkError)):
         soak_link(net, images(net, 30, 4), seed=3, device=lambda port: InOrderDevice(port, retries=30)).check()
+
+
+@pytest.mark.slow
+def test_the_link_at_3_mbaud_reaches_its_limit_and_recovers_from_faults():
+    """The iCEBreaker's link: 12 MHz, 3 Mbaud (4 cycles per bit), the driver's default window.
+    On a clean line the images flow at ≥ 90 % of what the line carries (simulated time); over a
+    faulty one every image is answered once, equal to the golden model."""
+    net = soak_net(3)
+    clean = images(net, 40, 6)
+    soak = soak_link(net, clean, seed=1, clk_freq=12e6, baud=3_000_000, board_timeout=25e-6, port_timeout=3e-3,
+                     rate=0, stall_rate=0, window=None)
+    assert soak.port.baudrate == 3_000_000 and soak.device.window > 2
+    assert soak.device.window == default_window(net.input.size, net.classes, 3_000_000)
+    ref = golden.run_batch(net, clean)
+    assert [(r.label, list(r.logits)) for r in soak.results] == list(zip(ref.classes, ref.logits.tolist()))
+    assert soak.stats.retries == 0
+    assert len(clean) / soak.line_seconds >= 0.9 * link.link_limit(net.input.size, net.classes, 3_000_000)
+
+    faulty = soak_link(net, images(net, 60, 7), seed=2, clk_freq=12e6, baud=3_000_000, board_timeout=25e-6,
+                       port_timeout=3e-3, max_stall=100e-6, window=None)
+    counts = faulty.check()
+    assert counts["images"] == 60 and counts["retries"] > 0
+    assert all(n > 0 for n in faulty.port.faults.counts["to_device"].values())
