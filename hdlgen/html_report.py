@@ -389,32 +389,19 @@ def load_json(path, flag: str, what: str) -> dict:
 
 
 def load_build(path) -> dict:
-    """A board build as ``{name, utilization, fmax_mhz, clock_mhz}`` and its ``board`` (from a saved
-    ``hdlgen build --json`` output) or FPGA ``family`` (from a ``hdlgen build`` directory: its nextpnr
-    ``*.report.json`` and netlist)."""
-    from .boards.build import RESOURCES, netlist_cells, parse_report
+    """A board build as ``{name, board, utilization, fmax_mhz, clock_mhz, …}``: the record ``hdlgen build``
+    wrote into its directory (:func:`hdlgen.boards.build.read_build_record`; ``path`` the directory or the
+    record), or a saved ``hdlgen build --json`` output."""
+    from .boards.build import BUILD_RECORD, read_build_record
 
     path = Path(path)
-    if path.is_file():
+    if path.is_dir() or path.name == BUILD_RECORD:
+        build = read_build_record(path)
+        name = (path if path.is_dir() else path.parent).name
+    else:
         build = load_json(path, "--build", "'hdlgen build --json'")
-        if "utilization" not in build or "board" not in build:
-            raise UserError(f"--build {path}: no board utilisation in it; give a build directory or "
-                            "'hdlgen build --json' output")
-        return {**build, "name": build.get("name", f"{build['board']} ({path.name})")}
-    reports = sorted(path.glob("*.report.json")) if path.is_dir() else []
-    if not reports:
-        raise UserError(f"--build {path}: no nextpnr report (*.report.json) in it; give a directory 'hdlgen build -o' "
-                        "made, or its --json output")
-    report = json.loads(reports[0].read_text())
-    bels = set(report.get("utilization", report.get("utilisation", {})))
-    family = next((family for family, resources in RESOURCES.items()
-                   if any(name in bels for names in resources.values() for name in names)), None)
-    if family is None:
-        raise UserError(f"--build {path}: {reports[0].name} is of no known FPGA family ({', '.join(RESOURCES)})")
-    top = reports[0].name.removesuffix(".report.json")
-    netlist = path / f"{top}.json"
-    cells = netlist_cells(json.loads(netlist.read_text()), top) if netlist.is_file() else None
-    utilization, fmax = parse_report(report, family, netlist_cells=cells)
-    clocks = [clock["constraint"] for clock in report.get("fmax", {}).values() if "constraint" in clock]
-    return {"name": path.name, "family": family, "fmax_mhz": fmax, "clock_mhz": min(clocks) if clocks else None,
-            "utilization": {k: {"used": u.used, "available": u.available} for k, u in utilization.items()}}
+        name = f"{build.get('board')} ({path.name})"
+    if "utilization" not in build or "board" not in build:
+        raise UserError(f"--build {path}: no board utilisation in it; give a directory 'hdlgen build' made or its "
+                        "saved --json output")
+    return {**build, "name": name}

@@ -135,7 +135,7 @@ def test_report_with_compare(nets, tmp_path, capsys):
 def test_report_refuses_bad_inputs(nets, tmp_path, capsys):
     cases = [(["--image", "360"], "--image must be 0..359"),
              (["--compare", str(TEST_DATA)], "not a JSON object"),
-             (["--build", str(tmp_path)], "no nextpnr report")]
+             (["--build", str(tmp_path)], "no build record")]
     for extra, message in cases:
         code = main(["report", str(nets["mlp"]), "--data", str(TEST_DATA), "-o", str(tmp_path / "r.html"), *extra])
         err = capsys.readouterr().err
