@@ -308,8 +308,9 @@ def report_html(net: TTFSNet, data: Dataset, *, bench: dict | None = None, compa
     boards = None
     board_rows = _board_rows(bench, builds)
     if board_rows:
-        resources = [name for name in ["LC", "LUT", "FF", "BRAM", "SPRAM", "DSP"]
-                     if any(row["utilization"].get(name, {}).get("available") for row in board_rows)]
+        # every resource some device has, in the builds' own order (boards.build.RESOURCES')
+        resources = list(dict.fromkeys(name for row in board_rows for name, usage in row["utilization"].items()
+                                       if usage["available"]))
         boards = {"rows": board_rows, "resources": resources}
         images["boards"] = _boards_plot(board_rows, resources)
         figures["boards"] = board_rows
