@@ -3,7 +3,7 @@ yosys/nextpnr – utilisation, fmax against the requested clock, build time – 
 inference at the achieved clock (cycles from `hdlgen sim` × clock period).
 
 Builds: the digits MLP (64-32-10) and the digits CNN (conv-BN-ReLU-maxpool ×2, linear) on
-iCEBreaker (iCE40 UP5K) and ULX3S-85F (ECP5), the Fashion-MNIST 784-128-10 MLP of
+iCEBreaker (iCE40 UP5K), ULX3S-85F (ECP5) and Tang Nano 9K (Gowin GW1NR-9, board clock), the Fashion-MNIST 784-128-10 MLP of
 bench/fashion_mlp.py (T=16, 8-bit; run that first) on iCEBreaker with layer 0's weights in
 SPRAM and on ULX3S-85F with more lanes. A thin driver over `hdlgen.bench` (what `hdlgen bench`
 runs): `rtl_row` simulates each net at each lanes once, `board_row` builds, one at a time.
@@ -46,6 +46,8 @@ BUILDS = [
     ("fashion-icebreaker-l8", FASHION, FASHION_DATA, "icebreaker", 8, 30, True, 1, 1),
     ("fashion-ulx3s", FASHION, FASHION_DATA, "ulx3s-85f", 4, 100, False, 1, None),
     ("fashion-ulx3s-l64", FASHION, FASHION_DATA, "ulx3s-85f", 64, 100, False, 8, None),
+    ("digits-tangnano9k", DIGITS, DIGITS_DATA, "tangnano9k", 1, 27, False, 1, None),
+    ("digits-cnn-tangnano9k", DIGITS_CNN, DIGITS_DATA, "tangnano9k", 1, 27, False, 1, None),
 ]
 
 

@@ -44,18 +44,17 @@ def _check_options(args):
         raise UserError(f"--samples must be ≥ 1, got {args.samples}")
 
 
-def _baud(args) -> int:
-    """--baud, else the build's rate: --build, or the one build of this net under build/."""
+def _baud(args) -> tuple[int, str]:
+    """The link's rate and where it came from: --baud, else the build's (--build, or the one build
+    of this net under build/), else the rate every bridge carries."""
     if args.baud is not None:
-        return args.baud
+        return args.baud, "--baud"
     if args.build is not None:
-        return build_baud(args.build)
+        return build_baud(args.build), f"the build in {args.build}"
     found = sorted(Path("build").glob(f"{Path(args.net).stem}-*/{BUILD_RECORD}"))
     if len(found) == 1:
-        return build_baud(found[0])
-    print(f"note: {'no build' if not found else 'several builds'} of {args.net} under build/; "
-          f"using {DEFAULT_BAUD} baud (give --build DIR or --baud)", file=sys.stderr)
-    return DEFAULT_BAUD
+        return build_baud(found[0]), f"the build in {found[0].parent}"
+    return DEFAULT_BAUD, "no build of this net found under build/; give --build DIR or --baud"
 
 
 def run(args):
@@ -66,7 +65,7 @@ def run(args):
     data = load_dataset(args.data, net.input.shape, classes=net.classes).head(args.samples)
     pixels = net.input.pixels(data.x)
     reference = golden.run_batch(net, pixels)
-    baud = _baud(args)
+    baud, source = _baud(args)
     window = args.window or default_window(net.input.size, net.classes, baud)
     bar = tqdm(total=len(pixels), unit="image", file=sys.stderr, leave=False, dynamic_ncols=True,
                disable=args.json or not sys.stderr.isatty())
@@ -87,7 +86,7 @@ def run(args):
             stats = ClassifyStats()
             results = device.classify(pixels, stats=stats, answered=answered)
         except LinkError as e:
-            raise UserError(f"{args.port}: {e}") from None
+            raise UserError(f"{args.port}: {e} ({baud} baud: {source})") from None
         finally:
             bar.close()
     labels = np.array([r.label for r in results])

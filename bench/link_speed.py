@@ -1,0 +1,85 @@
+"""Benchmark: images/s end to end over the host link – the host driver (its default window),
+the simulated serial line and the real board top (HostLink around NetworkTop, Amaranth's
+simulator) – at 115,200 and 3,000,000 baud, against the link's limit for the image size
+(bytes on the wire per image × 10 bits / baud, hdlgen.boards.link.link_limit).
+
+The board runs at the iCEBreaker's 12 MHz (4 cycles per bit at 3 Mbaud, 104 at 115,200, within
+0.2 %); the figures are in simulated time, so they are what the board and the line take, not
+how fast the simulator is. Nets: the digits MLP (64 pixels) and the Fashion-MNIST 784-128-10
+MLP of bench/fashion_mlp.py (run that first), lanes 1. Every result is checked against the
+golden model. Writes bench/results/link_speed.json.
+
+Run: `.venv/bin/python bench/link_speed.py [--images 8] [--only digits-3000000 ...]`.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hdlgen import golden, ttfs
+from hdlgen.boards.host import HOST_LATENCY
+from hdlgen.boards.link import classify_size, link_limit, result_size
+from hdlgen.boards.sim import soak_link
+from hdlgen.data import load_dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from boards import DIGITS, DIGITS_DATA, FASHION, FASHION_DATA, RESULTS, ensure_digits  # noqa: E402
+
+CLOCK = 12e6
+BAUDS = (115_200, 3_000_000)
+NETS = {"digits": (DIGITS, DIGITS_DATA), "fashion": (FASHION, FASHION_DATA)}
+
+
+def measure(net, pixels, baud: int) -> dict:
+    frame = classify_size(net.input.size) * 10 / baud
+    start = time.perf_counter()
+    # the board's own frame timeout (50 ms); the host waits four frames for a byte before resending
+    soak = soak_link(net, pixels, seed=0, clk_freq=CLOCK, baud=baud, board_timeout=0.05, port_timeout=4 * frame + 0.01,
+                     rate=0, stall_rate=0, window=None)
+    ref = golden.run_batch(net, pixels)
+    exact = [(r.label, list(r.logits)) for r in soak.results] == list(zip(ref.classes, ref.logits.tolist()))
+    compute = np.mean([r.compute_cycles for r in soak.results])
+    limit = link_limit(net.input.size, net.classes, baud)
+    return {"baud": baud, "clock_mhz": CLOCK / 1e6, "divisor": soak.top.divisor, "images": len(pixels),
+            "request_bytes": classify_size(net.input.size), "result_bytes": result_size(net.classes),
+            "window": soak.device.window, "images_per_second": len(pixels) / soak.line_seconds,
+            "link_limit_images_per_second": limit, "fraction_of_limit": len(pixels) / soak.line_seconds / limit,
+            "compute_cycles_mean": float(compute), "compute_limit_images_per_second": CLOCK / compute,
+            "retries": soak.stats.retries, "bit_exact": exact, "simulated_seconds": soak.line_seconds,
+            "wall_seconds": round(time.perf_counter() - start, 1)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=8, help="images per net and rate")
+    parser.add_argument("--only", nargs="+", help="runs to make, as NET-BAUD (default: all)")
+    args = parser.parse_args()
+    ensure_digits()
+    path = RESULTS / "link_speed.json"
+    rows = {row["name"]: row for row in json.loads(path.read_text())["rows"]} if path.exists() else {}
+    command = "python bench/link_speed.py " + " ".join(sys.argv[1:])
+    for net_name, (net_path, data_path) in NETS.items():
+        for baud in BAUDS:
+            name = f"{net_name}-{baud}"
+            if args.only and name not in args.only:
+                continue
+            if not net_path.exists():
+                raise SystemExit(f"{net_path} missing: run bench/fashion_mlp.py first")
+            net = ttfs.load(net_path)
+            pixels = net.input.pixels(load_dataset(data_path, net.input.shape).head(args.images).x)
+            print(f"{name}: {len(pixels)} images ...", flush=True)
+            rows[name] = {"name": name, "net": net_path.stem, **measure(net, pixels, baud)}
+            row = rows[name]
+            print(f"  {row['images_per_second']:.1f} images/s of {row['link_limit_images_per_second']:.1f} the link "
+                  f"carries (window {row['window']}, compute alone {row['compute_limit_images_per_second']:.0f}/s), "
+                  f"bit-exact {row['bit_exact']}", flush=True)
+            path.write_text(json.dumps({"benchmark": "link_speed", "command": command,
+                                        "host_latency_s": HOST_LATENCY, "rows": list(rows.values())}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
