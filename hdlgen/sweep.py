@@ -346,8 +346,12 @@ def run_tasks(tasks: list, client=None, cache: Cache | None = None, progress: bo
                 task = by_key[future.key.split("-", 1)[1]]
                 if future.status == "finished":
                     finished(task, future.result())
-                else:
-                    finished(task, _missing_result(task, future.exception()))
+                else:   # erred (its worker lost too often, or a dependency's) or cancelled
+                    try:
+                        error = future.exception()
+                    except Exception as e:  # noqa: BLE001 – a cancelled future raises what it would hold
+                        error = e
+                    finished(task, _missing_result(task, error))
     return results, cached
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdlgen import golden, sweep
+from hdlgen import golden, sweep, ttfs
 from hdlgen.testing import random_net
 
 from .helpers import DIGITS, run_cli
@@ -213,3 +213,44 @@ def test_nets_travel_as_bytes():
     assert again.name == "small" and again.ticks == net.ticks
     pixels = np.random.default_rng(2).integers(0, 256, (5, 6), dtype=np.uint8)
     assert np.array_equal(golden.run_batch(again, pixels).logits, golden.run_batch(net, pixels).logits)
+
+
+def _double(x):
+    return {"row": {"value": 2 * x}, "files": {}}
+
+
+def _broken():
+    raise RuntimeError("this build went wrong")
+
+
+def _plus_one(result):
+    return {"row": {"value": result["row"]["value"] + 1}, "files": {}}
+
+
+def test_a_task_that_raises_is_a_row_with_its_problem_and_the_rest_go_on(tmp_path):
+    tasks = [sweep.Task("a", "convert", _double, {"x": 3}, {"name": "a"}),
+             sweep.Task("b", "build", _broken, {}, {"name": "b"}),
+             sweep.Task("c", "simulate", _plus_one, {}, {"name": "c"}, ("a",))]
+    cache = sweep.Cache(tmp_path)
+    results, cached = sweep.run_tasks(tasks, cache=cache)
+    rows = {key: result["row"] for key, result in results.items()}
+    assert cached == 0 and (rows["a"]["value"], rows["c"]["value"]) == (6, 7)
+    assert rows["b"]["name"] == "b" and rows["b"]["problem"] == "RuntimeError: this build went wrong"
+    assert [results[k]["failed"] for k in "abc"] == [False, True, False]
+    assert all(row["task"]["worker"] == "local" and row["task"]["seconds"] >= 0 for row in rows.values())
+    # the failure is not kept: a re-run tries it again, the others come from the cache
+    results, cached = sweep.run_tasks(tasks, cache=cache)
+    assert cached == 2 and results["b"]["row"]["task"]["cached"] is False and results["a"]["row"]["task"]["cached"]
+
+
+def test_workers_start_a_local_cluster_that_gives_the_same_rows(tmp_path, capsys):
+    net = ttfs.save(random_net(np.random.default_rng(4), [12, 8, 4], 4, name="tiny"), tmp_path / "tiny.ttfs")
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x=np.random.default_rng(5).random((16, 12)), y=np.arange(16) % 4)
+    argv = ["bench", net, "--data", data, "--samples", "0", "--json"]
+    code, out, _ = run_cli(capsys, *argv)
+    here = _last_json(out)
+    code, out, _ = run_cli(capsys, *argv, "--workers", "2")
+    there = _last_json(out)
+    assert code == 0 and _figures(there["accuracy"]) == _figures(here["accuracy"])
+    assert there["tasks"]["workers"][0] in {"0", "1"} and there["tasks"]["engine"] == "on a local cluster of 2 workers"
