@@ -111,7 +111,8 @@ nav a { margin-right: 1em; }
 <p>{{ cycles.caption }}</p>
 <table>
 <tr><th>lanes</th><th>cycles mean</th><th>event bound</th><th>ratio</th><th>dense schedule</th><th>bit-exact</th></tr>
-{% for r in cycles.rows %}<tr><td>{{ r.lanes }}</td><td>{{ number(r.cycles_mean) }}</td><td>{{ number(r.lower_bound_mean) }}</td>
+{% for r in cycles.rows %}<tr><td>{{ r.lanes }}</td><td class="cycles_mean">{{ number(r.cycles_mean) }}</td>
+<td>{{ number(r.lower_bound_mean) }}</td>
 <td>{{ number(r.ratio_to_lower_bound, 2) }}</td><td>{{ number(r.dense_cycles_mean, 0) }}</td>
 <td>{{ "yes" if r.bit_exact else "NO" }}</td></tr>
 {% endfor %}</table>
@@ -122,7 +123,7 @@ nav a { margin-right: 1em; }
 <table>
 <tr><th>build</th>{% for name in boards.resources %}<th>{{ name }}</th>{% endfor %}<th>fmax MHz</th><th>clock MHz</th></tr>
 {% for b in boards.rows %}<tr><td>{{ b.name }}</td>{% for name in boards.resources %}<td>{{ usage(b, name) }}</td>{% endfor %}
-<td>{{ number(b.fmax_mhz) }}</td><td>{{ number(b.clock_mhz) }}</td></tr>
+<td class="fmax">{{ number(b.fmax_mhz) }}</td><td>{{ number(b.clock_mhz) }}</td></tr>
 {% endfor %}</table>
 <img src="{{ images.boards }}" alt="share of every board resource used">
 </section>

@@ -2,6 +2,7 @@
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from ..codes.compare import DEFAULT_STEPS, METHODS, compare, format_table, plot
@@ -84,7 +85,10 @@ def run(args):
     print(format_table(result))
     if args.output:
         output = Path(args.output)
-        result["plots"] = [str(path) for path in plot(result, output.with_suffix(""))]
+        stem = output.with_suffix("")
+        # drawn in a scratch directory beside them, then renamed into place whole (as write_atomically does)
+        with tempfile.TemporaryDirectory(prefix=".hdlgen-plots-", dir=stem.parent) as scratch:
+            result["plots"] = [str(path.replace(stem.parent / path.name)) for path in plot(result, Path(scratch) / stem.name)]
         text = json.dumps(result, indent=1) + "\n"
         write_atomically(output, lambda path: path.write_text(text))
         print(f"wrote {output} and {', '.join(result['plots'])}")
