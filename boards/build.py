@@ -281,13 +281,22 @@ def _clock_for_baud(board: Board) -> PLLSetting | None:
     return None
 
 
+def _makes(clk_freq: float, baud: int) -> bool:
+    try:
+        uart_divisor(clk_freq, baud)
+        return True
+    except UserError:
+        return False
+
+
 def link_clock(board: Board, clock_hz: float | None = None, baud: int | None = None) -> tuple:
     """The design clock and the UART rate of a build: ``(pll, design clock in Hz, baud)``.
 
     ``clock_hz`` other than the board's clock adds a PLL (``pll``; None: the board's clock).
     Without ``baud`` the link runs at the fastest rate the board's USB-UART bridge carries
     (:attr:`Board.max_baud`) that the clock makes with an integer divisor ≥ 4; when no clock
-    is asked for and the board's clock cannot make that rate, a PLL clock that can is chosen.
+    is asked for and the board's clock cannot make that rate at all (within 2 %), a PLL clock
+    that makes it exactly is chosen (the ULX3S: 30 MHz for 3 Mbaud from its 25 MHz).
     A :class:`UserError` for a clock the PLL cannot make or a rate the clock cannot make.
     """
     pll = None
@@ -296,8 +305,7 @@ def link_clock(board: Board, clock_hz: float | None = None, baud: int | None = N
             raise UserError(f"--clock: {board.name} builds run at the board's {board.clock_hz / 1e6:g} MHz "
                             f"(hdlgen makes no Gowin PLL)")
         pll = pll_setting(board.family, board.clock_hz, clock_hz)
-    elif clock_hz is None and baud is None and board.family != "gowin" \
-            and exact_divisor(board.clock_hz, board.max_baud) is None:
+    elif clock_hz is None and baud is None and board.family != "gowin" and not _makes(board.clock_hz, board.max_baud):
         pll = _clock_for_baud(board)
     design_clock = board.clock_hz if pll is None else pll.f_out
     if baud is None:

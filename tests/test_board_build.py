@@ -73,8 +73,9 @@ def test_build_with_weights_in_spram(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
 def test_digits_cnn_builds_at_the_board_clock(tmp_path, capsys, digits_cnn, board):
-    """The bundled CNN (conv-BN-ReLU-maxpool ×2, linear) fits both boards and meets their clocks;
-    on the iCEBreaker its products go to the UltraPlus DSPs."""
+    """The bundled CNN (conv-BN-ReLU-maxpool ×2, linear) fits both boards and meets their default
+    clocks (the ULX3S's: 30 MHz from the PLL, which makes the link's 3 Mbaud exactly); on the
+    iCEBreaker its products go to the UltraPlus DSPs."""
     net_path = ttfs.save(digits_cnn, tmp_path / "digits_cnn.ttfs")
     code = main(["build", str(net_path), "--board", board, "-o", str(tmp_path / "out"), "--json"])
     out = capsys.readouterr().out
@@ -83,3 +84,4 @@ def test_digits_cnn_builds_at_the_board_clock(tmp_path, capsys, digits_cnn, boar
     usage = report["utilization"]
     assert all(0 < usage[k]["used"] <= usage[k]["available"] for k in ("LUT", "FF", "BRAM", "DSP"))
     assert report["fmax_mhz"] >= report["clock_mhz"]
+    assert (report["clock_mhz"], report["baud"]) == ({"icebreaker": 12, "ulx3s-85f": 30}[board], 3_000_000)

@@ -83,3 +83,19 @@ def test_divisor_checks():
         uart_divisor(12e6, 6_000_000)
     with pytest.raises(UserError, match="off at"):
         uart_divisor(12e6, 1_600_000)   # 7.5 cycles per bit
+
+
+def test_each_board_links_at_its_bridges_fastest_rate_with_an_integer_divisor():
+    from hdlgen.boards.build import link_clock
+    from hdlgen.boards.platforms import get_board
+    from hdlgen.boards.uart import exact_divisor, fastest_baud
+
+    assert link_clock(get_board("icebreaker")) == (None, 12e6, 3_000_000)           # FT2232H, 12 MHz / 4
+    pll, clock, baud = link_clock(get_board("ulx3s-85f"))                            # FT231X; 25 MHz cannot
+    assert (clock, baud, exact_divisor(clock, baud)) == (30e6, 3_000_000, 10) and pll.f_out == 30e6
+    assert link_clock(get_board("ulx3s-85f"), 100e6)[1:] == (100e6, 2_000_000)      # 100 / 3 is no integer
+    assert link_clock(get_board("ecpix585")) == (None, 100e6, 115_200)               # a plain bridge: as before
+    assert link_clock(get_board("icebreaker"), baud=115_200) == (None, 12e6, 115_200)
+    assert fastest_baud(27e6, 3_000_000) == 3_000_000 and fastest_baud(7.5e6, 3_000_000) == 1_500_000
+    with pytest.raises(UserError, match="too fast"):
+        link_clock(get_board("icebreaker"), baud=6_000_000)

@@ -91,3 +91,30 @@ def test_flash_checks_the_file(tmp_path, capsys):
     (tmp_path / "top.bin").write_bytes(b"x")
     assert main(["flash", str(tmp_path / "top.bin"), "--board", "ulx3s-85f"]) == 2
     assert "ecp5 bitstream is a .bit file" in capsys.readouterr().err
+
+
+def test_the_baud_rate_comes_from_the_build(tmp_path, monkeypatch, capsys):
+    """Device.open and `hdlgen run` open the port at the rate build.json records; --baud overrides."""
+    from hdlgen import Device
+    from hdlgen.boards.build import BUILD_RECORD
+
+    opened = []
+    monkeypatch.setattr(serial, "Serial", lambda port, baud, timeout: opened.append(baud) or
+                        serial_link(tiny_net(), NetworkTop(tiny_net()))[2])
+    build = tmp_path / "build" / "net-icebreaker"
+    build.mkdir(parents=True)
+    (build / BUILD_RECORD).write_text(json.dumps({"board": "icebreaker", "baud": 3_000_000}))
+    Device.open("/dev/ttyFAKE", build=build).close()
+    Device.open("/dev/ttyFAKE", build=build / "top.bin", baud=250_000).close()
+    assert opened == [3_000_000, 250_000]
+    with pytest.raises(Exception, match="no build record"):
+        Device.open("/dev/ttyFAKE", build=tmp_path)
+
+    net = tiny_net()
+    write_case(tmp_path, net)
+    monkeypatch.chdir(tmp_path)   # build/net-icebreaker is the net's one build there
+    assert main(["run", "--port", "/dev/ttyFAKE", "--data", "data.npz", "--net", "net.ttfs", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert opened[-1] == 3_000_000 and summary["baud"] == 3_000_000
+    # 12 pixels: the RESULT frames back (34 bytes, 4 logits) are longer than the CLASSIFY frames (21)
+    assert summary["request_bytes"] == 21 and summary["link_limit_images_per_second"] == pytest.approx(3e6 / 10 / 34)
