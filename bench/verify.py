@@ -8,7 +8,10 @@ max-pools, lanes 1..fan-out, P pixels per transfer) and runs ``--vectors`` image
 compares every spike, logit and class with the golden model. Nets run in parallel, one process
 each; ``--seed`` reproduces the whole campaign. Writes ``bench/results/verify.json``.
 
-    .venv/bin/python bench/verify.py [--nets 50] [--vectors 200] [--seed 15] [--jobs N] [--simulator verilator]
+    .venv/bin/python bench/verify.py [--nets 50] [--vectors 200] [--seed 15] [--jobs N] [--simulator verilator] [--resume]
+
+``--resume`` keeps the rows of an earlier run of the same campaign in the results file and runs only
+the nets it lacks (the campaign is long: its 784-input CNNs take many minutes each).
 """
 
 from __future__ import annotations
@@ -80,6 +83,19 @@ def _summary(rows: list, command: str, args, simulator: str, seconds: float) -> 
             "vectors_per_second": round(vectors / seconds, 2), "rows": rows}
 
 
+def _earlier_rows(path: Path, specs: list, vectors: int, simulator: str) -> tuple[list, float]:
+    """The rows of ``path`` that belong to this campaign (same spec at the same index, vectors and
+    simulator) and the wall seconds that run had taken when it wrote them."""
+    if not path.exists():
+        return [], 0.0
+    earlier = json.loads(path.read_text())
+    if earlier.get("simulator") != simulator:
+        return [], 0.0
+    rows = [row for row in earlier["rows"] if row["index"] < len(specs) and row["spec"] == specs[row["index"]]
+            and row["vectors"] == vectors]
+    return rows, earlier["seconds"] if rows else 0.0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", type=int, default=50)
@@ -89,6 +105,8 @@ def main(argv=None) -> int:
     parser.add_argument("--simulator", choices=["verilator", "icarus"], default=None,
                         help="default: verilator, else icarus when verilator is missing")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS)
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows of an earlier run of this campaign in --output; run only the missing nets")
     args = parser.parse_args(argv)
     if args.vectors < 6:
         parser.error("--vectors must be at least 6 (two all-zero, two saturated, two single-pixel)")
@@ -98,10 +116,15 @@ def main(argv=None) -> int:
         parser.error(reason)
     specs = campaign_specs(args.nets, args.seed)
     command = shlex.join(["python", "bench/verify.py", *(sys.argv[1:] if argv is None else argv)])
-    start = time.perf_counter()
-    rows = []
+    rows, earlier_seconds = _earlier_rows(args.output, specs, args.vectors, simulator) if args.resume else ([], 0.0)
+    done = {row["index"] for row in rows}
+    if rows:
+        print(f"resuming: {len(rows)} nets already in {args.output}, {len(specs) - len(rows)} to run")
+    start = time.perf_counter() - earlier_seconds   # the campaign's wall time counts both runs
+    result = _summary(rows, command, args, simulator, time.perf_counter() - start) if rows else None
     with ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_net, spec, args.vectors, simulator, i) for i, spec in enumerate(specs)]
+        futures = [pool.submit(run_net, spec, args.vectors, simulator, i) for i, spec in enumerate(specs)
+                   if i not in done]
         for future in tqdm(as_completed(futures), total=len(futures), unit="net", desc=f"{simulator} seed {args.seed}"):
             row = future.result()
             rows.append(row)
