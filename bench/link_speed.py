@@ -60,7 +60,6 @@ def main():
     args = parser.parse_args()
     ensure_digits()
     path = RESULTS / "link_speed.json"
-    rows = {row["name"]: row for row in json.loads(path.read_text())["rows"]} if path.exists() else {}
     command = "python bench/link_speed.py " + " ".join(sys.argv[1:])
     for net_name, (net_path, data_path) in NETS.items():
         for baud in BAUDS:
@@ -72,8 +71,10 @@ def main():
             net = ttfs.load(net_path)
             pixels = net.input.pixels(load_dataset(data_path, net.input.shape).head(args.images).x)
             print(f"{name}: {len(pixels)} images ...", flush=True)
-            rows[name] = {"name": name, "net": net_path.stem, **measure(net, pixels, baud)}
-            row = rows[name]
+            row = {"name": name, "net": net_path.stem, "command": command, **measure(net, pixels, baud)}
+            # the rows of earlier runs (another may have finished meanwhile) are kept
+            rows = {row["name"]: row for row in json.loads(path.read_text())["rows"]} if path.exists() else {}
+            rows[name] = row
             print(f"  {row['images_per_second']:.1f} images/s of {row['link_limit_images_per_second']:.1f} the link "
                   f"carries (window {row['window']}, compute alone {row['compute_limit_images_per_second']:.0f}/s), "
                   f"bit-exact {row['bit_exact']}", flush=True)

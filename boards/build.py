@@ -314,6 +314,18 @@ def link_clock(board: Board, clock_hz: float | None = None, baud: int | None = N
     return pll, design_clock, baud
 
 
+def _more_spram(geometry: NetGeometry, board: Board, bram: Utilization, spram_layers: list) -> list | None:
+    """After a build that overfilled block RAM: the engines for SPRAM when the weights get only
+    the blocks the rest of the design left (``bram.used`` minus the weights' blocks), if that
+    moves more engines than ``spram_layers``; else None."""
+    from .spram import fitting_plan
+
+    blocks = weight_bram_blocks(geometry, board)
+    others = bram.used - sum(b for index, b in enumerate(blocks) if index not in spram_layers)
+    plan = fitting_plan(geometry, blocks, bram.available - others)
+    return plan if set(plan) > set(spram_layers) else None
+
+
 def himbaechel_platform(platform_class: type) -> type:
     """``platform_class`` (an amaranth Gowin platform) with its Apicula flow calling
     ``nextpnr-himbaechel`` (family and constraints as ``--vopt``) instead of ``nextpnr-gowin``."""
@@ -389,7 +401,8 @@ def _run_script(out_dir: Path, name: str, family: str, progress) -> subprocess.C
 
 
 def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None,
-          clock_hz: float | None = None, baud: int | None = None, spram: bool | None = False, seed: int | None = None,
+          clock_hz: float | None = None, baud: int | None = None, spram: bool | list | None = False,
+          seed: int | None = None,
           name: str = "top", progress=None) -> BuildReport:
     """Build ``net`` for ``board`` into ``out_dir``; returns the report (fitting or not).
 
@@ -399,7 +412,9 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     weights in block RAM or, on iCE40 UP5K boards, SPRAM by what fits (SPRAM only for the largest
     engines block RAM cannot hold, :func:`hdlgen.boards.spram.fitting_plan`); True moves the
     largest layers' weights into SPRAM while it lasts (:func:`hdlgen.boards.spram.place_weights`);
-    False keeps them all in block RAM. SPRAM weights are loaded by the host after configuration.
+    False keeps them all in block RAM; a list names the engines for SPRAM. With None, a design
+    whose other block RAMs (tick sorters, FIFOs) leave too few for the weights is built once more
+    with the engines the measured remainder cannot hold in SPRAM. SPRAM weights are loaded by the host after configuration.
     ``pixels_per_transfer`` builds the core with that many pixels per transfer, the link's bytes
     packed into them; ``spike_lanes`` with that many ladders per spike-time bank (on an iCE40 one
     unless asked: every sorter bank takes block RAMs of its own, and there are 30 at most).
@@ -435,7 +450,9 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     spram_layers = []
     if spram and not has_spram:
         raise UserError(f"--spram: {board.name} ({board.device}) has no SPRAM; it is on iCE40 UP5K boards")
-    if spram:
+    if isinstance(spram, list):
+        spram_layers = sorted(spram)
+    elif spram:
         spram_layers = spram_plan(geometry)
         if not spram_layers:
             rows = ", ".join(f"{geometry.layers[layer].row_bits}" for layer in geometry.engines)
@@ -501,6 +518,11 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
             utilization, _ = parse_report({"utilization": bels}, board.family, netlist_cells=cells)
             # nextpnr also gives up placing a design that is just under the limit
             if any(u.used > u.available for u in utilization.values()) or "legal placement" in (_first_error(pnr_log) or ""):
+                more = _more_spram(geometry, board, utilization["BRAM"], spram_layers) if spram is None else None
+                if more:   # by what fits: the block RAMs the rest of the design took are now known
+                    return build(net, board, out_dir, lanes=lanes, pixels_per_transfer=pixels_per_transfer,
+                                 spike_lanes=spike_lanes, clock_hz=clock_hz, baud=baud, spram=more, seed=seed,
+                                 name=name, progress=progress)
                 return BuildReport(board.name, utilization, None, design_clock / 1e6, None, seconds,
                                    {"error": _first_error(pnr_log), **placement})
         for log in [pnr_log, out_dir / f"{name}.rpt"]:

@@ -181,3 +181,20 @@ def test_placed_by_what_fits_the_net_simulates_bit_exact():
     results = device.classify(pixels)
     ref = golden.run_batch(net, pixels)
     assert [(r.label, list(r.logits)) for r in results] == list(zip(ref.classes, ref.logits.tolist()))
+
+
+def test_a_build_that_overfills_block_ram_moves_what_the_rest_of_the_design_leaves_no_room_for():
+    from hdlgen.boards.build import Utilization, _more_spram
+    from hdlgen.boards.platforms import get_board
+    from hdlgen.geometry import NetGeometry
+    from hdlgen.testing import random_net
+
+    board = get_board("icebreaker")
+    geometry = NetGeometry(random_net(np.random.default_rng(0), [200, 160, 150, 10], 8, weight_bits=8), 1)
+    # weights 63 + 47 + 3 blocks; layers 0 and 1 went to SPRAM, yet 32 of 30 blocks were asked for:
+    # 29 are the rest of the design's, so 1 is left and layer 2 (3 blocks) must move too
+    assert _more_spram(geometry, board, Utilization(32, 30), [0, 1]) == [0, 1, 2]
+    # 28 for the rest leave 2 blocks: still short of 3, layer 2 moves
+    assert _more_spram(geometry, board, Utilization(31, 30), [0, 1]) == [0, 1, 2]
+    # all in SPRAM already: nothing more to move
+    assert _more_spram(geometry, board, Utilization(40, 30), [0, 1, 2]) is None
