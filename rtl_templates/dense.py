@@ -9,7 +9,7 @@ from hdlgen.geometry import DenseGeometry, ceil_div
 
 from .events import acc_word_layout, event_layout, times_constant
 
-__all__ = ["WeightROM", "DenseEngine", "accumulate_stage", "weight_product"]
+__all__ = ["WeightROM", "DenseEngine", "accumulate_stage", "read_through", "weight_product"]
 
 
 def weight_product(weight, q, in_logic: bool):
@@ -39,6 +39,21 @@ def accumulate_stage(m, read_data, summed, issue_word, ahead, enable=1):
     with m.If(enable):
         m.d.sync += held.eq(Mux(hit, summed, read_data))
     return held
+
+
+def read_through(m, memory, write):
+    """A read port on ``memory`` whose data is ``write``'s in the cycles they hit one address, as
+    a port transparent to ``write`` gives, with the hit kept in a register.
+
+    Yosys makes a transparent port on LUT RAM with the address compare in front of every data
+    bit's register: a wide engine's read then waits for the compare and its fan-out to the whole
+    word. Here the compare and the written word are registered beside the read, and one
+    multiplexer after it picks. Returns ``(read_port, data)``."""
+    read = memory.read_port()
+    hit, written = Signal(), Signal.like(write.data, name=f"{read.data.name}_written")
+    with m.If(read.en):
+        m.d.sync += [hit.eq(write.en & (write.addr == read.addr)), written.eq(write.data)]
+    return read, Mux(hit, written, read.data)
 
 
 class WeightROM(wiring.Component):
@@ -200,9 +215,9 @@ class DenseEngine(wiring.Component):
             shape=unsigned(word_layout.size), depth=words, init=bias_init)
         m.submodules.bias = bias = Memory(shape=unsigned(word_layout.size), depth=words, init=bias_init)
         acc_write = accumulators.write_port()
-        acc_read = accumulators.read_port(transparent_for=(acc_write,))
+        acc_read, acc_data = read_through(m, accumulators, acc_write)
         bias_read = bias.read_port()
-        acc_now = word_layout(acc_read.data)
+        acc_now = word_layout(acc_data)
 
         # stage 0: issue the weight row of word ``word`` of the current spike
         busy = Signal()

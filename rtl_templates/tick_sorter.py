@@ -101,7 +101,10 @@ class TickSorter(wiring.Component):
         # every bank loads its head and tail of the tick whenever a tick is sought, listed in it
         # or not (only a bank with a list is chosen): so the load waits for no OR over the banks
         seeking = Signal()
-        step = Signal()                  # the chosen bank follows its link
+        # an event leaves the walk this cycle; the chosen bank then follows its link unless it is
+        # at its tail – decided in each bank from its own ``at_tail``, so no OR over the banks
+        # sits in front of the link read addresses
+        walk_moves = Signal()
         appending = Signal(banks)        # append, second cycle: the bank's tail[tick] has arrived
         append_word = Signal(index_shape)
         collecting = Signal()
@@ -126,7 +129,7 @@ class TickSorter(wiring.Component):
             # ``walk_tail`` take, so the walk's step starts at flip-flops
             at_tail = Signal(name=f"at_tail{b}", init=1)
             take_link = Signal(name=f"take_link{b}")
-            m.d.comb += take_link.eq(step & chosen[b])
+            m.d.comb += take_link.eq(walk_moves & chosen[b] & ~at_tail)
             # links are written while collecting (at the old tail of the appended tick) and read
             # while emitting (at the value ``current`` takes), through addresses of their own: the
             # walk's loop is the link memory's output through one multiplexer to its read address,
@@ -199,10 +202,10 @@ class TickSorter(wiring.Component):
                         m.d.comb += tick_next.eq(tick + 1)
             with m.State("walk"):
                 m.d.comb += [emit.valid.eq(1), emit.payload.neuron.eq(neuron), emit.payload.tick.eq(tick)]
-                with m.If(emit.ready):
-                    with m.If(~at_tail):
-                        m.d.comb += step.eq(1)
-                    with m.Elif(queue.any()):
+                m.d.comb += walk_moves.eq(emit.ready)
+                # not at the tail, the chosen bank steps (``take_link``); at it, the next bank or tick
+                with m.If(emit.ready & at_tail):
+                    with m.If(queue.any()):
                         m.d.sync += [chosen.eq(lowest(queue)), queue.eq(queue & ~lowest(queue))]
                     with m.Else():
                         m.d.comb += tick_next.eq(tick + 1)
