@@ -437,6 +437,9 @@ TOOLS = {
     "convert/onnx-without-onnx": ("convert {model_onnx} --data {data_npz} -o {out}/n.ttfs", ("onnx",),
                                   _without("onnx")),
     "compare/plots-without-matplotlib": (COMPARE, ("matplotlib",), _without("matplotlib")),
+    "report/without-matplotlib": ("report {net_ttfs} --data {data_npz} -o {out}/r.html", ("matplotlib", "hdlgen[report]"),
+                                  _without("matplotlib")),
+    "report/without-jinja2": ("report {net_ttfs} --data {data_npz} -o {out}/r.html", ("jinja2",), _without("jinja2")),
     "finetune/without-torch": (FINETUNE, ("PyTorch",), _without("torch")),
 }
 for name, (argv, names, patch) in TOOLS.items():
