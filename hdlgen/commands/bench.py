@@ -91,7 +91,6 @@ def _check_options(args):
     return boards
 
 
-
 def _is_address(text: str) -> bool:
     host, _, port = text.removeprefix("tcp://").rpartition(":")
     return text.startswith("tcp://") and bool(host) and port.isdigit()
@@ -197,6 +196,26 @@ def _write_builds(results, keys, out: Path, several_nets: bool):
                 row[field] = row[field].replace(sweep.BUILD_DIR_TOKEN, str(place))
 
 
+def _print_tables(figures, samples: int, simulated: str, several_nets: bool):
+    """The sweep's tables: accuracy, RTL, boards (with the Pareto front), and where its tasks ran."""
+    print(f"accuracy on {samples} samples of {figures['data']}")
+    print(format_accuracy(figures["accuracy"]))
+    rtl = figures["rtl"]
+    if rtl["skipped"] and rtl["skipped"] != "--samples 0":
+        print(f"\nRTL: skipped, {rtl['skipped']}")
+    elif rtl["rows"]:
+        print(f"\nRTL: {simulated}")
+        print(format_rtl(rtl["rows"], several_nets))
+    if figures["boards"]:
+        print("\nboards: µs per inference = cycles mean at the lower of fmax and clock; front: on the Pareto front "
+              "of accuracy, µs per inference and LUTs")
+        print(format_boards(figures["boards"], several_nets))
+    tasks = figures["tasks"]
+    workers = f" by {', '.join(tasks['workers'])}" if tasks["engine"] != "in this process" else ""
+    print(f"\ntasks: {tasks['total']}, {tasks['cached']} from the cache, {tasks['computed']} computed "
+          f"{tasks['engine']}{workers}, {tasks['failed']} failed")
+
+
 def run(args):
     progress = sys.stderr.isatty() and not args.json
     boards = _check_options(args)
@@ -232,20 +251,7 @@ def run(args):
                          "engine": where, "workers": sorted({task["worker"] for task in computed if task["worker"]})},
                "pareto": [i for i, row in enumerate(rows["boards"]) if row["pareto"]]}
 
-    print(f"accuracy on {len(data)} samples of {args.data}")
-    print(format_accuracy(rows["accuracy"]))
-    if reason and args.samples:
-        print(f"\nRTL: skipped, {reason}")
-    elif rows["rtl"]:
-        print(f"\nRTL: {min(args.samples, len(data))} images, {simulator}")
-        print(format_rtl(rows["rtl"], several))
-    if rows["boards"]:
-        print("\nboards: µs per inference = cycles mean at the lower of fmax and clock; front: on the Pareto front "
-              "of accuracy, µs per inference and LUTs")
-        print(format_boards(rows["boards"], several))
-    print(f"\ntasks: {len(tasks)}, {cached} from the cache, {len(computed)} computed {where}"
-          f"{' by ' + ', '.join(figures['tasks']['workers']) if client is not None else ''}, {failed} failed")
-
+    _print_tables(figures, len(data), f"{min(args.samples, len(data))} images, {simulator}", several)
     if args.output:
         Path(args.output).write_text(json.dumps(figures, indent=1) + "\n")
         print(f"wrote {args.output}")
