@@ -3,6 +3,7 @@ section is there and its numbers are ``hdlgen eval``'s; (slow) with a real bench
 build, and loaded in headless Chromium with no console errors."""
 
 import base64
+import contextlib
 import io
 import json
 import shutil
@@ -14,7 +15,7 @@ import pytest
 
 from hdlgen import ttfs
 from hdlgen.cli import main
-from hdlgen.html_report import SECTIONS, load_build
+from hdlgen.html_report import SECTIONS
 
 from .helpers import DIGITS
 
@@ -147,34 +148,44 @@ def test_report_refuses_bad_inputs(nets, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def full_report(nets, tmp_path_factory):
-    """The MLP's report with a bench run (Icarus at lanes 1 and 4, iCEBreaker builds) and a build directory."""
+    """The MLP's report with everything: a bench run (Icarus at lanes 1 and 4), an iCEBreaker build's
+    directory and the same build's saved --json output, and a comparison of the codes."""
     from .helpers import require_simulator
 
     require_simulator()
     d = tmp_path_factory.mktemp("full_report")
     bench = d / "bench.json"
     assert main(["bench", str(nets["mlp"]), "--data", str(TEST_DATA), "--samples", "2", "--lanes", "1", "4",
-                 "--board", "icebreaker", "--build-dir", str(d / "builds"), "-o", str(bench)]) == 0
+                 "-o", str(bench)]) == 0
+    build = d / "icebreaker"
+    saved = d / "build-output.txt"
+    with contextlib.redirect_stdout(io.StringIO()) as output:
+        assert main(["build", str(nets["mlp"]), "--board", "icebreaker", "--lanes", "4", "-o", str(build), "--json"]) == 0
+    saved.write_text(output.getvalue())
+    compare = d / "compare.json"
+    assert main(["compare", str(DIGITS / "digits_mlp.npz"), "--data", str(TEST_DATA), "--steps", "2", "8",
+                 "--cycle-samples", "5", "-o", str(compare)]) == 0
     out = d / "report.html"
-    assert main(["report", str(nets["mlp"]), "--data", str(TEST_DATA), "--bench", str(bench),
-                 "--build", str(d / "builds" / "icebreaker-lanes4"), "-o", str(out)]) == 0
-    return out, json.loads(bench.read_text()), d / "builds"
+    assert main(["report", str(nets["mlp"]), "--data", str(TEST_DATA), "--bench", str(bench), "--compare", str(compare),
+                 "--build", str(build), str(saved), "-o", str(out)]) == 0
+    return out, json.loads(bench.read_text()), json.loads(output.getvalue().splitlines()[-1])
 
 
 @pytest.mark.slow
 def test_report_with_bench_and_build(full_report):
-    out, bench, builds = full_report
+    out, bench, build = full_report
     page = Page(out.read_text())
-    assert page.sections == ALWAYS + ["cycles", "boards"]
+    assert page.sections == list(SECTIONS)
     for src in page.images:
         decode_png(src)
     assert page.figures["cycles"] == bench["rtl"]["rows"]
-    rows = page.figures["boards"]
-    assert [row["name"] for row in rows] == ["icebreaker lanes 1", "icebreaker lanes 4", "icebreaker-lanes4"]
-    # the build directory read back gives what the build itself reported
-    directory = load_build(builds / "icebreaker-lanes4")
-    assert directory["utilization"] == bench["boards"][1]["utilization"] == rows[2]["utilization"]
-    assert directory["fmax_mhz"] == pytest.approx(bench["boards"][1]["fmax_mhz"])
+    assert page.cells["cycles_mean"] == [f"{row['cycles_mean']:.1f}" for row in bench["rtl"]["rows"]]
+    # the build directory's record and the build's own --json output say the same
+    directory, saved = page.figures["boards"]
+    assert (directory["name"], saved["name"]) == ("icebreaker", "icebreaker (build-output.txt)")
+    for row in directory, saved:
+        assert row["utilization"] == build["utilization"] and row["fmax_mhz"] == build["fmax_mhz"]
+    assert page.cells["fmax"] == [f"{build['fmax_mhz']:.1f}"] * 2
 
 
 CHECK = """<script>
