@@ -30,17 +30,30 @@ __all__ = ["Device", "ClassifyStats", "default_window", "HOST_LATENCY", "build_b
 HOST_LATENCY = 2e-3
 
 
-def default_window(input_size: int, classes: int, baud: int, latency: float = HOST_LATENCY) -> int:
-    """Requests in flight that keep the line to the board busy: one being sent and enough behind
-    it to cover a round trip (its result's frame back and ``latency``), but no more than the
-    board's receive FIFO holds beyond the frame it is reading (bytes past it would be lost while
-    the core holds pixels back); at least 2."""
+def default_window(input_size: int, classes: int, baud: int, latency: float = HOST_LATENCY,
+                   compute_seconds: float | None = None) -> int:
+    """Requests in flight that keep the line to the board busy without losing bytes.
+
+    Enough to cover a round trip – the request being sent, then its compute, its result's frame
+    back and ``latency`` – but only as many as the board's receive FIFO holds beyond the frame it
+    is reading: bytes past that are lost while the core holds pixels back. When the core keeps
+    pace with the line (``compute_seconds``, the time after an image's last pixel, fills at most
+    half the FIFO, and results are no longer than requests) nothing piles up and the FIFO sets
+    no bound; when its compute alone overfills the FIFO, one at a time.
+    """
     from .gateware import RX_FIFO_DEPTH
     from .uart import BITS_PER_BYTE
 
     request, response = link.classify_size(input_size), link.result_size(classes)
-    round_trip = (response * BITS_PER_BYTE / baud + latency) / (request * BITS_PER_BYTE / baud)
-    return max(2, min(1 + int(np.ceil(round_trip)), 1 + RX_FIFO_DEPTH // request))
+    byte_seconds = BITS_PER_BYTE / baud
+    round_trip = response * byte_seconds + latency + (compute_seconds or 0.0)
+    needed = 1 + int(np.ceil(round_trip / (request * byte_seconds)))
+    if compute_seconds is None:
+        return max(1, min(needed, 1 + RX_FIFO_DEPTH // request))
+    piled = compute_seconds / byte_seconds   # bytes arriving while the core computes
+    if piled <= RX_FIFO_DEPTH / 2 and response <= request:
+        return max(2, needed)
+    return 1 if piled > RX_FIFO_DEPTH else max(1, min(needed, 1 + RX_FIFO_DEPTH // request))
 
 
 def build_baud(build) -> int:
@@ -79,9 +92,9 @@ class Device:
         An open pyserial-like port: ``write(bytes)``, ``read(n)`` returning fewer bytes when its
         ``timeout`` passes.
     window : int, optional
-        Requests in flight at once; by default as many as keep the line busy
-        (:func:`default_window` at the port's ``baudrate``, once INFO told the image size), 2 on a
-        port without a ``baudrate``.
+        Requests in flight at once; by default as many as keep the line busy without losing bytes
+        (:func:`default_window` at the port's ``baudrate``: once INFO told the image size, then
+        again once the first result told the compute time), 2 on a port without a ``baudrate``.
     retries : int
         Times one image is sent again (after an ERROR or a timeout) before giving up.
     """
@@ -91,6 +104,7 @@ class Device:
             raise ValueError(f"window must be ≥ 1, got {window}")
         self.port = port
         self.window = window
+        self._window_follows_the_link = window is None
         self.retries = retries
         self._seq = itertools.count()
         # only headers a response can have: a damaged length would hold back the frames behind it
@@ -202,6 +216,13 @@ class Device:
                 return total
         raise link.LinkError(f"no clean pass loading the weights in {self.retries + 1} tries")
 
+    def _window_for(self, result: link.Result) -> int:
+        """:func:`default_window` once ``result`` told the core's compute time."""
+        info = self.info_reply
+        self._window_follows_the_link = False
+        return default_window(info.input_size, info.classes, self.port.baudrate,
+                              compute_seconds=result.compute_cycles / info.clock_hz)
+
     def _exchange(self, requests, answer_type, stats, *, what, answered=None, window=None):
         """Send every request (a function of the sequence number giving the frame) and collect
         one ``answer_type`` response for each, resending after an ERROR or silence."""
@@ -237,6 +258,8 @@ class Device:
                 if isinstance(r, answer_type) and r.seq in in_flight:
                     index = in_flight.pop(r.seq)
                     answers[index] = r
+                    if isinstance(r, link.Result) and self._window_follows_the_link and self.window:
+                        window = self.window = self._window_for(r)
                     if answered is not None:
                         answered(index, r)
                 elif isinstance(r, link.Error):
