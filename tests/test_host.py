@@ -118,3 +118,19 @@ def test_the_baud_rate_comes_from_the_build(tmp_path, monkeypatch, capsys):
     assert opened[-1] == 3_000_000 and summary["baud"] == 3_000_000
     # 12 pixels: the RESULT frames back (34 bytes, 4 logits) are longer than the CLASSIFY frames (21)
     assert summary["request_bytes"] == 21 and summary["link_limit_images_per_second"] == pytest.approx(3e6 / 10 / 34)
+
+
+def test_the_window_covers_a_round_trip_within_the_boards_fifo():
+    from hdlgen.boards.host import default_window
+
+    # digits at 3 Mbaud: 73-byte requests, 7 fit the 512-byte FIFO behind the one being read; once the
+    # core is known to keep pace (111 µs), 11 cover the 2 ms of USB latency
+    assert default_window(64, 10, 3_000_000) == 8
+    assert default_window(64, 10, 3_000_000, compute_seconds=111e-6) == 11
+    # 784 pixels: one at a time until the core is known, then two at 115,200 (3.9 ms of compute is 45 bytes),
+    # still one at 3 Mbaud (1170 bytes arrive while the core computes)
+    assert default_window(784, 10, 115_200) == 1
+    assert default_window(784, 10, 115_200, compute_seconds=3.9e-3) == 2
+    assert default_window(784, 10, 3_000_000, compute_seconds=3.9e-3) == 1
+    # results longer than requests (12 pixels, 4 classes): the FIFO bound stays
+    assert default_window(12, 4, 3_000_000, compute_seconds=1e-6) == default_window(12, 4, 3_000_000) == 25
