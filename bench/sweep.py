@@ -86,13 +86,13 @@ def main():
     args = p.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["command"] = shlex.join([sys.executable, *sys.argv])
+    script = shlex.join([sys.executable, *sys.argv])
     results["cpus"] = os.cpu_count()
     if "speedup" in args.parts:
-        results["speedup"] = speedup(args.samples)
+        results["speedup"] = {"script": script, **speedup(args.samples)}
         RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     if "cnn" in args.parts:
-        results["cnn"] = cnn(args.boards, args.lanes, args.samples)
+        results["cnn"] = {"script": script, **cnn(args.boards, args.lanes, args.samples)}
         RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
