@@ -21,13 +21,14 @@ from .test_host import simulated_board, write_case  # noqa: F401 (a fixture)
 
 
 @contextmanager
-def stderr_on_a_terminal(monkeypatch):
+def stderr_on_a_terminal():
     """sys.stderr is a pseudo-terminal; yields the list its text is collected in (a thread
     drains it, so a long build's progress never fills the terminal's buffer)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))   # a terminal's size: 24 × 120
     terminal = os.fdopen(slave, "w", buffering=1)
-    monkeypatch.setattr(sys, "stderr", terminal)
+    before = sys.stderr
+    sys.stderr = terminal
     seen = []
 
     def drain():
@@ -44,6 +45,7 @@ def stderr_on_a_terminal(monkeypatch):
     try:
         yield seen
     finally:
+        sys.stderr = before
         terminal.flush()
         terminal.close()
         reader.join(timeout=5)
@@ -51,12 +53,12 @@ def stderr_on_a_terminal(monkeypatch):
 
 
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
-def test_run_shows_a_bar_on_a_terminal_but_not_with_json(tmp_path, simulated_board, monkeypatch, capsys,  # noqa: F811
+def test_run_shows_a_bar_on_a_terminal_but_not_with_json(tmp_path, simulated_board, capsys,  # noqa: F811
                                                          json_flag):
     net = tiny_net()
     write_case(tmp_path, net, n=6)
     simulated_board(net)
-    with stderr_on_a_terminal(monkeypatch) as seen:
+    with stderr_on_a_terminal() as seen:
         code = main(["run", "--port", "/dev/ttyFAKE", "--baud", "250000", "--data", str(tmp_path / "data.npz"),
                      "--net", str(tmp_path / "net.ttfs"), *json_flag])
     assert code == 0
@@ -69,9 +71,9 @@ def test_run_shows_a_bar_on_a_terminal_but_not_with_json(tmp_path, simulated_boa
 
 
 @pytest.mark.slow
-def test_build_shows_its_phases_on_a_terminal(tmp_path, monkeypatch, capsys):
+def test_build_shows_its_phases_on_a_terminal(tmp_path, capsys):
     ttfs.save(tiny_net(), tmp_path / "net.ttfs")
-    with stderr_on_a_terminal(monkeypatch) as seen:
+    with stderr_on_a_terminal() as seen:
         code = main(["build", str(tmp_path / "net.ttfs"), "--board", "icebreaker", "-o", str(tmp_path / "b")])
     assert code == 0
     text = "".join(seen)
