@@ -356,7 +356,7 @@ class Soak:
 
 def soak_link(net, pixels, *, seed: int, clk_freq: float = 1e6, baud: int = 250_000, board_timeout: float = 3e-4,
               port_timeout: float = 1.2e-3, rate: float = 0.01, stall_rate: float = 0.001, max_stall: float = 1.5e-3,
-              retries: int = 30, window: int | None = 2, device=None) -> Soak:
+              retries: int = 30, window: int | None = 2, device=None, core=None) -> Soak:
     """Classify ``pixels`` on a simulated board top (:class:`~hdlgen.boards.gateware.HostLink`
     around a :class:`~hdlgen.rtl_templates.top.NetworkTop` of ``net``) with the host driver, over
     a line with :class:`LineFaults` (``seed``, ``rate``, ``stall_rate``, ``max_stall``).
@@ -366,7 +366,8 @@ def soak_link(net, pixels, *, seed: int, clk_freq: float = 1e6, baud: int = 250_
     takes to answer two requests in flight. ``device`` makes the driver (default
     :class:`~hdlgen.boards.host.Device` with ``retries`` and ``window``; None: the driver's
     default for the line's rate) from the port. ``clk_freq`` and ``baud`` set the line's speed:
-    12 MHz and 3 Mbaud is the iCEBreaker's link.
+    12 MHz and 3 Mbaud is the iCEBreaker's link. ``core`` replaces the default ``NetworkTop(net)``
+    (e.g. one with more lanes).
     """
     from amaranth.sim import Simulator
 
@@ -374,7 +375,7 @@ def soak_link(net, pixels, *, seed: int, clk_freq: float = 1e6, baud: int = 250_
     from .gateware import HostLink
     from .host import ClassifyStats, Device
 
-    top = HostLink(net, NetworkTop(net), clk_freq=clk_freq, baud=baud, timeout=board_timeout)
+    top = HostLink(net, NetworkTop(net) if core is None else core, clk_freq=clk_freq, baud=baud, timeout=board_timeout)
     sim = Simulator(top)
     sim.add_clock(1 / clk_freq)
     faults = LineFaults(seed, rate=rate, stall_rate=stall_rate, max_stall=max_stall)
