@@ -397,11 +397,13 @@ def plot_front(rows, path) -> Path | None:
             axes.scatter([row["us_per_inference"] for row in chosen], [100 * row["snn_accuracy"] for row in chosen],
                          s=[400 * row["utilization"]["LUT"]["used"] / largest for row in chosen], c=colour,
                          alpha=0.6, label=label, edgecolors="black", linewidths=0.5)
+    several_nets = len({(ticks_label(row["ticks"]), row["weight_bits"]) for row in drawn}) > 1
     for row in drawn:
-        if row["pareto"]:
-            axes.annotate(f"{row['board']} L{row['lanes']} T{ticks_label(row['ticks'])} {row['weight_bits']}b",
-                          (row["us_per_inference"], 100 * row["snn_accuracy"]), fontsize=7,
-                          xytext=(4, 4), textcoords="offset points")
+        if row["pareto"]:   # slanted: points of one accuracy lie on one line
+            net = f" T{ticks_label(row['ticks'])} {row['weight_bits']}b" if several_nets else ""
+            axes.annotate(f"{row['board']} L{row['lanes']}{net}", (row["us_per_inference"], 100 * row["snn_accuracy"]),
+                          fontsize=7, rotation=35, xytext=(3, 6), textcoords="offset points")
+    axes.margins(x=0.12, y=0.25)   # room for the labels
     latencies = [row["us_per_inference"] for row in drawn]
     if max(latencies) > 10 * min(latencies):   # lanes 1 to 16 span more than a decade
         axes.set_xscale("log")
