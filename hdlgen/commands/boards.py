@@ -5,7 +5,8 @@ from ..report import print_json
 
 
 def register(sub):
-    p = sub.add_parser("boards", help="list the boards 'hdlgen build' can target (UART + open toolchain; or --board module:Class)")
+    p = sub.add_parser("boards", help="list the boards 'hdlgen build' can target (UART + open toolchain); "
+                                      "others: --board module:Class")
     p.add_argument("--json", action="store_true", help="print the list as one JSON object on the last line")
     p.set_defaults(func=run)
 
