@@ -68,6 +68,8 @@ DSP_BLOCKS = {"iCE40UP5K": 8, "iCE40UP3K": 4, "LFE5U-12F": 28, "LFE5U-25F": 28, 
 BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit", "gowin": ".fs"}
 # the yosys netlist each family's amaranth flow writes (Apicula names it apart from nextpnr's output)
 NETLIST_SUFFIX = {"ice40": ".json", "ecp5": ".json", "gowin": ".syn.json"}
+# what nextpnr writes when it is done: the packer runs next
+NEXTPNR_OUTPUT = {"ice40": ".asc", "ecp5": ".config", "gowin": ".pnr.json"}
 PHASES = ("elaborate", "synthesize", "place and route", "pack")
 BUILD_RECORD = "build.json"
 
@@ -370,14 +372,13 @@ def _phase(out_dir: Path, name: str, family: str) -> tuple[str, str]:
     return "synthesize", re.sub(r"^[\d.]+\s*Executing\s*", "", step).rstrip(".")
 
 
-# what nextpnr writes when it is done: the packer runs next
-NEXTPNR_OUTPUT = {"ice40": ".asc", "ecp5": ".config", "gowin": ".pnr.json"}
-
-
 def _tail(log: Path, size: int = 4096) -> list:
+    """The whole lines of the last ``size`` bytes of ``log``."""
     with open(log, "rb") as f:
-        f.seek(max(0, log.stat().st_size - size))
-        return f.read().decode(errors="replace").splitlines()[1:]
+        start = max(0, log.stat().st_size - size)
+        f.seek(start)
+        lines = f.read().decode(errors="replace").splitlines()
+    return lines[1:] if start else lines
 
 
 def _run_script(out_dir: Path, name: str, family: str, progress) -> subprocess.CompletedProcess:
@@ -385,19 +386,15 @@ def _run_script(out_dir: Path, name: str, family: str, progress) -> subprocess.C
     command = ["sh", f"build_{name}.sh"]
     with subprocess.Popen(command, cwd=out_dir, env=toolchain_env(family), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as process:
-        if progress is None:
-            stdout, _ = process.communicate()
-        else:
-            chunks = []
-            # the script's output is read while it runs: a full pipe would stop it
-            reader = threading.Thread(target=lambda: chunks.append(process.stdout.read()), daemon=True)
-            reader.start()
-            while process.poll() is None:
-                progress(*_phase(out_dir, name, family))
-                time.sleep(0.5)
-            reader.join()
-            stdout = "".join(chunks)
-    return subprocess.CompletedProcess(command, process.returncode, stdout)
+        chunks = []
+        # the script's output is read while it runs: a full pipe would stop it
+        reader = threading.Thread(target=lambda: chunks.append(process.stdout.read()), daemon=True)
+        reader.start()
+        while process.poll() is None:
+            progress(*_phase(out_dir, name, family))
+            time.sleep(0.5)
+        reader.join()
+    return subprocess.CompletedProcess(command, process.returncode, "".join(chunks))
 
 
 def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None,
