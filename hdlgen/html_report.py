@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import golden
+from .bench import ticks_label
 from .data import Dataset
 from .errors import UserError
 from .files import write_atomically
@@ -296,14 +297,16 @@ def report_html(net: TTFSNet, data: Dataset, *, bench: dict | None = None, compa
         figures["confusion"] = matrix.tolist()
 
     cycles = None
-    rtl_rows = (bench or {}).get("rtl", {}).get("rows", [])
+    # a sweep's simulations of this net (its rows name the ticks and weight bits they are of),
+    # those that ran; a bench of one net has rows without them
+    rtl_rows = [row for row in (bench or {}).get("rtl", {}).get("rows", []) if "cycles_mean" in row
+                and row.get("ticks", list(net.ticks)) == list(net.ticks)
+                and row.get("weight_bits", net.weight_bits) == net.weight_bits]
     if rtl_rows:
-        hardware = bench.get("hardware_net", {})
         cycles = {"rows": rtl_rows,
-                  "caption": f"Net {hardware.get('name', '?')} (T={hardware.get('ticks', '?')}, "
-                             f"{hardware.get('weight_bits', '?')}-bit weights), {rtl_rows[0]['samples']} images "
-                             f"simulated in {rtl_rows[0]['simulator']}, each alone in the core; the event lower bound "
-                             "and the dense schedule are hdlgen.cycles'."}
+                  "caption": f"This net (T={ticks_label(net.ticks)}, {net.weight_bits}-bit weights), "
+                             f"{rtl_rows[0]['samples']} images simulated in {rtl_rows[0]['simulator']}, each alone "
+                             "in the core; the event lower bound and the dense schedule are hdlgen.cycles'."}
         images["cycles"] = _cycles_plot(rtl_rows)
         figures["cycles"] = rtl_rows
     boards = None
