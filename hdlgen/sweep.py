@@ -217,9 +217,11 @@ BUILD_LOGS = (".build.log", ".report.json", ".tim", ".rpt")
 def build_task(converted: dict, simulated: dict | None = None, *, board: str, lanes: int, clock_hz: float | None,
                pixels_per_transfer: int) -> dict:
     """:func:`hdlgen.bench.board_row` of the converted net, built in a scratch directory; the
-    bitstream and logs come back as files, their paths in the row under :data:`BUILD_DIR_TOKEN`.
+    bitstream, logs and build record come back as files, their paths (in the row and the record)
+    under :data:`BUILD_DIR_TOKEN`.
     ``simulated`` (the :func:`simulate_task` result at these lanes) gives the cycles per inference."""
     from .bench import board_row
+    from .boards.build import BUILD_RECORD
     from .boards.platforms import get_board
 
     _needs(converted, "build")
@@ -230,6 +232,8 @@ def build_task(converted: dict, simulated: dict | None = None, *, board: str, la
                         pixels_per_transfer=pixels_per_transfer)
         files = {path.name: path.read_bytes() for path in Path(scratch).iterdir()
                  if path.is_file() and (path.name.endswith(BUILD_LOGS) or str(path) == row["bitstream"])}
+        if BUILD_RECORD in files:   # what 'hdlgen run --build' and 'hdlgen report --build' read
+            files[BUILD_RECORD] = files[BUILD_RECORD].replace(scratch.encode(), BUILD_DIR_TOKEN.encode())
         for field in ["problem", "bitstream"]:
             if row[field]:
                 row[field] = row[field].replace(scratch, BUILD_DIR_TOKEN)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from .. import sweep, ttfs
 from ..bench import format_accuracy, format_boards, format_rtl, ticks_label
-from ..boards.build import toolchain_env
+from ..boards.build import BUILD_RECORD, toolchain_env
 from ..boards.platforms import get_board
 from ..data import load_dataset
 from ..errors import UserError
+from ..files import write_atomically
 from ..report import print_json
 from ..simulate import SIMULATORS, missing_simulator
 from . import check_core_options, check_output, check_output_dir
@@ -190,7 +191,8 @@ def _write_builds(results, keys, out: Path, several_nets: bool):
         if results[key]["files"]:
             place.mkdir(parents=True, exist_ok=True)
             for name, content in results[key]["files"].items():
-                (place / name).write_bytes(content)
+                (place / name).write_bytes(content.replace(sweep.BUILD_DIR_TOKEN.encode(), str(place).encode())
+                                           if name == BUILD_RECORD else content)
         for field in ["problem", "bitstream"]:
             if row.get(field):
                 row[field] = row[field].replace(sweep.BUILD_DIR_TOKEN, str(place))
@@ -253,7 +255,7 @@ def run(args):
 
     _print_tables(figures, len(data), f"{min(args.samples, len(data))} images, {simulator}", several)
     if args.output:
-        Path(args.output).write_text(json.dumps(figures, indent=1) + "\n")
+        write_atomically(Path(args.output), lambda path: path.write_text(json.dumps(figures, indent=1) + "\n"))
         print(f"wrote {args.output}")
         plot = sweep.plot_front(rows["boards"], Path(args.output).with_suffix(".png"))
         if plot:
