@@ -102,18 +102,8 @@ def spram_segments(geometry) -> list:
 
 def spram_plan(geometry, sprams: int = SPRAM_COUNT) -> list:
     """The engines (indices into ``geometry.engines``) whose weights go to SPRAM: the largest
-    first, while the SPRAMs last."""
-    stages = [geometry.layers[layer] for layer in geometry.engines]
-    chosen = []
-    for index in sorted(range(len(stages)), key=lambda i: -stages[i].weight_memory_bits):
-        stage = stages[index]
-        if stage.row_bits > WORD_BITS * SPRAM_COUNT:
-            continue
-        needed = SPRAMLayout(stage.row_bits, stage.weight_row_count).sprams
-        if needed <= sprams:
-            sprams -= needed
-            chosen.append(index)
-    return sorted(chosen)
+    first, while the SPRAMs last (:func:`fitting_plan` with no block RAM for weights)."""
+    return fitting_plan(geometry, [1] * len(geometry.engines), 0, sprams)
 
 
 def fitting_plan(geometry, bram_blocks: list, bram_available: int, sprams: int = SPRAM_COUNT) -> list:
