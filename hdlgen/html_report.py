@@ -32,7 +32,7 @@ from .geometry import NetGeometry
 from .report import confusion_matrix, evaluate, net_rows, net_summary, run_golden
 from .ttfs import TTFSNet
 
-__all__ = ["SECTIONS", "write_report", "report_html", "load_build", "load_json"]
+__all__ = ["SECTIONS", "write_report", "report_html", "load_build", "load_json", "missing_packages"]
 
 # section id → heading; the optional ones appear only when their input is given
 SECTIONS = {"net": "The net", "accuracy": "Accuracy", "confusion": "Confusion matrix",
@@ -345,6 +345,16 @@ def report_html(net: TTFSNet, data: Dataset, *, bench: dict | None = None, compa
         number=lambda v, digits=1: "–" if v is None else f"{v:.{digits}f}",
         dash=lambda v: "–" if v is None else v,
         usage=_usage_cell)
+
+
+def missing_packages() -> str | None:
+    """What a report needs that is not installed here (as the end of a sentence), or None."""
+    try:
+        import jinja2  # noqa: F401
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "needs matplotlib and jinja2: pip install 'hdlgen[report]'"
+    return None
 
 
 def write_report(net: TTFSNet, data: Dataset, out_path, *, bench: dict | None = None, compare: dict | None = None,

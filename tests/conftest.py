@@ -2,6 +2,14 @@ import pytest
 
 from .helpers import DIGITS
 
+# torch's logging binds its handlers to sys.stderr when torch is first imported. Imported here,
+# that is the session's stream, not the capsys stream of the test that happened to import it
+# first (closed after it, so a later test's torch warning printed "--- Logging error ---").
+try:
+    import torch  # noqa: F401
+except ImportError:
+    pass
+
 
 @pytest.fixture(scope="session")
 def digits_net(tmp_path_factory):

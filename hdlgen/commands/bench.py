@@ -198,6 +198,20 @@ def _write_builds(results, keys, out: Path, several_nets: bool):
                 row[field] = row[field].replace(sweep.BUILD_DIR_TOKEN, str(place))
 
 
+def _write_report(converted: dict, data, figures: dict, path: Path):
+    """``hdlgen report`` of the sweep's first net with these figures, beside the JSON (when the
+    report's packages are there; a note otherwise)."""
+    from ..html_report import missing_packages, write_report
+
+    if missing_packages():
+        print(f"no report {path}: it {missing_packages()}")
+        return
+    if "net" not in converted["files"]:
+        print(f"no report {path}: the first net's conversion failed")
+        return
+    print(f"wrote {write_report(sweep.loads_net(converted['files']['net']), data, path, bench=figures)}")
+
+
 def _print_tables(figures, samples: int, simulated: str, several_nets: bool):
     """The sweep's tables: accuracy, RTL, boards (with the Pareto front), and where its tasks ran."""
     print(f"accuracy on {samples} samples of {figures['data']}")
@@ -260,6 +274,7 @@ def run(args):
         plot = sweep.plot_front(rows["boards"], Path(args.output).with_suffix(".png"))
         if plot:
             print(f"wrote {plot}")
+        _write_report(results[keys["accuracy"][0]], data, figures, Path(args.output).with_suffix(".html"))
     if args.json:
         print_json(figures)
     bit_exact = all(row.get("bit_exact") for row in rows["rtl"])

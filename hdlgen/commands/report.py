@@ -29,12 +29,10 @@ def register(sub):
 
 def run(args):
     check_output(args.output)
-    try:
-        import jinja2  # noqa: F401  (the report needs both; say so before the work)
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UserError("hdlgen report needs matplotlib and jinja2: pip install 'hdlgen[report]'") from None
-    from ..html_report import load_build, load_json, write_report
+    from ..html_report import load_build, load_json, missing_packages, write_report
+
+    if missing_packages():   # before the work
+        raise UserError(f"hdlgen report {missing_packages()}")
 
     bench = load_json(args.bench, "--bench", "'hdlgen bench -o'") if args.bench else None
     compare = load_json(args.compare, "--compare", "'hdlgen compare -o'") if args.compare else None
