@@ -87,12 +87,15 @@ class TickSorter(wiring.Component):
         # never reaches a read address, and the head read's path into the link address starts
         # at a register.
         tick, tick_next = Signal(range(ticks + 1)), Signal(range(ticks + 1))
-        m.d.comb += tick_next.eq(tick)
+        tick_done = Signal()            # the walk moves on to the next tick
+        starting = Signal()             # the end of the words: the walk starts at tick 0
+        m.d.comb += tick_next.eq(Mux(starting, 0, Mux(tick_done, tick + 1, tick)))
         m.d.sync += tick.eq(tick_next)
-        # the tick whose head and tail are read: a register, 0 while collecting, else tick + 1
+        # the tick whose head and tail are read: a register, 0 while collecting, else tick + 1 –
+        # both sums made from ``tick`` beside the decision, so no adder follows it
         upcoming = Signal(range(ticks + 2))
         collect_next = Signal()         # the phase is "collect" next cycle
-        m.d.sync += upcoming.eq(Mux(collect_next, 0, tick_next + 1))
+        m.d.sync += upcoming.eq(Mux(collect_next, 0, Mux(starting, 1, Mux(tick_done, tick + 2, tick + 1))))
         # The bank being emitted (one-hot) and the banks of this tick still to come are registers,
         # so neither the choice of the next bank (a carry chain) nor its results sit on a path
         # from one cycle's decisions to the next one's read addresses.
@@ -180,11 +183,22 @@ class TickSorter(wiring.Component):
         skid_buffer(m, emit, self.o)
         neuron = _neuron(word, bank, banks, self.positions)
 
+        # The walk's decisions, flat: each is one gate of the phase, ``emit.ready`` and the two
+        # ORs over the banks (``at_tail``, ``queued``) before the registers it enables. Not at its
+        # tail, the chosen bank steps (``take_link``); at it, the next bank is chosen or the tick ends.
+        listed, queued = this_tick.any(), queue.any()
+        bank_done = walk_moves & at_tail
+        m.d.comb += tick_done.eq((seeking & ~listed) | (bank_done & ~queued))
+        with m.If(seeking & listed):
+            m.d.sync += [chosen.eq(lowest(this_tick)), queue.eq(this_tick & ~lowest(this_tick))]
+        with m.Elif(bank_done & queued):
+            m.d.sync += [chosen.eq(lowest(queue)), queue.eq(queue & ~lowest(queue))]
+
         with m.FSM(name="phase"):
             with m.State("collect"):
                 m.d.comb += [collecting.eq(1), self.i.ready.eq(1), collect_next.eq(1)]
                 with m.If(self.i.valid & self.i.payload.end):
-                    m.d.comb += [tick_next.eq(0), collect_next.eq(0)]
+                    m.d.comb += [starting.eq(1), collect_next.eq(0)]
                     m.next = "seek"
             with m.State("seek"):
                 with m.If(tick == ticks):
@@ -195,21 +209,13 @@ class TickSorter(wiring.Component):
                 with m.Else():
                     m.d.comb += seeking.eq(1)
                     m.d.sync += [f.eq(f >> 1) for f in filled]
-                    with m.If(this_tick.any()):
-                        m.d.sync += [chosen.eq(lowest(this_tick)), queue.eq(this_tick & ~lowest(this_tick))]
+                    with m.If(listed):
                         m.next = "walk"
-                    with m.Else():
-                        m.d.comb += tick_next.eq(tick + 1)
             with m.State("walk"):
-                m.d.comb += [emit.valid.eq(1), emit.payload.neuron.eq(neuron), emit.payload.tick.eq(tick)]
-                m.d.comb += walk_moves.eq(emit.ready)
-                # not at the tail, the chosen bank steps (``take_link``); at it, the next bank or tick
-                with m.If(emit.ready & at_tail):
-                    with m.If(queue.any()):
-                        m.d.sync += [chosen.eq(lowest(queue)), queue.eq(queue & ~lowest(queue))]
-                    with m.Else():
-                        m.d.comb += tick_next.eq(tick + 1)
-                        m.next = "seek"
+                m.d.comb += [emit.valid.eq(1), emit.payload.neuron.eq(neuron), emit.payload.tick.eq(tick),
+                             walk_moves.eq(emit.ready)]
+                with m.If(bank_done & ~queued):
+                    m.next = "seek"
         return m
 
 
