@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -381,6 +382,27 @@ def _tail(log: Path, size: int = 4096) -> list:
     return lines[1:] if start else lines
 
 
+@contextmanager
+def _kept_unless_rebuilt(paths: list, record: Path):
+    """Move ``paths`` (a previous build's bitstream and record) aside while the tools run; put them
+    back unless ``record`` was written anew (the last step of a build that made its bitstream).
+    So a failed or interrupted build leaves no truncated bitstream and takes no good one away."""
+    aside = {path: path.with_name(f".{path.name}.previous") for path in paths if path.exists()}
+    for path, hidden in aside.items():
+        os.replace(path, hidden)
+    try:
+        yield
+    finally:
+        if record.exists():
+            for hidden in aside.values():
+                hidden.unlink(missing_ok=True)
+        else:
+            for path in paths:   # what a failed or interrupted tool left
+                path.unlink(missing_ok=True)
+            for path, hidden in aside.items():
+                os.replace(hidden, path)
+
+
 def _run_script(out_dir: Path, name: str, family: str, progress) -> subprocess.CompletedProcess:
     """Run amaranth's build script; ``progress(phase, step)`` every half second while it runs."""
     command = ["sh", f"build_{name}.sh"]
@@ -476,63 +498,65 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     top = BoardTop(net, core, clk_freq=board.clock_hz, baud=baud, pll=pll)
     report_path = out_dir / f"{name}.report.json"
     bitstream = out_dir / f"{name}{BITSTREAM_SUFFIX[board.family]}"
-    for stale in [report_path, bitstream, out_dir / BUILD_RECORD, out_dir / f"{name}.tim", out_dir / f"{name}.rpt",
-                  out_dir / f"{name}{NEXTPNR_OUTPUT[board.family]}"]:
-        stale.unlink(missing_ok=True)
-    start = time.perf_counter()
-    # ECP5 synthesis maps multipliers to DSPs by default; iCE40 UltraPlus needs ``-dsp`` (the
-    # engines' weight × activation products then leave the logic cells)
-    synth_opts = "-dsp" if board.family == "ice40" and board.has_dsp else ""
-    nextpnr_opts = f"--report {name}.report.json --timing-allow-fail"
-    if board.family == "gowin":   # amaranth's Apicula flow writes no clock constraints
-        nextpnr_opts += f" --freq {design_clock / 1e6:g}"
-    if seed is not None:
-        nextpnr_opts += f" --seed {seed}"
+    # a build that fails, does not fit or is interrupted leaves the previous bitstream and record
+    with _kept_unless_rebuilt([bitstream, out_dir / BUILD_RECORD], out_dir / BUILD_RECORD):
+        for stale in [report_path, out_dir / f"{name}.tim", out_dir / f"{name}.rpt",
+                      out_dir / f"{name}{NEXTPNR_OUTPUT[board.family]}"]:
+            stale.unlink(missing_ok=True)
+        start = time.perf_counter()
+        # ECP5 synthesis maps multipliers to DSPs by default; iCE40 UltraPlus needs ``-dsp`` (the
+        # engines' weight × activation products then leave the logic cells)
+        synth_opts = "-dsp" if board.family == "ice40" and board.has_dsp else ""
+        nextpnr_opts = f"--report {name}.report.json --timing-allow-fail"
+        if board.family == "gowin":   # amaranth's Apicula flow writes no clock constraints
+            nextpnr_opts += f" --freq {design_clock / 1e6:g}"
+        if seed is not None:
+            nextpnr_opts += f" --seed {seed}"
 
-    plan = platform.build(top, name=name, build_dir=str(out_dir), do_build=False, synth_opts=synth_opts,
-                          nextpnr_opts=nextpnr_opts, debug_verilog=False)
-    plan.extract(str(out_dir))
+        plan = platform.build(top, name=name, build_dir=str(out_dir), do_build=False, synth_opts=synth_opts,
+                              nextpnr_opts=nextpnr_opts, debug_verilog=False)
+        plan.extract(str(out_dir))
 
-    result = _run_script(out_dir, name, board.family, progress)
-    if board.family == "ecp5" and result.returncode != 0 and "ABC" in _last_step(out_dir / f"{name}.rpt"):
-        # yosys's ABC9 LUT mapping trips an internal assertion on some large ECP5 designs; the
-        # classic ABC maps the same logic: synth_ecp5 up to its map_luts step, abc, then the rest
-        script = out_dir / f"{name}.ys"
-        text = script.read_text()
-        synth = next(line for line in text.splitlines() if line.strip().startswith("synth_ecp5"))
-        script.write_text(text.replace(synth, f"{synth} -run :map_luts\nabc -lut 4 -dress\nclean\n"
-                                              f"{synth} -run map_cells:", 1))
-        synth_opts = "classic abc"
         result = _run_script(out_dir, name, board.family, progress)
-    seconds = time.perf_counter() - start
-    (out_dir / f"{name}.build.log").write_text(result.stdout)
-    netlist = out_dir / f"{name}{NETLIST_SUFFIX[board.family]}"
-    cells = netlist_cells(json.loads(netlist.read_text()), name) if netlist.is_file() else None
-    if result.returncode != 0:
-        pnr_log = out_dir / f"{name}.tim"
-        bels = parse_log_utilization(pnr_log.read_text(errors="replace")) if pnr_log.is_file() else {}
-        if bels:   # nextpnr got as far as packing: report what was asked of the device
-            utilization, _ = parse_report({"utilization": bels}, board.family, netlist_cells=cells)
-            # nextpnr also gives up placing a design that is just under the limit
-            if any(u.used > u.available for u in utilization.values()) or "legal placement" in (_first_error(pnr_log) or ""):
-                more = _more_spram(geometry, board, utilization["BRAM"], spram_layers) if spram is None else None
-                if more:   # by what fits: the block RAMs the rest of the design took are now known
-                    return build(net, board, out_dir, lanes=lanes, pixels_per_transfer=pixels_per_transfer,
-                                 spike_lanes=spike_lanes, clock_hz=clock_hz, baud=baud, spram=more, seed=seed,
-                                 name=name, progress=progress)
-                return BuildReport(board.name, utilization, None, design_clock / 1e6, None, seconds,
-                                   {"error": _first_error(pnr_log), **placement})
-        for log in [pnr_log, out_dir / f"{name}.rpt"]:
-            error = _first_error(log)
-            if error:
-                raise BuildFailed(f"{board.name}: {error} (see {log})")
-        last = (result.stdout.strip().splitlines() or ["no output"])[-1]
-        raise BuildFailed(f"{board.name}: the build failed: {last} (see {out_dir / (name + '.build.log')})")
-    report = json.loads(report_path.read_text())
-    utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
-    built = BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds,
-                        {**placement, "products_in_logic": logic_products, "dsp_registers": dsp_registers,
-                         "spike_lanes": spike_lanes, "synth_opts": synth_opts})
-    record = {**built.to_dict(), "lanes": lanes, "pixels_per_transfer": pixels_per_transfer}
-    write_atomically(out_dir / BUILD_RECORD, lambda path: path.write_text(json.dumps(record, indent=1) + "\n"))
-    return built
+        if board.family == "ecp5" and result.returncode != 0 and "ABC" in _last_step(out_dir / f"{name}.rpt"):
+            # yosys's ABC9 LUT mapping trips an internal assertion on some large ECP5 designs; the
+            # classic ABC maps the same logic: synth_ecp5 up to its map_luts step, abc, then the rest
+            script = out_dir / f"{name}.ys"
+            text = script.read_text()
+            synth = next(line for line in text.splitlines() if line.strip().startswith("synth_ecp5"))
+            script.write_text(text.replace(synth, f"{synth} -run :map_luts\nabc -lut 4 -dress\nclean\n"
+                                                  f"{synth} -run map_cells:", 1))
+            synth_opts = "classic abc"
+            result = _run_script(out_dir, name, board.family, progress)
+        seconds = time.perf_counter() - start
+        (out_dir / f"{name}.build.log").write_text(result.stdout)
+        netlist = out_dir / f"{name}{NETLIST_SUFFIX[board.family]}"
+        cells = netlist_cells(json.loads(netlist.read_text()), name) if netlist.is_file() else None
+        if result.returncode != 0:
+            pnr_log = out_dir / f"{name}.tim"
+            bels = parse_log_utilization(pnr_log.read_text(errors="replace")) if pnr_log.is_file() else {}
+            if bels:   # nextpnr got as far as packing: report what was asked of the device
+                utilization, _ = parse_report({"utilization": bels}, board.family, netlist_cells=cells)
+                # nextpnr also gives up placing a design that is just under the limit
+                if any(u.used > u.available for u in utilization.values()) or "legal placement" in (_first_error(pnr_log) or ""):
+                    more = _more_spram(geometry, board, utilization["BRAM"], spram_layers) if spram is None else None
+                    if more:   # by what fits: the block RAMs the rest of the design took are now known
+                        return build(net, board, out_dir, lanes=lanes, pixels_per_transfer=pixels_per_transfer,
+                                     spike_lanes=spike_lanes, clock_hz=clock_hz, baud=baud, spram=more, seed=seed,
+                                     name=name, progress=progress)
+                    return BuildReport(board.name, utilization, None, design_clock / 1e6, None, seconds,
+                                       {"error": _first_error(pnr_log), **placement})
+            for log in [pnr_log, out_dir / f"{name}.rpt"]:
+                error = _first_error(log)
+                if error:
+                    raise BuildFailed(f"{board.name}: {error} (see {log})")
+            last = (result.stdout.strip().splitlines() or ["no output"])[-1]
+            raise BuildFailed(f"{board.name}: the build failed: {last} (see {out_dir / (name + '.build.log')})")
+        report = json.loads(report_path.read_text())
+        utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
+        built = BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds,
+                            {**placement, "products_in_logic": logic_products, "dsp_registers": dsp_registers,
+                             "spike_lanes": spike_lanes, "synth_opts": synth_opts})
+        record = {**built.to_dict(), "lanes": lanes, "pixels_per_transfer": pixels_per_transfer}
+        write_atomically(out_dir / BUILD_RECORD, lambda path: path.write_text(json.dumps(record, indent=1) + "\n"))
+        return built

@@ -165,3 +165,28 @@ def test_interrupted_verilog_keeps_the_previous_core(inputs, tmp_path, monkeypat
     monkeypatch.setattr(type(out), "write_text", write_half)
     assert main(["verilog", str(inputs["net"]), "-o", str(out), "--lanes", "2"]) == 130
     assert {p.name: p.read_bytes() for p in out.iterdir()} == good
+
+
+@pytest.mark.parametrize("failure", ["interrupted", "failed"])
+def test_a_rebuild_that_does_not_finish_keeps_the_previous_bitstream(failure, inputs, tmp_path, monkeypatch, capsys):
+    """The tools write the bitstream in place: a rebuild interrupted while they write it, or whose
+    tools fail, leaves the previous bitstream and build record as they were (and no partial one)."""
+    from hdlgen.boards import build as board_build
+    from hdlgen.boards.build import BUILD_RECORD
+
+    out = tmp_path / "b"
+    out.mkdir()
+    good = {"top.bin": b"a good bitstream", BUILD_RECORD: b'{"board": "icebreaker"}\n'}
+    for name, content in good.items():
+        (out / name).write_bytes(content)
+
+    def tools_stop_midway(out_dir, name, family, progress):
+        (out_dir / f"{name}.bin").write_bytes(b"half a bits")
+        if failure == "interrupted":
+            raise KeyboardInterrupt
+        return subprocess.CompletedProcess([], 1, stdout="ERROR: the router gave up\n")
+    monkeypatch.setattr(board_build, "_run_script", tools_stop_midway)
+    code = main(["build", str(inputs["net"]), "--board", "icebreaker", "-o", str(out)])
+    assert code == (130 if failure == "interrupted" else 2)
+    assert {name: (out / name).read_bytes() for name in good} == good
+    assert not list(out.glob(".*.previous"))

@@ -84,7 +84,7 @@ def _check_options(args):
         raise UserError(f"--scheduler must be a Dask scheduler address tcp://HOST:PORT, got {args.scheduler!r}")
     if args.output:
         check_output(args.output)
-    check_output_dir(args.build_dir, "--build-dir")
+    check_output_dir(_build_dir(args) if args.board else args.build_dir, "--build-dir")
     check_output_dir(args.cache, "--cache", "a directory for the results")
     boards = [get_board(name) for name in dict.fromkeys(args.board)]
     for family in {board.family for board in boards}:
@@ -198,6 +198,11 @@ def _write_builds(results, keys, out: Path, several_nets: bool):
                 row[field] = row[field].replace(sweep.BUILD_DIR_TOKEN, str(place))
 
 
+def _build_dir(args) -> Path:
+    """``--build-dir``, else build/bench-<model>."""
+    return Path(args.build_dir) if args.build_dir else Path("build") / f"bench-{Path(args.model).stem}"
+
+
 def _write_report(converted: dict, data, figures: dict, path: Path):
     """``hdlgen report`` of the sweep's first net with these figures, beside the JSON (when the
     report's packages are there; a note otherwise)."""
@@ -251,7 +256,7 @@ def run(args):
     with sweep.engine(args.workers, args.scheduler) as client:
         results, cached = sweep.run_tasks(tasks, client, cache, progress, announce)
     several = len(configs) > 1
-    out = Path(args.build_dir) if args.build_dir else Path("build") / f"bench-{Path(args.model).stem}"
+    out = _build_dir(args)
     _write_builds(results, keys["boards"], out, several)
 
     rows = {section: [results[key]["row"] for key in section_keys] for section, section_keys in keys.items()}

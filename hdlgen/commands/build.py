@@ -69,6 +69,11 @@ def format_report(report) -> str:
     return "\n".join(lines)
 
 
+def _build_dir(args, board) -> Path:
+    """``-o``, else build/<net>-<board>."""
+    return Path(args.out) if args.out else Path("build") / f"{Path(args.net).stem}-{board_name(board.platform)}"
+
+
 def _check_options(args, board):
     """Clock, baud rate, build directory and tools, before any gateware is made."""
     if args.clock is not None and not args.clock > 0:
@@ -77,7 +82,7 @@ def _check_options(args, board):
         link_clock(board, None if args.clock is None else args.clock * 1e6, args.baud)
     except UserError as e:
         raise as_option(e, {"baud rate": "--baud"}) from None
-    check_output_dir(args.out, what="a build directory")
+    check_output_dir(_build_dir(args, board), what="a build directory")
     toolchain_env(board.family)
     if args.flash:
         loader_command(Path("top.bin"), board)   # openFPGALoader is there and knows the board
@@ -109,7 +114,7 @@ def run(args):
     board = get_board(args.board)
     _check_options(args, board)
     net = ttfs.load(args.net)
-    out = Path(args.out) if args.out else Path("build") / f"{Path(args.net).stem}-{board_name(board.platform)}"
+    out = _build_dir(args, board)
     progress = Progress(sys.stderr.isatty() and not args.json)
     try:
         report = build(net, board, out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer,
