@@ -208,8 +208,9 @@ def _write_report(converted: dict, data, figures: dict, path: Path):
     report's packages are there; a note otherwise)."""
     from ..html_report import missing_packages, write_report
 
-    if missing_packages():
-        print(f"no report {path}: it {missing_packages()}")
+    missing = missing_packages()
+    if missing:
+        print(f"no report {path}: it {missing}")
         return
     if "net" not in converted["files"]:
         print(f"no report {path}: the first net's conversion failed")

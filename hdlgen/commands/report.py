@@ -31,8 +31,9 @@ def run(args):
     check_output(args.output)
     from ..html_report import load_build, load_json, missing_packages, write_report
 
-    if missing_packages():   # before the work
-        raise UserError(f"hdlgen report {missing_packages()}")
+    missing = missing_packages()
+    if missing:   # before the work
+        raise UserError(f"hdlgen report {missing}")
 
     bench = load_json(args.bench, "--bench", "'hdlgen bench -o'") if args.bench else None
     compare = load_json(args.compare, "--compare", "'hdlgen compare -o'") if args.compare else None
