@@ -2,6 +2,7 @@
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -153,7 +154,8 @@ class DenseEngine(wiring.Component):
 
     On ``end`` the pipeline drains, then the accumulator words are streamed out on ``o`` and
     each is reset to the bias as it is read, so the next image can start right after the last
-    word leaves. After reset the engine first writes the biases (``words`` cycles).
+    word leaves. They leave through a three-entry FIFO: ``o.ready`` reaches its read pointer,
+    not the enable of a word-wide register. After reset the engine first writes the biases (``words`` cycles).
 
     Accumulators are ``layer.widths()["accumulator"]`` bits, derived from
     :func:`hdlgen.ttfs.layer_bounds`, so no partial sum can overflow.
@@ -275,9 +277,13 @@ class DenseEngine(wiring.Component):
         # back one cycle later, when the bias ROM's data is there
         reset_word = Signal(range(words + 1))
         reset_pending, reset_pending_word = Signal(), Signal(range(words))
-        out_valid, out_last = Signal(), Signal()
-        m.d.comb += [self.o.payload.acc.eq(acc_now), self.o.payload.last.eq(out_last),
-                     self.o.valid.eq(out_valid)]
+        # the drain's words: read from the accumulators (``in_flight``), then queued in ``leaving``
+        # (three entries: the one in flight, one being taken, one refused)
+        in_flight, in_flight_last = Signal(), Signal()
+        m.submodules.leaving = leaving = SyncFIFO(width=len(self.o.payload.as_value()), depth=3)
+        m.d.comb += [leaving.w_en.eq(in_flight), leaving.w_data.eq(Cat(acc_data, in_flight_last)),
+                     self.o.payload.eq(leaving.r_data), self.o.valid.eq(leaving.r_rdy),
+                     leaving.r_en.eq(self.o.ready)]
         with m.If(write_valid):
             m.d.comb += [acc_write.addr.eq(write_word), acc_write.data.eq(summed), acc_write.en.eq(1)]
         with m.Elif(reset_pending):
@@ -311,16 +317,16 @@ class DenseEngine(wiring.Component):
                 with m.If(~busy & ~Cat(valid for valid, _, _ in issued[1:] + stages[1:]).any()):
                     m.next = "drain"
             with m.State("drain"):
-                # acc_read is a pipeline register: it advances when its word leaves (or is empty)
-                advance = ~out_valid | self.o.ready
-                m.d.comb += [acc_read.addr.eq(reset_word), acc_read.en.eq(advance),
-                             bias_read.addr.eq(reset_word), bias_read.en.eq(advance)]
-                with m.If(advance):
-                    m.d.sync += [out_valid.eq(reset_word != words), out_last.eq(reset_word == words - 1)]
-                    with m.If(reset_word != words):
-                        m.d.sync += [reset_word.eq(reset_word + 1), reset_pending.eq(1),
-                                     reset_pending_word.eq(reset_word)]
-                with m.If(out_valid & self.o.ready & out_last):
-                    m.d.sync += [reset_word.eq(0), out_valid.eq(0)]
+                # Words leave through a FIFO, so ``o.ready`` only moves its read side: no register
+                # as wide as a word waits for it (at 64 lanes its enable reached 2,304 flip-flops).
+                # A word is read while the FIFO has room for it and for the one in flight.
+                issue = (leaving.level + in_flight < leaving.depth) & (reset_word != words)
+                m.d.comb += [acc_read.addr.eq(reset_word), bias_read.addr.eq(reset_word)]
+                m.d.sync += [in_flight.eq(issue), in_flight_last.eq(reset_word == words - 1)]
+                with m.If(issue):
+                    m.d.sync += [reset_word.eq(reset_word + 1), reset_pending.eq(1),
+                                 reset_pending_word.eq(reset_word)]
+                with m.If(self.o.valid & self.o.ready & self.o.payload.last):
+                    m.d.sync += reset_word.eq(0)
                     m.next = "accumulate"
         return m
