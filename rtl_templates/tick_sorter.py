@@ -102,9 +102,7 @@ class TickSorter(wiring.Component):
         chosen = Signal(banks)
         queue = Signal(banks)
         # every bank loads its head and tail of the tick whenever a tick is sought, listed in it
-        # or not (only a bank with a list is chosen): so the load waits for no OR over the banks.
-        # ``seeking`` (the phase is "seek" at a tick below ``T``) is a register: it selects every
-        # bank's next link read address, so no phase decode sits in front of that
+        # or not (only a bank with a list is chosen): so the load waits for no OR over the banks
         seeking = Signal()
         # an event leaves the walk this cycle; the chosen bank then follows its link unless it is
         # at its tail – decided in each bank from its own ``at_tail``, so no OR over the banks
@@ -191,8 +189,6 @@ class TickSorter(wiring.Component):
         listed, queued = this_tick.any(), queue.any()
         bank_done = walk_moves & at_tail
         m.d.comb += tick_done.eq((seeking & ~listed) | (bank_done & ~queued))
-        # a tick is sought next after the words' end (tick 0) and after every tick but the last
-        m.d.sync += seeking.eq(starting | (tick_done & (tick != ticks - 1)))
         with m.If(seeking & listed):
             m.d.sync += [chosen.eq(lowest(this_tick)), queue.eq(this_tick & ~lowest(this_tick))]
         with m.Elif(bank_done & queued):
@@ -205,15 +201,16 @@ class TickSorter(wiring.Component):
                     m.d.comb += [starting.eq(1), collect_next.eq(0)]
                     m.next = "seek"
             with m.State("seek"):
-                with m.If(seeking):
-                    m.d.sync += [f.eq(f >> 1) for f in filled]
-                    with m.If(listed):
-                        m.next = "walk"
-                with m.Else():     # past the last tick
+                with m.If(tick == ticks):
                     m.d.comb += [emit.valid.eq(1), emit.payload.end.eq(1)]
                     with m.If(emit.ready):
                         m.d.comb += collect_next.eq(1)
                         m.next = "collect"
+                with m.Else():
+                    m.d.comb += seeking.eq(1)
+                    m.d.sync += [f.eq(f >> 1) for f in filled]
+                    with m.If(listed):
+                        m.next = "walk"
             with m.State("walk"):
                 m.d.comb += [emit.valid.eq(1), emit.payload.neuron.eq(neuron), emit.payload.tick.eq(tick),
                              walk_moves.eq(emit.ready)]
