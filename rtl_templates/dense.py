@@ -155,7 +155,8 @@ class DenseEngine(wiring.Component):
     On ``end`` the pipeline drains, then the accumulator words are streamed out on ``o`` and
     each is reset to the bias as it is read, so the next image can start right after the last
     word leaves. They leave through a three-entry FIFO: ``o.ready`` reaches its read pointer,
-    not the enable of a word-wide register. After reset the engine first writes the biases (``words`` cycles).
+    not the enable of a word-wide register (at 64 lanes that enable reached 2,304 flip-flops).
+    After reset the engine first writes the biases (``words`` cycles).
 
     Accumulators are ``layer.widths()["accumulator"]`` bits, derived from
     :func:`hdlgen.ttfs.layer_bounds`, so no partial sum can overflow.
@@ -317,9 +318,7 @@ class DenseEngine(wiring.Component):
                 with m.If(~busy & ~Cat(valid for valid, _, _ in issued[1:] + stages[1:]).any()):
                     m.next = "drain"
             with m.State("drain"):
-                # Words leave through a FIFO, so ``o.ready`` only moves its read side: no register
-                # as wide as a word waits for it (at 64 lanes its enable reached 2,304 flip-flops).
-                # A word is read while the FIFO has room for it and for the one in flight.
+                # a word is read while the FIFO has room for it and for the one in flight
                 issue = (leaving.level + in_flight < leaving.depth) & (reset_word != words)
                 m.d.comb += [acc_read.addr.eq(reset_word), bias_read.addr.eq(reset_word)]
                 m.d.sync += [in_flight.eq(issue), in_flight_last.eq(reset_word == words - 1)]
