@@ -1,8 +1,11 @@
-"""The float intermediate representation: a chain of small validated layer nodes.
+"""The float intermediate representation: a DAG of small validated layer nodes.
 
 Importers (PyTorch, ONNX, npz) produce a :class:`Graph`; conversion passes
 (:mod:`hdlgen.passes`) rewrite it and finally lower it to an integer TTFS net
-(:mod:`hdlgen.ttfs`). Nodes hold float numpy arrays and know their output shape.
+(:mod:`hdlgen.ttfs`). Nodes hold float numpy arrays, name their inputs and know their output
+shape. A Dense or Conv2d with several inputs reads their concatenation (features, or channels
+of equal-sized maps): that is how a residual add reaches the integer net, where the neurons
+after the add sum both branches in one accumulator (docs/ttfs-format.md).
 
 Shapes exclude the batch dimension: a dense activation is ``(features,)``, an image
 ``(channels, height, width)`` in PyTorch's order.
@@ -20,7 +23,7 @@ from .errors import UserError
 
 __all__ = [
     "Node", "Input", "Dense", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm", "Flatten",
-    "ReLU", "Output", "Graph", "NODE_TYPES", "window_output",
+    "ReLU", "Add", "Output", "Graph", "NODE_TYPES", "window_output", "concatenate", "without",
 ]
 
 
@@ -28,6 +31,24 @@ def window_output(size, kernel, stride, padding) -> tuple:
     """Output ``(H, W)`` of a convolution or pooling window over an input ``size = (H, W)``
     (PyTorch's floor rule; below 1 when the window does not fit)."""
     return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding))
+
+
+def concatenate(shapes, owner: str) -> tuple:
+    """Shape of the concatenation a several-input layer reads: features of vectors, or channels of
+    (C, H, W) maps of one size; raises UserError naming ``owner`` when the shapes do not join."""
+    shapes = [tuple(s) for s in shapes]
+    if len(shapes) == 1:
+        return shapes[0]
+    if all(len(s) == 1 for s in shapes):
+        return (sum(s[0] for s in shapes),)
+    if all(len(s) == 3 for s in shapes) and len({s[1:] for s in shapes}) == 1:
+        return (sum(s[0] for s in shapes), *shapes[0][1:])
+    raise UserError(f"{owner}: its inputs {shapes} cannot be joined (vectors, or feature maps of one size)")
+
+
+def _joined(xs):
+    """The batch concatenation of several inputs (axis 1: features or channels)."""
+    return xs[0] if len(xs) == 1 else np.concatenate(xs, axis=1)
 
 
 def _array(value, name, ndim, owner):
@@ -48,11 +69,14 @@ def _pair(value, name, owner, minimum):
 
 @dataclass
 class Node:
-    """Base class of IR nodes. ``name`` identifies the layer in messages and reports."""
+    """Base class of IR nodes. ``name`` identifies the layer in messages and reports; ``inputs``
+    names the nodes it reads (empty: the node before it in the graph, filled in by :class:`Graph`)."""
 
     name: str = field(default="", kw_only=True)
+    inputs: tuple = field(default=(), kw_only=True)
 
     kind = "node"
+    arity = 1   # inputs the node takes (None: one or more, joined)
 
     def output_shape(self, input_shape: tuple) -> tuple:
         """The shape this node produces from ``input_shape``; raises UserError if it can't take it."""
@@ -62,6 +86,14 @@ class Node:
         """The float reference of this node on a batch ``x`` (N, *input shape)."""
         return x
 
+    def output_shape_of(self, shapes: list) -> tuple:
+        """:meth:`output_shape` of the shapes of all inputs."""
+        return self.output_shape(shapes[0])
+
+    def apply_all(self, xs: list) -> np.ndarray:
+        """:meth:`apply` to the batches of all inputs."""
+        return self.apply(xs[0])
+
     def where(self) -> str:
         return f"layer {self.name!r} ({self.kind})" if self.name else f"{self.kind} layer"
 
@@ -69,7 +101,7 @@ class Node:
         out = {"kind": self.kind}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            out[f.name] = value.tolist() if isinstance(value, np.ndarray) else value
+            out[f.name] = value.tolist() if isinstance(value, np.ndarray) else list(value) if f.name == "inputs" else value
         return out
 
     @classmethod
@@ -87,6 +119,10 @@ class Input(Node):
 
     shape: tuple
     kind = "input"
+    arity = 0
+
+    def output_shape_of(self, shapes):
+        return self.shape
 
     def __post_init__(self):
         self.shape = tuple(int(s) for s in self.shape)
@@ -96,11 +132,21 @@ class Input(Node):
 
 @dataclass
 class Dense(Node):
-    """Fully connected layer ``y = W x + b``; ``weight`` has shape ``(out, in)``."""
+    """Fully connected layer ``y = W x + b``; ``weight`` has shape ``(out, in)``. With several
+    inputs, ``x`` is their concatenation."""
 
     weight: np.ndarray
     bias: np.ndarray
     kind = "dense"
+    arity = None
+
+    def output_shape_of(self, shapes):
+        if len(shapes) == 1:
+            return self.output_shape(shapes[0])
+        return self.output_shape(concatenate([(int(np.prod(s)),) for s in shapes], self.where()))
+
+    def apply_all(self, xs):
+        return self.apply(_joined([x.reshape(len(x), -1) for x in xs]))
 
     def __post_init__(self):
         self.weight = _array(self.weight, "weight", 2, self.where())
@@ -121,7 +167,8 @@ class Dense(Node):
 class Conv2d(Node):
     """2-D convolution, PyTorch semantics; ``weight`` has shape ``(out_c, in_c, kh, kw)``.
 
-    Zero padding means "no spike" in the TTFS net. Dilation 1, groups 1.
+    Zero padding means "no spike" in the TTFS net. Dilation 1, groups 1. With several inputs
+    (feature maps of one size), it convolves their channel concatenation.
     """
 
     weight: np.ndarray
@@ -129,6 +176,13 @@ class Conv2d(Node):
     stride: tuple = (1, 1)
     padding: tuple = (0, 0)
     kind = "conv2d"
+    arity = None
+
+    def output_shape_of(self, shapes):
+        return self.output_shape(concatenate(shapes, self.where()))
+
+    def apply_all(self, xs):
+        return self.apply(_joined(xs))
 
     def __post_init__(self):
         self.weight = _array(self.weight, "weight", 4, self.where())
@@ -251,21 +305,42 @@ class ReLU(Node):
 
 
 @dataclass
+class Add(Node):
+    """The sum of two tensors of one shape (a residual connection's ``main + shortcut``). Not a layer
+    of the integer net: :class:`~hdlgen.passes.residual.MergeAdd` folds it into the layer whose
+    neurons take both branches."""
+
+    kind = "add"
+    arity = 2
+
+    def output_shape_of(self, shapes):
+        if len(shapes) != 2 or tuple(shapes[0]) != tuple(shapes[1]):
+            raise UserError(f"{self.where()}: adds tensors of shapes {[tuple(s) for s in shapes]}; "
+                            "supported: two tensors of one shape")
+        return tuple(shapes[0])
+
+    def apply_all(self, xs):
+        return xs[0] + xs[1]
+
+
+@dataclass
 class Output(Node):
     """Marks the readout: the preceding layer's potentials are the logits."""
 
     kind = "output"
 
 
-NODE_TYPES = {cls.kind: cls for cls in (Input, Dense, Conv2d, MaxPool2d, AvgPool2d, BatchNorm, Flatten, ReLU, Output)}
+NODE_TYPES = {cls.kind: cls for cls in (Input, Dense, Conv2d, MaxPool2d, AvgPool2d, BatchNorm, Flatten, ReLU, Add, Output)}
 
 
 @dataclass
 class Graph:
-    """A network: ``nodes[0]`` is the :class:`Input`, ``nodes[-1]`` the :class:`Output`.
+    """A network: ``nodes[0]`` is the :class:`Input`, ``nodes[-1]`` the :class:`Output`, the
+    nodes in topological order (every node after the ones it reads).
 
-    Edges run from each node to the next (``edges`` lists them); the nets hdlgen converts
-    are chains. Construction checks every shape.
+    Each node names its ``inputs``; a node that names none reads the node before it, so a chain
+    needs no names. ``edges`` lists ``(from, to)`` pairs. Construction checks the names (unique,
+    each input an earlier node, every node but the output read by some node) and every shape.
 
     An importer also gives ``reference`` – ``x ↦ {node name: the framework's own output}`` of the
     original model, for the self-check (:mod:`hdlgen.passes.selfcheck`) – and ``notes``: what it
@@ -284,34 +359,70 @@ class Graph:
         for i, node in enumerate(self.nodes):
             if not node.name:
                 node.name = f"{node.kind}{i}"
+        seen = set()
+        for i, node in enumerate(self.nodes):
+            if node.name in seen:
+                raise UserError(f"two layers are named {node.name!r}; layer names must be unique")
+            if i and not node.inputs:
+                node.inputs = (self.nodes[i - 1].name,)
+            node.inputs = tuple(node.inputs)
+            missing = [name for name in node.inputs if name not in seen]
+            if missing:
+                raise UserError(f"{node.where()} reads {missing[0]!r}, which is not a layer before it")
+            if node.arity is not None and len(node.inputs) != node.arity:
+                raise UserError(f"{node.where()} takes {node.arity} input(s), it is given {len(node.inputs)}")
+            if node.arity is None and not node.inputs:
+                raise UserError(f"{node.where()} needs at least one input")
+            seen.add(node.name)
+        read = {name for node in self.nodes for name in node.inputs}
+        unused = [node for node in self.nodes[:-1] if node.name not in read]
+        if unused:
+            raise UserError(f"the output of {unused[0].where()} is not used by any layer; "
+                            "a network has one output, its last layer")
         self.shapes()
 
     @property
     def edges(self):
-        return [(a.name, b.name) for a, b in zip(self.nodes, self.nodes[1:])]
+        return [(source, node.name) for node in self.nodes for source in node.inputs]
+
+    @property
+    def is_chain(self) -> bool:
+        """Every node reads the one before it."""
+        return all(node.inputs == (before.name,) for before, node in zip(self.nodes, self.nodes[1:]))
 
     @property
     def input_shape(self):
         return self.nodes[0].shape
 
+    def node(self, name: str) -> Node:
+        return self.nodes[self.index(name)]
+
+    def index(self, name: str) -> int:
+        return next(i for i, node in enumerate(self.nodes) if node.name == name)
+
+    def consumers(self, name: str) -> list:
+        """The nodes that read node ``name``, in order."""
+        return [node for node in self.nodes if name in node.inputs]
+
+    def sources(self, node: Node) -> list:
+        """The nodes ``node`` reads, in its input order."""
+        return [self.node(name) for name in node.inputs]
+
     def shapes(self) -> list:
         """Output shape of every node, in order."""
-        shapes, shape = [], self.nodes[0].shape
+        shapes = {}
         for node in self.nodes:
-            shape = node.output_shape(shape)
-            shapes.append(shape)
-        return shapes
+            shapes[node.name] = node.output_shape_of([shapes[name] for name in node.inputs])
+        return [shapes[node.name] for node in self.nodes]
 
     def forward(self, x: np.ndarray, collect: bool = False):
         """Float reference forward pass of a batch ``x`` (N, *input_shape).
 
-        Returns the logits, or with ``collect`` the list of every node's output.
-        """
-        outs = []
+        Returns the logits, or with ``collect`` the list of every node's output after the input."""
+        outs = {self.nodes[0].name: x}
         for node in self.nodes[1:]:
-            x = node.apply(x)
-            outs.append(x)
-        return outs if collect else x
+            outs[node.name] = node.apply_all([outs[name] for name in node.inputs])
+        return [outs[node.name] for node in self.nodes[1:]] if collect else outs[self.nodes[-1].name]
 
     def to_dict(self) -> dict:
         return {"nodes": [node.to_dict() for node in self.nodes]}
@@ -319,3 +430,11 @@ class Graph:
     @classmethod
     def from_dict(cls, data: dict) -> Graph:
         return cls([Node.from_dict(n) for n in data["nodes"]])
+
+
+def without(nodes: list, name: str) -> list:
+    """``nodes`` without node ``name`` (a one-input node): whatever read it reads its input instead."""
+    removed = next(node for node in nodes if node.name == name)
+    (source,) = removed.inputs
+    return [dataclasses.replace(node, inputs=tuple(source if i == name else i for i in node.inputs))
+            for node in nodes if node is not removed]

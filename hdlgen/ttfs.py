@@ -7,15 +7,22 @@ This is the contract between the compiler, the golden model and the RTL (DESIGN.
 * :class:`IntDense` holds integer weights ``W``, biases ``B`` (accumulator units, rounding
   offset included) and per-neuron ``K``: ``A = B + W·q_in``,
   ``q = clamp(floor(A / K), 0, T)``. The readout layer has no ``K``; its ``A`` are the logits.
+* Each layer names its ``inputs`` (``"input"`` or earlier layers): the net is a DAG in
+  topological order, and a layer with several inputs reads their concatenation – the neurons
+  after a residual add, ``A = B + Σ W·q_main + Σ W_skip·q_skip`` in one accumulator.
 
-Every width is derived from worst-case bounds (:func:`layer_bounds`), so nothing overflows.
+Each layer kind owns its arithmetic here: :meth:`~IntDense.forward` (the batch form, in the
+activation domain) and :meth:`~IntDense.events` (the event form, spike lists in and out); the
+golden model only walks the graph. Every width is derived from worst-case bounds
+(:func:`layer_bounds`), so nothing overflows.
 
-File format (``hdlgen-ttfs/2``): a zip written by :func:`numpy.savez` and read with
+File format (``hdlgen-ttfs/3``): a zip written by :func:`numpy.savez` and read with
 ``allow_pickle=False`` (loading never runs code). Member ``header`` is UTF-8 JSON bytes (uint8
-array) describing the net; arrays are ``input.table``, ``layer<i>.weight``, ``layer<i>.bias``,
-``layer<i>.k`` (hidden layers) and ``layer<i>.scale``. Member ``checksum`` is the SHA-256 of
-all the others (:func:`checksum`): a net changed after it was written is refused, not run.
-Files of ``hdlgen-ttfs/1`` (the same without the checksum) still load. See docs/ttfs-format.md.
+array) describing the net, each layer with its ``inputs``; arrays are ``input.table``,
+``layer<i>.weight``, ``layer<i>.bias``, ``layer<i>.k`` (hidden layers) and ``layer<i>.scale``.
+Member ``checksum`` is the SHA-256 of all the others (:func:`checksum`): a net changed after it
+was written is refused, not run. Files of ``hdlgen-ttfs/2`` (chains: no ``inputs``) and
+``hdlgen-ttfs/1`` (chains without the checksum) still load. See docs/ttfs-format.md.
 """
 
 from __future__ import annotations
@@ -37,11 +44,39 @@ from .files import write_atomically
 from .float_ops import im2col
 
 __all__ = ["InputEncoding", "IntDense", "IntConv2d", "IntMaxPool2d", "TTFSNet", "layer_bounds", "signed_width", "unsigned_width",
-           "FORMAT", "checksum", "save", "load"]
+           "FORMAT", "INPUT", "LAYER_TYPES", "checksum", "save", "load", "spikes_from_q"]
 
-FORMAT = "hdlgen-ttfs/2"
+FORMAT = "hdlgen-ttfs/3"
+CHAIN_FORMAT = "hdlgen-ttfs/2"        # written before nets were graphs: each layer reads the one before; still read
 UNCHECKED_FORMAT = "hdlgen-ttfs/1"   # written before nets carried a checksum; still read
 PIXEL_MAX = 255
+INPUT = "input"   # the name a layer gives the input encoder among its ``inputs``
+
+_EXACT_F32 = 1 << 24
+_EXACT_F64 = 1 << 53
+
+
+def spikes_from_q(q: np.ndarray, ticks: int) -> list:
+    """The spike list of one image's activations: (neuron, T − q) for q > 0, by tick then neuron."""
+    neurons = np.flatnonzero(q)
+    times = ticks - q[neurons]
+    order = np.lexsort((neurons, times))
+    return [(int(n), int(t)) for n, t in zip(neurons[order], times[order])]
+
+
+def _exact_product(rows: np.ndarray, w: np.ndarray, ticks_in: int) -> np.ndarray:
+    """``rows @ w.T`` exactly for integer ``rows`` in ``0..ticks_in``.
+
+    Uses a float BLAS product when the bounds prove every partial sum is exactly representable
+    (the common case, ~100× faster than integer matmul), else int64.
+    """
+    reach = max(int(np.abs(np.clip(w, None, 0).sum(axis=1)).max(initial=0)),
+                int(np.clip(w, 0, None).sum(axis=1).max(initial=0))) * ticks_in
+    if reach < _EXACT_F32:
+        return (rows.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int64)
+    if reach < _EXACT_F64:
+        return (rows.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
+    return rows.astype(np.int64) @ w.T
 
 
 def unsigned_width(value: int) -> int:
@@ -105,9 +140,58 @@ class InputEncoding:
 
 
 class _WeightedLayer:
-    """What every layer with weights answers: ``A = B + W·q_in`` over its connections."""
+    """What every layer with weights answers: ``A = B + W·q_in`` over its connections, then
+    ``q = clamp(floor(A / K), 0, T)`` (the readout keeps ``A``: the logits)."""
 
     has_weights = True
+
+    def accumulate(self, q_in: np.ndarray) -> np.ndarray:
+        """``A = B + W·q_in`` exactly for a batch of activations (N, fan_in) → int64 (N, fan_out),
+        neurons in (unit, position) order: (channel, row, column) for a convolution."""
+        rows = self.patches(q_in)
+        n, positions, columns = rows.shape
+        acc = _exact_product(rows.reshape(n * positions, columns), self.weight_matrix(), self.ticks_in) + self.bias
+        return acc.reshape(n, positions, -1).transpose(0, 2, 1).reshape(n, -1)
+
+    def forward(self, q_in: np.ndarray) -> np.ndarray:
+        """The batch form: a hidden layer's ``q`` (floor, as the comparator fires), the readout's ``A``."""
+        acc = self.accumulate(q_in)
+        return acc if self.readout else np.clip(acc // self.k_per_neuron(), 0, self.ticks)
+
+    def ramp(self, spikes) -> np.ndarray:
+        """The event form's potentials: integrate slopes tick by tick. A spike at tick τ adds its
+        weights to the slopes of the neurons it reaches, and the slope is added to the potential at
+        every tick τ..T_in−1 (i.e. T_in − τ times). A spike's weights: for each output position it
+        reaches, the column of ``weight_matrix`` it meets there (neurons in (unit, position) order)."""
+        matrix = self.weight_matrix()
+        slope = np.zeros((len(matrix), self.fan_out // len(matrix)), dtype=np.int64)
+        potential = np.repeat(self.bias, self.fan_out // len(self.bias))
+        by_tick = {}
+        for neuron, tick in spikes:
+            by_tick.setdefault(tick, []).append(neuron)
+        for tick in range(self.ticks_in):
+            for neuron in by_tick.get(tick, ()):
+                for position, column in self.positions_of(neuron):
+                    slope[:, position] += matrix[:, column]
+            potential += slope.reshape(-1)
+        return potential
+
+    def fire(self, potential: np.ndarray) -> list:
+        """Comparator against the falling threshold K·(T − t): each neuron fires once, at the first
+        tick it reaches the threshold; spikes ``(neuron, tick)`` by tick then neuron."""
+        fired = np.zeros(self.fan_out, dtype=bool)
+        k = self.k_per_neuron()
+        spikes = []
+        for tick in range(self.ticks):
+            now = ~fired & (potential >= k * (self.ticks - tick))
+            spikes.extend((int(n), tick) for n in np.flatnonzero(now))
+            fired |= now
+        return spikes
+
+    def events(self, spikes) -> list | np.ndarray:
+        """The event form: the input spikes ``(neuron, tick)`` → a hidden layer's spikes, the readout's logits."""
+        potential = self.ramp(spikes)
+        return potential if self.readout else self.fire(potential)
 
     def _check_weights(self):
         """Validate ``bias``, ``weight_bits``, ``ticks_in``, ``k`` and ``ticks`` against the weights
@@ -187,6 +271,7 @@ class IntDense(_WeightedLayer):
     weight_bits: int
     scale: np.ndarray
     name: str = field(default="dense")
+    inputs: tuple = ()
 
     kind = "dense"
 
@@ -240,7 +325,8 @@ class IntConv2d(_WeightedLayer, _FeatureMapLayer):
 
     Same math as :class:`IntDense` with ``W`` the convolution: ``A = B + conv(q_in)``,
     ``q = clamp(floor(A / K), 0, T)``; ``bias``, ``k`` and ``scale`` are per output channel.
-    Neurons are numbered in (channel, row, column) order, as PyTorch flattens.
+    Neurons are numbered in (channel, row, column) order, as PyTorch flattens. Several inputs are
+    feature maps of one size, read as the concatenation of their channels (``in_shape``).
 
     Parameters
     ----------
@@ -260,6 +346,7 @@ class IntConv2d(_WeightedLayer, _FeatureMapLayer):
     stride: tuple = (1, 1)
     padding: tuple = (0, 0)
     name: str = field(default="conv")
+    inputs: tuple = ()
 
     kind = "conv2d"
     readout = False
@@ -319,10 +406,34 @@ class IntMaxPool2d(_FeatureMapLayer):
     padding: tuple
     ticks: int
     name: str = field(default="maxpool")
+    inputs: tuple = ()
 
     kind = "maxpool2d"
     readout = False
     has_weights = False
+
+    def forward(self, q_in: np.ndarray) -> np.ndarray:
+        """The batch form: the largest q, i.e. the earliest spike, of each window (N, fan_in) →
+        (N, fan_out). Padding is 0 = no spike, never the max of a non-empty window."""
+        cols = im2col(q_in.reshape(len(q_in), *self.in_shape), self.kernel, self.stride, self.padding)
+        return cols.max(axis=(4, 5)).transpose(0, 3, 1, 2).reshape(len(q_in), -1)
+
+    def events(self, spikes) -> list:
+        """The event form: each window passes its earliest spike and drops the rest."""
+        c_in, h, w = self.in_shape
+        _, oh, ow = self.out_shape
+        (kh, kw), (sy, sx), (py, px) = self.kernel, self.stride, self.padding
+        fired, out = set(), []
+        for neuron, tick in spikes:
+            c, y, x = neuron // (h * w), neuron // w % h, neuron % w
+            for oy in range(oh):
+                for ox in range(ow):
+                    if 0 <= y + py - oy * sy < kh and 0 <= x + px - ox * sx < kw:
+                        window = (c * oh + oy) * ow + ox
+                        if window not in fired:
+                            fired.add(window)
+                            out.append((window, tick))
+        return sorted(out, key=lambda spike: (spike[1], spike[0]))
 
     def __post_init__(self):
         self.in_shape, self.kernel, self.stride, self.padding = (
@@ -353,8 +464,13 @@ def layer_bounds(layer) -> tuple[int, int]:
 
 @dataclass
 class TTFSNet:
-    """A converted network: input encoding, integer layers (the last one the readout) and the
-    settings it was made with (``meta``)."""
+    """A converted network: input encoding, integer layers in topological order (the last one the
+    readout) and the settings it was made with (``meta``).
+
+    Each layer names its ``inputs`` (:data:`INPUT` or earlier layers; none: the layer before it),
+    and reads their concatenation. Sources are numbered ``0`` for the input and ``l + 1`` for
+    layer ``l`` – the order of :attr:`sizes`, :attr:`ticks` and of the golden model's spike lists.
+    """
 
     input: InputEncoding
     layers: list
@@ -365,13 +481,80 @@ class TTFSNet:
     def __post_init__(self):
         if not self.layers or not self.layers[-1].readout or any(l.readout for l in self.layers[:-1]):
             raise UserError("a TTFS net needs hidden layers with K and exactly one readout layer, last")
-        ticks = self.input.ticks
-        size = self.input.size
-        for layer in self.layers:
-            if layer.fan_in != size or layer.ticks_in != ticks:
+        self._index = {INPUT: 0}
+        for i, layer in enumerate(self.layers):
+            if layer.name in self._index:
+                raise UserError(f"two layers are named {layer.name!r}" + (f" ({INPUT!r} names the input)"
+                                                                           if layer.name == INPUT else ""))
+            layer.inputs = tuple(layer.inputs) or ((self.layers[i - 1].name if i else INPUT),)
+            missing = [name for name in layer.inputs if name not in self._index]
+            if missing:
+                raise UserError(f"layer {layer.name!r} reads {missing[0]!r}, which is not the input or a layer before it")
+            sources = [self._index[name] for name in layer.inputs]
+            windows = sorted({self.window(j) for j in sources})
+            size = sum(self.sizes[j] if j == 0 else self.layers[j - 1].fan_out for j in sources)
+            if len(windows) > 1:
+                raise UserError(f"layer {layer.name!r}: its inputs {', '.join(layer.inputs)} have windows {windows}; "
+                                "the inputs of one layer must share one window")
+            if layer.fan_in != size or layer.ticks_in != windows[0]:
                 raise UserError(f"layer {layer.name!r}: expects {layer.fan_in} inputs in a {layer.ticks_in}-tick window, "
-                                f"previous layer gives {size} in {ticks}")
-            size, ticks = layer.fan_out, layer.ticks
+                                f"{'its inputs give' if len(sources) > 1 else 'previous layer gives'} {size} in {windows[0]}")
+            if len(sources) > 1 and hasattr(layer, "in_shape"):
+                joined = ir.concatenate([self.shape(j) for j in sources], f"layer {layer.name!r}")
+                if tuple(layer.in_shape) != joined:
+                    raise UserError(f"layer {layer.name!r}: its in_shape {tuple(layer.in_shape)} is not the channel "
+                                    f"concatenation {joined} of its inputs")
+            self._index[layer.name] = i + 1
+        read = {name for layer in self.layers for name in layer.inputs}
+        unused = [layer.name for layer in self.layers[:-1] if layer.name not in read]
+        if unused:
+            raise UserError(f"layer {unused[0]!r} is read by no layer; every layer but the readout must feed one")
+
+    def sources(self, l: int) -> list:
+        """Source numbers (0: the input, ``j + 1``: layer ``j``) of layer ``l``'s inputs, in order."""
+        return [self._index[name] for name in self.layers[l].inputs]
+
+    def consumers(self, source: int) -> list:
+        """``(layer, input position)`` of every layer input that reads ``source``, in layer order."""
+        return [(l, k) for l in range(len(self.layers)) for k, j in enumerate(self.sources(l)) if j == source]
+
+    def window(self, source: int) -> int:
+        """The window of a source's spikes."""
+        return self.input.ticks if source == 0 else self.layers[source - 1].ticks
+
+    def shape(self, source: int) -> tuple:
+        """A source's output shape: the input's, a feature-map layer's ``out_shape``, else ``(fan_out,)``."""
+        if source == 0:
+            return tuple(self.input.shape)
+        layer = self.layers[source - 1]
+        return tuple(layer.out_shape) if hasattr(layer, "out_shape") else (layer.fan_out,)
+
+    def offsets(self, l: int) -> list:
+        """Where each input of layer ``l`` starts in the concatenation it reads."""
+        starts, start = [], 0
+        for j in self.sources(l):
+            starts.append(start)
+            start += self.sizes[j]
+        return starts
+
+    def gather(self, values: list, l: int) -> np.ndarray:
+        """Layer ``l``'s input from per-source batches ``values`` (N, size): their concatenation."""
+        parts = [values[j] for j in self.sources(l)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def gather_spikes(self, spikes: list, l: int) -> list:
+        """Layer ``l``'s input spikes from per-source spike lists: neurons moved to their place in
+        the concatenation, by tick then neuron."""
+        sources = self.sources(l)
+        if len(sources) == 1:
+            return spikes[sources[0]]
+        joined = [(n + start, t) for j, start in zip(sources, self.offsets(l)) for n, t in spikes[j]]
+        return sorted(joined, key=lambda spike: (spike[1], spike[0]))
+
+    @property
+    def is_chain(self) -> bool:
+        """Every layer reads the one before it (or the input, first)."""
+        return all(self.sources(l) == [l] for l in range(len(self.layers)))
 
     @property
     def ticks(self) -> list:
@@ -451,6 +634,7 @@ def save(net: TTFSNet, path) -> Path:
 def _load_layer(i, header, arrays):
     header = dict(header)
     kind, widths = header.pop("kind"), header.pop("widths")
+    header["inputs"] = tuple(header.get("inputs", ()))
     header.pop("readout")
     if kind not in LAYER_TYPES:
         raise UserError(f"layer kind {kind!r} is not supported; known: {', '.join(LAYER_TYPES)}")
@@ -484,7 +668,7 @@ def load(path) -> TTFSNet:
             raise ValueError("header is not a JSON object")
     except _DAMAGED as e:
         raise UserError(f"{path}: not a .ttfs net ({e.__class__.__name__}); write one with 'hdlgen convert'") from None
-    if header.get("format") == FORMAT:
+    if header.get("format") in (FORMAT, CHAIN_FORMAT):
         stored = arrays.pop("checksum", None)
         if stored is None:
             raise UserError(f"{path} is corrupted: it has no checksum; write it again with 'hdlgen convert'")
@@ -492,7 +676,8 @@ def load(path) -> TTFSNet:
             raise UserError(f"{path} is corrupted: checksum mismatch (its contents changed after it was written); "
                             "write it again with 'hdlgen convert'")
     elif header.get("format") != UNCHECKED_FORMAT:
-        raise UserError(f"{path}: format {header.get('format')!r} is not supported; this hdlgen reads {FORMAT}")
+        raise UserError(f"{path}: format {header.get('format')!r} is not supported; this hdlgen reads {FORMAT} "
+                        f"(and the older {CHAIN_FORMAT}, {UNCHECKED_FORMAT})")
     arrays.pop("header")
     try:
         h = header["input"]

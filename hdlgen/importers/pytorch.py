@@ -1,5 +1,8 @@
 """PyTorch importer: ``torch.export`` programs → IR, one handler per ATen operator.
 
+The exported graph may be a DAG: each IR node reads the IR nodes of the values its operator
+takes (a residual connection is ``aten.add.Tensor`` of two computed tensors).
+
 Handlers live in a registry (:func:`handler`) that refuses duplicates; an unsupported operator
 is named in the error together with the supported ones. Every handler reads the operator's
 arguments by name (:class:`_Args`, from the ATen schema, defaults filled in) and checks each one;
@@ -273,6 +276,17 @@ def _flatten(node, args, params):
     return [ir.Flatten(name=node.name)]
 
 
+@handler("aten.add.Tensor", "aten.add_.Tensor")
+def _add(node, args, params):
+    """The sum of two computed tensors (a residual connection)."""
+    other = args["other"]
+    if not hasattr(other, "op") or other.name in params.values:
+        refuse(_where(node), "other", "a constant tensor or number", "the sum of two computed tensors (a residual add)")
+    if args["alpha"] != 1:
+        refuse(_where(node), "alpha", args["alpha"], "1")
+    return [ir.Add(name=node.name)]
+
+
 @handler(*_PASS_THROUGH)
 def _identity(node, args, params):
     if args["train"]:
@@ -334,7 +348,7 @@ def _reference(exported, batch, dtype):
 
 
 def from_exported(exported) -> ir.Graph:
-    """IR from a ``torch.export.ExportedProgram`` of a sequential network."""
+    """IR from a ``torch.export.ExportedProgram`` of a feed-forward network (a chain or a DAG)."""
     params = _Params(exported)
     graph = exported.graph
     user_inputs = [n for n in graph.nodes if n.op == "placeholder" and n.name not in params.values]
@@ -344,18 +358,21 @@ def from_exported(exported) -> ir.Graph:
     converters = [HANDLERS.lookup(str(n.target), n.name) for n in calls]   # an unknown operator is named first
     example = user_inputs[0].meta.get("val")
     nodes, notes = [ir.Input(tuple(example.shape[1:]), name="input")], []
-    tail, shape = user_inputs[0], nodes[0].shape
+    produced = {user_inputs[0]: nodes[0].name}      # fx value → the IR node that computes it
+    shapes = {nodes[0].name: nodes[0].shape}
     for node in graph.nodes:
         if node.op != "call_function":
             continue
         if _getitem_passthrough(node):
-            tail = node
+            produced[node] = produced[node.args[0]]
             continue
         target = str(node.target)
         convert_node = converters[calls.index(node)]
-        if node.args[0] is not tail:
-            raise UserError(f"{node.name} ({target}) does not take the previous layer's output; "
-                            "only sequential networks (one chain of layers) are supported")
+        data = [a for a in node.args if hasattr(a, "op") and a.name not in params.values]
+        unknown = [a for a in data if a not in produced]
+        if not data or unknown:
+            raise UserError(f"{_where(node)} takes {'no computed tensor' if not data else repr(unknown[0].name)}, "
+                            "which is not a layer's output; supported: layers that read the input or other layers")
         if notes and target not in _SOFTMAX + _PASS_THROUGH:
             registry.refuse_after_softmax(_where(node))
         args = _Args(node)
@@ -363,16 +380,20 @@ def from_exported(exported) -> ir.Graph:
         args.finish()
         if target in _SOFTMAX:
             notes.append(registry.trailing_softmax_note(node.name, node.target.__name__.split('.')[0]))
+        inputs = tuple(produced[a] for a in data)
         for n in converted:
-            shape = n.output_shape(shape)
+            n.inputs = inputs
+            shapes[n.name] = n.output_shape_of([shapes[i] for i in inputs])
+            inputs = (n.name,)
+        shape = shapes[inputs[0]]
         expected = _shape(node)
         if expected is not None and converted and tuple(shape) != tuple(expected[1:]):
             raise UserError(f"{_where(node)}: imports with output shape {tuple(shape)} but PyTorch computes "
                             f"{tuple(expected[1:])}; one of its arguments is not supported")
         nodes.extend(converted)
-        tail = node
+        produced[node] = inputs[0]
     outputs = [n for n in graph.nodes if n.op == "output"][0].args[0]
-    if len(outputs) != 1 or outputs[0] is not tail:
+    if len(outputs) != 1 or produced.get(outputs[0]) != nodes[-1].name:
         raise UserError("the model must return the last layer's output (one tensor of logits)")
     batch = example.shape[0] if isinstance(example.shape[0], int) else None
     return ir.Graph(nodes, reference=_reference(exported, batch, getattr(example, "dtype", None)), notes=notes)

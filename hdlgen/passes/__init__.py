@@ -17,12 +17,13 @@ from .calibrate import Calibrate
 from .fold_bn import FoldBatchNorm
 from .pools import FoldAvgPool, PoolAfterReLU
 from .quantize import Quantize
+from .residual import MergeAdd
 from .selfcheck import CheckFolding, CheckImport
 from .structure import CheckStructure, DropFlatten
 from .widths import DeriveWidths
 
 __all__ = ["ConvertConfig", "Conversion", "FLOW", "convert", "PoolAfterReLU", "FoldBatchNorm", "FoldAvgPool", "DropFlatten",
-           "CheckStructure", "Calibrate", "Quantize", "DeriveWidths", "CheckImport", "CheckFolding"]
+           "CheckStructure", "Calibrate", "Quantize", "DeriveWidths", "CheckImport", "CheckFolding", "MergeAdd"]
 
 
 @dataclass
@@ -93,7 +94,8 @@ class Conversion:
 
 
 # CheckImport / CheckFolding: the imported graph against the framework's own output, the folded one against it
-FLOW = [CheckImport(), PoolAfterReLU(), FoldBatchNorm(), FoldAvgPool(), DropFlatten(), CheckFolding(), CheckStructure(),
+FLOW = [CheckImport(), PoolAfterReLU(), FoldBatchNorm(), FoldAvgPool(), MergeAdd(), DropFlatten(), CheckFolding(),
+        CheckStructure(),
         Calibrate(), Quantize(), DeriveWidths()]
 
 

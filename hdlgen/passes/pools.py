@@ -1,5 +1,7 @@
 """Pooling passes: put max-pools after their ReLU, fold average pools into an affine neighbour."""
 
+import dataclasses
+
 import numpy as np
 
 from .. import ir
@@ -20,26 +22,51 @@ class PoolAfterReLU:
     name = "pool-after-relu"
 
     def run(self, state):
-        nodes = list(state.graph.nodes)
-        changed = True
-        while changed:
-            changed = False
-            for i in range(1, len(nodes) - 1):
-                pool, before, after = nodes[i], nodes[i - 1], nodes[i + 1]
-                if not isinstance(pool, ir.MaxPool2d):
-                    continue
-                if isinstance(after, ir.ReLU):
-                    nodes[i], nodes[i + 1] = after, pool
-                    changed = True
-                elif isinstance(after, ir.BatchNorm) and i + 2 < len(nodes) and isinstance(nodes[i + 2], ir.ReLU):
-                    _check_commutes_with_max(after, pool)
-                    nodes[i], nodes[i + 1] = after, pool
-                    changed = True
-                elif isinstance(before, ir.BatchNorm) and i >= 2 and isinstance(nodes[i - 2], ir.ReLU):
-                    _check_commutes_with_max(before, pool)
-                    nodes[i - 1], nodes[i] = pool, before
-                    changed = True
-        state.graph = ir.Graph(nodes)
+        graph = state.graph
+        while True:
+            swap = next(filter(None, (self._swap(graph, pool) for pool in graph.nodes if isinstance(pool, ir.MaxPool2d))),
+                        None)
+            if swap is None:
+                break
+            graph = _swapped(graph, *swap)
+        state.graph = graph
+
+    @staticmethod
+    def _swap(graph, pool):
+        """The pair ``(first, second)`` to swap next around ``pool``, or ``None``."""
+        after = _sole_reader(graph, pool)
+        if isinstance(after, ir.ReLU):
+            return pool, after
+        if isinstance(after, ir.BatchNorm) and isinstance(_sole_reader(graph, after), ir.ReLU):
+            _check_commutes_with_max(after, pool)
+            return pool, after
+        (before,) = graph.sources(pool)
+        if isinstance(before, ir.BatchNorm) and len(graph.consumers(before.name)) == 1 \
+                and isinstance(graph.sources(before)[0], ir.ReLU):
+            _check_commutes_with_max(before, pool)
+            return before, pool
+        return None
+
+
+def _sole_reader(graph, node):
+    """The one node that reads ``node`` and nothing else, or ``None``."""
+    readers = graph.consumers(node.name)
+    return readers[0] if len(readers) == 1 and len(readers[0].inputs) == 1 else None
+
+
+def _swapped(graph, first, second):
+    """``graph`` with ``second`` (the one reader of ``first``) moved before it: ``second`` reads what
+    ``first`` read, ``first`` reads ``second``, and ``second``'s readers read ``first``."""
+    nodes = []
+    for node in graph.nodes:
+        if node is first:
+            nodes.append(dataclasses.replace(second, inputs=first.inputs))
+        elif node is second:
+            nodes.append(dataclasses.replace(first, inputs=(second.name,)))
+        else:
+            nodes.append(dataclasses.replace(node, inputs=tuple(first.name if i == second.name else i
+                                                                 for i in node.inputs)))
+    return ir.Graph(nodes)
 
 
 def _check_commutes_with_max(bn, pool):

@@ -4,9 +4,9 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
-from ..ttfs import PIXEL_MAX, InputEncoding, IntConv2d, IntDense, IntMaxPool2d, TTFSNet
+from ..ttfs import INPUT, PIXEL_MAX, InputEncoding, IntConv2d, IntDense, IntMaxPool2d, TTFSNet
 
-__all__ = ["Quantize", "input_encoding", "quantize_weights"]
+__all__ = ["Quantize", "input_encoding", "quantize_weights", "column_scale"]
 
 
 def input_encoding(shape, offset, pixel_scale, scale, ticks) -> InputEncoding:
@@ -39,8 +39,19 @@ def quantize_weights(weight, bias, input_scale, target_scale, bits, per_channel,
     return w_int, b_int, k, k * sigma
 
 
+def column_scale(source_scales, sizes, columns: int, repeat=np.repeat, join=np.concatenate):
+    """The real value of one input unit of each of a layer's ``columns`` weight columns, from each
+    input's scales (per channel, or per feature) and sizes: a convolution's columns are (channel,
+    tap), a dense layer's its features, the inputs' in order. ``repeat``/``join`` are numpy's by
+    default (fine-tuning passes torch's)."""
+    fan_in = sum(sizes)
+    return join([repeat(scale, columns * size // fan_in // len(scale)) for scale, size in zip(source_scales, sizes)])
+
+
 class Quantize:
-    """Lower the checked, calibrated graph to a :class:`TTFSNet`."""
+    """Lower the checked, calibrated graph to a :class:`TTFSNet`: each Dense/Conv2d (with the ReLU
+    after it) and each MaxPool2d becomes one integer layer, reading the integer layers (or the
+    input) its float inputs come from; a layer's window is its ReLU's (a max-pool keeps its input's)."""
 
     name = "quantize"
 
@@ -49,39 +60,64 @@ class Quantize:
         ticks, scales = stats["ticks"], stats["scales"]
         encoding = input_encoding(stats.get("input_shape", graph.input_shape), stats["input_offset"],
                                   stats["pixel_scale"], scales[0], ticks[0])
-        shapes = [graph.input_shape] + graph.shapes()[1:]
+        shapes = dict(zip((n.name for n in graph.nodes), graph.shapes()))
+        windows = {n.name: w for w, n in enumerate((n for n in graph.nodes if isinstance(n, ir.ReLU)), 1)}
         readout = max(i for i, n in enumerate(graph.nodes) if isinstance(n, (ir.Dense, ir.Conv2d)))
-        channel_scale = np.full(graph.input_shape[0], encoding.scale)  # real value of one q unit, per channel
-        window, layers = 0, []
+        origin = {graph.nodes[0].name: INPUT}      # float node → the integer layer (or input) whose spikes it carries
+        window = {INPUT: 0}                          # integer source → its window's index
+        scale_of = {INPUT: np.full(graph.input_shape[0], encoding.scale)}   # real value of one q unit, per channel
+        size_of = {INPUT: encoding.size}
+        layers = []
         for index, node in enumerate(graph.nodes[1:], 1):
-            in_shape = shapes[index - 1]
-            if isinstance(node, ir.MaxPool2d):
-                layers.append(IntMaxPool2d(in_shape, node.kernel, node.stride, node.padding, ticks[window], name=node.name))
+            sources = tuple(origin[name] for name in node.inputs)
+            if isinstance(node, (ir.ReLU, ir.Flatten)):
+                origin[node.name] = sources[0]
                 continue
-            if not isinstance(node, (ir.Dense, ir.Conv2d)):
-                continue  # ReLU, Flatten, Output: nothing to lower
-            weight = node.weight.reshape(len(node.weight), -1)
-            column_scale = np.repeat(channel_scale, weight.shape[1] // len(channel_scale))
-            bias = node.bias
-            if not layers and encoding.offset:
-                if isinstance(node, ir.Conv2d) and any(node.padding):
-                    raise UserError(f"{node.where()}: the input has negative values (offset {encoding.offset:g}), so "
-                                    "zero padding would not mean 'no spike'; use padding 0 or inputs ≥ 0")
-                bias = bias + weight.sum(axis=1) * encoding.offset  # x = offset + x', folded exactly
-            last = index == readout
-            w_int, b_int, k, scale = quantize_weights(weight, bias, column_scale, None if last else scales[window + 1],
-                                                      config.weight_bits, config.per_channel, config.rounding)
-            common = (b_int, k, ticks[window], 0 if last else ticks[window + 1], config.weight_bits, scale)
-            if isinstance(node, ir.Conv2d):
-                layer = IntConv2d(w_int.reshape(node.weight.shape), *common, in_shape, node.stride, node.padding,
-                                  name=node.name)
+            if not isinstance(node, (ir.Dense, ir.Conv2d, ir.MaxPool2d)):
+                continue  # Output: nothing to lower
+            in_shape = ir.concatenate([shapes[name] for name in node.inputs], node.where())
+            used = sorted({ticks[window[s]] for s in sources})
+            if len(used) > 1:
+                raise UserError(f"{node.where()}: the branches it joins ({', '.join(node.inputs)}) have windows "
+                                f"{used}; give them one window (--ticks)")
+            if isinstance(node, ir.MaxPool2d):
+                layer = IntMaxPool2d(in_shape, node.kernel, node.stride, node.padding, used[0], name=node.name,
+                                     inputs=sources)
+                scale_of[node.name], window[node.name] = scale_of[sources[0]], window[sources[0]]
             else:
-                layer = IntDense(w_int, *common, name=node.name)
+                sizes = [size_of[s] for s in sources]
+                out_window = windows.get(graph.consumers(node.name)[0].name)   # its ReLU's (None: the readout)
+                columns = column_scale([scale_of[s] for s in sources], sizes, node.weight.reshape(len(node.weight), -1).shape[1])
+                layer = self._weighted(node, index == readout, sources, sizes, in_shape, used[0], encoding, config,
+                                       columns, out_window, ticks, scales)
+                scale_of[node.name], window[node.name] = layer.scale, out_window
+            size_of[node.name] = layer.fan_out
+            origin[node.name] = node.name
             layers.append(layer)
-            channel_scale = layer.scale
-            window += 1
         meta = {"weight_bits": config.weight_bits, "per_channel": config.per_channel,
                 "calibration": config.calibration, "rounding": config.rounding}
         if state.stats.get("notes"):   # what the importer dropped on purpose, e.g. a trailing softmax
             meta["notes"] = list(state.stats["notes"])
         state.net = TTFSNet(encoding, layers, state.name, meta, state.graph)
+
+    @staticmethod
+    def _weighted(node, last, sources, sizes, in_shape, ticks_in, encoding, config, columns_scale, out_window, ticks,
+                  scales):
+        weight = node.weight.reshape(len(node.weight), -1)
+        bias = node.bias
+        if INPUT in sources and encoding.offset:    # x = offset + x', folded exactly into the bias
+            if isinstance(node, ir.Conv2d) and any(node.padding):
+                raise UserError(f"{node.where()}: the input has negative values (offset {encoding.offset:g}), so "
+                                "zero padding would not mean 'no spike'; use padding 0 or inputs ≥ 0")
+            ends = np.cumsum([weight.shape[1] * size // sum(sizes) for size in sizes])
+            for source, end, size in zip(sources, ends, sizes):
+                if source == INPUT:
+                    start = end - weight.shape[1] * size // sum(sizes)
+                    bias = bias + weight[:, start:end].sum(axis=1) * encoding.offset
+        w_int, b_int, k, scale = quantize_weights(weight, bias, columns_scale, None if last else scales[out_window],
+                                                  config.weight_bits, config.per_channel, config.rounding)
+        common = (b_int, k, ticks_in, 0 if last else ticks[out_window], config.weight_bits, scale)
+        if isinstance(node, ir.Conv2d):
+            return IntConv2d(w_int.reshape(node.weight.shape), *common, in_shape, node.stride, node.padding,
+                             name=node.name, inputs=sources)
+        return IntDense(w_int, *common, name=node.name, inputs=sources)
