@@ -22,7 +22,7 @@ import numpy as np
 from .ttfs import TTFSNet, unsigned_width
 
 __all__ = ["ceil_div", "check_count", "check_lanes", "axis_taps", "pack_words", "ladder_steps", "sorter_words",
-           "sorter_memory_bits", "DenseGeometry", "ConvGeometry", "PoolGeometry", "InputGeometry", "NetGeometry",
+           "sorter_memory_bits", "DenseGeometry", "ConvGeometry", "PoolGeometry", "InputGeometry", "NetGeometry", "SkipBuffer",
            "STAGE_GEOMETRY", "stage_geometry"]
 
 
@@ -378,6 +378,9 @@ class NetGeometry:
         One stage geometry per layer of ``net``.
     engines : list of int
         Indices of the layers with a weight memory (the engines a board may give other memories).
+    buffers : list of SkipBuffer
+        The graph's buffered edges (:class:`SkipBuffer`): a source read by several layers sends its
+        spikes straight to the first and through a buffer to each other one.
 
     Raises :class:`ValueError` if ``lanes``, ``pixels_per_transfer`` or ``spike_lanes`` is out
     of range.
@@ -392,6 +395,8 @@ class NetGeometry:
         self.input = InputGeometry(net.input, pixels_per_transfer)
         self.layers = [stage_geometry(layer, self.lanes, spike_lanes) for layer in net.layers]
         self.engines = [i for i, layer in enumerate(net.layers) if layer.has_weights]
+        self.buffers = [SkipBuffer(net, source, layer, position)
+                        for source in range(len(net.layers)) for layer, position in net.consumers(source)[1:]]
 
     @property
     def layer_lanes(self) -> list:
@@ -411,9 +416,35 @@ class NetGeometry:
         return self.input.walked_ticks + sum(stage.walked_ticks for stage in self.layers)
 
     def overhead(self) -> int:
-        return self.input.overhead() + sum(stage.overhead() for stage in self.layers)
+        return (self.input.overhead() + sum(stage.overhead() for stage in self.layers)
+                + sum(buffer.overhead() for buffer in self.buffers))
 
     def memory_bits(self) -> dict:
-        """Bits of every block-RAM-sized memory, by stage (``input`` and each layer's name)."""
-        return {"input": self.input.memory_bits(),
-                **{stage.layer.name: stage.memory_bits() for stage in self.layers}}
+        """Bits of every block-RAM-sized memory, by stage (``input`` and each layer's name; a layer's
+        skip buffers under its name too)."""
+        bits = {"input": self.input.memory_bits(), **{stage.layer.name: stage.memory_bits() for stage in self.layers}}
+        for buffer in self.buffers:
+            bits[buffer.layer.name][f"skip_{buffer.position}"] = buffer.memory_bits
+        return bits
+
+
+class SkipBuffer:
+    """The buffer on a graph edge from ``source`` (0: the input encoder, ``j + 1``: layer ``j``)
+    into input ``position`` of layer ``layer``: every spike event of one image and its ``end``
+    (``depth``: the source's neurons + 1), so the source never waits for the consumer while the
+    consumer's other inputs are still being made. Its events enter the layer before those of the
+    layer's first input (:class:`~hdlgen.rtl_templates.graph.Join`)."""
+
+    def __init__(self, net: TTFSNet, source: int, layer: int, position: int):
+        self.source, self.layer, self.position = source, net.layers[layer], position
+        self.index = layer
+        self.depth = net.sizes[source] + 1
+        self.width = unsigned_width(net.sizes[source] - 1) + unsigned_width(net.window(source)) + 1   # neuron, tick, end
+
+    @property
+    def memory_bits(self) -> int:
+        return self.depth * self.width
+
+    def overhead(self) -> int:
+        """The buffer's read latency and the cycle the join spends on its ``end``."""
+        return 4

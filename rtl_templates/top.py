@@ -12,6 +12,7 @@ from .conv import ConvEngine
 from .dense import DenseEngine
 from .encoder import InputEncoder
 from .events import event_layout
+from .graph import Fork, Join
 from .maxpool import MaxPoolUnit
 from .readout import Readout, readout_layout
 from .spike_time import SpikeTimeBank
@@ -45,7 +46,10 @@ class NetworkTop(wiring.Component):
     Input encoder → per hidden layer (dense or conv engine → spike-time unit bank, or max-pool
     unit) → dense engine →
     readout. Stages are decoupled by stream handshakes, so image ``n+1`` enters layer 1 while
-    image ``n`` is in a later layer. A free-running 32-bit cycle counter stamps each image's
+    image ``n`` is in a later layer. In a graph net a source read by several layers feeds them
+    through a :class:`~hdlgen.rtl_templates.graph.Fork` (the first reader directly, the others
+    through a buffer of one image's events) and a layer with several inputs reads them through a
+    :class:`~hdlgen.rtl_templates.graph.Join`. A free-running 32-bit cycle counter stamps each image's
     first accepted pixel into a small FIFO; the result carries ``now − stamp``, the cycles from
     that pixel to the first cycle ``result.valid`` is high for the image.
 
@@ -111,16 +115,40 @@ class NetworkTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.encoder = encoder = self.encoder
-        spikes = [encoder.o]                       # each spiking layer's event stream
+        net = self.net
+        spikes = []         # each source's event stream: the input encoder's, then each hidden layer's
+        edges = {}          # (layer, input position) → the stream it reads
+
+        def produce(stream_):
+            source = len(spikes)
+            spikes.append(stream_)
+            readers = net.consumers(source)
+            if len(readers) == 1:
+                edges[readers[0]] = stream_
+                return
+            buffers = [b for b in self.geometry.buffers if b.source == source]
+            fork = m.submodules[f"fork{source}"] = Fork(net.sizes[source], net.window(source), buffers)
+            wiring.connect(m, stream_, fork.i)
+            for reader, out in zip(readers, fork.outputs):
+                edges[reader] = out
+
+        produce(encoder.o)
         for n, (stage, bank) in enumerate(zip(self.stages, self.banks)):
             m.submodules[f"{stage.submodule_name}{n}"] = stage
-            wiring.connect(m, spikes[-1], stage.i)
+            sources = net.sources(n)
+            if len(sources) == 1:
+                wiring.connect(m, edges[(n, 0)], stage.i)
+            else:
+                join = m.submodules[f"join{n}"] = Join([net.sizes[j] for j in sources], net.layers[n].ticks_in)
+                for k, port in enumerate(join.inputs):
+                    wiring.connect(m, edges[(n, k)], port)
+                wiring.connect(m, join.o, stage.i)
             if bank is not None:
                 m.submodules[f"spike_time{n}"] = bank
                 wiring.connect(m, stage.o, bank.i)
-                spikes.append(bank.o)
+                produce(bank.o)
             elif n < len(self.stages) - 1:   # a max-pool's output is its layer's spikes
-                spikes.append(stage.o)
+                produce(stage.o)
         m.submodules.readout = readout = self.readout
         wiring.connect(m, self.stages[-1].o, readout.i)
 

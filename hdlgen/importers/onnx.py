@@ -1,8 +1,9 @@
-"""ONNX importer: a sequential ONNX graph → IR, one handler per operator.
+"""ONNX importer: a feed-forward ONNX graph → IR, one handler per operator.
 
 Reads the protobuf with the ``onnx`` package (``pip install 'hdlgen[onnx]'``); no runtime
 needed. Weights must be initializers (also in an external data file beside the model, as
-torch's dynamo exporter writes them) or ``Constant`` nodes; the graph must be one chain.
+torch's dynamo exporter writes them) or ``Constant`` nodes. The graph may be a DAG: each IR node
+reads the IR nodes of the tensors it takes; an ``Add`` of two computed tensors is a residual add.
 
 Every handler reads each attribute and optional input it understands through :class:`_Node`
 and checks its value; an attribute it does not read must hold the operator schema's default,
@@ -12,6 +13,8 @@ conversion's self-check.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -23,7 +26,7 @@ from .registry import Registry, in_batches, optional_import, refuse
 __all__ = ["load_onnx", "from_onnx_model", "HANDLERS"]
 
 HANDLERS = Registry("ONNX")
-# Register a function ``(node, built) -> [ir nodes]``; ``built`` is the IR chain so far (a handler may merge into it).
+# Register a function ``(node, built) -> [ir nodes]``; ``built`` is the IR so far (a handler may merge into its last node).
 handler = HANDLERS.register
 
 _RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
@@ -151,14 +154,19 @@ def _matmul(node, built):
 
 @handler("Add")
 def _add(node, built):
-    """``MatMul`` + ``Add`` of a constant: the dense layer's bias (the exporters' form of a Linear)."""
+    """Two computed tensors: a residual add. ``MatMul`` + ``Add`` of a constant: the dense layer's bias
+    (the exporters' form of a Linear)."""
+    if len(node.data) == 2:
+        node.read_inputs.update(node.data)
+        return [ir.Add(name=node.name)]
     other = node.const(1 - node.data_index, "bias")
     node.read_inputs.add(1 - node.data_index)
     last = built[-1] if len(built) > 1 else None
-    if not isinstance(last, ir.Dense) or other.size not in (1, len(last.bias)) or other.ndim > 2 \
-            or (other.ndim == 2 and other.shape[0] != 1):
-        node.refuse("B", f"of shape {other.shape}", "a constant bias added straight after a MatMul/Gemm")
-    built[-1] = ir.Dense(last.weight, last.bias + other.reshape(-1), name=node.name)
+    if not isinstance(last, ir.Dense) or last.name != node.source or other.size not in (1, len(last.bias)) \
+            or other.ndim > 2 or (other.ndim == 2 and other.shape[0] != 1):
+        node.refuse("B", f"of shape {other.shape}", "a constant bias added straight after a MatMul/Gemm, "
+                    "or a second computed tensor (a residual add)")
+    built[-1] = dataclasses.replace(last, bias=last.bias + other.reshape(-1), name=node.name)
     return []
 
 
@@ -404,44 +412,62 @@ def from_onnx_model(model) -> ir.Graph:
     dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
     if len(dims) < 2 or any(d < 1 for d in dims[1:]):
         raise UserError(f"input {inputs[0].name!r} needs a fixed shape after the batch dimension, got {dims[1:]}")
-    nodes, tail, names, notes = [ir.Input(tuple(dims[1:]), name="input")], inputs[0].name, {}, []
-    shape = actual = nodes[0].shape     # the IR's shape, and the ONNX tensor's (they differ between reshapes)
-    reshaped_by = None
+    nodes, names, notes = [ir.Input(tuple(dims[1:]), name="input")], {}, []
+    produced = {inputs[0].name: nodes[0].name}   # ONNX tensor → the IR node that computes it
+    shapes = {nodes[0].name: nodes[0].shape}       # IR node → its shape
+    actual = {inputs[0].name: nodes[0].shape}      # ONNX tensor → its shape (they differ between reshapes)
+    reshaped_by = {}
     for proto in layers:
-        node = _Node(proto, constants, opset, actual, onnx)
-        node.batch = dims[0] if dims[0] > 0 else None
         data = [i for i, name in enumerate(proto.input) if name and name not in constants]
-        if data != [0] and not (proto.op_type == "Add" and data == [1]) or proto.input[data[0] if data else 0] != tail:
-            raise UserError(f"{node.where()} does not take the previous layer's output; "
-                            "only sequential networks (one chain of layers) are supported")
-        node.data_index = data[0]
+        node = _Node(proto, constants, opset, actual.get(proto.input[data[0]], ()) if data else (), onnx)
+        node.batch = dims[0] if dims[0] > 0 else None
+        two = proto.op_type == "Add" and len(data) == 2
+        if not two and data != [0] and not (proto.op_type == "Add" and data == [1]) or \
+                any(proto.input[i] not in produced for i in data):
+            raise UserError(f"{node.where()} takes {'no computed tensor' if not data else 'a tensor no layer computes'}"
+                            " in a place hdlgen does not support; supported: each layer reads the model's input or "
+                            "earlier layers at its first input (an Add: two computed tensors, or one and a constant bias)")
+        node.data, node.data_index = data, data[0]
+        node.source = produced[proto.input[data[0]]]
         node.read_inputs.add(node.data_index)
         if notes and proto.op_type not in _SOFTMAX + ("Identity",):
             registry.refuse_after_softmax(node.where())
-        if actual != shape and proto.op_type not in _RESHAPES + ("Identity", "Dropout"):
-            raise UserError(f"{node.where()} takes the {('batch', *actual)} tensor that {reshaped_by} leaves; supported: "
-                            f"reshapes that end in the layer shape {('batch', *shape)} or a flatten to (batch, features)")
+        shape = shapes[node.source]
+        if node.shape != shape and proto.op_type not in _RESHAPES + ("Identity", "Dropout"):
+            raise UserError(f"{node.where()} takes the {('batch', *node.shape)} tensor that "
+                            f"{reshaped_by[proto.input[data[0]]]} leaves; supported: reshapes that end in the layer "
+                            f"shape {('batch', *shape)} or a flatten to (batch, features)")
         converted = HANDLERS[proto.op_type](node, nodes)
         node.finish()
         if proto.op_type in _SOFTMAX:
             notes.append(registry.trailing_softmax_note(node.name, proto.op_type))
+        out = proto.output[0]
         if node.new_shape is not None:
-            actual, reshaped_by = node.new_shape, node.where()
-            if len(actual) == 1 and len(shape) != 1 and actual[0] == int(np.prod(shape)):
+            actual[out], reshaped_by[out] = node.new_shape, node.where()
+            if len(node.new_shape) == 1 and len(shape) != 1 and node.new_shape[0] == int(np.prod(shape)):
                 converted = [ir.Flatten(name=node.name)]
+        sources = tuple(produced[proto.input[i]] for i in data)
+        if not converted and proto.op_type == "Add":     # the bias merged into the dense layer, renamed
+            sources = (nodes[-1].name,)
+            shapes[nodes[-1].name] = shape
         for n in converted:
-            shape = n.output_shape(shape)
-        if node.new_shape is None:
-            actual = shape
+            n.inputs = sources
+            shapes[n.name] = shape = n.output_shape_of([shapes[i] for i in sources])
+            sources = (n.name,)
         nodes.extend(converted)
+        produced[out] = sources[0]
+        if node.new_shape is None:
+            actual[out] = shapes[sources[0]]
+        else:
+            reshaped_by.setdefault(out, node.where())
         if converted or proto.op_type == "Add":
-            names[nodes[-1].name] = proto.output[0]
-        tail = proto.output[0]
-    if actual != shape:
-        raise UserError(f"the model's output has the shape {('batch', *actual)} that {reshaped_by} leaves; "
-                        "supported: (batch, classes) logits")
-    if len(graph.output) != 1 or graph.output[0].name != tail:
+            names[nodes[-1].name] = out
+    last = graph.output[0].name if len(graph.output) == 1 else None
+    if last is None or produced.get(last) != nodes[-1].name:
         raise UserError("the model must return the last layer's output (one tensor of logits)")
+    if actual[last] != shapes[nodes[-1].name]:
+        raise UserError(f"the model's output has the shape {('batch', *actual[last])} that {reshaped_by[last]} leaves; "
+                        "supported: (batch, classes) logits")
     elem_type = inputs[0].type.tensor_type.elem_type
     dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type) if elem_type else np.float32
     if np.dtype(dtype).kind != "f":
