@@ -95,11 +95,11 @@ def hdlgen(*args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--train-only", action="store_true", help="train and save the float model, nothing else")
     args = parser.parse_args()
     import torch
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)   # a second thread only waits on a loaded 2-core machine
 
     OUT.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)

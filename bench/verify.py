@@ -2,7 +2,8 @@
 
 Every net comes from :func:`hdlgen.testing.random_spec` (MLPs and CNNs, depths 1–5, inputs up to
 784, windows 1–64 per layer, weight bits 2–12, per-layer and per-channel K, strides, padding,
-max-pools, lanes 1..fan-out, P pixels per transfer) and runs ``--vectors`` images
+max-pools, lanes 1..fan-out, P pixels per transfer) or, every fifth, from
+:func:`hdlgen.testing.random_graph_spec` (residual dense and conv nets: skip inputs, subsamples) and runs ``--vectors`` images
 (:func:`hdlgen.testing.campaign_pixels`: random, all-zero, all-saturated, single-pixel) through
 :func:`hdlgen.simulate.simulate`, whose testbench adds random input gaps and back-pressure and
 compares every spike, logit and class with the golden model. Nets run in parallel, one process
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from hdlgen.cycles import dense_schedule
 from hdlgen.simulate import missing_simulator, simulate
-from hdlgen.testing import campaign_pixels, net_from_spec, random_spec
+from hdlgen.testing import campaign_pixels, net_from_spec, random_graph_spec, random_spec
 
 RESULTS = Path(__file__).parent / "results" / "verify.json"
 # Simulated cycles per net at most (dense schedule × vectors): a wide layer at few lanes gets more
@@ -42,10 +43,16 @@ CYCLE_BUDGET = 20_000_000
 VERILATOR_MAKEFLAGS = "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
 
 
+GRAPH_EVERY = 5     # every fifth net of a campaign is a residual (graph) net
+
+
 def campaign_specs(nets: int, seed: int) -> list:
-    """The ``nets`` specs of campaign ``seed`` (the same for every run of that seed)."""
-    rng = np.random.default_rng(seed)
-    return [random_spec(rng) for _ in range(nets)]
+    """The ``nets`` specs of campaign ``seed`` (the same for every run of that seed): chain nets, and
+    every :data:`GRAPH_EVERY`-th a graph net drawn from a generator of its own (so the chain nets at
+    the other places are those of campaigns before graph nets)."""
+    rng, graphs = np.random.default_rng(seed), np.random.default_rng([seed, GRAPH_EVERY])
+    specs = [random_spec(rng) for _ in range(nets)]
+    return [random_graph_spec(graphs) if i % GRAPH_EVERY == GRAPH_EVERY - 1 else spec for i, spec in enumerate(specs)]
 
 
 def run_net(spec: dict, vectors: int, simulator: str, index: int) -> dict:

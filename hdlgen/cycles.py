@@ -22,6 +22,11 @@ costs of :mod:`hdlgen.geometry`.
 
 ``lanes_ℓ`` is ``min(lanes, fan_out_ℓ)`` (a convolution's lanes run over its output
 channels, so ``min(lanes, out channels)``), as the core builds it.
+
+In a graph net a layer's input spikes are those of all its inputs (their concatenation). The
+lower bound follows the path through each layer's first input, and counts an engine's spikes of
+that input only: a later input's spikes wait in a skip buffer and may be paid for while earlier
+stages still work. The serial sum and the upper bound count them all.
 """
 
 from __future__ import annotations
@@ -36,29 +41,44 @@ __all__ = ["event_lower_bound", "dense_schedule", "serial_cycles", "overhead_bou
 
 
 def _inputs(spikes) -> list:
-    """Per layer, the indices of its input neurons that spiked."""
-    return [np.array([n for n, _ in layer], dtype=np.int64) for layer in spikes]
+    """Per source (the input, then each layer), the indices of its neurons that spiked."""
+    return [np.array([n for n, _ in source], dtype=np.int64) for source in spikes]
 
 
 def _every_input(geometry: NetGeometry) -> list:
-    return [np.arange(stage.layer.fan_in) for stage in geometry.layers]
+    return [np.arange(size) for size in geometry.net.sizes[:-1]]
 
 
-def _event_cycles(geometry: NetGeometry, inputs) -> int:
-    """``intake + Σ_(engines) max(C, E + T)`` for the spiking inputs ``inputs[ℓ]`` of each layer."""
-    walks = [geometry.input.walked_ticks] + [stage.walked_ticks for stage in geometry.layers[:-1]]
-    total, walk = geometry.input.intake, 0
-    for stage, cost, spiked, ticks in zip(geometry.layers, geometry.input_costs(), inputs, walks):
-        if ticks:            # the layer's input comes from a tick sorter (else through a max-pool)
-            walk = len(spiked) + ticks
+def _gathered(net: TTFSNet, spiked: list, l: int) -> np.ndarray:
+    """Layer ``l``'s spiking inputs, as indices into the concatenation it reads."""
+    return np.concatenate([spiked[j] + start for j, start in zip(net.sources(l), net.offsets(l))])
+
+
+def _event_cycles(geometry: NetGeometry, spiked) -> int:
+    """``intake + Σ max(C, E + T)`` along the first inputs, for the spiking neurons ``spiked[j]`` of each source.
+
+    ``start[j]`` is when source ``j``'s walk can start: the intake for the input, the engine's finish
+    for a spike-time bank (a max-pool passes its input's on). An engine finishes ``max(C, E + T)``
+    after its first input's walk starts; ``C`` counts the spikes of that input only, since a later
+    input's spikes wait in a skip buffer and may be paid for while the earlier stages still work."""
+    net = geometry.net
+    walked = [geometry.input.walked_ticks] + [stage.walked_ticks for stage in geometry.layers[:-1]]
+    walk, start = [len(spiked[0]) + walked[0]], [geometry.input.intake]
+    finish = start[0]
+    for l, (stage, cost) in enumerate(zip(geometry.layers, geometry.input_costs())):
+        main = net.sources(l)[0]
+        finish = start[main]
         if stage.words:      # an engine (a max-pool has no words: it works in the next one's shadow)
-            total += max(int(cost[spiked].sum()), walk)
-    return int(total)
+            finish += max(int(cost[spiked[main] + net.offsets(l)[0]].sum()), walk[main])
+        if l + 1 < len(walked):
+            walk.append(len(spiked[l + 1]) + walked[l + 1] if walked[l + 1] else walk[main])
+            start.append(finish)
+    return int(finish)
 
 
 def event_lower_bound(net: TTFSNet, spikes, lanes: int = 1, pixels_per_transfer: int = 1) -> int:
-    """``ceil(N_in / P) + Σ_(engines ℓ) max(C_ℓ, E_ℓ + T_ℓ)``; ``spikes[ℓ]`` are the
-    ``(neuron, tick)`` spikes into layer ℓ (``hdlgen.golden.run_events(...).spikes``)."""
+    """``ceil(N_in / P) + Σ_(engines ℓ) max(C_ℓ, E_ℓ + T_ℓ)``; ``spikes[j]`` are the
+    ``(neuron, tick)`` spikes of source ``j`` (``hdlgen.golden.run_events(...).spikes``)."""
     return _event_cycles(NetGeometry(net, lanes, pixels_per_transfer), _inputs(spikes))
 
 
@@ -68,9 +88,10 @@ def dense_schedule(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1) -
     return _event_cycles(geometry, _every_input(geometry))
 
 
-def _serial_cycles(geometry: NetGeometry, inputs) -> int:
-    return int(geometry.input.intake + sum(int(cost[spiked].sum()) for cost, spiked in zip(geometry.input_costs(), inputs))
-               + geometry.walked_ticks)
+def _serial_cycles(geometry: NetGeometry, spiked) -> int:
+    costs = geometry.input_costs()
+    return int(geometry.input.intake + sum(int(costs[l][_gathered(geometry.net, spiked, l)].sum())
+                                           for l in range(len(costs))) + geometry.walked_ticks)
 
 
 def serial_cycles(net: TTFSNet, spikes=None, lanes: int = 1, pixels_per_transfer: int = 1) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .ttfs import TTFSNet, spikes_from_q
 
-__all__ = ["BatchResult", "EventResult", "run_batch", "run_events", "spikes_from_q", "accumulate", "max_pool"]
+__all__ = ["BatchResult", "EventResult", "run_batch", "run_events", "spikes_from_q"]
 
 
 @dataclass
@@ -41,16 +41,6 @@ class EventResult:
     spikes: list
     logits: np.ndarray
     label: int
-
-
-def accumulate(layer, q_in: np.ndarray) -> np.ndarray:
-    """``A = B + W·q_in`` of a weighted layer for a batch (N, fan_in) → int64 (N, fan_out)."""
-    return layer.accumulate(q_in)
-
-
-def max_pool(layer, q_in: np.ndarray) -> np.ndarray:
-    """A max-pool layer of a batch of activations (N, fan_in) → (N, fan_out)."""
-    return layer.forward(q_in)
 
 
 def _argmax_lowest(logits):

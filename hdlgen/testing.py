@@ -9,8 +9,8 @@ import numpy as np
 from .passes.quantize import input_encoding
 from .ttfs import IntDense, TTFSNet
 
-__all__ = ["random_net", "random_cnn", "random_pixels", "mixed_pixels", "random_spec", "net_from_spec",
-           "campaign_pixels", "extreme_case", "extreme_ticks"]
+__all__ = ["random_net", "random_cnn", "random_graph", "random_pixels", "mixed_pixels", "random_spec", "random_graph_spec",
+           "net_from_spec", "campaign_pixels", "extreme_case", "extreme_ticks"]
 
 BIAS_MODES = ("random", "zero", "negative", "large")
 
@@ -110,6 +110,73 @@ def random_cnn(rng: np.random.Generator, in_shape=(1, 8, 8), blocks=(("conv", 4,
     return TTFSNet(encoding, layers, name)
 
 
+def random_graph(rng: np.random.Generator, in_shape=(12,), widths=(8, 8, 8), classes: int = 4, ticks: int = 8,
+                 weight_bits: int = 6, bias: str = "random", per_channel_k: bool = True, skips: float = 0.7,
+                 name: str = "random_graph") -> TTFSNet:
+    """A residual net: a chain of hidden layers of ``widths`` units (dense when ``in_shape`` is a
+    vector; else 'same' 3×3 convs of that many channels, a negative width a stride-2 conv of ``-width``)
+    and a dense readout, where each layer after the first (and the readout) also reads, with
+    probability ``skips``, an earlier source – through a 1×1 stride-2 max-pool (a subsample) when the
+    source's map is twice the size. One window ``ticks`` for all; random integers as :func:`random_net`."""
+    from .ttfs import INPUT, IntConv2d, IntMaxPool2d
+
+    limit = (1 << (weight_bits - 1)) - 1
+    encoding = input_encoding(tuple(in_shape), 0.0, 1 / 255, 1 / ticks, ticks)
+    sources = [(INPUT, tuple(in_shape))]      # (name, shape) of every spiking source so far
+    layers = []
+
+    def weighted(cls_name, reads, out, shape_in, extra, readout=False):
+        fan_in = int(np.prod(shape_in)) if cls_name == "dense" else shape_in[0] * extra["kernel"] ** 2
+        spread = max(1, int(np.sqrt(fan_in) * limit * ticks / 2))
+        b = {"random": rng.integers(-spread, spread + 1, out), "zero": np.zeros(out, np.int64),
+             "negative": -rng.integers(1, 4 * spread + 2, out), "large": rng.integers(spread, 8 * spread + 2, out)}[bias]
+        high = 2 * max(1, spread // ticks) + 1
+        k = None if readout else rng.integers(1, high, out) if per_channel_k else np.full(out, rng.integers(1, high))
+        common = (b, k, ticks, 0 if readout else ticks, weight_bits, np.ones(out))
+        name_ = "readout" if readout else f"layer{len(layers)}"
+        if cls_name == "dense":
+            return IntDense(rng.integers(-limit, limit + 1, (out, fan_in)), *common, name=name_, inputs=reads)
+        kernel, stride = extra["kernel"], extra["stride"]
+        return IntConv2d(rng.integers(-limit, limit + 1, (out, shape_in[0], kernel, kernel)), *common, shape_in,
+                         (stride,) * 2, (kernel // 2,) * 2, name=name_, inputs=reads)
+
+    def skip_for(shape):
+        """An earlier source that joins a layer reading maps of ``shape`` (its name), or None."""
+        if rng.random() >= skips:
+            return None
+        fits = [(n, s) for n, s in sources[:-1] if len(shape) == 1 or (len(s) == 3 and s[1:] in
+                                                                        (shape[1:], tuple(2 * v for v in shape[1:])))]
+        if not fits:
+            return None
+        source, source_shape = fits[rng.integers(len(fits))]
+        if len(shape) == 3 and source_shape[1:] != shape[1:]:
+            pool = IntMaxPool2d(source_shape, (1, 1), (2, 2), (0, 0), ticks, name=f"subsample{len(layers)}",
+                                inputs=(source,))
+            layers.append(pool)
+            return pool.name, pool.out_shape
+        return source, source_shape
+
+    for i, width in enumerate(widths):
+        main, shape = sources[-1]
+        joined = [(main, shape)] + ([found] if i and (found := skip_for(shape)) else [])
+        reads = tuple(n for n, _ in joined)
+        if len(in_shape) == 1:
+            layer = weighted("dense", reads, width, (sum(int(np.prod(s)) for _, s in joined),), {})
+            sources.append((layer.name, (width,)))
+        else:
+            stride = 2 if width < 0 and len(joined) == 1 and shape[1] >= 2 else 1
+            in_ = (sum(s[0] for _, s in joined), *shape[1:])
+            layer = weighted("conv", reads, abs(width), in_, {"kernel": 3, "stride": stride})
+            sources.append((layer.name, layer.out_shape))
+        layers.append(layer)
+    main, shape = sources[-1]
+    found = skip_for(shape if len(shape) == 1 else (0,))
+    joined = [(main, shape)] + ([found] if found else [])
+    layers.append(weighted("dense", tuple(n for n, _ in joined), classes, (sum(int(np.prod(s)) for _, s in joined),), {},
+                           readout=True))
+    return TTFSNet(encoding, layers, name)
+
+
 def mixed_pixels(rng: np.random.Generator, random_images: int, size: int) -> np.ndarray:
     """``random_images`` random images, then one that gives no input spike and one that saturates."""
     return np.concatenate([random_pixels(rng, random_images, size), random_pixels(rng, 1, size, "zero"),
@@ -171,10 +238,34 @@ def random_spec(rng: np.random.Generator) -> dict:
     return spec
 
 
+def random_graph_spec(rng: np.random.Generator) -> dict:
+    """As :func:`random_spec`, a random residual net (:func:`random_graph`): dense or conv, 1–4
+    hidden layers, one window 1–16, inputs up to 12×12 (or 200 features)."""
+    spec = {"seed": int(rng.integers(2**31)), "weight_bits": int(rng.integers(2, 13)),
+            "bias": str(rng.choice(BIAS_MODES)), "per_channel_k": bool(rng.random() < 0.5),
+            "classes": int(rng.integers(2, 11))}
+    hidden = int(rng.integers(1, 5))
+    spec["ticks"] = [int(rng.choice(WINDOWS[:6]))] * (hidden + 1)     # one window: the branches of an add share it
+    if rng.random() < 0.5:
+        spec.update(kind="graph", in_shape=[int(rng.integers(1, 200))], widths=[int(rng.integers(1, 33)) for _ in range(hidden)])
+    else:
+        side = int(rng.integers(4, 13))
+        spec.update(kind="graph", in_shape=[int(rng.integers(1, 3)), side, side],
+                    widths=[int(rng.integers(1, 9)) * int(rng.choice([1, 1, -1])) for _ in range(hidden)])
+    widest = max([abs(w) for w in spec["widths"]] + [spec["classes"]])
+    spec["lanes"] = int(rng.choice([1, widest, int(rng.integers(1, widest + 1))]))
+    spec["pixels_per_transfer"] = min(int(np.prod(spec["in_shape"])), int(rng.choice([1, 1, 2, 4, 8])))
+    return spec
+
+
 def net_from_spec(spec: dict) -> TTFSNet:
-    """The net :func:`random_spec` describes, built from its own ``seed`` (the same net every time)."""
+    """The net :func:`random_spec` or :func:`random_graph_spec` describes, built from its own ``seed``
+    (the same net every time)."""
     rng = np.random.default_rng(spec["seed"])
     name = f"{spec['kind']}{spec['seed']}"
+    if spec["kind"] == "graph":
+        return random_graph(rng, tuple(spec["in_shape"]), spec["widths"], spec["classes"], spec["ticks"][0],
+                            spec["weight_bits"], spec["bias"], spec["per_channel_k"], name=name)
     if spec["kind"] == "mlp":
         return random_net(rng, spec["sizes"], spec["ticks"][:len(spec["sizes"]) - 1], spec["weight_bits"], spec["bias"],
                           spec["per_channel_k"], name=name)

@@ -94,11 +94,11 @@ def forward(net: TTFSNet, q0: torch.Tensor, params=None) -> tuple[list, torch.Te
     """``(q of every spiking layer, logits)`` of a batch of input activations ``q0`` (N, input size),
     float64 tensors; ``params`` (as :func:`integer_params` gives them) default to ``net``'s own."""
     params = integer_params(net) if params is None else params
-    qs, q = [q0], q0
-    for layer, p in zip(net.layers[:-1], params):
-        q = layer_forward(layer, p, q)
-        qs.append(q)
-    return qs, layer_forward(net.layers[-1], params[-1], q)
+    qs = [q0]
+    for l, (layer, p) in enumerate(zip(net.layers, params)):
+        parts = [qs[j] for j in net.sources(l)]
+        qs.append(layer_forward(layer, p, parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)))
+    return qs[:-1], qs[-1]
 
 
 def run_batch(net: TTFSNet, pixels: np.ndarray) -> BatchResult:

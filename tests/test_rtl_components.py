@@ -6,7 +6,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hdlgen.geometry import DenseGeometry, InputGeometry
-from hdlgen.golden import accumulate, run_events, spikes_from_q
+from hdlgen.golden import run_events, spikes_from_q
 from hdlgen.rtl_templates.dense import DenseEngine
 from hdlgen.rtl_templates.encoder import InputEncoder
 from hdlgen.rtl_templates.readout import Readout
@@ -101,7 +101,7 @@ def test_dense_engine_accumulates_and_resets_to_bias(seed):
     dut = DenseEngine(DenseGeometry(layer, lanes))
     words = -(-fan_out // lanes)
     got = simulate(dut, events_of(images), dut.i, dut.o, lambda out: len(out) == words * len(images), rng)
-    expect = accumulate(layer, q)
+    expect = layer.accumulate(q)
     for n in range(len(images)):
         image = got[n * words:(n + 1) * words]
         assert [int(p.last) for p in image] == [0] * (words - 1) + [1]

@@ -47,7 +47,7 @@ def test_conv_engine_streams_channel_words_over_positions_and_resets_to_bias(see
     # word (w, position) holds channels w·lanes + l of that position, lanes past the channels 0
     got = np.array([[int(p.acc[l]) for l in range(lanes)] for p in received])
     got = got.reshape(len(pixels), words, positions, lanes).transpose(0, 1, 3, 2).reshape(len(pixels), -1, positions)
-    want = golden.accumulate(layer, net.input.q(pixels)).reshape(len(pixels), channels, positions)
+    want = layer.accumulate(net.input.q(pixels)).reshape(len(pixels), channels, positions)
     np.testing.assert_array_equal(got[:, :channels], want)
     assert not got[:, channels:].any()
 

@@ -166,10 +166,11 @@ def run_events(amos: AMOSNet, pixels: np.ndarray) -> EventResult:
     net, bits = amos.net, amos.bits
     q0 = net.input.q(np.asarray(pixels).reshape(-1))
     spikes = [_spike_list(fire(q0, np.ones(len(q0), dtype=np.int64), bits))]
-    for layer in net.layers[:-1]:
+    for l, layer in enumerate(net.layers[:-1]):
+        inputs = net.gather_spikes(spikes, l)
         if layer.has_weights:
-            spikes.append(_spike_list(fire(_integrate(layer, spikes[-1], bits), layer.k_per_neuron(), bits)))
+            spikes.append(_spike_list(fire(_integrate(layer, inputs, bits), layer.k_per_neuron(), bits)))
         else:
-            spikes.append(_bit_serial_max(layer, spikes[-1], bits))
-    logits = _integrate(net.layers[-1], spikes[-1], bits)
+            spikes.append(_bit_serial_max(layer, inputs, bits))
+    logits = _integrate(net.layers[-1], net.gather_spikes(spikes, len(net.layers) - 1), bits)
     return EventResult(spikes, logits, int(np.argmax(logits)))

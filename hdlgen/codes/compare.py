@@ -117,7 +117,8 @@ def row(method: str, steps: int, outcome: Outcome, labels, ann_classes, lanes: i
     """
     counts, n = outcome.counts, len(outcome.classes)
     spikes = [float(layer.sum() / layer.size) for layer in counts]
-    events = sum(float((layer @ synapses).sum()) for layer, synapses in zip(counts, _synapses(outcome.cycle_net))
+    net = outcome.cycle_net
+    events = sum(float((net.gather(counts, l) @ synapses).sum()) for l, synapses in enumerate(_synapses(net))
                  if synapses is not None)
     return {"method": method, "steps": steps, "has_rtl": method == "ttfs",
             "accuracy": None if labels is None else float(np.mean(outcome.classes == labels)),

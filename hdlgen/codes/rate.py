@@ -37,8 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UserError
-from ..golden import EventResult, accumulate
-from ..golden import max_pool as window_max  # the golden model's max-pool of activations, here of counts
+from ..golden import EventResult
 from ..ttfs import TTFSNet
 
 __all__ = ["RateNet", "RateResult", "integrate_and_fire", "run_batch", "run_events"]
@@ -121,18 +120,20 @@ def run_batch(rate: RateNet, pixels: np.ndarray) -> RateResult:
     counts = [np.zeros_like(state) for state in v]
     pooled = {i: np.zeros((len(q0), layer.fan_out), dtype=np.int64) for i, layer in enumerate(hidden)
               if not layer.has_weights}
+    fired = [None] * len(sizes)      # this step's spikes of every source
     for _ in range(steps):
-        s = integrate_and_fire(v[0], q0, steps)
-        counts[0] += s
+        fired[0] = integrate_and_fire(v[0], q0, steps)
+        counts[0] += fired[0]
         for i, layer in enumerate(hidden):
             if layer.has_weights:
-                weighted = accumulate(layer, s) - np.repeat(layer.bias, layer.fan_out // len(layer.bias))
+                weighted = layer.accumulate(net.gather(fired, i)) - np.repeat(layer.bias, layer.fan_out // len(layer.bias))
                 s = integrate_and_fire(v[i + 1], rate.drive(layer, weighted), rate.threshold(layer), rate.soft_reset)
             else:
-                biggest = window_max(layer, counts[i])
+                biggest = layer.forward(net.gather(counts, i))   # the max-pool of activations, here of counts
                 s, pooled[i] = biggest > pooled[i], biggest
+            fired[i + 1] = s
             counts[i + 1] += s
-    logits = accumulate(net.layers[-1], counts[-1])
+    logits = net.layers[-1].accumulate(net.gather(counts, len(hidden)))
     return RateResult(counts, logits, np.argmax(logits, axis=1))
 
 
@@ -168,24 +169,28 @@ def run_events(rate: RateNet, pixels: np.ndarray) -> EventResult:
     spikes = [[] for _ in v]
     readout = net.layers[-1]
     logits = np.repeat(readout.bias, readout.fan_out // len(readout.bias))
+    def gathered(fired, l):     # this step's spiking inputs of layer l, in the concatenation it reads
+        return np.concatenate([fired[j] + start for j, start in zip(net.sources(l), net.offsets(l))])
+
+    fired = [None] * len(v)
     for step in range(steps):
-        fired = np.flatnonzero(integrate_and_fire(v[0], q0, steps))
-        spikes[0] += [(int(n), step) for n in fired]
+        fired[0] = np.flatnonzero(integrate_and_fire(v[0], q0, steps))
+        spikes[0] += [(int(n), step) for n in fired[0]]
         for i, layer in enumerate(hidden):
             if layer.has_weights:
-                s = integrate_and_fire(v[i + 1], rate.drive(layer, _weighted_sum(layer, fired)), rate.threshold(layer),
-                                       rate.soft_reset)
-                fired = np.flatnonzero(s)
+                s = integrate_and_fire(v[i + 1], rate.drive(layer, _weighted_sum(layer, gathered(fired, i))),
+                                       rate.threshold(layer), rate.soft_reset)
+                fired[i + 1] = np.flatnonzero(s)
             else:
                 windows, seen, biggest = pools[i]
                 out = set()
-                for neuron in fired:
+                for neuron in gathered(fired, i):
                     seen[neuron] += 1
                     for window_index in windows[neuron]:
                         if seen[neuron] > biggest[window_index]:
                             biggest[window_index] = seen[neuron]
                             out.add(window_index)
-                fired = np.array(sorted(out), dtype=np.int64)
-            spikes[i + 1] += [(int(n), step) for n in fired]
-        logits = logits + _weighted_sum(readout, fired)
+                fired[i + 1] = np.array(sorted(out), dtype=np.int64)
+            spikes[i + 1] += [(int(n), step) for n in fired[i + 1]]
+        logits = logits + _weighted_sum(readout, gathered(fired, len(hidden)))
     return EventResult(spikes, logits, int(np.argmax(logits)))
