@@ -34,6 +34,7 @@ from . import ir
 from .data import Dataset
 from .errors import UserError
 from .passes import Calibrate, Conversion, ConvertConfig, DeriveWidths, Quantize
+from .passes.quantize import column_scale, output_windows
 from .report import evaluate
 from .ttfs import TTFSNet
 from .ttfs_torch import floor_ste, forward, round_half_up
@@ -209,6 +210,7 @@ class TrainableNet(nn.Module):
         self.base_scales = torch.tensor(self.stats["scales"], dtype=torch.float64)
         self.scale_factors = nn.Parameter(torch.ones(len(self.base_scales), dtype=torch.float64))
         self.offset_fold = net.input.offset != 0
+        self._windows = output_windows(net.ann)
 
     def scales(self) -> torch.Tensor:
         """The real value of one tick of every window with a scale of its own, input first."""
@@ -223,25 +225,32 @@ class TrainableNet(nn.Module):
     def integer_params(self) -> tuple[list, torch.Tensor]:
         """The quantizer's integers per layer (as :func:`hdlgen.ttfs_torch.integer_params`) and the
         readout's real value of one logit unit; the same loop as :class:`~hdlgen.passes.Quantize`."""
-        config, enc = self.config, self.net.input
+        config, enc, net = self.config, self.net.input, self.net
         scales = self.scales()
-        channel_scale = scales[0].expand(self.reference.input_shape[0])
+        source_scales = [scales[0].expand(self.reference.input_shape[0])]   # per source: real value of one q unit
         params, window = [], 0
-        for layer in self.net.layers:
+        for l, layer in enumerate(net.layers):
+            sources = net.sources(l)
             if not layer.has_weights:
                 params.append(None)
+                source_scales.append(source_scales[sources[0]])
                 continue
             weight = self.weights[window].reshape(len(self.weights[window]), -1)
-            column_scale = channel_scale.repeat_interleave(weight.shape[1] // len(channel_scale))
+            columns = column_scale([source_scales[j] for j in sources], [net.sizes[j] for j in sources],
+                                   weight.shape[1], repeat=torch.repeat_interleave, join=torch.cat)
             bias = self.biases[window]
-            if window == 0 and self.offset_fold:
-                bias = bias + weight.sum(dim=1) * enc.offset
-            w_int, b_int, k, scale = _quantize(weight, bias, column_scale, None if layer.readout else scales[window + 1],
+            if self.offset_fold and 0 in sources:    # x = offset + x', folded exactly into the bias
+                ends = np.cumsum([weight.shape[1] * net.sizes[j] // layer.fan_in for j in sources])
+                for j, end in zip(sources, ends):
+                    if j == 0:
+                        bias = bias + weight[:, end - weight.shape[1] * net.sizes[0] // layer.fan_in:end].sum(dim=1) * enc.offset
+            out_window = self._windows.get(layer.name)
+            w_int, b_int, k, scale = _quantize(weight, bias, columns, None if layer.readout else scales[out_window],
                                                config.weight_bits, config.per_channel, config.rounding)
             params.append((w_int.reshape(layer.weight.shape), b_int, k))
-            channel_scale = scale
+            source_scales.append(scale)
             window += 1
-        return params, channel_scale
+        return params, source_scales[-1]
 
     def forward(self, pixels: torch.Tensor) -> tuple[list, torch.Tensor]:
         """``(q of every spiking layer, real logits)`` of pixel bytes (N, input size)."""

@@ -6,7 +6,7 @@ from .. import ir
 from ..errors import UserError
 from ..ttfs import INPUT, PIXEL_MAX, InputEncoding, IntConv2d, IntDense, IntMaxPool2d, TTFSNet
 
-__all__ = ["Quantize", "input_encoding", "quantize_weights", "column_scale"]
+__all__ = ["Quantize", "input_encoding", "quantize_weights", "column_scale", "output_windows"]
 
 
 def input_encoding(shape, offset, pixel_scale, scale, ticks) -> InputEncoding:
@@ -39,6 +39,13 @@ def quantize_weights(weight, bias, input_scale, target_scale, bits, per_channel,
     return w_int, b_int, k, k * sigma
 
 
+def output_windows(graph: ir.Graph) -> dict:
+    """Each hidden Dense/Conv2d's window: the number of its ReLU among the graph's ReLUs (from 1; 0 is
+    the input's), which indexes the calibrated ``ticks`` and ``scales``."""
+    relus = {n.name: w for w, n in enumerate((n for n in graph.nodes if isinstance(n, ir.ReLU)), 1)}
+    return {relu.inputs[0]: w for relu_name, w in relus.items() for relu in [graph.node(relu_name)]}
+
+
 def column_scale(source_scales, sizes, columns: int, repeat=np.repeat, join=np.concatenate):
     """The real value of one input unit of each of a layer's ``columns`` weight columns, from each
     input's scales (per channel, or per feature) and sizes: a convolution's columns are (channel,
@@ -61,7 +68,7 @@ class Quantize:
         encoding = input_encoding(stats.get("input_shape", graph.input_shape), stats["input_offset"],
                                   stats["pixel_scale"], scales[0], ticks[0])
         shapes = dict(zip((n.name for n in graph.nodes), graph.shapes()))
-        windows = {n.name: w for w, n in enumerate((n for n in graph.nodes if isinstance(n, ir.ReLU)), 1)}
+        windows = output_windows(graph)
         readout = max(i for i, n in enumerate(graph.nodes) if isinstance(n, (ir.Dense, ir.Conv2d)))
         origin = {graph.nodes[0].name: INPUT}      # float node → the integer layer (or input) whose spikes it carries
         window = {INPUT: 0}                          # integer source → its window's index
@@ -86,7 +93,7 @@ class Quantize:
                 scale_of[node.name], window[node.name] = scale_of[sources[0]], window[sources[0]]
             else:
                 sizes = [size_of[s] for s in sources]
-                out_window = windows.get(graph.consumers(node.name)[0].name)   # its ReLU's (None: the readout)
+                out_window = windows.get(node.name)   # its ReLU's (None: the readout)
                 columns = column_scale([scale_of[s] for s in sources], sizes, node.weight.reshape(len(node.weight), -1).shape[1])
                 layer = self._weighted(node, index == readout, sources, sizes, in_shape, used[0], encoding, config,
                                        columns, out_window, ticks, scales)
