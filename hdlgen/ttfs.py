@@ -193,6 +193,18 @@ class _WeightedLayer:
         potential = self.ramp(spikes)
         return potential if self.readout else self.fire(potential)
 
+    def torch_forward(self, params, q_in):
+        """The batch form in PyTorch, for fine-tuning (:mod:`hdlgen.ttfs_torch`): ``params`` are the
+        ``(W, B, K)`` float64 tensors shaped like ``weight``, ``bias``, ``k`` (they may differ from
+        this layer's own integers), ``q_in`` (N, fan_in) → (N, fan_out), straight-through at the floor."""
+        from .ttfs_torch import floor_divide  # torch only where fine-tuning runs
+
+        weight, bias, k = params
+        a, k = self._torch_accumulate(weight, bias, k, q_in)
+        if k is not None:
+            a = floor_divide(a, k).clamp(0, self.ticks)
+        return a.reshape(len(q_in), -1)
+
     def _check_weights(self):
         """Validate ``bias``, ``weight_bits``, ``ticks_in``, ``k`` and ``ticks`` against the weights
         (``weight`` already an int64 array of the kind's shape); a :class:`UserError` naming the layer."""
@@ -289,6 +301,11 @@ class IntDense(_WeightedLayer):
         """``(output position, weight column)`` pairs input ``neuron`` reaches: its own column, once."""
         return [(0, neuron)]
 
+    @staticmethod
+    def _torch_accumulate(weight, bias, k, q_in):
+        import torch
+        return torch.addmm(bias, q_in, weight.T), k
+
     def patches(self, q_in: np.ndarray) -> np.ndarray:
         """What each output position sees of a batch (N, fan_in): (N, 1 position, fan_in)."""
         return q_in[:, None, :]
@@ -380,6 +397,11 @@ class IntConv2d(_WeightedLayer, _FeatureMapLayer):
                     reached.append((oy * ow + ox, (c * kh + ky) * kw + kx))
         return reached
 
+    def _torch_accumulate(self, weight, bias, k, q_in):
+        import torch.nn.functional as F
+        a = F.conv2d(q_in.view(len(q_in), *self.in_shape), weight, bias, self.stride, self.padding)
+        return a, None if k is None else k.view(1, -1, 1, 1)
+
     def patches(self, q_in: np.ndarray) -> np.ndarray:
         """What each output position sees of a batch (N, fan_in), zero padded: (N, OH·OW, C·KH·KW),
         columns as in :meth:`weight_matrix`."""
@@ -417,6 +439,12 @@ class IntMaxPool2d(_FeatureMapLayer):
         (N, fan_out). Padding is 0 = no spike, never the max of a non-empty window."""
         cols = im2col(q_in.reshape(len(q_in), *self.in_shape), self.kernel, self.stride, self.padding)
         return cols.max(axis=(4, 5)).transpose(0, 3, 1, 2).reshape(len(q_in), -1)
+
+    def torch_forward(self, params, q_in):
+        """The batch form in PyTorch (fine-tuning): padding never wins, every q is ≥ 0 as here."""
+        import torch.nn.functional as F
+        pooled = F.max_pool2d(q_in.view(len(q_in), *self.in_shape), self.kernel, self.stride, self.padding)
+        return pooled.reshape(len(q_in), -1)
 
     def events(self, spikes) -> list:
         """The event form: each window passes its earliest spike and drops the rest."""

@@ -1,5 +1,6 @@
 """The golden model's batch form (:func:`hdlgen.golden.run_batch`) in PyTorch, with
-straight-through gradients, for fine-tuning (:mod:`hdlgen.finetune`).
+straight-through gradients, for fine-tuning (:mod:`hdlgen.finetune`): the graph walk here, each
+layer kind's own arithmetic in its ``torch_forward`` (:mod:`hdlgen.ttfs`).
 
 Every value is an integer held in float64, and every sum of a layer is bounded by
 :func:`~hdlgen.ttfs.layer_bounds` far below ``2**53``, so the forward is exact whatever order
@@ -16,12 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .golden import BatchResult
 from .ttfs import TTFSNet
 
-__all__ = ["floor_ste", "round_half_up", "integer_params", "layer_forward", "forward", "run_batch"]
+__all__ = ["floor_ste", "round_half_up", "floor_divide", "integer_params", "forward", "run_batch"]
 
 
 class _Floor(torch.autograd.Function):
@@ -69,25 +69,9 @@ def integer_params(net: TTFSNet) -> list:
     return [(tensor(l.weight), tensor(l.bias), tensor(l.k)) if l.has_weights else None for l in net.layers]
 
 
-def layer_forward(layer, params, q_in: torch.Tensor) -> torch.Tensor:
-    """One layer of a batch ``q_in`` (N, fan_in): a hidden layer's ``q``, the readout's ``A``,
-    (N, fan_out), neurons in (channel, row, column) order as the golden model numbers them.
-
-    ``params`` are the layer's ``(W, B, K)`` tensors (shaped like ``layer.weight``, ``layer.bias``,
-    ``layer.k``), which may differ from ``layer``'s own integers; ``layer`` gives the structure."""
-    n = len(q_in)
-    if not layer.has_weights:
-        pooled = F.max_pool2d(q_in.view(n, *layer.in_shape), layer.kernel, layer.stride, layer.padding)
-        return pooled.reshape(n, -1)   # padding never wins: every q is ≥ 0, as in the golden model
-    weight, bias, k = params
-    if layer.kind == "conv2d":
-        a = F.conv2d(q_in.view(n, *layer.in_shape), weight, bias, layer.stride, layer.padding)
-        k = None if k is None else k.view(1, -1, 1, 1)
-    else:
-        a = torch.addmm(bias, q_in, weight.T)
-    if k is not None:
-        a = torch.clamp(_FloorDivide.apply(a, k), 0, layer.ticks)
-    return a.reshape(n, -1)
+def floor_divide(a: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``floor(a / k)`` of integers exactly, with the gradient of ``a / k`` (the comparator's floor)."""
+    return _FloorDivide.apply(a, k)
 
 
 def forward(net: TTFSNet, q0: torch.Tensor, params=None) -> tuple[list, torch.Tensor]:
@@ -97,7 +81,7 @@ def forward(net: TTFSNet, q0: torch.Tensor, params=None) -> tuple[list, torch.Te
     qs = [q0]
     for l, (layer, p) in enumerate(zip(net.layers, params)):
         parts = [qs[j] for j in net.sources(l)]
-        qs.append(layer_forward(layer, p, parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)))
+        qs.append(layer.torch_forward(p, parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)))
     return qs[:-1], qs[-1]
 
 

@@ -201,7 +201,8 @@ def test_a_net_whose_layers_do_not_join_is_refused():
     chain = random_net(np.random.default_rng(0), [12, 6, 3], 4)
     first, readout = chain.layers
     with pytest.raises(UserError, match="'spare' is read by no layer"):
-        ttfs.TTFSNet(chain.input, [first, dataclasses.replace(first, name="spare"), dataclasses.replace(readout, inputs=("dense0",))])
+        ttfs.TTFSNet(chain.input, [first, dataclasses.replace(first, name="spare"),
+                                   dataclasses.replace(readout, inputs=("dense0",))])
 
 
 def test_fine_tuning_trains_a_graph_net_and_writes_the_net_it_measures(tmp_path):

@@ -41,6 +41,7 @@ class FoldBatchNorm:
     otherwise (after a ReLU) into the next Dense/Conv2d, through a Flatten if needed."""
 
     name = "fold-batchnorm"
+    removes = ir.BatchNorm   # the IR kind this pass leaves none of
 
     def run(self, state):
         state.graph = fold_away(state.graph, ir.BatchNorm, self._into_previous, self._into_next)

@@ -102,6 +102,7 @@ class FoldAvgPool:
     """
 
     name = "fold-avgpool"
+    removes = ir.AvgPool2d   # the IR kind this pass leaves none of
 
     def run(self, state):
         state.graph = fold_away(state.graph, ir.AvgPool2d, self._into_previous, self._into_next)

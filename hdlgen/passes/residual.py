@@ -46,6 +46,7 @@ class MergeAdd:
     an add of another shape is refused naming it."""
 
     name = "merge-add"
+    removes = ir.Add   # the IR kind this pass leaves none of
     SUPPORTED = ("main + shortcut after a Linear/Conv2d (identity, or a Linear / 1×1 Conv2d projection), "
                  "or spikes + spikes before a Linear/Conv2d")
 
