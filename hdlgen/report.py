@@ -98,7 +98,7 @@ def net_rows(net: TTFSNet) -> list:
 def net_summary(net: TTFSNet) -> str:
     """The one line that names the net: sizes, weight bits, calibration, rounding."""
     meta = net.meta
-    return (f"net {net.name}: {' → '.join(str(s) for s in net.sizes)}, "
+    return (f"net {net.name}: {' → '.join(str(s) for s in net.sizes)}{'' if net.is_chain else ' (a graph)'}, "
             f"{meta.get('weight_bits', '?')}-bit weights per {'channel' if meta.get('per_channel') else 'layer'}, "
             f"calibration {meta.get('calibration', '?')}, rounding {'on' if meta.get('rounding', True) else 'off'}")
 
@@ -114,6 +114,9 @@ def format_net(net: TTFSNet) -> str:
         cells = [row["ticks"], row["k"], row["accumulator_bits"], row["weight_memory_bits"]]
         ticks, k, acc, weights = ("-" if cell is None else cell for cell in cells)
         lines.append(f"{row['layer']:<12}{row['neurons']:>8}{ticks:>5}{k:>12}{acc:>10}{weights:>13}")
+    if not net.is_chain:   # a graph net: say which layers read more than the one before them
+        lines += [f"{layer.name} reads {' + '.join(layer.inputs)}" for l, layer in enumerate(net.layers)
+                  if net.sources(l) != [l]]
     lines += [f"note: {note}" for note in net.meta.get("notes", [])]
     return "\n".join(lines)
 

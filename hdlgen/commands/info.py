@@ -25,7 +25,8 @@ def run(args):
             print(f"{layer.name}: max-pool {layer.kernel} stride {layer.stride} of {layer.in_shape}, widths {layer.widths()}")
     if args.json:
         print_json({"name": net.name, "sizes": net.sizes, "ticks": net.ticks, "meta": net.meta,
-                    "layers": [{"name": l.name, "kind": l.kind, "fan_in": l.fan_in, "fan_out": l.fan_out, "readout": l.readout,
+                    "layers": [{"name": l.name, "kind": l.kind, "inputs": list(l.inputs), "fan_in": l.fan_in,
+                                "fan_out": l.fan_out, "readout": l.readout,
                                 "range": list(layer_bounds(l)) if l.has_weights else None, "widths": l.widths()}
                                for l in net.layers]})
     return 0
