@@ -52,7 +52,8 @@ def _fields(layout: data.StructLayout) -> dict:
 def _layer_info(stage) -> dict:
     """One ``layers`` entry of the sidecar, from the layer's stage geometry."""
     layer = stage.layer
-    return {"name": layer.name, "kind": layer.kind, "fan_in": layer.fan_in, "fan_out": layer.fan_out,
+    return {"name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs), "fan_in": layer.fan_in,
+            "fan_out": layer.fan_out,
             "ticks_in": layer.ticks_in, "ticks": layer.ticks, "readout": layer.readout,
             "lanes": stage.lanes, "spike_lanes": stage.spike_lanes, "words": stage.words, "widths": layer.widths(),
             **stage.describe()}

@@ -9,7 +9,7 @@ import pytest
 from hdlgen import golden
 from hdlgen.codes import amos, rate
 from hdlgen.passes.quantize import input_encoding
-from hdlgen.testing import mixed_pixels, random_cnn, random_net
+from hdlgen.testing import mixed_pixels, random_cnn, random_graph, random_net
 from hdlgen.ttfs import IntDense, TTFSNet
 
 from .helpers import DIGITS, run_cli
@@ -70,10 +70,16 @@ def test_amos_units_with_the_binary_solution_floor_to_k_bits(bits):
 def _nets(kind, ticks, rng):
     if kind == "mlp":
         return random_net(rng, [12, 9, 7, 4], ticks, weight_bits=6)
+    if kind in ("residual-mlp", "resnet"):     # graph nets: skip inputs (and a subsample) on every layer they can
+        shape, widths = ((12,), (9, 7, 8)) if kind == "residual-mlp" else ((2, 6, 6), (3, -4, 4))
+        return random_graph(rng, shape, widths, classes=4, ticks=ticks, skips=1.0)
     return random_cnn(rng, (2, 7, 7), CNN_BLOCKS, classes=4, ticks=ticks)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+KINDS = ["mlp", "cnn", "residual-mlp", "resnet"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("bits", [2, 4])
 def test_amos_event_form_equals_batch_form(kind, bits):
     rng = np.random.default_rng(bits)
@@ -92,7 +98,7 @@ def test_amos_event_form_equals_batch_form(kind, bits):
             assert spikes == sorted(spikes, key=lambda s: (s[1], s[0]))
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_ttfs_spikes_at_most_once_per_neuron(kind):
     rng = np.random.default_rng(3)
     net = _nets(kind, 6, rng)
@@ -102,7 +108,7 @@ def test_ttfs_spikes_at_most_once_per_neuron(kind):
             assert len(set(neurons)) == len(neurons)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("shift, soft_reset", [(True, True), (False, True), (True, False)])
 def test_rate_event_form_equals_batch_form(kind, shift, soft_reset):
     rng = np.random.default_rng(int(shift) + 2 * int(soft_reset))

@@ -254,3 +254,21 @@ def test_random_graph_nets_are_bit_exact_in_cocotb(tmp_path, seed):
     report = simulate(net, pixels, lanes=spec["lanes"], pixels_per_transfer=spec["pixels_per_transfer"],
                       build_dir=tmp_path, seed=seed)
     assert_matches_golden(report, net, pixels)
+
+
+def test_compare_runs_every_code_on_a_graph_net(tmp_path, capsys):
+    from .helpers import run_cli
+
+    model, x = _model("residual-mlp"), _input(120)
+    torch.export.save(torch.export.export(model.eval(), (x[:1],)), tmp_path / "m.pt2")
+    labels = model(x).argmax(1).detach().numpy()
+    np.savez(tmp_path / "data.npz", x=x.numpy(), y=labels)
+    code, out, err = run_cli(capsys, "compare", tmp_path / "m.pt2", "--data", tmp_path / "data.npz",
+                             "--calibration-data", tmp_path / "data.npz", "--steps", "3", "7",
+                             "-o", tmp_path / "compare.json")
+    assert code == 0, err
+    import json
+    methods = json.loads((tmp_path / "compare.json").read_text())["methods"]
+    assert set(methods) == {"ttfs", "amos", "rate"}
+    assert all(len(rows) == 2 and all(r["synaptic_events"] > 0 and r["cycles_estimate"] > 0 for r in rows)
+               for rows in methods.values())
