@@ -25,7 +25,7 @@ from .registry import Registry, in_batches, optional_import, refuse
 
 __all__ = ["from_torch", "from_exported", "load_pt2", "handler", "HANDLERS"]
 
-HANDLERS = Registry("PyTorch")
+HANDLERS = Registry("PyTorch", registry.TORCH_LAYERS)
 # Register a function ``(node, args, params) -> [ir nodes]`` for ATen targets like ``"aten.linear.default"``.
 handler = HANDLERS.register
 
