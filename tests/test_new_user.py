@@ -67,3 +67,55 @@ def test_from_torch_with_a_numpy_example():
     with pytest.raises(hdlgen.UserError, match="must be a torch.Tensor, got numpy.ndarray"):
         hdlgen.from_torch(model, np.zeros((1, 4), dtype=np.float32))
     assert hdlgen.from_torch(model, torch.zeros(1, 4)).nodes
+
+
+@pytest.fixture(scope="module")
+def long_window_net(tmp_path_factory):
+    """The digits MLP converted (by the library, which has no hardware limit) with a window the core does not take."""
+    from hdlgen import ConvertConfig, convert, load_model
+    from hdlgen.data import load_dataset
+
+    train = load_dataset(DIGITS / "digits_train.npz", (1, 8, 8))
+    net = convert(load_model(DIGITS / "digits_mlp.npz"), train.x[:200], ConvertConfig(ticks=ttfs.MAX_TICKS + 1))
+    return ttfs.save(net, tmp_path_factory.mktemp("long") / "long.ttfs")
+
+
+def test_window_limit(long_window_net, tmp_path, capsys):
+    data, limit = DIGITS / "digits_test.npz", ttfs.MAX_TICKS
+    refused = {
+        "convert": ["convert", DIGITS / "digits_mlp.pt2", "--data", data, "--ticks", "100000", "-o", tmp_path / "n.ttfs"],
+        "convert per layer": ["convert", DIGITS / "digits_mlp.npz", "--data", data, "--ticks", f"16,{limit + 1}",
+                              "-o", tmp_path / "n.ttfs"],
+        "finetune": ["finetune", DIGITS / "digits_mlp.pt2", "--data", data, "--ticks", str(limit + 1), "-o", tmp_path / "n.ttfs"],
+        "verilog": ["verilog", long_window_net, "-o", tmp_path / "v"],
+        "sim": ["sim", long_window_net, "--data", data, "--samples", "1"],
+        "build": ["build", long_window_net, "--board", "icebreaker", "-o", tmp_path / "b"],
+    }
+    for what, argv in refused.items():
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1 and f"window of {limit + 1 if what != 'convert' else 100000} ticks" in err \
+            and f"at most {limit}" in err, (what, err)
+        assert not (tmp_path / "n.ttfs").exists() and not (tmp_path / "v").exists() and not (tmp_path / "b").exists()
+    code, out, err = run_cli(capsys, "convert", DIGITS / "digits_mlp.npz", "--data", data, "--ticks", str(limit),
+                             "-o", tmp_path / "n.ttfs")
+    assert code == 0, err
+
+
+def test_verilog_latency_line_adds_up(digits_net, tmp_path, capsys):
+    import re
+
+    code, out, err = run_cli(capsys, "verilog", digits_net, "-o", tmp_path)
+    line = next(line for line in out.splitlines() if "latency per image" in line)
+    worst, serial, overhead, dense = map(int, re.search(r"≤ (\d+) cycles .*: (\d+), \+ .*overhead ≤ (\d+)\).*: (\d+)$",
+                                                        line).groups())
+    assert code == 0 and worst == serial + overhead and dense <= serial, line
+
+
+def test_sim_says_which_images_its_cycles_are_over():
+    from hdlgen.commands.sim import _format
+    from hdlgen.simulate import SimReport
+
+    report = SimReport(samples=20, mismatches=[], accuracy=1.0, predicted=[0] * 20, cycles_mean=700.0, cycles_max=720,
+                       isolated=5, initiation_interval=300.0, lower_bound_mean=650.0, dense_cycles_mean=900.0,
+                       upper_bound_mean=800.0, intake=64, lanes=1, pixels_per_transfer=1, simulator="icarus")
+    assert "mean 700.0, max 720  (over the 5 of 20 images run alone" in _format(report)

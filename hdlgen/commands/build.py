@@ -11,7 +11,7 @@ from ..boards.flash import flash, loader_command
 from ..boards.platforms import board_name, get_board
 from ..errors import UserError
 from ..report import print_json
-from . import as_option, check_output_dir
+from . import as_option, check_core_options, check_output_dir
 
 
 def register(sub):
@@ -114,6 +114,7 @@ def run(args):
     board = get_board(args.board)
     _check_options(args, board)
     net = ttfs.load(args.net)
+    check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)
     out = _build_dir(args, board)
     progress = Progress(sys.stderr.isatty() and not args.json)
     try:

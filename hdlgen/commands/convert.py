@@ -11,7 +11,7 @@ from ..errors import UserError
 from ..importers import load_model
 from ..passes import ConvertConfig, convert
 from ..report import evaluate, format_evaluation, format_net, print_json
-from . import as_option, check_output
+from . import as_option, check_output, check_windows
 
 
 def parse_ticks(text: str):
@@ -22,6 +22,7 @@ def parse_ticks(text: str):
                         f"got {text!r}") from None
     if any(v < 1 for v in values):
         raise UserError(f"--ticks must be ≥ 1, got {text!r}")
+    check_windows(values, "--ticks")
     return values[0] if len(values) == 1 else values
 
 
