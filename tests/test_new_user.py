@@ -119,3 +119,33 @@ def test_sim_says_which_images_its_cycles_are_over():
                        isolated=5, initiation_interval=300.0, lower_bound_mean=650.0, dense_cycles_mean=900.0,
                        upper_bound_mean=800.0, intake=64, lanes=1, pixels_per_transfer=1, simulator="icarus")
     assert "mean 700.0, max 720  (over the 5 of 20 images run alone" in _format(report)
+
+
+def test_readme_python_snippets(tmp_path, monkeypatch):
+    """Every ```python block of the README runs as written, in a fresh directory with the bundled examples."""
+    import re
+
+    from .helpers import ROOT
+
+    pytest.importorskip("torch")
+    blocks = re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(), re.M | re.S)
+    assert blocks
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    assert (tmp_path / "digits.ttfs").is_file()
+
+
+def test_readme_claims(capsys):
+    """'Every command takes --json'; convert's help names every model format it reads."""
+    from hdlgen.cli import COMMANDS, _parser
+
+    for name in COMMANDS:
+        with pytest.raises(SystemExit):
+            _parser().parse_args([name, "--help"])
+        assert "--json" in capsys.readouterr().out, f"'hdlgen {name}' takes no --json"
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["convert", "--help"])
+    shown = capsys.readouterr().out
+    assert all(suffix in shown for suffix in (".pt2", ".onnx", ".npz")), shown
