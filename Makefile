@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,torch]'
 	sh scripts/install-system-packages.sh
+	# each YoWASP tool's first run compiles it into ~/.cache/YoWASP: done here, one tool at a time, because a
+	# first run beside another run of the same tool can rewrite the cache under it ("Bus error")
+	$(HDLGEN) boards --prepare
 	touch $(STAMP)
 
 demo: setup

@@ -149,3 +149,49 @@ def test_readme_claims(capsys):
         _parser().parse_args(["convert", "--help"])
     shown = capsys.readouterr().out
     assert all(suffix in shown for suffix in (".pt2", ".onnx", ".npz")), shown
+
+
+def test_build_retries_once_on_a_bus_error(digits_net, tmp_path, capsys, monkeypatch):
+    """A YoWASP tool killed by SIGBUS (its compiled cache rewritten under it by another tool's first run):
+    the build runs once more and says so; twice is one line saying what to do; other failures are not retried."""
+    from hdlgen.boards.build import BuildFailed
+    from hdlgen.commands import build as build_command
+
+    failures = []
+
+    def build(net, board, out, **options):
+        if failures:
+            raise failures.pop(0)
+        raise RuntimeError("built")   # stands for a finished build: what follows it is not this test's
+
+    monkeypatch.setattr(build_command, "build", build)
+    argv = ["build", digits_net, "--board", "icebreaker", "-o", tmp_path / "b"]
+    bus_error = BuildFailed("icebreaker: the build failed: Bus error (see top.build.log)")
+    failures[:] = [bus_error]
+    with pytest.raises(RuntimeError, match="built"):
+        run_cli(capsys, *argv)
+    assert "building again" in capsys.readouterr().err
+    failures[:] = [bus_error, bus_error]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and err.count("\n") == 2 and "hdlgen boards --prepare" in err.splitlines()[-1]
+    failures[:] = [BuildFailed("icebreaker: ERROR: no placement"), bus_error]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1 and "no placement" in err and failures == [bus_error]
+
+
+def test_prepare_runs_every_board_tool_once_alone(monkeypatch, capsys):
+    from hdlgen.boards.build import TOOLS
+    from hdlgen.commands import boards
+
+    ran, running = [], []
+
+    def run(argv, **options):
+        assert not running   # one at a time
+        running.append(argv)
+        ran.append(argv[0])
+        running.pop()
+
+    monkeypatch.setattr(boards.subprocess, "run", run)
+    code, out, _ = run_cli(capsys, "boards", "--prepare")
+    tools = {script for family in TOOLS.values() for script in family.values()}
+    assert code == 0 and len(ran) == len(tools) and {line.split(":")[0] for line in out.splitlines()} == tools
