@@ -195,3 +195,48 @@ def test_prepare_runs_every_board_tool_once_alone(monkeypatch, capsys):
     code, out, _ = run_cli(capsys, "boards", "--prepare")
     tools = {script for family in TOOLS.values() for script in family.values()}
     assert code == 0 and len(ran) == len(tools) and {line.split(":")[0] for line in out.splitlines()} == tools
+
+
+def _drawn(figure):
+    figure.draw_without_rendering()
+    return figure
+
+
+def test_report_plots(tmp_path, monkeypatch):
+    """Every class named in the confusion matrix; the utilisation legend off the 100 % line; a build named by
+    its board; the compare plot's step labels never on top of each other."""
+    pytest.importorskip("matplotlib")
+    import json
+
+    from hdlgen import html_report
+    from hdlgen.boards.build import BUILD_RECORD
+    from hdlgen.codes.compare import _label_steps
+
+    monkeypatch.setattr(html_report, "_png", _drawn)
+    axes = html_report._confusion_plot(np.eye(10, dtype=int)).axes[0]
+    assert list(axes.get_xticks()) == list(range(10)) and list(axes.get_yticks()) == list(range(10))
+
+    usage = {"LUT": {"used": 5000, "available": 5280}, "BRAM": {"used": 29, "available": 30}}
+    record = {"board": "icebreaker", "lanes": 1, "utilization": usage, "fmax_mhz": 20.0, "clock_mhz": 12.0}
+    (tmp_path / "icebreaker_cnn").mkdir()
+    (tmp_path / "icebreaker_cnn" / BUILD_RECORD).write_text(json.dumps(record))
+    build = html_report.load_build(tmp_path / "icebreaker_cnn")
+    assert build["name"] == "icebreaker lanes 1 (icebreaker_cnn)"
+    axes = html_report._boards_plot([build, build], ["LUT", "BRAM"]).axes[0]
+    full = axes.transData.transform((100, 0))[0]
+    legend = axes.get_legend().get_window_extent()
+    assert not legend.x0 <= full <= legend.x1
+
+    from matplotlib.figure import Figure
+
+    axes = Figure(figsize=(6, 4)).subplots()
+    curves = [([1080, 1300, 1302, 1304, 1306], [90.5, 97.2, 97.2, 97.22, 97.2], [2, 16, 32, 64, 128]),
+              ([1290, 5800], [97.2, 97.2], [4, 8]), ([1300, 5600], [97.1, 97.0], [16, 8])]
+    for xs, ys, _ in curves:
+        axes.plot(xs, ys, "o-")
+    axes.set_xscale("log")
+    _label_steps(axes, curves)
+    _drawn(axes.figure)
+    boxes = [text.get_window_extent() for text in axes.texts]
+    assert "16–128" in [text.get_text() for text in axes.texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
