@@ -388,6 +388,8 @@ def from_torch(module, example_input) -> ir.Graph:
     with torch.no_grad():
         exported = torch.export.export(module, (example_input,))
     return from_exported(exported)
+
+
 def _check_layout(path: Path, names: list):
     """Refuse a zip that is not a torch.export archive before torch reads it (torch logs a long traceback):
     its program is ``<folder>/archive_format`` + models (torch ≥ 2.6) or ``serialized_exported_program.json``."""
