@@ -13,12 +13,15 @@ DIGITS  := examples/digits
 setup: $(STAMP)
 
 # torch 2.13.0 first: it installs a CPU build; a bare `torch` requirement pulls a CUDA build.
+# `hdlgen boards --prepare`: each YoWASP tool's first run compiles it into ~/.cache/YoWASP, done here one tool
+# at a time, because a first run beside another run of the same tool can rewrite that cache under it ("Bus error").
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,torch]'
 	sh scripts/install-system-packages.sh
+	$(HDLGEN) boards --prepare
 	touch $(STAMP)
 
 demo: setup

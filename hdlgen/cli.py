@@ -2,14 +2,19 @@
 
 Each command module has ``register(subparsers)``, which adds its parser and sets
 ``func=run``; ``run(args)`` returns the exit code. A :class:`~hdlgen.errors.UserError`
-becomes one line on stderr and exit code 2.
+becomes one line on stderr and exit code 2. When the reader of stdout leaves early
+(``hdlgen info net.ttfs | head``), hdlgen stops quietly with exit code 141, the code of a program
+ended by SIGPIPE (what ``cat`` or ``grep`` give in the same pipe), so ``set -o pipefail`` sees it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+from importlib import metadata
 
 from .errors import UserError
 
@@ -30,13 +35,17 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hdlgen",
                                      description="Trained ReLU network → verified TTFS FPGA accelerator.")
+    parser.add_argument("--version", action="version", version=f"hdlgen {metadata.version('hdlgen')}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"hdlgen.commands.{name}").register(sub)
+    for action in sub._choices_actions:   # 'hdlgen COMMAND --help' says at least what the list says
+        command = sub.choices[action.dest]
+        command.description = command.description or action.help[0].upper() + action.help[1:] + "."
     return parser
 
 
-def main(argv=None) -> int:
+def _run(argv) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args) or 0
@@ -46,6 +55,18 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"hdlgen {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv=None) -> int:
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()   # here, not at exit, so a reader that left is seen below
+    except BrokenPipeError:
+        # stdout's reader left early: the rest goes nowhere (the flush at exit must not fail again)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

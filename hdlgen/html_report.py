@@ -170,7 +170,9 @@ def _confusion_plot(matrix: np.ndarray) -> str:
     axes = axes[0, 0]
     shown = axes.imshow(matrix, cmap="Blues")
     figure.colorbar(shown, ax=axes, label="images")
-    if classes <= 20:
+    if classes <= 20:   # every class named on both axes, every cell its count
+        axes.set_xticks(range(classes))
+        axes.set_yticks(range(classes))
         for (label, predicted), count in np.ndenumerate(matrix):
             axes.text(predicted, label, str(count), ha="center", va="center", fontsize=7,
                       color="white" if count > matrix.max() / 2 else "black")
@@ -243,7 +245,7 @@ def _boards_plot(rows: list, resources: list) -> str:
     axes.axvline(100, color="grey", linestyle="--")
     axes.set_xlabel("% of the device used")
     axes.invert_yaxis()
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))   # beside the bars, off the 100 % line
     return _png(figure)
 
 
@@ -412,11 +414,12 @@ def load_build(path) -> dict:
     path = Path(path)
     if path.is_dir() or path.name == BUILD_RECORD:
         build = read_build_record(path)
-        name = (path if path.is_dir() else path.parent).name
+        where = (path if path.is_dir() else path.parent).name
     else:
         build = load_json(path, "--build", "'hdlgen build --json'")
-        name = f"{build.get('board')} ({path.name})"
+        where = path.name
     if "utilization" not in build or "board" not in build:
         raise UserError(f"--build {path}: no board utilisation in it; give a directory 'hdlgen build' made or its "
                         "saved --json output")
-    return {**build, "name": name}
+    lanes = f" lanes {build['lanes']}" if "lanes" in build else ""
+    return {**build, "name": f"{build['board']}{lanes} ({where})"}   # named as bench names its builds, then the place

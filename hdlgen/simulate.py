@@ -50,6 +50,9 @@ class SimReport:
     cycles_mean, cycles_max : float, int (None when no result came out)
         Cycles per inference (the core's ``cycles`` field: first pixel accepted → result valid)
         of the images run alone in an empty core.
+    isolated : int
+        How many images ran alone (the testbench's ``isolated`` block, a quarter of them, at least one):
+        the cycles and the bounds are over these; the others stream back to back or under stress.
     initiation_interval : float or None
         Mean cycles between successive results of images fed back to back (``None`` with fewer
         than three images).
@@ -75,6 +78,7 @@ class SimReport:
     predicted: list
     cycles_mean: float | None
     cycles_max: int | None
+    isolated: int
     initiation_interval: float | None
     lower_bound_mean: float | None
     dense_cycles_mean: float
@@ -204,6 +208,7 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
     return SimReport(
         samples=len(pixels), mismatches=run["mismatches"], accuracy=accuracy, predicted=predicted,
         cycles_mean=float(np.mean(latencies)) if latencies else None, cycles_max=max(latencies, default=None),
+        isolated=len(alone),
         initiation_interval=float(np.mean(np.diff(stream))) if len(stream) >= 2 else None,
         lower_bound_mean=float(np.mean(bounds)) if bounds else None,
         dense_cycles_mean=float(dense_schedule(net, lanes, pixels_per_transfer)),

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from amaranth.back import verilog as amaranth_verilog
@@ -114,8 +118,32 @@ def sidecar(top: NetworkTop, name: str) -> dict:
     }
 
 
+@contextmanager
+def _stages(enabled: bool, delay: float = 2.0):
+    """``stage(text)`` names what is being done on a line of stderr with the time taken so far, refreshed twice
+    a second from the first ``delay`` seconds on (a quick generation shows nothing); off when not ``enabled``."""
+    from tqdm import tqdm
+
+    bar = tqdm(disable=not enabled, file=sys.stderr, leave=False, delay=delay, bar_format="hdlgen verilog: {desc} ({elapsed})")
+    started, done = time.monotonic(), threading.Event()
+
+    def refresh():
+        while not done.wait(0.5):
+            if time.monotonic() - started >= delay:
+                bar.refresh()
+    ticker = threading.Thread(target=refresh, daemon=True)
+    if enabled:
+        ticker.start()
+    try:
+        yield lambda stage: bar.set_description_str(stage, refresh=False)
+    finally:
+        done.set()
+        bar.close()
+
+
 def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, pixels_per_transfer: int = 1,
-                  spike_lanes: int | None = None, trace: bool = False, name: str | None = None):
+                  spike_lanes: int | None = None, trace: bool = False, name: str | None = None,
+                  progress: bool = False):
     """Write ``<name>.v`` (top module ``<name>``) and ``<name>.json`` into ``out_dir``.
 
     ``lanes``, ``pixels_per_transfer`` and ``spike_lanes`` are :class:`~hdlgen.rtl_templates.top.NetworkTop`'s.
@@ -123,7 +151,8 @@ def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, pixels_per_transfer:
     ``name`` defaults to the net's name as an identifier (:func:`module_name`), with ``_core``
     appended when that is a Verilog reserved word.
 
-    Same inputs give byte-identical files (no source locations are emitted).
+    Same inputs give byte-identical files (no source locations are emitted). ``progress``: the stage and its
+    time on stderr (tqdm) when generation takes more than a few seconds (long windows, large nets).
 
     Returns
     -------
@@ -145,14 +174,17 @@ def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, pixels_per_transfer:
         NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
     except ValueError as e:
         raise UserError(f"net {net.name!r}: {e}") from None
-    top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes, trace=trace)
-    text = amaranth_verilog.convert(top, name=name, emit_src=False)
-    if not re.search(rf"^module {name}\(", text, re.M):  # yosys escaped it: a reserved word
-        if chosen:
-            raise UserError(f"module name {name!r} is a Verilog reserved word; choose another name")
-        name += "_core"  # a net named like a keyword ('small', 'wire') still gets a plain name
+    with _stages(progress) as stage:
+        stage("Amaranth elaborates the core, yosys writes its Verilog")
         top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes, trace=trace)
         text = amaranth_verilog.convert(top, name=name, emit_src=False)
+        if not re.search(rf"^module {name}\(", text, re.M):  # yosys escaped it: a reserved word
+            if chosen:
+                raise UserError(f"module name {name!r} is a Verilog reserved word; choose another name")
+            name += "_core"  # a net named like a keyword ('small', 'wire') still gets a plain name
+            stage(f"again as module {name} ({name[:-5]!r} is a Verilog reserved word)")
+            top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes, trace=trace)
+            text = amaranth_verilog.convert(top, name=name, emit_src=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     v_path, json_path = out_dir / f"{name}.v", out_dir / f"{name}.json"

@@ -182,7 +182,7 @@ def test_report_with_bench_and_build(full_report):
     assert page.cells["cycles_mean"] == [f"{row['cycles_mean']:.1f}" for row in bench["rtl"]["rows"]]
     # the build directory's record and the build's own --json output say the same
     directory, saved = page.figures["boards"]
-    assert (directory["name"], saved["name"]) == ("icebreaker", "icebreaker (build-output.txt)")
+    assert (directory["name"], saved["name"]) == ("icebreaker lanes 4 (icebreaker)", "icebreaker lanes 4 (build-output.txt)")
     for row in directory, saved:
         assert row["utilization"] == build["utilization"] and row["fmax_mhz"] == build["fmax_mhz"]
     assert page.cells["fmax"] == [f"{build['fmax_mhz']:.1f}"] * 2

@@ -190,6 +190,29 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _label_steps(axes, curves):
+    """Write each point's steps beside it where the label covers no other label: points of a curve that fall
+    together (within 12 pixels) share one label ``first–last``. ``curves``: ``(x, y, steps)`` lists."""
+    axes.autoscale_view()
+    placed = []
+    for xs, ys, steps in curves:
+        groups = []   # [pixel position, data position, first steps, last steps]
+        for pixel, point, s in zip(axes.transData.transform(np.column_stack([xs, ys])), zip(xs, ys), steps):
+            if groups and np.hypot(*(pixel - groups[-1][0])) < 12:
+                groups[-1][3] = s
+            else:
+                groups.append([pixel, point, s, s])
+        for pixel, point, first, last in groups:
+            text = str(first) if first == last else f"{first}–{last}"
+            width = 5 * len(text)
+            for dx, dy in [(3, 3), (3, -10), (-3 - width, 3), (-3 - width, -10)]:
+                spot = pixel + (dx + width / 2, dy)
+                if all(abs(spot[0] - x) > (width + w) / 2 + 2 or abs(spot[1] - y) > 11 for x, y, w in placed):
+                    placed.append((*spot, width))
+                    axes.annotate(text, point, textcoords="offset points", xytext=(dx, dy), fontsize=7)
+                    break
+
+
 def plot(result: dict, stem: Path) -> list:
     """Accuracy vs steps, spikes per neuron vs steps and cycles vs accuracy as PNGs
     ``<stem>_accuracy.png``, ``<stem>_spikes.png``, ``<stem>_cycles.png``; returns their paths."""
@@ -203,6 +226,7 @@ def plot(result: dict, stem: Path) -> list:
     for kind, xlabel, ylabel in charts:
         figure = Figure(figsize=(6, 4), layout="constrained")
         axes = figure.subplots()
+        labelled = []
         for method, rows in result["methods"].items():
             if not rows:
                 continue
@@ -215,8 +239,7 @@ def plot(result: dict, stem: Path) -> list:
             else:
                 cycles_mean = [r["cycles_estimate"] for r in rows]
                 axes.plot(cycles_mean, accuracy, "o-", label=method + ("" if rows[0]["has_rtl"] else " (estimate)"))
-                for x, y, s in zip(cycles_mean, accuracy, steps):
-                    axes.annotate(str(s), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+                labelled.append((cycles_mean, accuracy, steps))
         if kind != "spikes" and result["ann_accuracy"] is not None:
             axes.axhline(100 * result["ann_accuracy"], color="grey", linestyle="--", label="float")
         axes.set_xscale("log", base=2 if kind != "cycles" else 10)
@@ -228,6 +251,7 @@ def plot(result: dict, stem: Path) -> list:
         axes.set_ylabel(ylabel)
         axes.grid(True, alpha=0.3)
         axes.legend()
+        _label_steps(axes, labelled)
         path = stem.with_name(f"{stem.name}_{kind}.png")
         figure.savefig(path, dpi=120)
         paths.append(path)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..errors import UserError
 
-__all__ = ["as_option", "check_output", "check_output_dir", "check_core_options"]
+__all__ = ["as_option", "check_output", "check_output_dir", "check_core_options", "check_windows"]
 
 
 def as_option(error: Exception, options: dict, where: str | None = None) -> UserError:
@@ -56,14 +56,25 @@ def _check_writable(directory: Path, path: Path, flag: str) -> None:
         raise UserError(f"{flag} {path}: cannot write in {directory}: {e.strerror}") from None
 
 
+def check_windows(ticks, where: str) -> None:
+    """Refuse windows longer than the generated core takes (:data:`hdlgen.ttfs.MAX_TICKS`), naming ``where``."""
+    from ..ttfs import MAX_TICKS
+
+    if max(ticks) > MAX_TICKS:
+        raise UserError(f"{where}: a window of {max(ticks)} ticks; the hardware takes at most {MAX_TICKS} (each tick sorter "
+                        f"keeps a flip-flop per tick in every bank and walks the window tick by tick; accuracy stops "
+                        f"growing long before)")
+
+
 CORE_OPTIONS = {"lanes": "--lanes", "pixels per transfer": "--pixels-per-transfer", "spike lanes": "--spike-lanes"}
 
 
 def check_core_options(net, path, lanes: int, pixels_per_transfer: int = 1, spike_lanes: int | None = None) -> None:
     """The core's ``--lanes``, ``--pixels-per-transfer`` and ``--spike-lanes`` for ``net`` (read from
-    ``path``), checked before anything is generated: a :class:`UserError` naming the option."""
+    ``path``), and its windows, checked before anything is generated: a :class:`UserError` naming the option."""
     from ..geometry import NetGeometry
 
+    check_windows(net.ticks, str(path))
     try:
         NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
     except ValueError as e:

@@ -20,6 +20,7 @@ from ..files import write_atomically
 from ..report import print_json
 from ..simulate import SIMULATORS, missing_simulator
 from . import check_core_options, check_output, check_output_dir
+from .boards import prepare_tools
 from .convert import add_calibration_options, conversion_config, convert_model, load_model_and_data, parse_ticks
 
 
@@ -254,6 +255,8 @@ def run(args):
         if args.cache:
             print(f"cache {args.cache}: {cached} of {total} tasks there, computing {total - cached} {where}", flush=True)
 
+    if boards and args.workers:   # the workers' builds side by side must not be the tools' first runs
+        prepare_tools(sorted({board.family for board in boards}))
     with sweep.engine(args.workers, args.scheduler) as client:
         results, cached = sweep.run_tasks(tasks, client, cache, progress, announce)
     several = len(configs) > 1

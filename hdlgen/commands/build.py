@@ -11,7 +11,8 @@ from ..boards.flash import flash, loader_command
 from ..boards.platforms import board_name, get_board
 from ..errors import UserError
 from ..report import print_json
-from . import as_option, check_output_dir
+from . import as_option, check_core_options, check_output_dir
+from .boards import retry_on_bus_error
 
 
 def register(sub):
@@ -114,12 +115,14 @@ def run(args):
     board = get_board(args.board)
     _check_options(args, board)
     net = ttfs.load(args.net)
+    check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)
     out = _build_dir(args, board)
     progress = Progress(sys.stderr.isatty() and not args.json)
     try:
-        report = build(net, board, out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer,
-                       spike_lanes=args.spike_lanes, baud=args.baud, seed=args.seed,
-                       clock_hz=None if args.clock is None else args.clock * 1e6, spram=args.spram, progress=progress)
+        report = retry_on_bus_error(lambda: build(
+            net, board, out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer, spike_lanes=args.spike_lanes,
+            baud=args.baud, seed=args.seed, clock_hz=None if args.clock is None else args.clock * 1e6, spram=args.spram,
+            progress=progress), lambda line: print(f"hdlgen build: {line}", file=sys.stderr))
     finally:
         progress.close()
     print(format_report(report))

@@ -1,5 +1,6 @@
 """``hdlgen convert MODEL --data D.npz`` – float model → integer TTFS net (.ttfs), with its accuracy."""
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from ..errors import UserError
 from ..importers import load_model
 from ..passes import ConvertConfig, convert
 from ..report import evaluate, format_evaluation, format_net, print_json
-from . import as_option, check_output
+from . import as_option, check_output, check_windows
 
 
 def parse_ticks(text: str):
@@ -22,6 +23,7 @@ def parse_ticks(text: str):
                         f"got {text!r}") from None
     if any(v < 1 for v in values):
         raise UserError(f"--ticks must be ≥ 1, got {text!r}")
+    check_windows(values, "--ticks")
     return values[0] if len(values) == 1 else values
 
 
@@ -66,11 +68,27 @@ def convert_model(graph, calibration, args, config: ConvertConfig, name: str):
     return convert(graph, calibration.x[:args.calibration_samples], config, name=name)
 
 
+def other_scaling(graph, calibration, args, config: ConvertConfig, name: str, data, accuracy) -> dict | None:
+    """The SNN accuracy on ``data`` of the other weight scaling (per channel ↔ per layer), and the line that says
+    so, when it beats ``accuracy`` (which one is better depends on the net, T and weight bits: a digits CNN at
+    T = 4 with 4-bit weights keeps 96.4 % per channel, 95.0 % per layer; at T = 16, 8 bits both 98.9 %)."""
+    if accuracy is None:
+        return None
+    other = dataclasses.replace(config, per_channel=not config.per_channel)
+    better = evaluate(convert_model(graph, calibration, args, other, name=name), data)["snn_accuracy"]
+    if better <= accuracy:
+        return None
+    kind, flag = ("channel", "with --per-channel") if other.per_channel else ("layer", "without --per-channel")
+    return {"per_channel": other.per_channel, "snn_accuracy": better,
+            "note": f"note: weights scaled per {kind} give SNN accuracy {better:.2%} on this data against "
+                    f"{accuracy:.2%}: convert {flag}"}
+
+
 def register(sub):
     p = sub.add_parser("convert", help="convert a trained ReLU model to a TTFS net (.ttfs)",
-                       description="Convert a trained ReLU network (.pt2 from torch.export.save, or weight .npz) "
+                       description="Convert a trained ReLU network (.pt2 from torch.export.save, .onnx, or weight .npz) "
                                    "into an integer TTFS net, calibrated on data, and report its accuracy.")
-    p.add_argument("model", help="model file: .pt2 (torch.export.save) or .npz (weight0, bias0, …)")
+    p.add_argument("model", help="model file: .pt2 (torch.export.save), .onnx (opsets 13–21) or .npz (weight0, bias0, …)")
     p.add_argument("--data", required=True, help="data .npz with x (float) and y (labels): evaluation, and "
                                                   "calibration unless --calibration-data is given")
     p.add_argument("--ticks", default="16", help="window T of every spiking layer, or a comma list input,hidden… (default 16)")
@@ -90,9 +108,12 @@ def run(args):
     net = convert_model(graph, calibration, args, config, name=model.stem)
     ttfs.save(net, output)
     result = evaluate(net, data, progress=sys.stderr.isatty() and not args.json)
+    other = other_scaling(graph, calibration, args, config, model.stem, data, result["snn_accuracy"])
     print(format_net(net))
     print(format_evaluation(net, result))
+    if other:
+        print(other["note"])
     print(f"wrote {output}")
     if args.json:
-        print_json({**result, "output": str(output)})
+        print_json({**result, "output": str(output), "other_scaling": other})
     return 0

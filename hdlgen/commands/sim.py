@@ -41,9 +41,10 @@ def _format(report) -> str:
     if len(report.mismatches) > 20:
         lines.append(f"  ... and {len(report.mismatches) - 20} more")
     lines += [f"accuracy               {accuracy}",
-              f"cycles per inference   {latency}  (each image alone in the core)",
-              f"event lower bound      {bound}  (intake {report.intake} + Σ over engines of max(cycles of their "
-              f"input spikes, the tick walk feeding them))",
+              f"cycles per inference   {latency}  (over the {report.isolated} of {report.samples} images run alone in "
+              f"an empty core; the others run back to back or with gaps and back-pressure)",
+              f"event lower bound      {bound}  (of the same images: intake {report.intake} + Σ over engines of max(cycles of "
+              f"their input spikes, the tick walk feeding them))",
               f"upper bound            {upper}  (intake + Σ engine cycles + Σ T + the core's overhead)",
               f"dense schedule         {report.dense_cycles_mean:.0f}  (the same with every input spiking)",
               f"initiation interval    {interval} cycles (images back to back)"]

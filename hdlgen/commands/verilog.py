@@ -1,6 +1,7 @@
 """``hdlgen verilog NET.ttfs -o DIR`` – the Verilog core and its sidecar JSON."""
 
 import json
+import sys
 
 from .. import ttfs
 from ..report import print_json
@@ -29,7 +30,8 @@ def run(args):
     net = ttfs.load(args.net)
     check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)
     v_path, json_path = write_verilog(net, args.out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer,
-                                     spike_lanes=args.spike_lanes, trace=args.trace, name=args.name)
+                                     spike_lanes=args.spike_lanes, trace=args.trace, name=args.name,
+                                     progress=sys.stderr.isatty() and not args.json)
     side = json.loads(json_path.read_text())
     print(f"wrote {v_path} (top module {side['top']}) and {json_path}")
     for layer in side["layers"]:
@@ -43,8 +45,9 @@ def run(args):
     latency = side["latency"]
     pixels = side["pixels"]
     print(f"pixels {pixels['per_transfer']} per transfer: intake {latency['intake']} cycles per image")
-    print(f"memory {side['memory_bits']} bits; latency per image ≤ {latency['worst_case']} cycles "
-          f"(dense schedule {latency['dense_schedule']} + overhead ≤ {latency['overhead_bound']})")
+    print(f"memory {side['memory_bits']} bits; latency per image ≤ {latency['worst_case']} cycles (every input "
+          f"spiking, engines one after another: {latency['dense_serial']}, + the core's overhead ≤ "
+          f"{latency['overhead_bound']}); the dense schedule, engines overlapping: {latency['dense_schedule']}")
     if args.json:
         print_json({"verilog": str(v_path), "sidecar": str(json_path), "top": side["top"], "lanes": side["lanes"],
                     "pixels_per_transfer": side["pixels"]["per_transfer"],

@@ -28,7 +28,7 @@ from .registry import Registry, in_batches, optional_import, refuse
 
 __all__ = ["from_torch", "from_exported", "load_pt2", "handler", "HANDLERS"]
 
-HANDLERS = Registry("PyTorch")
+HANDLERS = Registry("PyTorch", registry.TORCH_LAYERS)
 # Register a function ``(node, args, params) -> [ir nodes]`` for ATen targets like ``"aten.linear.default"``.
 handler = HANDLERS.register
 
@@ -402,15 +402,34 @@ def from_exported(exported) -> ir.Graph:
 def from_torch(module, example_input) -> ir.Graph:
     """Trace ``module`` (in eval mode) with ``torch.export`` on ``example_input`` and import it."""
     torch = _torch()
+    if not isinstance(example_input, torch.Tensor):
+        raise UserError(f"from_torch: example_input must be a torch.Tensor, got {type(example_input).__module__}."
+                        f"{type(example_input).__qualname__}; pass e.g. torch.from_numpy(x[:1]).float()")
     module = module.eval()
     with torch.no_grad():
         exported = torch.export.export(module, (example_input,))
     return from_exported(exported)
+
+
+def _check_layout(path: Path, names: list):
+    """Refuse a zip that is not a torch.export archive before torch reads it (torch logs a long traceback):
+    its program is ``<folder>/archive_format`` + models (torch ≥ 2.6) or ``serialized_exported_program.json``."""
+    if any(name.endswith("/archive_format") or name.rpartition("/")[2] == "serialized_exported_program.json"
+           for name in names):
+        return
+    if any(name.endswith("/data.pkl") for name in names):
+        raise UserError(f"{path}: a torch.save file (weights or a pickled module), not a torch.export archive; "
+                        "save the model with torch.export.save(torch.export.export(model, (example,)), PATH)")
+    raise UserError(f"{path}: a zip, but not a torch.export archive (it has no archive_format record); "
+                    "write the model with torch.export.save")
+
+
 def _check_archive(path: Path):
     """Refuse ``.pt2`` archives that would make torch unpickle objects (not just tensors)."""
     torch = _torch()
     try:
         with zipfile.ZipFile(path) as archive:
+            _check_layout(path, archive.namelist())
             damaged = archive.testzip()   # torch reads members without checking their CRCs
             if damaged is not None:
                 raise UserError(f"{path}: is corrupted: member {damaged!r} fails its CRC check")

@@ -3,7 +3,7 @@
 from .. import ir
 from ..errors import UserError
 
-__all__ = ["Registry", "optional_import", "refuse", "in_batches", "global_average_pool", "trailing_softmax_note",
+__all__ = ["Registry", "TORCH_LAYERS", "optional_import", "refuse", "in_batches", "global_average_pool", "trailing_softmax_note",
            "refuse_after_softmax"]
 
 
@@ -65,13 +65,46 @@ def in_batches(run_chunk, x, batch):
     return {name: np.concatenate(values) for name, values in chunks.items()}
 
 
+# What a PyTorch user calls the layers behind the ATen operators: a refusal lists these, not operator names
+# (an operator missing here is listed by its own name).
+TORCH_LAYERS = {
+    "aten.linear.default": "Linear", "aten.conv2d.default": "Conv2d", "aten.conv2d.padding": "Conv2d",
+    "aten.relu.default": "ReLU", "aten.relu_.default": "ReLU", "aten.max_pool2d.default": "MaxPool2d",
+    "aten.avg_pool2d.default": "AvgPool2d", "aten.adaptive_avg_pool2d.default": "AdaptiveAvgPool2d",
+    "aten.mean.dim": "x.mean((2, 3))", "aten.batch_norm.default": "BatchNorm2d",
+    "aten.add.Tensor": "x + y (a residual add)", "aten.add_.Tensor": "x + y (a residual add)",
+    "aten._native_batch_norm_legit_no_training.default": "BatchNorm2d",
+    **dict.fromkeys(["aten.flatten.using_ints", "aten.view.default", "aten.reshape.default", "aten._unsafe_view.default"],
+                    "Flatten (or a reshape to (batch, features))"),
+    **dict.fromkeys(["aten.dropout.default", "aten.feature_dropout.default", "aten.alpha_dropout.default",
+                     "aten.feature_alpha_dropout.default"], "Dropout (eval mode)"),
+    **dict.fromkeys(["aten.clone.default", "aten.contiguous.default", "aten.detach.default", "aten.alias.default"],
+                    "Identity"),
+    **dict.fromkeys(["aten.softmax.int", "aten.log_softmax.int", "aten._softmax.default", "aten._log_softmax.default"],
+                    "Softmax or LogSoftmax (last)"),
+}
+_CONCATENATIONS = ("aten.cat.default", "aten.concat.default", "aten.concatenate.default", "Concat")
+# operators that are activation functions: the one a TTFS neuron computes is ReLU
+_ACTIVATIONS = ("sigmoid", "tanh", "elu", "gelu", "silu", "swish", "mish", "softplus", "softsign", "hardtanh", "relu6",
+                "leaky", "prelu", "clamp", "clip", "hardsigmoid", "threshold")
+
+
+def _reason(op: str) -> str:
+    """Why a layer of operator ``op`` cannot be converted, in a user's terms."""
+    if op in _CONCATENATIONS:
+        return "concatenation is not supported yet (a residual add is: x + y)"
+    if any(name in op.lower() for name in _ACTIVATIONS):
+        return "its activation is not ReLU, and a TTFS neuron's output is exactly ReLU's (train the model with ReLU)"
+    return "no spiking layer of hdlgen computes it"
+
+
 class Registry(dict):
     """Maps an operator name to its handler; refuses duplicates and names the supported
-    operators when asked for one it lacks."""
+    layers (``layers``: operator → the name a user knows, else the operator's) when asked for one it lacks."""
 
-    def __init__(self, framework: str):
+    def __init__(self, framework: str, layers: dict | None = None):
         super().__init__()
-        self.framework = framework
+        self.framework, self.layers = framework, layers or {}
 
     def register(self, *operators):
         def decorate(fn):
@@ -84,5 +117,8 @@ class Registry(dict):
 
     def lookup(self, op: str, where: str):
         if op not in self:
-            raise UserError(f"{self.framework} operator {op} ({where}) is not supported; supported: {', '.join(sorted(self))}")
+            supported = dict.fromkeys([name for known, name in self.layers.items() if known in self]
+                                       + [known for known in sorted(self) if known not in self.layers])
+            raise UserError(f"layer {where!r} ({self.framework} {op}) is not supported: {_reason(op)}; "
+                            f"supported layers: {', '.join(supported)}")
         return self[op]
