@@ -318,7 +318,8 @@ def parse_response(frame: Frame) -> Result | Info | Loaded | Error:
 
 
 def net_fingerprint(net) -> int:
-    """CRC-32 of everything that decides the net's answers (input table, weights, biases, K).
+    """CRC-32 of everything that decides the net's answers (input table, weights, biases, K, and a
+    graph net's edges).
 
     The board reports it in INFO_REPLY, so the host can tell whether the bitstream on the board
     was built from the net it compares against.
@@ -331,4 +332,7 @@ def net_fingerprint(net) -> int:
             array = np.ascontiguousarray(array, dtype="<i8")
             crc = zlib.crc32(struct.pack("<2I", *((array.shape + (1,))[:2])), crc)
             crc = zlib.crc32(array.tobytes(), crc)
+    if not net.is_chain:    # a graph net: what each layer reads (a chain's order says it)
+        sources = [j for l in range(len(net.layers)) for j in (*net.sources(l), -1)]
+        crc = zlib.crc32(np.ascontiguousarray(sources, dtype="<i8").tobytes(), crc)
     return crc

@@ -272,3 +272,57 @@ def test_compare_runs_every_code_on_a_graph_net(tmp_path, capsys):
     assert set(methods) == {"ttfs", "amos", "rate"}
     assert all(len(rows) == 2 and all(r["synaptic_events"] > 0 and r["cycles_estimate"] > 0 for r in rows)
                for rows in methods.values())
+
+
+def _tiny_graph():
+    return random_graph(np.random.default_rng(6), (1, 6, 6), (3, -4), classes=3, ticks=4, weight_bits=4, skips=1.0)
+
+
+def test_the_fingerprint_covers_the_edges():
+    """Two nets with the same arrays, whose readout reads the same two layers in the other order."""
+    from hdlgen.boards.link import net_fingerprint
+    from hdlgen.passes.quantize import input_encoding
+    from hdlgen.ttfs import IntDense
+
+    rng = np.random.default_rng(0)
+
+    def net(order):
+        hidden = [IntDense(rng_w, np.zeros(3), np.full(3, 4), 4, 4, 4, np.ones(3), name=name, inputs=reads)
+                  for rng_w, name, reads in ((w0, "a", ("input",)), (w1, "b", ("a",)))]
+        readout = IntDense(w2, np.zeros(2), None, 4, 0, 4, np.ones(2), name="readout", inputs=order)
+        return ttfs.TTFSNet(input_encoding((4,), 0.0, 1 / 255, 0.25, 4), [*hidden, readout])
+
+    w0, w1, w2 = rng.integers(-7, 8, (3, 4)), rng.integers(-7, 8, (3, 3)), rng.integers(-7, 8, (2, 6))
+    assert net_fingerprint(net(("b", "a"))) != net_fingerprint(net(("a", "b")))
+    assert net_fingerprint(net(("b", "a"))) == net_fingerprint(net(("b", "a")))
+
+
+@pytest.mark.slow
+def test_a_graph_net_classifies_over_the_link_equal_to_golden():
+    from hdlgen.boards.host import Device
+    from hdlgen.rtl_templates.top import NetworkTop
+
+    from .helpers import serial_link
+
+    net = _tiny_graph()
+    _, _, port = serial_link(net, NetworkTop(net, lanes=2))
+    device = Device(port)
+    device.check(net)
+    pixels = np.random.default_rng(2).integers(0, 256, (3, net.input.size), dtype=np.uint8)
+    results = device.classify(pixels)
+    expected = golden.run_batch(net, pixels)
+    assert [r.label for r in results] == expected.classes.tolist()
+    assert [list(r.logits) for r in results] == expected.logits.tolist()
+
+
+@pytest.mark.slow
+def test_a_graph_net_builds_for_the_icebreaker(tmp_path, capsys):
+    import json
+
+    from .helpers import run_cli
+
+    path = ttfs.save(_tiny_graph(), tmp_path / "graph.ttfs")
+    code, out, err = run_cli(capsys, "build", path, "--board", "icebreaker", "-o", tmp_path / "out", "--json")
+    report = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and report["ok"], err
+    assert (tmp_path / "out" / "top.bin").stat().st_size > 10_000
