@@ -72,7 +72,7 @@ TORCH_LAYERS = {
     "aten.relu.default": "ReLU", "aten.relu_.default": "ReLU", "aten.max_pool2d.default": "MaxPool2d",
     "aten.avg_pool2d.default": "AvgPool2d", "aten.adaptive_avg_pool2d.default": "AdaptiveAvgPool2d",
     "aten.mean.dim": "x.mean((2, 3))", "aten.batch_norm.default": "BatchNorm2d",
-    "aten.add.Tensor": "x + y (a residual add)", "aten.add_.Tensor": "x + y (a residual add)",
+    "aten.add.Tensor": "x + y", "aten.add_.Tensor": "x + y",
     "aten._native_batch_norm_legit_no_training.default": "BatchNorm2d",
     **dict.fromkeys(["aten.flatten.using_ints", "aten.view.default", "aten.reshape.default", "aten._unsafe_view.default"],
                     "Flatten (or a reshape to (batch, features))"),
