@@ -1,6 +1,8 @@
 """``hdlgen build NET.ttfs --board NAME`` – bitstream of the net behind the UART host link."""
 
 import argparse
+import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
@@ -9,6 +11,7 @@ from .. import ttfs
 from ..boards.build import PHASES, build, check_report, link_clock, toolchain_env
 from ..boards.flash import flash, loader_command
 from ..boards.platforms import board_name, get_board
+from ..boards.route import DEFAULT_BUDGET
 from ..errors import UserError
 from ..report import print_json
 from . import as_option, check_output_dir
@@ -34,6 +37,9 @@ def register(sub):
                    help="iCE40 UP5K: --spram keeps the largest layers' weights in SPRAM, --no-spram none "
                         "(default: SPRAM for the layers block RAM cannot hold); 'hdlgen run' loads them")
     p.add_argument("--seed", type=int, help="nextpnr's placement seed (default: nextpnr's)")
+    p.add_argument("--route-timeout", type=float, metavar="MIN",
+                   help=f"stop routing after MIN minutes and report 'does not route' (default "
+                        f"{DEFAULT_BUDGET.timeout_seconds / 60:g}; a stalled route is stopped before that)")
     p.add_argument("-o", "--out", metavar="DIR", help="build directory (default build/<net>-<board>)")
     p.add_argument("--flash", action="store_true", help="write the bitstream to the board with openFPGALoader")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
@@ -78,6 +84,8 @@ def _check_options(args, board):
     """Clock, baud rate, build directory and tools, before any gateware is made."""
     if args.clock is not None and not args.clock > 0:
         raise UserError(f"--clock must be a positive frequency in MHz, got {args.clock:g}")
+    if args.route_timeout is not None and not 0 < args.route_timeout < math.inf:
+        raise UserError(f"--route-timeout must be a positive number of minutes, got {args.route_timeout:g}")
     try:
         link_clock(board, None if args.clock is None else args.clock * 1e6, args.baud)
     except UserError as e:
@@ -104,10 +112,16 @@ class Progress:
             self.bar.n = PHASES.index(phase)
         self.bar.set_description_str(f"{PHASES.index(phase) + 1}/{len(PHASES)} {phase} "
                                      f"{time.perf_counter() - self.started:.0f} s", refresh=False)
-        self.bar.set_postfix_str(step[:60])
+        self.bar.set_postfix_str(step[:80])
 
     def close(self):
         self.bar.close()
+
+
+def _route_budget(args):
+    if args.route_timeout is None:
+        return DEFAULT_BUDGET
+    return dataclasses.replace(DEFAULT_BUDGET, timeout_seconds=args.route_timeout * 60)
 
 
 def run(args):
@@ -119,7 +133,8 @@ def run(args):
     try:
         report = build(net, board, out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer,
                        spike_lanes=args.spike_lanes, baud=args.baud, seed=args.seed,
-                       clock_hz=None if args.clock is None else args.clock * 1e6, spram=args.spram, progress=progress)
+                       clock_hz=None if args.clock is None else args.clock * 1e6, spram=args.spram, progress=progress,
+                       route_budget=_route_budget(args))
     finally:
         progress.close()
     print(format_report(report))
