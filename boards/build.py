@@ -41,7 +41,7 @@ from .uart import MIN_DIVISOR, exact_divisor, fastest_baud, uart_divisor
 
 __all__ = ["RESOURCES", "Utilization", "BuildReport", "parse_report", "parse_log_utilization", "check_report",
            "weight_precheck", "weight_bram_blocks", "toolchain_env", "link_clock", "himbaechel_platform", "build",
-           "BuildFailed", "PHASES", "OUTCOMES", "build_outcome", "BUILD_RECORD", "read_build_record",
+           "BuildFailed", "PHASES", "OUTCOMES", "build_outcome", "BUILD_RECORD", "read_build_record", "write_build_record",
            "BITSTREAM_SUFFIX"]
 
 # Our resource names → nextpnr bel types, per family.
@@ -112,6 +112,14 @@ class BuildReport:
         if self.seconds is not None:
             out["seconds"] = round(self.seconds, 1)
         return {**out, "outcome": build_outcome(self), **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BuildReport:
+        """The report :meth:`to_dict` gave (keys it does not know go to ``extra``; ``outcome`` is derived)."""
+        known = {"board", "bitstream", "utilization", "fmax_mhz", "clock_mhz", "seconds", "outcome"}
+        return cls(data["board"], {k: Utilization(u["used"], u["available"]) for k, u in data["utilization"].items()},
+                   data["fmax_mhz"], data["clock_mhz"], None if data["bitstream"] is None else Path(data["bitstream"]),
+                   data.get("seconds"), {k: v for k, v in data.items() if k not in known})
 
 
 def parse_log_utilization(log: str) -> dict:
@@ -396,6 +404,11 @@ def himbaechel_platform(platform_class: type) -> type:
         "_apicula_command_templates": commands, "_apicula_required_tools": tools, "__module__": platform_class.__module__})
 
 
+def write_build_record(out_dir: Path, record: dict) -> None:
+    """``record`` as :data:`BUILD_RECORD` in ``out_dir`` (written beside it, then renamed onto it)."""
+    write_atomically(Path(out_dir) / BUILD_RECORD, lambda path: Path(path).write_text(json.dumps(record, indent=1) + "\n"))
+
+
 def read_build_record(path) -> dict:
     """The record a build wrote (:data:`BUILD_RECORD`), from its directory, the record or the
     bitstream beside it; a :class:`UserError` if there is none."""
@@ -654,5 +667,5 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
                             {**placement, "products_in_logic": logic_products, "dsp_registers": dsp_registers,
                              "spike_lanes": spike_lanes, "synth_opts": synth_opts, "route": route})
         record = {**built.to_dict(), "lanes": lanes, "pixels_per_transfer": pixels_per_transfer}
-        write_atomically(out_dir / BUILD_RECORD, lambda path: path.write_text(json.dumps(record, indent=1) + "\n"))
+        write_build_record(out_dir, record)
         return built
