@@ -102,6 +102,34 @@ def test_does_not_route_is_an_outcome_and_one_line():
     assert build_outcome(routed) == "built" and BuildReport.from_dict(routed.to_dict()) == routed
 
 
+def test_a_stopped_route_keeps_the_previous_bitstream_and_record(tmp_path, monkeypatch, capsys):
+    """The tools stopped by a stalled route after writing part of a bitstream: exit 2, one line
+    "does not route", the previous bitstream and record as they were, no partial one."""
+    import subprocess
+
+    from hdlgen.boards import build as board_build
+
+    out = tmp_path / "b"
+    out.mkdir()
+    good = {"top.bin": b"a good bitstream", BUILD_RECORD: b'{"board": "icebreaker"}\n'}
+    for name, content in good.items():
+        (out / name).write_bytes(content)
+
+    def tools_stopped(out_dir, name, family, progress, budget, stop):
+        (out_dir / f"{name}.bin").write_bytes(b"half a bits")
+        watch = RouteWatch()
+        watch.feed((DATA / "nextpnr_router1_routed.log").read_text(), now=0.0)
+        return subprocess.CompletedProcess([], -15, stdout=""), watch, "stalled"
+    monkeypatch.setattr(board_build, "_run_script", tools_stopped)
+    net_path = ttfs.save(tiny_net(), tmp_path / "tiny.ttfs")
+    code = main(["build", str(net_path), "--board", "icebreaker", "-o", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert code == 2 and json.loads(captured.out.strip().splitlines()[-1])["outcome"] == "does not route"
+    assert captured.err.startswith("hdlgen build: does not route on icebreaker") and captured.err.count("\n") == 1
+    assert {name: (out / name).read_bytes() for name in good} == good
+    assert not list(out.glob(".*.previous"))
+
+
 # -- seeds -------------------------------------------------------------------------------------------
 
 def fake_build(outcomes: dict, calls: list, stop_wait: bool = False):
