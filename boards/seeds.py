@@ -12,6 +12,7 @@ that routed. The kept build's bitstream and logs are copied to the build directo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -37,6 +38,8 @@ __all__ = ["build_seeds", "seed_task", "seed_summary"]
 
 # a seed's files that come back from a worker and are copied up for the kept seed (besides the bitstream)
 SEED_LOGS = (".build.log", ".report.json", ".tim", ".rpt")
+# how long the builds still running get to stop their tools once one seed has won
+STOP_SECONDS = 60
 
 
 def seed_summary(report: BuildReport) -> dict:
@@ -113,7 +116,7 @@ def _one_after_another(net, board: str, out_dir: Path, seeds: list, options: dic
 
 
 def _at_once(net, board: str, out_dir: Path, seeds: list, options: dict, route_budget, progress, client) -> list:
-    from distributed import Event
+    from distributed import Event, wait
 
     from ..sweep import BUILD_DIR_TOKEN, dumps_net, run_task
 
@@ -146,7 +149,11 @@ def _at_once(net, board: str, out_dir: Path, seeds: list, options: dict, route_b
                                         f"{time.monotonic() - started:.0f} s; {done or 'none done'}")
             time.sleep(0.5)
     finally:
-        stop.set()   # the builds still running stop their tools (also when this process is interrupted)
+        # the builds still running stop their tools (also when this process is interrupted), and are
+        # waited for: a worker shut down under a build would leave its tools running
+        stop.set()
+        with contextlib.suppress(TimeoutError):
+            wait(list(futures.values()), timeout=STOP_SECONDS)
     return [reports[seed] for seed in seeds]
 
 
