@@ -120,7 +120,8 @@ def _check_options(args, board):
 
 
 class Progress:
-    """The build's phase, its elapsed time and the tool's last step, on one line of a terminal's stderr."""
+    """The build's phase, its elapsed time and the tool's last step (while routing: the router's iteration and
+    congestion; with seeds: which seed), on one line of a terminal's stderr."""
 
     def __init__(self, enabled: bool):
         from tqdm import tqdm
