@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from hdlgen.boards.route import DEFAULT_BUDGET, RouteWatch
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "route.json"
 FASHION = ROOT / "out" / "bench" / "fashion_mlp_T16_w8.ttfs"
@@ -33,6 +35,25 @@ def router_table(log: Path) -> list:
         return []
     rows = (ROUTER1_ROW.match(line) for line in log.read_text(errors="replace").splitlines())
     return [[int(r[1]), int(r[2]), float(r[3])] for r in rows if r]
+
+
+def replay(table: list, fraction: float = DEFAULT_BUDGET.stall_fraction) -> dict:
+    """The default stall rule replayed on a router table: where it fires (iteration, router seconds;
+    None if never), and the longest run of iterations in which the arcs still to route did not fall
+    ``fraction`` below their fewest so far (the rule fires once a run reaches its window)."""
+    watch = RouteWatch(router="router1", started=0.0)
+    fires = None
+    for iteration, congestion, seconds in table:
+        watch.samples.append((iteration, congestion))
+        if fires is None and watch.verdict(DEFAULT_BUDGET, seconds) == "stalled":
+            fires = {"iteration": iteration, "router_seconds": seconds}
+    longest = 0
+    for start, (iteration, _, _) in enumerate(table):
+        fewest = min(row[1] for row in table[:start + 1])
+        fell = next((row[0] for row in table[start + 1:] if row[1] <= (1 - fraction) * fewest), table[-1][0])
+        longest = max(longest, fell - iteration)
+    return {"rule": DEFAULT_BUDGET.describe("router1"), "fires_at": fires,
+            f"longest_iterations_without_a_{100 * fraction:g}pct_fall": longest}
 
 
 def main():
@@ -61,11 +82,21 @@ def main():
            "route": report.get("route"),
            "utilization": {k: v["used"] for k, v in report.get("utilization", {}).items()},
            "router_tables": {str(seed): router_table(log) for seed, log in logs.items()}}
+    row["stall_rule_replayed"] = {seed: replay(table) for seed, table in row["router_tables"].items() if table}
     previous = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
     rows = [r for r in previous if r["name"] != args.name] + [row]
     RESULTS.write_text(json.dumps({"benchmark": __doc__.splitlines()[0], "rows": rows}, indent=1) + "\n")
     print(json.dumps({k: v for k, v in row.items() if k != "router_tables"}, indent=1))
 
 
+def replay_file():
+    """``python bench/route.py --replay``: the rule replayed on every recorded table, route.json rewritten."""
+    data = json.loads(RESULTS.read_text())
+    for row in data["rows"]:
+        row["stall_rule_replayed"] = {seed: replay(table) for seed, table in row["router_tables"].items() if table}
+        print(row["name"], json.dumps(row["stall_rule_replayed"]))
+    RESULTS.write_text(json.dumps(data, indent=1) + "\n")
+
+
 if __name__ == "__main__":
-    main()
+    replay_file() if sys.argv[1:] == ["--replay"] else main()
