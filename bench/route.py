@@ -75,7 +75,7 @@ def main():
     logs = {int(p.parent.name.removeprefix("seed-")): p for p in out.glob("seed-*/top.tim")} or {None: out / "top.tim"}
     row = {"name": args.name,
            "command": f"python bench/route.py --name {args.name} -- {' '.join(build_args)}  (runs: hdlgen "
-                      f"{' '.join(command[4:])})",
+                      f"{' '.join(command[3:])})",
            "exit_code": done.returncode, "seconds_until_reported": round(seconds, 1),
            "outcome": report.get("outcome"), "problem": report.get("problem"), "fmax_mhz": report.get("fmax_mhz"),
            "clock_mhz": report.get("clock_mhz"), "seed": report.get("seed"), "seeds": report.get("seeds"),

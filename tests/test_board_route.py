@@ -35,18 +35,21 @@ def watch_log(name: str, budget: RouteBudget, seconds_per_row: float = 1.0, chun
 
 
 def test_a_route_that_converges_is_never_stalled():
-    """Real router1 and router2 logs of the tiny net on the ULX3S-85F: both end at 0."""
-    for name, router, last in [("nextpnr_router1_routed.log", "router1", 0), ("nextpnr_router2_routed.log", "router2", 0)]:
+    """Real router1 and router2 logs of the tiny net on the ULX3S-85F, and router1 on the 784-128-10
+    net at lanes 64 (P 8, --clock 100, seed 1: 132k arcs, 180k iterations, 615 s): all end at 0."""
+    for name, router in [("nextpnr_router1_routed.log", "router1"), ("nextpnr_router2_routed.log", "router2"),
+                         ("nextpnr_router1_routed_lanes64.log", "router1")]:
         verdict, watch = watch_log(name, DEFAULT_BUDGET)
         assert verdict is None and watch.router == router
-        assert watch.summary()["last"] == last and watch.summary()["first"] > 1000
+        assert watch.summary()["last"] == 0 and watch.summary()["first"] > 1000
 
 
 def test_a_stalled_route_from_a_recorded_log():
-    """router1 on the 784-128-10 net at lanes 128 (ULX3S-85F, --clock 90): the arcs still to route stop
-    falling; the default rule calls it stalled, and not before a window's worth of rows."""
+    """router1 on the 784-128-10 net at lanes 128 (ULX3S-85F, --clock 90): 168k arcs, the arcs still
+    to route fall to ~149k in 31,000 iterations and then by ~4 % in 45,000 more. The default rule
+    calls it stalled at iteration 56,000 (boards/README.md), not before a window's worth of rows."""
     verdict, watch = watch_log("nextpnr_router1_stalled.log", DEFAULT_BUDGET)
-    assert verdict == "stalled"
+    assert verdict == "stalled" and watch.samples[-1] == (56000, 148209)
     window = DEFAULT_BUDGET.stall_iterations["router1"]
     assert watch.samples[-1][0] - watch.samples[0][0] >= window
     summary = watch.summary()
@@ -54,13 +57,19 @@ def test_a_stalled_route_from_a_recorded_log():
 
 
 def test_the_rule_is_not_fooled_by_a_slow_but_steady_fall():
-    """The same router rows with the congestion falling by 10 % per window are never stalled: the
-    rule compares the window's best with the best before it, not row with row."""
-    watch = RouteWatch(router="router1", started=0.0)
+    """Congestion that falls by twice the rule's fraction per window, row by row a little, is never
+    stalled (the rule compares a window's fewest with the fewest before it); by half of it, is."""
     window = DEFAULT_BUDGET.stall_iterations["router1"]
+    slow = RouteWatch(router="router1", started=0.0)
+    congestion = 100_000.0
+    for iteration in range(1000, 3 * window, 1000):
+        congestion *= (1 - DEFAULT_BUDGET.stall_fraction / 2) ** (1000 / window)
+        slow.samples.append((iteration, int(congestion)))
+    assert slow.verdict(DEFAULT_BUDGET, 1.0) == "stalled"
+    watch = RouteWatch(router="router1", started=0.0)
     congestion = 100_000.0
     for iteration in range(1000, 10 * window, 1000):
-        congestion *= 0.9 ** (1000 / window)
+        congestion *= (1 - 2 * DEFAULT_BUDGET.stall_fraction) ** (1000 / window)
         watch.samples.append((iteration, int(congestion)))
         assert watch.verdict(DEFAULT_BUDGET, 1.0) is None
 
