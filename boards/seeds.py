@@ -138,8 +138,8 @@ def _at_once(net, board: str, out_dir: Path, seeds: list, options: dict, route_b
                 place.mkdir(parents=True, exist_ok=True)
                 for file_name, content in result["files"].items():
                     (place / file_name).write_bytes(content.replace(BUILD_DIR_TOKEN.encode(), str(place).encode()))
-                if result["failed"]:
-                    raise _SeedFailed(seed, result["row"]["problem"])
+                if result["failed"]:   # as build() raises it one after another
+                    raise BuildFailed(f"{board}: seed {seed}: {result['row']['problem']}")
                 reports[seed] = BuildReport.from_dict(json.loads(result["row"]["report"].replace(BUILD_DIR_TOKEN,
                                                                                                  str(place))))
                 if build_outcome(reports[seed]) in ("built", "does not fit"):
@@ -155,11 +155,6 @@ def _at_once(net, board: str, out_dir: Path, seeds: list, options: dict, route_b
         with contextlib.suppress(TimeoutError):
             wait(list(futures.values()), timeout=STOP_SECONDS)
     return [reports[seed] for seed in seeds]
-
-
-class _SeedFailed(Exception):
-    def __init__(self, seed, problem):
-        super().__init__(f"seed {seed}: {problem}")
 
 
 def build_seeds(net, board: str, out_dir, seeds: list, *, client=None, progress=None,
@@ -183,8 +178,5 @@ def build_seeds(net, board: str, out_dir, seeds: list, *, client=None, progress=
         if client is None:
             reports = _one_after_another(net, board, out_dir, seeds, options, route_budget, progress)
         else:
-            try:
-                reports = _at_once(net, board, out_dir, seeds, options, route_budget, progress, client)
-            except _SeedFailed as e:
-                raise BuildFailed(f"{board}: {e}") from None
+            reports = _at_once(net, board, out_dir, seeds, options, route_budget, progress, client)
         return _keep(_best(reports), reports, out_dir, name, family)
