@@ -73,7 +73,8 @@ def main():
     lines = done.stdout.strip().splitlines()
     report = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {"stderr": done.stderr[-2000:]}
     logs = {int(p.parent.name.removeprefix("seed-")): p for p in out.glob("seed-*/top.tim")} or {None: out / "top.tim"}
-    row = {"name": args.name,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    row = {"name": args.name, "commit": commit,
            "command": f"python bench/route.py --name {args.name} -- {' '.join(build_args)}  (runs: hdlgen "
                       f"{' '.join(command[3:])})",
            "exit_code": done.returncode, "seconds_until_reported": round(seconds, 1),
