@@ -8,6 +8,8 @@ and the host driver.
 - :mod:`~hdlgen.boards.platforms`, :mod:`~hdlgen.boards.top`, :mod:`~hdlgen.boards.clocks`,
   :mod:`~hdlgen.boards.build`, :mod:`~hdlgen.boards.flash` – boards, board top, PLL, yowasp
   builds with report parsing, openFPGALoader
+- :mod:`~hdlgen.boards.route`, :mod:`~hdlgen.boards.seeds` – nextpnr's router watched (a stalled
+  route stopped: "does not route"), placement seeds tried one after another or on a Dask cluster
 - :mod:`~hdlgen.boards.host` – :class:`~hdlgen.boards.host.Device`, the host driver
 - :mod:`~hdlgen.boards.sim` – a simulated serial line into a simulated board
 

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -35,11 +36,13 @@ from ..geometry import NetGeometry, ceil_div
 from .clocks import PLLSetting, pll_setting
 from .dsp import ecp5_registered_multiplier
 from .platforms import Board
+from .route import DEFAULT_BUDGET, RouteBudget, RouteWatch
 from .uart import MIN_DIVISOR, exact_divisor, fastest_baud, uart_divisor
 
 __all__ = ["RESOURCES", "Utilization", "BuildReport", "parse_report", "parse_log_utilization", "check_report",
            "weight_precheck", "weight_bram_blocks", "toolchain_env", "link_clock", "himbaechel_platform", "build",
-           "BuildFailed", "PHASES", "BUILD_RECORD", "read_build_record", "BITSTREAM_SUFFIX"]
+           "BuildFailed", "PHASES", "OUTCOMES", "build_outcome", "BUILD_RECORD", "read_build_record", "write_build_record",
+           "BITSTREAM_SUFFIX"]
 
 # Our resource names → nextpnr bel types, per family.
 RESOURCES = {
@@ -72,6 +75,7 @@ NETLIST_SUFFIX = {"ice40": ".json", "ecp5": ".json", "gowin": ".syn.json"}
 # what nextpnr writes when it is done: the packer runs next
 NEXTPNR_OUTPUT = {"ice40": ".asc", "ecp5": ".config", "gowin": ".pnr.json"}
 PHASES = ("elaborate", "synthesize", "place and route", "pack")
+OUTCOMES = ("built", "misses timing", "does not fit", "does not route", "stopped")
 BUILD_RECORD = "build.json"
 
 
@@ -107,7 +111,15 @@ class BuildReport:
                "fmax_mhz": self.fmax_mhz, "clock_mhz": self.clock_mhz}
         if self.seconds is not None:
             out["seconds"] = round(self.seconds, 1)
-        return {**out, **self.extra}
+        return {**out, "outcome": build_outcome(self), **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BuildReport:
+        """The report :meth:`to_dict` gave (keys it does not know go to ``extra``; ``outcome`` is derived)."""
+        known = {"board", "bitstream", "utilization", "fmax_mhz", "clock_mhz", "seconds", "outcome"}
+        return cls(data["board"], {k: Utilization(u["used"], u["available"]) for k, u in data["utilization"].items()},
+                   data["fmax_mhz"], data["clock_mhz"], None if data["bitstream"] is None else Path(data["bitstream"]),
+                   data.get("seconds"), {k: v for k, v in data.items() if k not in known})
 
 
 def parse_log_utilization(log: str) -> dict:
@@ -161,20 +173,62 @@ def netlist_cells(netlist: dict, top: str) -> dict:
     return counts
 
 
-def check_report(report: BuildReport, *, lanes: int, weight_bits: int | None = None) -> str | None:
-    """One line saying what is short and what to change, or None when it fits and meets timing."""
+def _short(report: BuildReport) -> list:
+    """The resources a build lacks, as ``"BRAM 60/30"`` (empty when it fits)."""
     over = [f"{name} {u.used}/{u.available}" for name, u in report.utilization.items() if u.used > u.available]
     if not over and report.bitstream is None and report.extra.get("error"):  # placement failed near the limit
         fullest = max(report.utilization.items(), key=lambda item: item[1].used / max(item[1].available, 1))
         over = [f"{fullest[0]} {fullest[1].used}/{fullest[1].available} (too full to place)"]
-    if over:
+    return over
+
+
+def build_outcome(report: BuildReport) -> str:
+    """What a build came to, one of :data:`OUTCOMES`: ``"built"`` (fits, meets its clock),
+    ``"misses timing"``, ``"does not fit"``, ``"does not route"`` (the router stalled or passed its
+    time, :mod:`hdlgen.boards.route`) or ``"stopped"`` (from outside, e.g. another seed met the clock)."""
+    verdict = report.extra.get("route", {}).get("verdict")
+    if verdict == "stopped":
+        return "stopped"
+    if verdict in ("stalled", "timed out"):
+        return "does not route"
+    if _short(report):
+        return "does not fit"
+    if report.fmax_mhz is not None and report.fmax_mhz < report.clock_mhz:
+        return "misses timing"
+    return "built"
+
+
+def _route_problem(report: BuildReport, lanes: int) -> str:
+    route = report.extra["route"]
+    seeds = report.extra.get("seeds")
+    tried = (f"seeds {', '.join(str(s['seed']) for s in seeds)}" if seeds
+             else f"seed {report.extra['seed']}" if report.extra.get("seed") is not None else "nextpnr's default seed")
+    figures = ("" if route["iterations"] is None else
+               f": {route['last']} {route['measure']} after {route['iterations']} iterations (fewest {route['fewest']}, "
+               f"first {route['first']})")
+    how = "stalled" if route["verdict"] == "stalled" else "timed out"
+    after = f"{route['seconds'] / 60:.1f} min" if route["seconds"] >= 60 else f"{route['seconds']:.0f} s"
+    return (f"does not route on {report.board} at this folding: the router {how} after {after}{figures}; "
+            f"{route['budget']}; tried {tried}; use fewer lanes (now {lanes}) or a bigger device "
+            f"(or try more --seeds, or a longer --route-timeout)")
+
+
+def check_report(report: BuildReport, *, lanes: int, weight_bits: int | None = None) -> str | None:
+    """One line saying what is short and what to change, or None when it fits and meets timing."""
+    outcome = build_outcome(report)
+    if outcome == "does not route":
+        return _route_problem(report, lanes)
+    if outcome == "stopped":
+        return f"stopped on {report.board} before the route ended"
+    if outcome == "does not fit":
+        over = _short(report)
         spram = report.utilization.get("SPRAM")
         hint = (" put more weights in SPRAM (--spram)," if "BRAM" in " ".join(over) and spram and spram.available
                 and report.extra.get("spram") is not True else "")
         verb = "needed (weights alone)" if report.extra.get("estimate") else "used"
         return (f"does not fit {report.board}: {', '.join(over)} {verb};{hint} use fewer lanes (now {lanes}), "
                 f"fewer weight bits{f' (now {weight_bits})' if weight_bits else ''} or a bigger board")
-    if report.fmax_mhz is not None and report.fmax_mhz < report.clock_mhz:
+    if outcome == "misses timing":
         return (f"misses timing on {report.board}: fmax {report.fmax_mhz:.1f} MHz < clock {report.clock_mhz:g} MHz; "
                 f"use a lower --clock (≤ {int(report.fmax_mhz)}), fewer lanes (now {lanes}) or a faster board")
     return None
@@ -350,6 +404,11 @@ def himbaechel_platform(platform_class: type) -> type:
         "_apicula_command_templates": commands, "_apicula_required_tools": tools, "__module__": platform_class.__module__})
 
 
+def write_build_record(out_dir: Path, record: dict) -> None:
+    """``record`` as :data:`BUILD_RECORD` in ``out_dir`` (written beside it, then renamed onto it)."""
+    write_atomically(Path(out_dir) / BUILD_RECORD, lambda path: Path(path).write_text(json.dumps(record, indent=1) + "\n"))
+
+
 def read_build_record(path) -> dict:
     """The record a build wrote (:data:`BUILD_RECORD`), from its directory, the record or the
     bitstream beside it; a :class:`UserError` if there is none."""
@@ -403,26 +462,62 @@ def _kept_unless_rebuilt(paths: list, record: Path):
                 os.replace(hidden, path)
 
 
-def _run_script(out_dir: Path, name: str, family: str, progress) -> subprocess.CompletedProcess:
-    """Run amaranth's build script; ``progress(phase, step)`` every half second while it runs."""
+def _run_script(out_dir: Path, name: str, family: str, progress, budget: RouteBudget, stop) -> tuple:
+    """Run amaranth's build script; ``progress(phase, step)`` every half second while it runs,
+    nextpnr's router watched all the while (:class:`RouteWatch`). The script and its tools are
+    stopped when the route stalls or passes its time (``budget``) or when ``stop()`` says so.
+    Returns the finished process, the watch and its verdict (``"stalled"``, ``"timed out"``,
+    ``"stopped"`` or None when the tools ran to their end)."""
     command = ["sh", f"build_{name}.sh"]
+    pnr_log = out_dir / f"{name}.tim"
+    watch, verdict, read = RouteWatch(), None, 0
+    # a session of its own: the script and the tools it starts are stopped together
     with subprocess.Popen(command, cwd=out_dir, env=toolchain_env(family), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True) as process:
+                          stderr=subprocess.STDOUT, text=True, start_new_session=True) as process:
         chunks = []
         # the script's output is read while it runs: a full pipe would stop it
         reader = threading.Thread(target=lambda: chunks.append(process.stdout.read()), daemon=True)
         reader.start()
-        while process.poll() is None:
-            progress(*_phase(out_dir, name, family))
-            time.sleep(0.5)
+        try:
+            while process.poll() is None:
+                now = time.monotonic()
+                if pnr_log.is_file():
+                    with open(pnr_log, "rb") as log:
+                        log.seek(read)
+                        text = log.read()
+                    read += len(text)
+                    watch.feed(text.decode(errors="replace"), now)
+                verdict = watch.verdict(budget, now) or ("stopped" if stop is not None and stop() else None)
+                if verdict:
+                    break
+                phase, step = _phase(out_dir, name, family)
+                progress(phase, watch.status() if phase == "place and route" and watch.router else step)
+                time.sleep(0.5)
+        finally:
+            if process.poll() is None:   # a verdict, or this process interrupted
+                _stop_session(process)
         reader.join()
-    return subprocess.CompletedProcess(command, process.returncode, "".join(chunks))
+    return subprocess.CompletedProcess(command, process.returncode, "".join(chunks)), watch, verdict
+
+
+def _stop_session(process: subprocess.Popen) -> None:
+    """End ``process`` and everything it started (its session): SIGTERM, then SIGKILL after 10 s."""
+    for sig, grace in [(signal.SIGTERM, 10), (signal.SIGKILL, None)]:
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None,
           clock_hz: float | None = None, baud: int | None = None, spram: bool | list | None = False,
-          seed: int | None = None,
-          name: str = "top", progress=None) -> BuildReport:
+          seed: int | None = None, name: str = "top", progress=None, route_budget: RouteBudget = DEFAULT_BUDGET,
+          stop=None) -> BuildReport:
     """Build ``net`` for ``board`` into ``out_dir``; returns the report (fitting or not).
 
     ``clock_hz`` other than the board's clock adds a PLL (:mod:`hdlgen.boards.clocks`); the
@@ -438,7 +533,11 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     packed into them; ``spike_lanes`` with that many ladders per spike-time bank (on an iCE40 one
     unless asked: every sorter bank takes block RAMs of its own, and there are 30 at most).
     ``seed`` is nextpnr's placement seed. ``progress(phase, step)`` (one of :data:`PHASES`, the
-    tool's last logged step) is called as the build goes. What can be judged from the net's
+    tool's last logged step or the router's iteration and congestion) is called as the build goes.
+    nextpnr's router is watched (:mod:`hdlgen.boards.route`): when it stalls or passes its time
+    (``route_budget``), or when ``stop()`` (if given) turns true, the tools are stopped and the
+    report says so in ``extra["route"]`` (its ``verdict``: ``"stalled"``, ``"timed out"``,
+    ``"stopped"``; :func:`build_outcome` "does not route" for the first two). What can be judged from the net's
     geometry alone (lanes, SPRAM placement, weights that cannot fit) is judged before any
     gateware is made. The report (with the baud and seed) goes to :data:`BUILD_RECORD` in
     ``out_dir`` as well.
@@ -517,8 +616,9 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
                               nextpnr_opts=nextpnr_opts, debug_verilog=False)
         plan.extract(str(out_dir))
 
-        result = _run_script(out_dir, name, board.family, progress)
-        if board.family == "ecp5" and result.returncode != 0 and "ABC" in _last_step(out_dir / f"{name}.rpt"):
+        result, watch, verdict = _run_script(out_dir, name, board.family, progress, route_budget, stop)
+        if (board.family == "ecp5" and not verdict and result.returncode != 0
+                and "ABC" in _last_step(out_dir / f"{name}.rpt")):
             # yosys's ABC9 LUT mapping trips an internal assertion on some large ECP5 designs; the
             # classic ABC maps the same logic: synth_ecp5 up to its map_luts step, abc, then the rest
             script = out_dir / f"{name}.ys"
@@ -527,13 +627,22 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
             script.write_text(text.replace(synth, f"{synth} -run :map_luts\nabc -lut 4 -dress\nclean\n"
                                                   f"{synth} -run map_cells:", 1))
             synth_opts = "classic abc"
-            result = _run_script(out_dir, name, board.family, progress)
+            result, watch, verdict = _run_script(out_dir, name, board.family, progress, route_budget, stop)
         seconds = time.perf_counter() - start
         (out_dir / f"{name}.build.log").write_text(result.stdout)
         netlist = out_dir / f"{name}{NETLIST_SUFFIX[board.family]}"
         cells = netlist_cells(json.loads(netlist.read_text()), name) if netlist.is_file() else None
+        pnr_log = out_dir / f"{name}.tim"
+        route = {**watch.summary(), "verdict": verdict or "routed",
+                 "seconds": None if watch.started is None else round(time.monotonic() - watch.started, 1)}
+        if verdict:   # the tools were stopped: no bitstream, no record; the previous ones stay
+            if verdict != "stopped":
+                route["budget"] = route_budget.describe(watch.router or "router1")
+            bels = parse_log_utilization(pnr_log.read_text(errors="replace")) if pnr_log.is_file() else {}
+            utilization, _ = parse_report({"utilization": bels}, board.family, netlist_cells=cells)
+            return BuildReport(board.name, utilization, None, design_clock / 1e6, None, seconds,
+                               {**placement, "route": route, "synth_opts": synth_opts})
         if result.returncode != 0:
-            pnr_log = out_dir / f"{name}.tim"
             bels = parse_log_utilization(pnr_log.read_text(errors="replace")) if pnr_log.is_file() else {}
             if bels:   # nextpnr got as far as packing: report what was asked of the device
                 utilization, _ = parse_report({"utilization": bels}, board.family, netlist_cells=cells)
@@ -543,7 +652,7 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
                     if more:   # by what fits: the block RAMs the rest of the design took are now known
                         return build(net, board, out_dir, lanes=lanes, pixels_per_transfer=pixels_per_transfer,
                                      spike_lanes=spike_lanes, clock_hz=clock_hz, baud=baud, spram=more, seed=seed,
-                                     name=name, progress=progress)
+                                     name=name, progress=progress, route_budget=route_budget, stop=stop)
                     return BuildReport(board.name, utilization, None, design_clock / 1e6, None, seconds,
                                        {"error": _first_error(pnr_log), **placement})
             for log in [pnr_log, out_dir / f"{name}.rpt"]:
@@ -556,7 +665,7 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
         utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
         built = BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds,
                             {**placement, "products_in_logic": logic_products, "dsp_registers": dsp_registers,
-                             "spike_lanes": spike_lanes, "synth_opts": synth_opts})
+                             "spike_lanes": spike_lanes, "synth_opts": synth_opts, "route": route})
         record = {**built.to_dict(), "lanes": lanes, "pixels_per_transfer": pixels_per_transfer}
-        write_atomically(out_dir / BUILD_RECORD, lambda path: path.write_text(json.dumps(record, indent=1) + "\n"))
+        write_build_record(out_dir, record)
         return built

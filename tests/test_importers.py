@@ -38,7 +38,8 @@ def test_unsupported_operator_lists_supported_ones():
     assert "aten.linear" not in str(refused.value) and len(str(refused.value)) < 400
 
 
-def test_non_sequential_model_is_refused():
+def test_a_skip_connection_imports_as_a_graph():
+    """Once refused as "not sequential": the readout's neurons take the input as a second input."""
     class Skip(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -47,8 +48,9 @@ def test_non_sequential_model_is_refused():
         def forward(self, x):
             return self.b(torch.relu(self.a(x))) + x
 
-    with pytest.raises(UserError):
-        from_torch(Skip(), torch.rand(2, 4))
+    graph = from_torch(Skip(), torch.rand(2, 4))
+    add = next(node for node in graph.nodes if node.kind == "add")
+    assert add.inputs == ("linear_1", "input")
 
 
 def test_registry_refuses_duplicates():

@@ -173,6 +173,7 @@ def test_a_rebuild_that_does_not_finish_keeps_the_previous_bitstream(failure, in
     tools fail, leaves the previous bitstream and build record as they were (and no partial one)."""
     from hdlgen.boards import build as board_build
     from hdlgen.boards.build import BUILD_RECORD
+    from hdlgen.boards.route import RouteWatch
 
     out = tmp_path / "b"
     out.mkdir()
@@ -180,11 +181,11 @@ def test_a_rebuild_that_does_not_finish_keeps_the_previous_bitstream(failure, in
     for name, content in good.items():
         (out / name).write_bytes(content)
 
-    def tools_stop_midway(out_dir, name, family, progress):
+    def tools_stop_midway(out_dir, name, family, progress, budget, stop):
         (out_dir / f"{name}.bin").write_bytes(b"half a bits")
         if failure == "interrupted":
             raise KeyboardInterrupt
-        return subprocess.CompletedProcess([], 1, stdout="ERROR: the router gave up\n")
+        return subprocess.CompletedProcess([], 1, stdout="ERROR: the router gave up\n"), RouteWatch(), None
     monkeypatch.setattr(board_build, "_run_script", tools_stop_midway)
     code = main(["build", str(inputs["net"]), "--board", "icebreaker", "-o", str(out)])
     assert code == (130 if failure == "interrupted" else 2)

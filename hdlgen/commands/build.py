@@ -1,16 +1,21 @@
 """``hdlgen build NET.ttfs --board NAME`` – bitstream of the net behind the UART host link."""
 
 import argparse
+import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
 
 from .. import ttfs
-from ..boards.build import PHASES, build, check_report, link_clock, toolchain_env
+from ..boards.build import PHASES, build, build_outcome, check_report, link_clock, toolchain_env
 from ..boards.flash import flash, loader_command
 from ..boards.platforms import board_name, get_board
+from ..boards.route import DEFAULT_BUDGET
+from ..boards.seeds import build_seeds
 from ..errors import UserError
 from ..report import print_json
+from ..sweep import engine
 from . import as_option, check_core_options, check_output_dir
 from .boards import retry_on_bus_error
 
@@ -34,7 +39,17 @@ def register(sub):
     p.add_argument("--spram", action=argparse.BooleanOptionalAction, default=None,
                    help="iCE40 UP5K: --spram keeps the largest layers' weights in SPRAM, --no-spram none "
                         "(default: SPRAM for the layers block RAM cannot hold); 'hdlgen run' loads them")
-    p.add_argument("--seed", type=int, help="nextpnr's placement seed (default: nextpnr's)")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="nextpnr's placement seed (default: nextpnr's)")
+    seeds.add_argument("--seeds", metavar="N|A,B,…",
+                       help="try placement seeds 1..N, or those listed: keep the first build that meets the clock, "
+                            "else the fastest (each seed a whole build in DIR/seed-<seed>; build.json says which won)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="with --seeds: build the seeds at once on a local Dask cluster of N worker processes, "
+                        "stopping the others when one meets the clock (default: one after another)")
+    p.add_argument("--route-timeout", type=float, metavar="MIN",
+                   help=f"stop routing after MIN minutes and report 'does not route' (default "
+                        f"{DEFAULT_BUDGET.timeout_seconds / 60:g}; a stalled route is stopped before that)")
     p.add_argument("-o", "--out", metavar="DIR", help="build directory (default build/<net>-<board>)")
     p.add_argument("--flash", action="store_true", help="write the bitstream to the board with openFPGALoader")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
@@ -44,6 +59,8 @@ def register(sub):
 def format_report(report) -> str:
     if report.extra.get("estimate"):
         lines = [f"{report.board}: not built, the {report.extra['estimate']} do not fit"]
+    elif build_outcome(report) in ("does not route", "stopped"):
+        lines = [f"{report.board}: {build_outcome(report)}, tools stopped after {report.seconds:.0f} s"]
     else:
         lines = [f"{report.board}: built in {report.seconds:.0f} s"]
     for name, u in report.utilization.items():
@@ -65,6 +82,14 @@ def format_report(report) -> str:
                      f"(the DSP blocks went to the engines before them)")
     if report.extra.get("dsp_registers"):
         lines.append(f"  multipliers of engines {report.extra['dsp_registers']} registered inside their DSP blocks")
+    for seed in report.extra.get("seeds", []):
+        route = seed["route"]
+        reached = (f"fmax {seed['fmax_mhz']:.1f} MHz" if seed["fmax_mhz"] is not None
+                   else f"{route['last']} {report.extra['route']['measure']} after {route['iterations']} iterations"
+                   if route.get("iterations") else "")
+        kept = "  ← kept" if report.bitstream is not None and seed["seed"] == report.extra.get("seed") else ""
+        lines.append(f"  seed {seed['seed']}: {seed['outcome']}{f', {reached}' if reached else ''}, "
+                     f"{seed['seconds']:.0f} s{kept}")
     if report.bitstream is not None:
         lines.append(f"  bitstream {report.bitstream}")
     return "\n".join(lines)
@@ -79,6 +104,12 @@ def _check_options(args, board):
     """Clock, baud rate, build directory and tools, before any gateware is made."""
     if args.clock is not None and not args.clock > 0:
         raise UserError(f"--clock must be a positive frequency in MHz, got {args.clock:g}")
+    if args.route_timeout is not None and not 0 < args.route_timeout < math.inf:
+        raise UserError(f"--route-timeout must be a positive number of minutes, got {args.route_timeout:g}")
+    args.seeds = None if args.seeds is None else parse_seeds(args.seeds)
+    if args.workers is not None and (args.seeds is None or args.workers < 1):
+        raise UserError(f"--workers must be ≥ 1 and comes with --seeds, got --workers {args.workers}"
+                        f"{'' if args.seeds else ' without --seeds'}")
     try:
         link_clock(board, None if args.clock is None else args.clock * 1e6, args.baud)
     except UserError as e:
@@ -90,7 +121,8 @@ def _check_options(args, board):
 
 
 class Progress:
-    """The build's phase, its elapsed time and the tool's last step, on one line of a terminal's stderr."""
+    """The build's phase, its elapsed time and the tool's last step (while routing: the router's iteration and
+    congestion; with seeds: which seed), on one line of a terminal's stderr."""
 
     def __init__(self, enabled: bool):
         from tqdm import tqdm
@@ -105,10 +137,30 @@ class Progress:
             self.bar.n = PHASES.index(phase)
         self.bar.set_description_str(f"{PHASES.index(phase) + 1}/{len(PHASES)} {phase} "
                                      f"{time.perf_counter() - self.started:.0f} s", refresh=False)
-        self.bar.set_postfix_str(step[:60])
+        self.bar.set_postfix_str(step[:80])
 
     def close(self):
         self.bar.close()
+
+
+def parse_seeds(text: str) -> list:
+    """``--seeds``: ``N`` → seeds 1..N; ``A,B,…`` → those seeds (each once, in that order)."""
+    items = text.split(",")
+    try:
+        numbers = [int(item) for item in items]
+    except ValueError:
+        numbers = []
+    if not numbers or any(n < 0 for n in numbers) or (len(items) == 1 and numbers[0] < 1):
+        raise UserError(f"--seeds must be a count N ≥ 1 or a list of seeds ≥ 0 such as 1,5,9, got {text!r}")
+    if len(set(numbers)) < len(numbers):
+        raise UserError(f"--seeds lists a seed twice: {text!r}")
+    return numbers if len(items) > 1 else list(range(1, numbers[0] + 1))
+
+
+def _route_budget(args):
+    if args.route_timeout is None:
+        return DEFAULT_BUDGET
+    return dataclasses.replace(DEFAULT_BUDGET, timeout_seconds=args.route_timeout * 60)
 
 
 def run(args):
@@ -118,11 +170,16 @@ def run(args):
     check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)
     out = _build_dir(args, board)
     progress = Progress(sys.stderr.isatty() and not args.json)
+    options = {"lanes": args.lanes, "pixels_per_transfer": args.pixels_per_transfer, "spike_lanes": args.spike_lanes,
+               "baud": args.baud, "clock_hz": None if args.clock is None else args.clock * 1e6, "spram": args.spram,
+               "route_budget": _route_budget(args)}
     try:
-        report = retry_on_bus_error(lambda: build(
-            net, board, out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer, spike_lanes=args.spike_lanes,
-            baud=args.baud, seed=args.seed, clock_hz=None if args.clock is None else args.clock * 1e6, spram=args.spram,
-            progress=progress), lambda line: print(f"hdlgen build: {line}", file=sys.stderr))
+        if args.seeds:
+            with engine(args.workers) as client:
+                report = build_seeds(net, args.board, out, args.seeds, client=client, progress=progress, **options)
+        else:
+            report = retry_on_bus_error(lambda: build(net, board, out, seed=args.seed, progress=progress, **options),
+                                        lambda line: print(f"hdlgen build: {line}", file=sys.stderr))
     finally:
         progress.close()
     print(format_report(report))
