@@ -224,8 +224,9 @@ def check_report(report: BuildReport, *, lanes: int, weight_bits: int | None = N
         over = _short(report)
         spram = report.utilization.get("SPRAM")
         hint = (" put more weights in SPRAM (--spram)," if "BRAM" in " ".join(over) and spram and spram.available
-                and report.extra.get("spram") is not True else "")
-        verb = "needed (weights alone)" if report.extra.get("estimate") else "used"
+                and report.extra.get("spram") is not True
+                and report.extra.get("fixed_blocks", 0) < report.utilization["BRAM"].available else "")
+        verb = f"needed before synthesis ({report.extra['estimate']})" if report.extra.get("estimate") else "used"
         return (f"does not fit {report.board}: {', '.join(over)} {verb};{hint} use fewer lanes (now {lanes}), "
                 f"fewer weight bits{f' (now {weight_bits})' if weight_bits else ''} or a bigger board")
     if outcome == "misses timing":
@@ -241,19 +242,30 @@ def weight_bram_blocks(geometry: NetGeometry, board: Board) -> list:
 
 
 def weight_precheck(geometry: NetGeometry, board: Board, spram_engines=()) -> BuildReport | None:
-    """A report saying the weights cannot fit, before any tool runs (synthesis of a hopeless
-    design can take many minutes); None when they might fit.
+    """A report saying the core's large memories cannot fit, before any tool runs (synthesis of a
+    hopeless design can take many minutes); None when they might fit.
 
-    Counts only the weight memories left in block RAM (engines not in ``spram_engines``), as
-    whole blocks at the most bits a block holds: a lower bound of what the build would use.
+    Counts the memories no tool puts anywhere but block RAM – the weights left there (engines not
+    in ``spram_engines``), the engines' accumulators and a graph net's skip buffers – each as whole
+    blocks at the most bits a block holds: a lower bound of what the build would use. The report
+    names what they are (``extra["estimate"]``).
     """
     blocks = BRAM_BLOCKS.get(board.device)
-    needed = sum(b for index, b in enumerate(weight_bram_blocks(geometry, board)) if index not in spram_engines)
+    block_bits = BRAM_BLOCK_BITS[board.family]
+    weights = sum(b for index, b in enumerate(weight_bram_blocks(geometry, board)) if index not in spram_engines)
+    memories = geometry.memory_bits()
+    large = [(name, bits // block_bits) for stage in memories.values() for name, bits in stage.items()
+             if bits >= block_bits]                  # a smaller memory may become flip-flops or LUT RAM
+    accumulators = sum(blocks for name, blocks in large if name == "accumulators")
+    skips = sum(blocks for name, blocks in large if name.startswith("skip_"))
+    needed = weights + accumulators + skips
     if blocks is None or needed <= blocks:
         return None
+    kinds = {"weights": weights, "accumulators": accumulators, "skip buffers": skips}
     spram = Utilization(0, 4 if board.device == "iCE40UP5K" else 0)
     return BuildReport(board.name, {"BRAM": Utilization(needed, blocks), "SPRAM": spram}, None, board.clock_hz / 1e6,
-                       extra={"estimate": "weights alone, before synthesis"})
+                       extra={"estimate": f"{', '.join(f'{k} {v}' for k, v in kinds.items() if v)} blocks",
+                              "fixed_blocks": accumulators + skips})
 
 
 def assign_multipliers(core, dsp_blocks: int) -> list:

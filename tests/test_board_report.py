@@ -142,7 +142,7 @@ def test_hopeless_weights_are_refused_before_synthesis(tmp_path):
     assert report.bitstream is None and report.utilization["BRAM"] == Utilization(17, 16)
     assert not any(tmp_path.iterdir())                  # no tool ran
     message = check_report(report, lanes=1)
-    assert message.startswith("does not fit icestick: BRAM 17/16 needed (weights alone);")
+    assert message.startswith("does not fit icestick: BRAM 17/16 needed before synthesis (weights 17 blocks);")
 
 
 def test_boards_command_lists_the_table(capsys):

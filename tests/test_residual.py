@@ -326,3 +326,14 @@ def test_a_graph_net_builds_for_the_icebreaker(tmp_path, capsys):
     report = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and report["ok"], err
     assert (tmp_path / "out" / "top.bin").stat().st_size > 10_000
+
+
+def test_a_graph_net_too_large_for_the_icebreaker_is_refused_naming_its_memories(tmp_path, capsys):
+    from .helpers import run_cli
+
+    net = random_graph(np.random.default_rng(1), (1, 28, 28), (16, 16, 16), ticks=8, skips=1.0)
+    path = ttfs.save(net, tmp_path / "big.ttfs")
+    code, out, err = run_cli(capsys, "build", path, "--board", "icebreaker", "-o", tmp_path / "out")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "does not fit icebreaker: BRAM" in err and "accumulators" in err and "skip buffers" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())     # no tool ran

@@ -58,7 +58,7 @@ def register(sub):
 
 def format_report(report) -> str:
     if report.extra.get("estimate"):
-        lines = [f"{report.board}: not built, the {report.extra['estimate']} do not fit"]
+        lines = [f"{report.board}: not built, its memories need more block RAM than it has ({report.extra['estimate']})"]
     elif build_outcome(report) in ("does not route", "stopped"):
         lines = [f"{report.board}: {build_outcome(report)}, tools stopped after {report.seconds:.0f} s"]
     else:
