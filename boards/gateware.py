@@ -27,6 +27,7 @@ from amaranth.utils import exact_log2
 from ..errors import UserError
 from ..geometry import ceil_div
 from ..rtl_templates.encoder import PixelPacker
+from ..rtl_templates.formal import stream_ports
 from . import link
 from .spram import SPRAMWeights, WeightWrite
 from .uart import UARTReceiver, UARTTransmitter, uart_divisor
@@ -117,6 +118,8 @@ class FrameReceiver(wiring.Component):
     busy : Out(1)
         High from a complete sync to the verdict being taken.
     """
+
+    formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
 
     def __init__(self, input_size: int, timeout_steps: int):
         if not 1 <= input_size <= 0xFFFF - 2:
@@ -286,6 +289,8 @@ class FrameReceiver(wiring.Component):
                 with m.If(self.verdicts.ready):
                     m.next = "HUNT"
         m.d.comb += self.busy.eq(~fsm.ongoing("HUNT") & ~fsm.ongoing("SYNC2"))
+        if self.formal:
+            stream_ports(m, self, inputs=("bytes",), outputs=("pixels", "write", "verdicts"))
         return m
 
 

@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from hdlgen.geometry import DenseGeometry, ceil_div
 
 from .events import acc_word_layout, event_layout, times_constant
+from .formal import stream_ports
 
 __all__ = ["WeightROM", "DenseEngine", "accumulate_stage", "read_through", "weight_product"]
 
@@ -195,6 +196,8 @@ class DenseEngine(wiring.Component):
 
     submodule_name = "engine"
 
+    formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
+
     def __init__(self, geometry: DenseGeometry):
         if type(geometry) is not DenseGeometry:
             raise TypeError(f"DenseEngine needs a DenseGeometry, got {type(geometry).__name__}")
@@ -328,4 +331,6 @@ class DenseEngine(wiring.Component):
                 with m.If(self.o.valid & self.o.ready & self.o.payload.last):
                     m.d.sync += reset_word.eq(0)
                     m.next = "accumulate"
+        if self.formal:
+            stream_ports(m, self)
         return m

@@ -9,6 +9,7 @@ from hdlgen.geometry import PoolGeometry
 
 from .conv import NeuronDecoder
 from .events import event_layout, skid_buffer, times_constant
+from .formal import stream_ports
 
 __all__ = ["MaxPoolUnit"]
 
@@ -49,6 +50,8 @@ class MaxPoolUnit(wiring.Component):
     """
 
     submodule_name = "pool"
+
+    formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
 
     def __init__(self, geometry: PoolGeometry):
         if not isinstance(geometry, PoolGeometry):
@@ -146,4 +149,6 @@ class MaxPoolUnit(wiring.Component):
                 with m.If(s2_end & emitted.ready):
                     m.d.sync += s2_valid.eq(0)
                     m.next = "clear"
+        if self.formal:
+            stream_ports(m, self)
         return m

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from hdlgen.geometry import sorter_words
 
 from .events import event_layout, lane_ticks_layout, skid_buffer, times_constant
+from .formal import stream_ports
 
 __all__ = ["TickSorter"]
 
@@ -61,6 +62,8 @@ class TickSorter(wiring.Component):
     o : Out(stream.Signature(event_layout(neurons, ticks)))
         The spikes sorted by tick, then ``end``.
     """
+
+    formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
 
     def __init__(self, neurons: int, ticks: int, banks: int = 1, positions: int = 1):
         neurons, ticks, banks, positions = int(neurons), int(ticks), int(banks), int(positions)
@@ -216,6 +219,8 @@ class TickSorter(wiring.Component):
                              walk_moves.eq(emit.ready)]
                 with m.If(bank_done & ~queued):
                     m.next = "seek"
+        if self.formal:
+            stream_ports(m, self)
         return m
 
 
