@@ -8,9 +8,10 @@ built for a proof is the top of its own design: its inputs are free, constrained
 to what its producer promises, and its outputs are checked with ``Assert``.
 """
 
-from amaranth.hdl import Assert, Assume, Signal, Value
+from amaranth.hdl import Assert, Assume, Signal, Value, signed
 
-__all__ = ["PROPERTIES", "past", "stream_rules", "stream_ports", "once_per_image"]
+__all__ = ["PROPERTIES", "past", "stream_rules", "stream_ports", "once_per_image", "anyconst", "image_tracker",
+           "no_overflow"]
 
 # property kind → what it says (the one-line form of docs/rtl-interface.md's table)
 PROPERTIES = {
@@ -66,3 +67,41 @@ def stream_ports(m, component, inputs=("i",), outputs=("o",)):
     if "stream" in component.formal:
         for name in outputs:
             stream_rules(m, getattr(component, name), name, output=True)
+
+
+def anyconst(m, component, shape, name: str):
+    """A value the solver chooses once and keeps (e.g. which neuron a property watches): an
+    input of the proof's design, listed in ``component.formal_inputs``, held from cycle to cycle."""
+    value = Signal(shape, name=f"any_{name}")
+    component.__dict__.setdefault("formal_inputs", []).append(value)
+    started = Signal(name=f"any_{name}_started")
+    m.d.sync += started.eq(1)
+    m.d.comb += Assume(~started | (value == past(m, value, f"any_{name}")))
+    return value
+
+
+def image_tracker(m, taken_end, left_end, name: str, bits: int = 2):
+    """Image numbers modulo ``2**bits`` on each side, counted by each image's ``end``: ``(in,
+    out)``; an event taken while ``in`` equals ``out`` belongs to the image leaving now (a stage
+    holds fewer than ``2**bits`` images at once: its input may run ahead by the ends in its
+    output buffers)."""
+    image_in, image_out = Signal(bits, name=f"{name}_image_in"), Signal(bits, name=f"{name}_image_out")
+    with m.If(taken_end):
+        m.d.sync += image_in.eq(image_in + 1)
+    with m.If(left_end):
+        m.d.sync += image_out.eq(image_out + 1)
+    return image_in, image_out
+
+
+def no_overflow(m, valid, summed, held, products):
+    """Assert that every lane an engine writes back (``valid``) is its exact sum, the word read
+    plus the product (Amaranth widens both sides, so a wrapped lane differs); the first lane
+    that wraps is ``cex_value`` (its exact sum) and ``cex_lane``."""
+    lanes = len(products)
+    cex_lane = Signal(range(max(lanes, 2)), name="cex_lane", attrs={"keep": 1})
+    cex_value = Signal(signed(len(summed[0]) + 2), name="cex_value", attrs={"keep": 1})
+    for l in reversed(range(lanes)):
+        exact = held[l] + products[l]
+        with m.If(valid & (summed[l] != exact)):
+            m.d.comb += [cex_lane.eq(l), cex_value.eq(exact)]
+        m.d.comb += Assert(~valid | (summed[l] == exact), "overflow: the accumulator holds the exact sum")
