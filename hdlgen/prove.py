@@ -256,7 +256,7 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
             shape = layer.in_shape
             add(f"{name} neuron decoder", name, "stream", lambda s=shape, t=layer.ticks_in: NeuronDecoder(s, t), depth=8)
         if stage.kind == "maxpool2d":
-            add(f"{name} max-pool", name, "maxpool", lambda s=stage: STAGES["maxpool2d"](s), mode="bmc", depth=24)
+            add(f"{name} max-pool", name, "maxpool", lambda s=stage: STAGES["maxpool2d"](s), mode="bmc", depth=14)
         if getattr(stage, "fires", False):
             depth = _ladder_depth(stage)
             add(f"{name} spike-time bank", name, "stream", lambda s=stage: SpikeTimeBank(s), depth=depth)
@@ -266,8 +266,9 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
                 mode="bmc", depth=_sorter_depth(layer.ticks))
     readout = geometry.layers[-1]
     add("readout", readout.layer.name, "stream", lambda: Readout(readout), depth=8)
+    # 72 cycles: a whole INFO frame (7 bytes after the sync, 9 cycles each through the bit-serial CRC)
     add("link frame receiver", None, "receiver", lambda: FrameReceiver(encoding.size, receiver_timeout_steps),
-        mode="bmc", depth=24)
+        mode="bmc", depth=72)
     add("link frame receiver", None, "stream", lambda: FrameReceiver(encoding.size, receiver_timeout_steps), depth=8)
     return proofs
 
@@ -289,5 +290,5 @@ def _ladder_depth(stage) -> int:
 
 def _sorter_depth(ticks: int) -> int:
     """Cycles of the bounded sorter check: a few words collected and the first ticks walked (each
-    step beyond costs Boolector more than the one before: 12 steps take ~30 s on a 6-neuron sorter)."""
-    return min(ticks + 8, 12)
+    step beyond costs Boolector more than the one before: 10 steps take minutes on a 64-pixel sorter)."""
+    return min(ticks + 6, 10)

