@@ -28,9 +28,11 @@ from pathlib import Path
 from .errors import UserError
 
 __all__ = ["Proof", "ProofResult", "proofs_for", "run_proofs", "summary", "failing_values", "tool_dir", "missing_tools",
-           "KINDS"]
+           "KINDS", "WHOLE_CORE"]
 
 KINDS = ("stream", "spike_time", "overflow", "sorter", "maxpool", "receiver")
+# asked for by name only: a bounded check over a whole image of the whole core (small dense nets)
+WHOLE_CORE = ("equivalence",)
 
 
 @dataclass
@@ -251,12 +253,16 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
         kind = STAGES[stage.kind]
         add(f"{name} {stage.kind} stage", name, "stream", lambda s=stage, k=kind: k(s), depth=8)
         if stage.kind in ("dense", "conv2d"):
-            add(f"{name} {stage.kind} stage", name, "overflow", lambda s=stage, k=kind: k(s), mode="bmc", depth=16)
+            # past the bias writes after reset (a conv engine's: every position), then 16 cycles of spikes
+            add(f"{name} {stage.kind} stage", name, "overflow", lambda s=stage, k=kind: k(s), mode="bmc",
+                depth=stage.out_words + 16)
         if stage.kind == "conv2d" or stage.kind == "maxpool2d":
             shape = layer.in_shape
             add(f"{name} neuron decoder", name, "stream", lambda s=shape, t=layer.ticks_in: NeuronDecoder(s, t), depth=8)
         if stage.kind == "maxpool2d":
-            add(f"{name} max-pool", name, "maxpool", lambda s=stage: STAGES["maxpool2d"](s), mode="bmc", depth=14)
+            # past the fired bits' clearing after reset (a cycle per window), then 10 cycles of spikes
+            add(f"{name} max-pool", name, "maxpool", lambda s=stage: STAGES["maxpool2d"](s), mode="bmc",
+                depth=layer.fan_out + 10)
         if getattr(stage, "fires", False):
             depth = _ladder_depth(stage)
             add(f"{name} spike-time bank", name, "stream", lambda s=stage: SpikeTimeBank(s), depth=depth)
@@ -270,6 +276,11 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
     add("link frame receiver", None, "receiver", lambda: FrameReceiver(encoding.size, receiver_timeout_steps),
         mode="bmc", depth=72)
     add("link frame receiver", None, "stream", lambda: FrameReceiver(encoding.size, receiver_timeout_steps), depth=8)
+    if "equivalence" in kinds:
+        from .equivalence import CoreEquivalence, equivalence_depth
+
+        add("whole core", None, "equivalence", lambda: CoreEquivalence(core.net, core.lanes), mode="bmc",
+            depth=equivalence_depth(core.net, core.lanes))
     return proofs
 
 

@@ -12,7 +12,7 @@ from . import check_core_options, check_output, check_output_dir
 
 
 def register(sub):
-    from ..prove import KINDS
+    from ..prove import KINDS, WHOLE_CORE
 
     p = sub.add_parser("prove", help="prove the core's properties (stream rules, spike-time arithmetic, overflow, "
                                      "sorters, max-pool, link receiver) with SymbiYosys",
@@ -26,8 +26,9 @@ def register(sub):
                    help="pixels per transfer of the core's pixel stream, 1..input size; default 1")
     p.add_argument("--spike-lanes", type=int, metavar="N",
                    help="fire ticks found per cycle in each spike-time bank, 1..lanes (default: lanes)")
-    p.add_argument("--property", nargs="+", choices=KINDS, metavar="KIND",
-                   help=f"only these property kinds ({', '.join(KINDS)}; default all)")
+    p.add_argument("--property", nargs="+", choices=KINDS + WHOLE_CORE, metavar="KIND",
+                   help=f"only these property kinds ({', '.join(KINDS)}; default all of them) or 'equivalence': the "
+                        "whole core's class and logits against the golden arithmetic for every image (small dense nets)")
     p.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)),
                    help="proofs run at once (default: the CPUs this process may use)")
     p.add_argument("--timeout", type=int, default=900, metavar="S", help="seconds per proof (default 900)")
