@@ -141,3 +141,17 @@ def test_maxpool_bounded_and_dropping_pool_fails(tmp_path, monkeypatch):
     assert run_proofs(pool, tmp_path / "ok", jobs=1, timeout=900)[0].result == "bounded"
     monkeypatch.setattr(maxpool, "skid_buffer", _dropping_skid_buffer)
     assert run_proofs(pool, tmp_path / "mutant", jobs=1, timeout=900)[0].result == "fail"
+
+
+@pytest.mark.slow
+def test_whole_core_equivalence_and_k_off_by_one_fails(tmp_path, monkeypatch):
+    """A 4-3-2 net at T=2: the core's class and logits are the golden arithmetic's for every image
+    (bounded over the whole latency of an image entering an idle core), and not with a K mutant."""
+    net = random_net(np.random.default_rng(0), [4, 3, 2], [2, 2], weight_bits=3)
+    whole = proofs_for(NetworkTop(net), ["equivalence"])
+    assert [p.component for p in whole] == ["whole core"]
+    assert run_proofs(whole, tmp_path / "ok", jobs=1, timeout=1800)[0].result == "bounded"
+    ladder = spike_time._Ladder.__init__
+    monkeypatch.setattr(spike_time._Ladder, "__init__",
+                        lambda self, m, lane, rem, k, *rest: ladder(self, m, lane, rem, k + 1, *rest))
+    assert run_proofs(whole, tmp_path / "mutant", jobs=1, timeout=1800)[0].result == "fail"
