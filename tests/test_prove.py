@@ -155,3 +155,15 @@ def test_whole_core_equivalence_and_k_off_by_one_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(spike_time._Ladder, "__init__",
                         lambda self, m, lane, rem, k, *rest: ladder(self, m, lane, rem, k + 1, *rest))
     assert run_proofs(whole, tmp_path / "mutant", jobs=1, timeout=1800)[0].result == "fail"
+
+
+def test_solver_wrappers_run_from_a_fresh_directory(tmp_path):
+    """SymbiYosys finds yosys, yosys-smtbmc and boolector by plain name: the wrappers tool_dir writes work."""
+    import subprocess
+
+    from hdlgen.prove import tool_dir
+
+    tools = tool_dir(tmp_path / "bin")
+    assert "Yosys" in subprocess.run([str(tools / "yosys"), "-V"], capture_output=True, text=True, timeout=300).stdout
+    for tool in ("yosys-smtbmc", "boolector"):
+        assert subprocess.run([str(tools / tool), "--help"], capture_output=True, timeout=300).returncode == 0
