@@ -341,7 +341,8 @@ def report_html(net: TTFSNet, data: Dataset, *, bench: dict | None = None, compa
         proved = {"results": prove["results"],
                   "caption": f"hdlgen prove at lanes {prove['lanes']}: {prove['passed']} proved for every reachable "
                              f"state (k-induction), {prove['bounded']} checked for the first depth cycles after reset, "
-                             f"{prove['failed']} failed, {prove['errors']} errors (docs/rtl-interface.md, Properties)."}
+                             f"{prove['failed']} failed, {prove.get('timeouts', 0)} timed out, {prove['errors']} errors "
+                             "(docs/rtl-interface.md, Properties)."}
         figures["prove"] = prove
     absent = [key for key, shown in [("cycles", cycles), ("boards", boards), ("compare", compared), ("prove", proved)]
               if not shown]

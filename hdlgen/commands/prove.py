@@ -18,7 +18,8 @@ def register(sub):
                                      "sorters, max-pool, link receiver) with SymbiYosys",
                        description="Build every component of the core as 'hdlgen verilog' would, with its formal "
                                    "properties on, and prove each with SymbiYosys (k-induction, or a bounded check "
-                                   "over a whole image). Exit 1 when a property fails; its counterexample is kept as VCD.")
+                                   "over a whole image). Exit 1 when a property fails (its counterexample is kept as "
+                                   "VCD) or a tool fails; a proof that runs out of --timeout is reported, not failed.")
     p.add_argument("net", help="a .ttfs net from 'hdlgen convert'")
     p.add_argument("--lanes", type=int, default=1,
                    help="accumulators updated per cycle, 1..largest fan-out (capped per layer; default 1)")
@@ -81,7 +82,7 @@ def run(args):
         elif result.result == "error":
             print(f"ERROR {result.component} {result.kind}: {result.message}")
     print(f"{report['passed']} proved, {report['bounded']} bounded, {report['failed']} failed, "
-          f"{report['errors']} errors in {report['seconds']:.1f} s")
+          f"{report['timeouts']} timed out, {report['errors']} errors in {report['seconds']:.1f} s")
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=1) + "\n")
         print(f"wrote {args.output}")
