@@ -9,6 +9,7 @@ Run: `.venv/bin/python bench/prove.py [--lanes 1 4] [--nets digits_mlp digits_cn
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -53,13 +54,14 @@ def main():
         for lanes in args.lanes:
             core = NetworkTop(net, lanes=min(lanes, max(l.fan_out for l in net.layers)))
             proofs = proofs_for(core, args.property)
+            load = os.getloadavg()[0]   # the machine's load when the run starts (proof times scale with it)
             start = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="prove-bench-") as work:
                 results = run_proofs(proofs, work, jobs=args.jobs, timeout=args.timeout,
                                      progress=lambda r: print(f"  {r.component:34} {r.kind:11} {r.result:8} "
                                                               f"{r.depth:3d} {r.seconds:7.1f} s", flush=True))
             row = summary(net, lanes, results)
-            row["wall_seconds"] = round(time.perf_counter() - start, 1)
+            row.update(wall_seconds=round(time.perf_counter() - start, 1), load_average=round(load, 2))
             print(f"{net.name} lanes {lanes}: {row['passed']} proved, {row['bounded']} bounded, {row['failed']} failed, "
                   f"{row['errors']} errors; {row['wall_seconds']} s wall ({args.jobs} jobs)", flush=True)
             runs.append(row)
