@@ -53,6 +53,9 @@ def run(args):
         raise UserError(f"--timeout must be ≥ 1 second, got {args.timeout}")
     net = ttfs.load(args.net)
     check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)
+    if "equivalence" in (args.property or ()) and any(layer.kind != "dense" for layer in net.layers):
+        raise UserError(f"--property equivalence: {args.net} has convolution or pooling layers; the whole-core "
+                        "check is for dense nets only")
     missing = missing_tools()
     if missing:
         raise UserError(missing)
