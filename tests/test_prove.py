@@ -26,7 +26,7 @@ def _net(per_channel_k=False, seed=1):
 
 def _one(tmp_path, proofs, component, kind):
     proof = next(p for p in proofs if p.component == component and p.kind == kind)
-    return run_proofs([proof], tmp_path, jobs=1, timeout=300)[0]
+    return run_proofs([proof], tmp_path, jobs=1, timeout=900)[0]
 
 
 @pytest.fixture
