@@ -82,8 +82,9 @@ def main():
             print(f"{net.name} lanes {lanes}: {row['passed']} proved, {row['bounded']} bounded, {row['failed']} failed, "
                   f"{row['errors']} errors; {row['wall_seconds']} s wall ({args.jobs} jobs)", flush=True)
             runs.append(row)
-    Path(args.output).write_text(json.dumps({"command": " ".join([Path(sys.executable).name, *sys.argv]),
-                                             "jobs": args.jobs, "runs": runs}, indent=1) + "\n")
+            # after every run, so an interrupted benchmark keeps what it measured
+            Path(args.output).write_text(json.dumps({"command": " ".join([Path(sys.executable).name, *sys.argv]),
+                                                     "jobs": args.jobs, "runs": runs}, indent=1) + "\n")
     print(f"wrote {args.output}")
 
 
