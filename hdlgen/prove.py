@@ -2,7 +2,7 @@
 
 Each component of the core is built exactly as :class:`~hdlgen.rtl_templates.top.NetworkTop`
 builds it (its real widths, ``K``, lanes and tables) with one property kind switched on
-(``component.formal``, :data:`hdlgen.rtl_templates.formal.PROPERTIES`), written as RTLIL with
+(``component.formal``, :data:`PROPERTIES`), written as RTLIL with
 ``amaranth.back.rtlil`` and handed to SymbiYosys: ``mode prove`` (k-induction; basecase and
 induction with ``smtbmc boolector``) or, for a property whose induction needs more than the design's
 registers say, ``mode bmc`` to a depth that covers a whole image of the component. A proof's
@@ -29,9 +29,18 @@ from pathlib import Path
 from .errors import UserError
 
 __all__ = ["Proof", "ProofResult", "proofs_for", "run_proofs", "summary", "failing_values", "tool_dir", "missing_tools",
-           "KINDS", "WHOLE_CORE"]
+           "PROPERTIES", "KINDS", "WHOLE_CORE"]
 
-KINDS = ("stream", "spike_time", "overflow", "sorter", "maxpool", "receiver")
+# property kind → what it says (the one-line form of docs/rtl-interface.md's "Properties" table)
+PROPERTIES = {
+    "stream": "every output stream holds valid with a stable payload until ready",
+    "spike_time": "fire tick = T − clamp(floor(A / K), 0, T) for every A the layer's bounds allow",
+    "overflow": "no accumulator overflows: every add equals its exact sum",
+    "sorter": "every appended event leaves exactly once, in non-decreasing tick order",
+    "maxpool": "exactly the earliest spike of each window passes",
+    "receiver": "no frame with a wrong CRC or length is accepted; the receiver always returns to idle",
+}
+KINDS = tuple(PROPERTIES)
 # asked for by name only: a bounded check over a whole image of the whole core (small dense nets)
 WHOLE_CORE = ("equivalence",)
 
@@ -45,7 +54,7 @@ class Proof:
     component : str
         Where it sits in the core, e.g. ``"dense1 spike-time bank"``.
     kind : str
-        A key of :data:`~hdlgen.rtl_templates.formal.PROPERTIES`.
+        A key of :data:`PROPERTIES`, or ``"equivalence"``.
     build : callable
         ``() -> wiring.Component``, a fresh component as the core builds it.
     layer : str or None

@@ -3,26 +3,15 @@
 Every component has a ``formal`` attribute, the set of property kinds it states in its
 ``elaborate`` (empty by default: synthesis, simulation and ``hdlgen verilog`` builds get no
 properties and no extra logic, so their Verilog is byte-identical). The kinds are
-:data:`PROPERTIES`; docs/rtl-interface.md ("Properties") states each one in words. A component
+:data:`hdlgen.prove.PROPERTIES`; docs/rtl-interface.md ("Properties") states each one in words. A component
 built for a proof is the top of its own design: its inputs are free, constrained by ``Assume``
 to what its producer promises, and its outputs are checked with ``Assert``.
 """
 
 from amaranth.hdl import Assert, Assume, Signal, Value, signed
 
-__all__ = ["PROPERTIES", "past", "stream_rules", "stream_ports", "once_per_image", "anyconst", "image_tracker",
+__all__ = ["past", "stream_rules", "stream_ports", "once_per_image", "anyconst", "image_tracker",
            "no_overflow"]
-
-# property kind → what it says (the one-line form of docs/rtl-interface.md's table)
-PROPERTIES = {
-    "stream": "every output stream holds valid with a stable payload until ready",
-    "spike_time": "fire tick = T − clamp(floor(A / K), 0, T) for every A the layer's bounds allow",
-    "overflow": "no accumulator overflows: every add equals its exact sum",
-    "sorter": "every appended event leaves exactly once, in non-decreasing tick order",
-    "maxpool": "exactly the earliest spike of each window passes",
-    "receiver": "no frame with a wrong CRC or length is accepted; the receiver always returns to idle",
-}
-
 
 def past(m, value, name: str):
     """A register holding ``value`` of the cycle before (its reset value in the first cycle)."""

@@ -41,7 +41,7 @@ def register(sub):
 
 
 def run(args):
-    from ..prove import missing_tools, proofs_for, run_proofs, summary
+    from ..prove import PROPERTIES, missing_tools, proofs_for, run_proofs, summary
     from ..rtl_templates.top import NetworkTop
 
     if args.output:
@@ -62,6 +62,8 @@ def run(args):
     core = NetworkTop(net, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer, spike_lanes=args.spike_lanes)
     proofs = proofs_for(core, args.property or None)
     print(f"{len(proofs)} proofs for {net.name} at lanes {args.lanes}, {args.jobs} at a time")
+    for kind in dict.fromkeys(proof.kind for proof in proofs):
+        print(f"  {kind}: {PROPERTIES.get(kind, 'the core’s class and logits are the golden arithmetic’s')}")
     print(f"{'component':34} {'property':11} {'result':8} {'depth':>5} {'seconds':>8}")
 
     def show(result):
