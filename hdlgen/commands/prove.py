@@ -33,8 +33,9 @@ def register(sub):
     p.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)),
                    help="proofs run at once (default: the CPUs this process may use)")
     p.add_argument("--timeout", type=int, default=900, metavar="S", help="seconds per proof (default 900)")
-    p.add_argument("--workdir", metavar="DIR", help="keep each proof's files here (default: a temporary directory; "
-                                                    "a failing proof's VCD is copied next to -o or here)")
+    p.add_argument("--workdir", metavar="DIR", help="keep each proof's files here (default: a temporary directory, "
+                                                    "and a failing proof's VCD is copied beside -o, or without -o "
+                                                    "into the current directory)")
     p.add_argument("-o", "--output", metavar="JSON", help="write the results as JSON (for 'hdlgen report --prove')")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
     p.set_defaults(func=run)
