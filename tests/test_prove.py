@@ -147,7 +147,7 @@ def test_maxpool_bounded_and_dropping_pool_fails(tmp_path, monkeypatch):
 def test_whole_core_equivalence_and_k_off_by_one_fails(tmp_path, monkeypatch):
     """A 2-2-2 net at T=2, 2-bit weights: the core's class and logits are the golden arithmetic's for
     every image (bounded over the whole latency of an image entering an idle core), and not with a K
-    mutant. (4-3-2 at T=2, 3-bit weights did not finish in 20 minutes on a loaded machine.)"""
+    mutant (bench/results/prove_equivalence.json: how far it reaches)."""
     net = random_net(np.random.default_rng(1), [2, 2, 2], [2, 2], weight_bits=2)   # a net where K + 1 changes logits
     whole = proofs_for(NetworkTop(net), ["equivalence"])
     assert [p.component for p in whole] == ["whole core"]
