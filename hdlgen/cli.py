@@ -21,7 +21,7 @@ from .errors import UserError
 __all__ = ["main", "COMMANDS"]
 
 COMMANDS = ["convert", "finetune", "eval", "info", "verilog", "sim", "boards", "build", "flash", "run", "bench", "compare",
-            "report"]
+            "report", "prove"]
 
 
 class _Parser(argparse.ArgumentParser):

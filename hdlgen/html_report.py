@@ -5,8 +5,9 @@ disk with no network: the net (layers, T, K, widths, memory), float vs SNN accur
 confusion matrix, spikes per neuron of every spiking layer, the spike raster of one image (layer ×
 tick), the histogram of spike ticks per layer, and, where given, cycles vs lanes against the event
 bound and the dense schedule (``hdlgen bench -o`` JSON), board utilisation and fmax (``hdlgen build``
-directories or ``--json`` output, :func:`load_build`) and the spiking codes' curves (``hdlgen compare
--o`` JSON, drawn by :func:`hdlgen.codes.compare.plot`). Each part is a ``<section id=…>`` named in
+directories or ``--json`` output, :func:`load_build`), the spiking codes' curves (``hdlgen compare
+-o`` JSON, drawn by :func:`hdlgen.codes.compare.plot`) and what is proved (``hdlgen prove -o`` JSON).
+Each part is a ``<section id=…>`` named in
 :data:`SECTIONS`; the figures behind them are also in a ``<script type="application/json"
 id="figures">`` block, for programs.
 
@@ -38,7 +39,7 @@ __all__ = ["SECTIONS", "write_report", "report_html", "load_build", "load_json",
 SECTIONS = {"net": "The net", "accuracy": "Accuracy", "confusion": "Confusion matrix",
             "spikes": "Spikes per neuron", "raster": "Spike raster of one image", "ticks": "Spike ticks per layer",
             "cycles": "Cycles per inference vs lanes", "boards": "Board utilisation and fmax",
-            "compare": "Spiking codes compared"}
+            "compare": "Spiking codes compared", "prove": "What is proved"}
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
@@ -133,6 +134,15 @@ nav a { margin-right: 1em; }
 <pre>{{ compare.table }}</pre>
 {% for image in images.compare %}<img src="{{ image }}" alt="spiking codes compared">
 {% endfor %}</section>
+{% endif %}{% if prove %}
+<section id="prove"><h2>{{ titles.prove }}</h2>
+<p>{{ prove.caption }}</p>
+<table>
+<tr><th>component</th><th>property</th><th>result</th><th>depth</th><th>seconds</th></tr>
+{% for r in prove.results %}<tr><td>{{ r.component }}</td><td>{{ r.kind }}</td><td class="{{ r.result }}">{{ r.result }}</td>
+<td>{{ r.depth }}</td><td>{{ number(r.seconds) }}</td></tr>
+{% endfor %}</table>
+</section>
 {% endif %}
 <script type="application/json" id="figures">{{ figures }}</script>
 </body>
@@ -274,7 +284,7 @@ def _board_rows(bench: dict | None, builds) -> list:
 
 
 def report_html(net: TTFSNet, data: Dataset, *, bench: dict | None = None, compare: dict | None = None,
-                builds=(), image: int = 0, progress: bool = False) -> str:
+                builds=(), image: int = 0, progress: bool = False, prove: dict | None = None) -> str:
     """The report of ``net`` on ``data`` as HTML text (see :func:`write_report`)."""
     import jinja2
 
@@ -328,7 +338,16 @@ def report_html(net: TTFSNet, data: Dataset, *, bench: dict | None = None, compa
         images["compare"] = _compare_pngs(compare)
         figures["compare"] = compare
 
-    absent = [key for key, shown in [("cycles", cycles), ("boards", boards), ("compare", compared)] if not shown]
+    proved = None
+    if prove is not None:
+        proved = {"results": prove["results"],
+                  "caption": f"hdlgen prove at lanes {prove['lanes']}: {prove['passed']} proved for every reachable "
+                             f"state (k-induction), {prove['bounded']} checked for the first depth cycles after reset, "
+                             f"{prove['failed']} failed, {prove.get('timeouts', 0)} timed out, {prove['errors']} errors "
+                             "(docs/rtl-interface.md, Properties)."}
+        figures["prove"] = prove
+    absent = [key for key, shown in [("cycles", cycles), ("boards", boards), ("compare", compared), ("prove", proved)]
+              if not shown]
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = environment.from_string(_TEMPLATE)
     return template.render(
@@ -340,7 +359,7 @@ def report_html(net: TTFSNet, data: Dataset, *, bench: dict | None = None, compa
                 for n, size, ticks, rate in zip(names, net.sizes, net.ticks, evaluation["spikes_per_neuron"])],
         raster_caption=f"Image {image} of the data{label}, SNN class {int(one.classes[0])}: every spike as "
                        "(tick, neuron), one panel per spiking layer.",
-        images=images, cycles=cycles, boards=boards, compare=compared,
+        images=images, cycles=cycles, boards=boards, compare=compared, prove=proved,
         # in a <script> block: "</" would end it early, so it is escaped as JSON allows
         figures=jinja2.filters.Markup(json.dumps(figures, sort_keys=True).replace("</", "<\\/")),
         percent=lambda v: "n/a" if v is None else f"{100 * v:.2f} %",
@@ -360,7 +379,7 @@ def missing_packages() -> str | None:
 
 
 def write_report(net: TTFSNet, data: Dataset, out_path, *, bench: dict | None = None, compare: dict | None = None,
-                 builds=(), image: int = 0, progress: bool = False) -> Path:
+                 builds=(), image: int = 0, progress: bool = False, prove: dict | None = None) -> Path:
     """Write the self-contained HTML report of ``net`` on ``data`` to ``out_path`` (atomically).
 
     Parameters
@@ -379,10 +398,13 @@ def write_report(net: TTFSNet, data: Dataset, out_path, *, bench: dict | None = 
         The data's image whose spikes the raster shows.
     progress : bool
         A tqdm bar on stderr while the golden model runs over the data.
+    prove : dict, optional
+        ``hdlgen prove -o``'s JSON: the table of what is proved.
 
     Returns the path written.
     """
-    text = report_html(net, data, bench=bench, compare=compare, builds=builds, image=image, progress=progress)
+    text = report_html(net, data, bench=bench, compare=compare, builds=builds, image=image, progress=progress,
+                       prove=prove)
     return write_atomically(out_path, lambda path: Path(path).write_text(text, encoding="utf-8"))
 
 

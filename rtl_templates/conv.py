@@ -1,7 +1,7 @@
 """Event-driven convolution engine: each input spike updates the outputs of its receptive field."""
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Assume, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -13,6 +13,7 @@ from hdlgen.ttfs import unsigned_width
 
 from .dense import WeightROM, accumulate_stage, weight_product
 from .events import acc_word_layout, event_layout, times_constant
+from .formal import no_overflow, once_per_image, stream_ports
 
 __all__ = ["ConvEngine", "NeuronDecoder", "decoded_layout"]
 
@@ -61,6 +62,8 @@ class NeuronDecoder(wiring.Component):
         The same events in the same order.
     """
 
+    formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
+
     def __init__(self, shape, ticks: int):
         self.shape = tuple(int(v) for v in shape)
         if len(self.shape) != 3 or min(self.shape) < 1:
@@ -103,6 +106,8 @@ class NeuronDecoder(wiring.Component):
         m.d.comb += [decoded.channel.eq(channel), decoded.row.eq(line - times_constant(channel, h)),
                      decoded.column.eq(neuron - times_constant(line, w)), decoded.tick.eq(tick),
                      decoded.end.eq(end)]
+        if self.formal:
+            stream_ports(m, self)
         return m
 
 
@@ -154,6 +159,8 @@ class ConvEngine(wiring.Component):
     """
 
     submodule_name = "engine"
+
+    formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
 
     def __init__(self, geometry: ConvGeometry):
         if not isinstance(geometry, ConvGeometry):
@@ -318,4 +325,11 @@ class ConvEngine(wiring.Component):
                     m.d.sync += [out_valid.eq(0), held_valid.eq(0), drained.eq(0), drain_word.eq(0),
                                  drain_addr.eq(0), drain_position.eq(0)]
                     m.next = "accumulate"
+        if self.formal:
+            stream_ports(m, self)
+            taken = self.i.valid & self.i.ready & ~self.i.payload.end
+            once_per_image(m, self.i, "neuron", layer.fan_in)
+            m.d.comb += Assume(~taken | (self.i.payload.tick < layer.ticks_in))
+            if "overflow" in self.formal:
+                no_overflow(m, s3_valid, summed, s3_acc, s3_product)
         return m

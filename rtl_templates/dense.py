@@ -1,6 +1,6 @@
 """Event-driven dense layer engine: accumulators in block RAM, one weight word per cycle."""
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Assume, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from hdlgen.geometry import DenseGeometry, ceil_div
 
 from .events import acc_word_layout, event_layout, times_constant
+from .formal import no_overflow, once_per_image, stream_ports
 
 __all__ = ["WeightROM", "DenseEngine", "accumulate_stage", "read_through", "weight_product"]
 
@@ -195,6 +196,8 @@ class DenseEngine(wiring.Component):
 
     submodule_name = "engine"
 
+    formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
+
     def __init__(self, geometry: DenseGeometry):
         if type(geometry) is not DenseGeometry:
             raise TypeError(f"DenseEngine needs a DenseGeometry, got {type(geometry).__name__}")
@@ -328,4 +331,11 @@ class DenseEngine(wiring.Component):
                 with m.If(self.o.valid & self.o.ready & self.o.payload.last):
                     m.d.sync += reset_word.eq(0)
                     m.next = "accumulate"
+        if self.formal:
+            stream_ports(m, self)
+            taken = self.i.valid & self.i.ready & ~self.i.payload.end
+            once_per_image(m, self.i, "neuron", layer.fan_in)
+            m.d.comb += Assume(~taken | (self.i.payload.tick < layer.ticks_in))
+            if "overflow" in self.formal:
+                no_overflow(m, write_valid, summed, held_acc, products)
         return m

@@ -9,6 +9,7 @@ from hdlgen.geometry import InputGeometry
 from hdlgen.ttfs import unsigned_width
 
 from .events import event_layout
+from .formal import stream_ports
 from .tick_sorter import TickSorter
 
 __all__ = ["InputEncoder", "PixelPacker"]
@@ -40,6 +41,8 @@ class InputEncoder(wiring.Component):
     o : Out(stream.Signature(event_layout(size, T0)))
         Input spike events, tick order, then ``end``.
     """
+
+    formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
 
     def __init__(self, geometry: InputGeometry):
         if not isinstance(geometry, InputGeometry):
@@ -92,6 +95,8 @@ class InputEncoder(wiring.Component):
                                                      else lookup.data) for p, lookup in enumerate(lookups)]
             with m.If(looked_last):
                 m.d.sync += closing.eq(1)
+        if self.formal:
+            stream_ports(m, self, inputs=("pixels",))
         return m
 
 

@@ -1,6 +1,6 @@
 """Max-pool of spikes: the first spike of each window passes, later ones are dropped."""
 
-from amaranth.hdl import Array, Const, Module, Signal
+from amaranth.hdl import Array, Assert, Assume, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -9,6 +9,7 @@ from hdlgen.geometry import PoolGeometry
 
 from .conv import NeuronDecoder
 from .events import event_layout, skid_buffer, times_constant
+from .formal import anyconst, image_tracker, once_per_image, stream_ports
 
 __all__ = ["MaxPoolUnit"]
 
@@ -49,6 +50,8 @@ class MaxPoolUnit(wiring.Component):
     """
 
     submodule_name = "pool"
+
+    formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
 
     def __init__(self, geometry: PoolGeometry):
         if not isinstance(geometry, PoolGeometry):
@@ -146,4 +149,54 @@ class MaxPoolUnit(wiring.Component):
                 with m.If(s2_end & emitted.ready):
                     m.d.sync += s2_valid.eq(0)
                     m.next = "clear"
+        if self.formal:
+            stream_ports(m, self)
+            self._input_promises(m)
+            if "maxpool" in self.formal:
+                self._earliest_property(m)
         return m
+
+    def _input_promises(self, m):
+        """Assume what the producer promises: ticks in the window and in non-decreasing order
+        within an image, each input neuron at most once per image."""
+        i, ticks = self.i, self.layer.ticks
+        taken = i.valid & i.ready & ~i.payload.end
+        once_per_image(m, i, "neuron", self.layer.fan_in)
+        last = Signal.like(i.payload.tick, name="last_input_tick")
+        m.d.comb += Assume(~taken | (i.payload.tick < ticks) & (i.payload.tick >= last))
+        with m.If(i.valid & i.ready):
+            m.d.sync += last.eq(Mux(i.payload.end, 0, i.payload.tick))
+
+    def _earliest_property(self, m):
+        """Assert that a window (any one: the solver picks it) emits once per image, with the tick of
+        the first input spike inside it, and not at all when none is; ``cex_*`` is the event out."""
+        layer, i, o = self.layer, self.i, self.o
+        channels, height, width = layer.in_shape
+        _, out_h, out_w = layer.out_shape
+        (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
+        c, oy, ox = (anyconst(m, self, range(n), name) for n, name in
+                     [(max(channels, 2), "channel"), (max(out_h, 2), "row"), (max(out_w, 2), "column")])
+        m.d.comb += Assume((c < channels) & (oy < out_h) & (ox < out_w))
+        window = (c * out_h + oy) * out_w + ox
+        n = i.payload.neuron
+        y, x = (n // width) % height, n % width
+        dy, dx = y + py - oy * sy, x + px - ox * sx
+        inside = (n // (height * width) == c) & (dy >= 0) & (dy < kh) & (dx >= 0) & (dx < kw)
+        left = o.valid & o.ready
+        image_in, image_out = image_tracker(m, i.valid & i.ready & i.payload.end, left & o.payload.end, "pool")
+        first = Signal(4)           # per image number: a spike reached the window, and its tick
+        first_ticks = Array(Signal.like(i.payload.tick, name=f"first_tick{k}") for k in range(4))
+        emitted = Signal()
+        cex_neuron = Signal.like(o.payload.neuron, name="cex_neuron", attrs={"keep": 1})
+        cex_tick = Signal.like(o.payload.tick, name="cex_tick", attrs={"keep": 1})
+        m.d.comb += [cex_neuron.eq(o.payload.neuron), cex_tick.eq(o.payload.tick)]
+        this_image = first.bit_select(image_out, 1)
+        with m.If(left & ~o.payload.end & (o.payload.neuron == window)):
+            m.d.comb += Assert(this_image & ~emitted & (o.payload.tick == first_ticks[image_out]),
+                               "maxpool: a window passes once, its earliest spike")
+            m.d.sync += emitted.eq(1)
+        with m.If(left & o.payload.end):
+            m.d.comb += Assert(emitted == this_image, "maxpool: every reached window passes before end")
+            m.d.sync += [emitted.eq(0), first.bit_select(image_out, 1).eq(0)]
+        with m.If(i.valid & i.ready & ~i.payload.end & inside & ~first.bit_select(image_in, 1)):
+            m.d.sync += [first.bit_select(image_in, 1).eq(1), first_ticks[image_in].eq(i.payload.tick)]

@@ -8,6 +8,7 @@ from hdlgen.geometry import DenseGeometry
 from hdlgen.ttfs import IntDense
 
 from .events import acc_word_layout
+from .formal import stream_ports
 
 __all__ = ["Readout", "readout_layout"]
 
@@ -41,6 +42,8 @@ class Readout(wiring.Component):
     o : Out(stream.Signature(readout_layout(layer)))
         One result per image.
     """
+
+    formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
 
     def __init__(self, geometry: DenseGeometry):
         layer = geometry.layer
@@ -88,4 +91,6 @@ class Readout(wiring.Component):
                 m.d.sync += [best.eq(held_value), label.eq(held_neuron)]
         with m.If(held_last):
             m.d.sync += [done.eq(1), closing.eq(0)]
+        if self.formal:
+            stream_ports(m, self)
         return m

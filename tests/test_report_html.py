@@ -149,7 +149,7 @@ def test_report_refuses_bad_inputs(nets, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def full_report(nets, tmp_path_factory):
     """The MLP's report with everything: a bench run (Icarus at lanes 1 and 4), an iCEBreaker build's
-    directory and the same build's saved --json output, and a comparison of the codes."""
+    directory and the same build's saved --json output, a comparison of the codes and a proof."""
     from .helpers import require_simulator
 
     require_simulator()
@@ -165,9 +165,11 @@ def full_report(nets, tmp_path_factory):
     compare = d / "compare.json"
     assert main(["compare", str(DIGITS / "digits_mlp.npz"), "--data", str(TEST_DATA), "--steps", "2", "8",
                  "--cycle-samples", "5", "-o", str(compare)]) == 0
+    prove = d / "prove.json"
+    assert main(["prove", str(nets["mlp"]), "--property", "spike_time", "-o", str(prove)]) == 0
     out = d / "report.html"
     assert main(["report", str(nets["mlp"]), "--data", str(TEST_DATA), "--bench", str(bench), "--compare", str(compare),
-                 "--build", str(build), str(saved), "-o", str(out)]) == 0
+                 "--build", str(build), str(saved), "--prove", str(prove), "-o", str(out)]) == 0
     return out, json.loads(bench.read_text()), json.loads(output.getvalue().splitlines()[-1])
 
 

