@@ -99,7 +99,7 @@ class _AlwaysMatching(gateware.SerialCRC16):
         return m
 
 
-@pytest.mark.slow
+@pytest.mark.campaign   # 15 minutes on a loaded machine
 def test_receiver_bounded_and_skipped_crc_fails(tmp_path, proofs, monkeypatch):
     assert _one(tmp_path / "ok", proofs, "link frame receiver", "receiver").result == "bounded"
     monkeypatch.setattr(gateware, "SerialCRC16", _AlwaysMatching)
@@ -143,7 +143,7 @@ def test_maxpool_bounded_and_dropping_pool_fails(tmp_path, monkeypatch):
     assert run_proofs(pool, tmp_path / "mutant", jobs=1, timeout=900)[0].result == "fail"
 
 
-@pytest.mark.slow
+@pytest.mark.campaign
 def test_whole_core_equivalence_and_k_off_by_one_fails(tmp_path, monkeypatch):
     """A 2-2-2 net at T=2, 2-bit weights: the core's class and logits are the golden arithmetic's for
     every image (bounded over the whole latency of an image entering an idle core), and not with a K
