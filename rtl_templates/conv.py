@@ -1,7 +1,7 @@
 """Event-driven convolution engine: each input spike updates the outputs of its receptive field."""
 
 import numpy as np
-from amaranth.hdl import Array, Assume, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -13,7 +13,7 @@ from hdlgen.ttfs import unsigned_width
 
 from .dense import WeightROM, accumulate_stage, weight_product
 from .events import acc_word_layout, event_layout, times_constant
-from .formal import no_overflow, once_per_image, stream_ports
+from .formal import engine_properties, stream_ports
 
 __all__ = ["ConvEngine", "NeuronDecoder", "decoded_layout"]
 
@@ -326,10 +326,5 @@ class ConvEngine(wiring.Component):
                                  drain_addr.eq(0), drain_position.eq(0)]
                     m.next = "accumulate"
         if self.formal:
-            stream_ports(m, self)
-            taken = self.i.valid & self.i.ready & ~self.i.payload.end
-            once_per_image(m, self.i, "neuron", layer.fan_in)
-            m.d.comb += Assume(~taken | (self.i.payload.tick < layer.ticks_in))
-            if "overflow" in self.formal:
-                no_overflow(m, s3_valid, summed, s3_acc, s3_product)
+            engine_properties(m, self, s3_valid, summed, s3_acc, s3_product)
         return m

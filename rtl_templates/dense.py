@@ -1,6 +1,6 @@
 """Event-driven dense layer engine: accumulators in block RAM, one weight word per cycle."""
 
-from amaranth.hdl import Array, Assume, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from hdlgen.geometry import DenseGeometry, ceil_div
 
 from .events import acc_word_layout, event_layout, times_constant
-from .formal import no_overflow, once_per_image, stream_ports
+from .formal import engine_properties
 
 __all__ = ["WeightROM", "DenseEngine", "accumulate_stage", "read_through", "weight_product"]
 
@@ -332,10 +332,5 @@ class DenseEngine(wiring.Component):
                     m.d.sync += reset_word.eq(0)
                     m.next = "accumulate"
         if self.formal:
-            stream_ports(m, self)
-            taken = self.i.valid & self.i.ready & ~self.i.payload.end
-            once_per_image(m, self.i, "neuron", layer.fan_in)
-            m.d.comb += Assume(~taken | (self.i.payload.tick < layer.ticks_in))
-            if "overflow" in self.formal:
-                no_overflow(m, write_valid, summed, held_acc, products)
+            engine_properties(m, self, write_valid, summed, held_acc, products)
         return m

@@ -11,7 +11,7 @@ to what its producer promises, and its outputs are checked with ``Assert``.
 from amaranth.hdl import Assert, Assume, Signal, Value, signed
 
 __all__ = ["past", "stream_rules", "stream_ports", "once_per_image", "anyconst", "image_tracker",
-           "no_overflow"]
+           "no_overflow", "engine_properties"]
 
 def past(m, value, name: str):
     """A register holding ``value`` of the cycle before (its reset value in the first cycle)."""
@@ -94,3 +94,16 @@ def no_overflow(m, valid, summed, held, products):
         with m.If(valid & (summed[l] != exact)):
             m.d.comb += [cex_lane.eq(l), cex_value.eq(exact)]
         m.d.comb += Assert(~valid | (summed[l] == exact), "overflow: the accumulator holds the exact sum")
+
+
+def engine_properties(m, engine, write_valid, summed, held, products):
+    """A dense or conv engine's properties: its stream rules, each input neuron at most once an
+    image with a tick inside its window (assumed of the producer), and with ``overflow`` among
+    ``engine.formal`` :func:`no_overflow` of the lanes it writes back."""
+    layer = engine.layer
+    stream_ports(m, engine)
+    taken = engine.i.valid & engine.i.ready & ~engine.i.payload.end
+    once_per_image(m, engine.i, "neuron", layer.fan_in)
+    m.d.comb += Assume(~taken | (engine.i.payload.tick < layer.ticks_in))
+    if "overflow" in engine.formal:
+        no_overflow(m, write_valid, summed, held, products)
