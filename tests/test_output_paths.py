@@ -24,6 +24,7 @@ FILE_OUTPUTS = {
     "finetune -o": ("finetune {model} --data {data} --epochs 1 -o {path}", "f.ttfs"),
     "finetune --save-model": ("finetune {model} --data {data} --epochs 1 -o {out}/f.ttfs --save-model {path}", "f.pt2"),
     "report -o": ("report {net} --data {data} -o {path}", "r.html"),
+    "prove -o": ("prove {net} --property spike_time -o {path}", "p.json"),
 }
 DIR_OUTPUTS = {
     "verilog -o": "verilog {net} -o {path}",
