@@ -34,7 +34,7 @@ from . import ir
 from .data import Dataset
 from .errors import UserError
 from .passes import Calibrate, Conversion, ConvertConfig, DeriveWidths, Quantize
-from .passes.quantize import column_scale, output_windows
+from .passes.quantize import column_ranges, column_scale, output_windows
 from .report import evaluate
 from .ttfs import TTFSNet
 from .ttfs_torch import floor_ste, forward, round_half_up
@@ -240,10 +240,9 @@ class TrainableNet(nn.Module):
                                    weight.shape[1], repeat=torch.repeat_interleave, join=torch.cat)
             bias = self.biases[window]
             if self.offset_fold and 0 in sources:    # x = offset + x', folded exactly into the bias
-                ends = np.cumsum([weight.shape[1] * net.sizes[j] // layer.fan_in for j in sources])
-                for j, end in zip(sources, ends):
+                for j, (start, stop) in zip(sources, column_ranges([net.sizes[j] for j in sources], weight.shape[1])):
                     if j == 0:
-                        bias = bias + weight[:, end - weight.shape[1] * net.sizes[0] // layer.fan_in:end].sum(dim=1) * enc.offset
+                        bias = bias + weight[:, start:stop].sum(dim=1) * enc.offset
             out_window = self._windows.get(layer.name)
             w_int, b_int, k, scale = _quantize(weight, bias, columns, None if layer.readout else scales[out_window],
                                                config.weight_bits, config.per_channel, config.rounding)

@@ -6,7 +6,7 @@ from .. import ir
 from ..errors import UserError
 from ..ttfs import INPUT, PIXEL_MAX, InputEncoding, IntConv2d, IntDense, IntMaxPool2d, TTFSNet
 
-__all__ = ["Quantize", "input_encoding", "quantize_weights", "column_scale", "output_windows"]
+__all__ = ["Quantize", "input_encoding", "quantize_weights", "column_ranges", "column_scale", "output_windows"]
 
 
 def input_encoding(shape, offset, pixel_scale, scale, ticks) -> InputEncoding:
@@ -44,6 +44,13 @@ def output_windows(graph: ir.Graph) -> dict:
     the input's), which indexes the calibrated ``ticks`` and ``scales``."""
     relus = {n.name: w for w, n in enumerate((n for n in graph.nodes if isinstance(n, ir.ReLU)), 1)}
     return {relu.inputs[0]: w for relu_name, w in relus.items() for relu in [graph.node(relu_name)]}
+
+
+def column_ranges(sizes, columns: int) -> list:
+    """``(start, stop)`` of each input's weight columns, from the inputs' sizes: a convolution's
+    columns are (channel, tap), a dense layer's its features, the inputs' in order."""
+    stops = np.cumsum([columns * size // sum(sizes) for size in sizes])
+    return [(int(stop) - columns * size // sum(sizes), int(stop)) for stop, size in zip(stops, sizes)]
 
 
 def column_scale(source_scales, sizes, columns: int, repeat=np.repeat, join=np.concatenate):
@@ -116,11 +123,9 @@ class Quantize:
             if isinstance(node, ir.Conv2d) and any(node.padding):
                 raise UserError(f"{node.where()}: the input has negative values (offset {encoding.offset:g}), so "
                                 "zero padding would not mean 'no spike'; use padding 0 or inputs ≥ 0")
-            ends = np.cumsum([weight.shape[1] * size // sum(sizes) for size in sizes])
-            for source, end, size in zip(sources, ends, sizes):
+            for source, (start, stop) in zip(sources, column_ranges(sizes, weight.shape[1])):
                 if source == INPUT:
-                    start = end - weight.shape[1] * size // sum(sizes)
-                    bias = bias + weight[:, start:end].sum(axis=1) * encoding.offset
+                    bias = bias + weight[:, start:stop].sum(axis=1) * encoding.offset
         w_int, b_int, k, scale = quantize_weights(weight, bias, columns_scale, None if last else scales[out_window],
                                                   config.weight_bits, config.per_channel, config.rounding)
         common = (b_int, k, ticks_in, 0 if last else ticks[out_window], config.weight_bits, scale)
