@@ -36,7 +36,9 @@ from ..ttfs import INPUT, IntConv2d, IntDense, IntMaxPool2d, TTFSNet
 from . import amos
 from .gate_units import MAX_GATE_BITS, binary_units, fire_units, fit_units, max_error
 
-__all__ = ["GateNet", "has_gates", "gate_of", "lower", "run_batch", "run_events", "GateBatch"]
+__all__ = ["GATES", "GateNet", "has_gates", "gate_of", "lower", "run_batch", "run_events", "GateBatch"]
+
+GATES = (ir.ReLU, ir.Activation)   # the IR kinds a hidden layer may end in here
 
 
 def has_gates(graph: ir.Graph) -> bool:
@@ -46,7 +48,7 @@ def has_gates(graph: ir.Graph) -> bool:
 
 def gate_of(graph: ir.Graph, node: ir.Node):
     """The ReLU or Activation that reads Dense/Conv2d ``node`` (None: the readout)."""
-    readers = [r for r in graph.consumers(node.name) if isinstance(r, (ir.ReLU, ir.Activation))]
+    readers = [r for r in graph.consumers(node.name) if isinstance(r, GATES)]
     return readers[0] if readers else None
 
 
@@ -141,7 +143,7 @@ def lower(graph: ir.Graph, calibration_x, config: ConvertConfig, bits: int, name
     layers, units, fits = [], [], []
     for node in graph.nodes[1:]:
         sources = tuple(origin[n] for n in node.inputs)
-        if isinstance(node, (ir.ReLU, ir.Activation, ir.Flatten)):
+        if isinstance(node, (*GATES, ir.Flatten)):
             origin[node.name] = sources[0]
             continue
         if not isinstance(node, (ir.Dense, ir.Conv2d, ir.MaxPool2d)):
@@ -159,7 +161,8 @@ def lower(graph: ir.Graph, calibration_x, config: ConvertConfig, bits: int, name
             if isinstance(gate, ir.ReLU):
                 w, b, k, scale = quantize_weights(weight, bias, columns, relu_scales[gate.name], config.weight_bits,
                                                   config.per_channel, rounding=False)
-                gate_units = binary_units(k, bits, config.rounding, scale)
+                positions = int(np.prod(shapes[node.name])) // len(w)   # a convolution's neurons per channel
+                gate_units = binary_units(k, bits, config.rounding, scale, positions)
             else:   # the readout, or another gate: one scale σ for the layer
                 w, b, _, sigma = quantize_weights(weight, bias, columns, None, config.weight_bits, False, False)
                 gate_units = k = None

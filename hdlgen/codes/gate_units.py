@@ -52,12 +52,13 @@ class Units:
     -------
     thresholds, subtract : ndarray (rows, K)
         ``T`` and ``h`` on the potential ``P = A + shift`` (one row per neuron, or one for all).
+    shift : ndarray (units,) or (1,)
+        What the bias of each output unit gains so that the units read ``P`` (ReLU's round to nearest
+        ``floor(S/2)``).
     weights : ndarray (K,)
         ``d``: output units each spike carries.
     offset : int
         ``c``: the value when no unit fires.
-    shift : ndarray (rows,)
-        What the bias gains so that the units read ``P`` (ReLU's round-to-nearest ``floor(S/2)``).
     scale : float or ndarray (rows,)
         The real value of one output unit.
     lanes : list
@@ -81,12 +82,13 @@ class Units:
         return self.offset + z.astype(np.int64) @ self.weights
 
 
-def binary_units(step: np.ndarray, bits: int, rounding: bool, scale) -> Units:
-    """ReLU's units for threshold steps ``step`` (per neuron) whose output unit is worth ``scale``: the binary
-    expansion (module docstring), rounding to nearest or flooring."""
+def binary_units(step: np.ndarray, bits: int, rounding: bool, scale, positions: int = 1) -> Units:
+    """ReLU's units for threshold steps ``step`` (per output unit, each at ``positions`` neurons: a
+    convolution's) whose output unit is worth ``scale``: the binary expansion (module docstring), rounding to
+    nearest or flooring."""
     step = np.asarray(step, dtype=np.int64)
     powers = np.int64(1) << np.arange(bits - 1, -1, -1, dtype=np.int64)
-    thresholds = step[:, None] * powers[None, :]
+    thresholds = np.repeat(step, positions)[:, None] * powers[None, :]
     shift = step // 2 if rounding else 0 * step
     return Units(thresholds, thresholds.copy(), powers, 0, shift, scale, [(0, step.tolist(), bits)])
 
@@ -187,7 +189,36 @@ def fit_units(f, sigma: float, low: int, high: int, bits: int) -> Units:
                 error = _fit(f, sigma, low, high, list(edges), list(allocation), points)[1]
                 if best is None or error < best[0] - 1e-12:
                     best = error, list(edges), list(allocation)
-    return _fit(f, sigma, low, high, best[1], best[2], points, _LAWSON)[0]
+    _, edges, allocation = _refine(f, sigma, low, high, best[1], best[2], points)
+    return _fit(f, sigma, low, high, edges, allocation, points, _LAWSON)[0]
+
+
+def _refine(f, sigma, low, high, edges, allocation, points):
+    """The lanes moved towards a smaller maximum error (after a few reweighting rounds): each edge by a
+    twenty-fourth, a forty-eighth, a ninety-sixth of the range, or one unit from a lane to its neighbour,
+    while a move helps."""
+    def error(e, a):
+        inside = all(low < x < high for x in e) and list(e) == sorted(set(e)) and min(a) >= 1
+        return _fit(f, sigma, low, high, list(e), list(a), points, 4)[1] if inside else np.inf
+
+    best = error(edges, allocation), list(edges), list(allocation)
+    improved = True
+    while improved:
+        improved = False
+        moves = [(i, round((high - low) * sign / parts), None) for parts in (24, 48, 96) for sign in (-1, 1)
+                 for i in range(len(edges))]
+        moves += [(None, None, (i, j)) for i in range(len(allocation)) for j in range(len(allocation)) if abs(i - j) == 1]
+        for edge, delta, shift in moves:
+            e, a = list(best[1]), list(best[2])
+            if shift is None:
+                e[edge] += delta
+            else:
+                a[shift[0]] -= 1
+                a[shift[1]] += 1
+            candidate = error(e, a)
+            if candidate < best[0] - 1e-12:
+                best, improved = (candidate, e, a), True
+    return best
 
 
 def max_error(f, sigma: float, low: int, high: int, units: Units) -> float:
