@@ -97,7 +97,7 @@ class Conversion:
 # CheckImport / CheckFolding: the imported graph against the framework's own output, the folded one against it.
 # FOLDING is also the AMOS comparison's front end for nets with other activations (hdlgen.codes.amos_gates).
 FOLDING = [CheckImport(), PoolAfterReLU(), FoldBatchNorm(), FoldAvgPool(), MergeAdd(), DropFlatten(), CheckFolding()]
-FLOW = [CheckActivations(), *FOLDING, CheckStructure(), Calibrate(), Quantize(), DeriveWidths()]
+FLOW = [*FOLDING, CheckActivations(), CheckStructure(), Calibrate(), Quantize(), DeriveWidths()]
 
 
 def convert(graph: ir.Graph, calibration_data, config: ConvertConfig | None = None, name: str = "net",
