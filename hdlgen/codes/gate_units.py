@@ -62,7 +62,8 @@ class Units:
     scale : float or ndarray (rows,)
         The real value of one output unit.
     lanes : list
-        ``(start, step, bits)`` per lane in potential units, lowest first (the description of the fit).
+        ``(base, step, bits)`` of each lane on the potential ``A``, lowest first: where its cells start, their
+        width, its units (empty for ReLU's binary units).
     """
 
     thresholds: np.ndarray
@@ -90,7 +91,7 @@ def binary_units(step: np.ndarray, bits: int, rounding: bool, scale, positions: 
     powers = np.int64(1) << np.arange(bits - 1, -1, -1, dtype=np.int64)
     thresholds = np.repeat(step, positions)[:, None] * powers[None, :]
     shift = step // 2 if rounding else 0 * step
-    return Units(thresholds, thresholds.copy(), powers, 0, shift, scale, [(0, step.tolist(), bits)])
+    return Units(thresholds, thresholds.copy(), powers, 0, shift, scale, [])
 
 
 def fire_units(potential: np.ndarray, units: Units) -> np.ndarray:
