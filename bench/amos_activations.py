@@ -106,7 +106,7 @@ def main():
                                  for f in r.get("fits", []))
                 print(f"  {method:<5} K/T={r['steps']:<2} accuracy {100 * r['accuracy']:.2f} %  agreement "
                       f"{100 * r['agreement']:.2f} %  spikes/neuron {r['spikes_per_neuron_mean']:.2f}  synaptic events "
-                      f"{r['synaptic_events']:.0f}  cycles ~{r['cycles_estimate']:.0f}  {fits}")
+                      f"{r['synaptic_events']:.0f}  cycles {'' if r['has_rtl'] else '~'}{r['cycles_estimate']:.0f}  {fits}")
         for r in result.get("not_offered", []):
             print(f"  {r['method']} not offered: {r['reason']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
