@@ -6,9 +6,10 @@
 quantization and input encoding at the window ``2^K − 1`` – except where a layer ends in another
 gate. There the weights are quantized with their own scale ``σ`` (one per layer), the gate's input
 range is the calibrated pre-activation range (the percentiles ``100 − p`` and ``p`` of
-``--calibration``), and its units are fitted to the gate over that range
-(:func:`hdlgen.codes.gate_units.fit_units`); a ReLU layer keeps the binary units, so a ReLU net
-lowers to exactly the integers of :class:`hdlgen.codes.amos.AMOSNet`.
+``--calibration``), and its units are fitted to the gate over that range, weighted by where the
+calibration data's pre-activations lie (:func:`hdlgen.codes.gate_units.fit_units`); the fit's
+maximum error over the range and its RMS error on the data are reported. A ReLU layer keeps the
+binary units, so a ReLU net lowers to exactly the integers of :class:`hdlgen.codes.amos.AMOSNet`.
 
 A neuron's value is ``y = c + Σ_k d_k·z_k`` in its layer's output units, and the next layer reads
 these values: ``A = B + Σ_j W_ij·y_j``. Two golden forms agree on every value:
@@ -39,6 +40,7 @@ from .gate_units import MAX_GATE_BITS, binary_units, fire_units, fit_units, max_
 __all__ = ["GATES", "GateNet", "has_gates", "gate_of", "lower", "run_batch", "run_events", "GateBatch"]
 
 GATES = (ir.ReLU, ir.Activation)   # the IR kinds a hidden layer may end in here
+_DATA_POINTS = 200_000             # calibration pre-activations a gate's fit reads, at most (evenly taken)
 
 
 def has_gates(graph: ir.Graph) -> bool:
@@ -195,11 +197,14 @@ def _fit_gate(node, gate, pre, sigma: float, bits: int, percentile: float) -> tu
     function = gate.apply
     low, high = _gate_range(pre, percentile)
     low_int, high_int = int(np.floor(low / sigma)), int(np.ceil(high / sigma))
-    units = fit_units(function, sigma, low_int, high_int, bits)
+    pre = pre.reshape(-1)[::max(1, pre.size // _DATA_POINTS)]
+    units = fit_units(function, sigma, low_int, high_int, bits, pre / sigma)
     error = max_error(function, sigma, low_int, high_int, units)
     span = float(np.ptp(function(np.linspace(low, high, 1001))))
+    ours = units.value(fire_units(np.round(pre / sigma).astype(np.int64) + units.shift[0], units)) * units.scale
     return units, {"layer": node.name, "activation": gate.label(), "range": [low, high], "units": bits,
-                   "lanes": len(units.lanes), "max_error": error, "max_error_of_range": error / span if span else 0.0}
+                   "lanes": len(units.lanes), "max_error": error, "max_error_of_range": error / span if span else 0.0,
+                   "rms_error_on_data": float(np.sqrt(np.mean((ours - function(pre)) ** 2)))}
 
 
 @dataclass

@@ -225,7 +225,8 @@ def format_table(result: dict) -> str:
     lines += [f"skipped {s['method']} at {s['steps']} steps: {s['reason']}" for s in result["skipped"]]
     lines += [f"{r['method']} not offered: {r['reason']}" for r in result.get("not_offered", [])]
     lines += [f"amos K={r['steps']} fit of {f['layer']} ({f['activation']}) on [{f['range'][0]:.3g}, {f['range'][1]:.3g}]: "
-              f"max error {f['max_error']:.3g} ({100 * f['max_error_of_range']:.2f} % of its range)"
+              f"max error {f['max_error']:.3g} ({100 * f['max_error_of_range']:.2f} % of its range), "
+              f"RMS error {f['rms_error_on_data']:.3g} on the calibration data"
               for r in result["methods"].get("amos", []) for f in r.get("fits", [])]
     return "\n".join(lines)
 

@@ -17,9 +17,11 @@ quantizer of step ``S_i`` (``h = S_i·2^(m_i−1−j)``, ``T = a_i + h``) that c
 its start, and above its end it fires them all and leaves a residual in ``[a_i, a_i + S_i)``, so every
 lane below it fires all its units too. The lowest lane rounds (its cells centred on its steps), the
 others floor. The value is then piecewise linear in ``x`` with a kink at each lane edge, quantized
-in each lane to ``2^(m_i)`` cells: ``y = c + Σ_i g_i·code_i``. ``c`` and the ``g_i`` are the least
-squares fit to ``f`` over the range; the lanes (edges on a 16-point grid, bits per lane) are the
-ones of least maximum error. Below ``lo`` no unit fires (``y = c``); above ``hi`` all do.
+in each lane to ``2^(m_i)`` cells: ``y = c + Σ_i g_i·code_i``. The lanes (edges at twelfths of the
+range, bits per lane, then refined by small moves) and ``c``, ``g_i`` are fitted either to the least
+maximum error over the range (least squares, then Lawson's reweighting), or, given the potentials the
+calibration data gives, to the least mean square error over them (as Stöckl & Maass fit their units
+to the inputs they see). Below ``lo`` no unit fires (``y = c``); above ``hi`` all do.
 
 The error of a gate is measured, not estimated: :func:`max_error` evaluates the integer units at
 every integer potential of the range (at most :data:`GRID` of them, evenly spread, beyond).
@@ -150,7 +152,7 @@ def _chain(codes, target, iterations):
     return best
 
 
-def _fit(f, sigma, low, high, edges, bits, points, iterations=0):
+def _fit(f, sigma, low, high, edges, bits, points, iterations=0, rms=False):
     """Units, and their maximum error at ``points`` (potentials), for lanes with ``edges`` and ``bits``."""
     bases, steps = _bases(low, edges, high, bits)
     shift = -bases[0]
@@ -166,7 +168,8 @@ def _fit(f, sigma, low, high, edges, bits, points, iterations=0):
                               zip(per_code[::-1], bits[::-1])]).astype(np.int64)
     units = Units(thresholds, subtract, weights, int(round(offset / scale)), np.array([shift]), scale,
                   list(zip(bases, steps, bits)))
-    return units, float(np.max(np.abs(units.value(z) * scale - target)))
+    residual = np.abs(units.value(z) * scale - target)
+    return units, float(np.sqrt(np.mean(residual ** 2)) if rms else residual.max())
 
 
 def _allocations(bits, lanes):
@@ -175,32 +178,36 @@ def _allocations(bits, lanes):
             for cut in itertools.combinations(range(1, bits), lanes - 1)]
 
 
-def fit_units(f, sigma: float, low: int, high: int, bits: int) -> Units:
+def fit_units(f, sigma: float, low: int, high: int, bits: int, samples=None) -> Units:
     """The units (module docstring) emulating ``f`` (real → real) on potentials ``low..high`` of real value
-    ``sigma`` each."""
+    ``sigma`` each: of least maximum error over the range, or with ``samples`` (the potentials the data
+    gives) of least mean square error over them, so the units go where the inputs lie."""
     if not 1 <= bits <= MAX_GATE_BITS:
         raise UserError(f"AMOS units for an activation other than ReLU: 1..{MAX_GATE_BITS} per neuron, got {bits}")
     high = max(high, low + 1)
     points = np.unique(np.linspace(low, high, _SEARCH).round().astype(np.int64))
+    rms = samples is not None
+    if rms:
+        points = np.quantile(np.clip(samples, low, high), np.linspace(0, 1, _SEARCH)).round().astype(np.int64)
     candidates = np.unique(np.round(low + (high - low) * np.arange(1, _EDGES) / _EDGES).astype(np.int64))
     best = None
     for lanes in range(1, min(3, bits) + 1):
         for edges in itertools.combinations(candidates, lanes - 1):
             for allocation in _allocations(bits, lanes):
-                error = _fit(f, sigma, low, high, list(edges), list(allocation), points)[1]
+                error = _fit(f, sigma, low, high, list(edges), list(allocation), points, rms=rms)[1]
                 if best is None or error < best[0] - 1e-12:
                     best = error, list(edges), list(allocation)
-    _, edges, allocation = _refine(f, sigma, low, high, best[1], best[2], points)
-    return _fit(f, sigma, low, high, edges, allocation, points, _LAWSON)[0]
+    _, edges, allocation = _refine(f, sigma, low, high, best[1], best[2], points, rms)
+    return _fit(f, sigma, low, high, edges, allocation, points, 0 if rms else _LAWSON)[0]
 
 
-def _refine(f, sigma, low, high, edges, allocation, points):
+def _refine(f, sigma, low, high, edges, allocation, points, rms):
     """The lanes moved towards a smaller maximum error (after a few reweighting rounds): each edge by a
     twenty-fourth, a forty-eighth, a ninety-sixth of the range, or one unit from a lane to its neighbour,
     while a move helps."""
     def error(e, a):
         inside = all(low < x < high for x in e) and list(e) == sorted(set(e)) and min(a) >= 1
-        return _fit(f, sigma, low, high, list(e), list(a), points, 4)[1] if inside else np.inf
+        return _fit(f, sigma, low, high, list(e), list(a), points, 0 if rms else 4, rms)[1] if inside else np.inf
 
     best = error(edges, allocation), list(edges), list(allocation)
     improved = True
