@@ -44,6 +44,7 @@ _SEARCH = 513        # potentials the lane search fits at
 _EDGES = 12          # lane edges are tried at the range's twelfths
 _LAWSON = 30         # reweighting rounds of the chosen lanes' fit, towards the least maximum error
 _FINER = 16          # an output unit: the finest lane's step of value / 16, so the other lanes' weights round finely
+_RANGE = 256         # ... among the lanes' steps within 1/256 of the steepest (flatter ones round to few units)
 
 
 @dataclass
@@ -130,9 +131,10 @@ def _bases(low, edges, high, bits):
     ``bases[i]``, ``2^m − 1`` of them before the next lane's; the lowest starts half a step below ``low``, so
     its cells are centred on its steps (ReLU's round to nearest)."""
     bases, steps = [], []
-    for (a, b), m in zip(itertools.pairwise([low, *edges, high]), bits):
-        steps.append(max(1, round((b - a) / ((1 << m) - 1))))
-        bases.append(bases[-1] + steps[-2] * ((1 << bits[len(bases) - 1]) - 1) if bases else low - steps[0] // 2)
+    for i, ((a, b), m) in enumerate(zip(itertools.pairwise([low, *edges, high]), bits)):
+        step = max(1, round((b - a) / ((1 << m) - 1)))
+        bases.append(bases[-1] + steps[-1] * ((1 << bits[i - 1]) - 1) if i else low - step // 2)
+        steps.append(step)
     return bases, steps
 
 
@@ -153,7 +155,8 @@ def _chain(codes, target, iterations):
 
 
 def _fit(f, sigma, low, high, edges, bits, points, iterations=0, rms=False):
-    """Units, and their maximum error at ``points`` (potentials), for lanes with ``edges`` and ``bits``."""
+    """Units, and their maximum (or with ``rms`` their RMS) error at ``points`` (potentials), for lanes with
+    ``edges`` and ``bits``."""
     bases, steps = _bases(low, edges, high, bits)
     shift = -bases[0]
     thresholds, subtract = _lane_units([b + shift for b in bases], steps, bits)
@@ -162,8 +165,9 @@ def _fit(f, sigma, low, high, edges, bits, points, iterations=0, rms=False):
     target = f(points * sigma)
     solution, _ = _chain(_codes(z, bits), target, iterations)
     offset, per_code = solution[0], solution[1:]
-    nonzero = np.abs(per_code[np.abs(per_code) > 1e-9 * max(1.0, np.ptp(target))])
-    scale = float(nonzero.min() / _FINER) if len(nonzero) else max(float(np.ptp(target)), 1.0) / _FINER
+    steepest = float(np.abs(per_code).max(initial=0.0))
+    finest = float(np.abs(per_code)[np.abs(per_code) >= steepest / _RANGE].min()) if steepest else 1.0
+    scale = finest / _FINER
     weights = np.concatenate([np.round(g / scale * (1 << np.arange(m - 1, -1, -1))) for g, m in
                               zip(per_code[::-1], bits[::-1])]).astype(np.int64)
     units = Units(thresholds, subtract, weights, int(round(offset / scale)), np.array([shift]), scale,
