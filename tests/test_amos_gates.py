@@ -180,14 +180,23 @@ def _mixed_net(rng):
                      ir.Activation("leaky_relu", 0.2), ir.Dense(rng.normal(size=(3, 5)), np.zeros(3))])
 
 
+def _residual_net(rng):
+    """``c(silu(b(gelu(a(x))) + gelu(a(x))))``: a residual add of gate values, folded into ``b``."""
+    return ir.Graph([ir.Input((6,), name="x"), ir.Dense(rng.normal(size=(8, 6)), np.zeros(8), name="a"),
+                     ir.Activation("gelu", name="g"), ir.Dense(rng.normal(size=(8, 8)) * 0.5, np.zeros(8), name="b"),
+                     ir.Add(name="add", inputs=("b", "g")), ir.Activation("silu", name="s", inputs=("add",)),
+                     ir.Dense(rng.normal(size=(3, 8)), np.zeros(3), name="c")])
+
+
 @pytest.mark.parametrize("bits", [3, 6])
 def test_batch_and_event_forms_agree(trained, bits):
     rng = np.random.default_rng(bits)
-    nets = [(_mixed_net(rng), rng.random((100, 1, 8, 8)))]
+    nets = [(_mixed_net(rng), rng.random((100, 1, 8, 8))), (_residual_net(rng), rng.random((100, 6)))]
     _, path, x = trained["silu_cnn"]
     nets.append((load_model(path), x[:300]))
-    for graph, x in nets:
+    for index, (graph, x) in enumerate(nets):
         gates = amos_gates.lower(graph, x, ConvertConfig(), bits)
+        assert (index == 1) == any(len(gates.net.sources(l)) == 2 for l in range(len(gates.net.layers)))   # the add
         pixels = gates.net.input.pixels(x[:4])
         batch = amos_gates.run_batch(gates, pixels)
         for image in range(len(pixels)):

@@ -11,10 +11,11 @@ __all__ = ["DropFlatten", "CheckStructure", "CheckActivations", "spiking"]
 
 
 def spiking(graph: ir.Graph, node: ir.Node) -> bool:
-    """``node``'s output is spikes: the input, a ReLU, a max-pool of spikes, or a flatten of one of these."""
+    """``node``'s output is spikes: the input, a ReLU (or another activation, for AMOS), a max-pool of spikes,
+    or a flatten of one of these."""
     while isinstance(node, ir.Flatten):
         (node,) = graph.sources(node)
-    return isinstance(node, (ir.Input, ir.ReLU, ir.MaxPool2d))
+    return isinstance(node, (ir.Input, ir.ReLU, ir.Activation, ir.MaxPool2d))
 
 
 class CheckActivations:
