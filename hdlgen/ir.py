@@ -23,7 +23,7 @@ from .errors import UserError
 
 __all__ = [
     "Node", "Input", "Dense", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm", "Flatten",
-    "ReLU", "Add", "Output", "Graph", "NODE_TYPES", "window_output", "concatenate", "without",
+    "ReLU", "Activation", "Add", "Output", "Graph", "NODE_TYPES", "window_output", "concatenate", "without",
 ]
 
 
@@ -304,6 +304,39 @@ class ReLU(Node):
         return np.maximum(x, 0.0)
 
 
+# Activation.function → the name a user knows, for messages
+ACTIVATION_NAMES = {"gelu": "GELU", "gelu_tanh": "GELU (tanh approximation)", "silu": "SiLU", "sigmoid": "sigmoid",
+                    "tanh": "tanh", "leaky_relu": "LeakyReLU", "elu": "ELU", "hardswish": "Hardswish"}
+_WITH_ALPHA = ("leaky_relu", "elu")   # leaky ReLU's negative slope, ELU's alpha
+
+
+@dataclass
+class Activation(Node):
+    """An activation other than ReLU: ``function`` (a key of :data:`ACTIVATION_NAMES`) with its one parameter
+    ``alpha`` (leaky ReLU's negative slope, ELU's alpha; 0 for the others). No TTFS neuron computes it; only the
+    AMOS comparison (:mod:`hdlgen.codes.amos_gates`) lowers it."""
+
+    function: str
+    alpha: float = 0.0
+    kind = "activation"
+
+    def __post_init__(self):
+        if self.function not in ACTIVATION_NAMES:
+            raise UserError(f"{self.where()}: unknown activation {self.function!r}; known: {', '.join(ACTIVATION_NAMES)}")
+        self.alpha = float(self.alpha)
+        if not np.isfinite(self.alpha) or self.function not in _WITH_ALPHA and self.alpha != 0:
+            raise UserError(f"{self.where()}: {self.function} takes "
+                            f"{'a finite alpha' if self.function in _WITH_ALPHA else 'no alpha'}, got {self.alpha!r}")
+
+    def label(self) -> str:
+        """The activation as a user writes it: ``GELU``, ``LeakyReLU(0.1)``."""
+        name = ACTIVATION_NAMES[self.function]
+        return f"{name}({self.alpha:g})" if self.function in _WITH_ALPHA else name
+
+    def apply(self, x):
+        return float_ops.ACTIVATIONS[self.function](x, self.alpha)
+
+
 @dataclass
 class Add(Node):
     """The sum of two tensors of one shape (a residual connection's ``main + shortcut``). Not a layer
@@ -330,7 +363,8 @@ class Output(Node):
     kind = "output"
 
 
-NODE_TYPES = {cls.kind: cls for cls in (Input, Dense, Conv2d, MaxPool2d, AvgPool2d, BatchNorm, Flatten, ReLU, Add, Output)}
+NODE_TYPES = {cls.kind: cls for cls in (Input, Dense, Conv2d, MaxPool2d, AvgPool2d, BatchNorm, Flatten, ReLU, Activation, Add,
+                                                 Output)}
 
 
 @dataclass

@@ -29,10 +29,15 @@ def test_the_registries_keyed_by_kind_agree():
         assert issubclass(STAGES[kind], wiring.Component)
 
 
-def test_every_ir_kind_is_lowered_folded_or_structural():
+def test_every_ir_kind_is_lowered_folded_structural_or_refused_for_amos():
+    """A kind the TTFS flow refuses (an activation other than ReLU) is one the AMOS comparison lowers."""
+    from hdlgen.codes.amos_gates import GATES
+
     folded = {step.removes.kind for step in FLOW if hasattr(step, "removes")}
-    assert set(ir.NODE_TYPES) == set(LAYER_TYPES) | folded | STRUCTURAL
+    refused = {step.refuses.kind for step in FLOW if hasattr(step, "refuses")}
+    assert set(ir.NODE_TYPES) == set(LAYER_TYPES) | folded | STRUCTURAL | refused
     assert not (folded & set(LAYER_TYPES)) and not (STRUCTURAL & (folded | set(LAYER_TYPES)))
+    assert not (refused & (folded | STRUCTURAL | set(LAYER_TYPES))) and refused <= {g.kind for g in GATES}
 
 
 @pytest.mark.parametrize("kind", sorted(LAYER_TYPES))

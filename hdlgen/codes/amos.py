@@ -38,7 +38,8 @@ from ..errors import UserError
 from ..golden import EventResult
 from ..ttfs import InputEncoding, TTFSNet
 
-__all__ = ["MAX_BITS", "AMOSNet", "window", "fire", "spike_counts", "run_events"]
+__all__ = ["MAX_BITS", "AMOSNet", "window", "step_net", "fire", "spike_counts", "spike_list", "bit_serial_max",
+           "run_events"]
 
 MAX_BITS = 32   # the window 2^K − 1 and the potentials it gives stay within 64-bit integers
 
@@ -82,18 +83,21 @@ class AMOSNet:
                             "integers hold; use fewer units")
 
     def step_net(self) -> TTFSNet:
-        """The same layers with every window ``K`` steps: what an event-driven engine walks for
-        this code, for :mod:`hdlgen.cycles` (which reads sizes, spike costs and windows only)."""
-        enc = self.net.input
-        steps = self.bits
-        encoding = InputEncoding(enc.shape, enc.offset, enc.pixel_scale, enc.scale, steps, np.minimum(enc.table, steps))
-        layers = []
-        for layer in self.net.layers:
-            if not layer.has_weights:
-                layers.append(dataclasses.replace(layer, ticks=steps))
-            else:
-                layers.append(dataclasses.replace(layer, ticks_in=steps, ticks=0 if layer.readout else steps))
-        return TTFSNet(encoding, layers, self.net.name, self.net.meta)
+        return step_net(self.net, self.bits)
+
+
+def step_net(net: TTFSNet, steps: int) -> TTFSNet:
+    """``net``'s layers with every window ``steps`` long: what an event-driven engine walks for an
+    AMOS code of ``steps`` units, for :mod:`hdlgen.cycles` (which reads sizes, spike costs and windows only)."""
+    enc = net.input
+    encoding = InputEncoding(enc.shape, enc.offset, enc.pixel_scale, enc.scale, steps, np.minimum(enc.table, steps))
+    layers = []
+    for layer in net.layers:
+        if not layer.has_weights:
+            layers.append(dataclasses.replace(layer, ticks=steps))
+        else:
+            layers.append(dataclasses.replace(layer, ticks_in=steps, ticks=0 if layer.readout else steps))
+    return TTFSNet(encoding, layers, net.name, net.meta)
 
 
 def fire(potential: np.ndarray, k: np.ndarray, bits: int) -> np.ndarray:
@@ -114,7 +118,7 @@ def spike_counts(q: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.asarray(q, dtype=np.int64)).astype(np.int64)
 
 
-def _spike_list(z: np.ndarray) -> list:
+def spike_list(z: np.ndarray) -> list:
     """``(neuron, step)`` of every fired unit of ``z`` (n, bits), by step then neuron."""
     steps, neurons = np.nonzero(z.T)
     return [(int(n), int(s)) for n, s in zip(neurons, steps)]
@@ -143,7 +147,7 @@ def _window_members(layer) -> list:
             for c in range(c_in) for oy in range(oh) for ox in range(ow)]
 
 
-def _bit_serial_max(layer, spikes, bits: int) -> list:
+def bit_serial_max(layer, spikes, bits: int) -> list:
     """Max-pool of binary numbers sent most significant bit first: a window fires in step ``k``
     when one of its inputs still in the running does; the inputs that did not are out."""
     by_step = [set() for _ in range(bits)]
@@ -165,12 +169,12 @@ def run_events(amos: AMOSNet, pixels: np.ndarray) -> EventResult:
     spikes, the logits and the class. The input neurons are units of threshold step 1 on ``q0``."""
     net, bits = amos.net, amos.bits
     q0 = net.input.q(np.asarray(pixels).reshape(-1))
-    spikes = [_spike_list(fire(q0, np.ones(len(q0), dtype=np.int64), bits))]
+    spikes = [spike_list(fire(q0, np.ones(len(q0), dtype=np.int64), bits))]
     for l, layer in enumerate(net.layers[:-1]):
         inputs = net.gather_spikes(spikes, l)
         if layer.has_weights:
-            spikes.append(_spike_list(fire(_integrate(layer, inputs, bits), layer.k_per_neuron(), bits)))
+            spikes.append(spike_list(fire(_integrate(layer, inputs, bits), layer.k_per_neuron(), bits)))
         else:
-            spikes.append(_bit_serial_max(layer, inputs, bits))
+            spikes.append(bit_serial_max(layer, inputs, bits))
     logits = _integrate(net.layers[-1], net.gather_spikes(spikes, len(net.layers) - 1), bits)
     return EventResult(spikes, logits, int(np.argmax(logits)))

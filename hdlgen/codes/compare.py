@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import cycles, golden
+from .. import cycles, golden, ir
 from ..data import Dataset
 from ..errors import UserError
 from ..geometry import NetGeometry
 from ..passes import ConvertConfig, convert
 from ..ttfs import TTFSNet
-from . import amos, rate
+from . import amos, amos_gates, rate
+from .gate_units import MAX_GATE_BITS
 
 __all__ = ["METHODS", "DEFAULT_STEPS", "Outcome", "method_config", "run_method", "row", "compare", "format_table",
            "plot"]
@@ -91,6 +92,25 @@ def run_method(method: str, net: TTFSNet, pixels: np.ndarray, shift: bool = True
     return Outcome(classes, [(layer > 0).astype(np.int64) for layer in q], net, NetGeometry(net).walked_ticks)
 
 
+def run_gates(gates: amos_gates.GateNet, pixels: np.ndarray) -> Outcome:
+    """:func:`run_method` for AMOS of a net with other activations (:func:`hdlgen.codes.amos_gates.run_batch`)."""
+    results = [amos_gates.run_batch(gates, pixels[first:first + _BATCH]) for first in range(0, len(pixels), _BATCH)]
+    counts = [np.concatenate(layer) for layer in zip(*(r.counts for r in results))]
+    step_net = amos.step_net(gates.net, gates.bits)
+    return Outcome(np.concatenate([r.classes for r in results]), counts, step_net, NetGeometry(step_net).walked_ticks)
+
+
+def not_offered(graph, methods) -> list:
+    """The methods that cannot run on ``graph`` and why: TTFS and rate coding for a net with an activation other
+    than ReLU."""
+    gate = next((n for n in graph.nodes if isinstance(n, ir.Activation)), None)
+    if gate is None:
+        return []
+    reasons = {"ttfs": f"{gate.label()} ({gate.name}): an exact TTFS mapping exists for ReLU only",
+               "rate": f"{gate.label()} ({gate.name}): a rate neuron's spike count stands for a ReLU value only"}
+    return [{"method": m, "reason": reasons[m]} for m in methods if m in reasons]
+
+
 def _synapses(net: TTFSNet) -> list:
     """Per layer, the synapses each of its inputs drives ((fan_in,), output neurons reached), or None for a max-pool."""
     geometry = NetGeometry(net)
@@ -142,23 +162,38 @@ def compare(graph, data: Dataset, calibration_x, config: ConvertConfig, steps=DE
             lanes: int = 1, rate_threshold: str = "max", shift: bool = True, soft_reset: bool = True,
             cycle_samples: int = 100, progress: bool = False, name: str = "net") -> dict:
     """Every method at every step count on ``data``: ``{"ann_accuracy", "methods": {method: [row…]},
-    "skipped": [...]}`` (AMOS beyond :data:`~hdlgen.codes.amos.MAX_BITS` units is skipped, with the reason)."""
-    runs = [(m, s) for m in methods for s in steps if m != "amos" or s <= amos.MAX_BITS]
-    skipped = [{"method": "amos", "steps": s, "reason": f"AMOS takes at most {amos.MAX_BITS} units per neuron "
-                                                         "(64-bit values)"} for s in steps
-               if "amos" in methods and s > amos.MAX_BITS]
-    out = {"ann_accuracy": None, "methods": {m: [] for m in methods}, "skipped": skipped,
+    "skipped": [...], "not_offered": [...]}`` (AMOS beyond :data:`~hdlgen.codes.amos.MAX_BITS` units is skipped,
+    with the reason). A net with an activation other than ReLU runs AMOS only (:mod:`hdlgen.codes.amos_gates`,
+    at most :data:`~hdlgen.codes.gate_units.MAX_GATE_BITS` units, each row with its gates' ``fits``); TTFS and
+    rate coding are ``not_offered``, with the reason."""
+    gates = amos_gates.has_gates(graph)
+    refused = not_offered(graph, methods)
+    if gates and "amos" not in methods:
+        raise UserError(f"{refused[0]['reason']}; this net compares as AMOS only (--methods amos)")
+    methods = [m for m in methods if m not in {r["method"] for r in refused}]
+    most = MAX_GATE_BITS if gates else amos.MAX_BITS
+    runs = [(m, s) for m in methods for s in steps if m != "amos" or s <= most]
+    skipped = [{"method": "amos", "steps": s, "reason": f"AMOS takes at most {most} units per neuron "
+                + ("with activations other than ReLU (64-bit output weights)" if gates else "(64-bit values)")}
+               for s in steps if "amos" in methods and s > most]
+    out = {"ann_accuracy": None, "methods": {m: [] for m in methods}, "skipped": skipped, "not_offered": refused,
            "rate": {"threshold": rate_threshold, "shift": shift, "soft_reset": soft_reset}}
     ann_classes = None
     for method, count in tqdm(runs, unit="run", desc="comparing", disable=not progress):
-        net = convert(graph, calibration_x, method_config(method, count, config, rate_threshold), name=name)
+        if gates:
+            lowered = amos_gates.lower(graph, calibration_x, config, count, name=name)
+            net = lowered.net
+        else:
+            net = convert(graph, calibration_x, method_config(method, count, config, rate_threshold), name=name)
         pixels = net.input.pixels(data.x)
         if ann_classes is None:
             _check_lanes(net, lanes)
             ann_classes = np.argmax(net.ann.forward(data.x.reshape((len(data), *net.ann.input_shape))), axis=1)
             out["ann_accuracy"] = None if data.y is None else float(np.mean(ann_classes == data.y))
-        outcome = run_method(method, net, pixels, shift, soft_reset)
+        outcome = run_gates(lowered, pixels) if gates else run_method(method, net, pixels, shift, soft_reset)
         record = row(method, count, outcome, data.y, ann_classes, lanes, cycle_samples)
+        if gates:
+            record["fits"] = lowered.fits
         if method == "rate":
             record.update(shift=shift, soft_reset=soft_reset)
         out["methods"][method].append(record)
@@ -182,11 +217,17 @@ def format_table(result: dict) -> str:
                          f"{r['spikes_per_neuron_mean']:>13.3f} {layers:<24} {r['synaptic_events']:>11.0f} "
                          f"{r['latency_ticks']:>7} {mark + format(r['cycles_estimate'], '.0f'):>10}")
     rate_settings = result["rate"]
-    lines.append(f"rate: threshold {rate_settings['threshold']}, {'soft' if rate_settings['soft_reset'] else 'hard'} "
-                 f"reset, {'with' if rate_settings['shift'] else 'no'} θ/2T shift; steps: TTFS ticks per window, "
-                 "AMOS units per neuron, rate time steps")
+    if "rate" in result["methods"]:
+        lines.append(f"rate: threshold {rate_settings['threshold']}, {'soft' if rate_settings['soft_reset'] else 'hard'} "
+                     f"reset, {'with' if rate_settings['shift'] else 'no'} θ/2T shift")
+    lines.append("steps: TTFS ticks per window, AMOS units per neuron, rate time steps")
     lines.append("cycles: event lower bound at the lanes asked; ~ an estimate for a code without RTL")
     lines += [f"skipped {s['method']} at {s['steps']} steps: {s['reason']}" for s in result["skipped"]]
+    lines += [f"{r['method']} not offered: {r['reason']}" for r in result.get("not_offered", [])]
+    lines += [f"amos K={r['steps']} fit of {f['layer']} ({f['activation']}) on [{f['range'][0]:.3g}, {f['range'][1]:.3g}]: "
+              f"max error {f['max_error']:.3g} ({100 * f['max_error_of_range']:.2f} % of its range), "
+              f"RMS error {f['rms_error_on_data']:.3g} on the calibration data"
+              for r in result["methods"].get("amos", []) for f in r.get("fits", [])]
     return "\n".join(lines)
 
 

@@ -20,7 +20,9 @@ def register(sub):
                                    "AMOS (Stöckl & Maass: K at-most-one-spike units per neuron) and rate coding "
                                    "(Deng & Gu: integrate-and-fire over T steps, threshold balancing, soft reset, "
                                    "θ/2T shift) – at every step count, and report accuracy, agreement with the float "
-                                   "net, spikes per neuron, synaptic events, latency and the event-driven cycles.")
+                                   "net, spikes per neuron, synaptic events, latency and the event-driven cycles. A net "
+                                   "with GELU, SiLU, sigmoid, tanh, leaky ReLU, ELU or hard-swish runs as AMOS only, its "
+                                   "gates emulated by fitted units (at most 16), each fit's error reported.")
     p.add_argument("model", help="model file: .pt2 (torch.export.save), .onnx or weight .npz")
     p.add_argument("--data", required=True, help="test data .npz with x (float) and y (labels); also the calibration "
                                                   "data unless --calibration-data is given")

@@ -175,6 +175,44 @@ def _relu(node, built):
     return [ir.ReLU(name=node.name)]
 
 
+@handler("Gelu")
+def _gelu(node, built):
+    approximate = node.attr("approximate", "none")
+    if approximate not in ("none", "tanh"):
+        node.refuse("approximate", approximate, "'none' or 'tanh'")
+    return [ir.Activation("gelu" if approximate == "none" else "gelu_tanh", name=node.name)]
+
+
+@handler("LeakyRelu")
+def _leaky_relu(node, built):
+    return [ir.Activation("leaky_relu", node.attr("alpha", 0.01), name=node.name)]
+
+
+@handler("Elu")
+def _elu(node, built):
+    return [ir.Activation("elu", node.attr("alpha", 1.0), name=node.name)]
+
+
+_ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish"}
+
+
+@handler(*_ACTIVATIONS)
+def _activation(node, built):
+    return [ir.Activation(_ACTIVATIONS[node.op], name=node.name)]
+
+
+@handler("Mul")
+def _mul(node, built):
+    """``x · Sigmoid(x)``: SiLU as the exporters write it (the Sigmoid just built becomes a SiLU)."""
+    last = built[-1]
+    node.read_inputs.update(node.data)
+    if len(node.data) != 2 or not (isinstance(last, ir.Activation) and last.function == "sigmoid") \
+            or sorted(node.sources) != sorted((last.name, last.inputs[0])):
+        node.refuse("inputs", list(node.proto.input), "x and Sigmoid(x) (SiLU)")
+    built[-1] = dataclasses.replace(last, function="silu", name=node.name)
+    return []
+
+
 def _reshape_to(node, shape):
     """Record the shape a reshape leaves (batch first); the importer turns it into a Flatten or nothing."""
     features = int(np.prod(node.shape))
@@ -421,7 +459,7 @@ def from_onnx_model(model) -> ir.Graph:
         data = [i for i, name in enumerate(proto.input) if name and name not in constants]
         node = _Node(proto, constants, opset, actual.get(proto.input[data[0]], ()) if data else (), onnx)
         node.batch = dims[0] if dims[0] > 0 else None
-        two = proto.op_type == "Add" and len(data) == 2
+        two = proto.op_type in ("Add", "Mul") and len(data) == 2
         if not two and data != [0] and not (proto.op_type == "Add" and data == [1]) or \
                 any(proto.input[i] not in produced for i in data):
             raise UserError(f"{node.where()} takes {'no computed tensor' if not data else 'a tensor no layer computes'}"
@@ -429,6 +467,7 @@ def from_onnx_model(model) -> ir.Graph:
                             "earlier layers at its first input (an Add: two computed tensors, or one and a constant bias)")
         node.data, node.data_index = data, data[0]
         node.source = produced[proto.input[data[0]]]
+        node.sources = tuple(produced[proto.input[i]] for i in data)
         node.read_inputs.add(node.data_index)
         if notes and proto.op_type not in _SOFTMAX + ("Identity",):
             registry.refuse_after_softmax(node.where())
@@ -447,7 +486,7 @@ def from_onnx_model(model) -> ir.Graph:
             if len(node.new_shape) == 1 and len(shape) != 1 and node.new_shape[0] == int(np.prod(shape)):
                 converted = [ir.Flatten(name=node.name)]
         sources = tuple(produced[proto.input[i]] for i in data)
-        if not converted and proto.op_type == "Add":     # the bias merged into the dense layer, renamed
+        if not converted and proto.op_type in ("Add", "Mul"):   # merged into the layer before it, renamed
             sources = (nodes[-1].name,)
             shapes[nodes[-1].name] = shape
         for n in converted:
@@ -460,7 +499,7 @@ def from_onnx_model(model) -> ir.Graph:
             actual[out] = shapes[sources[0]]
         else:
             reshaped_by.setdefault(out, node.where())
-        if converted or proto.op_type == "Add":
+        if converted or proto.op_type in ("Add", "Mul"):
             names[nodes[-1].name] = out
     last = graph.output[0].name if len(graph.output) == 1 else None
     if last is None or produced.get(last) != nodes[-1].name:

@@ -146,6 +146,38 @@ def _relu(node, args, params):
     return [ir.ReLU(name=node.name)]
 
 
+@handler("aten.gelu.default")
+def _gelu(node, args, params):
+    approximate = args["approximate"]
+    if approximate not in ("none", "tanh"):
+        refuse(_where(node), "approximate", approximate, "'none' or 'tanh'")
+    return [ir.Activation("gelu" if approximate == "none" else "gelu_tanh", name=node.name)]
+
+
+@handler("aten.leaky_relu.default", "aten.leaky_relu_.default")
+def _leaky_relu(node, args, params):
+    return [ir.Activation("leaky_relu", float(args["negative_slope"]), name=node.name)]
+
+
+@handler("aten.elu.default", "aten.elu_.default")
+def _elu(node, args, params):
+    """ELU's ``scale`` and ``input_scale`` (SELU, CELU use them) left at 1 by ``nn.ELU``."""
+    for name in ("scale", "input_scale"):
+        if args[name] != 1:
+            refuse(_where(node), name, args[name], "1 (nn.ELU)")
+    return [ir.Activation("elu", float(args["alpha"]), name=node.name)]
+
+
+_ACTIVATIONS = {"aten.silu.default": "silu", "aten.silu_.default": "silu", "aten.sigmoid.default": "sigmoid",
+                "aten.sigmoid_.default": "sigmoid", "aten.tanh.default": "tanh", "aten.tanh_.default": "tanh",
+                "aten.hardswish.default": "hardswish", "aten.hardswish_.default": "hardswish"}
+
+
+@handler(*_ACTIVATIONS)
+def _activation(node, args, params):
+    return [ir.Activation(_ACTIVATIONS[str(node.target)], name=node.name)]
+
+
 def _conv_common(node, args, params):
     weight = params.get(args["weight"], node, "weight")
     if weight.ndim != 4:

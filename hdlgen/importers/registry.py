@@ -73,6 +73,10 @@ TORCH_LAYERS = {
     "aten.avg_pool2d.default": "AvgPool2d", "aten.adaptive_avg_pool2d.default": "AdaptiveAvgPool2d",
     "aten.mean.dim": "x.mean((2, 3))", "aten.batch_norm.default": "BatchNorm2d",
     "aten.add.Tensor": "x + y", "aten.add_.Tensor": "x + y",
+    **{f"aten.{op}{inplace}.default": layer for op, layer in [("gelu", "GELU"), ("silu", "SiLU"), ("sigmoid", "Sigmoid"),
+                                                              ("tanh", "Tanh"), ("leaky_relu", "LeakyReLU"),
+                                                              ("elu", "ELU"), ("hardswish", "Hardswish")]
+       for inplace in ("", "_")},
     "aten._native_batch_norm_legit_no_training.default": "BatchNorm2d",
     **dict.fromkeys(["aten.flatten.using_ints", "aten.view.default", "aten.reshape.default", "aten._unsafe_view.default"],
                     "Flatten (or a reshape to (batch, features))"),
@@ -84,7 +88,7 @@ TORCH_LAYERS = {
                     "Softmax or LogSoftmax (last)"),
 }
 _CONCATENATIONS = ("aten.cat.default", "aten.concat.default", "aten.concatenate.default", "Concat")
-# operators that are activation functions: the one a TTFS neuron computes is ReLU
+# operators that are activation functions (those with a handler are read: ReLU for TTFS, the others for AMOS)
 _ACTIVATIONS = ("sigmoid", "tanh", "elu", "gelu", "silu", "swish", "mish", "softplus", "softsign", "hardtanh", "relu6",
                 "leaky", "prelu", "clamp", "clip", "hardsigmoid", "threshold")
 
@@ -94,7 +98,7 @@ def _reason(op: str) -> str:
     if op in _CONCATENATIONS:
         return "concatenation is not supported yet (a residual add is: x + y)"
     if any(name in op.lower() for name in _ACTIVATIONS):
-        return "its activation is not ReLU, and a TTFS neuron's output is exactly ReLU's (train the model with ReLU)"
+        return "its activation is not one hdlgen reads"
     return "no spiking layer of hdlgen computes it"
 
 

@@ -19,10 +19,11 @@ from .pools import FoldAvgPool, PoolAfterReLU
 from .quantize import Quantize
 from .residual import MergeAdd
 from .selfcheck import CheckFolding, CheckImport
-from .structure import CheckStructure, DropFlatten
+from .structure import CheckActivations, CheckStructure, DropFlatten
 from .widths import DeriveWidths
 
-__all__ = ["ConvertConfig", "Conversion", "FLOW", "convert", "PoolAfterReLU", "FoldBatchNorm", "FoldAvgPool", "DropFlatten",
+__all__ = ["ConvertConfig", "Conversion", "FLOW", "FOLDING", "convert", "CheckActivations",
+           "PoolAfterReLU", "FoldBatchNorm", "FoldAvgPool", "DropFlatten",
            "CheckStructure", "Calibrate", "Quantize", "DeriveWidths", "CheckImport", "CheckFolding", "MergeAdd"]
 
 
@@ -93,10 +94,10 @@ class Conversion:
     net: TTFSNet | None = None
 
 
-# CheckImport / CheckFolding: the imported graph against the framework's own output, the folded one against it
-FLOW = [CheckImport(), PoolAfterReLU(), FoldBatchNorm(), FoldAvgPool(), MergeAdd(), DropFlatten(), CheckFolding(),
-        CheckStructure(),
-        Calibrate(), Quantize(), DeriveWidths()]
+# CheckImport / CheckFolding: the imported graph against the framework's own output, the folded one against it.
+# FOLDING is also the AMOS comparison's front end for nets with other activations (hdlgen.codes.amos_gates).
+FOLDING = [CheckImport(), PoolAfterReLU(), FoldBatchNorm(), FoldAvgPool(), MergeAdd(), DropFlatten(), CheckFolding()]
+FLOW = [*FOLDING, CheckActivations(), CheckStructure(), Calibrate(), Quantize(), DeriveWidths()]
 
 
 def convert(graph: ir.Graph, calibration_data, config: ConvertConfig | None = None, name: str = "net",

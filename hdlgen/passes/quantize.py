@@ -6,7 +6,8 @@ from .. import ir
 from ..errors import UserError
 from ..ttfs import INPUT, PIXEL_MAX, InputEncoding, IntConv2d, IntDense, IntMaxPool2d, TTFSNet
 
-__all__ = ["Quantize", "input_encoding", "quantize_weights", "column_ranges", "column_scale", "output_windows"]
+__all__ = ["Quantize", "input_encoding", "quantize_weights", "column_ranges", "column_scale", "output_windows",
+           "input_offset_bias"]
 
 
 def input_encoding(shape, offset, pixel_scale, scale, ticks) -> InputEncoding:
@@ -60,6 +61,20 @@ def column_scale(source_scales, sizes, columns: int, repeat=np.repeat, join=np.c
     default (fine-tuning passes torch's)."""
     fan_in = sum(sizes)
     return join([repeat(scale, columns * size // fan_in // len(scale)) for scale, size in zip(source_scales, sizes)])
+
+
+def input_offset_bias(node, sources, sizes, encoding):
+    """``node``'s float bias with the input offset folded in (``x = offset + x'``, exact); a zero-padded
+    convolution of an input with an offset is refused (its padding would not mean "no spike")."""
+    weight, bias = node.weight.reshape(len(node.weight), -1), node.bias
+    if INPUT in sources and encoding.offset:
+        if isinstance(node, ir.Conv2d) and any(node.padding):
+            raise UserError(f"{node.where()}: the input has negative values (offset {encoding.offset:g}), so "
+                            "zero padding would not mean 'no spike'; use padding 0 or inputs ≥ 0")
+        for source, (start, stop) in zip(sources, column_ranges(sizes, weight.shape[1])):
+            if source == INPUT:
+                bias = bias + weight[:, start:stop].sum(axis=1) * encoding.offset
+    return bias
 
 
 class Quantize:
@@ -118,14 +133,7 @@ class Quantize:
     def _weighted(node, last, sources, sizes, in_shape, ticks_in, encoding, config, columns_scale, out_window, ticks,
                   scales):
         weight = node.weight.reshape(len(node.weight), -1)
-        bias = node.bias
-        if INPUT in sources and encoding.offset:    # x = offset + x', folded exactly into the bias
-            if isinstance(node, ir.Conv2d) and any(node.padding):
-                raise UserError(f"{node.where()}: the input has negative values (offset {encoding.offset:g}), so "
-                                "zero padding would not mean 'no spike'; use padding 0 or inputs ≥ 0")
-            for source, (start, stop) in zip(sources, column_ranges(sizes, weight.shape[1])):
-                if source == INPUT:
-                    bias = bias + weight[:, start:stop].sum(axis=1) * encoding.offset
+        bias = input_offset_bias(node, sources, sizes, encoding)
         w_int, b_int, k, scale = quantize_weights(weight, bias, columns_scale, None if last else scales[out_window],
                                                   config.weight_bits, config.per_channel, config.rounding)
         common = (b_int, k, ticks_in, 0 if last else ticks[out_window], config.weight_bits, scale)

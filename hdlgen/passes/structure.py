@@ -7,14 +7,29 @@ import numpy as np
 from .. import ir
 from ..errors import UserError
 
-__all__ = ["DropFlatten", "CheckStructure", "spiking"]
+__all__ = ["DropFlatten", "CheckStructure", "CheckActivations", "spiking"]
 
 
 def spiking(graph: ir.Graph, node: ir.Node) -> bool:
-    """``node``'s output is spikes: the input, a ReLU, a max-pool of spikes, or a flatten of one of these."""
+    """``node``'s output is spikes: the input, a ReLU (or another activation, for AMOS), a max-pool of spikes,
+    or a flatten of one of these."""
     while isinstance(node, ir.Flatten):
         (node,) = graph.sources(node)
-    return isinstance(node, (ir.Input, ir.ReLU, ir.MaxPool2d))
+    return isinstance(node, (ir.Input, ir.ReLU, ir.Activation, ir.MaxPool2d))
+
+
+class CheckActivations:
+    """Refuse every activation but ReLU, in one line naming it and its layer: a TTFS neuron's value is exactly
+    ReLU's, so no other gate converts; ``hdlgen compare`` evaluates such a net as AMOS units."""
+
+    name = "check-activations"
+    refuses = ir.Activation   # the IR kind no TTFS net holds (only the AMOS comparison lowers it)
+
+    def run(self, state):
+        gate = next((n for n in state.graph.nodes if isinstance(n, ir.Activation)), None)
+        if gate is not None:
+            raise UserError(f"{gate.where()} is {gate.label()}: only ReLU maps exactly to TTFS spikes, so this net "
+                            "cannot be converted; 'hdlgen compare MODEL --data D.npz' evaluates it as AMOS spiking units")
 
 
 class DropFlatten:
