@@ -3,7 +3,7 @@ every input image (``hdlgen prove --equivalence``; a bounded check over the whol
 image entering an idle core, so for small dense nets only).
 
 :class:`CoreEquivalence` wraps :class:`~hdlgen.rtl_templates.top.NetworkTop` and states, next to
-it, a model of DESIGN.md §2 in Amaranth expressions on the image's pixels: ``q0 = table[pixel]``,
+it, a model of docs/design.md §2 in Amaranth expressions on the image's pixels: ``q0 = table[pixel]``,
 ``A = B + W·q`` per layer, ``q = clamp(floor(A / K), 0, T)`` (floor division by the constant
 ``K``), the readout's ``A`` as logits and the argmax with ties to the lowest index. The model is
 written from the contract, not from the RTL: it shares no code with the components.

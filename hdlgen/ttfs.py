@@ -1,6 +1,6 @@
 """The integer TTFS network and its ``.ttfs`` file.
 
-This is the contract between the compiler, the golden model and the RTL (DESIGN.md §2):
+This is the contract between the compiler, the golden model and the RTL (docs/design.md §2):
 
 * :class:`InputEncoding` turns a float input into one byte per pixel and a byte into the
   input activation ``q0 = table[pixel]`` (``0..T0``; spike at tick ``T0 − q0``).

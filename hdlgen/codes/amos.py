@@ -5,7 +5,7 @@ AMOS emulates each ReLU by ``K`` units that fire at most once: ``v_1 = x``,
 solution is the binary expansion ``h_k = d_k = T_k = α·2^−k``: ``y`` is ``x`` written with ``K``
 bits, and each set bit is one spike, in step ``k``, carrying weight ``2^(K−k)`` to the next layer.
 
-In the integers of the TTFS contract (DESIGN.md §2) a neuron has the potential
+In the integers of the TTFS contract (docs/design.md §2) a neuron has the potential
 ``A = B + Σ_j W_ij q_j`` and the threshold step ``K_ℓ`` of its layer; unit ``k`` has threshold
 ``K_ℓ·2^(K−k)`` (:func:`fire`), so the neuron's value is
 

@@ -8,7 +8,7 @@ layer's calibrated activation maximum (threshold balancing), and a spike carries
 next layer. With a constant drive ``z`` the count is Deng & Gu's quantized clipped ReLU
 ``clamp(floor((z + θ/2T) / (θ/T)), 0, T)``: the shift turns flooring into rounding.
 
-In the integers of the TTFS contract (DESIGN.md §2): the TTFS conversion at ``T`` ticks without
+In the integers of the TTFS contract (docs/design.md §2): the TTFS conversion at ``T`` ticks without
 rounding gives the weights ``W``, biases ``B`` (accumulator units ``σ``) and threshold steps
 ``K_ℓ`` with ``θ_ℓ/T = K_ℓ·σ`` – one spike is worth one tick of the TTFS window. Counted in half
 accumulator units (so the shift ``θ/2T = K/2`` is an integer), a hidden neuron's step is
