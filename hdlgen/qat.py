@@ -144,13 +144,20 @@ def lower_layer(weight, bias, input_scale, grid: Grid, output: Grid | None, targ
     sigma = np.broadcast_to(np.asarray(grid.scale, np.float64) * column_scales[0], (len(weight),))
     beta = bias / sigma
     bits = grid.weight_bits
-    if target_scale is None:   # the readout: its integer potentials are the logits, in units of σ
+    if target_scale is None:   # the readout: its integer potentials are the logits, in units of one σ
+        # per-channel weight scales: each class's row ×(σ_i / min σ), so that the logits stay comparable
+        rows = np.floor(sigma / sigma.min() + 0.5)
+        if np.any(np.abs(rows * sigma.min() / sigma - 1) > SCALE_TOLERANCE):
+            notes.append(f"{where}: readout rows rescaled to one scale by the nearest integers (up to "
+                         f"{np.max(np.abs(rows * sigma.min() / sigma - 1)):.2%} off)")
+        integers, beta = integers * rows.astype(np.int64)[:, None], beta * rows
+        bits = max(bits, int(np.abs(integers).max(initial=1)).bit_length() + 1)
         b_int = np.floor(beta + 0.5).astype(np.int64)
         off = float(np.max(np.abs(b_int - beta), initial=0.0))
         if np.any(np.abs(b_int - beta) > 1e-5 * np.maximum(1, np.abs(beta))):   # beyond a float32 bias's precision
             notes.append(f"{where}: readout bias rounded to the accumulator grid (up to {off:.3g} of a unit; "
                          "quantize the bias in training, e.g. Brevitas Int32Bias, to keep it exact)")
-        return LoweredLayer(integers, b_int, None, sigma.copy(), bits, notes)
+        return LoweredLayer(integers, b_int, None, np.full(len(sigma), sigma.min()), bits, notes)
     ratio = np.broadcast_to(np.asarray(target_scale, np.float64), sigma.shape) / sigma
     m = _multiplier(ratio, bits, ticks)
     k = np.maximum(1, np.floor(m * ratio + 0.5)).astype(np.int64)

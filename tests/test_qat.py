@@ -35,6 +35,10 @@ from brevitas.quant import (  # noqa: E402
 CALIBRATION = 300
 
 
+class Int8WeightPerChannelFixedPoint(Int8WeightPerTensorFixedPoint):
+    scaling_per_output_channel = True
+
+
 @functools.cache
 def _digits():
     return load_dataset(DIGITS / "digits_train.npz", (1, 8, 8)), load_dataset(DIGITS / "digits_test.npz", (1, 8, 8))
@@ -42,8 +46,10 @@ def _digits():
 
 def _brevitas_net(kind, bits, fixed):
     """A digits MLP (64-32-10) or CNN (conv 8×3×3, max-pool 2, 128-10): the input on a 5-bit grid up to 1.0,
-    hidden biases float (so no rounding tie sits on the grid), the readout's on the accumulator grid (Int32Bias)."""
-    weights = {"weight_quant": Int8WeightPerTensorFixedPoint if fixed else Int8WeightPerTensorFloat, "weight_bit_width": bits}
+    hidden biases float (so no rounding tie sits on the grid), the readout's on the accumulator grid (Int32Bias);
+    the CNN's weights scaled per channel."""
+    power_of_two = Int8WeightPerTensorFixedPoint if kind == "mlp" else Int8WeightPerChannelFixedPoint
+    weights = {"weight_quant": power_of_two if fixed else Int8WeightPerTensorFloat, "weight_bit_width": bits}
     acts = {"act_quant": Uint8ActPerTensorFixedPoint if fixed else Uint8ActPerTensorFloat, "return_quant_tensor": True}
     layers = [qnn.QuantIdentity(bit_width=5, max_val=1.0, **acts)]
     if kind == "mlp":
@@ -112,6 +118,7 @@ def test_power_of_two_scales_give_brevitas_integers(exported, kind, bits, form):
     graph, net = _convert(path)
     _, test = _digits()
     assert net.layers[0].weight_bits == bits and net.layers[0].ticks == 2 ** bits - 1 and net.input.ticks == 31
+    assert graph.trained.weights[net.layers[0].name].per_channel == (kind == "cnn")   # K per channel on the CNN
     assert np.abs(net.layers[0].weight).max() <= 2 ** (bits - 1) - 1
     assert not [n for n in net.meta.get("notes", []) if "approximat" in n or "differs from it" in n]
     ours = golden.run_batch(net, net.input.pixels(test.x))

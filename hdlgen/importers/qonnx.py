@@ -20,7 +20,7 @@ from .. import ir
 from ..errors import UserError
 from ..qat import Grid, TrainedGrids
 from .onnx import _Node, from_onnx_model
-from .registry import in_batches, optional_import, refuse
+from .registry import in_batches, optional_import
 
 __all__ = ["is_quantized", "from_qat_model", "QUANT_DOMAINS"]
 
@@ -218,7 +218,10 @@ def _layer_of(tensor, producers, quantizer_of, where):
             tensor = quantizer_of[tensor].input
             continue
         proto = producers[tensor]
-        if proto.op_type in _WEIGHTED or proto.op_type == "Add" and relu:
+        if proto.op_type == "Add" and relu:
+            raise UserError(f"{where}: quantizes the ReLU after a residual add; supported (for now): quantized ReLUs "
+                            "after a Gemm, MatMul or Conv")
+        if proto.op_type in _WEIGHTED:
             if not relu:
                 break
             return proto.name or proto.output[0]
@@ -285,10 +288,10 @@ def _strip(model, quantizers, constants, onnx):
         copy.CopyFrom(proto)
         copy.input[:] = [source(name) for name in proto.input]
         nodes.append(copy)
-    outputs = [o for o in graph.output]
+    outputs = list(graph.output)
     if any(o.name in bypass for o in outputs):
         raise UserError("the model's output is quantized; supported: float logits from the last layer")
-    initializers = [t for t in graph.initializer] + [onnx.numpy_helper.from_array(v.astype(np.float32), name)
+    initializers = list(graph.initializer) + [onnx.numpy_helper.from_array(v.astype(np.float32), name)
                                                      for name, v in folded.items()]
     stripped = onnx.helper.make_graph(nodes, graph.name, list(graph.input), outputs, initializers)
     opsets = [o for o in model.opset_import if o.domain in ("", "ai.onnx")]
@@ -358,7 +361,8 @@ def from_qat_model(model) -> ir.Graph:
     names = {n.name for n in graph.nodes}
     for layer in [*trained.weights, *trained.outputs]:
         if layer not in names:
-            refuse(f"layer {layer!r}", "quantizer", "its layer's", "quantizers on layers hdlgen keeps as layers")
+            raise UserError(f"layer {layer!r}: its quantizer belongs to a layer the import does not keep as one; "
+                            "supported: quantized Gemm, MatMul and Conv layers")
     readout = next(n for n in reversed(graph.nodes) if isinstance(n, (ir.Dense, ir.Conv2d)))
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     trained.source = _executor(model, model.graph.input[0].name, dims[0] if dims[0] > 0 else None, readout.name,
@@ -368,11 +372,12 @@ def from_qat_model(model) -> ir.Graph:
 
 
 def _readout_sigma(graph, readout, trained):
-    """The real value of one unit of the readout's integer potential: its weight scale times its input's."""
+    """The real value of one unit of the readout's integer potential: its weight scale times its input's
+    (the least weight scale when they are per channel, as :func:`hdlgen.qat.lower_layer` makes it)."""
     source = graph.node(readout.inputs[0])
     while not isinstance(source, (ir.Dense, ir.Conv2d, ir.Input)):
         source = graph.node(source.inputs[0])
     grid = trained.input if isinstance(source, ir.Input) else trained.outputs.get(source.name)
     if grid is None or readout.name not in trained.weights:   # logits in the model's own units
         return np.float64(1.0)
-    return np.asarray(trained.weights[readout.name].scale, np.float64) * float(grid.scale)
+    return np.min(trained.weights[readout.name].scale) * float(grid.scale)   # per channel: rows rescaled to the least

@@ -112,7 +112,8 @@ class Quantize:
         meta = {"weight_bits": config.weight_bits, "per_channel": config.per_channel,
                 "calibration": config.calibration, "rounding": config.rounding}
         if state.trained is not None:   # the grids of a QAT model, not the options, set the weights and windows
-            meta.update(weight_bits=max(l.weight_bits for l in layers if l.has_weights), calibration="trained")
+            meta.update(weight_bits=max(l.weight_bits for l in layers if l.has_weights), calibration="trained",
+                        per_channel=any(grid.per_channel for grid in state.trained.weights.values()))
         if state.stats.get("notes"):   # what the importer dropped on purpose, e.g. a trailing softmax
             meta["notes"] = list(state.stats["notes"])
         state.net = TTFSNet(encoding, layers, state.name, meta, state.graph)
