@@ -10,14 +10,14 @@ import warnings
 import numpy as np
 import pytest
 
-from hdlgen import golden
+from hdlgen import golden, ttfs
 from hdlgen.data import load_dataset
 from hdlgen.errors import UserError
 from hdlgen.importers import load_model
 from hdlgen.passes import ConvertConfig, convert
 from hdlgen.qat import Grid, lower_layer
 
-from .conftest import DIGITS
+from .helpers import DIGITS, run_cli
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -108,11 +108,11 @@ def _convert(path):
     return load_model(path), convert(load_model(path), train.x[:CALIBRATION], ConvertConfig(), name=path.stem)
 
 
-CASES = [("mlp", 2), ("mlp", 4), ("mlp", 8), ("cnn", 4)]
+CASES = [(kind, bits, form) for kind in ("mlp", "cnn") for bits in (2, 4, 8) for form in ("qonnx", "qcdq")
+         if form == "qonnx" or bits == 4]
 
 
-@pytest.mark.parametrize("form", ["qonnx", "qcdq"])
-@pytest.mark.parametrize("kind,bits", CASES, ids=[f"{k}{b}" for k, b in CASES])
+@pytest.mark.parametrize("kind,bits,form", CASES, ids=[f"{k}{b}-{f}" for k, b, f in CASES])
 def test_power_of_two_scales_give_brevitas_integers(exported, kind, bits, form):
     path, logits = exported(kind, bits, True, form)
     graph, net = _convert(path)
@@ -134,15 +134,23 @@ def test_power_of_two_scales_give_brevitas_integers(exported, kind, bits, form):
     assert np.mean(ours.classes == test.y) > {2: 0.6, 4: 0.8, 8: 0.8}[bits]
 
 
-@pytest.mark.parametrize("form", ["qonnx", "qcdq"])
-def test_float_scales_are_approximated_and_said(exported, form):
-    path, logits = exported("mlp", 4, False, form)
+@pytest.mark.parametrize("kind,form", [("mlp", "qonnx"), ("mlp", "qcdq"), ("cnn", "qonnx")])
+def test_float_scales_are_approximated_and_said(exported, kind, form):
+    path, logits = exported(kind, 4, False, form)
     _, net = _convert(path)
     _, test = _digits()
     notes = " ".join(net.meta["notes"])
     assert "not an integer; K/m differs from it by up to" in notes and "source check:" in notes
     snn = np.mean(golden.run_batch(net, net.input.pixels(test.x)).classes == test.y)
     assert abs(snn - np.mean(np.argmax(logits, axis=1) == test.y)) < 0.03
+
+
+def test_convert_reports_the_check_against_the_source(exported, capsys, tmp_path):
+    path, _ = exported("mlp", 4, True, "qcdq")
+    code, output, _ = run_cli(capsys, "convert", path, "--data", DIGITS / "digits_test.npz", "--calibration-data",
+                              DIGITS / "digits_train.npz", "--calibration-samples", CALIBRATION, "-o", tmp_path / "n.ttfs")
+    assert code == 0 and "calibration trained" in output and "note: source check: " in output
+    assert ttfs.load(tmp_path / "n.ttfs").meta["source_check"]["samples"] == CALIBRATION
 
 
 def test_a_wrong_k_is_caught_by_the_source_check(exported):
