@@ -57,7 +57,7 @@ def _constants(graph, onnx):
     return constants
 
 
-def _scale(node, index, per_channel_ok=True):
+def _scale(node, index):
     """A quantizer's scale: positive, one value or one per output channel (axis 0)."""
     scale = node.const(index, "scale")
     if scale is None or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
@@ -65,7 +65,7 @@ def _scale(node, index, per_channel_ok=True):
     scale = np.asarray(scale, np.float64)
     if scale.size == 1:
         return scale.reshape(())
-    if not per_channel_ok or any(s != 1 for s in scale.shape[1:]):
+    if any(s != 1 for s in scale.shape[1:]):
         node.refuse("scale", f"of shape {scale.shape}", "one scale per tensor, or per output channel of a weight")
     return scale.reshape(-1)
 
@@ -82,7 +82,7 @@ def _quant(proto, constants, opset, onnx):
     node = _Node(proto, constants, opset, (), onnx)
     if proto.op_type not in ("Quant", "IntQuant"):
         raise UserError(f"{node.where()}: the QONNX {proto.op_type} quantizer is not supported; supported: Quant "
-                        "(IntQuant), integer grids of 2..16 bits")
+                        "(IntQuant), integer grids")
     registry = optional_import("qonnx.custom_op.registry", "Importing a QONNX model", "qat")
     quant = optional_import("qonnx.custom_op.general.quant", "Importing a QONNX model", "qat")
     custom = registry.getCustomOp(proto)
@@ -147,8 +147,9 @@ def _qcdq(proto, consumers, constants, opset, onnx):
     dequantize = _Node(follow[0], constants, opset, (), onnx)
     if dequantize.attr("axis", 1) != quantize.attrs.get("axis", 1) or dequantize.attr("block_size", 0):
         dequantize.refuse("axis", dequantize.attrs.get("axis", 1), "the axis of its QuantizeLinear")
-    if not np.array_equal(_scale(dequantize, 1), scale) or np.any(np.asarray(_zero(dequantize, 2) or 0) != 0):
-        dequantize.refuse("x_scale", "another scale", "the scale and zero point of its QuantizeLinear")
+    _zero(dequantize, 2)
+    if not np.array_equal(_scale(dequantize, 1), scale):
+        dequantize.refuse("x_scale", "another scale", "the scale of its QuantizeLinear")
     dequantize.finish()
     nodes.append(follow[0])
     if scale.ndim and quantize.attrs.get("axis", 1) != 0:
@@ -292,7 +293,7 @@ def _strip(model, quantizers, constants, onnx):
     if any(o.name in bypass for o in outputs):
         raise UserError("the model's output is quantized; supported: float logits from the last layer")
     initializers = list(graph.initializer) + [onnx.numpy_helper.from_array(v.astype(np.float32), name)
-                                                     for name, v in folded.items()]
+                                              for name, v in folded.items()]
     stripped = onnx.helper.make_graph(nodes, graph.name, list(graph.input), outputs, initializers)
     opsets = [o for o in model.opset_import if o.domain in ("", "ai.onnx")]
     plain = onnx.helper.make_model(stripped, opset_imports=opsets, ir_version=model.ir_version)
@@ -347,7 +348,7 @@ def _quant_ops():
 
     standard = [type("QuantizeLinear", (QuantizeLinear_25,), {}), type("DequantizeLinear", (DequantizeLinear_25,), {})]
     return standard + [type(name, (OpRun,), {"op_domain": domain, "_run": run}) for name in ("Quant", "IntQuant")
-                       for domain in QUANT_DOMAINS[:1]]
+                       for domain in QUANT_DOMAINS]
 
 
 def from_qat_model(model) -> ir.Graph:
