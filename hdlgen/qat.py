@@ -163,7 +163,7 @@ def lower_layer(weight, bias, input_scale, grid: Grid, output: Grid | None, targ
     k = np.maximum(1, np.floor(m * ratio + 0.5)).astype(np.int64)
     error = float(np.max(np.abs(k / (m * ratio) - 1)))
     if m > 1:
-        notes.append(f"{where}: weights ×{m} so that K is an integer ({bits} → "
+        notes.append(f"{where}: weights ×{m} so that K/m meets the trained scale ratio ({bits} → "
                      f"{bits + m.bit_length() - 1} weight bits)")
         bits += m.bit_length() - 1
     if output is None:
