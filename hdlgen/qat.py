@@ -73,7 +73,8 @@ class TrainedGrids:
     weights : dict
         Weighted layer → its weight grid (its float weights are the grid's values).
     outputs : dict
-        Hidden weighted layer → the quantized ReLU grid after it (its window and scale).
+        ReLU → its quantizer's grid (the window and scale of the layer that ReLU ends, also when that layer is
+        the one a residual add is merged into).
     source : callable or None
         ``x ↦ {layer name: the source model's output}``: logits of the readout, ``q`` (integers) of
         each quantized layer – the model's own execution, for :mod:`hdlgen.passes.source`.
@@ -97,17 +98,16 @@ class LoweredLayer:
     notes: list
 
 
-def _integers(weight, grid: Grid, where: str):
-    """``weight / scale`` as the integers it is, or a UserError when folding moved it off the grid."""
+def _integers(weight, grid: Grid, where: str, notes: list):
+    """``weight / scale`` as the integers it is; rounded, with a note, where folding moved it off the grid (a batch
+    norm after the layer; a residual shortcut merged into it whose scale ratio is not an integer)."""
     scale = np.asarray(grid.scale, np.float64)
     per_row = scale.reshape(-1, *([1] * (weight.ndim - 1))) if grid.per_channel else scale
     ratio = weight / per_row
     integers = np.floor(ratio + 0.5)
-    if np.max(np.abs(ratio - integers), initial=0.0) > 1e-6 or integers.min(initial=0) < grid.low \
-            or integers.max(initial=0) > grid.high:
-        raise UserError(f"{where}: its weights are no longer on their trained grid ({grid.source}) after folding "
-                        "(a batch norm or average pool after a quantized layer); supported: quantized layers whose "
-                        "weights reach the integer net unchanged")
+    off = float(np.max(np.abs(ratio - integers), initial=0.0))
+    if off > 1e-6:
+        notes.append(f"{where}: weights off their trained grid after folding, rounded to it (up to {off:.3g} of a step)")
     return integers.astype(np.int64)
 
 
@@ -136,14 +136,16 @@ def lower_layer(weight, bias, input_scale, grid: Grid, output: Grid | None, targ
     not quantized, whose calibrated ``target_scale`` and window ``ticks`` stand in).
     """
     notes = []
-    integers = _integers(weight, grid, where).reshape(len(weight), -1)
+    integers = _integers(weight, grid, where, notes).reshape(len(weight), -1)
     column_scales = np.unique(np.asarray(input_scale, np.float64))
     if len(column_scales) > 1:
         raise UserError(f"{where}: its inputs have {len(column_scales)} different scales; supported: one "
                         "activation scale per quantized tensor")
     sigma = np.broadcast_to(np.asarray(grid.scale, np.float64) * column_scales[0], (len(weight),))
     beta = bias / sigma
-    bits = grid.weight_bits
+    bits = max(grid.weight_bits, int(np.abs(integers).max(initial=1)).bit_length() + 1)
+    if bits > grid.weight_bits:   # an identity shortcut merged in: its weight s_x/σ may exceed the trained range
+        notes.append(f"{where}: {bits}-bit weights (trained {grid.weight_bits}): a merged shortcut's weight is larger")
     if target_scale is None:   # the readout: its integer potentials are the logits, in units of one σ
         # per-channel weight scales: each class's row ×(σ_i / min σ), so that the logits stay comparable
         rows = np.floor(sigma / sigma.min() + 0.5)
@@ -175,12 +177,13 @@ def lower_layer(weight, bias, input_scale, grid: Grid, output: Grid | None, targ
     return LoweredLayer(integers * m, b_int, k, k * sigma / m, bits, notes)
 
 
-def trained_windows(stats: dict, windows: dict, trained: TrainedGrids, x) -> list:
+def trained_windows(stats: dict, relus: list, trained: TrainedGrids, x) -> list:
     """Set the calibrated ``stats`` (``ticks``, ``scales``, the input's ``input_offset`` and ``pixel_scale``) to the
-    trained grids where there are any; ``windows`` maps each hidden weighted layer to its window's index. Returns
-    the notes on what stays calibrated."""
-    for layer, grid in trained.outputs.items():
-        stats["ticks"][windows[layer]], stats["scales"][windows[layer]] = grid.high, float(grid.scale)
+    trained grids where there are any; ``relus`` names the graph's ReLUs in order (window ``w`` ends at ReLU
+    ``w − 1``). Returns the notes on what stays calibrated."""
+    for window, relu in enumerate(relus, 1):
+        if relu in trained.outputs:
+            stats["ticks"][window], stats["scales"][window] = trained.outputs[relu].high, float(trained.outputs[relu].scale)
     grid = trained.input
     if grid is None:
         return ["input: not quantized in the model; its encoding is calibrated (the first layer's K approximates)"]

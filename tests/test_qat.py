@@ -1,5 +1,5 @@
-"""Quantization-aware-trained models (issue 31): small Brevitas nets trained here on the digits, exported as
-QONNX and as QCDQ, keep their trained integers. Where the scales are powers of two the golden model gives
+"""Quantization-aware-trained models (issue 31): small Brevitas nets (MLP, CNN, a residual MLP) trained here on
+the digits, exported as QONNX and as QCDQ, keep their trained integers. Where the scales are powers of two the golden model gives
 Brevitas's own integer logits and class on every test sample without an exact rounding tie (docs/qat.md);
 with float scales the conversion says per layer what it approximated. Bad quantizer attributes are refused
 in one line naming the file and the node."""
@@ -47,11 +47,13 @@ def _digits():
 def _brevitas_net(kind, bits, fixed):
     """A digits MLP (64-32-10) or CNN (conv 8×3×3, max-pool 2, 128-10): the input on a 5-bit grid up to 1.0,
     hidden biases float (so no rounding tie sits on the grid), the readout's on the accumulator grid (Int32Bias);
-    the CNN's weights scaled per channel."""
+    the CNN's and the residual net's weights scaled per channel."""
     power_of_two = Int8WeightPerTensorFixedPoint if kind == "mlp" else Int8WeightPerChannelFixedPoint
     weights = {"weight_quant": power_of_two if fixed else Int8WeightPerTensorFloat, "weight_bit_width": bits}
     acts = {"act_quant": Uint8ActPerTensorFixedPoint if fixed else Uint8ActPerTensorFloat, "return_quant_tensor": True}
     layers = [qnn.QuantIdentity(bit_width=5, max_val=1.0, **acts)]
+    if kind == "residual":
+        return _Residual(layers[0], weights, acts, bits)
     if kind == "mlp":
         layers += [torch.nn.Flatten(), qnn.QuantLinear(64, 32, bias=True, **weights), qnn.QuantReLU(bit_width=bits, **acts)]
         features = 32
@@ -60,6 +62,21 @@ def _brevitas_net(kind, bits, fixed):
                    torch.nn.MaxPool2d(2), torch.nn.Flatten()]
         features = 8 * 4 * 4
     return torch.nn.Sequential(*layers, qnn.QuantLinear(features, 10, bias=True, bias_quant=Int32Bias, **weights))
+
+
+class _Residual(torch.nn.Module):
+    """64-32 → ReLU = a, then ReLU(32-32(a) + a) → 10: an identity shortcut around a quantized linear layer."""
+
+    def __init__(self, quantize_input, weights, acts, bits):
+        super().__init__()
+        self.quantize_input = quantize_input
+        self.first, self.second = qnn.QuantLinear(64, 32, bias=True, **weights), qnn.QuantLinear(32, 32, bias=True, **weights)
+        self.relu1, self.relu2 = qnn.QuantReLU(bit_width=bits, **acts), qnn.QuantReLU(bit_width=bits, **acts)
+        self.readout = qnn.QuantLinear(32, 10, bias=True, bias_quant=Int32Bias, **weights)
+
+    def forward(self, x):
+        a = self.relu1(self.first(self.quantize_input(x).flatten(1)))
+        return self.readout(self.relu2(self.second(a) + a))
 
 
 @functools.cache
@@ -109,7 +126,7 @@ def _convert(path):
 
 
 CASES = [(kind, bits, form) for kind in ("mlp", "cnn") for bits in (2, 4, 8) for form in ("qonnx", "qcdq")
-         if form == "qonnx" or bits == 4]
+         if form == "qonnx" or bits == 4] + [("residual", 4, "qonnx"), ("residual", 4, "qcdq")]
 
 
 @pytest.mark.parametrize("kind,bits,form", CASES, ids=[f"{k}{b}-{f}" for k, b, f in CASES])
@@ -118,7 +135,7 @@ def test_power_of_two_scales_give_brevitas_integers(exported, kind, bits, form):
     graph, net = _convert(path)
     _, test = _digits()
     assert net.layers[0].weight_bits == bits and net.layers[0].ticks == 2 ** bits - 1 and net.input.ticks == 31
-    assert graph.trained.weights[net.layers[0].name].per_channel == (kind == "cnn")   # K per channel on the CNN
+    assert graph.trained.weights[net.layers[0].name].per_channel == (kind != "mlp")   # K per channel but on the MLP
     assert np.abs(net.layers[0].weight).max() <= 2 ** (bits - 1) - 1
     assert not [n for n in net.meta.get("notes", []) if "approximat" in n or "differs from it" in n]
     ours = golden.run_batch(net, net.input.pixels(test.x))
@@ -159,7 +176,7 @@ def test_a_wrong_k_is_caught_by_the_source_check(exported):
     graph, net = _convert(path)
     net.layers[0].k = net.layers[0].k + 1
     from hdlgen.passes.source import CheckSource
-    state = type("State", (), {"trained": graph.trained, "net": net, "calibration_data": _digits()[1].x})()
+    state = type("State", (), {"trained": graph.trained, "net": net, "graph": net.ann, "calibration_data": _digits()[1].x})()
     CheckSource().run(state)
     assert any(not s["ties"] and s["layer"] == net.layers[0].name for s in net.meta["source_check"]["differing"])
 

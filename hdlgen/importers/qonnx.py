@@ -26,8 +26,8 @@ __all__ = ["is_quantized", "from_qat_model", "QUANT_DOMAINS"]
 
 QUANT_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general")
 _WEIGHTED = ("Gemm", "Conv", "MatMul")
-# between a weighted layer and the quantizer of its activation: the ReLU and what commutes with a monotone grid
-_PASS_THROUGH = ("Relu", "MaxPool", "Reshape", "Flatten", "Identity", "Dropout")
+# between a ReLU and the quantizer of its activation: what commutes with a monotone grid
+_PASS_THROUGH = ("MaxPool", "Reshape", "Flatten", "Identity", "Dropout")
 
 
 def is_quantized(model) -> bool:
@@ -211,31 +211,24 @@ def _stored_integers(proto, producers, constants, opset, onnx):
                       nodes, dequantize.where())
 
 
-def _layer_of(tensor, producers, quantizer_of, where):
-    """The weighted layer whose activation ``tensor`` is (through a ReLU and what commutes with a grid)."""
-    relu = False
+def _relu_of(tensor, producers, quantizer_of, where):
+    """The ReLU whose output ``tensor`` is (through what commutes with a monotone grid: a max-pool, a reshape)."""
     while tensor in producers or tensor in quantizer_of:
         if tensor in quantizer_of:
             tensor = quantizer_of[tensor].input
             continue
         proto = producers[tensor]
-        if proto.op_type == "Add" and relu:
-            raise UserError(f"{where}: quantizes the ReLU after a residual add; supported (for now): quantized ReLUs "
-                            "after a Gemm, MatMul or Conv")
-        if proto.op_type in _WEIGHTED:
-            if not relu:
-                break
+        if proto.op_type == "Relu":
             return proto.name or proto.output[0]
         if proto.op_type not in _PASS_THROUGH:
             break
-        relu |= proto.op_type == "Relu"
         tensor = proto.input[0]
     raise UserError(f"{where}: quantizes a tensor that is not a ReLU's output; supported: quantized ReLUs "
                     "(Brevitas QuantReLU), the input, weights and biases")
 
 
 def _strip(model, quantizers, constants, onnx):
-    """The model without its quantizers, and the grids they hold (by ONNX node name of the layer)."""
+    """The model without its quantizers, and the grids they hold (by ONNX node name of the layer, or of the ReLU)."""
     graph = model.graph
     producers = {o: p for p in graph.node for o in p.output}
     quantizer_of = {q.output: q for q in quantizers}
@@ -270,10 +263,10 @@ def _strip(model, quantizers, constants, onnx):
             continue
         if q.grid.low > 0:
             raise UserError(f"{q.where}: its grid starts at {q.grid.low}; supported: grids that hold 0 (a ReLU's)")
-        layer = _layer_of(q.input, producers, quantizer_of, q.where)
-        if layer in trained.outputs and trained.outputs[layer] != q.grid:
-            raise UserError(f"{q.where}: a second, different grid on the activation of {layer!r}; supported: one")
-        trained.outputs[layer], activations[layer] = q.grid, (q.input, q.output)
+        relu = _relu_of(q.input, producers, quantizer_of, q.where)
+        if relu in trained.outputs and trained.outputs[relu] != q.grid:
+            raise UserError(f"{q.where}: a second, different grid on the output of {relu!r}; supported: one")
+        trained.outputs[relu], activations[relu] = q.grid, (q.input, q.output)
 
     def source(name):
         while name in bypass:
@@ -376,7 +369,7 @@ def _readout_sigma(graph, readout, trained):
     """The real value of one unit of the readout's integer potential: its weight scale times its input's
     (the least weight scale when they are per channel, as :func:`hdlgen.qat.lower_layer` makes it)."""
     source = graph.node(readout.inputs[0])
-    while not isinstance(source, (ir.Dense, ir.Conv2d, ir.Input)):
+    while not isinstance(source, (ir.ReLU, ir.Input)):
         source = graph.node(source.inputs[0])
     grid = trained.input if isinstance(source, ir.Input) else trained.outputs.get(source.name)
     if grid is None or readout.name not in trained.weights:   # logits in the model's own units

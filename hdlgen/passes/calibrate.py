@@ -5,7 +5,6 @@ import numpy as np
 from .. import ir
 from ..errors import UserError
 from ..qat import trained_windows
-from .quantize import output_windows
 
 __all__ = ["Calibrate", "activation_statistic"]
 
@@ -47,5 +46,5 @@ class Calibrate:
             if isinstance(node, ir.ReLU):
                 stats["scales"].append(activation_statistic(out, percentile) / ticks[len(stats["scales"])])
         if state.trained is not None:   # a QAT model: the windows and scales it was trained on
-            stats["notes"] = state.stats.get("notes", []) + trained_windows(stats, output_windows(graph), state.trained, x)
+            stats["notes"] = state.stats.get("notes", []) + trained_windows(stats, [n.name for n in spiking], state.trained, x)
         state.stats.update(stats)

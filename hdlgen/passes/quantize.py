@@ -77,6 +77,7 @@ class Quantize:
                                   stats["pixel_scale"], scales[0], ticks[0])
         shapes = dict(zip((n.name for n in graph.nodes), graph.shapes()))
         windows = output_windows(graph)
+        relu_after = {relu.inputs[0]: relu.name for relu in graph.nodes if isinstance(relu, ir.ReLU)}
         readout = max(i for i, n in enumerate(graph.nodes) if isinstance(n, (ir.Dense, ir.Conv2d)))
         origin = {graph.nodes[0].name: INPUT}      # float node → the integer layer (or input) whose spikes it carries
         window = {INPUT: 0}                          # integer source → its window's index
@@ -104,7 +105,7 @@ class Quantize:
                 out_window = windows.get(node.name)   # its ReLU's (None: the readout)
                 columns = column_scale([scale_of[s] for s in sources], sizes, node.weight.reshape(len(node.weight), -1).shape[1])
                 layer = self._weighted(node, index == readout, sources, sizes, in_shape, used[0], encoding, config,
-                                       columns, out_window, ticks, scales, state)
+                                       columns, out_window, ticks, scales, state, relu_after.get(node.name))
                 scale_of[node.name], window[node.name] = layer.scale, out_window
             size_of[node.name] = layer.fan_out
             origin[node.name] = node.name
@@ -120,7 +121,7 @@ class Quantize:
 
     @staticmethod
     def _weighted(node, last, sources, sizes, in_shape, ticks_in, encoding, config, columns_scale, out_window, ticks,
-                  scales, state):
+                  scales, state, relu):
         weight = node.weight.reshape(len(node.weight), -1)
         bias = node.bias
         if INPUT in sources and encoding.offset:    # x = offset + x', folded exactly into the bias
@@ -136,7 +137,7 @@ class Quantize:
                                                       config.weight_bits, config.per_channel, config.rounding)
             bits = config.weight_bits
         else:   # trained integer weights, kept as they are
-            lowered = lower_layer(weight, bias, columns_scale, grid, state.trained.outputs.get(node.name),
+            lowered = lower_layer(weight, bias, columns_scale, grid, state.trained.outputs.get(relu),
                                   None if last else scales[out_window], None if last else ticks[out_window], node.where())
             w_int, b_int, k, scale, bits = lowered.weight, lowered.bias, lowered.k, lowered.scale, lowered.weight_bits
             state.stats.setdefault("notes", []).extend(lowered.notes)

@@ -8,7 +8,7 @@ logits; a sample that differs is reported with the first layer where it does, an
 
 import numpy as np
 
-from .. import golden
+from .. import golden, ir
 
 __all__ = ["CheckSource", "MAX_LISTED"]
 
@@ -36,6 +36,8 @@ class CheckSource:
         ties = np.zeros(len(x), dtype=np.int64)
         if "input" in theirs:   # the source's input integers, shifted as the encoding shifts a signed grid
             theirs["input"] = theirs["input"] - np.floor(net.input.offset / net.input.scale + 0.5)
+        for relu in (n for n in state.graph.nodes if isinstance(n, ir.ReLU) and n.name in theirs):
+            theirs[relu.inputs[0]], theirs[f"{relu.inputs[0]}:ties"] = theirs.pop(relu.name), theirs.pop(f"{relu.name}:ties")
         names = ["input"] + [layer.name for layer in net.layers[:-1]]
         for name, q in reversed(list(zip(names, ours.q))):   # the earliest differing layer wins
             if name in theirs and theirs[name].shape == q.shape:
