@@ -65,7 +65,7 @@ def build(net_path, board):
     report, seconds = hdlgen("build", net_path, "--board", board, "--lanes", 4, "-o", OUT / f"{net_path.stem}-{board}")
     used = {name: value["used"] for name, value in report.get("utilization", {}).items()}
     return {"board": board, "lanes": 4, "utilization": used, "fmax_mhz": report.get("fmax_mhz"),
-            "fits": report.get("fits"), "build_seconds": round(seconds, 1)}
+            "outcome": report.get("outcome"), "build_seconds": round(seconds, 1)}
 
 
 def main():
