@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,torch]'
+	$(PY) -m pip install -q -e '.[dev,torch,qat]'
 	sh scripts/install-system-packages.sh
 	$(HDLGEN) boards --prepare
 	touch $(STAMP)

@@ -378,12 +378,14 @@ class Graph:
 
     An importer also gives ``reference`` – ``x ↦ {node name: the framework's own output}`` of the
     original model, for the self-check (:mod:`hdlgen.passes.selfcheck`) – and ``notes``: what it
-    dropped on purpose (a trailing softmax). Neither is part of the network.
+    dropped on purpose (a trailing softmax). A QAT importer gives ``trained``: the grids the model was
+    trained on (:class:`hdlgen.qat.TrainedGrids`). None of them is part of the network.
     """
 
     nodes: list
     reference: object = field(default=None, repr=False, compare=False)
     notes: list = field(default_factory=list, repr=False, compare=False)
+    trained: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if not self.nodes or not isinstance(self.nodes[0], Input):

@@ -88,7 +88,8 @@ def register(sub):
     p = sub.add_parser("convert", help="convert a trained ReLU model to a TTFS net (.ttfs)",
                        description="Convert a trained ReLU network (.pt2 from torch.export.save, .onnx, or weight .npz) "
                                    "into an integer TTFS net, calibrated on data, and report its accuracy.")
-    p.add_argument("model", help="model file: .pt2 (torch.export.save), .onnx (opsets 13–21) or .npz (weight0, bias0, …)")
+    p.add_argument("model", help="model file: .pt2 (torch.export.save), .onnx (opsets 13–21; a QONNX or QCDQ model keeps "
+                                 "its trained grids, docs/qat.md) or .npz (weight0, bias0, …)")
     p.add_argument("--data", required=True, help="data .npz with x (float) and y (labels): evaluation, and "
                                                   "calibration unless --calibration-data is given")
     p.add_argument("--ticks", default="16", help="window T of every spiking layer, or a comma list input,hidden… (default 16)")

@@ -533,6 +533,7 @@ def load_onnx(path) -> ir.Graph:
     if not model.HasField("graph"):   # an empty file parses as an empty ModelProto
         raise UserError(f"{path}: not an ONNX model (it holds no graph)")
     try:
-        return from_onnx_model(model)
+        from .qonnx import from_qat_model, is_quantized  # quantization-aware-trained models keep their grids
+        return from_qat_model(model) if is_quantized(model) else from_onnx_model(model)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None

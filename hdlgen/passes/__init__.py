@@ -19,12 +19,14 @@ from .pools import FoldAvgPool, PoolAfterReLU
 from .quantize import Quantize
 from .residual import MergeAdd
 from .selfcheck import CheckFolding, CheckImport
+from .source import CheckSource
 from .structure import CheckActivations, CheckStructure, DropFlatten
 from .widths import DeriveWidths
 
 __all__ = ["ConvertConfig", "Conversion", "FLOW", "FOLDING", "convert", "CheckActivations",
            "PoolAfterReLU", "FoldBatchNorm", "FoldAvgPool", "DropFlatten",
-           "CheckStructure", "Calibrate", "Quantize", "DeriveWidths", "CheckImport", "CheckFolding", "MergeAdd"]
+           "CheckStructure", "Calibrate", "Quantize", "DeriveWidths", "CheckImport", "CheckFolding", "MergeAdd",
+           "CheckSource"]
 
 
 @dataclass
@@ -92,12 +94,18 @@ class Conversion:
     name: str = "net"
     stats: dict = field(default_factory=dict)
     net: TTFSNet | None = None
+    trained: object = None   # a QAT model's grids (hdlgen.qat.TrainedGrids), kept from the imported graph
+
+    def __post_init__(self):
+        if self.trained is None:
+            self.trained = self.graph.trained
 
 
-# CheckImport / CheckFolding: the imported graph against the framework's own output, the folded one against it.
+# CheckImport / CheckFolding: the imported graph against the framework's own output, the folded one against it;
+# CheckSource: a QAT net's integers against the quantized model's own execution.
 # FOLDING is also the AMOS comparison's front end for nets with other activations (hdlgen.codes.amos_gates).
 FOLDING = [CheckImport(), PoolAfterReLU(), FoldBatchNorm(), FoldAvgPool(), MergeAdd(), DropFlatten(), CheckFolding()]
-FLOW = [*FOLDING, CheckActivations(), CheckStructure(), Calibrate(), Quantize(), DeriveWidths()]
+FLOW = [*FOLDING, CheckActivations(), CheckStructure(), Calibrate(), Quantize(), DeriveWidths(), CheckSource()]
 
 
 def convert(graph: ir.Graph, calibration_data, config: ConvertConfig | None = None, name: str = "net",

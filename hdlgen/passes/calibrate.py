@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
+from ..qat import trained_windows
 
 __all__ = ["Calibrate", "activation_statistic"]
 
@@ -44,4 +45,6 @@ class Calibrate:
         for node, out in zip(graph.nodes[1:], outputs):
             if isinstance(node, ir.ReLU):
                 stats["scales"].append(activation_statistic(out, percentile) / ticks[len(stats["scales"])])
+        if state.trained is not None:   # a QAT model: the windows and scales it was trained on
+            stats["notes"] = state.stats.get("notes", []) + trained_windows(stats, [n.name for n in spiking], state.trained, x)
         state.stats.update(stats)

@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import ir
 from ..errors import UserError
+from ..qat import lower_layer
 from ..ttfs import INPUT, PIXEL_MAX, InputEncoding, IntConv2d, IntDense, IntMaxPool2d, TTFSNet
 
 __all__ = ["Quantize", "input_encoding", "quantize_weights", "column_ranges", "column_scale", "output_windows",
@@ -91,6 +92,7 @@ class Quantize:
                                   stats["pixel_scale"], scales[0], ticks[0])
         shapes = dict(zip((n.name for n in graph.nodes), graph.shapes()))
         windows = output_windows(graph)
+        relu_after = {relu.inputs[0]: relu.name for relu in graph.nodes if isinstance(relu, ir.ReLU)}
         readout = max(i for i, n in enumerate(graph.nodes) if isinstance(n, (ir.Dense, ir.Conv2d)))
         origin = {graph.nodes[0].name: INPUT}      # float node → the integer layer (or input) whose spikes it carries
         window = {INPUT: 0}                          # integer source → its window's index
@@ -118,25 +120,36 @@ class Quantize:
                 out_window = windows.get(node.name)   # its ReLU's (None: the readout)
                 columns = column_scale([scale_of[s] for s in sources], sizes, node.weight.reshape(len(node.weight), -1).shape[1])
                 layer = self._weighted(node, index == readout, sources, sizes, in_shape, used[0], encoding, config,
-                                       columns, out_window, ticks, scales)
+                                       columns, out_window, ticks, scales, state, relu_after.get(node.name))
                 scale_of[node.name], window[node.name] = layer.scale, out_window
             size_of[node.name] = layer.fan_out
             origin[node.name] = node.name
             layers.append(layer)
         meta = {"weight_bits": config.weight_bits, "per_channel": config.per_channel,
                 "calibration": config.calibration, "rounding": config.rounding}
+        if state.trained is not None:   # the grids of a QAT model, not the options, set the weights and windows
+            meta.update(weight_bits=max(l.weight_bits for l in layers if l.has_weights), calibration="trained",
+                        per_channel=any(grid.per_channel for grid in state.trained.weights.values()))
         if state.stats.get("notes"):   # what the importer dropped on purpose, e.g. a trailing softmax
             meta["notes"] = list(state.stats["notes"])
         state.net = TTFSNet(encoding, layers, state.name, meta, state.graph)
 
     @staticmethod
     def _weighted(node, last, sources, sizes, in_shape, ticks_in, encoding, config, columns_scale, out_window, ticks,
-                  scales):
+                  scales, state, relu):
         weight = node.weight.reshape(len(node.weight), -1)
         bias = input_offset_bias(node, sources, sizes, encoding)
-        w_int, b_int, k, scale = quantize_weights(weight, bias, columns_scale, None if last else scales[out_window],
-                                                  config.weight_bits, config.per_channel, config.rounding)
-        common = (b_int, k, ticks_in, 0 if last else ticks[out_window], config.weight_bits, scale)
+        grid = state.trained.weights.get(node.name) if state.trained is not None else None
+        if grid is None:
+            w_int, b_int, k, scale = quantize_weights(weight, bias, columns_scale, None if last else scales[out_window],
+                                                      config.weight_bits, config.per_channel, config.rounding)
+            bits = config.weight_bits
+        else:   # trained integer weights, kept as they are
+            lowered = lower_layer(weight, bias, columns_scale, grid, state.trained.outputs.get(relu),
+                                  None if last else scales[out_window], None if last else ticks[out_window], node.where())
+            w_int, b_int, k, scale, bits = lowered.weight, lowered.bias, lowered.k, lowered.scale, lowered.weight_bits
+            state.stats.setdefault("notes", []).extend(lowered.notes)
+        common = (b_int, k, ticks_in, 0 if last else ticks[out_window], bits, scale)
         if isinstance(node, ir.Conv2d):
             return IntConv2d(w_int.reshape(node.weight.shape), *common, in_shape, node.stride, node.padding,
                              name=node.name, inputs=sources)
