@@ -9,8 +9,8 @@ import numpy as np
 from .passes.quantize import input_encoding
 from .ttfs import IntDense, TTFSNet
 
-__all__ = ["random_net", "random_fashion_mlp", "random_cnn", "random_graph", "random_pixels", "mixed_pixels", "random_spec", "random_graph_spec",
-           "net_from_spec", "campaign_pixels", "extreme_case", "extreme_ticks"]
+__all__ = ["random_net", "random_fashion_mlp", "random_cnn", "random_graph", "random_pixels", "mixed_pixels", "random_spec",
+           "random_graph_spec", "net_from_spec", "campaign_pixels", "extreme_case", "extreme_ticks"]
 
 BIAS_MODES = ("random", "zero", "negative", "large")
 
