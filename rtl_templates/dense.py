@@ -187,8 +187,8 @@ class DenseEngine(wiring.Component):
 
     On ``end`` the pipeline drains, then the accumulator words are streamed out on ``o`` and
     each is reset to the bias as it is read, so the next image can start right after the last
-    word leaves. They leave through a three-entry FIFO: ``o.ready`` reaches its read pointer,
-    not the enable of a word-wide register (at 64 lanes that enable reached 2,304 flip-flops).
+    word leaves. They leave through a three-entry FIFO or from the accumulator read port's own
+    register (``timing``, :class:`EngineTiming`: the family's choice).
     After reset the engine first writes the biases (``words`` cycles).
 
     Accumulators are ``layer.widths()["accumulator"]`` bits, derived from
