@@ -72,8 +72,9 @@ DSP_BLOCKS = {"iCE40UP5K": 8, "iCE40UP3K": 4, "LFE5U-12F": 28, "LFE5U-25F": 28, 
               "LFE5UM5G-25F": 28, "LFE5UM5G-45F": 72, "LFE5UM5G-85F": 156}
 BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit", "gowin": ".fs"}
 # What the dense engines spend on timing (hdlgen.rtl_templates.dense.EngineTiming). The drain FIFO and
-# the registered read hit were made for ECP5 timing at 64 lanes; on the iCE40 UP5K (no LUT RAM) they
-# cost the Fashion 784-128-10 net at lanes 8 ~1,700 of its 5,280 logic cells, and it meets 30 MHz without.
+# the registered read hit were made for ECP5 timing at 64 lanes; on the iCE40 UP5K (no LUT RAM) they took
+# the Fashion 784-128-10 at lanes 8 from 5,003 to 6,860 of 5,280 logic cells, and it meets 30 MHz without
+# them (32.1 MHz; boards/README.md, "Per family").
 ENGINE_TIMING = {"ice40": COMPACT, "ecp5": RETIMED, "gowin": RETIMED}
 # the yosys netlist each family's amaranth flow writes (Apicula names it apart from nextpnr's output)
 NETLIST_SUFFIX = {"ice40": ".json", "ecp5": ".json", "gowin": ".syn.json"}
