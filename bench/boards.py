@@ -5,9 +5,10 @@ inference at the achieved clock (cycles from `hdlgen sim` × clock period).
 Builds: the digits MLP (64-32-10) and the digits CNN (conv-BN-ReLU-maxpool ×2, linear) on
 iCEBreaker (iCE40 UP5K), ULX3S-85F (ECP5) and Tang Nano 9K (Gowin GW1NR-9, board clock), the Fashion-MNIST 784-128-10 MLP of
 bench/fashion_mlp.py (T=16, 8-bit; run that first) on iCEBreaker with layer 0's weights in
-SPRAM and on ULX3S-85F with more lanes. A thin driver over `hdlgen.bench` (what `hdlgen bench`
-runs): `rtl_row` simulates each net at each lanes once, `board_row` builds, one at a time.
-Writes bench/results/boards.json and prints a table.
+SPRAM and on ULX3S-85F with more lanes, and a seeded random net of its shape on iCEBreaker (the
+row tests/test_board_guard.py rebuilds: a design of that size without training). A thin driver
+over `hdlgen.bench` (what `hdlgen bench` runs): `rtl_row` simulates each net at each lanes once,
+`board_row` builds, one at a time. Writes bench/results/boards.json and prints a table.
 
 Run: `.venv/bin/python bench/boards.py [--samples 20] [--only digits-icebreaker ...]`.
 """
@@ -20,9 +21,11 @@ from pathlib import Path
 
 from hdlgen import ttfs
 from hdlgen.bench import board_row, format_boards, rtl_row
+from hdlgen.boards.build import ENGINE_TIMING
 from hdlgen.boards.platforms import get_board
 from hdlgen.data import load_dataset
 from hdlgen.simulate import missing_simulator
+from hdlgen.testing import random_fashion_mlp
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -32,6 +35,8 @@ DIGITS_CNN = ROOT / "out" / "digits_cnn.ttfs"
 DIGITS_DATA = ROOT / "examples" / "digits" / "digits_test.npz"
 FASHION = ROOT / "out" / "bench" / "fashion_mlp_T16_w8.ttfs"
 FASHION_DATA = ROOT / "out" / "bench" / "fashion_test.npz"
+# a seeded random net of the Fashion MLP's shape: its rows are what tests/test_board_guard.py rebuilds
+RANDOM_MLP = ROOT / "out" / "bench" / "random_mlp_784_128_10.ttfs"
 
 # name, net, data, board, lanes, requested clock (MHz), weights in SPRAM, pixels per transfer, spike lanes
 # (one on the iCE40s, as hdlgen build chooses there)
@@ -44,6 +49,7 @@ BUILDS = [
     ("fashion-icebreaker-l2", FASHION, FASHION_DATA, "icebreaker", 2, 30, True, 1, 1),
     ("fashion-icebreaker-l4", FASHION, FASHION_DATA, "icebreaker", 4, 30, True, 1, 1),
     ("fashion-icebreaker-l8", FASHION, FASHION_DATA, "icebreaker", 8, 30, True, 1, 1),
+    ("random-mlp-icebreaker-l4", RANDOM_MLP, FASHION_DATA, "icebreaker", 4, 30, True, 1, 1),
     ("fashion-ulx3s", FASHION, FASHION_DATA, "ulx3s-85f", 4, 100, False, 1, None),
     ("fashion-ulx3s-l64", FASHION, FASHION_DATA, "ulx3s-85f", 64, 100, False, 8, None),
     ("digits-tangnano9k", DIGITS, DIGITS_DATA, "tangnano9k", 1, 27, False, 1, None),
@@ -61,15 +67,25 @@ def ensure_digits():
                             "--weight-bits", "8", "-o", str(net)], check=True)
 
 
+def ensure_random_mlp():
+    """The seeded random 784-128-10 net (:func:`hdlgen.testing.random_fashion_mlp`)."""
+    if not RANDOM_MLP.exists():
+        RANDOM_MLP.parent.mkdir(parents=True, exist_ok=True)
+        ttfs.save(random_fashion_mlp(), RANDOM_MLP)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20, help="images simulated for the cycle counts")
     parser.add_argument("--only", nargs="+", help="build names to run (default: all)")
     args = parser.parse_args()
     chosen = [build for build in BUILDS if not args.only or build[0] in args.only]
-    if any(build[1] == FASHION for build in chosen) and not FASHION.exists():
-        raise SystemExit(f"{FASHION} missing: run bench/fashion_mlp.py first")
+    made_by_fashion_mlp = {FASHION: [FASHION, FASHION_DATA], RANDOM_MLP: [FASHION_DATA]}
+    missing = sorted({str(path) for build in chosen for path in made_by_fashion_mlp.get(build[1], []) if not path.exists()})
+    if missing:
+        raise SystemExit(f"{', '.join(missing)} missing: run bench/fashion_mlp.py first")
     ensure_digits()
+    ensure_random_mlp()
     simulator = "verilator" if missing_simulator("verilator") is None else "icarus"
     RESULTS.mkdir(parents=True, exist_ok=True)
     results_path = RESULTS / "boards.json"
@@ -86,11 +102,12 @@ def main():
                 rows.append(previous[name])
             continue
         net = ttfs.load(net_path)
-        key = net_path, lanes, per_transfer, spike_lanes
+        timing = ENGINE_TIMING[get_board(board).family]   # the core as the board builds it
+        key = net_path, lanes, per_transfer, spike_lanes, timing
         if key not in sims:
             print(f"simulating {net.name} at lanes {lanes}, P {per_transfer}, spike lanes {spike_lanes} ...", flush=True)
             sims[key] = rtl_row(net, load_dataset(data_path, net.input.shape).head(args.samples), lanes, simulator,
-                                pixels_per_transfer=per_transfer, spike_lanes=spike_lanes)
+                                pixels_per_transfer=per_transfer, spike_lanes=spike_lanes, engine_timing=timing)
         sim = sims[key]
         print(f"building {name} ...", flush=True)
         row = board_row(net, get_board(board), lanes, OUT / name, clock_hz=clock * 1e6,

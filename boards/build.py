@@ -27,19 +27,20 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
 from ..files import write_atomically
 from ..geometry import NetGeometry, ceil_div
+from ..rtl_templates.dense import COMPACT, RETIMED
 from .clocks import PLLSetting, pll_setting
 from .dsp import ecp5_registered_multiplier
 from .platforms import Board
 from .route import DEFAULT_BUDGET, RouteBudget, RouteWatch
 from .uart import MIN_DIVISOR, exact_divisor, fastest_baud, uart_divisor
 
-__all__ = ["RESOURCES", "Utilization", "BuildReport", "parse_report", "parse_log_utilization", "check_report",
+__all__ = ["RESOURCES", "ENGINE_TIMING", "Utilization", "BuildReport", "parse_report", "parse_log_utilization", "check_report",
            "weight_precheck", "weight_bram_blocks", "toolchain_env", "link_clock", "himbaechel_platform", "build",
            "BuildFailed", "PHASES", "OUTCOMES", "build_outcome", "BUILD_RECORD", "read_build_record", "write_build_record",
            "BITSTREAM_SUFFIX"]
@@ -70,6 +71,11 @@ DSP_BLOCKS = {"iCE40UP5K": 8, "iCE40UP3K": 4, "LFE5U-12F": 28, "LFE5U-25F": 28, 
               "LFE5UM-25F": 28, "LFE5UM-45F": 72, "LFE5UM-85F": 156,
               "LFE5UM5G-25F": 28, "LFE5UM5G-45F": 72, "LFE5UM5G-85F": 156}
 BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit", "gowin": ".fs"}
+# What the dense engines spend on timing (hdlgen.rtl_templates.dense.EngineTiming). The drain FIFO and
+# the registered read hit were made for ECP5 timing at 64 lanes; on the iCE40 UP5K (no LUT RAM) they took
+# the Fashion 784-128-10 at lanes 8 from 5,003 to 6,860 of 5,280 logic cells, and it meets 30 MHz without
+# them (32.1 MHz; boards/README.md, "Per family").
+ENGINE_TIMING = {"ice40": COMPACT, "ecp5": RETIMED, "gowin": RETIMED}
 # the yosys netlist each family's amaranth flow writes (Apicula names it apart from nextpnr's output)
 NETLIST_SUFFIX = {"ice40": ".json", "ecp5": ".json", "gowin": ".syn.json"}
 # what nextpnr writes when it is done: the packer runs next
@@ -596,7 +602,9 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     if early is not None:
         early.extra.update(placement)
         return early
-    core = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes)
+    engine_timing = ENGINE_TIMING[board.family]
+    core = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes,
+                      engine_timing=engine_timing)
     place_weights(core, engines=spram_layers)
     dsp_blocks = DSP_BLOCKS.get(board.device) if board.has_dsp else None
     logic_products = [] if dsp_blocks is None else assign_multipliers(core, dsp_blocks)
@@ -677,7 +685,8 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
         utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
         built = BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds,
                             {**placement, "products_in_logic": logic_products, "dsp_registers": dsp_registers,
-                             "spike_lanes": spike_lanes, "synth_opts": synth_opts, "route": route})
+                             "engine_timing": asdict(engine_timing), "spike_lanes": spike_lanes, "synth_opts": synth_opts,
+                             "route": route})
         record = {**built.to_dict(), "lanes": lanes, "pixels_per_transfer": pixels_per_transfer}
         write_build_record(out_dir, record)
         return built

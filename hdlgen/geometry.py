@@ -104,7 +104,9 @@ class DenseGeometry:
     kind = "dense"
     limit_name = "its fan-out"
     weight_latency = 2     # cycles from a weight row's address to its data: banked block RAMs, registered
-    handshake_cycles = 11       # engine: flush, drain (through its FIFO) and stream handshakes
+    # engine: flush, drain (through its FIFO) and stream handshakes; one fewer without the FIFO (an iCE40
+    # build's EngineTiming), so the overhead stays a bound for both
+    handshake_cycles = 11
     wide_lanes = 16             # from this many lanes the multipliers get pipeline stages of their own
 
     def __init__(self, layer, lanes: int = 1, spike_lanes: int | None = None):

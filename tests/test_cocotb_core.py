@@ -18,6 +18,7 @@ import pytest
 from hdlgen import golden, ttfs, verilog
 from hdlgen.cli import main
 from hdlgen.cycles import dense_schedule, overhead_bound, serial_cycles
+from hdlgen.rtl_templates.dense import COMPACT, RETIMED
 from hdlgen.simulate import simulate
 from hdlgen.testing import random_net, random_pixels
 
@@ -53,10 +54,15 @@ def _random_spec(rng):
 
 
 def _cases():
+    """Every net with the engines the ECP5 and Gowin builds make (``RETIMED``, as ``hdlgen verilog``
+    writes them), and the corners again with the iCE40 builds' (``COMPACT``)."""
     rng = np.random.default_rng(2024)
     specs = CORNERS + [_random_spec(rng) for _ in range(24)]
-    return [pytest.param(i, *spec, id=f"net{i:02d}-{'x'.join(map(str, spec[0]))}-T{'.'.join(map(str, spec[1]))}"
-                                        f"-w{spec[2]}-l{spec[3]}-{spec[4]}") for i, spec in enumerate(specs)]
+    timings = [(RETIMED, "")] * len(specs) + [(COMPACT, "-compact")] * len(CORNERS)
+    return [pytest.param(i % len(specs), *spec, timing,
+                         id=f"net{i % len(specs):02d}-{'x'.join(map(str, spec[0]))}-T{'.'.join(map(str, spec[1]))}"
+                            f"-w{spec[2]}-l{spec[3]}-{spec[4]}{suffix}")
+            for i, (spec, (timing, suffix)) in enumerate(zip(specs + CORNERS, timings))]
 
 
 def _assert_matches_golden(report, net, pixels, lanes, pixels_per_transfer=1):
@@ -66,8 +72,8 @@ def _assert_matches_golden(report, net, pixels, lanes, pixels_per_transfer=1):
     assert report.initiation_interval is not None and report.initiation_interval <= worst
 
 
-@pytest.mark.parametrize("index,sizes,ticks,weight_bits,lanes,bias", _cases())
-def test_random_net_is_bit_exact(index, sizes, ticks, weight_bits, lanes, bias, tmp_path):
+@pytest.mark.parametrize("index,sizes,ticks,weight_bits,lanes,bias,timing", _cases())
+def test_random_net_is_bit_exact(index, sizes, ticks, weight_bits, lanes, bias, timing, tmp_path):
     require_simulator()
     rng = np.random.default_rng(index)
     net = random_net(rng, sizes, ticks, weight_bits, bias, per_channel_k=bool(index % 2), name=f"net{index}")
@@ -77,7 +83,8 @@ def test_random_net_is_bit_exact(index, sizes, ticks, weight_bits, lanes, bias, 
     lanes = widest if index % 5 == 4 else min(lanes, widest)  # at most the widest fan-out; some at it
     per_transfer = min(sizes[0], [1, 4, 8][index % 3])
     pixels = shuffled_images(rng, sizes[0], IMAGES)
-    report = simulate(net, pixels, lanes=lanes, pixels_per_transfer=per_transfer, build_dir=tmp_path, seed=index)
+    report = simulate(net, pixels, lanes=lanes, pixels_per_transfer=per_transfer, build_dir=tmp_path, seed=index,
+                      engine_timing=timing)
     _assert_matches_golden(report, net, pixels, lanes, per_transfer)
 
 

@@ -7,7 +7,7 @@ from amaranth.sim import Simulator
 
 from hdlgen.geometry import DenseGeometry, InputGeometry
 from hdlgen.golden import run_events, spikes_from_q
-from hdlgen.rtl_templates.dense import DenseEngine
+from hdlgen.rtl_templates.dense import COMPACT, RETIMED, DenseEngine, EngineTiming
 from hdlgen.rtl_templates.encoder import InputEncoder
 from hdlgen.rtl_templates.readout import Readout
 from hdlgen.rtl_templates.spike_time import SpikeTimeBank
@@ -85,8 +85,15 @@ def words_of(values, lanes):
             for w in range(words)]
 
 
+# every family's choice and the two mixed ones (hdlgen.boards.build.ENGINE_TIMING)
+TIMINGS = [pytest.param(RETIMED, id="retimed"), pytest.param(COMPACT, id="compact"),
+           pytest.param(EngineTiming(drain_fifo=False), id="no-fifo"),
+           pytest.param(EngineTiming(registered_read_hit=False), id="transparent-read")]
+
+
+@pytest.mark.parametrize("timing", TIMINGS)
 @pytest.mark.parametrize("seed", range(4))
-def test_dense_engine_accumulates_and_resets_to_bias(seed):
+def test_dense_engine_accumulates_and_resets_to_bias(seed, timing):
     rng = np.random.default_rng(seed)
     fan_in, fan_out = int(rng.integers(1, 10)), int(rng.integers(1, 10))
     net = random_net(rng, [fan_in, fan_out, 2], [int(rng.integers(1, 8)), 3])
@@ -99,6 +106,7 @@ def test_dense_engine_accumulates_and_resets_to_bias(seed):
     order = rng.permutation(len(images[2]))
     images[2] = [images[2][i] for i in order]
     dut = DenseEngine(DenseGeometry(layer, lanes))
+    dut.timing = timing
     words = -(-fan_out // lanes)
     got = simulate(dut, events_of(images), dut.i, dut.o, lambda out: len(out) == words * len(images), rng)
     expect = layer.accumulate(q)
