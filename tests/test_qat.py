@@ -151,6 +151,19 @@ def test_power_of_two_scales_give_brevitas_integers(exported, kind, bits, form):
     assert np.mean(ours.classes == test.y) > {2: 0.6, 4: 0.8, 8: 0.8}[bits]
 
 
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_both_export_formats_give_the_same_integer_net(exported, kind):
+    """QONNX and QCDQ of one trained net become the same hdlgen net, so the same core and bitstream."""
+    nets = [_convert(exported(kind, 4, True, form)[0])[1] for form in ("qonnx", "qcdq")]
+    encodings = [net.input for net in nets]
+    assert np.array_equal(encodings[0].table, encodings[1].table)
+    assert encodings[0].pixel_scale == encodings[1].pixel_scale and encodings[0].offset == encodings[1].offset
+    assert [type(layer) for layer in nets[0].layers] == [type(layer) for layer in nets[1].layers]
+    for ours, theirs in zip(*(net.layers for net in nets)):
+        for field in ("weight", "bias", "k", "ticks_in", "ticks", "weight_bits"):
+            assert np.array_equal(getattr(ours, field, None), getattr(theirs, field, None)), (ours.name, field)
+
+
 @pytest.mark.parametrize("kind,form", [("mlp", "qonnx"), ("mlp", "qcdq"), ("cnn", "qonnx")])
 def test_float_scales_are_approximated_and_said(exported, kind, form):
     path, logits = exported(kind, 4, False, form)
