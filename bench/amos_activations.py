@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fashion_mlp import fashion  # noqa: E402  (the bench folder is no package)
+from fashion_mlp import fashion, train  # noqa: E402  (the bench folder is no package)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out" / "bench" / "amos_activations"
@@ -31,24 +31,6 @@ RESULTS = ROOT / "bench" / "results"
 ACTIVATIONS = {"relu": ("ReLU", ".pt2"), "gelu": ("GELU", ".pt2"), "silu": ("SiLU", ".onnx")}
 STEPS = [2, 4, 6, 8]
 SINGLE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def train(activation, x, y, epochs):
-    import torch
-    from torch import nn
-
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), getattr(nn, activation)(), nn.Linear(128, 10))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    generator = torch.Generator().manual_seed(0)
-    for epoch in range(epochs):
-        for idx in torch.randperm(len(xt), generator=generator).split(128):
-            opt.zero_grad()
-            nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
-            opt.step()
-        print(f"{activation}: epoch {epoch + 1}/{epochs}", flush=True)
-    return net.eval()
 
 
 def save(net, example, path):
@@ -95,7 +77,7 @@ def main():
     for name, (module, suffix) in ACTIVATIONS.items():
         path = OUT / f"fashion_{name}{suffix}"
         if not path.exists():
-            save(train(module, x_train, y_train, args.epochs), torch.from_numpy(x_test[:1]), path)
+            save(train(x_train, y_train, args.epochs, module), torch.from_numpy(x_test[:1]), path)
         methods = ["ttfs", "amos"] if name == "relu" else ["amos"]
         result, seconds = compare(path, test, calibration, methods, STEPS, args.samples)
         report["models"][name] = {"model": str(path.relative_to(ROOT)), "seconds": round(seconds, 1), **result}

@@ -42,11 +42,12 @@ def fashion():
     return x_train, y_train, x_test, y_test
 
 
-def train(x, y, epochs):
+def train(x, y, epochs, activation="ReLU"):
+    """The 784-128-10 MLP, with ``activation`` (a torch.nn class name) between its layers."""
     import torch
     from torch import nn
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), getattr(nn, activation)(), nn.Linear(128, 10))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     generator = torch.Generator().manual_seed(0)
@@ -55,7 +56,7 @@ def train(x, y, epochs):
             opt.zero_grad()
             nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
             opt.step()
-        print(f"epoch {epoch + 1}/{epochs}", flush=True)
+        print(f"{activation}: epoch {epoch + 1}/{epochs}", flush=True)
     return net.eval()
 
 
