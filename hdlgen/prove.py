@@ -17,6 +17,7 @@ took minutes where it takes seconds on these designs), so nothing but the ``prov
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import subprocess
@@ -39,6 +40,8 @@ PROPERTIES = {
     "sorter": "every appended event leaves exactly once, in non-decreasing tick order",
     "maxpool": "exactly the earliest spike of each window passes",
     "receiver": "no frame with a wrong CRC or length is accepted; the receiver always returns to idle",
+    "fork": "every reader gets every event once, in order; a skip buffer has room for its reader's image",
+    "join": "per image, inputs 1, 2, … then 0, each event once in order at its offset, one end",
 }
 KINDS = tuple(PROPERTIES)
 # asked for by name only: a bounded check over a whole image of the whole core (small dense nets)
@@ -242,7 +245,7 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
     from .rtl_templates.readout import Readout
     from .rtl_templates.spike_time import SpikeTimeBank
     from .rtl_templates.tick_sorter import TickSorter
-    from .rtl_templates.top import STAGES
+    from .rtl_templates.top import STAGES, fork_for, join_for
 
     kinds = KINDS if kinds is None else kinds
     geometry = core.geometry
@@ -281,6 +284,20 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
             add(f"{name} spike-time sorter", name, "sorter",
                 lambda s=stage: TickSorter(s.layer.fan_out, s.layer.ticks, s.spike_lanes, s.positions),
                 mode="bmc", depth=_sorter_depth(layer.ticks))
+    net = core.net
+    for source in range(len(net.sizes)):
+        if len(net.consumers(source)) > 1:
+            name = "input" if source == 0 else net.layers[source - 1].name
+            add(f"{name} fork", name, "stream", lambda s=source: fork_for(geometry, s), depth=8)
+            fork, deepest = _narrow_fork(geometry, source)
+            # past a whole image into the deepest buffer (which needs no more than that)
+            add(f"{name} fork", name, "fork", fork, mode="bmc", depth=_graph_depth(deepest))
+    for n, layer in enumerate(net.layers):
+        if len(net.sources(n)) > 1:
+            add(f"{layer.name} join", layer.name, "stream", lambda n=n: join_for(net, n), depth=8)
+            # every input's events and end of an image, as far as is cheap
+            add(f"{layer.name} join", layer.name, "join", lambda n=n: join_for(net, n), mode="bmc",
+                depth=_graph_depth(sum(net.sizes[j] + 1 for j in net.sources(n))))
     readout = geometry.layers[-1]
     add("readout", readout.layer.name, "stream", lambda: Readout(readout), depth=8)
     # 72 cycles: a whole INFO frame (7 bytes after the sync, 9 cycles each through the bit-serial CRC)
@@ -309,6 +326,40 @@ def _ladder_depth(stage) -> int:
     from .geometry import ladder_steps
 
     return ladder_steps(stage.layer.ticks) + 6
+
+
+# the most neurons a source's fork is checked with (``fork``): through buffers of hundreds of
+# entries a step of the bounded check takes minutes, at 12 neurons the check did not end in 2 minutes,
+# at 6 it takes ~20 s (2 buffers, 11 cycles)
+FORK_NEURONS = 6
+
+
+def _narrow_fork(geometry, source: int):
+    """``(build, deepest)``: ``build() ->`` the source's :class:`~hdlgen.rtl_templates.graph.Fork`
+    as the core builds it, but for a source of more than :data:`FORK_NEURONS` neurons, one of that
+    many with its buffers as many entries shorter (the same logic and sizing rule, a smaller
+    image); ``deepest``, the depth of its deepest buffer."""
+    from .rtl_templates.graph import Fork
+    from .rtl_templates.top import fork_for
+
+    net = geometry.net
+    fewer = max(0, net.sizes[source] - FORK_NEURONS)
+    deepest = max(b.depth for b in geometry.buffers if b.source == source) - fewer
+    if not fewer:
+        return (lambda: fork_for(geometry, source)), deepest
+
+    def build():
+        buffers = [copy.copy(b) for b in geometry.buffers if b.source == source]
+        for buffer in buffers:
+            buffer.depth -= fewer
+        return Fork(FORK_NEURONS, net.window(source), buffers)
+    return build, deepest
+
+
+def _graph_depth(events: int) -> int:
+    """Cycles of a bounded fork or join check: ``events`` and a few cycles of latency, at most 20
+    (below :data:`~hdlgen.rtl_templates.graph.FORMAL_EVENTS`, where its counts wrap)."""
+    return min(events + 4, 20)
 
 
 def _sorter_depth(ticks: int) -> int:

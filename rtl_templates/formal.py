@@ -8,10 +8,10 @@ built for a proof is the top of its own design: its inputs are free, constrained
 to what its producer promises, and its outputs are checked with ``Assert``.
 """
 
-from amaranth.hdl import Assert, Assume, Signal, Value, signed
+from amaranth.hdl import Assert, Assume, Mux, Signal, Value, signed
 
 __all__ = ["past", "stream_rules", "stream_ports", "once_per_image", "anyconst", "image_tracker",
-           "no_overflow", "engine_properties"]
+           "in_order", "no_overflow", "engine_properties"]
 
 def past(m, value, name: str):
     """A register holding ``value`` of the cycle before (its reset value in the first cycle)."""
@@ -80,6 +80,25 @@ def image_tracker(m, taken_end, left_end, name: str, bits: int = 2):
     with m.If(left_end):
         m.d.sync += image_out.eq(image_out + 1)
     return image_in, image_out
+
+
+def in_order(m, pick, taken, value, left, out, name: str):
+    """Assert that what leaves (``left``, payload ``out``) is what was taken (``taken``, ``value``),
+    in order, each once: the ``pick``-th to leave (any: the solver picks it) is the ``pick``-th
+    taken – this cycle's too, for a stage that passes an event on in the cycle it takes it – and
+    no more leave than were taken. The counts wrap at ``2 ** len(pick)``: a bounded check, for
+    fewer cycles than that. Returns the counts so far ``(taken, left)``."""
+    bits = len(pick) + 1
+    taken_count, left_count = Signal(bits, name=f"{name}_taken"), Signal(bits, name=f"{name}_left")
+    picked = Signal.like(value, name=f"{name}_picked")
+    now = taken & (taken_count == pick)
+    m.d.sync += [taken_count.eq(taken_count + taken), left_count.eq(left_count + left)]
+    with m.If(now):
+        m.d.sync += picked.eq(value)
+    m.d.comb += Assert(~left | (left_count < taken_count + taken), f"{name}: nothing leaves that was not taken")
+    m.d.comb += Assert(~left | (left_count != pick) | (out == Mux(now, value, picked)),
+                       f"{name}: events leave in order, each once")
+    return taken_count, left_count
 
 
 def no_overflow(m, valid, summed, held, products):

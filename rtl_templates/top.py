@@ -17,7 +17,7 @@ from .maxpool import MaxPoolUnit
 from .readout import Readout, readout_layout
 from .spike_time import SpikeTimeBank
 
-__all__ = ["NetworkTop", "result_layout", "trace_signature", "STAGES"]
+__all__ = ["NetworkTop", "result_layout", "trace_signature", "fork_for", "join_for", "STAGES"]
 
 # layer kind → the component that takes the layer's input spikes, built from its stage geometry
 STAGES = {"dense": DenseEngine, "conv2d": ConvEngine, "maxpool2d": MaxPoolUnit}
@@ -38,6 +38,17 @@ def trace_signature(net: TTFSNet) -> wiring.Signature:
         members[f"layer{l}"] = Out(wiring.Signature({
             "valid": Out(1), "neuron": Out(layout["neuron"].shape), "tick": Out(layout["tick"].shape)}))
     return wiring.Signature(members)
+
+
+def fork_for(geometry, source: int) -> Fork:
+    """The :class:`Fork` of a source with several readers (0: the input encoder, ``j + 1``: layer ``j``)."""
+    net = geometry.net
+    return Fork(net.sizes[source], net.window(source), [b for b in geometry.buffers if b.source == source])
+
+
+def join_for(net: TTFSNet, layer: int) -> Join:
+    """The :class:`Join` in front of a layer with several inputs."""
+    return Join([net.sizes[j] for j in net.sources(layer)], net.layers[layer].ticks_in)
 
 
 class NetworkTop(wiring.Component):
@@ -134,8 +145,7 @@ class NetworkTop(wiring.Component):
             if len(readers) == 1:
                 edges[readers[0]] = stream_
                 return
-            buffers = [b for b in self.geometry.buffers if b.source == source]
-            fork = m.submodules[f"fork{source}"] = Fork(net.sizes[source], net.window(source), buffers)
+            fork = m.submodules[f"fork{source}"] = fork_for(self.geometry, source)
             wiring.connect(m, stream_, fork.i)
             for reader, out in zip(readers, fork.outputs):
                 edges[reader] = out
@@ -147,7 +157,7 @@ class NetworkTop(wiring.Component):
             if len(sources) == 1:
                 wiring.connect(m, edges[(n, 0)], stage.i)
             else:
-                join = m.submodules[f"join{n}"] = Join([net.sizes[j] for j in sources], net.layers[n].ticks_in)
+                join = m.submodules[f"join{n}"] = join_for(net, n)
                 for k, port in enumerate(join.inputs):
                     wiring.connect(m, edges[(n, k)], port)
                 wiring.connect(m, join.o, stage.i)

@@ -6,7 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import Mux, Signal
+from amaranth.hdl import Elaboratable, Module, Mux, Signal
+from amaranth.lib.fifo import SyncFIFOBuffered
 
 from hdlgen.boards import gateware
 from hdlgen.geometry import DenseGeometry
@@ -14,7 +15,7 @@ from hdlgen.prove import Proof, missing_tools, proofs_for, run_proofs
 from hdlgen.rtl_templates import events, spike_time, tick_sorter
 from hdlgen.rtl_templates.dense import DenseEngine
 from hdlgen.rtl_templates.top import NetworkTop
-from hdlgen.testing import random_net
+from hdlgen.testing import random_graph, random_net
 
 pytestmark = [pytest.mark.skipif(missing_tools() is not None, reason="needs the prove extra"),
               pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")]
@@ -168,3 +169,79 @@ def test_solver_wrappers_run_from_a_fresh_directory(tmp_path):
     assert "Yosys" in subprocess.run([str(tools / "yosys"), "-V"], capture_output=True, text=True, timeout=300).stdout
     for tool in ("yosys-smtbmc", "boolector"):
         assert subprocess.run([str(tools / tool), "--help"], capture_output=True, timeout=300).returncode == 0
+
+
+def _graph():
+    """A residual 4-3-3-2 net: the input read by layer0 and layer1, layer0 by layer1 and the readout."""
+    return random_graph(np.random.default_rng(3), (4,), (3, 3), classes=2, ticks=2, weight_bits=3, skips=1.0)
+
+
+def test_fork_and_join_bounded_with_stream_rules(tmp_path):
+    proofs = proofs_for(NetworkTop(_graph()), ["stream", "fork", "join"])
+    graph = [p for p in proofs if p.component.endswith((" fork", " join"))]
+    assert {(p.component, p.kind) for p in graph} == {(f"{c} {what}", kind) for c, what in
+                                                     [("input", "fork"), ("layer0", "fork"), ("layer1", "join"),
+                                                      ("readout", "join")] for kind in ("stream", what)}
+    assert {r.result for r in run_proofs(graph, tmp_path, jobs=2, timeout=300)} <= {"pass", "bounded"}
+
+
+def test_a_large_source_s_fork_is_checked_narrowed():
+    """A fork of more than FORK_NEURONS neurons is checked as one of that many, its buffers as many entries shorter."""
+    from hdlgen.prove import FORK_NEURONS
+
+    net = random_graph(np.random.default_rng(3), (10,), (3, 3), classes=2, ticks=2, weight_bits=3, skips=1.0)
+    core = NetworkTop(net)
+    fork = next(p for p in proofs_for(core, ["fork"]) if p.component == "input fork")
+    built = fork.build()
+    assert built.neurons == FORK_NEURONS and {b.depth for b in built.buffers} == {FORK_NEURONS + 1}
+    assert fork.depth == FORK_NEURONS + 1 + 4
+    assert {b.depth for b in core.geometry.buffers if b.source == 0} == {11}   # the core's own, untouched
+
+
+class _DroppingFIFO(Elaboratable):
+    """A mutant skip buffer: a write while it holds exactly one event is lost."""
+
+    def __init__(self, *, width, depth):
+        self.fifo = SyncFIFOBuffered(width=width, depth=depth)
+        self.w_en = Signal()
+        for name in ("w_data", "w_rdy", "r_data", "r_rdy", "r_en"):
+            setattr(self, name, getattr(self.fifo, name))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = self.fifo
+        m.d.comb += self.fifo.w_en.eq(self.w_en & (self.fifo.level != 1))
+        return m
+
+
+def test_fork_dropping_an_event_to_one_reader_fails(tmp_path, monkeypatch):
+    from hdlgen.rtl_templates import graph
+
+    monkeypatch.setattr(graph, "SyncFIFOBuffered", _DroppingFIFO)
+    fork = next(p for p in proofs_for(NetworkTop(_graph()), ["fork"]) if p.component == "input fork")
+    assert run_proofs([fork], tmp_path, jobs=1, timeout=300)[0].result == "fail"
+
+
+def test_join_forgetting_the_offset_fails(tmp_path, monkeypatch):
+    from hdlgen.rtl_templates import top
+    from hdlgen.rtl_templates.graph import Join
+
+    class Unshifted(Join):
+        """A mutant join: every input's neurons leave as they came, not at its offset."""
+
+        def __init__(self, sizes, ticks):
+            super().__init__(sizes, ticks)
+            self.offsets = [0] * len(sizes)
+
+    monkeypatch.setattr(top, "Join", Unshifted)
+    join = next(p for p in proofs_for(NetworkTop(_graph()), ["join"]) if p.component == "layer1 join")
+    assert run_proofs([join], tmp_path, jobs=1, timeout=300)[0].result == "fail"
+
+
+def test_fork_with_a_buffer_one_event_short_fails(tmp_path):
+    core = NetworkTop(_graph())
+    for buffer in core.geometry.buffers:
+        buffer.depth -= 1
+    fork = next(p for p in proofs_for(core, ["fork"]) if p.component == "input fork")
+    result = run_proofs([fork], tmp_path, jobs=1, timeout=300)[0]
+    assert result.result == "fail"
