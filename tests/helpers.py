@@ -284,6 +284,25 @@ def tiny_net(seed=0, inputs=12, hidden=6, classes=4, ticks=4):
     return TTFSNet(enc, [l1, l2], name="tiny")
 
 
+def previous_build(tmp_path):
+    """A build directory as a rebuild finds it: a finished build's bitstream and record
+    (directory, {file name: bytes})."""
+    from hdlgen.boards.build import BUILD_RECORD
+
+    out = tmp_path / "b"
+    out.mkdir()
+    files = {"top.bin": b"a good bitstream", BUILD_RECORD: b'{"board": "icebreaker"}\n'}
+    for name, content in files.items():
+        (out / name).write_bytes(content)
+    return out, files
+
+
+def assert_previous_build_kept(out, files):
+    """The rebuild left the previous bitstream and record as they were, and no partial copy."""
+    assert {name: (out / name).read_bytes() for name in files} == files
+    assert not list(out.glob(".*.previous"))
+
+
 def serial_link(net, core, *, port_timeout=5e-3, **kwargs):
     """``core`` behind a :class:`HostLink` at ``CLK``/``BAUD`` in Amaranth's simulator:
     (the HostLink, the simulator, the host's :class:`SimulatedSerial` end of the line, whose reads

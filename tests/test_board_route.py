@@ -13,7 +13,7 @@ from hdlgen.boards.build import BUILD_RECORD, BuildReport, Utilization, build_ou
 from hdlgen.boards.route import DEFAULT_BUDGET, RouteBudget, RouteWatch
 from hdlgen.cli import main
 
-from .helpers import tiny_net
+from .helpers import assert_previous_build_kept, previous_build, tiny_net
 
 DATA = Path(__file__).parent / "data"
 
@@ -118,11 +118,7 @@ def test_a_stopped_route_keeps_the_previous_bitstream_and_record(tmp_path, monke
 
     from hdlgen.boards import build as board_build
 
-    out = tmp_path / "b"
-    out.mkdir()
-    good = {"top.bin": b"a good bitstream", BUILD_RECORD: b'{"board": "icebreaker"}\n'}
-    for name, content in good.items():
-        (out / name).write_bytes(content)
+    out, good = previous_build(tmp_path)
 
     def tools_stopped(out_dir, name, family, progress, budget, stop):
         (out_dir / f"{name}.bin").write_bytes(b"half a bits")
@@ -135,8 +131,7 @@ def test_a_stopped_route_keeps_the_previous_bitstream_and_record(tmp_path, monke
     captured = capsys.readouterr()
     assert code == 2 and json.loads(captured.out.strip().splitlines()[-1])["outcome"] == "does not route"
     assert captured.err.startswith("hdlgen build: does not route on icebreaker") and captured.err.count("\n") == 1
-    assert {name: (out / name).read_bytes() for name in good} == good
-    assert not list(out.glob(".*.previous"))
+    assert_previous_build_kept(out, good)
 
 
 # -- seeds -------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from hdlgen import ttfs
 from hdlgen.cli import main
 from hdlgen.importers.npz import save_npz
 
+from .helpers import assert_previous_build_kept, previous_build
 from .test_bad_inputs import _listing, _tool_started
 
 # command → (command line with {path} the output under test, the file name when it is a file)
@@ -173,14 +174,9 @@ def test_a_rebuild_that_does_not_finish_keeps_the_previous_bitstream(failure, in
     """The tools write the bitstream in place: a rebuild interrupted while they write it, or whose
     tools fail, leaves the previous bitstream and build record as they were (and no partial one)."""
     from hdlgen.boards import build as board_build
-    from hdlgen.boards.build import BUILD_RECORD
     from hdlgen.boards.route import RouteWatch
 
-    out = tmp_path / "b"
-    out.mkdir()
-    good = {"top.bin": b"a good bitstream", BUILD_RECORD: b'{"board": "icebreaker"}\n'}
-    for name, content in good.items():
-        (out / name).write_bytes(content)
+    out, good = previous_build(tmp_path)
 
     def tools_stop_midway(out_dir, name, family, progress, budget, stop):
         (out_dir / f"{name}.bin").write_bytes(b"half a bits")
@@ -190,5 +186,4 @@ def test_a_rebuild_that_does_not_finish_keeps_the_previous_bitstream(failure, in
     monkeypatch.setattr(board_build, "_run_script", tools_stop_midway)
     code = main(["build", str(inputs["net"]), "--board", "icebreaker", "-o", str(out)])
     assert code == (130 if failure == "interrupted" else 2)
-    assert {name: (out / name).read_bytes() for name in good} == good
-    assert not list(out.glob(".*.previous"))
+    assert_previous_build_kept(out, good)
