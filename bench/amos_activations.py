@@ -13,24 +13,20 @@ Run: ``nice .venv/bin/python bench/amos_activations.py [--epochs 2] [--samples N
 import argparse
 import json
 import logging
-import os
-import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fashion_mlp import fashion, train  # noqa: E402  (the bench folder is no package)
+from fashion_mlp import SINGLE_THREAD, fashion, hdlgen, train  # noqa: E402  (the bench folder is no package)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out" / "bench" / "amos_activations"
 RESULTS = ROOT / "bench" / "results"
 ACTIVATIONS = {"relu": ("ReLU", ".pt2"), "gelu": ("GELU", ".pt2"), "silu": ("SiLU", ".onnx")}
 STEPS = [2, 4, 6, 8]
-SINGLE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def save(net, example, path):
@@ -48,14 +44,8 @@ def save(net, example, path):
 
 def compare(model, test, calibration, methods, steps, samples):
     """``hdlgen compare`` of ``model``: its JSON and the seconds it took."""
-    argv = ["compare", model, "--data", test, "--calibration-data", calibration, "--methods", *methods,
-            "--steps", *steps, "--lanes", "8", "--json", *(["--samples", samples] if samples else [])]
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "hdlgen.cli", *map(str, argv)], capture_output=True, text=True,
-                          env=SINGLE_THREAD)
-    if proc.returncode:
-        sys.exit(f"hdlgen {' '.join(map(str, argv))} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1]), time.perf_counter() - start
+    return hdlgen("compare", model, "--data", test, "--calibration-data", calibration, "--methods", *methods,
+                  "--steps", *steps, "--lanes", "8", *(["--samples", samples] if samples else []), env=SINGLE_THREAD)
 
 
 def main():

@@ -12,11 +12,10 @@ Run: ``.venv/bin/python bench/compare.py [--samples N] [--lanes 8]`` (a few minu
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from fashion_mlp import SINGLE_THREAD, hdlgen
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out" / "bench"
@@ -27,18 +26,6 @@ MODELS = {
     "digits_cnn": (DIGITS / "digits_cnn.pt2", DIGITS / "digits_test.npz", DIGITS / "digits_train.npz"),
 }
 ABLATIONS = {"hard_reset": ["--hard-reset"], "no_shift": ["--no-shift"], "hard_reset_no_shift": ["--hard-reset", "--no-shift"]}
-# one thread for numpy and torch: the machine is shared with builds
-SINGLE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def hdlgen_compare(*args):
-    """``hdlgen compare ARGS --json``: its JSON and the seconds it took."""
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "hdlgen.cli", "compare", *map(str, args), "--json"],
-                          capture_output=True, text=True, env=SINGLE_THREAD)
-    if proc.returncode:
-        sys.exit(f"hdlgen compare {' '.join(map(str, args))} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1]), time.perf_counter() - start
 
 
 def within(rows, ann_accuracy, points=0.01):
@@ -59,7 +46,7 @@ def main():
               "command": " ".join(["python bench/compare.py", *sys.argv[1:]]), "models": {}}
     for name, (model, data, calibration) in MODELS.items():
         common = [model, "--data", data, "--calibration-data", calibration, "--lanes", args.lanes, *samples]
-        main_run, seconds = hdlgen_compare(*common, "-o", OUT / "compare" / f"{name}.json")
+        main_run, seconds = hdlgen("compare", *common, "-o", OUT / "compare" / f"{name}.json", env=SINGLE_THREAD)
         entry = {"run": main_run, "seconds": round(seconds, 1), "ablations": {}}
         print(f"\n{name}: float {100 * main_run['ann_accuracy']:.2f} % on {main_run['samples']} images "
               f"({seconds:.0f} s)")
@@ -67,7 +54,7 @@ def main():
         for method, rows in methods.items():
             print(f"  {method:<5} " + "  ".join(f"{r['steps']}:{100 * r['accuracy']:.1f}" for r in rows))
         for ablation, flags in ABLATIONS.items():
-            result, seconds = hdlgen_compare(*common, "--methods", "rate", *flags)
+            result, seconds = hdlgen("compare", *common, "--methods", "rate", *flags, env=SINGLE_THREAD)
             entry["ablations"][ablation] = {"rows": result["methods"]["rate"], "seconds": round(seconds, 1)}
             print(f"  rate {ablation:<20} " + "  ".join(f"{r['steps']}:{100 * r['accuracy']:.1f}"
                                                         for r in result["methods"]["rate"]))

@@ -11,6 +11,7 @@ Run: `make bench` or `.venv/bin/python bench/fashion_mlp.py [--epochs N]`.
 import argparse
 import gzip
 import json
+import os
 import subprocess
 import sys
 import time
@@ -60,10 +61,18 @@ def train(x, y, epochs, activation="ReLU"):
     return net.eval()
 
 
-def hdlgen(*args):
+# the benches' subprocesses on one core each: on a 2-core machine a second thread only waits
+SINGLE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def hdlgen(*args, env=None):
+    """``hdlgen ARGS --json`` in a subprocess: its JSON (the last line) and the seconds it took; a failure
+    stops the bench with the tool's own message."""
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "hdlgen.cli", *map(str, args), "--json"],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, env=env)
+    if proc.returncode:
+        sys.exit(f"hdlgen {' '.join(map(str, args))} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1]), time.perf_counter() - start
 
 

@@ -14,9 +14,7 @@ Run: `.venv/bin/python bench/finetune.py [--nets fashion digits_cnn] [--threads 
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,19 +25,11 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fashion_mlp import OUT as FASHION_OUT  # noqa: E402
-from fashion_mlp import fashion  # noqa: E402
+from fashion_mlp import fashion, hdlgen  # noqa: E402
 
 # (input window, hidden windows, spike target) per row
 ROWS = [(2, 2, None), (8, 2, None), (4, 4, None), (8, 8, None), (16, 16, None), (8, 8, 0.3)]
 SPIKING_LAYERS = {"fashion": 2, "digits_cnn": 3}   # input + hidden layers with weights
-
-
-def hdlgen(*args):
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "hdlgen.cli", *map(str, args), "--json"], capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"hdlgen {' '.join(map(str, args))} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1]), time.perf_counter() - start
 
 
 def datasets(name):

@@ -14,13 +14,12 @@ come from `hdlgen build out/bench/fashion_resnet_T16_tuned.ttfs --board ulx3s-85
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from fashion_mlp import OUT, RESULTS, fashion
+from fashion_mlp import OUT, RESULTS, fashion, hdlgen
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = OUT / "fashion_resnet.pt2"
@@ -84,15 +83,6 @@ def accuracy(net, x, y):
     with torch.no_grad():
         return float(np.mean([(net(torch.from_numpy(x[i:i + 1000])).argmax(1).numpy() == y[i:i + 1000]).mean()
                               for i in range(0, len(x), 1000)]))
-
-
-def hdlgen(*args):
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "hdlgen.cli", *map(str, args), "--json"],
-                          capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"hdlgen {' '.join(map(str, args))} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1]), time.perf_counter() - start
 
 
 def save(report):
