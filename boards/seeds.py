@@ -21,11 +21,11 @@ from pathlib import Path
 
 from ..files import write_atomically
 from .build import (
-    BITSTREAM_SUFFIX,
     BUILD_RECORD,
     BuildFailed,
     BuildReport,
     _kept_unless_rebuilt,
+    bitstream_path,
     build,
     build_outcome,
     read_build_record,
@@ -74,7 +74,7 @@ def _keep(best: BuildReport, reports: list, out_dir: Path, name: str, family: st
     for suffix in SEED_LOGS:
         if (source / f"{name}{suffix}").is_file():
             shutil.copyfile(source / f"{name}{suffix}", out_dir / f"{name}{suffix}")
-    bitstream = out_dir / f"{name}{BITSTREAM_SUFFIX[family]}"
+    bitstream = bitstream_path(out_dir, name, family)
     write_atomically(bitstream, lambda path: shutil.copyfile(best.bitstream, path))
     kept = BuildReport(best.board, best.utilization, best.fmax_mhz, best.clock_mhz, bitstream, best.seconds, extra)
     write_build_record(out_dir, {**read_build_record(source), **kept.to_dict()})
@@ -173,7 +173,7 @@ def build_seeds(net, board: str, out_dir, seeds: list, *, client=None, progress=
     out_dir.mkdir(parents=True, exist_ok=True)
     family = get_board(board).family
     options = {**options, "name": name}
-    bitstream, record = out_dir / f"{name}{BITSTREAM_SUFFIX[family]}", out_dir / BUILD_RECORD
+    bitstream, record = bitstream_path(out_dir, name, family), out_dir / BUILD_RECORD
     with _kept_unless_rebuilt([bitstream, record], record):
         if client is None:
             reports = _one_after_another(net, board, out_dir, seeds, options, route_budget, progress)

@@ -52,7 +52,7 @@ def accuracy_row(net: TTFSNet, data: Dataset, convert_seconds: float | None = No
 def rtl_row(net: TTFSNet, data: Dataset, lanes: int, simulator: str, progress: bool = False,
             pixels_per_transfer: int = 1, spike_lanes: int | None = None, engine_timing=None) -> dict:
     """Simulate ``net``'s core at ``lanes``, ``pixels_per_transfer``, ``spike_lanes`` and
-    ``engine_timing`` (a board family's, :data:`hdlgen.boards.build.ENGINE_TIMING`; default as
+    ``engine_timing`` (a board family's, :attr:`hdlgen.boards.platforms.Family.engine_timing`; default as
     ``hdlgen sim``) on ``data`` (as ``hdlgen sim`` does, seed 0) and time it."""
     start = time.perf_counter()
     report = simulate(net, net.input.pixels(data.x), labels=data.y, lanes=lanes,

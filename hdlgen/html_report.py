@@ -324,7 +324,7 @@ def report_html(net: TTFSNet, data: Dataset, *, bench: dict | None = None, compa
     boards = None
     board_rows = _board_rows(bench, builds)
     if board_rows:
-        # every resource some device has, in the builds' own order (boards.build.RESOURCES')
+        # every resource some device has, in the builds' own order (boards.platforms.Family.bels)
         resources = list(dict.fromkeys(name for row in board_rows for name, usage in row["utilization"].items()
                                        if usage["available"]))
         boards = {"rows": board_rows, "resources": resources}

@@ -21,7 +21,7 @@ __all__ = ["EngineTiming", "RETIMED", "COMPACT", "WeightROM", "DenseEngine", "ac
 class EngineTiming:
     """Structures a :class:`DenseEngine` spends flip-flops and logic cells on for a faster clock.
     Which ones pay is a fact of the FPGA family, so a board's family chooses
-    (:data:`hdlgen.boards.build.ENGINE_TIMING`); the results are the same bit for bit.
+    (:attr:`hdlgen.boards.platforms.Family.engine_timing`); the results are the same bit for bit.
 
     Members
     -------
@@ -99,15 +99,18 @@ class WeightROM(wiring.Component):
     replace (e.g. by SPRAM with a load path): same members and ``latency``.
 
     With ``latency=2`` (the geometry's ``weight_latency``: a dense engine's) the rows are split
-    into banks of one block RAM's depth at this row width (on an iCE40 or ECP5 platform; one bank
-    otherwise) and each bank's output is registered before the bank multiplexer: a large layer's
-    memory is many block RAMs, and their slow clock-to-output plus the multiplexer and its
-    routing would otherwise set the clock. With ``latency=1`` (a conv engine's) it is one memory.
+    into banks of ``bank_rows`` (one block RAM's depth at this row width, when a board's family
+    asks for it; one bank otherwise) and each bank's output is registered before the bank
+    multiplexer: a large layer's memory is many block RAMs, and their slow clock-to-output plus
+    the multiplexer and its routing would otherwise set the clock. With ``latency=1`` (a conv
+    engine's) it is one memory.
 
     Parameters
     ----------
     geometry : DenseGeometry or ConvGeometry
         The engine's stage geometry (:mod:`hdlgen.geometry`).
+    bank_rows : int or None
+        Rows per bank with ``latency=2`` (None: one bank).
 
     Members
     -------
@@ -119,8 +122,9 @@ class WeightROM(wiring.Component):
         cycle with ``en`` low reads nothing and leaves the pipeline's data as it was).
     """
 
-    def __init__(self, geometry: DenseGeometry):
+    def __init__(self, geometry: DenseGeometry, bank_rows: int | None = None):
         self.geometry = geometry
+        self.bank_rows = bank_rows
         self.latency = geometry.weight_latency
         self.init = geometry.weight_rows()
         self.layout = data.ArrayLayout(signed(geometry.layer.weight_bits), geometry.lanes)
@@ -138,7 +142,7 @@ class WeightROM(wiring.Component):
             read = rows.read_port()
             m.d.comb += [read.addr.eq(self.addr), read.en.eq(self.en), self.data.eq(read.data)]
             return m
-        bank_rows = min(_block_rows(getattr(platform, "family", None), width), depth)
+        bank_rows = min(self.bank_rows or depth, depth)
         banks = ceil_div(depth, bank_rows)
         shift = (bank_rows - 1).bit_length() if banks > 1 else 0
         en_held, bank_held, bank_out = Signal(), Signal(range(banks)), Signal(range(banks))
@@ -159,15 +163,6 @@ class WeightROM(wiring.Component):
             outputs.append(out)
         m.d.comb += self.data.eq(Array(outputs)[bank_out] if banks > 1 else outputs[0])
         return m
-
-
-def _block_rows(family, width: int) -> int:
-    """Rows of ``width`` bits one block RAM holds (iCE40 4 kbit, ECP5 DP16KD); no limit elsewhere."""
-    configs = {"ice40": [(2, 2048), (4, 1024), (8, 512), (16, 256)],
-               "ecp5": [(1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512)]}.get(family)
-    if configs is None:
-        return 1 << 30
-    return next((rows for most, rows in configs if width <= most), configs[-1][1])
 
 
 class DenseEngine(wiring.Component):
@@ -221,6 +216,9 @@ class DenseEngine(wiring.Component):
     timing : EngineTiming
         The structures spent on timing (:data:`RETIMED` unless set before elaboration, e.g. by
         :class:`~hdlgen.rtl_templates.top.NetworkTop`'s ``engine_timing``).
+    weight_bank_rows : int or None
+        Rows per bank of the :class:`WeightROM` (a board sets its block RAM's depth at the row
+        width before elaboration; None: one memory).
     registered_multiplier : callable or None
         With the geometry's ``multiplier_stages``, a board may set a function
         ``(weight, q, width) -> (block, product)`` building one lane's multiplier with both of
@@ -241,6 +239,7 @@ class DenseEngine(wiring.Component):
         self.weights = None
         self.products_in_logic = False
         self.timing = RETIMED
+        self.weight_bank_rows = None
         self.registered_multiplier = None
         super().__init__({
             "i": In(stream.Signature(event_layout(self.layer.fan_in, self.layer.ticks_in))),
@@ -252,7 +251,8 @@ class DenseEngine(wiring.Component):
         layer, lanes, words = self.layer, self.lanes, self.words
         bias_init = self.geometry.bias_words()
         word_layout = data.ArrayLayout(signed(self.acc_width), lanes)
-        m.submodules.weights = weights = self.weights if self.weights is not None else WeightROM(self.geometry)
+        m.submodules.weights = weights = (self.weights if self.weights is not None
+                                          else WeightROM(self.geometry, self.weight_bank_rows))
         m.submodules.accumulators = accumulators = Memory(
             shape=unsigned(word_layout.size), depth=words, init=bias_init)
         m.submodules.bias = bias = Memory(shape=unsigned(word_layout.size), depth=words, init=bias_init)

@@ -80,7 +80,7 @@ class NetworkTop(wiring.Component):
         Add the ``trace`` member (for testbenches; production builds leave it out).
     engine_timing : EngineTiming
         What every dense engine spends on timing (:class:`~hdlgen.rtl_templates.dense.EngineTiming`;
-        a board build passes its family's choice, :data:`hdlgen.boards.build.ENGINE_TIMING`).
+        a board build passes its family's choice, :attr:`hdlgen.boards.platforms.Family.engine_timing`).
 
     Members
     -------

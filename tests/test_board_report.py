@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hdlgen.boards.build import RESOURCES, BuildReport, Utilization, check_report, parse_log_utilization, parse_report
-from hdlgen.boards.platforms import board_name, boards, get_board
+from hdlgen.boards.build import BuildReport, Utilization, check_report, parse_log_utilization, parse_report
+from hdlgen.boards.platforms import FAMILIES, board_name, boards, get_board
 from hdlgen.errors import UserError
 
 from .helpers import tiny_net
@@ -73,7 +73,7 @@ def test_placement_failure_under_the_limit_names_the_fullest_resource():
     assert "bigger board" in message
 
 
-usages = st.dictionaries(st.sampled_from(list(RESOURCES["ice40"])),
+usages = st.dictionaries(st.sampled_from(list(FAMILIES["ice40"].bels)),
                          st.tuples(st.integers(0, 10_000), st.integers(0, 10_000)).map(lambda t: Utilization(*t)))
 
 

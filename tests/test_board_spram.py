@@ -144,7 +144,7 @@ def test_a_damaged_load_is_repeated_until_a_clean_pass():
     ([200, 160, 150, 10], [0, 1], [2]),   # 63 + 47 + 3 blocks: without layer 0 still 50, without 1 too: 3
 ])
 def test_placement_takes_spram_only_for_what_block_ram_cannot_hold(sizes, spram, bram):
-    from hdlgen.boards.build import BRAM_BLOCKS, weight_bram_blocks, weight_precheck
+    from hdlgen.boards.build import weight_bram_blocks, weight_precheck
     from hdlgen.boards.platforms import get_board
     from hdlgen.boards.spram import fitting_plan
     from hdlgen.geometry import NetGeometry
@@ -153,7 +153,7 @@ def test_placement_takes_spram_only_for_what_block_ram_cannot_hold(sizes, spram,
     board = get_board("icebreaker")
     geometry = NetGeometry(random_net(np.random.default_rng(0), sizes, 8, weight_bits=8), 1)
     blocks = weight_bram_blocks(geometry, board)
-    plan = fitting_plan(geometry, blocks, BRAM_BLOCKS[board.device])
+    plan = fitting_plan(geometry, blocks, board.fpga_device.bram_blocks)
     assert plan == spram and plan == sorted(plan)
     left = sum(b for i, b in enumerate(blocks) if i not in plan)
     assert (left <= 30) == (weight_precheck(geometry, board, plan) is None)

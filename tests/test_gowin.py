@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hdlgen.boards.build import BITSTREAM_SUFFIX, himbaechel_platform, link_clock, parse_report
+from hdlgen.boards.build import bitstream_path, link_clock, parse_report
 from hdlgen.boards.flash import loader_command
+from hdlgen.boards.himbaechel import himbaechel_platform
 from hdlgen.boards.platforms import boards, get_board
 from hdlgen.cli import main
 from hdlgen.errors import UserError
@@ -51,7 +52,7 @@ def test_gowin_link_runs_at_the_board_clock():
 
 def test_gowin_flashing_takes_an_fs_file(tmp_path, capsys):
     nano = get_board("tangnano9k")
-    assert BITSTREAM_SUFFIX["gowin"] == ".fs"
+    assert bitstream_path("out", "top", "gowin").name == "top.fs"
     assert loader_command(Path("top.fs"), nano)[1:] == ["-b", "tangnano9k", "top.fs"]
     (tmp_path / "top.bin").write_bytes(b"x")
     assert main(["flash", str(tmp_path / "top.bin"), "--board", "tangnano9k"]) == 2

@@ -180,7 +180,7 @@ def test_build_retries_once_on_a_bus_error(digits_net, tmp_path, capsys, monkeyp
 
 
 def test_prepare_runs_every_board_tool_once_alone(monkeypatch, capsys):
-    from hdlgen.boards.build import TOOLS
+    from hdlgen.boards.platforms import FAMILIES
     from hdlgen.commands import boards
 
     ran, running = [], []
@@ -193,7 +193,7 @@ def test_prepare_runs_every_board_tool_once_alone(monkeypatch, capsys):
 
     monkeypatch.setattr(boards.subprocess, "run", run)
     code, out, _ = run_cli(capsys, "boards", "--prepare")
-    tools = {script for family in TOOLS.values() for script in family.values()}
+    tools = {script for family in FAMILIES.values() for script in family.tools.values()}
     assert code == 0 and len(ran) == len(tools) and {line.split(":")[0] for line in out.splitlines()} == tools
 
 

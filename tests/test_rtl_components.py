@@ -85,7 +85,7 @@ def words_of(values, lanes):
             for w in range(words)]
 
 
-# every family's choice and the two mixed ones (hdlgen.boards.build.ENGINE_TIMING)
+# every family's choice and the two mixed ones (hdlgen.boards.platforms.Family.engine_timing)
 TIMINGS = [pytest.param(RETIMED, id="retimed"), pytest.param(COMPACT, id="compact"),
            pytest.param(EngineTiming(drain_fifo=False), id="no-fifo"),
            pytest.param(EngineTiming(registered_read_hit=False), id="transparent-read")]

