@@ -3,7 +3,7 @@
 The real board top (``HostLink`` around a ``NetworkTop`` of a small random net, 4-4-2, T=2,
 4-bit weights) runs in Amaranth's simulator at the bit level, 4 clock cycles per bit; the real
 host driver (``Device``: two requests in flight, fresh sequence numbers, resends) classifies
-random images over :class:`hdlgen.boards.sim.LineFaults` in both directions: 1 % of bytes
+random images over :class:`hdlgen.boards.serial_line.LineFaults` in both directions: 1 % of bytes
 flipped, dropped or duplicated, 0.1 % preceded by a stall of up to 1.5 ms (longer than the
 board's 0.3 ms timeout and the host's 1.2 ms read timeout). :meth:`Soak.check` audits every
 result against the golden model and every sequence number against what crossed the line; then
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hdlgen.boards.sim import LineFaults, soak_link
+from hdlgen.boards.serial_line import LineFaults, soak_link
 from hdlgen.testing import random_net
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,7 +24,7 @@ import numpy as np
 from hdlgen import golden, ttfs
 from hdlgen.boards.host import HOST_LATENCY
 from hdlgen.boards.link import classify_size, link_limit, result_size
-from hdlgen.boards.sim import soak_link
+from hdlgen.boards.serial_line import soak_link
 from hdlgen.data import load_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

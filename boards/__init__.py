@@ -11,7 +11,7 @@ and the host driver.
 - :mod:`~hdlgen.boards.route`, :mod:`~hdlgen.boards.seeds` – nextpnr's router watched (a stalled
   route stopped: "does not route"), placement seeds tried one after another or on a Dask cluster
 - :mod:`~hdlgen.boards.host` – :class:`~hdlgen.boards.host.Device`, the host driver
-- :mod:`~hdlgen.boards.sim` – a simulated serial line into a simulated board
+- :mod:`~hdlgen.boards.serial_line` – a simulated serial line into a simulated board
 
 See boards/README.md.
 """

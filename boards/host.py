@@ -7,7 +7,7 @@
         results = dev.classify(net.input.pixels(x))
 
 :class:`Device` works over any pyserial-like port (``read``/``write``/``timeout``), so the same
-code drives a real board and a simulated one (:class:`hdlgen.boards.sim.SimulatedSerial`).
+code drives a real board and a simulated one (:class:`hdlgen.boards.serial_line.SimulatedSerial`).
 """
 
 from __future__ import annotations

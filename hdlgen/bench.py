@@ -3,25 +3,31 @@
 Three kinds of row, each a plain dict (JSON as it stands) with a table formatter:
 
 * :func:`accuracy_row` – float vs SNN accuracy, agreement and spikes per neuron
-  (:func:`hdlgen.report.evaluate`), conversion time and golden-model throughput;
+  (:func:`hdlgen.evaluate.evaluate`), conversion time and golden-model throughput;
 * :func:`rtl_row` – cycles per inference of the simulated core at some lanes against the event
   lower bound and the dense schedule (:func:`hdlgen.simulate.simulate`), bit-exactness, simulation time;
 * :func:`board_row` – utilisation, fmax against the clock and build time of a board build
   (:func:`hdlgen.boards.build.build`), and µs per inference at the lower of fmax and the clock.
+
+The board rows' Pareto front (accuracy, µs per image, LUTs: :func:`pareto_front`) and its plot
+(:func:`plot_front`) are here beside the tables; :mod:`hdlgen.sweep` runs the rows as tasks.
 """
 
 from __future__ import annotations
 
+import io
 import time
+from pathlib import Path
 
 from . import golden
 from .data import Dataset
-from .report import evaluate
+from .evaluate import evaluate
+from .files import write_atomically
 from .simulate import simulate
 from .ttfs import TTFSNet
 
 __all__ = ["ticks_label", "accuracy_row", "rtl_row", "board_row", "inferences_per_klut", "format_accuracy", "format_rtl",
-           "format_boards"]
+           "format_boards", "pareto_front", "plot_front"]
 
 
 def golden_images_per_second(net: TTFSNet, data: Dataset, batch: int = 4096, least_seconds: float = 0.5) -> float:
@@ -38,7 +44,7 @@ def golden_images_per_second(net: TTFSNet, data: Dataset, batch: int = 4096, lea
 
 
 def accuracy_row(net: TTFSNet, data: Dataset, convert_seconds: float | None = None) -> dict:
-    """:func:`hdlgen.report.evaluate` of ``net`` on ``data`` (the figures of ``hdlgen eval``), plus
+    """:func:`hdlgen.evaluate.evaluate` of ``net`` on ``data`` (the figures of ``hdlgen eval``), plus
     ``spikes_per_neuron_mean`` (every spiking layer's spikes over all its neurons),
     ``convert_seconds`` (None for a net that was given converted) and ``golden_images_per_second``."""
     result = evaluate(net, data)
@@ -198,3 +204,61 @@ def format_boards(rows, nets: bool = False) -> str:
         if r["problem"]:
             lines.append(f"      {r['problem']}")
     return "\n".join(lines)
+
+
+def _objectives(row) -> tuple | None:
+    """(accuracy, −µs per image, −LUTs) of a board row, all to maximise; ``None`` when one is missing."""
+    luts = row.get("utilization", {}).get("LUT", {}).get("used")
+    if not row.get("fits") or row.get("us_per_inference") is None or luts is None or row.get("snn_accuracy") is None:
+        return None
+    return row["snn_accuracy"], -row["us_per_inference"], -luts
+
+
+def pareto_front(rows) -> list[bool]:
+    """Per board row: no other row is at least as good on accuracy, µs per image and LUTs and
+    better on one (rows without all three are never on the front)."""
+    points = [_objectives(row) for row in rows]
+
+    def beaten(p):
+        return any(q is not None and q != p and all(a >= b for a, b in zip(q, p)) for q in points)
+    return [p is not None and not beaten(p) for p in points]
+
+
+def plot_front(rows, path) -> Path | None:
+    """Accuracy against µs per image of the board rows (marker area ∝ LUTs, the front in colour)
+    as a PNG at ``path``; ``None`` when no row has all three figures."""
+    drawn = [row for row in rows if _objectives(row) is not None]
+    if not drawn:
+        return None
+    import matplotlib
+
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    axes = figure.subplots()
+    largest = max(row["utilization"]["LUT"]["used"] for row in drawn)
+    for on_front, colour, label in [(False, "0.6", "beaten"), (True, "tab:red", "Pareto front")]:
+        chosen = [row for row in drawn if row["pareto"] == on_front]
+        if chosen:
+            axes.scatter([row["us_per_inference"] for row in chosen], [100 * row["snn_accuracy"] for row in chosen],
+                         s=[400 * row["utilization"]["LUT"]["used"] / largest for row in chosen], c=colour,
+                         alpha=0.6, label=label, edgecolors="black", linewidths=0.5)
+    several_nets = len({(ticks_label(row["ticks"]), row["weight_bits"]) for row in drawn}) > 1
+    for row in drawn:
+        if row["pareto"]:   # slanted: points of one accuracy lie on one line
+            net = f" T{ticks_label(row['ticks'])} {row['weight_bits']}b" if several_nets else ""
+            axes.annotate(f"{row['board']} L{row['lanes']}{net}", (row["us_per_inference"], 100 * row["snn_accuracy"]),
+                          fontsize=7, rotation=35, xytext=(3, 6), textcoords="offset points")
+    axes.margins(x=0.12, y=0.25)   # room for the labels
+    latencies = [row["us_per_inference"] for row in drawn]
+    if max(latencies) > 10 * min(latencies):   # lanes 1 to 16 span more than a decade
+        axes.set_xscale("log")
+    axes.set_xlabel("µs per image")
+    axes.set_ylabel("SNN accuracy (%)")
+    axes.set_title(f"accuracy vs latency, marker area ∝ LUTs (largest {largest})")
+    axes.legend()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    return write_atomically(path, lambda temporary: Path(temporary).write_bytes(buffer.getvalue()))

@@ -11,7 +11,7 @@ weights (learned like LSQ step sizes), and :meth:`TrainableNet.to_net` lowers th
 with the compiler's own passes: the net written is the net trained.
 
 :func:`finetune` trains with Adam and a cosine learning rate, measures the net of every epoch
-end with :func:`hdlgen.report.evaluate` (what ``hdlgen eval`` computes) and keeps the best. With
+end with :func:`hdlgen.evaluate.evaluate` (what ``hdlgen eval`` computes) and keeps the best. With
 a spike target ``S`` it adds ``λ · (hidden spikes per image)`` to the loss – the count itself in
 the forward, the gradient of ``Σ q/T`` (every firing neuron is pushed to fire later) – and ``λ``
 rises while batches have more than ``S`` spikes per neuron, falls while they have fewer (dual ascent).
@@ -33,9 +33,9 @@ from tqdm import tqdm
 from . import ir
 from .data import Dataset
 from .errors import UserError
+from .evaluate import evaluate
 from .passes import Calibrate, Conversion, ConvertConfig, DeriveWidths, Quantize
 from .passes.quantize import column_ranges, column_scale, output_windows
-from .report import evaluate
 from .ttfs import TTFSNet
 from .ttfs_torch import floor_ste, forward, round_half_up
 
@@ -87,7 +87,7 @@ class FinetuneOptions:
 class EpochResult:
     """One epoch end (epoch 0: the converted net): mean training loss, and the golden model's
     accuracy and spikes per neuron (every spiking layer, input first) on the training and
-    validation data, exactly as :func:`hdlgen.report.evaluate` gives them."""
+    validation data, exactly as :func:`hdlgen.evaluate.evaluate` gives them."""
 
     epoch: int
     loss: float | None

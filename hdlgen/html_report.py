@@ -28,9 +28,9 @@ from . import golden
 from .bench import ticks_label
 from .data import Dataset
 from .errors import UserError
+from .evaluate import confusion_matrix, evaluate, net_rows, net_summary, run_golden
 from .files import write_atomically
 from .geometry import NetGeometry
-from .report import confusion_matrix, evaluate, net_rows, net_summary, run_golden
 from .ttfs import TTFSNet
 
 __all__ = ["SECTIONS", "write_report", "report_html", "load_build", "load_json", "missing_packages"]

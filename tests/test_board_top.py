@@ -2,7 +2,7 @@
 
 The whole board logic (UART RX, frame receiver, core, response encoder, UART TX) runs in
 Amaranth's simulator at the bit level; the host side is the real driver
-(:class:`hdlgen.boards.host.Device`) over :class:`hdlgen.boards.sim.SimulatedSerial`.
+(:class:`hdlgen.boards.host.Device`) over :class:`hdlgen.boards.serial_line.SimulatedSerial`.
 The core is the real ``NetworkTop`` or a stand-in that answers with the golden model (which
 checks the link, not the network).
 """

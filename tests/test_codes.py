@@ -148,7 +148,7 @@ def test_codes_refuse_nets_they_cannot_run():
 def test_compare_writes_json_and_plots(tmp_path, capsys):
     from hdlgen import ConvertConfig, convert, load_model
     from hdlgen.data import load_dataset
-    from hdlgen.report import evaluate
+    from hdlgen.evaluate import evaluate
 
     out = tmp_path / "cmp.json"
     code, stdout, _ = run_cli(capsys, "compare", DIGITS / "digits_cnn.pt2", "--data", DIGITS / "digits_test.npz",

@@ -119,7 +119,7 @@ def test_trailing_softmax_note_reaches_the_converted_net(tmp_path):
     net = convert(export_pt2(tmp_path, model, x[:2]), x.numpy())
     assert any("softmax" in note and "argmax is unchanged" in note for note in net.meta["notes"])
     from hdlgen import ttfs
-    from hdlgen.report import format_net
+    from hdlgen.evaluate import format_net
 
     saved = ttfs.load(ttfs.save(net, tmp_path / "m.ttfs"))   # kept in the file, shown by convert and info
     assert any(line.startswith("note: ") and "softmax" in line for line in format_net(saved).splitlines())

@@ -1,5 +1,5 @@
 """Link soak: the board top (HostLink around a NetworkTop) and the host driver over a serial line
-that flips, drops and duplicates 1 % of bytes in both directions and stalls (boards/sim.py's
+that flips, drops and duplicates 1 % of bytes in both directions and stalls (boards/serial_line.py's
 LineFaults); ``bench/link_soak.py`` runs 10,000 images, this a seeded subset."""
 
 import dataclasses
@@ -10,7 +10,7 @@ import pytest
 from hdlgen import golden
 from hdlgen.boards import link
 from hdlgen.boards.host import Device, default_window
-from hdlgen.boards.sim import LineFaults, soak_link
+from hdlgen.boards.serial_line import LineFaults, soak_link
 from hdlgen.testing import random_net
 
 

@@ -12,9 +12,10 @@ from hdlgen.rtl_templates.encoder import InputEncoder
 from hdlgen.rtl_templates.readout import Readout
 from hdlgen.rtl_templates.spike_time import SpikeTimeBank
 from hdlgen.rtl_templates.tick_sorter import TickSorter
+from hdlgen.testing import random_net
 from hdlgen.ttfs import IntDense, layer_bounds
 
-from .helpers import bank_order, ends, events_of, random_net, simulate, split_images, transfers_of
+from .helpers import bank_order, ends, events_of, simulate, split_images, transfers_of
 
 
 @pytest.mark.parametrize("gap", [0.0, 0.5])
@@ -43,7 +44,7 @@ def test_tick_sorter_orders_by_tick_then_bank(seed, gap):
 def test_input_encoder_matches_golden_input_spikes(seed):
     rng = np.random.default_rng(seed)
     size, t0 = int(rng.integers(1, 16)), int(rng.integers(1, 9))
-    net = random_net(rng, [size, 3, 2], [t0, 2])
+    net = random_net(rng, [size, 3, 2], [t0, 2], weight_bits=4)
     images = rng.integers(0, 256, (3, size))
     images[0] = 0                                     # an image with no spikes at all
     per_transfer = [1, size, int(rng.integers(1, size + 1))][seed]
@@ -161,7 +162,7 @@ def test_readout_argmax_ties_to_lowest_index(seed):
 
 
 def test_lanes_are_validated():
-    net = random_net(np.random.default_rng(0), [4, 5, 3], [2, 2])
+    net = random_net(np.random.default_rng(0), [4, 5, 3], [2, 2], weight_bits=4)
     for bad in (0, 6, 2.0, True):
         with pytest.raises(ValueError, match="lanes must be an integer from 1 to its fan-out 5"):
             DenseGeometry(net.layers[0], bad)

@@ -9,8 +9,9 @@ from amaranth.sim import Simulator
 from hdlgen.cycles import cycle_counts
 from hdlgen.golden import run_events
 from hdlgen.rtl_templates.top import NetworkTop
+from hdlgen.testing import random_net
 
-from .helpers import assert_spikes_in_emitted_order, random_net, run_top
+from .helpers import assert_spikes_in_emitted_order, run_top
 
 CASES = [  # sizes, ticks, lanes, pixels per transfer, spike lanes, shared K
     ([12, 9, 4], [5, 4], 1, 1, None, True),
@@ -27,7 +28,7 @@ CASES = [  # sizes, ticks, lanes, pixels per transfer, spike lanes, shared K
 @pytest.mark.parametrize("sizes, ticks, lanes, per_transfer, spike_lanes, shared_k", CASES)
 def test_network_matches_golden_spike_for_spike(sizes, ticks, lanes, per_transfer, spike_lanes, shared_k):
     rng = np.random.default_rng(sum(sizes) * 31 + lanes)
-    net = random_net(rng, sizes, ticks, shared_k=shared_k)
+    net = random_net(rng, sizes, ticks, per_channel_k=not shared_k, weight_bits=4)
     images = rng.integers(0, 256, (4, sizes[0]))
     images[1] = 0
     gold = [run_events(net, im) for im in images]
@@ -44,7 +45,7 @@ def test_network_matches_golden_spike_for_spike(sizes, ticks, lanes, per_transfe
                                                              (12, 8, 2)])
 def test_cycles_within_bounds_for_an_idle_core(lanes, per_transfer, spike_lanes):
     rng = np.random.default_rng(lanes)
-    net = random_net(rng, [16, 12, 6], [6, 5])
+    net = random_net(rng, [16, 12, 6], [6, 5], weight_bits=4)
     image = rng.integers(0, 256, (1, 16))
     results, _, _, _ = run_top(net, image, rng, lanes=lanes, pixels_per_transfer=per_transfer, spike_lanes=spike_lanes)
     bounds = cycle_counts(net, run_events(net, image[0]), lanes, per_transfer, spike_lanes)
@@ -55,7 +56,7 @@ def test_images_overlap_in_the_pipeline():
     """Back to back, the next image is taken while the previous one is in a later layer, so
     a batch finishes sooner than its images one after another, and each result still matches."""
     rng = np.random.default_rng(7)
-    net = random_net(rng, [10, 12, 12, 5], [4, 4, 4])
+    net = random_net(rng, [10, 12, 12, 5], [4, 4, 4], weight_bits=4)
     images = rng.integers(0, 256, (4, 10))
     results, _, batch, _ = run_top(net, images, rng)
     serial = sum(run_top(net, im[None], rng)[2] for im in images)
@@ -69,7 +70,7 @@ def test_random_nets_match_golden(seed):
     depth = int(rng.integers(2, 4))
     sizes = [int(s) for s in rng.integers(1, 21, depth + 1)]
     ticks = [int(t) for t in rng.integers(1, 9, depth)]
-    net = random_net(rng, sizes, ticks, weight_bits=int(rng.integers(2, 9)), shared_k=bool(seed % 2))
+    net = random_net(rng, sizes, ticks, weight_bits=int(rng.integers(2, 9)), per_channel_k=not bool(seed % 2))
     lanes = int(rng.integers(1, max(sizes[1:]) + 1))
     per_transfer = int(rng.integers(1, sizes[0] + 1))
     images = rng.integers(0, 256, (3, sizes[0]))
@@ -86,7 +87,7 @@ def test_reset_in_the_middle_of_an_image_leaves_a_clean_core():
     """A synchronous reset part-way through (pixels taken, spikes accumulated) loses that image;
     the next images come out exact – the engines rewrite their biases after reset."""
     rng = np.random.default_rng(5)
-    net = random_net(rng, [10, 8, 4], [4, 4])
+    net = random_net(rng, [10, 8, 4], [4, 4], weight_bits=4)
     images = rng.integers(1, 256, (3, 10))
     top = NetworkTop(net)
     m = Module()

@@ -12,14 +12,13 @@ from hdlgen.cli import main
 from hdlgen.errors import UserError
 from hdlgen.golden import run_events
 from hdlgen.rtl_templates.top import NetworkTop
+from hdlgen.testing import random_net
 from hdlgen.verilog import write_verilog
-
-from .helpers import random_net
 
 
 @pytest.fixture(scope="module")
 def net():
-    return random_net(np.random.default_rng(3), [10, 7, 4], [4, 5], shared_k=False, name="tiny-net")
+    return random_net(np.random.default_rng(3), [10, 7, 4], [4, 5], per_channel_k=True, name="tiny-net", weight_bits=4)
 
 
 def test_same_input_gives_byte_identical_files(net, tmp_path):
@@ -152,7 +151,7 @@ def test_python_keywords_are_fine_module_names(net, tmp_path):
 
 
 def test_a_net_named_like_a_keyword_gets_a_plain_module_name(tmp_path):
-    net = random_net(np.random.default_rng(1), [4, 3, 2], [2, 2], name="small")
+    net = random_net(np.random.default_rng(1), [4, 3, 2], [2, 2], name="small", weight_bits=4)
     v_path, json_path = write_verilog(net, tmp_path)
     assert v_path.name == "small_core.v" and json.loads(json_path.read_text())["top"] == "small_core"
     assert re.search(r"^module small_core\(", v_path.read_text(), re.M)

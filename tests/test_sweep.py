@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdlgen import golden, sweep, ttfs
+from hdlgen import bench, golden, sweep, ttfs
 from hdlgen.testing import random_net
 
 from .helpers import DIGITS, run_cli
@@ -120,7 +120,7 @@ def test_a_sweep_on_a_separate_cluster_equals_the_in_process_one(tmp_path, capsy
         assert row["fits"] and Path(row["bitstream"]).is_file() and str(tmp_path / "there") in row["bitstream"]
         assert Path(row["bitstream"]).read_bytes() == Path(here["boards"][row["net_index"]]["bitstream"]).read_bytes()
     assert all(row["bit_exact"] for row in there["rtl"]["rows"])
-    assert there["pareto"] == [i for i, on in enumerate(sweep.pareto_front(there["boards"])) if on]
+    assert there["pareto"] == [i for i, on in enumerate(bench.pareto_front(there["boards"])) if on]
     assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -192,16 +192,16 @@ def test_the_pareto_front_is_the_rows_no_other_beats():
             _board_row(0.90, 200, 1000),  # its equal: neither beats the other
             _board_row(0.99, 10, 100, fits=False),   # does not fit: no figures to compare
             {**_board_row(0.99, None, 100)}]          # no latency (not simulated)
-    assert sweep.pareto_front(rows) == [True, False, True, True, True, False, False]
+    assert bench.pareto_front(rows) == [True, False, True, True, True, False, False]
 
 
 def test_the_plot_draws_the_rows_with_all_three_figures(tmp_path):
     rows = [_board_row(0.95, 50, 3000), _board_row(0.97, 100, 2000), _board_row(0.9, None, 10)]
-    for row, on in zip(rows, sweep.pareto_front(rows)):
+    for row, on in zip(rows, bench.pareto_front(rows)):
         row["pareto"] = on
-    path = sweep.plot_front(rows, tmp_path / "front.png")
+    path = bench.plot_front(rows, tmp_path / "front.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sweep.plot_front(rows[2:], tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+    assert bench.plot_front(rows[2:], tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
 
 
 def test_a_scheduler_nobody_runs_is_one_line(capsys):

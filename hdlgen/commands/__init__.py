@@ -1,5 +1,6 @@
 """Subcommands of the hdlgen CLI, one module each (see hdlgen.cli)."""
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -79,3 +80,8 @@ def check_core_options(net, path, lanes: int, pixels_per_transfer: int = 1, spik
         NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
     except ValueError as e:
         raise as_option(e, CORE_OPTIONS, path) from None
+
+
+def print_json(obj: dict):
+    """The last stdout line of a ``--json`` run: one JSON object."""
+    print(json.dumps(obj, sort_keys=True))

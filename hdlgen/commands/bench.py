@@ -11,15 +11,14 @@ import sys
 from pathlib import Path
 
 from .. import sweep, ttfs
-from ..bench import format_accuracy, format_boards, format_rtl, ticks_label
+from ..bench import format_accuracy, format_boards, format_rtl, pareto_front, plot_front, ticks_label
 from ..boards.build import BUILD_RECORD, toolchain_env
 from ..boards.platforms import get_board
 from ..data import load_dataset
 from ..errors import UserError
 from ..files import write_atomically
-from ..report import print_json
 from ..simulate import SIMULATORS, missing_simulator
-from . import check_core_options, check_output, check_output_dir
+from . import check_core_options, check_output, check_output_dir, print_json
 from .boards import prepare_tools
 from .convert import add_calibration_options, conversion_config, convert_model, load_model_and_data, parse_ticks
 
@@ -266,7 +265,7 @@ def run(args):
     rows = {section: [results[key]["row"] for key in section_keys] for section, section_keys in keys.items()}
     for row in rows["boards"]:
         row["snn_accuracy"] = rows["accuracy"][row["net_index"]].get("snn_accuracy")
-    for row, on_front in zip(rows["boards"], sweep.pareto_front(rows["boards"])):
+    for row, on_front in zip(rows["boards"], pareto_front(rows["boards"])):
         row["pareto"] = on_front
     computed = [results[task.key]["row"]["task"] for task in tasks if not results[task.key]["row"]["task"]["cached"]]
     failed = sum(results[task.key]["failed"] for task in tasks)
@@ -280,7 +279,7 @@ def run(args):
     if args.output:
         write_atomically(Path(args.output), lambda path: path.write_text(json.dumps(figures, indent=1) + "\n"))
         print(f"wrote {args.output}")
-        plot = sweep.plot_front(rows["boards"], Path(args.output).with_suffix(".png"))
+        plot = plot_front(rows["boards"], Path(args.output).with_suffix(".png"))
         if plot:
             print(f"wrote {plot}")
         _write_report(results[keys["accuracy"][0]], data, figures, Path(args.output).with_suffix(".html"))

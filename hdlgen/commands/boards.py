@@ -5,7 +5,7 @@ import time
 
 from ..boards.platforms import boards
 from ..errors import UserError
-from ..report import print_json
+from . import print_json
 
 __all__ = ["prepare_tools", "retry_on_bus_error"]
 

@@ -9,8 +9,7 @@ from ..codes.compare import DEFAULT_STEPS, METHODS, compare, format_table, plot
 from ..errors import UserError
 from ..files import write_atomically
 from ..passes import ConvertConfig
-from ..report import print_json
-from . import check_output
+from . import check_output, print_json
 from .convert import add_calibration_options, conversion_config, load_model_and_data
 
 

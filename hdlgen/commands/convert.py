@@ -4,15 +4,11 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from .. import ttfs
-from ..data import load_dataset
+from .. import conversion, ttfs
 from ..errors import UserError
-from ..importers import load_model
-from ..passes import ConvertConfig, convert
-from ..report import evaluate, format_evaluation, format_net, print_json
-from . import as_option, check_output, check_windows
+from ..evaluate import evaluate, format_evaluation, format_net
+from ..passes import ConvertConfig
+from . import as_option, check_output, check_windows, print_json
 
 
 def parse_ticks(text: str):
@@ -37,19 +33,13 @@ def add_calibration_options(p):
 
 
 def load_model_and_data(args):
-    """``args.model``'s graph, ``args.data`` and the calibration data (``args.calibration_data``, else the data)."""
+    """``args.model``'s graph, ``args.data`` and the calibration samples (``args.calibration_data``, else the
+    data) – :func:`hdlgen.conversion.load_model_and_data` with the options of ``args``."""
     if args.calibration_samples < 1:
         raise UserError(f"--calibration-samples must be ≥ 1, got {args.calibration_samples}")
-    graph = load_model(Path(args.model))
-    shape = graph.input_shape
-    data = load_dataset(args.data, shape, classes=model_classes(graph))
-    calibration = load_dataset(args.calibration_data, shape, need_labels=False) if args.calibration_data else data
-    return graph, data, calibration
-
-
-def model_classes(graph) -> int:
-    """How many logits ``graph`` gives: its labels are ``0..classes − 1``."""
-    return int(np.prod(graph.shapes()[-1]))
+    loaded = conversion.load_model_and_data(args.model, args.data, args.calibration_data,
+                                            calibration_samples=args.calibration_samples)
+    return loaded.graph, loaded.data, loaded.calibration
 
 
 CONFIG_OPTIONS = {"weight bits": "--weight-bits", "calibration": "--calibration", "ticks": "--ticks"}
@@ -65,7 +55,8 @@ def conversion_config(args, ticks, weight_bits: int) -> ConvertConfig:
 
 def convert_model(graph, calibration, args, config: ConvertConfig, name: str):
     """``graph`` converted with ``config``, calibrated on the first ``args.calibration_samples`` of ``calibration``."""
-    return convert(graph, calibration.x[:args.calibration_samples], config, name=name)
+    return conversion.convert_loaded(conversion.ModelAndData(graph, None, calibration.head(args.calibration_samples)),
+                                     config, name)
 
 
 def other_scaling(graph, calibration, args, config: ConvertConfig, name: str, data, accuracy) -> dict | None:

@@ -4,7 +4,8 @@ import sys
 
 from .. import ttfs
 from ..data import load_dataset
-from ..report import evaluate, format_evaluation, format_net, print_json
+from ..evaluate import evaluate, format_evaluation, format_net
+from . import print_json
 
 
 def register(sub):

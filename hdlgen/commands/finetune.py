@@ -4,12 +4,13 @@ net through its own arithmetic (:mod:`hdlgen.finetune`) and write the best epoch
 from pathlib import Path
 
 from .. import ttfs
+from ..conversion import model_classes
 from ..data import load_dataset
 from ..errors import UserError
+from ..evaluate import format_net
 from ..files import write_atomically
-from ..report import format_net, print_json
-from . import check_output
-from .convert import add_calibration_options, conversion_config, convert_model, load_model_and_data, model_classes, parse_ticks
+from . import check_output, print_json
+from .convert import add_calibration_options, conversion_config, convert_model, load_model_and_data, parse_ticks
 
 
 def register(sub):

@@ -2,7 +2,7 @@
 
 from ..boards.flash import flash
 from ..boards.platforms import get_board
-from ..report import print_json
+from . import print_json
 
 
 def register(sub):

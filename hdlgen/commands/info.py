@@ -1,8 +1,9 @@
 """``hdlgen info NET.ttfs`` – what a converted net holds."""
 
 from .. import ttfs
-from ..report import format_net, print_json
+from ..evaluate import format_net
 from ..ttfs import layer_bounds
+from . import print_json
 
 
 def register(sub):

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from .. import ttfs
 from ..errors import UserError
-from ..report import print_json
-from . import check_core_options, check_output, check_output_dir
+from . import check_core_options, check_output, check_output_dir, print_json
 
 
 def register(sub):

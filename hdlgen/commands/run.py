@@ -12,7 +12,7 @@ from ..boards.link import LinkError, classify_size, link_limit
 from ..boards.platforms import DEFAULT_BAUD
 from ..data import load_dataset
 from ..errors import UserError
-from ..report import print_json
+from . import print_json
 
 
 def register(sub):

@@ -5,9 +5,8 @@ import sys
 from .. import ttfs
 from ..data import load_dataset
 from ..errors import UserError
-from ..report import print_json
 from ..simulate import SIMULATORS, simulate
-from . import check_core_options, check_output_dir
+from . import check_core_options, check_output_dir, print_json
 
 
 def register(sub):

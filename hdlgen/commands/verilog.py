@@ -4,9 +4,8 @@ import json
 import sys
 
 from .. import ttfs
-from ..report import print_json
 from ..verilog import write_verilog
-from . import check_core_options, check_output_dir
+from . import check_core_options, check_output_dir, print_json
 
 
 def register(sub):

@@ -1,8 +1,7 @@
-"""Evaluate a TTFS net against its float ANN and print the result for a person (or as JSON)."""
+"""Evaluate a TTFS net against its float ANN and describe both for a person."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +12,7 @@ from .data import Dataset
 from .ttfs import TTFSNet
 
 __all__ = ["GoldenRun", "run_golden", "evaluate", "confusion_matrix", "net_rows", "net_summary", "format_evaluation",
-           "format_net", "print_json"]
+           "format_net"]
 
 
 @dataclass
@@ -131,8 +130,3 @@ def format_evaluation(net: TTFSNet, result: dict) -> str:
     for name, size, ticks, rate in zip(names, net.sizes, net.ticks, result["spikes_per_neuron"]):
         lines.append(f"{name:<12}{size:>8}{ticks:>5}{rate:>15.3f}")
     return "\n".join(lines)
-
-
-def print_json(obj: dict):
-    """The last stdout line of a ``--json`` run: one JSON object."""
-    print(json.dumps(obj, sort_keys=True))

@@ -1,0 +1,50 @@
+"""Load a model and its data, and convert it: the library's one way from files to a TTFS net,
+which the CLI (``convert``, ``eval``'s siblings, ``bench``, ``compare``, ``finetune``) and the
+sweep's workers all call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import Dataset, load_dataset
+from .errors import UserError
+from .importers import load_model
+from .passes import ConvertConfig, convert
+from .ttfs import TTFSNet
+
+__all__ = ["ModelAndData", "load_model_and_data", "model_classes", "convert_loaded"]
+
+
+@dataclass(frozen=True)
+class ModelAndData:
+    """A model's graph (:mod:`hdlgen.ir`), its labelled data and the samples that calibrate it."""
+
+    graph: object
+    data: Dataset
+    calibration: Dataset
+
+
+def model_classes(graph) -> int:
+    """How many logits ``graph`` gives: its labels are ``0..classes − 1``."""
+    return int(np.prod(graph.shapes()[-1]))
+
+
+def load_model_and_data(model, data, calibration_data=None, *, calibration_samples: int = 2000) -> ModelAndData:
+    """``model``'s graph, the labelled ``data`` shaped for it and the first ``calibration_samples``
+    of ``calibration_data`` (unlabelled; default: ``data``). A :class:`UserError` naming the file
+    for a model or data the importers or the loader refuse."""
+    if calibration_samples < 1:
+        raise UserError(f"calibration samples must be ≥ 1, got {calibration_samples}")
+    graph = load_model(Path(model))
+    shape = graph.input_shape
+    labelled = load_dataset(data, shape, classes=model_classes(graph))
+    calibration = load_dataset(calibration_data, shape, need_labels=False) if calibration_data else labelled
+    return ModelAndData(graph, labelled, calibration.head(calibration_samples))
+
+
+def convert_loaded(loaded: ModelAndData, config: ConvertConfig, name: str) -> TTFSNet:
+    """``loaded``'s graph converted with ``config``, calibrated on its calibration samples."""
+    return convert(loaded.graph, loaded.calibration.x, config, name=name)
