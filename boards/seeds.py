@@ -1,5 +1,5 @@
 """Placement seeds tried for one build: one after another in this process, or at once as tasks on a
-Dask cluster (:mod:`hdlgen.sweep`'s engine and task wrapper).
+Dask cluster (:mod:`hdlgen.tasks`'s engine and task wrapper).
 
 nextpnr's result on a large ECP5 design depends on its placement seed: one seed routes and meets
 the clock where another does not route at all. Each seed is a whole build (synthesis included) in
@@ -84,11 +84,11 @@ def _keep(best: BuildReport, reports: list, out_dir: Path, name: str, family: st
 def seed_task(net_data: bytes, *, board: str, seed: int, options: dict, route_budget: RouteBudget,
               stop_event: str) -> dict:
     """One seed's build on a Dask worker, in a scratch directory: its record as the row (paths under
-    :data:`hdlgen.sweep.BUILD_DIR_TOKEN`) and its bitstream and logs as files. It stops when the
+    :data:`hdlgen.tasks.BUILD_DIR_TOKEN`) and its bitstream and logs as files. It stops when the
     cluster's event ``stop_event`` is set (another seed met the clock)."""
     from distributed import Event
 
-    from ..sweep import BUILD_DIR_TOKEN, loads_net
+    from ..tasks import BUILD_DIR_TOKEN, loads_net
 
     stop = Event(stop_event)
     with tempfile.TemporaryDirectory(prefix="hdlgen-seed-") as scratch:
@@ -118,7 +118,7 @@ def _one_after_another(net, board: str, out_dir: Path, seeds: list, options: dic
 def _at_once(net, board: str, out_dir: Path, seeds: list, options: dict, route_budget, progress, client) -> list:
     from distributed import Event, wait
 
-    from ..sweep import BUILD_DIR_TOKEN, dumps_net, run_task
+    from ..tasks import BUILD_DIR_TOKEN, dumps_net, run_task
 
     stop_event = f"hdlgen-seeds-{time.time_ns()}"
     stop = Event(stop_event, client=client)
@@ -161,7 +161,7 @@ def build_seeds(net, board: str, out_dir, seeds: list, *, client=None, progress=
                 route_budget: RouteBudget = DEFAULT_BUDGET, name: str = "top", **options) -> BuildReport:
     """Build ``net`` for ``board`` (a name :func:`~hdlgen.boards.platforms.get_board` takes) with
     each placement seed of ``seeds``, one after another, or at once as tasks of the Dask ``client``
-    (:func:`hdlgen.sweep.engine`); keep the first build that meets the clock, else the fastest.
+    (:func:`hdlgen.tasks.engine`); keep the first build that meets the clock, else the fastest.
 
     ``options`` are :func:`~hdlgen.boards.build.build`'s (lanes, clock …). Returns the kept
     seed's report with ``extra["seeds"]`` (:func:`seed_summary` of each seed tried, in order);

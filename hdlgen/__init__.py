@@ -1,4 +1,11 @@
-"""hdlgen: trained ReLU network → integer TTFS spiking network → verified FPGA accelerator."""
+"""hdlgen: trained ReLU network → integer TTFS spiking network → verified FPGA accelerator.
+
+The package is three layers, each importing only those above it (README, "Layout"): the model
+(importers, IR, passes, the integer net, the golden model, the geometry and cycle bounds – no
+hardware), the hardware (``hdlgen.rtl_templates``, ``hdlgen.sim``, ``hdlgen.boards`` and their
+drivers ``verilog``, ``simulate``, ``prove``), and the application (``cli``, ``commands``, ``bench``,
+``sweep``, ``html_report``). What is exported here is the model layer's API.
+"""
 
 from . import golden, ir, ttfs
 from .errors import UserError

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdlgen import bench, golden, sweep, ttfs
+from hdlgen import bench, golden, ttfs
+from hdlgen.tasks import Cache, Task, dumps_net, loads_net, run_tasks
 from hdlgen.testing import random_net
 
 from .helpers import DIGITS, run_cli
@@ -164,7 +165,7 @@ def test_an_interrupted_sweep_resumes_computing_only_the_missing_rows(tmp_path, 
     os.kill(bench.pid, signal.SIGKILL)
     bench.communicate(timeout=60)
     kept = _entries(cache)   # a write cut short leaves at most a hidden temporary file
-    assert 2 <= len(kept) < 8 and all(sweep.Cache(cache).get(key) for key in kept)
+    assert 2 <= len(kept) < 8 and all(Cache(cache).get(key) for key in kept)
 
     code, out, _ = run_cli(capsys, "bench", *argv, "--cache", cache, "--json")
     resumed = _last_json(out)
@@ -214,7 +215,7 @@ def test_a_scheduler_nobody_runs_is_one_line(capsys):
 
 def test_nets_travel_as_bytes():
     net = random_net(np.random.default_rng(1), [6, 4, 3], 4, name="small")
-    again = sweep.loads_net(sweep.dumps_net(net))
+    again = loads_net(dumps_net(net))
     assert again.name == "small" and again.ticks == net.ticks
     pixels = np.random.default_rng(2).integers(0, 256, (5, 6), dtype=np.uint8)
     assert np.array_equal(golden.run_batch(again, pixels).logits, golden.run_batch(net, pixels).logits)
@@ -233,18 +234,18 @@ def _plus_one(result):
 
 
 def test_a_task_that_raises_is_a_row_with_its_problem_and_the_rest_go_on(tmp_path):
-    tasks = [sweep.Task("a", "convert", _double, {"x": 3}, {"name": "a"}),
-             sweep.Task("b", "build", _broken, {}, {"name": "b"}),
-             sweep.Task("c", "simulate", _plus_one, {}, {"name": "c"}, ("a",))]
-    cache = sweep.Cache(tmp_path)
-    results, cached = sweep.run_tasks(tasks, cache=cache)
+    tasks = [Task("a", "convert", _double, {"x": 3}, {"name": "a"}),
+             Task("b", "build", _broken, {}, {"name": "b"}),
+             Task("c", "simulate", _plus_one, {}, {"name": "c"}, ("a",))]
+    cache = Cache(tmp_path)
+    results, cached = run_tasks(tasks, cache=cache)
     rows = {key: result["row"] for key, result in results.items()}
     assert cached == 0 and (rows["a"]["value"], rows["c"]["value"]) == (6, 7)
     assert rows["b"]["name"] == "b" and rows["b"]["problem"] == "RuntimeError: this build went wrong"
     assert [results[k]["failed"] for k in "abc"] == [False, True, False]
     assert all(row["task"]["worker"] == "local" and row["task"]["seconds"] >= 0 for row in rows.values())
     # the failure is not kept: a re-run tries it again, the others come from the cache
-    results, cached = sweep.run_tasks(tasks, cache=cache)
+    results, cached = run_tasks(tasks, cache=cache)
     assert cached == 2 and results["b"]["row"]["task"]["cached"] is False and results["a"]["row"]["task"]["cached"]
 
 

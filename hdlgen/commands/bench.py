@@ -18,6 +18,7 @@ from ..data import load_dataset
 from ..errors import UserError
 from ..files import write_atomically
 from ..simulate import SIMULATORS, missing_simulator
+from ..tasks import BUILD_DIR_TOKEN, Cache, Task, content_key, engine, file_digest, loads_net, run_tasks
 from . import check_core_options, check_output, check_output_dir, print_json
 from .boards import prepare_tools
 from .convert import add_calibration_options, conversion_config, convert_model, load_model_and_data, parse_ticks
@@ -145,15 +146,15 @@ def _plan(args, configs, identities, data, boards, simulator):
     calibration = _file(args.calibration_data) if args.calibration_data else None
     clock_hz = None if args.clock is None else args.clock * 1e6
     sample = data.head(args.samples) if simulator else None
-    inputs = {"model": sweep.content_key(model[0], sweep.file_digest(args.model)),
-              "data": sweep.file_digest(args.data),
-              "calibration": None if calibration is None else sweep.file_digest(args.calibration_data)}
+    inputs = {"model": content_key(model[0], file_digest(args.model)),
+              "data": file_digest(args.data),
+              "calibration": None if calibration is None else file_digest(args.calibration_data)}
     tasks, keys = [], {"accuracy": [], "rtl": [], "boards": []}
 
     def add(section, kind, function, kwargs, identity, depends=(), key_parts=()):
-        key = sweep.content_key(kind, *key_parts, {k: v for k, v in kwargs.items() if k not in ("model", "data",
+        key = content_key(kind, *key_parts, {k: v for k, v in kwargs.items() if k not in ("model", "data",
                                 "calibration", "x", "y")}, sweep.tool_versions(kind, kwargs.get("simulator")))
-        tasks.append(sweep.Task(key, kind, function, kwargs, identity, tuple(depends)))
+        tasks.append(Task(key, kind, function, kwargs, identity, tuple(depends)))
         keys[section].append(key)
         return key
 
@@ -191,11 +192,11 @@ def _write_builds(results, keys, out: Path, several_nets: bool):
         if results[key]["files"]:
             place.mkdir(parents=True, exist_ok=True)
             for name, content in results[key]["files"].items():
-                (place / name).write_bytes(content.replace(sweep.BUILD_DIR_TOKEN.encode(), str(place).encode())
+                (place / name).write_bytes(content.replace(BUILD_DIR_TOKEN.encode(), str(place).encode())
                                            if name == BUILD_RECORD else content)
         for field in ["problem", "bitstream"]:
             if row.get(field):
-                row[field] = row[field].replace(sweep.BUILD_DIR_TOKEN, str(place))
+                row[field] = row[field].replace(BUILD_DIR_TOKEN, str(place))
 
 
 def _build_dir(args) -> Path:
@@ -215,7 +216,7 @@ def _write_report(converted: dict, data, figures: dict, path: Path):
     if "net" not in converted["files"]:
         print(f"no report {path}: the first net's conversion failed")
         return
-    print(f"wrote {write_report(sweep.loads_net(converted['files']['net']), data, path, bench=figures)}")
+    print(f"wrote {write_report(loads_net(converted['files']['net']), data, path, bench=figures)}")
 
 
 def _print_tables(figures, samples: int, simulated: str, several_nets: bool):
@@ -246,7 +247,7 @@ def run(args):
         check_core_options(first, args.model, lanes, args.pixels_per_transfer)
     simulator, reason = (None, "--samples 0") if args.samples == 0 else _pick_simulator(args)
     tasks, keys = _plan(args, configs, identities, data, boards, simulator)
-    cache = sweep.Cache(args.cache)
+    cache = Cache(args.cache)
     where = ("in this process" if args.workers is None and args.scheduler is None
              else f"on {args.scheduler}" if args.scheduler else f"on a local cluster of {args.workers} workers")
 
@@ -256,8 +257,8 @@ def run(args):
 
     if boards and args.workers:   # the workers' builds side by side must not be the tools' first runs
         prepare_tools(sorted({board.family for board in boards}))
-    with sweep.engine(args.workers, args.scheduler) as client:
-        results, cached = sweep.run_tasks(tasks, client, cache, progress, announce)
+    with engine(args.workers, args.scheduler) as client:
+        results, cached = run_tasks(tasks, client, cache, progress, announce)
     several = len(configs) > 1
     out = _build_dir(args)
     _write_builds(results, keys["boards"], out, several)

@@ -14,7 +14,7 @@ from ..boards.platforms import board_name, get_board
 from ..boards.route import DEFAULT_BUDGET
 from ..boards.seeds import build_seeds
 from ..errors import UserError
-from ..sweep import engine
+from ..tasks import engine
 from . import as_option, check_core_options, check_output_dir, print_json
 from .boards import retry_on_bus_error
 
