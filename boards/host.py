@@ -41,7 +41,7 @@ def default_window(input_size: int, classes: int, baud: int, latency: float = HO
     half the FIFO, and results are no longer than requests) nothing piles up and the FIFO sets
     no bound; when its compute alone overfills the FIFO, one at a time.
     """
-    from .gateware import RX_FIFO_DEPTH
+    from .host_link import RX_FIFO_DEPTH
     from .uart import BITS_PER_BYTE
 
     request, response = link.classify_size(input_size), link.result_size(classes)

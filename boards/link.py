@@ -1,6 +1,6 @@
 """The UART host link: framed, checksummed messages between a host and a board.
 
-This module is the one definition of the protocol. The gateware (:mod:`hdlgen.boards.gateware`)
+This module is the one definition of the protocol. The gateware (:mod:`hdlgen.boards.host_link`)
 takes its constants from here, the host driver (:mod:`hdlgen.boards.host`) encodes and decodes
 with it, and the tests check one against the other.
 
@@ -13,7 +13,7 @@ final XOR; check value 0x29B1 for ``b"123456789"``) over ``type``, ``length`` an
 sent most significant byte first, so the CRC register over ``type .. crc`` ends at zero for a
 good frame. The host computes it with :func:`binascii.crc_hqx` (``crc_hqx(data, 0xFFFF)``), the
 gateware a bit per cycle with the bit-serial processor of :mod:`amaranth.lib.crc`
-(``catalog.CRC16_CCITT_FALSE(data_width=1)``, :class:`hdlgen.boards.gateware.SerialCRC16`).
+(``catalog.CRC16_CCITT_FALSE(data_width=1)``, :class:`hdlgen.boards.frame_receiver.SerialCRC16`).
 
 Messages (all integers little-endian; ``seq`` is the host's 16-bit sequence number, echoed):
 

@@ -357,7 +357,7 @@ class Soak:
 def soak_link(net, pixels, *, seed: int, clk_freq: float = 1e6, baud: int = 250_000, board_timeout: float = 3e-4,
               port_timeout: float = 1.2e-3, rate: float = 0.01, stall_rate: float = 0.001, max_stall: float = 1.5e-3,
               retries: int = 30, window: int | None = 2, device=None, core=None) -> Soak:
-    """Classify ``pixels`` on a simulated board top (:class:`~hdlgen.boards.gateware.HostLink`
+    """Classify ``pixels`` on a simulated board top (:class:`~hdlgen.boards.host_link.HostLink`
     around a :class:`~hdlgen.rtl_templates.top.NetworkTop` of ``net``) with the host driver, over
     a line with :class:`LineFaults` (``seed``, ``rate``, ``stall_rate``, ``max_stall``).
 
@@ -372,8 +372,8 @@ def soak_link(net, pixels, *, seed: int, clk_freq: float = 1e6, baud: int = 250_
     from amaranth.sim import Simulator
 
     from ..rtl_templates.top import NetworkTop
-    from .gateware import HostLink
     from .host import ClassifyStats, Device
+    from .host_link import HostLink
 
     top = HostLink(net, NetworkTop(net) if core is None else core, clk_freq=clk_freq, baud=baud, timeout=board_timeout)
     sim = Simulator(top)

@@ -5,7 +5,7 @@ from amaranth.build import ResourceError
 from amaranth.lib import io
 
 from .clocks import PLLClock
-from .gateware import HostLink
+from .host_link import HostLink
 
 __all__ = ["BoardTop", "LED_ROLES"]
 

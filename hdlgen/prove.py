@@ -239,7 +239,7 @@ def _slug(proof: Proof) -> str:
 def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
     """Every property of ``kinds`` (default :data:`KINDS`) of every component of ``core`` (a
     NetworkTop), and of the host link's frame receiver for its input size, as :class:`Proof` s."""
-    from .boards.gateware import FrameReceiver
+    from .boards.frame_receiver import FrameReceiver
     from .rtl_templates.conv import NeuronDecoder
     from .rtl_templates.encoder import InputEncoder
     from .rtl_templates.readout import Readout

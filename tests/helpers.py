@@ -12,7 +12,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hdlgen import golden
-from hdlgen.boards.gateware import HostLink
+from hdlgen.boards.host_link import HostLink
 from hdlgen.boards.serial_line import SimulatedSerial
 from hdlgen.cli import main
 from hdlgen.geometry import NetGeometry

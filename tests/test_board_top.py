@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from hdlgen import golden
 from hdlgen.boards import link
-from hdlgen.boards.gateware import ByteFIFO, SerialCRC16
+from hdlgen.boards.frame_receiver import SerialCRC16
 from hdlgen.boards.host import ClassifyStats, Device
+from hdlgen.boards.host_link import ByteFIFO
 from hdlgen.rtl_templates.top import NetworkTop
 
 from .helpers import CLK, serial_link, tiny_net

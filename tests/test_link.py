@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hdlgen.boards import link
-from hdlgen.boards.gateware import SerialCRC16
+from hdlgen.boards.frame_receiver import SerialCRC16
 from hdlgen.ttfs import InputEncoding, IntDense, TTFSNet
 
 kinds = st.integers(0, 255)

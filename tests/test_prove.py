@@ -9,7 +9,7 @@ import pytest
 from amaranth.hdl import Elaboratable, Module, Mux, Signal
 from amaranth.lib.fifo import SyncFIFOBuffered
 
-from hdlgen.boards import gateware
+from hdlgen.boards import frame_receiver
 from hdlgen.geometry import DenseGeometry
 from hdlgen.prove import Proof, missing_tools, proofs_for, run_proofs
 from hdlgen.rtl_templates import events, spike_time, tick_sorter
@@ -91,7 +91,7 @@ def test_overflow_bounded_and_one_bit_short_fails(tmp_path):
     assert result.result == "fail" and "value" in result.where
 
 
-class _AlwaysMatching(gateware.SerialCRC16):
+class _AlwaysMatching(frame_receiver.SerialCRC16):
     """A mutant CRC checker whose residue always matches: the receiver skips the CRC check."""
 
     def elaborate(self, platform):
@@ -103,7 +103,7 @@ class _AlwaysMatching(gateware.SerialCRC16):
 @pytest.mark.campaign   # 15 minutes on a loaded machine
 def test_receiver_bounded_and_skipped_crc_fails(tmp_path, proofs, monkeypatch):
     assert _one(tmp_path / "ok", proofs, "link frame receiver", "receiver").result == "bounded"
-    monkeypatch.setattr(gateware, "SerialCRC16", _AlwaysMatching)
+    monkeypatch.setattr(frame_receiver, "SerialCRC16", _AlwaysMatching)
     assert _one(tmp_path / "mutant", proofs, "link frame receiver", "receiver").result == "fail"
 
 
