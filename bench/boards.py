@@ -88,7 +88,8 @@ def main():
     simulator = "verilator" if missing_simulator("verilator") is None else "icarus"
     RESULTS.mkdir(parents=True, exist_ok=True)
     results_path = RESULTS / "boards.json"
-    # rows of an earlier run are kept for the builds not chosen, if they are hdlgen.bench rows
+    # rows of an earlier run are kept for the builds not chosen, if they are hdlgen.bench rows (each row
+    # names the command that made it)
     previous = {row["name"]: row for row in json.loads(results_path.read_text())["rows"] if "us_per_inference" in row} \
         if results_path.exists() else {}
     command = "python bench/boards.py " + " ".join(sys.argv[1:])
@@ -112,7 +113,7 @@ def main():
         row = board_row(net, get_board(board), lanes, OUT / name, clock_hz=clock * 1e6,
                         cycles_mean=sim["cycles_mean"], spram=spram, pixels_per_transfer=per_transfer,
                         spike_lanes=spike_lanes)
-        rows.append({"name": name, "net": net_path.stem, **row, "clock_requested_mhz": clock,
+        rows.append({"name": name, "command": command, "net": net_path.stem, **row, "clock_requested_mhz": clock,
                      "cycles_mean": sim["cycles_mean"], "lower_bound_mean": sim["lower_bound_mean"],
                      "simulated_images": sim["samples"], "simulator": simulator, "bit_exact": sim["bit_exact"]})
         results_path.write_text(json.dumps({"benchmark": "boards", "command": command, "rows": rows}, indent=1) + "\n")
