@@ -14,6 +14,7 @@ from ..boards.platforms import board_name, get_board
 from ..boards.route import DEFAULT_BUDGET
 from ..boards.seeds import build_seeds
 from ..errors import UserError
+from ..folding import add_lanes_options
 from ..report import print_json
 from ..sweep import engine
 from . import as_option, check_core_options, check_output_dir
@@ -26,11 +27,9 @@ def register(sub):
     p.add_argument("--board", required=True,
                    help="board name (see 'hdlgen boards'), or an amaranth platform class of your own: "
                         "module:Class or path/to/file.py:Class (a default clock and a 'uart' resource)")
-    p.add_argument("--lanes", type=int, default=1, help="accumulators updated per cycle (default 1)")
+    add_lanes_options(p)
     p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
                    help="pixels per transfer into the core (the link's bytes are packed; default 1)")
-    p.add_argument("--spike-lanes", type=int, metavar="N",
-                   help="fire ticks found per cycle in each spike-time bank, 1..lanes (fewer logic cells; default: lanes)")
     p.add_argument("--clock", type=float, metavar="MHZ",
                    help="design clock in MHz (default: the board's clock; otherwise a PLL makes it, within 1%%)")
     p.add_argument("--baud", type=int,

@@ -5,6 +5,7 @@ import sys
 from .. import ttfs
 from ..data import load_dataset
 from ..errors import UserError
+from ..folding import add_lanes_options, lanes_label
 from ..report import print_json
 from ..simulate import SIMULATORS, simulate
 from . import check_core_options, check_output_dir
@@ -16,11 +17,9 @@ def register(sub):
     p.add_argument("--data", required=True, help="data .npz with x (float) and y (labels)")
     p.add_argument("--samples", type=int, help="simulate only the first N samples (default: all)")
     p.add_argument("--simulator", choices=sorted(SIMULATORS), default="icarus", help="default: icarus")
-    p.add_argument("--lanes", type=int, default=1, help="synapses updated per cycle (default 1)")
+    add_lanes_options(p, board=True)
     p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
                    help="pixels per transfer of the core's pixel stream, 1..input size (default 1)")
-    p.add_argument("--spike-lanes", type=int, metavar="N",
-                   help="fire ticks found per cycle in each spike-time bank, 1..lanes (default: lanes)")
     p.add_argument("--seed", type=int, default=0, help="seed of the testbench's input gaps and back-pressure")
     p.add_argument("--build-dir", help="keep the Verilog, logs and testbench report here")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
@@ -35,7 +34,7 @@ def _format(report) -> str:
     latency = "n/a" if report.cycles_mean is None else f"mean {report.cycles_mean:.1f}, max {report.cycles_max}"
     bound = "n/a" if report.lower_bound_mean is None else f"mean {report.lower_bound_mean:.1f}"
     upper = "n/a" if report.upper_bound_mean is None else f"mean {report.upper_bound_mean:.1f}"
-    lines = [f"{verdict} ({report.samples} images, {report.simulator}, {report.lanes} lane(s), "
+    lines = [f"{verdict} ({report.samples} images, {report.simulator}, lanes {lanes_label(report.lanes)}, "
              f"{report.pixels_per_transfer} pixel(s) per transfer)"]
     lines += [f"  {m}" for m in report.mismatches[:20]]
     if len(report.mismatches) > 20:
