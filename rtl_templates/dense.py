@@ -138,7 +138,7 @@ class WeightROM(wiring.Component):
             read = rows.read_port()
             m.d.comb += [read.addr.eq(self.addr), read.en.eq(self.en), self.data.eq(read.data)]
             return m
-        bank_rows = min(_block_rows(getattr(platform, "family", None), width), depth)
+        bank_rows = min(block_rows(getattr(platform, "family", None), width), depth)
         banks = ceil_div(depth, bank_rows)
         shift = (bank_rows - 1).bit_length() if banks > 1 else 0
         en_held, bank_held, bank_out = Signal(), Signal(range(banks)), Signal(range(banks))
@@ -161,7 +161,7 @@ class WeightROM(wiring.Component):
         return m
 
 
-def _block_rows(family, width: int) -> int:
+def block_rows(family, width: int) -> int:
     """Rows of ``width`` bits one block RAM holds (iCE40 4 kbit, ECP5 DP16KD); no limit elsewhere."""
     configs = {"ice40": [(2, 2048), (4, 1024), (8, 512), (16, 256)],
                "ecp5": [(1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512)]}.get(family)
