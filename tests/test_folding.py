@@ -159,3 +159,29 @@ def test_build_lanes_auto_of_the_digits_cnn_fits_the_icebreaker(digits_cnn, tmp_
     report = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and report["ok"], report["problem"]
     assert all(u["used"] <= u["available"] for u in report["utilization"].values())
+
+
+def test_build_steps_down_when_the_choice_does_not_fit(digits_cnn, tmp_path, capsys, monkeypatch):
+    """The build loop of --lanes auto, its builds stood in for: the first is too big, the second fits."""
+    from hdlgen.boards.build import BuildReport, Utilization
+    from hdlgen.commands import build as build_command
+
+    built = []
+
+    def fake_build(net, board, out_dir, *, lanes, pixels_per_transfer, spike_lanes, **options):
+        built.append((lanes, pixels_per_transfer, spike_lanes))
+        logic = 6000 if len(built) == 1 else 4000
+        return BuildReport(board.name, {"LC": Utilization(logic, 5280), "BRAM": Utilization(20, 30)}, 40.0, 12.0,
+                           bitstream=tmp_path / "top.bin", seconds=1.0)
+
+    monkeypatch.setattr(build_command, "build", fake_build)
+    path = tmp_path / "digits_cnn.ttfs"
+    ttfs.save(digits_cnn, path)
+    code = main(["build", str(path), "--board", "icebreaker", "--lanes", "auto", "-o", str(tmp_path / "b"), "--json"])
+    captured = capsys.readouterr()
+    order = folding.choose(digits_cnn, get_board("icebreaker"), 12e6).order
+    assert code == 0 and len(built) == 2
+    assert [(lanes, p) for lanes, p, _ in built] == [(c.lanes, c.pixels_per_transfer) for c in order[:2]]
+    assert all(spike_lanes == 1 for _, _, spike_lanes in built)        # an iCE40 build's ladders, as modelled
+    assert f"does not fit; stepping down to {order[1].options()}" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["lanes"] == list(order[1].lanes)
