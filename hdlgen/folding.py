@@ -225,12 +225,13 @@ def describe(choice: Choice, board) -> list:
             f"  limited by {choice.limit}"]
 
 
-def settle_lanes(args, net: TTFSNet, board=None, clock_hz: float | None = None) -> list:
+def settle_lanes(args, net: TTFSNet, board=None, clock_hz: float | None = None, baud: int | None = None) -> list:
     """Settle a command's ``--lanes`` and ``--pixels-per-transfer`` (``args``): as given (``--lanes``
     1 and one pixel per transfer by default), or with ``--lanes auto`` (the default with
-    ``--target-fps``) chosen for ``board`` at ``clock_hz`` (default: a build's) – printed with why
-    and what limits it. Returns the candidates to build in turn (the choice, then the step-down;
-    empty without ``auto``). A :class:`~hdlgen.errors.UserError` for options that do not go together."""
+    ``--target-fps``) chosen for ``board`` at ``clock_hz`` (default: a build's) – printed with why,
+    what limits it and what the host link at ``baud`` (default: a build's) carries. Returns the
+    candidates to build in turn (the choice, then the step-down; empty without ``auto``). A
+    :class:`~hdlgen.errors.UserError` for options that do not go together."""
     if args.target_fps is not None and not 0 < args.target_fps < math.inf:
         raise UserError(f"--target-fps must be a positive number of images per second, got {args.target_fps:g}")
     if args.lanes is None:
@@ -243,14 +244,19 @@ def settle_lanes(args, net: TTFSNet, board=None, clock_hz: float | None = None) 
         return []
     if board is None:
         raise UserError("--lanes auto needs --board: the board whose resources and clock the folding is chosen for")
-    if clock_hz is None:
-        from .boards.build import link_clock
+    from .boards.build import link_clock
+    from .boards.link import link_limit
 
-        clock_hz = link_clock(board)[1]     # the design clock a build gets by default
+    _, default_clock, default_baud = link_clock(board)      # what a build gets by default
+    clock_hz, baud = clock_hz or default_clock, baud or default_baud
     choice = choose(net, board, clock_hz, args.target_fps, spike_lanes=args.spike_lanes,
                     pixels_per_transfer=args.pixels_per_transfer)
     for line in describe(choice, board):
         print(line)
+    carried = link_limit(net.input.size, net.classes, baud)
+    short = " (fewer than the core classifies: images sent over it arrive slower than that)" \
+        if carried < choice.chosen.fps(clock_hz) else ""
+    print(f"  the host link at {baud} baud carries at most {carried:.0f} images/s{short}")
     chosen = choice.chosen
     args.lanes, args.pixels_per_transfer, args.spike_lanes = chosen.lanes, chosen.pixels_per_transfer, chosen.spike_lanes
     return choice.order

@@ -187,7 +187,8 @@ def run(args):
     _check_options(args, board)
     net = ttfs.load(args.net)
     clock_hz = None if args.clock is None else args.clock * 1e6
-    step_down = settle_lanes(args, net, board, link_clock(board, clock_hz, args.baud)[1])[1:STEP_DOWN_BUILDS]
+    _, design_clock, baud = link_clock(board, clock_hz, args.baud)
+    step_down = settle_lanes(args, net, board, design_clock, baud)[1:STEP_DOWN_BUILDS]
     check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)
     out = _build_dir(args, board)
     while True:
