@@ -47,8 +47,9 @@ BLOCK_SHAPES = {"ice40": [(256, 16), (512, 8), (1024, 4), (2048, 2)],
                 "gowin": [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]}
 # memories smaller than this many bits yosys leaves to flip-flops or LUT RAM (none on an iCE40: it has no LUT RAM)
 SMALL_MEMORY = {"ice40": 0, "ecp5": 4096, "gowin": 4096}
-# and memories of fewer words than this, whatever their width (ECP5, Gowin: into LUT RAM or logic)
-SHALLOW = {"ice40": 8, "ecp5": 64, "gowin": 64}
+# and memories of fewer words than this, whatever their width (ECP5, Gowin: into LUT RAM or logic; the
+# ECP5 figure from the Fashion MLP's last weight bank: 64 rows in LUT RAM at lanes 32, 272 in block RAM at 128)
+SHALLOW = {"ice40": 8, "ecp5": 128, "gowin": 64}
 # yosys maps a product to an iCE40 SB_MAC16 only from this many result bits (synth_ice40's DSP_Y_MINWIDTH)
 ICE40_DSP_MIN_BITS = 11
 
@@ -56,12 +57,11 @@ ICE40_DSP_MIN_BITS = 11
 # (block RAM: the board top's blocks + those of the stages' memories), fitted to bench/results by
 # :func:`fit` (python bench/folding.py --fit prints them).
 LOGIC = {
-    # 10 builds (boards.json, qat.json): every kind within 11 %
-    "ice40": {"LUT": (947.1, 1.8733), "FF": (646.2, 2.0338), "LC": (1524.6, 1.8436), "BRAM": (4.0, 1.0)},
-    # 2 builds (route.json: Fashion MLP at lanes 64 and 128), which the line goes through; between
-    # and above them it is a fit, below (a large base) a safe side for the chooser
-    "ecp5": {"LUT": (19846.0, 0.7882), "FF": (3203.2, 0.9906), "BRAM": (2.0, 1.0)},
-    # 2 builds (boards.json, digits MLP and CNN on the Tang Nano 9K)
+    # 11 builds (boards.json, qat.json, folding.json): every kind within 10 %
+    "ice40": {"LUT": (972.3, 1.8586), "FF": (656.0, 2.0251), "LC": (1556.0, 1.8297), "BRAM": (4.0, 1.0)},
+    # 3 builds of the Fashion MLP (folding.json at lanes 32,1; route.json at lanes 64 and 128): within 10 %
+    "ecp5": {"LUT": (11031.7, 1.2132), "FF": (3790.7, 0.9618), "BRAM": (2.0, 1.0)},
+    # 2 builds (boards.json, digits MLP and CNN on the Tang Nano 9K), which the line goes through
     "gowin": {"LUT": (421.6, 3.8865), "FF": (464.3, 2.2955), "BRAM": (3.0, 1.0)},
 }
 
@@ -244,7 +244,8 @@ def capacity(board) -> Resources:
 
 
 def recorded_builds(results: Path) -> list:
-    """The real builds in ``results`` (bench/results) with their lanes and what they used: dicts with
+    """The real builds in ``results`` (bench/results: boards, qat, folding and route) with their lanes
+    and what they used: dicts with
     ``net`` (the name it was built from), ``board``, ``lanes``, ``pixels_per_transfer``,
     ``spike_lanes``, ``spram`` and ``used`` (kind → cells)."""
     results = Path(results)
@@ -259,6 +260,13 @@ def recorded_builds(results: Path) -> list:
         bits = row["weights"].split("-")[0]
         rows.append(_qat_row(f"fashion_qat_w{bits}a4", row["build"], f"qat.json {row['weights']}"))
     rows.append(_qat_row("fashion_float_ptq_w8_T15", qat["eight_bit_reference"]["build"], "qat.json eight_bit_reference"))
+    folding = results / "folding.json"
+    for row in json.loads(folding.read_text())["runs"] if folding.exists() else []:
+        if row["outcome"] == "built":
+            lanes = tuple(row["lanes"]) if isinstance(row["lanes"], list) else row["lanes"]
+            rows.append({"net": Path(row["command"].split()[2]).stem, "board": row["board"], "lanes": lanes,
+                         "pixels_per_transfer": row["pixels_per_transfer"], "spike_lanes": None, "spram": None,
+                         "used": row["utilization"], "source": f"folding.json {row['name']}"})
     for row in json.loads((results / "route.json").read_text())["rows"]:
         if row.get("utilization"):
             argv = row["command"].split("(runs: ")[-1].split()

@@ -29,7 +29,7 @@ def test_every_recorded_build_is_modelled(recorded):
     rows, nets = recorded
     assert {row["net"] for row in rows} <= set(nets)
     assert {get_board(row["board"]).family for row in rows} == {"ice40", "ecp5", "gowin"}
-    assert len(rows) >= 10
+    assert len(rows) >= 14
 
 
 def test_model_is_within_15_percent_of_the_recorded_builds(recorded):
