@@ -185,3 +185,18 @@ def test_build_steps_down_when_the_choice_does_not_fit(digits_cnn, tmp_path, cap
     assert all(spike_lanes == 1 for _, _, spike_lanes in built)        # an iCE40 build's ladders, as modelled
     assert f"does not fit; stepping down to {order[1].options()}" in captured.err
     assert json.loads(captured.out.strip().splitlines()[-1])["lanes"] == list(order[1].lanes)
+
+
+def test_the_link_info_tells_the_lanes_of_the_spram_layers(digits_net):
+    """A per-layer core's INFO carries the lanes of its SPRAM engines: all the host rebuilds to load them."""
+    from types import SimpleNamespace
+
+    from hdlgen.boards.gateware import _info_lanes
+
+    geometry = NetGeometry(ttfs.load(digits_net), (8, 2))
+    spram = [SimpleNamespace(geometry=geometry.layers[0])]
+    assert _info_lanes(4, []) == 4
+    assert _info_lanes((8, 2), spram) == 8
+    assert NetGeometry(ttfs.load(digits_net), 8).layers[0].weight_rows() == geometry.layers[0].weight_rows()
+    assert _info_lanes((8, 2), spram + [SimpleNamespace(geometry=geometry.layers[1])]) == 0     # the host refuses
+    assert _info_lanes((8, 2), []) == 0
