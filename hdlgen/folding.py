@@ -102,6 +102,9 @@ class Candidate:
         return ", ".join(f"{kind} {self.resources.total[kind]}/{capacity[kind]}" for kind in capacity.used)
 
 
+# at most this many per-layer lanes are tried (each a few milliseconds); a deeper net tries one power of
+# two for every layer
+MAX_LANE_CHOICES = 4096
 # foldings this close to the fastest count as fast as it: the cheapest of them is "the fastest"
 SAME_SPEED = 0.02
 
@@ -125,15 +128,23 @@ def lane_choices(net: TTFSNet) -> list:
 
 def candidates(net: TTFSNet, board, *, spike_lanes=None, pixels_per_transfer=None, cycles=dense_schedule) -> list:
     """Every folding of ``net`` worth trying on ``board``: per-layer lanes from :func:`lane_choices`
-    and pixels per transfer 1, 2, 4, 8 (or the one given), with ``cycles(net, lanes, pixels per
-    transfer)`` per image (default: the dense schedule, every input spiking – a target it reaches,
-    any image reaches) and the resource model's estimate (:mod:`hdlgen.resources`)."""
+    (at most :data:`MAX_LANE_CHOICES`, else one power of two for every layer) and pixels per
+    transfer 1, 2, 4, 8 (or the one given), with ``cycles(net, lanes, pixels per transfer)`` per
+    image (default: the dense schedule, every input spiking – a target it reaches, any image
+    reaches) and the resource model's estimate (:mod:`hdlgen.resources`)."""
     capacity = resources.capacity(board)
     logic = "LC" if "LC" in capacity.used else "LUT"
     transfers = ([pixels_per_transfer] if pixels_per_transfer else
                  [p for p in (1, 2, 4, 8) if p <= net.input.size])
+    choices = lane_choices(net)
+    if math.prod(map(len, choices)) > MAX_LANE_CHOICES:     # a deep net: the same power of two in every layer
+        widest = max(STAGE_GEOMETRY[layer.kind].lane_limit(layer) for layer in net.layers if layer.has_weights)
+        every = [[stage_geometry(layer, lanes).lanes for layer in net.layers if layer.has_weights]
+                 for lanes in _powers_to(widest)]
+    else:
+        every = itertools.product(*choices)
     found = []
-    for lanes in itertools.product(*lane_choices(net)):
+    for lanes in every:
         for per_transfer in transfers:
             spikes = _spike_lanes(lanes, spike_lanes, board)
             geometry = NetGeometry(net, lanes, per_transfer, spikes)
@@ -204,13 +215,13 @@ def choose(net: TTFSNet, board, clock_hz: float, target_fps: float | None = None
                   f"({chosen.cycles} cycles per image, every input spiking) at {clock_hz / 1e6:g} MHz")
         if target_fps is not None:
             reason += f"; {target_fps:g} images/s is out of reach on this board (this is the best it can do)"
-    faster = [c for c in found if c.cycles < chosen.cycles]
+    blocked = [c for c in found if not c.fits and c.cycles < fastest.cycles]
     if reaching and chosen is not fastest:
         limit = f"the target (faster foldings that fit exist, up to {fastest.fps(clock_hz):.0f} images/s)"
-    elif not faster:
+    elif not blocked:
         limit = "the net itself: every layer at its most lanes and pixels per transfer (intake and tick walks)"
     else:
-        nearest = min(faster, key=lambda c: (c.cost, -c.cycles))
+        nearest = min(blocked, key=lambda c: (c.cost, -c.cycles))
         limit = (f"{' and '.join(nearest.over)}: the next faster folding ({nearest.options()}, "
                  f"{nearest.fps(clock_hz):.0f} images/s) needs {nearest.usage(capacity)}")
     order = [chosen] + [c for c in fitting if c.cycles > chosen.cycles and c.cost < chosen.cost]
