@@ -200,7 +200,10 @@ class Device:
         info = info or self.info()
         requests = []
         total = 0
-        geometry = NetGeometry(net, info.lanes)
+        if info.lanes == 0 and info.layers_to_load:
+            raise link.LinkError("the board's SPRAM layers have different lanes, which its INFO cannot tell; "
+                                 "build with one --lanes number for them")
+        geometry = NetGeometry(net, info.lanes)   # a per-layer build tells its SPRAM layers' lanes
         for index in info.layers_to_load:
             for start, words in spram_segments(geometry.layers[geometry.engines[index]]):
                 total += len(words)

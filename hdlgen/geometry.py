@@ -26,6 +26,11 @@ __all__ = ["ceil_div", "check_count", "check_lanes", "axis_taps", "pack_words", 
            "STAGE_GEOMETRY", "stage_geometry"]
 
 
+def _is_sequence(value) -> bool:
+    """Per-layer values (a list or tuple), not one number or ``None``."""
+    return isinstance(value, (list, tuple))
+
+
 def ceil_div(a: int, b: int) -> int:
     """``ceil(a / b)`` for integers, exactly."""
     return -(-a // b)
@@ -369,13 +374,16 @@ class NetGeometry:
 
     Members
     -------
-    lanes : int
-        As asked, ``1..`` the largest fan-out; each stage uses the fewest lanes that give it
-        the words ``lanes`` would (:func:`stage_geometry`).
+    lanes : int or tuple of int
+        As asked: one number for every layer (``1..`` the largest fan-out), or one per layer with
+        lanes – the weighted layers (dense, conv) in net order, :attr:`lane_layers`; max-pool
+        stages have none – each ``1..`` that layer's limit. Each stage uses the fewest lanes that
+        give it the words its lanes would (:func:`stage_geometry`).
     input : InputGeometry
         With ``pixels_per_transfer`` (``1..`` the input size).
-    spike_lanes : int or None
-        Ladders per spike-time bank asked for (``1..lanes``; ``None``: every bank has one per lane).
+    spike_lanes : int, tuple of int or None
+        Ladders per spike-time bank asked for: one number (``1..`` the most lanes of any layer) or
+        one per layer with lanes (``1..`` its lanes); ``None``: every bank has one per lane.
     layers : list
         One stage geometry per layer of ``net``.
     engines : list of int
@@ -390,15 +398,37 @@ class NetGeometry:
 
     def __init__(self, net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None):
         self.net = net
-        self.lanes = check_lanes(lanes, max(layer.fan_out for layer in net.layers), "the largest fan-out")
-        if spike_lanes is not None:
-            check_count(spike_lanes, self.lanes, "spike lanes", "the lanes")
+        self.lane_layers = [layer.name for layer in net.layers if layer.has_weights]
+        if _is_sequence(lanes):
+            self.lanes = self._per_layer(lanes, "lanes", [(STAGE_GEOMETRY[layer.kind].lane_limit(layer),
+                                                           STAGE_GEOMETRY[layer.kind].limit_name)
+                                                          for layer in net.layers if layer.has_weights])
+        else:
+            self.lanes = check_lanes(lanes, max(layer.fan_out for layer in net.layers), "the largest fan-out")
+        if _is_sequence(spike_lanes):
+            spike_lanes = self._per_layer(spike_lanes, "spike lanes", [(n, "its lanes") for n in self._each(self.lanes)])
+        elif spike_lanes is not None:
+            check_count(spike_lanes, max(self._each(self.lanes)), "spike lanes", "the lanes")
         self.spike_lanes = spike_lanes
         self.input = InputGeometry(net.input, pixels_per_transfer)
-        self.layers = [stage_geometry(layer, self.lanes, spike_lanes) for layer in net.layers]
+        lanes_of, spike_lanes_of = iter(self._each(self.lanes)), iter(self._each(spike_lanes))
+        self.layers = [stage_geometry(layer, next(lanes_of), next(spike_lanes_of)) if layer.has_weights
+                       else stage_geometry(layer) for layer in net.layers]
         self.engines = [i for i, layer in enumerate(net.layers) if layer.has_weights]
         self.buffers = [SkipBuffer(net, source, layer, position)
                         for source in range(len(net.layers)) for layer, position in net.consumers(source)[1:]]
+
+    def _each(self, value) -> list:
+        """``value`` (one number, ``None`` or one per layer with lanes) for each layer with lanes."""
+        return list(value) if _is_sequence(value) else [value] * len(self.lane_layers)
+
+    def _per_layer(self, values, name: str, limits: list) -> tuple:
+        """``values``, one per layer with lanes, each checked against its layer's ``(limit, what it is)``."""
+        if len(values) != len(limits):
+            raise ValueError(f"{name} must be one number or one per layer with lanes: the net has {len(limits)} "
+                             f"({', '.join(self.lane_layers)}), got {','.join(map(str, values))}")
+        return tuple(check_count(value, limit, f"{name} of layer {layer!r}", what)
+                     for layer, value, (limit, what) in zip(self.lane_layers, values, limits))
 
     @property
     def layer_lanes(self) -> list:

@@ -9,8 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ["errors", "files", "data", "float_ops", "ir", "importers", "passes", "ttfs", "ttfs_torch", "golden",
          "geometry", "cycles", "codes", "conversion", "evaluate", "finetune", "qat", "tasks", "testing"]
-HARDWARE = ["rtl_templates", "sim", "boards", "verilog", "simulate", "equivalence", "prove"]
-APPLICATION = ["cli", "commands", "bench", "sweep", "html_report"]
+HARDWARE = ["rtl_templates", "sim", "boards", "verilog", "simulate", "equivalence", "prove", "resources"]
+APPLICATION = ["cli", "commands", "bench", "sweep", "html_report", "folding"]
 # where each top-level name of hdlgen lives in the repo
 FOLDERS = {"rtl_templates": ROOT / "rtl_templates", "sim": ROOT / "sim", "boards": ROOT / "boards"}
 

@@ -14,6 +14,7 @@ from ..boards.platforms import board_name, get_board
 from ..boards.route import DEFAULT_BUDGET
 from ..boards.seeds import build_seeds
 from ..errors import UserError
+from ..folding import add_lanes_options, lanes_label, settle_lanes
 from ..tasks import engine
 from . import as_option, check_core_options, check_output_dir, print_json
 from .boards import retry_on_bus_error
@@ -25,11 +26,9 @@ def register(sub):
     p.add_argument("--board", required=True,
                    help="board name (see 'hdlgen boards'), or an amaranth platform class of your own: "
                         "module:Class or path/to/file.py:Class (a default clock and a 'uart' resource)")
-    p.add_argument("--lanes", type=int, default=1, help="accumulators updated per cycle (default 1)")
-    p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
-                   help="pixels per transfer into the core (the link's bytes are packed; default 1)")
-    p.add_argument("--spike-lanes", type=int, metavar="N",
-                   help="fire ticks found per cycle in each spike-time bank, 1..lanes (fewer logic cells; default: lanes)")
+    add_lanes_options(p)
+    p.add_argument("--pixels-per-transfer", type=int, metavar="P",
+                   help="pixels per transfer into the core (the link's bytes are packed; default 1, or chosen by --lanes auto)")
     p.add_argument("--clock", type=float, metavar="MHZ",
                    help="design clock in MHz (default: the board's clock; otherwise a PLL makes it, within 1%%)")
     p.add_argument("--baud", type=int,
@@ -156,6 +155,26 @@ def parse_seeds(text: str) -> list:
     return numbers if len(items) > 1 else list(range(1, numbers[0] + 1))
 
 
+# --lanes auto builds at most this many candidates (the choice and the next ones down) before giving up
+STEP_DOWN_BUILDS = 3
+STEP_DOWN_OUTCOMES = ("does not fit", "misses timing", "does not route")
+
+
+def _build(args, net, board, out, clock_hz):
+    """One build (or one per seed) at the lanes and pixels per transfer in ``args``."""
+    progress = Progress(sys.stderr.isatty() and not args.json)
+    options = {"lanes": args.lanes, "pixels_per_transfer": args.pixels_per_transfer, "spike_lanes": args.spike_lanes,
+               "baud": args.baud, "clock_hz": clock_hz, "spram": args.spram, "route_budget": _route_budget(args)}
+    try:
+        if args.seeds:
+            with engine(args.workers) as client:
+                return build_seeds(net, args.board, out, args.seeds, client=client, progress=progress, **options)
+        return retry_on_bus_error(lambda: build(net, board, out, seed=args.seed, progress=progress, **options),
+                                  lambda line: print(f"hdlgen build: {line}", file=sys.stderr))
+    finally:
+        progress.close()
+
+
 def _route_budget(args):
     if args.route_timeout is None:
         return DEFAULT_BUDGET
@@ -166,23 +185,21 @@ def run(args):
     board = get_board(args.board)
     _check_options(args, board)
     net = ttfs.load(args.net)
+    clock_hz = None if args.clock is None else args.clock * 1e6
+    _, design_clock, baud = link_clock(board, clock_hz, args.baud)
+    step_down = settle_lanes(args, net, board, design_clock, baud)[1:STEP_DOWN_BUILDS]
     check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)
     out = _build_dir(args, board)
-    progress = Progress(sys.stderr.isatty() and not args.json)
-    options = {"lanes": args.lanes, "pixels_per_transfer": args.pixels_per_transfer, "spike_lanes": args.spike_lanes,
-               "baud": args.baud, "clock_hz": None if args.clock is None else args.clock * 1e6, "spram": args.spram,
-               "route_budget": _route_budget(args)}
-    try:
-        if args.seeds:
-            with engine(args.workers) as client:
-                report = build_seeds(net, args.board, out, args.seeds, client=client, progress=progress, **options)
-        else:
-            report = retry_on_bus_error(lambda: build(net, board, out, seed=args.seed, progress=progress, **options),
-                                        lambda line: print(f"hdlgen build: {line}", file=sys.stderr))
-    finally:
-        progress.close()
-    print(format_report(report))
-    problem = check_report(report, lanes=args.lanes, weight_bits=net.weight_bits)
+    while True:
+        report = _build(args, net, board, out, clock_hz)
+        print(format_report(report))
+        problem = check_report(report, lanes=lanes_label(args.lanes), weight_bits=net.weight_bits)
+        if problem is None or not step_down or build_outcome(report) not in STEP_DOWN_OUTCOMES:
+            break
+        below = step_down.pop(0)
+        print(f"hdlgen build: lanes auto: --lanes {lanes_label(args.lanes)} --pixels-per-transfer "
+              f"{args.pixels_per_transfer} {build_outcome(report)}; stepping down to {below.options()}", file=sys.stderr)
+        args.lanes, args.pixels_per_transfer, args.spike_lanes = below.lanes, below.pixels_per_transfer, below.spike_lanes
     flashed = False
     if problem is None and args.flash:
         flash(report.bitstream, board)

@@ -3,8 +3,10 @@
 import sys
 
 from .. import ttfs
+from ..boards.platforms import get_board
 from ..data import load_dataset
 from ..errors import UserError
+from ..folding import add_lanes_options, lanes_label, settle_lanes
 from ..simulate import SIMULATORS, simulate
 from . import check_core_options, check_output_dir, print_json
 
@@ -15,11 +17,9 @@ def register(sub):
     p.add_argument("--data", required=True, help="data .npz with x (float) and y (labels)")
     p.add_argument("--samples", type=int, help="simulate only the first N samples (default: all)")
     p.add_argument("--simulator", choices=sorted(SIMULATORS), default="icarus", help="default: icarus")
-    p.add_argument("--lanes", type=int, default=1, help="synapses updated per cycle (default 1)")
-    p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
-                   help="pixels per transfer of the core's pixel stream, 1..input size (default 1)")
-    p.add_argument("--spike-lanes", type=int, metavar="N",
-                   help="fire ticks found per cycle in each spike-time bank, 1..lanes (default: lanes)")
+    add_lanes_options(p, board=True)
+    p.add_argument("--pixels-per-transfer", type=int, metavar="P",
+                   help="pixels per transfer of the core's pixel stream, 1..input size (default 1, or chosen by --lanes auto)")
     p.add_argument("--seed", type=int, default=0, help="seed of the testbench's input gaps and back-pressure")
     p.add_argument("--build-dir", help="keep the Verilog, logs and testbench report here")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
@@ -34,7 +34,7 @@ def _format(report) -> str:
     latency = "n/a" if report.cycles_mean is None else f"mean {report.cycles_mean:.1f}, max {report.cycles_max}"
     bound = "n/a" if report.lower_bound_mean is None else f"mean {report.lower_bound_mean:.1f}"
     upper = "n/a" if report.upper_bound_mean is None else f"mean {report.upper_bound_mean:.1f}"
-    lines = [f"{verdict} ({report.samples} images, {report.simulator}, {report.lanes} lane(s), "
+    lines = [f"{verdict} ({report.samples} images, {report.simulator}, lanes {lanes_label(report.lanes)}, "
              f"{report.pixels_per_transfer} pixel(s) per transfer)"]
     lines += [f"  {m}" for m in report.mismatches[:20]]
     if len(report.mismatches) > 20:
@@ -56,6 +56,7 @@ def run(args):
     check_output_dir(args.build_dir, "--build-dir")
     net = ttfs.load(args.net)
     data = load_dataset(args.data, net.input.shape, classes=net.classes).head(args.samples)
+    settle_lanes(args, net, args.board and get_board(args.board))
     check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)
     report = simulate(net, net.input.pixels(data.x), labels=data.y, lanes=args.lanes,
                       pixels_per_transfer=args.pixels_per_transfer, spike_lanes=args.spike_lanes,

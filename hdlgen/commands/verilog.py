@@ -4,6 +4,8 @@ import json
 import sys
 
 from .. import ttfs
+from ..boards.platforms import get_board
+from ..folding import add_lanes_options, settle_lanes
 from ..verilog import write_verilog
 from . import check_core_options, check_output_dir, print_json
 
@@ -12,12 +14,10 @@ def register(sub):
     p = sub.add_parser("verilog", help="generate the Verilog core (and its sidecar JSON) of a .ttfs net")
     p.add_argument("net", help="a .ttfs net from 'hdlgen convert'")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="directory for <name>.v and <name>.json")
-    p.add_argument("--lanes", type=int, default=1,
-                   help="accumulators updated per cycle, 1..largest fan-out (capped per layer; default 1)")
-    p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
-                   help="pixels per transfer of the core's pixel stream (8·P bits wide), 1..input size; default 1")
-    p.add_argument("--spike-lanes", type=int, metavar="N",
-                   help="fire ticks found per cycle in each spike-time bank, 1..lanes (fewer logic cells; default: lanes)")
+    add_lanes_options(p, board=True)
+    p.add_argument("--pixels-per-transfer", type=int, metavar="P",
+                   help="pixels per transfer of the core's pixel stream (8·P bits wide), 1..input size; default 1, "
+                        "or chosen by --lanes auto")
     p.add_argument("--trace", action="store_true", help="add per-layer spike trace ports (for testbenches)")
     p.add_argument("--name", help="top module name (default: the net's name as a Verilog identifier)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
@@ -27,6 +27,7 @@ def register(sub):
 def run(args):
     check_output_dir(args.out, what="a directory for the Verilog and its sidecar")
     net = ttfs.load(args.net)
+    settle_lanes(args, net, args.board and get_board(args.board))
     check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)
     v_path, json_path = write_verilog(net, args.out, lanes=args.lanes, pixels_per_transfer=args.pixels_per_transfer,
                                      spike_lanes=args.spike_lanes, trace=args.trace, name=args.name,

@@ -1,0 +1,202 @@
+"""Per-layer lanes (--lanes 64,8), the --lanes parser, and --lanes auto / --target-fps (hdlgen.folding)."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from hdlgen import folding, ttfs
+from hdlgen.boards.platforms import get_board
+from hdlgen.cli import main
+from hdlgen.geometry import NetGeometry
+from hdlgen.simulate import simulate
+from hdlgen.testing import random_net
+from hdlgen.verilog import write_verilog
+
+from .helpers import assert_matches_golden, require_simulator, shuffled_images
+
+
+def test_lanes_option_takes_a_number_a_list_or_auto():
+    assert folding.lanes_option("8") == 8
+    assert folding.lanes_option("64,8") == (64, 8)
+    assert folding.lanes_option("Auto") == folding.AUTO
+    assert folding.counts_option("2,1") == (2, 1)
+    for bad in ["", "8,", "x", "8;2", "1.5"]:
+        with pytest.raises(argparse.ArgumentTypeError):
+            folding.lanes_option(bad)
+    with pytest.raises(argparse.ArgumentTypeError):
+        folding.counts_option("auto")
+    assert folding.lanes_label((64, 8)) == "64,8" and folding.lanes_label(4) == "4"
+
+
+def test_per_layer_lanes_set_each_stage(digits_cnn):
+    geometry = NetGeometry(digits_cnn, (2, 16, 3), spike_lanes=(1, 4, 1))
+    assert geometry.lane_layers == [layer.name for layer in digits_cnn.layers if layer.has_weights]
+    engines = [geometry.layers[i] for i in geometry.engines]
+    # 3 lanes over the 10 classes would give 4 words; 3 lanes is already the fewest for 4 words
+    assert [stage.lanes for stage in engines] == [2, 16, 3]
+    assert [stage.spike_lanes for stage in engines] == [1, 4, 1]
+    assert [s.lanes for s in geometry.layers if not s.layer.has_weights] == [1, 1]
+    # one number for every layer and the same number per layer build the same stages
+    assert NetGeometry(digits_cnn, 4).words == NetGeometry(digits_cnn, (4, 4, 4)).words
+
+
+@pytest.mark.parametrize("lanes, spike_lanes, message", [
+    ((8, 2, 3), None, "lanes must be one number or one per layer with lanes: the net has 2 (linear, linear_1), got 8,2,3"),
+    ((8, 64), None, "lanes of layer 'linear_1' must be an integer from 1 to its fan-out 10, got 64"),
+    ((8, 2), (4, 4), "spike lanes of layer 'linear_1' must be an integer from 1 to its lanes 2, got 4"),
+    ((8, 2), 16, "spike lanes must be an integer from 1 to the lanes 8, got 16"),
+])
+def test_per_layer_lanes_out_of_range_say_which_layer(digits_net, lanes, spike_lanes, message):
+    with pytest.raises(ValueError) as error:
+        NetGeometry(ttfs.load(digits_net), lanes, spike_lanes=spike_lanes)
+    assert str(error.value) == message
+
+
+def test_cli_refuses_bad_lanes_in_one_line(digits_net, tmp_path, capsys):
+    assert main(["verilog", str(digits_net), "-o", str(tmp_path), "--lanes", "64,8,3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "hdlgen verilog: error:" in err
+    assert "--lanes: lanes must be one number or one per layer with lanes: the net has 2 (linear, linear_1)" in err
+    with pytest.raises(SystemExit) as exit_:
+        main(["verilog", str(digits_net), "-o", str(tmp_path), "--lanes", "8,x"])
+    assert exit_.value.code == 2
+    assert "expected a number, one per layer with lanes (e.g. 64,8) or auto, got '8,x'" in capsys.readouterr().err
+    for args, message in [(["--lanes", "auto"], "--lanes auto needs --board"),
+                          (["--lanes", "4", "--target-fps", "100"], "--target-fps comes with --lanes auto"),
+                          (["--target-fps", "0", "--board", "icebreaker"], "--target-fps must be a positive number")]:
+        assert main(["verilog", str(digits_net), "-o", str(tmp_path), *args]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_the_same_lanes_per_layer_make_the_same_verilog(digits_net, tmp_path):
+    net = ttfs.load(digits_net)
+    one, _ = write_verilog(net, tmp_path / "one", lanes=4, name="core")
+    each, sidecar = write_verilog(net, tmp_path / "each", lanes=(4, 4), name="core")
+    assert one.read_bytes() == each.read_bytes()
+    assert json.loads(sidecar.read_text())["lanes"] == [4, 4]
+    _, narrow = write_verilog(net, tmp_path / "narrow", lanes=(8, 2), spike_lanes=(2, 1), name="core")
+    layers = json.loads(narrow.read_text())["layers"]
+    assert [(layer["lanes"], layer["spike_lanes"], layer["words"]) for layer in layers] == [(8, 2, 4), (2, 1, 5)]
+
+
+@pytest.mark.slow
+def test_per_layer_lanes_are_bit_exact_on_a_random_net():
+    require_simulator("verilator")
+    rng = np.random.default_rng(28)
+    net = random_net(rng, [40, 24, 12, 6], [8, 5, 4], weight_bits=5)
+    pixels = shuffled_images(rng, net.input.size, 20)
+    report = simulate(net, pixels, lanes=(8, 1, 3), spike_lanes=(2, 1, 3), pixels_per_transfer=4, simulator="verilator")
+    assert_matches_golden(report, net, pixels)
+
+
+@pytest.mark.slow
+def test_digits_mlp_at_lanes_8_2_is_bit_exact(digits_net, digits_test):
+    require_simulator("verilator")
+    net = ttfs.load(digits_net)
+    pixels = net.input.pixels(digits_test.x[:20])
+    report = simulate(net, pixels, labels=digits_test.y[:20], lanes=(8, 2), spike_lanes=(2, 1), simulator="verilator")
+    assert_matches_golden(report, net, pixels)
+    assert report.lanes == (8, 2)
+
+
+def _brute_force(found, clock_hz, target_fps):
+    """The choice by the rule, over every candidate (no Pareto front)."""
+    fitting = [c for c in found if c.fits]
+    reaching = [c for c in fitting if c.fps(clock_hz) >= target_fps]
+    return min(reaching, key=lambda c: (c.cost, c.cycles)) if reaching else None
+
+
+@pytest.mark.parametrize("target_fps", [None, 500, 1500, 4000, 10 ** 6])
+def test_auto_picks_a_folding_of_the_digits_cnn_that_fits_the_icebreaker(digits_cnn, target_fps):
+    board, clock_hz = get_board("icebreaker"), 30e6
+    choice = folding.choose(digits_cnn, board, clock_hz, target_fps)
+    found = folding.candidates(digits_cnn, board)
+    chosen, capacity = choice.chosen, folding.resources.capacity(board)
+    assert chosen.fits and all(chosen.resources.total[kind] <= capacity[kind] for kind in capacity.used)
+    fastest = min(c.cycles for c in found if c.fits)
+    expected = None if target_fps is None else _brute_force(found, clock_hz, target_fps)
+    if expected is not None:
+        assert (chosen.cost, chosen.cycles) == (expected.cost, expected.cycles)
+        assert chosen.fps(clock_hz) >= target_fps
+    else:       # out of reach: the cheapest of the fastest that fit
+        assert chosen.cycles <= fastest * (1 + folding.SAME_SPEED)
+        assert chosen.cost == min(c.cost for c in found if c.fits and c.cycles <= fastest * (1 + folding.SAME_SPEED))
+    # the step-down: ever slower, ever cheaper, all fitting
+    for above, below in zip(choice.order, choice.order[1:]):
+        assert below.fits and below.cycles > above.cycles and below.cost < above.cost
+    lines = folding.describe(choice, board)
+    assert lines[0].startswith(f"lanes auto: --lanes {folding.lanes_label(chosen.lanes)} ")
+    assert "limited by" in lines[2]
+
+
+def test_auto_says_when_nothing_fits(digits_cnn):
+    board = get_board("icebreaker")
+    huge = random_net(np.random.default_rng(1), [784, 512, 10], 16, 8)     # 3.2 Mbit of weights
+    with pytest.raises(folding.UserError, match="no folding of .* fits icebreaker"):
+        folding.choose(huge, board, 30e6)
+
+
+def test_verilog_lanes_auto_prints_the_choice_and_builds_it(digits_net, tmp_path, capsys):
+    assert main(["verilog", str(digits_net), "-o", str(tmp_path), "--target-fps", "2000", "--board", "icebreaker",
+                 "--name", "core", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "lanes auto: --lanes" in out and "the cheapest folding that reaches 2000 images/s" in out
+    summary = json.loads(out.strip().splitlines()[-1])
+    choice = folding.choose(ttfs.load(digits_net), get_board("icebreaker"), 12e6, 2000)
+    assert tuple(summary["lanes"]) == choice.chosen.lanes
+    assert summary["pixels_per_transfer"] == choice.chosen.pixels_per_transfer
+
+
+@pytest.mark.slow
+def test_build_lanes_auto_of_the_digits_cnn_fits_the_icebreaker(digits_cnn, tmp_path, capsys):
+    path = tmp_path / "digits_cnn.ttfs"
+    ttfs.save(digits_cnn, path)
+    code = main(["build", str(path), "--board", "icebreaker", "--lanes", "auto", "-o", str(tmp_path / "b"), "--json"])
+    out = capsys.readouterr().out
+    assert "lanes auto:" in out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and report["ok"], report["problem"]
+    assert all(u["used"] <= u["available"] for u in report["utilization"].values())
+
+
+def test_build_steps_down_when_the_choice_does_not_fit(digits_cnn, tmp_path, capsys, monkeypatch):
+    """The build loop of --lanes auto, its builds stood in for: the first is too big, the second fits."""
+    from hdlgen.boards.build import BuildReport, Utilization
+    from hdlgen.commands import build as build_command
+
+    built = []
+
+    def fake_build(net, board, out_dir, *, lanes, pixels_per_transfer, spike_lanes, **options):
+        built.append((lanes, pixels_per_transfer, spike_lanes))
+        logic = 6000 if len(built) == 1 else 4000
+        return BuildReport(board.name, {"LC": Utilization(logic, 5280), "BRAM": Utilization(20, 30)}, 40.0, 12.0,
+                           bitstream=tmp_path / "top.bin", seconds=1.0)
+
+    monkeypatch.setattr(build_command, "build", fake_build)
+    path = tmp_path / "digits_cnn.ttfs"
+    ttfs.save(digits_cnn, path)
+    code = main(["build", str(path), "--board", "icebreaker", "--lanes", "auto", "-o", str(tmp_path / "b"), "--json"])
+    captured = capsys.readouterr()
+    order = folding.choose(digits_cnn, get_board("icebreaker"), 12e6).order
+    assert code == 0 and len(built) == 2
+    assert [(lanes, p) for lanes, p, _ in built] == [(c.lanes, c.pixels_per_transfer) for c in order[:2]]
+    assert all(spike_lanes == 1 for _, _, spike_lanes in built)        # an iCE40 build's ladders, as modelled
+    assert f"does not fit; stepping down to {order[1].options()}" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["lanes"] == list(order[1].lanes)
+
+
+def test_the_link_info_tells_the_lanes_of_the_spram_layers(digits_net):
+    """A per-layer core's INFO carries the lanes of its SPRAM engines: all the host rebuilds to load them."""
+    from types import SimpleNamespace
+
+    from hdlgen.boards.host_link import _info_lanes
+
+    geometry = NetGeometry(ttfs.load(digits_net), (8, 2))
+    spram = [SimpleNamespace(geometry=geometry.layers[0])]
+    assert _info_lanes(4, []) == 4
+    assert _info_lanes((8, 2), spram) == 8
+    assert NetGeometry(ttfs.load(digits_net), 8).layers[0].weight_rows() == geometry.layers[0].weight_rows()
+    assert _info_lanes((8, 2), spram + [SimpleNamespace(geometry=geometry.layers[1])]) == 0     # the host refuses
+    assert _info_lanes((8, 2), []) == 0
