@@ -66,6 +66,10 @@ class Proof:
         ``"prove"`` (k-induction) or ``"bmc"``.
     depth : int
         Induction depth, or the bounded check's cycles.
+    memories : str
+        ``"logic"``: memories become flip-flops (a ROM's contents stay constants in the induction
+        step; small RAMs are faster so); ``"arrays"``: SMT arrays (a sorter's link and list
+        memories: its bounded check takes seconds so, and minutes as flip-flops).
     """
 
     component: str
@@ -74,6 +78,7 @@ class Proof:
     layer: str | None
     mode: str
     depth: int
+    memories: str = "logic"
 
 
 @dataclass
@@ -131,10 +136,10 @@ def _sby_text(proof: Proof, timeout: int) -> str:
     return "\n".join([
         "[options]", f"mode {proof.mode}", f"depth {proof.depth}", f"timeout {timeout}", "",
         "[engines]", "smtbmc boolector", "",
-        # memories as logic (a ROM's contents stay constants in the induction step, and small RAMs are
-        # faster as flip-flops than as SMT arrays); chformal -lower: $check
-        # cells as $assert/$assume, which every yosys's write_smt2 keeps
-        "[script]", "read_rtlil top.il", "prep -top top", "memory_map", "opt -fast", "chformal -lower", "",
+        # memories as logic or as SMT arrays (Proof.memories); chformal -lower: $check cells as
+        # $assert/$assume, which every yosys's write_smt2 keeps
+        "[script]", "read_rtlil top.il", "prep -top top",
+        "memory_map" if proof.memories == "logic" else "memory_nordff", "opt -fast", "chformal -lower", "",
         "[files]", "top.il", ""])
 
 
@@ -251,16 +256,16 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
     geometry = core.geometry
     proofs = []
 
-    def add(component, layer, kind, build, mode="prove", depth=None):
+    def add(component, layer, kind, build, mode="prove", depth=None, memories="logic"):
         if kind in kinds:
-            proofs.append(Proof(component, kind, build, layer, mode, depth))
+            proofs.append(Proof(component, kind, build, layer, mode, depth, memories))
 
     inp = geometry.input
     encoding = inp.encoding
     add("input encoder", "input", "stream", lambda: InputEncoder(inp), depth=8)
     add("input encoder sorter", "input", "sorter",
         lambda: TickSorter(encoding.size, encoding.ticks, inp.pixels_per_transfer),
-        mode="bmc", depth=_sorter_depth(encoding.ticks))
+        mode="bmc", depth=_sorter_depth(encoding.ticks), memories="arrays")
     for stage in geometry.layers:
         layer = stage.layer
         name = layer.name
@@ -283,7 +288,7 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
             add(f"{name} spike-time bank", name, "spike_time", lambda s=stage: SpikeTimeBank(s), depth=depth)
             add(f"{name} spike-time sorter", name, "sorter",
                 lambda s=stage: TickSorter(s.layer.fan_out, s.layer.ticks, s.spike_lanes, s.positions),
-                mode="bmc", depth=_sorter_depth(layer.ticks))
+                mode="bmc", depth=_sorter_depth(layer.ticks), memories="arrays")
     net = core.net
     for source in range(len(net.sizes)):
         if len(net.consumers(source)) > 1:
@@ -364,5 +369,6 @@ def _graph_depth(events: int) -> int:
 
 def _sorter_depth(ticks: int) -> int:
     """Cycles of the bounded sorter check: a few words collected and the first ticks walked (each
-    step beyond costs Boolector more than the one before: 10 steps take minutes on a 64-pixel sorter)."""
+    step beyond costs Boolector more than the one before: with the memories as SMT arrays 10 steps of a
+    64-pixel sorter take ~10 s, 11 about a minute)."""
     return min(ticks + 6, 10)
