@@ -218,8 +218,9 @@ class FrameReceiver(wiring.Component):
                 with m.If(take):
                     with m.If(byte == link.SYNC[1]):
                         m.d.comb += checker.start.eq(1)
+                        # a frame abandoned in the cycle a byte came may have shifted one bit of it in
                         m.d.sync += [verdict.seq.eq(link.NO_SEQ), verdict.error.eq(0), verdict.image.eq(0),
-                                     verdict.info.eq(0), verdict.loaded.eq(0)]
+                                     verdict.info.eq(0), verdict.loaded.eq(0), crc_bit.eq(0)]
                         m.next = "TYPE"
                     with m.Elif(byte != link.SYNC[0]):
                         m.next = "HUNT"
