@@ -69,7 +69,8 @@ class Proof:
     memories : str
         ``"logic"``: memories become flip-flops (a ROM's contents stay constants in the induction
         step; small RAMs are faster so); ``"arrays"``: SMT arrays (a sorter's link and list
-        memories: its bounded check takes seconds so, and minutes as flip-flops).
+        memories, a convolution's accumulators: their bounded checks take seconds so, and
+        minutes as flip-flops).
     """
 
     component: str
@@ -275,16 +276,18 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
         kind = STAGES[stage.kind]
         add(f"{name} {stage.kind} stage", name, "stream", lambda s=stage, k=kind: k(s), depth=8)
         if stage.kind in ("dense", "conv2d"):
-            # past the bias writes after reset (a conv engine's: every position), then 16 cycles of spikes
+            # from the end of the bias writes after reset (rtl_templates.formal.first_state)
+            # a convolution's accumulators (a word per position) as arrays: ~30 s, where their hundreds
+            # of words as flip-flops take minutes; a dense stage's few words are faster as flip-flops
             add(f"{name} {stage.kind} stage", name, "overflow", lambda s=stage, k=kind: k(s), mode="bmc",
-                depth=stage.out_words + 16)
+                depth=OVERFLOW_DEPTH, memories="arrays" if stage.kind == "conv2d" else "logic")
         if stage.kind == "conv2d" or stage.kind == "maxpool2d":
             shape = layer.in_shape
             add(f"{name} neuron decoder", name, "stream", lambda s=shape, t=layer.ticks_in: NeuronDecoder(s, t), depth=8)
         if stage.kind == "maxpool2d":
-            # past the fired bits' clearing after reset (a cycle per window), then 10 cycles of spikes
+            # from the end of the fired bits' clearing after reset (rtl_templates.formal.first_state)
             add(f"{name} max-pool", name, "maxpool", lambda s=stage: STAGES["maxpool2d"](s), mode="bmc",
-                depth=layer.fan_out + 10)
+                depth=MAXPOOL_DEPTH)
         if getattr(stage, "fires", False):
             depth = _ladder_depth(stage)
             add(f"{name} spike-time bank", name, "stream", lambda s=stage: SpikeTimeBank(s), depth=depth)
@@ -335,6 +338,12 @@ def _ladder_depth(stage) -> int:
 
     return ladder_steps(stage.layer.ticks) + 6
 
+
+# cycles of the bounded overflow and max-pool checks, from the end of the clear after reset: a few
+# spikes through an engine's pipeline; a spike and an end through a max-pool unit (a step of the
+# digits CNN's first pool costs the solver seconds: its neuron decoder's reciprocal multipliers)
+OVERFLOW_DEPTH = 20
+MAXPOOL_DEPTH = 10
 
 # induction depth of the link frame receiver's property: its invariants make it 1-inductive; a few
 # steps more cost little and keep it closing if an invariant is left weak
