@@ -4,8 +4,10 @@ Each component of the core is built exactly as :class:`~hdlgen.rtl_templates.top
 builds it (its real widths, ``K``, lanes and tables) with one property kind switched on
 (``component.formal``, :data:`PROPERTIES`), written as RTLIL with
 ``amaranth.back.rtlil`` and handed to SymbiYosys: ``mode prove`` (k-induction; basecase and
-induction with ``smtbmc boolector``) or, for a property whose induction needs more than the design's
-registers say, ``mode bmc`` to a depth that covers a whole image of the component. A proof's
+induction with ``smtbmc boolector``; a property that needs more than the design's registers say
+states invariants that make it inductive, e.g. the link receiver's) or ``mode bmc`` for a property
+whose invariants would be over block RAM contents (sorters, overflow, max-pool): its first ``depth``
+cycles, from the end of the clear after reset. A proof's
 result is ``pass`` (every reachable state), ``bounded`` (no counterexample in ``depth``
 cycles from reset), ``fail`` (a counterexample: its trace is kept as VCD), ``timeout`` (the solver
 did not finish in the time given: nothing is known) or ``error``.
@@ -269,7 +271,7 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
     add("input encoder", "input", "stream", lambda: InputEncoder(inp), depth=8)
     add("input encoder sorter", "input", "sorter",
         lambda: TickSorter(encoding.size, encoding.ticks, inp.pixels_per_transfer),
-        mode="bmc", depth=_sorter_depth(encoding.ticks), memories="arrays")
+        mode="bmc", depth=_sorter_depth(encoding.ticks, inp.pixels_per_transfer), memories="arrays")
     for stage in geometry.layers:
         layer = stage.layer
         name = layer.name
@@ -294,7 +296,7 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
             add(f"{name} spike-time bank", name, "spike_time", lambda s=stage: SpikeTimeBank(s), depth=depth)
             add(f"{name} spike-time sorter", name, "sorter",
                 lambda s=stage: TickSorter(s.layer.fan_out, s.layer.ticks, s.spike_lanes, s.positions),
-                mode="bmc", depth=_sorter_depth(layer.ticks), memories="arrays")
+                mode="bmc", depth=_sorter_depth(layer.ticks, stage.spike_lanes), memories="arrays")
     net = core.net
     for source in range(len(net.sizes)):
         if len(net.consumers(source)) > 1:
@@ -384,8 +386,9 @@ def _graph_depth(events: int) -> int:
     return min(events + 4, 20)
 
 
-def _sorter_depth(ticks: int) -> int:
-    """Cycles of the bounded sorter check: a few words collected and the first ticks walked (each
-    step beyond costs Boolector more than the one before: with the memories as SMT arrays 10 steps of a
-    64-pixel sorter take ~10 s, 11 about a minute)."""
-    return min(ticks + 6, 10)
+def _sorter_depth(ticks: int, banks: int) -> int:
+    """Cycles of the bounded sorter check: a few words collected and the first ticks walked. Each
+    step costs Boolector several times the one before, the more so the more banks: with the memories
+    as SMT arrays, 10 steps of the 64-pixel one-bank sorter take ~10 s and 11 a minute; 8 steps of the
+    digits MLP's 4-bank sorter take ~10 s, 9 a minute and 10 several."""
+    return min(ticks + 6, 10 if banks == 1 else 8)
