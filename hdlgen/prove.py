@@ -271,7 +271,7 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
     add("input encoder", "input", "stream", lambda: InputEncoder(inp), depth=8)
     add("input encoder sorter", "input", "sorter",
         lambda: TickSorter(encoding.size, encoding.ticks, inp.pixels_per_transfer),
-        mode="bmc", depth=_sorter_depth(encoding.ticks, inp.pixels_per_transfer), memories="arrays")
+        mode="bmc", depth=_sorter_depth(encoding.ticks), memories="arrays")
     for stage in geometry.layers:
         layer = stage.layer
         name = layer.name
@@ -296,7 +296,7 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
             add(f"{name} spike-time bank", name, "spike_time", lambda s=stage: SpikeTimeBank(s), depth=depth)
             add(f"{name} spike-time sorter", name, "sorter",
                 lambda s=stage: TickSorter(s.layer.fan_out, s.layer.ticks, s.spike_lanes, s.positions),
-                mode="bmc", depth=_sorter_depth(layer.ticks, stage.spike_lanes), memories="arrays")
+                mode="bmc", depth=_sorter_depth(layer.ticks), memories="arrays")
     net = core.net
     for source in range(len(net.sizes)):
         if len(net.consumers(source)) > 1:
@@ -342,10 +342,10 @@ def _ladder_depth(stage) -> int:
 
 
 # cycles of the bounded overflow and max-pool checks, from the end of the clear after reset: a few
-# spikes through an engine's pipeline; a spike and an end through a max-pool unit (a step of the
-# digits CNN's first pool costs the solver seconds: its neuron decoder's reciprocal multipliers)
+# spikes through an engine's pipeline; a spike and an end through a max-pool unit (on the digits
+# CNN's first pool 8 steps take ~40 s, a 9th minutes: its neuron decoder's reciprocal multipliers)
 OVERFLOW_DEPTH = 20
-MAXPOOL_DEPTH = 10
+MAXPOOL_DEPTH = 8
 
 # induction depth of the link frame receiver's property: its invariants make it 1-inductive; a few
 # steps more cost little and keep it closing if an invariant is left weak
@@ -386,9 +386,9 @@ def _graph_depth(events: int) -> int:
     return min(events + 4, 20)
 
 
-def _sorter_depth(ticks: int, banks: int) -> int:
+def _sorter_depth(ticks: int) -> int:
     """Cycles of the bounded sorter check: a few words collected and the first ticks walked. Each
-    step costs Boolector several times the one before, the more so the more banks: with the memories
-    as SMT arrays, 10 steps of the 64-pixel one-bank sorter take ~10 s and 11 a minute; 8 steps of the
-    digits MLP's 4-bank sorter take ~10 s, 9 a minute and 10 several."""
-    return min(ticks + 6, 10 if banks == 1 else 8)
+    step costs Boolector several times the one before (memories as SMT arrays, on 2 busy cores): 8
+    steps take ~10–20 s for the digits sorters, and a 9th 10 s to a minute more (the 4-bank MLP
+    sorter, the CNN's 512-neuron one), a 10th minutes."""
+    return min(ticks + 6, 8)
