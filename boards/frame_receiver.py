@@ -5,14 +5,15 @@ from the UART's bytes, pixels into the core as they arrive, one verdict per reco
 
 from contextlib import contextmanager
 
-from amaranth import Assert, Cat, Module, Mux, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.crc import catalog
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..rtl_templates.formal import past, stream_ports
+from ..rtl_templates.formal import stream_ports
 from . import link
+from .receiver_properties import receiver_property
 from .spram import WeightWrite
 
 __all__ = ["Verdict", "SerialCRC16", "FrameReceiver"]
@@ -202,8 +203,9 @@ class FrameReceiver(wiring.Component):
                 with m.If(take):
                     with m.If(byte == link.SYNC[1]):
                         m.d.comb += checker.start.eq(1)
+                        # a frame abandoned in the cycle a byte came may have shifted one bit of it in
                         m.d.sync += [verdict.seq.eq(link.NO_SEQ), verdict.error.eq(0), verdict.image.eq(0),
-                                     verdict.info.eq(0), verdict.loaded.eq(0)]
+                                     verdict.info.eq(0), verdict.loaded.eq(0), crc_bit.eq(0)]
                         m.next = "TYPE"
                     with m.Elif(byte != link.SYNC[0]):
                         m.next = "HUNT"
@@ -276,44 +278,7 @@ class FrameReceiver(wiring.Component):
         if self.formal:
             stream_ports(m, self, inputs=("bytes",), outputs=("pixels", "write", "verdicts"))
             if "receiver" in self.formal:
-                self._receiver_property(m, fsm)
+                receiver_property(m, self, fsm, checker=checker, crc_bit=crc_bit, fed=fed, length=length,
+                                  remaining=remaining, kind_flags=(classify, info, load), verdict=verdict,
+                                  quiet=quiet, timed_out=timed_out, pixel_buffer=pixel_buffer)
         return m
-
-    def _receiver_property(self, m, fsm):
-        """Assert that a verdict without error follows a frame whose CRC (a byte-wide CRC of
-        its own over the bytes taken since the sync) and length are right, and that with the
-        line silent and every sink ready the receiver is back hunting within ``timeout`` steps
-        plus an image's padding."""
-        take = self.bytes.valid & self.bytes.ready
-        m.submodules.formal_crc = crc = catalog.CRC16_CCITT_FALSE(data_width=8).create()
-        opened = fsm.ongoing("TYPE") & ~past(m, fsm.ongoing("TYPE"), "in_type")   # a sync has just come
-        count = Signal(17)      # frame bytes since the sync, saturating
-        length = Signal(16)
-        kind = Signal(8)
-        m.d.comb += [crc.start.eq(opened), crc.valid.eq(take & self.busy), crc.data.eq(self.bytes.payload)]
-        with m.If(opened):
-            m.d.sync += count.eq(take)
-        with m.If(take & self.busy & ~count[-1]):
-            m.d.sync += count.eq(count + 1)
-            with m.If(count == 0):
-                m.d.sync += kind.eq(self.bytes.payload)
-            with m.If(count == 1):
-                m.d.sync += length[:8].eq(self.bytes.payload)
-            with m.If(count == 2):
-                m.d.sync += length[8:].eq(self.bytes.payload)
-        accepted = self.verdicts.valid & (self.verdicts.payload.error == 0)
-        cex_length = Signal(16, name="cex_length", attrs={"keep": 1})
-        cex_bytes = Signal(17, name="cex_bytes", attrs={"keep": 1})
-        m.d.comb += [cex_length.eq(length), cex_bytes.eq(count)]
-        m.d.comb += Assert(~accepted | crc.match_detected, "receiver: no frame with a wrong CRC is accepted")
-        m.d.comb += Assert(~accepted | (count == 5 + length), "receiver: no frame with a wrong length is accepted")
-        m.d.comb += Assert(~accepted | (kind != link.MessageType.CLASSIFY) | (length == 2 + self.input_size),
-                           "receiver: a CLASSIFY frame has one byte per pixel")
-        # no lock-up: a silent line, ready sinks and the step strobe bring it back to HUNT
-        calm = ~self.bytes.valid & self.step & self.pixels.ready & self.write.ready & self.verdicts.ready
-        stuck = Signal(range(self.timeout_steps + self.input_size + 8))
-        with m.If(calm & self.busy):
-            m.d.sync += stuck.eq(stuck + 1)
-        with m.Else():
-            m.d.sync += stuck.eq(0)
-        m.d.comb += Assert(stuck < self.timeout_steps + self.input_size + 6, "receiver: back to idle")

@@ -4,8 +4,10 @@ Each component of the core is built exactly as :class:`~hdlgen.rtl_templates.top
 builds it (its real widths, ``K``, lanes and tables) with one property kind switched on
 (``component.formal``, :data:`PROPERTIES`), written as RTLIL with
 ``amaranth.back.rtlil`` and handed to SymbiYosys: ``mode prove`` (k-induction; basecase and
-induction with ``smtbmc boolector``) or, for a property whose induction needs more than the design's
-registers say, ``mode bmc`` to a depth that covers a whole image of the component. A proof's
+induction with ``smtbmc boolector``; a property that needs more than the design's registers say
+states invariants that make it inductive, e.g. the link receiver's) or ``mode bmc`` for a property
+whose invariants would be over block RAM contents (sorters, overflow, max-pool): its first ``depth``
+cycles, from the end of the clear after reset. A proof's
 result is ``pass`` (every reachable state), ``bounded`` (no counterexample in ``depth``
 cycles from reset), ``fail`` (a counterexample: its trace is kept as VCD), ``timeout`` (the solver
 did not finish in the time given: nothing is known) or ``error``.
@@ -66,6 +68,11 @@ class Proof:
         ``"prove"`` (k-induction) or ``"bmc"``.
     depth : int
         Induction depth, or the bounded check's cycles.
+    memories : str
+        ``"logic"``: memories become flip-flops (a ROM's contents stay constants in the induction
+        step; small RAMs are faster so); ``"arrays"``: SMT arrays (a sorter's link and list
+        memories, a convolution's accumulators: their bounded checks take seconds so, and
+        minutes as flip-flops).
     """
 
     component: str
@@ -74,6 +81,7 @@ class Proof:
     layer: str | None
     mode: str
     depth: int
+    memories: str = "logic"
 
 
 @dataclass
@@ -131,10 +139,10 @@ def _sby_text(proof: Proof, timeout: int) -> str:
     return "\n".join([
         "[options]", f"mode {proof.mode}", f"depth {proof.depth}", f"timeout {timeout}", "",
         "[engines]", "smtbmc boolector", "",
-        # memories as logic (a ROM's contents stay constants in the induction step, and small RAMs are
-        # faster as flip-flops than as SMT arrays); chformal -lower: $check
-        # cells as $assert/$assume, which every yosys's write_smt2 keeps
-        "[script]", "read_rtlil top.il", "prep -top top", "memory_map", "opt -fast", "chformal -lower", "",
+        # memories as logic or as SMT arrays (Proof.memories); chformal -lower: $check cells as
+        # $assert/$assume, which every yosys's write_smt2 keeps
+        "[script]", "read_rtlil top.il", "prep -top top",
+        "memory_map" if proof.memories == "logic" else "memory_nordff", "opt -fast", "chformal -lower", "",
         "[files]", "top.il", ""])
 
 
@@ -181,8 +189,11 @@ def _run(proof: Proof, text: str, directory: Path, tools: Path, timeout: int) ->
                           "TIMEOUT": "timeout"}.get(status, "error"),
                          seconds)
     if status == "UNKNOWN" and "returned pass for basecase" in log:
-        # induction did not close at this depth, the basecase found nothing: as good as a bounded check
+        # induction did not close at this depth, the basecase found nothing: as good as a bounded check;
+        # the assertion the induction step broke says which property or invariant is not inductive
         result.result = "bounded"
+        broken = re.search(r"failed assertion \S+ at (\S+)", log)
+        result.message = f"induction step fails at {Path(broken.group(1)).name}" if broken else ""
     if result.result == "fail":
         step = re.search(r"failed assertion .* step (\d+)", log)
         result.step = int(step.group(1)) if step else None
@@ -251,39 +262,41 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
     geometry = core.geometry
     proofs = []
 
-    def add(component, layer, kind, build, mode="prove", depth=None):
+    def add(component, layer, kind, build, mode="prove", depth=None, memories="logic"):
         if kind in kinds:
-            proofs.append(Proof(component, kind, build, layer, mode, depth))
+            proofs.append(Proof(component, kind, build, layer, mode, depth, memories))
 
     inp = geometry.input
     encoding = inp.encoding
     add("input encoder", "input", "stream", lambda: InputEncoder(inp), depth=8)
     add("input encoder sorter", "input", "sorter",
         lambda: TickSorter(encoding.size, encoding.ticks, inp.pixels_per_transfer),
-        mode="bmc", depth=_sorter_depth(encoding.ticks))
+        mode="bmc", depth=_sorter_depth(encoding.ticks), memories="arrays")
     for stage in geometry.layers:
         layer = stage.layer
         name = layer.name
         kind = STAGES[stage.kind]
         add(f"{name} {stage.kind} stage", name, "stream", lambda s=stage, k=kind: k(s), depth=8)
         if stage.kind in ("dense", "conv2d"):
-            # past the bias writes after reset (a conv engine's: every position), then 16 cycles of spikes
+            # from the end of the bias writes after reset (rtl_templates.formal.first_state)
+            # a convolution's accumulators (a word per position) as arrays: ~30 s, where their hundreds
+            # of words as flip-flops take minutes; a dense stage's few words are faster as flip-flops
             add(f"{name} {stage.kind} stage", name, "overflow", lambda s=stage, k=kind: k(s), mode="bmc",
-                depth=stage.out_words + 16)
+                depth=OVERFLOW_DEPTH, memories="arrays" if stage.kind == "conv2d" else "logic")
         if stage.kind == "conv2d" or stage.kind == "maxpool2d":
             shape = layer.in_shape
             add(f"{name} neuron decoder", name, "stream", lambda s=shape, t=layer.ticks_in: NeuronDecoder(s, t), depth=8)
         if stage.kind == "maxpool2d":
-            # past the fired bits' clearing after reset (a cycle per window), then 10 cycles of spikes
+            # from the end of the fired bits' clearing after reset (rtl_templates.formal.first_state)
             add(f"{name} max-pool", name, "maxpool", lambda s=stage: STAGES["maxpool2d"](s), mode="bmc",
-                depth=layer.fan_out + 10)
+                depth=MAXPOOL_DEPTH)
         if getattr(stage, "fires", False):
             depth = _ladder_depth(stage)
             add(f"{name} spike-time bank", name, "stream", lambda s=stage: SpikeTimeBank(s), depth=depth)
             add(f"{name} spike-time bank", name, "spike_time", lambda s=stage: SpikeTimeBank(s), depth=depth)
             add(f"{name} spike-time sorter", name, "sorter",
                 lambda s=stage: TickSorter(s.layer.fan_out, s.layer.ticks, s.spike_lanes, s.positions),
-                mode="bmc", depth=_sorter_depth(layer.ticks))
+                mode="bmc", depth=_sorter_depth(layer.ticks), memories="arrays")
     net = core.net
     for source in range(len(net.sizes)):
         if len(net.consumers(source)) > 1:
@@ -300,9 +313,9 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
                 depth=_graph_depth(sum(net.sizes[j] + 1 for j in net.sources(n))))
     readout = geometry.layers[-1]
     add("readout", readout.layer.name, "stream", lambda: Readout(readout), depth=8)
-    # 72 cycles: a whole INFO frame (7 bytes after the sync, 9 cycles each through the bit-serial CRC)
+    # inductive with its invariants (boards/receiver_properties.py)
     add("link frame receiver", None, "receiver", lambda: FrameReceiver(encoding.size, receiver_timeout_steps),
-        mode="bmc", depth=72)
+        depth=RECEIVER_DEPTH)
     add("link frame receiver", None, "stream", lambda: FrameReceiver(encoding.size, receiver_timeout_steps), depth=8)
     if "equivalence" in kinds:
         from .equivalence import CoreEquivalence, equivalence_depth
@@ -326,6 +339,17 @@ def _ladder_depth(stage) -> int:
     from .geometry import ladder_steps
 
     return ladder_steps(stage.layer.ticks) + 6
+
+
+# cycles of the bounded overflow and max-pool checks, from the end of the clear after reset: a few
+# spikes through an engine's pipeline; a spike and an end through a max-pool unit (on the digits
+# CNN's first pool 8 steps take ~40 s, a 9th minutes: its neuron decoder's reciprocal multipliers)
+OVERFLOW_DEPTH = 20
+MAXPOOL_DEPTH = 8
+
+# induction depth of the link frame receiver's property: its invariants make it 1-inductive; a few
+# steps more cost little and keep it closing if an invariant is left weak
+RECEIVER_DEPTH = 4
 
 
 # the most neurons a source's fork is checked with (``fork``): through buffers of hundreds of
@@ -363,6 +387,8 @@ def _graph_depth(events: int) -> int:
 
 
 def _sorter_depth(ticks: int) -> int:
-    """Cycles of the bounded sorter check: a few words collected and the first ticks walked (each
-    step beyond costs Boolector more than the one before: 10 steps take minutes on a 64-pixel sorter)."""
-    return min(ticks + 6, 10)
+    """Cycles of the bounded sorter check: a few words collected and the first ticks walked. Each
+    step costs Boolector several times the one before (memories as SMT arrays, on 2 busy cores): 8
+    steps take ~10–20 s for the digits sorters, and a 9th 10 s to a minute more (the 4-bank MLP
+    sorter, the CNN's 512-neuron one), a 10th minutes."""
+    return min(ticks + 6, 8)

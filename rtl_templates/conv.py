@@ -13,7 +13,7 @@ from hdlgen.ttfs import unsigned_width
 
 from .dense import WeightROM, accumulate_stage, weight_product
 from .events import acc_word_layout, event_layout, times_constant
-from .formal import engine_properties, stream_ports
+from .formal import engine_properties, first_state, stream_ports
 
 __all__ = ["ConvEngine", "NeuronDecoder", "decoded_layout"]
 
@@ -281,7 +281,7 @@ class ConvEngine(wiring.Component):
         held_valid, held_last = Signal(), Signal()
         m.d.comb += [self.o.payload.acc.eq(s3_acc), self.o.payload.last.eq(held_last), self.o.valid.eq(held_valid)]
 
-        with m.FSM(name="phase"):
+        with m.FSM(name="phase", init=first_state(self, ("overflow",), "accumulate")):
             with m.State("clear"):
                 m.d.comb += bias_read.addr.eq(drain_word)
                 m.d.sync += [reset_pending.eq(1), reset_addr.eq(drain_addr), drain_addr.eq(drain_addr + 1),

@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from hdlgen.geometry import DenseGeometry, ceil_div
 
 from .events import acc_word_layout, event_layout, times_constant
-from .formal import engine_properties
+from .formal import engine_properties, first_state
 
 __all__ = ["EngineTiming", "RETIMED", "COMPACT", "WeightROM", "DenseEngine", "accumulate_stage", "read_through",
            "weight_product"]
@@ -342,7 +342,7 @@ class DenseEngine(wiring.Component):
         m.d.comb += [acc_read.addr.eq(read_word), acc_read.en.eq(1)]
         m.d.sync += reset_pending.eq(0)
 
-        with m.FSM(name="phase"):
+        with m.FSM(name="phase", init=first_state(self, ("overflow",), "accumulate")):
             with m.State("clear"):
                 m.d.comb += bias_read.addr.eq(reset_word)
                 m.d.sync += [reset_pending.eq(1), reset_pending_word.eq(reset_word),

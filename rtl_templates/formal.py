@@ -11,7 +11,16 @@ to what its producer promises, and its outputs are checked with ``Assert``.
 from amaranth.hdl import Assert, Assume, Mux, Signal, Value, signed
 
 __all__ = ["past", "stream_rules", "stream_ports", "once_per_image", "anyconst", "image_tracker",
-           "in_order", "no_overflow", "engine_properties"]
+           "in_order", "no_overflow", "engine_properties", "first_state"]
+
+
+def first_state(component, kinds, after_clear: str):
+    """The initial state of a component's ``phase`` machine: ``None`` (its first, ``clear``), or,
+    in a proof of one of ``kinds``, ``after_clear`` – the state the clear after reset leads to. The
+    clear writes into a memory the values the memory starts with (biases, or zero fired bits), so
+    starting after it is the same design, and a bounded check spends its steps on spikes instead
+    of one step per memory word (hundreds for a convolution)."""
+    return after_clear if component.formal & set(kinds) else None
 
 def past(m, value, name: str):
     """A register holding ``value`` of the cycle before (its reset value in the first cycle)."""

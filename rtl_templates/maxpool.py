@@ -1,6 +1,6 @@
 """Max-pool of spikes: the first spike of each window passes, later ones are dropped."""
 
-from amaranth.hdl import Array, Assert, Assume, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Assert, Assume, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -9,7 +9,7 @@ from hdlgen.geometry import PoolGeometry
 
 from .conv import NeuronDecoder
 from .events import event_layout, skid_buffer, times_constant
-from .formal import anyconst, image_tracker, once_per_image, stream_ports
+from .formal import anyconst, first_state, image_tracker, once_per_image, stream_ports
 
 __all__ = ["MaxPoolUnit"]
 
@@ -111,7 +111,7 @@ class MaxPoolUnit(wiring.Component):
         load = Signal()
         m.d.comb += load.eq(advance & pending & ~closing & (~busy | last_tap))
 
-        with m.FSM(name="phase"):
+        with m.FSM(name="phase", init=first_state(self, ("maxpool",), "pass")):
             with m.State("clear"):
                 clear_addr = Signal(window_shape)
                 m.d.comb += [fired_write.addr.eq(clear_addr), fired_write.data.eq(0), fired_write.en.eq(1)]
@@ -178,10 +178,15 @@ class MaxPoolUnit(wiring.Component):
                      [(max(channels, 2), "channel"), (max(out_h, 2), "row"), (max(out_w, 2), "column")])
         m.d.comb += Assume((c < channels) & (oy < out_h) & (ox < out_w))
         window = (c * out_h + oy) * out_w + ox
+        # the input neurons of the window, compared one by one: no division of the neuron number
+        # (a divider on every step of a bounded check costs the solver more than the whole pool)
         n = i.payload.neuron
-        y, x = (n // width) % height, n % width
-        dy, dx = y + py - oy * sy, x + px - ox * sx
-        inside = (n // (height * width) == c) & (dy >= 0) & (dy < kh) & (dx >= 0) & (dx < kw)
+        taps = []
+        for dy in range(kh):
+            for dx in range(kw):
+                y, x = oy * sy + (dy - py), ox * sx + (dx - px)
+                taps.append((y >= 0) & (y < height) & (x >= 0) & (x < width) & (n == (c * height + y) * width + x))
+        inside = Cat(taps).any()
         left = o.valid & o.ready
         image_in, image_out = image_tracker(m, i.valid & i.ready & i.payload.end, left & o.payload.end, "pool")
         first = Signal(4)           # per image number: a spike reached the window, and its tick
