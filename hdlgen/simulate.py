@@ -52,7 +52,8 @@ class SimReport:
         Cycles per inference (the core's ``cycles`` field: first pixel accepted → result valid)
         of the images run alone in an empty core.
     isolated : int
-        How many images ran alone (the testbench's ``isolated`` block, a quarter of them, at least one):
+        How many images ran alone (the testbench's ``isolated`` block: a quarter of them, at least
+        one; with ``stream`` all the others):
         the cycles and the bounds are over these; the others stream back to back or under stress.
     initiation_interval : float or None
         Mean cycles between successive results of the ``streamed`` images, fed back to back with
@@ -92,13 +93,6 @@ class SimReport:
     cycles_max: int | None
     isolated: int
     initiation_interval: float | None
-    streamed: int
-    interval_std: float | None
-    interval_min: int | None
-    interval_max: int | None
-    throughput_bound: float | None
-    bottleneck: str | None
-    dense_throughput_bound: int
     lower_bound_mean: float | None
     dense_cycles_mean: float
     upper_bound_mean: float | None
@@ -106,6 +100,13 @@ class SimReport:
     lanes: int
     pixels_per_transfer: int
     simulator: str
+    streamed: int = 0
+    interval_std: float | None = None
+    interval_min: int | None = None
+    interval_max: int | None = None
+    throughput_bound: float | None = None
+    bottleneck: str | None = None
+    dense_throughput_bound: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -181,7 +182,8 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
         What the dense engines spend on timing (:class:`~hdlgen.rtl_templates.dense.EngineTiming`;
         default: :data:`~hdlgen.rtl_templates.dense.RETIMED`, as ``hdlgen verilog`` writes them).
     stream : int, optional
-        Feed the last ``stream`` images back to back (``2..N−1``; default a quarter of them).
+        Feed the last ``stream`` images back to back (``2..N−1``) and run the others alone, none
+        under stress (default: a quarter stream, a quarter alone, the rest under stress).
 
     Raises
     ------

@@ -42,13 +42,12 @@ def _now_cycles() -> int:
 def image_modes(count: int, stream: int | None = None) -> list:
     """Block of each image: a quarter (at least one) ``isolated``, a quarter (at least two when
     there are three or more images) ``stream``, the rest ``stress`` first. With ``stream`` the last
-    ``stream`` images stream (``2..count−1``: one at least runs alone) and a quarter of the others,
-    at least one, run alone."""
+    ``stream`` images stream (``2..count−1``) and the others run alone: the same images given twice
+    have their latency and their interval measured."""
     if stream is not None:
         if not 2 <= stream < count:
             raise ValueError(f"a stream of {stream} images needs 2..{count - 1} of the {count} images")
-        isolated = max(1, (count - stream) // 4)
-        return ["stress"] * (count - isolated - stream) + ["isolated"] * isolated + ["stream"] * stream
+        return ["isolated"] * (count - stream) + ["stream"] * stream
     isolated = max(1, count // 4)
     stream = min(count - isolated, max(2, count // 4)) if count >= 3 else count - isolated
     return ["stress"] * (count - isolated - stream) + ["isolated"] * isolated + ["stream"] * stream

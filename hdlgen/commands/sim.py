@@ -22,8 +22,9 @@ def register(sub):
     p.add_argument("--spike-lanes", type=int, metavar="N",
                    help="fire ticks found per cycle in each spike-time bank, 1..lanes (default: lanes)")
     p.add_argument("--stream", type=int, metavar="N",
-                   help="feed the last N images back to back, results always taken: the interval between results "
-                        "with the pipeline full (default: a quarter of the images)")
+                   help="feed the last N images back to back, results always taken, and the others alone: the "
+                        "interval between results with the pipeline full (default: a quarter back to back, a quarter "
+                        "alone, the rest with gaps and back-pressure)")
     clock = p.add_mutually_exclusive_group()
     clock.add_argument("--clock", type=float, metavar="MHZ", help="give images per second at this clock (default: per MHz)")
     clock.add_argument("--build", metavar="DIR",
@@ -34,7 +35,7 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-def _format(report, clock_mhz: float | None, clock_source: str) -> str:
+def _format(report, clock_mhz: float | None = None, clock_source: str = "") -> str:
     verdict = "PASS: bit-exact with the golden model" if report.passed else \
         f"FAIL: {len(report.mismatches)} mismatch(es) with the golden model"
     accuracy = "n/a" if report.accuracy is None else f"{100 * report.accuracy:.2f} %"
@@ -71,12 +72,13 @@ def _spread(report) -> str:
 
 
 def _bound(report) -> str:
-    dense = f"{report.dense_throughput_bound} with every input spiking"
+    dense = "" if report.dense_throughput_bound is None else f"{report.dense_throughput_bound} with every input spiking"
     if report.throughput_bound is None:
-        return f"n/a ({dense})"
+        return f"n/a ({dense})" if dense else "n/a"
+    dense = f"; {dense}" if dense else ""
     ratio = f"; interval {report.initiation_interval / report.throughput_bound:.2f}×" if report.throughput_bound else ""
     return (f"{report.throughput_bound:.1f} cycles  (the busiest stage's mean cycles per image of the stream: "
-            f"{report.bottleneck}{ratio}; {dense})")
+            f"{report.bottleneck}{ratio}{dense})")
 
 
 def _clock(args) -> tuple:
