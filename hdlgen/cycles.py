@@ -26,7 +26,8 @@ costs of :mod:`hdlgen.geometry`.
   collects that read-out and then walks its window (``E_ℓ + T_ℓ``); a max-pool visits every
   window of its input spikes and then clears its windows' fired bits. Over a stream the bound
   is the busiest stage's mean (:func:`throughput_bound`): a stage that is busiest for one
-  image need not be for the next;
+  image need not be for the next. ``overlapped`` gives the bound of a core whose stages each
+  keep two images' state (take one in while putting the other out): the longer phase counts;
 * :func:`overhead_bound`: what :class:`~hdlgen.rtl_templates.top.NetworkTop` adds on top of the
   serial sum for an image entering an idle core (accumulator read-out, spike-time pipeline,
   handshakes), so ``serial sum + overhead`` is an upper bound.
@@ -120,37 +121,40 @@ def overhead_bound(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1, s
     return NetGeometry(net, lanes, pixels_per_transfer, spike_lanes).overhead()
 
 
-def _stage_cycles(geometry: NetGeometry, spiked) -> dict:
+def _stage_cycles(geometry: NetGeometry, spiked, overlapped: bool = False) -> dict:
+    """Per stage, its two phases for one image – what it takes in, then what it puts out – added up,
+    or with ``overlapped`` the longer one (as if the stage kept two images' state)."""
     net = geometry.net
-    walk = [len(spiked[0]) + geometry.input.walked_ticks]
-    busy = {"input": geometry.input.intake + walk[0]}
+    phases = {"input": (geometry.input.intake, len(spiked[0]) + geometry.input.walked_ticks)}
     for l, (stage, cost) in enumerate(zip(geometry.layers, geometry.input_costs())):
         name, taken = stage.layer.name, _gathered(net, spiked, l)
         if not stage.words:   # a max-pool: its windows' visits, then clearing their fired bits
-            busy[name] = int(stage.reach()[taken].sum()) + stage.layer.fan_out
+            phases[name] = (int(stage.reach()[taken].sum()), stage.layer.fan_out)
             continue
         read_out = DenseGeometry.read_out_cycles(stage)   # a conv's cycles for spikes reaching nothing are a bound
-        busy[f"{name} engine"] = int(cost[taken].sum()) + read_out
+        phases[f"{name} engine"] = (int(cost[taken].sum()), read_out)
         if stage.fires:
-            busy[f"{name} sorter"] = read_out + len(spiked[l + 1]) + stage.walked_ticks
-    return busy
+            phases[f"{name} sorter"] = (read_out, len(spiked[l + 1]) + stage.walked_ticks)
+    combine = max if overlapped else sum
+    return {stage: int(combine(cycles)) for stage, cycles in phases.items()}
 
 
 def stage_cycles(net: TTFSNet, spikes, lanes: int = 1, pixels_per_transfer: int = 1,
-                 spike_lanes: int | None = None) -> dict:
+                 spike_lanes: int | None = None, overlapped: bool = False) -> dict:
     """Per stage (``"input"``, ``"<layer> engine"``, ``"<layer> sorter"``, a max-pool's ``"<layer>"``), the
     cycles it is busy with one image whose spikes are ``spikes`` (``hdlgen.golden.run_events(...).spikes``)
-    and cannot spend on the next one (see the module docstring)."""
-    return _stage_cycles(NetGeometry(net, lanes, pixels_per_transfer, spike_lanes), _inputs(spikes))
+    and cannot spend on the next one (see the module docstring). With ``overlapped``, those of a core
+    whose every stage takes the next image in while it puts this one out (the longer of the two)."""
+    return _stage_cycles(NetGeometry(net, lanes, pixels_per_transfer, spike_lanes), _inputs(spikes), overlapped)
 
 
 def throughput_bound(net: TTFSNet, spike_lists, lanes: int = 1, pixels_per_transfer: int = 1,
-                     spike_lanes: int | None = None) -> tuple:
+                     spike_lanes: int | None = None, overlapped: bool = False) -> tuple:
     """``(cycles, stage)``: the fewest mean cycles between results of the images whose spikes are
     ``spike_lists`` fed back to back – the busiest stage's mean :func:`stage_cycles` over them – and
     that stage."""
     geometry = NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
-    per_image = [_stage_cycles(geometry, _inputs(spikes)) for spikes in spike_lists]
+    per_image = [_stage_cycles(geometry, _inputs(spikes), overlapped) for spikes in spike_lists]
     means = {stage: float(np.mean([busy[stage] for busy in per_image])) for stage in per_image[0]}
     stage = max(means, key=means.get)
     return means[stage], stage

@@ -132,3 +132,11 @@ def test_sim_prints_the_interval_its_bound_and_images_per_second():
            "500 with every input spiking)" in text
     assert "images per second      125,000 at 50 MHz" in text
     assert "images per second      2,500.0 per MHz of clock" in _format(report)
+
+
+def test_overlapped_stages_take_the_longer_phase(net):
+    spikes = golden.run_events(net, random_pixels(np.random.default_rng(0), 1, 10)[0]).spikes
+    inputs, hidden = len(spikes[0]), len(spikes[1])
+    assert stage_cycles(net, spikes, overlapped=True) == {
+        "input": max(10, inputs + 8), "dense0 engine": max(7 * inputs, 7), "dense0 sorter": max(7, hidden + 4),
+        "dense1 engine": max(6 * hidden, 6)}
