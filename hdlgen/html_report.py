@@ -117,8 +117,8 @@ nav a { margin-right: 1em; }
 {% for r in cycles.rows %}<tr><td>{{ r.lanes }}</td><td class="cycles_mean">{{ number(r.cycles_mean) }}</td>
 <td>{{ number(r.lower_bound_mean) }}</td>
 <td>{{ number(r.ratio_to_lower_bound, 2) }}</td><td>{{ number(r.dense_cycles_mean, 0) }}</td>
-<td class="interval">{{ number(r.initiation_interval) }}</td><td>{{ number(r.throughput_bound) }}</td>
-<td>{{ number(r.interval_to_bound, 2) }}</td>
+<td class="interval">{{ number(r.initiation_interval) }}</td><td>{{ number(r.get("throughput_bound")) }}</td>
+<td>{{ number(r.get("interval_to_bound"), 2) }}</td>
 <td>{{ "yes" if r.bit_exact else "NO" }}</td></tr>
 {% endfor %}</table>
 {% if images.cycles %}<img src="{{ images.cycles }}" alt="cycles per inference against lanes">{% endif %}

@@ -140,3 +140,26 @@ def test_overlapped_stages_take_the_longer_phase(net):
     assert stage_cycles(net, spikes, overlapped=True) == {
         "input": max(10, inputs + 8), "dense0 engine": max(7 * inputs, 7), "dense0 sorter": max(7, hidden + 4),
         "dense1 engine": max(6 * hidden, 6)}
+
+
+def test_report_shows_interval_and_bound_against_lanes(net, tmp_path):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("jinja2")
+    from .test_report_html import Page, decode_png
+
+    ttfs.save(net, tmp_path / "n.ttfs")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.random((8, 10)), y=rng.integers(0, 6, 8))
+    row = {"lanes": 1, "pixels_per_transfer": 1, "samples": 8, "simulator": "icarus", "cycles_mean": 300.0,
+           "lower_bound_mean": 280.0, "ratio_to_lower_bound": 300 / 280, "dense_cycles_mean": 400.0,
+           "initiation_interval": 250.0, "bit_exact": True}
+    streamed = {**row, "lanes": 4, "cycles_mean": 120.0, "initiation_interval": 90.0, "throughput_bound": 80.0,
+                "interval_to_bound": 90 / 80}
+    (tmp_path / "bench.json").write_text(json.dumps({"rtl": {"rows": [row, streamed]}}))   # row: a bench before the bound
+    assert main(["report", str(tmp_path / "n.ttfs"), "--data", str(tmp_path / "d.npz"), "--bench",
+                 str(tmp_path / "bench.json"), "-o", str(tmp_path / "r.html")]) == 0
+    page = Page((tmp_path / "r.html").read_text())
+    assert page.cells["interval"] == ["250.0", "90.0"]
+    assert "Latency and interval vs lanes" in (tmp_path / "r.html").read_text()
+    for src in page.images:
+        decode_png(src)
