@@ -132,6 +132,8 @@ def test_sim_prints_the_interval_its_bound_and_images_per_second():
            "500 with every input spiking)" in text
     assert "images per second      125,000 at 50 MHz" in text
     assert "images per second      2,500.0 per MHz of clock" in _format(report)
+    assert "(over the 4 of 80 images run alone in an empty core; 64 back to back, 12 with gaps and back-pressure)" \
+        in _format(report)
 
 
 def test_overlapped_stages_take_the_longer_phase(net):

@@ -50,7 +50,7 @@ def _format(report, clock_mhz: float | None = None, clock_source: str = "") -> s
         lines.append(f"  ... and {len(report.mismatches) - 20} more")
     lines += [f"accuracy               {accuracy}",
               f"cycles per inference   {latency}  (over the {report.isolated} of {report.samples} images run alone in "
-              f"an empty core; the others run back to back or with gaps and back-pressure)",
+              f"an empty core; {_others(report)})",
               f"event lower bound      {bound}  (of the same images: intake {report.intake} + Σ over engines of max(cycles of "
               f"their input spikes, the tick walk feeding them))",
               f"upper bound            {upper}  (intake + Σ engine cycles + Σ T + the core's overhead)",
@@ -63,6 +63,13 @@ def _format(report, clock_mhz: float | None = None, clock_source: str = "") -> s
         lines.append(f"images per second      {rate:,.0f} {clock_source}" if clock_mhz else
                      f"images per second      {rate:,.1f} per MHz of clock")
     return "\n".join(lines)
+
+
+def _others(report) -> str:
+    stressed = report.samples - report.isolated - report.streamed
+    if not report.streamed:    # a report that does not say how many streamed
+        return "the others run back to back or with gaps and back-pressure"
+    return f"{report.streamed} back to back" + (f", {stressed} with gaps and back-pressure" if stressed else "")
 
 
 def _spread(report) -> str:
