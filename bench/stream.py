@@ -12,10 +12,11 @@ Each row: latency (cycles of the images run alone), the interval between the 64 
 results (mean, spread), the throughput bound (the busiest stage's mean cycles per image,
 hdlgen.cycles.throughput_bound) and its stage, interval / bound, images per second per MHz,
 bit-exactness; and the bound of a core whose every stage would keep two images' state
-(``overlapped``: what double buffering could buy at most). Verilator below 64 lanes, Icarus
-from 64 on (a wide core takes Verilator longer to compile than Icarus to simulate). Writes bench/results/stream.json.
+(``overlapped``: what double buffering could buy at most). Verilator (Icarus takes hours on the
+wide cores). Writes bench/results/stream.json as each row is done; a run of some nets or lanes
+replaces those rows and keeps the others, each row with the command that made it.
 
-Run: `python bench/stream.py [--stream 64] [--only fashion_mlp]` (some minutes).
+Run: `python bench/stream.py [--stream 64] [--only fashion_mlp] [--lanes 64 128]` (some minutes a row).
 """
 
 import argparse
@@ -65,6 +66,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stream", type=int, default=64)
     parser.add_argument("--only", nargs="+", choices=sorted(NETS), help="only these nets (default both)")
+    parser.add_argument("--lanes", nargs="+", type=int, help="only these lanes (default each net's)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -72,13 +74,14 @@ def main():
     np.savez(OUT / "fashion_test.npz", x=x_test, y=y_test)
     twice = OUT / f"fashion_stream{args.stream}.npz"
     np.savez(twice, x=np.concatenate([x_test[:args.stream]] * 2), y=np.concatenate([y_test[:args.stream]] * 2))
-    rows = []
+    out = RESULTS / "stream.json"
+    command = "python bench/stream.py " + " ".join(sys.argv[1:])
     for name, lanes_list in NETS.items():
         if args.only and name not in args.only:
             continue
         net = {"fashion_mlp": fashion_mlp, "lenet5": lenet5}[name]()
-        for lanes in lanes_list:
-            simulator = "verilator" if lanes < 64 else "icarus"
+        for lanes in [n for n in lanes_list if not args.lanes or n in args.lanes]:
+            simulator = "verilator"
             report, seconds = hdlgen("sim", net, "--data", twice, "--stream", args.stream, "--lanes", lanes,
                                      "--pixels-per-transfer", 8, "--simulator", simulator, env=SINGLE_THREAD)
             row = {"net": name, "lanes": lanes, "pixels_per_transfer": 8, "simulator": simulator,
@@ -96,17 +99,16 @@ def main():
                               overlapped_bound(net, x_test[:args.stream], lanes))),
                    "images_per_second_per_mhz": round(report["images_per_second_per_mhz"], 2),
                    "bit_exact": not report["mismatches"], "mismatches": report["mismatches"][:3],
-                   "simulation_seconds": round(seconds, 1)}
-            rows.append(row)
+                   "simulation_seconds": round(seconds, 1), "command": command}
+            rows = json.loads(out.read_text())["rows"] if out.exists() else []   # another run's rows may be new
+            rows = [r for r in rows if (r["net"], r["lanes"]) != (name, lanes)] + [row]
+            rows.sort(key=lambda r: (list(NETS).index(r["net"]), r["lanes"]))
+            out.write_text(json.dumps({"benchmark": "stream: interval vs throughput bound", "rows": rows}, indent=1) + "\n")
             print(f"{name:<12} lanes {lanes:<4} latency {row['latency_mean']:>7.1f}  interval {row['interval_mean']:>7.1f} "
                   f"(std {row['interval_std']:.1f})  bound {row['throughput_bound']:>7.1f} ({row['bottleneck']})  "
                   f"×{row['interval_to_bound']:.3f}  overlapped {row['overlapped_bound']:.1f}  "
                   f"{row['images_per_second_per_mhz']:.1f} images/s per MHz  "
                   f"bit-exact {row['bit_exact']}  {seconds:.0f} s", flush=True)
-    command = "python bench/stream.py " + " ".join(sys.argv[1:])
-    out = RESULTS / "stream.json"
-    out.write_text(json.dumps({"benchmark": "stream: interval vs throughput bound", "command": command,
-                               "rows": rows}, indent=1) + "\n")
     print(f"wrote {out}")
 
 
