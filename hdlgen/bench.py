@@ -5,7 +5,8 @@ Three kinds of row, each a plain dict (JSON as it stands) with a table formatter
 * :func:`accuracy_row` – float vs SNN accuracy, agreement and spikes per neuron
   (:func:`hdlgen.evaluate.evaluate`), conversion time and golden-model throughput;
 * :func:`rtl_row` – cycles per inference of the simulated core at some lanes against the event
-  lower bound and the dense schedule (:func:`hdlgen.simulate.simulate`), bit-exactness, simulation time;
+  lower bound and the dense schedule, the interval between results of images fed back to back
+  against the throughput bound (:func:`hdlgen.simulate.simulate`), bit-exactness, simulation time;
 * :func:`board_row` – utilisation, fmax against the clock and build time of a board build
   (:func:`hdlgen.boards.build.build`), and µs per inference at the lower of fmax and the clock.
 
@@ -56,14 +57,16 @@ def accuracy_row(net: TTFSNet, data: Dataset, convert_seconds: float | None = No
 
 
 def rtl_row(net: TTFSNet, data: Dataset, lanes: int, simulator: str, progress: bool = False,
-            pixels_per_transfer: int = 1, spike_lanes: int | None = None, engine_timing=None) -> dict:
+            pixels_per_transfer: int = 1, spike_lanes: int | None = None, engine_timing=None,
+            stream: int | None = None) -> dict:
     """Simulate ``net``'s core at ``lanes``, ``pixels_per_transfer``, ``spike_lanes`` and
     ``engine_timing`` (a board family's, :attr:`hdlgen.boards.platforms.Family.engine_timing`; default as
-    ``hdlgen sim``) on ``data`` (as ``hdlgen sim`` does, seed 0) and time it."""
+    ``hdlgen sim``) on ``data`` (as ``hdlgen sim`` does, seed 0, the last ``stream`` images back to
+    back) and time it."""
     start = time.perf_counter()
     report = simulate(net, net.input.pixels(data.x), labels=data.y, lanes=lanes,
                       pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes, simulator=simulator,
-                      progress=progress, engine_timing=engine_timing)
+                      progress=progress, engine_timing=engine_timing, stream=stream)
     seconds = time.perf_counter() - start
     return {"lanes": lanes, "pixels_per_transfer": pixels_per_transfer, "spike_lanes": spike_lanes,
             "intake": report.intake,
@@ -72,7 +75,12 @@ def rtl_row(net: TTFSNet, data: Dataset, lanes: int, simulator: str, progress: b
             "lower_bound_mean": report.lower_bound_mean, "dense_cycles_mean": report.dense_cycles_mean,
             "ratio_to_lower_bound": (None if not report.lower_bound_mean or report.cycles_mean is None
                                      else report.cycles_mean / report.lower_bound_mean),
-            "initiation_interval": report.initiation_interval, "bit_exact": report.passed,
+            "initiation_interval": report.initiation_interval, "streamed": report.streamed,
+            "interval_std": report.interval_std, "throughput_bound": report.throughput_bound,
+            "bottleneck": report.bottleneck, "dense_throughput_bound": report.dense_throughput_bound,
+            "interval_to_bound": (None if not report.throughput_bound or report.initiation_interval is None
+                                  else report.initiation_interval / report.throughput_bound),
+            "bit_exact": report.passed,
             "mismatches": report.mismatches[:20], "accuracy": report.accuracy,
             "simulation_seconds": round(seconds, 1)}
 
@@ -159,7 +167,7 @@ def format_rtl(rows, nets: bool = False) -> str:
     """The RTL table; ``nets`` heads each row with its net (a sweep over several)."""
     first = f"{'net':>10} " if nets else ""
     lines = [f"{first}{'lanes':>5} {'P':>3} {'intake':>6} {'cycles mean':>11} {'max':>7} {'event bound':>11} {'ratio':>5} "
-             f"{'dense':>8} {'interval':>8} {'bit-exact':>9} {'sim s':>7}"]
+             f"{'dense':>8} {'interval':>8} {'tp bound':>8} {'ratio':>5} {'bit-exact':>9} {'sim s':>7}"]
     for r in rows:
         net = f"{_net_cell(r):>10} " if nets else ""
         if "cycles_mean" not in r:   # a task that failed: what it was and why
@@ -168,7 +176,8 @@ def format_rtl(rows, nets: bool = False) -> str:
         lines.append(f"{net}{r['lanes']:>5} {r['pixels_per_transfer']:>3} {r['intake']:>6} {_number(r['cycles_mean']):>11} "
                      f"{r['cycles_max'] or '–':>7} {_number(r['lower_bound_mean']):>11} "
                      f"{_number(r['ratio_to_lower_bound'], 2):>5} {r['dense_cycles_mean']:>8.0f} "
-                     f"{_number(r['initiation_interval']):>8} {'yes' if r['bit_exact'] else 'NO':>9} "
+                     f"{_number(r['initiation_interval']):>8} {_number(r.get('throughput_bound')):>8} "
+                     f"{_number(r.get('interval_to_bound'), 2):>5} {'yes' if r['bit_exact'] else 'NO':>9} "
                      f"{r['simulation_seconds']:>7.1f}")
         lines += [f"      {m}" for m in r["mismatches"][:3]]
     return "\n".join(lines)

@@ -16,12 +16,25 @@ costs of :mod:`hdlgen.geometry`.
 * dense schedule: the same with every input spiking – the same lanes visiting every input;
 * serial sum: ``ceil(N_in / P) + Σ_ℓ C_ℓ + Σ T`` over every walk, as if no walk overlapped its
   engine's work;
+* throughput bound (:func:`stage_cycles`, :func:`throughput_bound`): with images back to back each
+  stage works on a different image, so results cannot come faster than the busiest stage's
+  cycles per image. A stage is busy with an image for what it cannot overlap with the next
+  one's work, as the core builds it: the input encoder's tick sorter collects the pixel stream
+  (``ceil(N_in / P)``) and then walks its window (``E_0 + T_0``); an engine pays for its input
+  spikes (``C_ℓ``, every input's in a graph net) and then streams its accumulators out (its
+  :meth:`~hdlgen.geometry.DenseGeometry.read_out_cycles`); a spike-time bank's tick sorter
+  collects that read-out and then walks its window (``E_ℓ + T_ℓ``); a max-pool visits every
+  window of its input spikes and then clears its windows' fired bits. Over a stream the bound
+  is the busiest stage's mean (:func:`throughput_bound`): a stage that is busiest for one
+  image need not be for the next. ``overlapped`` gives the bound of a core whose stages each
+  keep two images' state (take one in while putting the other out): the longer phase counts;
 * :func:`overhead_bound`: what :class:`~hdlgen.rtl_templates.top.NetworkTop` adds on top of the
   serial sum for an image entering an idle core (accumulator read-out, spike-time pipeline,
   handshakes), so ``serial sum + overhead`` is an upper bound.
 
-``lanes_ℓ`` is ``min(lanes, fan_out_ℓ)`` (a convolution's lanes run over its output
-channels, so ``min(lanes, out channels)``), as the core builds it.
+``lanes_ℓ`` is the stage's lanes as the core builds it (:func:`hdlgen.geometry.stage_geometry`:
+at most the lanes asked for that layer and its fan-out – a convolution's lanes run over its output
+channels –, the fewest that give the same words).
 
 In a graph net a layer's input spikes are those of all its inputs (their concatenation). The
 lower bound follows the path through each layer's first input, and counts an engine's spikes of
@@ -33,11 +46,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import NetGeometry
+from .geometry import DenseGeometry, NetGeometry
 from .golden import EventResult
 from .ttfs import TTFSNet
 
-__all__ = ["event_lower_bound", "dense_schedule", "serial_cycles", "overhead_bound", "cycle_counts"]
+__all__ = ["event_lower_bound", "dense_schedule", "serial_cycles", "overhead_bound", "cycle_counts", "stage_cycles",
+           "throughput_bound", "dense_throughput_bound"]
 
 
 def _inputs(spikes) -> list:
@@ -106,6 +120,53 @@ def overhead_bound(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1, s
     its result, when it enters an idle core and the result is taken at once: the sum of every
     stage's :meth:`~hdlgen.geometry.DenseGeometry.overhead`."""
     return NetGeometry(net, lanes, pixels_per_transfer, spike_lanes).overhead()
+
+
+def _stage_cycles(geometry: NetGeometry, spiked, overlapped: bool = False) -> dict:
+    """Per stage, its two phases for one image – what it takes in, then what it puts out – added up,
+    or with ``overlapped`` the longer one (as if the stage kept two images' state)."""
+    net = geometry.net
+    phases = {"input": (geometry.input.intake, len(spiked[0]) + geometry.input.walked_ticks)}
+    for l, (stage, cost) in enumerate(zip(geometry.layers, geometry.input_costs())):
+        name, taken = stage.layer.name, _gathered(net, spiked, l)
+        if not stage.words:   # a max-pool: its windows' visits, then clearing their fired bits
+            phases[name] = (int(stage.reach()[taken].sum()), stage.layer.fan_out)
+            continue
+        read_out = DenseGeometry.read_out_cycles(stage)   # a conv's cycles for spikes reaching nothing are a bound
+        phases[f"{name} engine"] = (int(cost[taken].sum()), read_out)
+        if stage.fires:
+            phases[f"{name} sorter"] = (read_out, len(spiked[l + 1]) + stage.walked_ticks)
+    combine = max if overlapped else sum
+    return {stage: int(combine(cycles)) for stage, cycles in phases.items()}
+
+
+def stage_cycles(net: TTFSNet, spikes, lanes: int = 1, pixels_per_transfer: int = 1,
+                 spike_lanes: int | None = None, overlapped: bool = False) -> dict:
+    """Per stage (``"input"``, ``"<layer> engine"``, ``"<layer> sorter"``, a max-pool's ``"<layer>"``), the
+    cycles it is busy with one image whose spikes are ``spikes`` (``hdlgen.golden.run_events(...).spikes``)
+    and cannot spend on the next one (see the module docstring). With ``overlapped``, those of a core
+    whose every stage takes the next image in while it puts this one out (the longer of the two)."""
+    return _stage_cycles(NetGeometry(net, lanes, pixels_per_transfer, spike_lanes), _inputs(spikes), overlapped)
+
+
+def throughput_bound(net: TTFSNet, spike_lists, lanes: int = 1, pixels_per_transfer: int = 1,
+                     spike_lanes: int | None = None, overlapped: bool = False) -> tuple:
+    """``(cycles, stage)``: the fewest mean cycles between results of the images whose spikes are
+    ``spike_lists`` fed back to back – the busiest stage's mean :func:`stage_cycles` over them – and
+    that stage."""
+    geometry = NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
+    per_image = [_stage_cycles(geometry, _inputs(spikes), overlapped) for spikes in spike_lists]
+    means = {stage: float(np.mean([busy[stage] for busy in per_image])) for stage in per_image[0]}
+    stage = max(means, key=means.get)
+    return means[stage], stage
+
+
+def dense_throughput_bound(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1,
+                           spike_lanes: int | None = None) -> int:
+    """The throughput bound with every input of every layer spiking (and every neuron spiking):
+    the net's figure, the same for every image."""
+    geometry = NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
+    return max(_stage_cycles(geometry, [np.arange(size) for size in net.sizes]).values())
 
 
 def cycle_counts(net: TTFSNet, events: EventResult, lanes: int = 1, pixels_per_transfer: int = 1,

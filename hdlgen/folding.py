@@ -3,7 +3,7 @@
 * :func:`lanes_option` – the one parser of ``--lanes`` (``8``, ``64,8`` or ``auto``) and, without
   ``auto``, of ``--spike-lanes``; :func:`lanes_label` writes a value back the same way.
 * :func:`choose` – ``--lanes auto``: every per-layer lanes (powers of two up to each layer's limit)
-  and pixels per transfer, with the cycles per image (:mod:`hdlgen.cycles`) and the resources on
+  and pixels per transfer, with the cycles between images (:mod:`hdlgen.cycles`) and the resources on
   the board (:mod:`hdlgen.resources`) of each; of the Pareto front of those that fit, the cheapest
   that reaches a target frame rate, or the fastest. Its ``order`` is the step-down a build follows
   when the chosen folding does not fit or misses timing.
@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from . import resources
-from .cycles import dense_schedule
+from .cycles import dense_throughput_bound
 from .errors import UserError
 from .geometry import STAGE_GEOMETRY, NetGeometry, stage_geometry
 from .resources import Estimate, Resources
@@ -126,12 +126,14 @@ def lane_choices(net: TTFSNet) -> list:
     return choices
 
 
-def candidates(net: TTFSNet, board, *, spike_lanes=None, pixels_per_transfer=None, cycles=dense_schedule) -> list:
+def candidates(net: TTFSNet, board, *, spike_lanes=None, pixels_per_transfer=None, cycles=dense_throughput_bound) -> list:
     """Every folding of ``net`` worth trying on ``board``: per-layer lanes from :func:`lane_choices`
     (at most :data:`MAX_LANE_CHOICES`, else one power of two for every layer) and pixels per
-    transfer 1, 2, 4, 8 (or the one given), with ``cycles(net, lanes, pixels per transfer)`` per
-    image (default: the dense schedule, every input spiking – a target it reaches, any image
-    reaches) and the resource model's estimate (:mod:`hdlgen.resources`)."""
+    transfer 1, 2, 4, 8 (or the one given), with ``cycles(net, lanes, pixels per transfer)`` between
+    images (default: the throughput bound with every input spiking,
+    :func:`hdlgen.cycles.dense_throughput_bound` – images come that often with the pipeline full, so a
+    frame rate is clock / cycles; real images spike less) and the resource model's estimate
+    (:mod:`hdlgen.resources`)."""
     capacity = resources.capacity(board)
     logic = "LC" if "LC" in capacity.used else "LUT"
     transfers = ([pixels_per_transfer] if pixels_per_transfer else
@@ -207,12 +209,14 @@ def choose(net: TTFSNet, board, clock_hz: float, target_fps: float | None = None
     if reaching:
         chosen = min(reaching, key=lambda c: (c.cost, c.cycles))
         reason = (f"the cheapest folding that reaches {target_fps:g} images/s: {chosen.fps(clock_hz):.0f} images/s "
-                  f"({chosen.cycles} cycles per image, every input spiking) at {clock_hz / 1e6:g} MHz")
+                  f"({chosen.cycles} cycles between images with the pipeline full, every input spiking) "
+                  f"at {clock_hz / 1e6:g} MHz")
     else:
         chosen = min((c for c in fitting if c.cycles <= fastest.cycles * (1 + SAME_SPEED)), key=lambda c: (c.cost, c.cycles))
         reason = (f"the fastest folding that fits {board.name} (the cheapest within {SAME_SPEED:.0%} of it): "
                   f"{chosen.fps(clock_hz):.0f} images/s "
-                  f"({chosen.cycles} cycles per image, every input spiking) at {clock_hz / 1e6:g} MHz")
+                  f"({chosen.cycles} cycles between images with the pipeline full, every input spiking) "
+                  f"at {clock_hz / 1e6:g} MHz")
         if target_fps is not None:
             reason += f"; {target_fps:g} images/s is out of reach on this board (this is the best it can do)"
     blocked = [c for c in found if not c.fits and c.cycles < fastest.cycles]

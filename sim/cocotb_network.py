@@ -8,6 +8,7 @@ Inputs come from environment variables:
 ``HDLGEN_SIM_OUT``      where the per-image results and the mismatches are written (JSON)
 ``HDLGEN_SIM_SEED``     seed of the gaps and back-pressure (default 0)
 ``HDLGEN_SIM_PROGRESS`` optional file that grows by one byte per result taken
+``HDLGEN_SIM_STREAM``   optional number of images fed back to back at the end
 """
 
 import json
@@ -29,7 +30,8 @@ async def network_matches_golden(dut):
         pixels = data["pixels"]
     spec = CoreSpec.load(os.environ["HDLGEN_SIM_CORE"])
     bench = NetworkTestbench(dut, spec, net, pixels, int(os.environ.get("HDLGEN_SIM_SEED", "0")),
-                             progress=os.environ.get("HDLGEN_SIM_PROGRESS"))
+                             progress=os.environ.get("HDLGEN_SIM_PROGRESS"),
+                             stream=int(os.environ["HDLGEN_SIM_STREAM"]) if os.environ.get("HDLGEN_SIM_STREAM") else None)
     report = await bench.run()
     with open(os.environ["HDLGEN_SIM_OUT"], "w") as f:
         json.dump(report, f, indent=1)

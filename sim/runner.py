@@ -26,7 +26,7 @@ _BUILD_ARGS = {"icarus": ["-g2005"], "verilator": ["-Wno-fatal", "-Wno-lint", "-
 
 
 def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "icarus", build_dir,
-                  seed: int = 0, progress=None, models=()) -> dict:
+                  seed: int = 0, progress=None, models=(), stream: int | None = None) -> dict:
     """Build ``verilog`` and run the testbench on it; returns the testbench's report.
 
     ``net_path`` is the golden net the core is compared with; ``pixels_path`` an ``.npz`` with
@@ -37,7 +37,8 @@ def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "
     (:func:`hdlgen.simulate.missing_simulator`). ``progress(stage, images_done)``, if given,
     hears ``("compiling", 0)`` and then ``("simulating", n)`` as results come out. ``models``
     are further Verilog files built with the core (simulation models of vendor cells it
-    instantiates).
+    instantiates). ``stream`` is the number of images fed back to back at the end (default: a
+    quarter; :func:`~hdlgen.sim.testbench.image_modes`).
     """
     report = progress or (lambda stage, done: None)
     build_dir = Path(build_dir).resolve()
@@ -62,7 +63,8 @@ def run_testbench(verilog, sidecar, net_path, pixels_path, *, simulator: str = "
         raise RuntimeError(f"{e}\n{_tail(build_dir / 'build.log')}") from None
     env = {"HDLGEN_SIM_NET": str(Path(net_path).resolve()), "HDLGEN_SIM_PIXELS": str(Path(pixels_path).resolve()),
            "HDLGEN_SIM_CORE": str(Path(sidecar).resolve()), "HDLGEN_SIM_OUT": str(out_path),
-           "HDLGEN_SIM_SEED": str(seed), "HDLGEN_SIM_PROGRESS": str(build_dir / "progress")}
+           "HDLGEN_SIM_SEED": str(seed), "HDLGEN_SIM_PROGRESS": str(build_dir / "progress"),
+           "HDLGEN_SIM_STREAM": "" if stream is None else str(stream)}
     (build_dir / "progress").write_text("")
     report("simulating", 0)
 

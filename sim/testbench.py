@@ -8,7 +8,7 @@ three blocks of images:
 
 * ``stress`` – random gaps between pixel bytes and between images, random ``result.ready``;
 * ``isolated`` – each image alone in an empty core, no gaps: its latency in cycles;
-* ``stream`` – images back to back, ``result.ready`` high: the initiation interval.
+* ``stream`` – images back to back, ``result.ready`` high: the interval between results.
 
 Ports are found only through the sidecar JSON (:class:`~hdlgen.sim.core.CoreSpec`).
 """
@@ -39,9 +39,15 @@ def _now_cycles() -> int:
     return round(get_sim_time("ns") / CLOCK_PERIOD_NS)
 
 
-def image_modes(count: int) -> list:
+def image_modes(count: int, stream: int | None = None) -> list:
     """Block of each image: a quarter (at least one) ``isolated``, a quarter (at least two when
-    there are three or more images) ``stream``, the rest ``stress`` first."""
+    there are three or more images) ``stream``, the rest ``stress`` first. With ``stream`` the last
+    ``stream`` images stream (``2..count−1``) and the others run alone: the same images given twice
+    have their latency and their interval measured."""
+    if stream is not None:
+        if not 2 <= stream < count:
+            raise ValueError(f"a stream of {stream} images needs 2..{count - 1} of the {count} images")
+        return ["isolated"] * (count - stream) + ["stream"] * stream
     isolated = max(1, count // 4)
     stream = min(count - isolated, max(2, count // 4)) if count >= 3 else count - isolated
     return ["stress"] * (count - isolated - stream) + ["isolated"] * isolated + ["stream"] * stream
@@ -249,9 +255,12 @@ class NetworkTestbench:
         Seeds the pixel gaps and the back-pressure pattern.
     progress : path, optional
         A file that grows by one byte per result taken (for a progress bar outside the simulator).
+    stream : int, optional
+        Images in the ``stream`` block (:func:`image_modes`; default a quarter).
     """
 
-    def __init__(self, dut, spec: CoreSpec, net, images: np.ndarray, seed: int, progress=None):
+    def __init__(self, dut, spec: CoreSpec, net, images: np.ndarray, seed: int, progress=None,
+                 stream: int | None = None):
         self.dut = dut
         self.spec = spec
         self.images = np.asarray(images, dtype=np.uint8)
@@ -262,7 +271,7 @@ class NetworkTestbench:
         self.traces = [TraceMonitor(dut, spec, layer) for layer in range(len(spec.trace))]
         self.checker = InOrderChecker(net, self.images, spec.lanes, spec.pixels.get("per_transfer", 1),
                                       spec.spike_lanes)
-        self.modes = image_modes(len(self.images))
+        self.modes = image_modes(len(self.images), stream)
         self.first_pixel = [None] * len(self.images)
 
     def cycle_budget(self) -> int:
