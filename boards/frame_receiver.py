@@ -266,13 +266,14 @@ class FrameReceiver(wiring.Component):
                 with frame_byte(state, image=classify):
                     m.next = target
             with m.State("CHECK"):
-                with m.If(pixel_buffer.level == 0):   # input_cycles is final
-                    m.next = "VERDICT"
+                m.next = "VERDICT"
                 m.d.sync += [verdict.image.eq(classify), verdict.info.eq(info), verdict.loaded.eq(load),
                              verdict.error.eq(Mux(checker.match, 0, link.ErrorCode.BAD_CRC))]
             with m.State("VERDICT"):
-                m.d.comb += self.verdicts.valid.eq(1)
-                with m.If(self.verdicts.ready):
+                # offered once an image's last pixel (a padded one too) is in the core: input_cycles
+                # is final then, and stays while the verdict waits
+                m.d.comb += self.verdicts.valid.eq(pixel_buffer.level == 0)
+                with m.If(self.verdicts.valid & self.verdicts.ready):
                     m.next = "HUNT"
         m.d.comb += self.busy.eq(~fsm.ongoing("HUNT") & ~fsm.ongoing("SYNC2"))
         if self.formal:

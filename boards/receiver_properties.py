@@ -69,7 +69,8 @@ def receiver_property(m, receiver, fsm, *, checker, crc_bit, fed, length, remain
         with m.If(count == 2):
             m.d.sync += shadow_length[8:].eq(byte)
 
-    accepted = receiver.verdicts.valid & (verdict.error == 0)
+    # a verdict without error, offered or waiting for its image's last pixel to leave the buffer
+    accepted = fsm.ongoing("VERDICT") & (verdict.error == 0)
     cex_length = Signal(16, name="cex_length", attrs={"keep": 1})
     cex_bytes = Signal(17, name="cex_bytes", attrs={"keep": 1})
     m.d.comb += [cex_length.eq(shadow_length), cex_bytes.eq(count)]
@@ -133,7 +134,7 @@ def receiver_property(m, receiver, fsm, *, checker, crc_bit, fed, length, remain
         m.d.comb += measure.eq(Mux(timed_out, 0, timeout - quiet))
     with m.Elif(state("PAD")):
         m.d.comb += measure.eq(2 * remaining + pixel_buffer.level)
-    with m.Elif(state("CHECK")):
+    with m.Elif(state("VERDICT")):
         m.d.comb += measure.eq(pixel_buffer.level)
     calm = (~receiver.bytes.valid & receiver.step & receiver.pixels.ready & receiver.write.ready
             & receiver.verdicts.ready)
