@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..rtl_templates.formal import stream_ports
 from . import link
-from .receiver_properties import receiver_property
+from .receiver_properties import receiver_property, stream_invariants
 from .spram import WeightWrite
 
 __all__ = ["Verdict", "SerialCRC16", "FrameReceiver"]
@@ -278,6 +278,8 @@ class FrameReceiver(wiring.Component):
         m.d.comb += self.busy.eq(~fsm.ongoing("HUNT") & ~fsm.ongoing("SYNC2"))
         if self.formal:
             stream_ports(m, self, inputs=("bytes",), outputs=("pixels", "write", "verdicts"))
+            stream_invariants(m, self, fsm, delivered=delivered, level=pixel_buffer.level, remaining=remaining,
+                              kind_flags=(classify, info, load), fed=fed, timed_out=timed_out)
             if "receiver" in self.formal:
                 receiver_property(m, self, fsm, checker=checker, crc_bit=crc_bit, fed=fed, length=length,
                                   remaining=remaining, kind_flags=(classify, info, load), verdict=verdict,
