@@ -117,7 +117,7 @@ def _induction_breaks(assertion):
 
 
 class _StuckBuffer(SyncFIFOBuffered):
-    """A mutant pixel buffer that never empties once written: the receiver waits in CHECK for ever."""
+    """A mutant pixel buffer that never empties once written: the receiver's verdict waits for ever."""
 
     def elaborate(self, platform):
         m = super().elaborate(platform)
