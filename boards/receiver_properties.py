@@ -48,6 +48,7 @@ def stream_invariants(m, receiver, fsm, *, delivered, level, remaining, kind_fla
     m.d.comb += Assert(~state("LENGTH_CHECK", "CHECK") | ~fed, "receiver invariant: no byte fed in a check")
     in_core = delivered + level
     m.d.comb += Assert(classify + info + load <= 1, "receiver invariant: one frame type")
+    m.d.comb += Assert(delivered < size, "receiver invariant: pixels delivered of an image")
     m.d.comb += Assert(~state("SEQ_LOW", "SEQ_HIGH") | ~classify | (remaining == size - 1),
                        "receiver invariant: an image's pixels to come")
     m.d.comb += Assert(~state("PIXELS", "PAD") | (remaining <= size - 1) & (in_core == size - 1 - remaining),
