@@ -6,7 +6,7 @@ that made it, every proof's result, depth and seconds, and each net's wall-clock
 (T=2, 2-bit weights; `hdlgen.testing.random_net`, seed 0) instead.
 
 Run: `.venv/bin/python bench/prove.py [--lanes 1 4] [--nets digits_mlp digits_cnn] [--jobs 2]
-[--property stream spike_time …]`.
+[--property stream spike_time …] [--fashion NET.ttfs]`.
 """
 
 import argparse
@@ -32,16 +32,16 @@ FASHION = ROOT / "out" / "bench" / "fashion_mlp_T16_w8.ttfs"
 RESULTS = ROOT / "bench" / "results"
 
 
-def nets(names):
+def nets(names, fashion: Path):
     train = load_dataset(DIGITS / "digits_train.npz", (1, 8, 8))
     for name in ("digits_mlp", "digits_cnn"):
         if name in names:
             yield convert(load_model(DIGITS / f"{name}.pt2"), train.x, ConvertConfig(ticks=16), name=name)
     if "fashion_mlp" in names:
-        if FASHION.exists():
-            yield ttfs.load(FASHION)
+        if fashion.exists():
+            yield ttfs.load(fashion)
         else:
-            print(f"{FASHION} missing: run bench/fashion_mlp.py first for the 784-128-10 figures")
+            print(f"{fashion} missing: run bench/fashion_mlp.py first for the 784-128-10 figures")
 
 
 def equivalence_nets(sizes, ticks: int, weight_bits: int):
@@ -58,6 +58,7 @@ def main():
     parser.add_argument("--property", nargs="+", help="only these property kinds")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=int, default=600)
+    parser.add_argument("--fashion", type=Path, default=FASHION, help="the fashion_mlp net's .ttfs file")
     parser.add_argument("--output", default=str(RESULTS / "prove.json"))
     parser.add_argument("--equivalence", nargs="+", metavar="SIZES", help="random dense nets, e.g. 2-2-2 4-3-2")
     parser.add_argument("--ticks", type=int, default=2, help="T of the --equivalence nets")
@@ -66,7 +67,7 @@ def main():
     warnings.simplefilter("ignore")
     runs = []
     chosen = (equivalence_nets(args.equivalence, args.ticks, args.weight_bits) if args.equivalence
-              else nets(args.nets))
+              else nets(args.nets, args.fashion))
     for net in chosen:
         for lanes in args.lanes:
             core = NetworkTop(net, lanes=min(lanes, max(l.fan_out for l in net.layers)))

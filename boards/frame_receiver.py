@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..rtl_templates.formal import stream_ports
 from . import link
-from .receiver_properties import receiver_property
+from .receiver_properties import receiver_property, stream_invariants
 from .spram import WeightWrite
 
 __all__ = ["Verdict", "SerialCRC16", "FrameReceiver"]
@@ -266,17 +266,20 @@ class FrameReceiver(wiring.Component):
                 with frame_byte(state, image=classify):
                     m.next = target
             with m.State("CHECK"):
-                with m.If(pixel_buffer.level == 0):   # input_cycles is final
-                    m.next = "VERDICT"
+                m.next = "VERDICT"
                 m.d.sync += [verdict.image.eq(classify), verdict.info.eq(info), verdict.loaded.eq(load),
                              verdict.error.eq(Mux(checker.match, 0, link.ErrorCode.BAD_CRC))]
             with m.State("VERDICT"):
-                m.d.comb += self.verdicts.valid.eq(1)
-                with m.If(self.verdicts.ready):
+                # offered once an image's last pixel (a padded one too) is in the core: input_cycles
+                # is final then, and stays while the verdict waits
+                m.d.comb += self.verdicts.valid.eq(pixel_buffer.level == 0)
+                with m.If(self.verdicts.valid & self.verdicts.ready):
                     m.next = "HUNT"
         m.d.comb += self.busy.eq(~fsm.ongoing("HUNT") & ~fsm.ongoing("SYNC2"))
         if self.formal:
             stream_ports(m, self, inputs=("bytes",), outputs=("pixels", "write", "verdicts"))
+            stream_invariants(m, self, fsm, delivered=delivered, level=pixel_buffer.level, remaining=remaining,
+                              kind_flags=(classify, info, load), fed=fed, timed_out=timed_out)
             if "receiver" in self.formal:
                 receiver_property(m, self, fsm, checker=checker, crc_bit=crc_bit, fed=fed, length=length,
                                   remaining=remaining, kind_flags=(classify, info, load), verdict=verdict,

@@ -13,7 +13,11 @@ from amaranth.lib.crc import catalog
 from ..rtl_templates.formal import past
 from . import link
 
-__all__ = ["receiver_property"]
+__all__ = ["receiver_property", "stream_invariants"]
+
+# the states that take a byte of the frame (FrameReceiver's frame_byte)
+_FRAME_BYTES = ("TYPE", "LENGTH_LOW", "LENGTH_HIGH", "SEQ_LOW", "SEQ_HIGH", "LAYER", "OFFSET_LOW", "OFFSET_HIGH",
+                "WORD_LOW", "WORD_HIGH", "PIXELS", "CRC_HIGH", "CRC_LOW")
 
 # CRC-16/CCITT-FALSE (:func:`hdlgen.boards.link.crc16`): the polynomial of one shift, most significant bit first
 _POLY = 0x1021
@@ -24,6 +28,35 @@ def _shifted(crc, bits):
     for bit in bits:
         crc = Cat(Const(0, 1), crc[:15]) ^ Mux(crc[15] ^ bit, _POLY, 0)
     return crc
+
+
+def stream_invariants(m, receiver, fsm, *, delivered, level, remaining, kind_flags, fed, timed_out):
+    """Invariants of :class:`~.frame_receiver.FrameReceiver` ``receiver`` that make the stream rules
+    on its outputs inductive: a byte fed whole into the CRC (``fed``, so offered to a sink) is one the
+    line holds, so no silence abandons it; and the pixels into the core (``delivered`` of this
+    image, modulo its size) and in the pixel buffer (``level``) follow the frame's state – all of
+    an image's pixels are pushed from its last on, none outside an image – so ``input_cycles``
+    stops with the image's last pixel, before its verdict is offered."""
+    size = receiver.input_size
+    classify, info, load = kind_flags
+
+    def state(*names):
+        return Cat(fsm.ongoing(name) for name in names).any()
+
+    offered = past(m, receiver.bytes.valid & ~receiver.bytes.ready, "offered_byte")
+    m.d.comb += Assert(~state(*_FRAME_BYTES) | ~fed | offered & ~timed_out, "receiver invariant: a byte fed is held")
+    m.d.comb += Assert(~state("LENGTH_CHECK", "CHECK") | ~fed, "receiver invariant: no byte fed in a check")
+    in_core = delivered + level
+    m.d.comb += Assert(classify + info + load <= 1, "receiver invariant: one frame type")
+    m.d.comb += Assert(delivered < size, "receiver invariant: pixels delivered of an image")
+    m.d.comb += Assert(~state("SEQ_LOW", "SEQ_HIGH") | ~classify | (remaining == size - 1),
+                       "receiver invariant: an image's pixels to come")
+    m.d.comb += Assert(~state("PIXELS", "PAD") | (remaining <= size - 1) & (in_core == size - 1 - remaining),
+                       "receiver invariant: pixels pushed")
+    m.d.comb += Assert(~state("CRC_HIGH", "CRC_LOW", "CHECK", "VERDICT") | (in_core == 0) | (in_core == size),
+                       "receiver invariant: an image pushed whole")
+    m.d.comb += Assert(state("PIXELS", "PAD", "CRC_HIGH", "CRC_LOW", "CHECK", "VERDICT") | (in_core == 0),
+                       "receiver invariant: no pixels outside an image")
 
 
 def receiver_property(m, receiver, fsm, *, checker, crc_bit, fed, length, remaining, kind_flags, verdict,
@@ -69,7 +102,8 @@ def receiver_property(m, receiver, fsm, *, checker, crc_bit, fed, length, remain
         with m.If(count == 2):
             m.d.sync += shadow_length[8:].eq(byte)
 
-    accepted = receiver.verdicts.valid & (verdict.error == 0)
+    # a verdict without error, offered or waiting for its image's last pixel to leave the buffer
+    accepted = fsm.ongoing("VERDICT") & (verdict.error == 0)
     cex_length = Signal(16, name="cex_length", attrs={"keep": 1})
     cex_bytes = Signal(17, name="cex_bytes", attrs={"keep": 1})
     m.d.comb += [cex_length.eq(shadow_length), cex_bytes.eq(count)]
@@ -107,8 +141,6 @@ def receiver_property(m, receiver, fsm, *, checker, crc_bit, fed, length, remain
     m.d.comb += Assert(~state("PAD") | (verdict.error != 0), "receiver invariant: a padded image is never accepted")
 
     # the CRC register: the shadow's, advanced by the bits of this byte shifted in so far
-    frame_bytes = ["TYPE", "LENGTH_LOW", "LENGTH_HIGH", "SEQ_LOW", "SEQ_HIGH", "LAYER", "OFFSET_LOW", "OFFSET_HIGH",
-                   "WORD_LOW", "WORD_HIGH", "PIXELS", "CRC_HIGH", "CRC_LOW"]
     bits = [byte[7 - n] for n in range(8)]
     advanced = Signal(16)
     with m.Switch(Cat(crc_bit, fed)):
@@ -117,23 +149,23 @@ def receiver_property(m, receiver, fsm, *, checker, crc_bit, fed, length, remain
                 m.d.comb += advanced.eq(_shifted(crc.crc, bits[:n]))
     m.d.comb += Assert(~fed | (crc_bit == 0), "receiver invariant: a byte fed whole")
     m.d.comb += Assert(~state("LENGTH_CHECK", "CHECK") | ~fed & (crc_bit == 0), "receiver invariant: no byte half fed")
-    m.d.comb += Assert(~state(*frame_bytes, "LENGTH_CHECK", "CHECK") | (checker.crc == advanced),
+    m.d.comb += Assert(~state(*_FRAME_BYTES, "LENGTH_CHECK", "CHECK") | (checker.crc == advanced),
                        "receiver invariant: the CRC of the bytes taken")
     # a byte being fed was offered and not taken last cycle: the stream rules hold it, with its payload
     offered = past(m, receiver.bytes.valid & ~receiver.bytes.ready, "offered")
-    m.d.comb += Assert(~state(*frame_bytes) | ~(fed | (crc_bit != 0)) | offered & ~timed_out,
+    m.d.comb += Assert(~state(*_FRAME_BYTES) | ~(fed | (crc_bit != 0)) | offered & ~timed_out,
                        "receiver invariant: a byte fed is held")
 
     # no lock-up: calm, each cycle lowers (rank, measure)
-    rank = Mux(state("LENGTH_CHECK"), 4, Mux(state(*frame_bytes), 3, Mux(state("PAD", "CHECK"), 2, 1)))
+    rank = Mux(state("LENGTH_CHECK"), 4, Mux(state(*_FRAME_BYTES), 3, Mux(state("PAD", "CHECK"), 2, 1)))
     timeout = receiver.timeout_steps
     m.d.comb += Assert(timed_out | (quiet < timeout), "receiver invariant: the silence timer below its limit")
     measure = Signal(max(len(remaining) + 2, (timeout + 1).bit_length()))
-    with m.If(state(*frame_bytes)):
+    with m.If(state(*_FRAME_BYTES)):
         m.d.comb += measure.eq(Mux(timed_out, 0, timeout - quiet))
     with m.Elif(state("PAD")):
         m.d.comb += measure.eq(2 * remaining + pixel_buffer.level)
-    with m.Elif(state("CHECK")):
+    with m.Elif(state("VERDICT")):
         m.d.comb += measure.eq(pixel_buffer.level)
     calm = (~receiver.bytes.valid & receiver.step & receiver.pixels.ready & receiver.write.ready
             & receiver.verdicts.ready)

@@ -110,6 +110,15 @@ def test_receiver_proved_and_skipped_crc_fails(tmp_path, proofs, monkeypatch):
     assert (mutant.result, mutant.message) == ("bounded", _induction_breaks("no frame with a wrong CRC is accepted"))
 
 
+def test_receiver_proved_at_an_image_size_not_a_power_of_two(tmp_path):
+    """Both receiver kinds close by induction where its pixel counters have values past an image
+    (their invariants bound them: at 784 pixels they did not close without)."""
+    build = lambda: frame_receiver.FrameReceiver(5, 3)   # noqa: E731
+    proofs = [Proof("link frame receiver", kind, build, None, "prove", depth) for kind, depth in [("receiver", 4),
+                                                                                                  ("stream", 8)]]
+    assert [r.result for r in run_proofs(proofs, tmp_path, jobs=2, timeout=300)] == ["pass", "pass"]
+
+
 def _induction_breaks(assertion):
     """The message of a proof whose induction step breaks the receiver's assertion named ``assertion``."""
     line = next(n for n, text in enumerate(inspect.getsourcelines(receiver_properties)[0], 1) if assertion in text)
@@ -117,7 +126,7 @@ def _induction_breaks(assertion):
 
 
 class _StuckBuffer(SyncFIFOBuffered):
-    """A mutant pixel buffer that never empties once written: the receiver waits in CHECK for ever."""
+    """A mutant pixel buffer that never empties once written: the receiver's verdict waits for ever."""
 
     def elaborate(self, platform):
         m = super().elaborate(platform)
