@@ -1,6 +1,6 @@
-"""Load a model and its data, and convert it: the library's one way from files to a TTFS net,
-which the CLI (``convert``, ``eval``'s siblings, ``bench``, ``compare``, ``finetune``) and the
-sweep's workers all call."""
+"""Load a model and the data it is evaluated and calibrated on: the library's one way from files
+to what :func:`hdlgen.passes.convert` takes, which the CLI (``convert``, ``bench``, ``compare``,
+``finetune``) and the sweep's workers all call."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ import numpy as np
 from .data import Dataset, load_dataset
 from .errors import UserError
 from .importers import load_model
-from .passes import ConvertConfig, convert
-from .ttfs import TTFSNet
 
-__all__ = ["ModelAndData", "load_model_and_data", "model_classes", "convert_loaded"]
+__all__ = ["ModelAndData", "load_model_and_data", "model_classes"]
 
 
 @dataclass(frozen=True)
@@ -43,8 +41,3 @@ def load_model_and_data(model, data, calibration_data=None, *, calibration_sampl
     labelled = load_dataset(data, shape, classes=model_classes(graph))
     calibration = load_dataset(calibration_data, shape, need_labels=False) if calibration_data else labelled
     return ModelAndData(graph, labelled, calibration.head(calibration_samples))
-
-
-def convert_loaded(loaded: ModelAndData, config: ConvertConfig, name: str) -> TTFSNet:
-    """``loaded``'s graph converted with ``config``, calibrated on its calibration samples."""
-    return convert(loaded.graph, loaded.calibration.x, config, name=name)

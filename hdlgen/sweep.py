@@ -78,8 +78,9 @@ def convert_task(model: tuple, data: tuple, calibration: tuple | None, config, c
     and the net's bytes."""
     from . import ttfs
     from .bench import accuracy_row
-    from .conversion import convert_loaded, load_model_and_data
+    from .conversion import load_model_and_data
     from .data import load_dataset
+    from .passes import convert
 
     with tempfile.TemporaryDirectory(prefix="hdlgen-convert-") as scratch:
         paths = {}
@@ -95,7 +96,7 @@ def convert_task(model: tuple, data: tuple, calibration: tuple | None, config, c
             loaded = load_model_and_data(paths["model"], paths["data"], paths.get("calibration"),
                                          calibration_samples=calibration_samples)
             start = time.perf_counter()
-            net = convert_loaded(loaded, config, name=Path(model[0]).stem)
+            net = convert(loaded.graph, loaded.calibration.x, config, name=Path(model[0]).stem)
             row = accuracy_row(net, loaded.data, time.perf_counter() - start)
     return {"row": row, "files": {"net": dumps_net(net)}}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from .. import conversion, ttfs
 from ..errors import UserError
 from ..evaluate import evaluate, format_evaluation, format_net
-from ..passes import ConvertConfig
+from ..passes import ConvertConfig, convert
 from . import as_option, check_output, check_windows, print_json
 
 
@@ -55,8 +55,7 @@ def conversion_config(args, ticks, weight_bits: int) -> ConvertConfig:
 
 def convert_model(graph, calibration, args, config: ConvertConfig, name: str):
     """``graph`` converted with ``config``, calibrated on the first ``args.calibration_samples`` of ``calibration``."""
-    return conversion.convert_loaded(conversion.ModelAndData(graph, None, calibration.head(args.calibration_samples)),
-                                     config, name)
+    return convert(graph, calibration.x[:args.calibration_samples], config, name=name)
 
 
 def other_scaling(graph, calibration, args, config: ConvertConfig, name: str, data, accuracy) -> dict | None:
