@@ -16,7 +16,8 @@ bit-exactness; and the bound of a core whose every stage would keep two images' 
 wide cores). Writes bench/results/stream.json as each row is done; a run of some nets or lanes
 replaces those rows and keeps the others, each row with the command that made it.
 
-Run: `python bench/stream.py [--stream 64] [--only fashion_mlp] [--lanes 64 128]` (some minutes a row).
+Run: `python bench/stream.py [--stream 64] [--only fashion_mlp] [--lanes 64 128]` (some minutes a row);
+`--pixels-per-transfer P --spike-lanes S` for another folding (rows are keyed by net and folding).
 """
 
 import argparse
@@ -48,13 +49,13 @@ def fashion_mlp() -> Path:
     return path
 
 
-def overlapped_bound(net_path: Path, x, lanes: int) -> tuple:
+def overlapped_bound(net_path: Path, x, lanes: int, pixels_per_transfer: int, spike_lanes: int | None) -> tuple:
     """The throughput bound of the streamed images after the first with every stage double-buffered."""
     from hdlgen import golden, ttfs
     from hdlgen.cycles import throughput_bound
     net = ttfs.load(net_path)
     spikes = [golden.run_events(net, image).spikes for image in net.input.pixels(x[1:])]
-    return throughput_bound(net, spikes, lanes, 8, overlapped=True)
+    return throughput_bound(net, spikes, lanes, pixels_per_transfer, spike_lanes, overlapped=True)
 
 
 def lenet5() -> Path:
@@ -67,6 +68,8 @@ def main():
     parser.add_argument("--stream", type=int, default=64)
     parser.add_argument("--only", nargs="+", choices=sorted(NETS), help="only these nets (default both)")
     parser.add_argument("--lanes", nargs="+", type=int, help="only these lanes (default each net's)")
+    parser.add_argument("--pixels-per-transfer", type=int, default=8)
+    parser.add_argument("--spike-lanes", type=int, help="spike lanes (default: lanes)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -82,9 +85,12 @@ def main():
         net = {"fashion_mlp": fashion_mlp, "lenet5": lenet5}[name]()
         for lanes in [n for n in lanes_list if not args.lanes or n in args.lanes]:
             simulator = "verilator"
+            spike_lanes = [] if args.spike_lanes is None else ["--spike-lanes", args.spike_lanes]
             report, seconds = hdlgen("sim", net, "--data", twice, "--stream", args.stream, "--lanes", lanes,
-                                     "--pixels-per-transfer", 8, "--simulator", simulator, env=SINGLE_THREAD)
-            row = {"net": name, "lanes": lanes, "pixels_per_transfer": 8, "simulator": simulator,
+                                     "--pixels-per-transfer", args.pixels_per_transfer, *spike_lanes,
+                                     "--simulator", simulator, env=SINGLE_THREAD)
+            row = {"net": name, "lanes": lanes, "pixels_per_transfer": args.pixels_per_transfer,
+                   "spike_lanes": args.spike_lanes, "simulator": simulator,
                    "samples": report["samples"],
                    "streamed": report["streamed"], "isolated": report["isolated"],
                    "latency_mean": report["cycles_mean"], "latency_max": report["cycles_max"],
@@ -96,13 +102,15 @@ def main():
                    "interval_to_latency": report["initiation_interval"] / report["cycles_mean"],
                    "dense_throughput_bound": report["dense_throughput_bound"],
                    **dict(zip(["overlapped_bound", "overlapped_bottleneck"],
-                              overlapped_bound(net, x_test[:args.stream], lanes))),
+                              overlapped_bound(net, x_test[:args.stream], lanes, args.pixels_per_transfer,
+                                                       args.spike_lanes))),
                    "images_per_second_per_mhz": round(report["images_per_second_per_mhz"], 2),
                    "bit_exact": not report["mismatches"], "mismatches": report["mismatches"][:3],
                    "simulation_seconds": round(seconds, 1), "command": command}
             rows = json.loads(out.read_text())["rows"] if out.exists() else []   # another run's rows may be new
-            rows = [r for r in rows if (r["net"], r["lanes"]) != (name, lanes)] + [row]
-            rows.sort(key=lambda r: (list(NETS).index(r["net"]), r["lanes"]))
+            folding = ("net", "lanes", "pixels_per_transfer", "spike_lanes")
+            rows = [r for r in rows if [r.get(k) for k in folding] != [row[k] for k in folding]] + [row]
+            rows.sort(key=lambda r: (list(NETS).index(r["net"]), r["lanes"], r["pixels_per_transfer"], r.get("spike_lanes") or 0))
             out.write_text(json.dumps({"benchmark": "stream: interval vs throughput bound", "rows": rows}, indent=1) + "\n")
             print(f"{name:<12} lanes {lanes:<4} latency {row['latency_mean']:>7.1f}  interval {row['interval_mean']:>7.1f} "
                   f"(std {row['interval_std']:.1f})  bound {row['throughput_bound']:>7.1f} ({row['bottleneck']})  "

@@ -12,6 +12,9 @@ from .events import event_layout
 from .formal import stream_ports
 from .tick_sorter import TickSorter
 
+# read ports of one copy of the tick table
+TABLE_READ_PORTS = 8
+
 __all__ = ["InputEncoder", "PixelPacker"]
 
 
@@ -61,10 +64,15 @@ class InputEncoder(wiring.Component):
         m.submodules.sorter = sorter = TickSorter(size, ticks, per_transfer)
         wiring.connect(m, sorter.o, wiring.flipped(self.o))
 
-        # the ROM holds the fire tick ``T0 − q0`` itself (``T0``: no spike), no subtractor after it
-        m.submodules.table = table = Memory(shape=unsigned(unsigned_width(ticks)), depth=256,
-                                            init=[ticks - int(v) for v in self.encoding.table])
-        lookups = [table.read_port() for _ in range(per_transfer)]
+        # the ROM holds the fire tick ``T0 − q0`` itself (``T0``: no spike), no subtractor after it;
+        # a copy per TABLE_READ_PORTS pixels of a transfer (yosys' memory mapping aborts on a ROM
+        # with 16 read ports)
+        lookups = []
+        for first in range(0, per_transfer, TABLE_READ_PORTS):
+            table = Memory(shape=unsigned(unsigned_width(ticks)), depth=256,
+                           init=[ticks - int(v) for v in self.encoding.table])
+            m.submodules[f"table{first // TABLE_READ_PORTS}" if first else "table"] = table
+            lookups += [table.read_port() for _ in range(min(TABLE_READ_PORTS, per_transfer - first))]
 
         index = Signal(range(transfers))
         looked_up = Signal()            # the lookups hold the fire ticks of transfer ``looked_index``

@@ -34,6 +34,20 @@ def test_build_small_net(tmp_path, capsys, board, clock, suffix):
 
 
 @pytest.mark.slow
+def test_build_with_16_pixels_per_transfer_on_the_ecp5(tmp_path, capsys):
+    """16 pixels a transfer look up 16 fire ticks at once: one tick table with 16 read ports made
+    yosys' memory mapping abort ("thrown Wasm exception"); two copies of 8 ports build."""
+    net = random_net(np.random.default_rng(3), [32, 8, 4], [16, 16], weight_bits=8, name="wide_intake")
+    net_path = ttfs.save(net, tmp_path / "wide_intake.ttfs")
+    code = main(["build", str(net_path), "--board", "ulx3s-85f", "--pixels-per-transfer", "16", "--clock", "50",
+                 "-o", str(tmp_path / "out"), "--json"])
+    out = capsys.readouterr().out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and report["ok"], out
+    assert report["pixels_per_transfer"] == 16
+
+
+@pytest.mark.slow
 def test_build_that_does_not_fit_says_what_is_short(tmp_path, capsys):
     """Logic too big for an iCEstick (iCE40 HX1K, 1280 logic cells, board clock): nextpnr gives up
     placing; exit 2 and one line naming the resource."""

@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 from hdlgen.geometry import DenseGeometry, InputGeometry
 from hdlgen.golden import run_events, spikes_from_q
 from hdlgen.rtl_templates.dense import COMPACT, RETIMED, DenseEngine, EngineTiming
-from hdlgen.rtl_templates.encoder import InputEncoder
+from hdlgen.rtl_templates.encoder import TABLE_READ_PORTS, InputEncoder
 from hdlgen.rtl_templates.readout import Readout
 from hdlgen.rtl_templates.spike_time import SpikeTimeBank
 from hdlgen.rtl_templates.tick_sorter import TickSorter
@@ -48,6 +48,17 @@ def test_input_encoder_matches_golden_input_spikes(seed):
     images = rng.integers(0, 256, (3, size))
     images[0] = 0                                     # an image with no spikes at all
     per_transfer = [1, size, int(rng.integers(1, size + 1))][seed]
+    dut = InputEncoder(InputGeometry(net.input, per_transfer))
+    got = split_images(simulate(dut, transfers_of(images, per_transfer), dut.pixels, dut.o, ends(len(images)), rng))
+    assert got == [bank_order(run_events(net, im).spikes[0], per_transfer) for im in images]
+
+
+@pytest.mark.parametrize("per_transfer", [TABLE_READ_PORTS + 1, 2 * TABLE_READ_PORTS + 3])
+def test_input_encoder_with_several_tick_tables_matches_golden(per_transfer):
+    """More pixels per transfer than one copy of the tick table serves: each copy looks up its share."""
+    rng = np.random.default_rng(per_transfer)
+    net = random_net(rng, [2 * TABLE_READ_PORTS + 3, 3, 2], [7, 2], weight_bits=4)
+    images = rng.integers(0, 256, (3, net.input.size))
     dut = InputEncoder(InputGeometry(net.input, per_transfer))
     got = split_images(simulate(dut, transfers_of(images, per_transfer), dut.pixels, dut.o, ends(len(images)), rng))
     assert got == [bank_order(run_events(net, im).spikes[0], per_transfer) for im in images]
