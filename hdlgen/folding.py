@@ -96,7 +96,8 @@ class Candidate:
         return clock_hz / self.cycles
 
     def options(self) -> str:
-        return f"--lanes {lanes_label(self.lanes)} --pixels-per-transfer {self.pixels_per_transfer}"
+        spike_lanes = "" if self.spike_lanes is None else f" --spike-lanes {lanes_label(self.spike_lanes)}"
+        return f"--lanes {lanes_label(self.lanes)} --pixels-per-transfer {self.pixels_per_transfer}{spike_lanes}"
 
     def usage(self, capacity: Resources) -> str:
         return ", ".join(f"{kind} {self.resources.total[kind]}/{capacity[kind]}" for kind in capacity.used)
@@ -129,7 +130,8 @@ def lane_choices(net: TTFSNet) -> list:
 def candidates(net: TTFSNet, board, *, spike_lanes=None, pixels_per_transfer=None, cycles=dense_throughput_bound) -> list:
     """Every folding of ``net`` worth trying on ``board``: per-layer lanes from :func:`lane_choices`
     (at most :data:`MAX_LANE_CHOICES`, else one power of two for every layer) and pixels per
-    transfer 1, 2, 4, 8 (or the one given), with ``cycles(net, lanes, pixels per transfer)`` between
+    transfer 1, 2, 4, 8, 16 (or the one given), spike lanes by :func:`_spike_lanes`, with
+    ``cycles(net, lanes, pixels per transfer, spike lanes)`` between
     images (default: the throughput bound with every input spiking,
     :func:`hdlgen.cycles.dense_throughput_bound` – images come that often with the pipeline full, so a
     frame rate is clock / cycles; real images spike less) and the resource model's estimate
@@ -137,7 +139,7 @@ def candidates(net: TTFSNet, board, *, spike_lanes=None, pixels_per_transfer=Non
     capacity = resources.capacity(board)
     logic = "LC" if "LC" in capacity.used else "LUT"
     transfers = ([pixels_per_transfer] if pixels_per_transfer else
-                 [p for p in (1, 2, 4, 8) if p <= net.input.size])
+                 [p for p in (1, 2, 4, 8, 16) if p <= net.input.size])
     choices = lane_choices(net)
     if math.prod(map(len, choices)) > MAX_LANE_CHOICES:     # a deep net: the same power of two in every layer
         widest = max(STAGE_GEOMETRY[layer.kind].lane_limit(layer) for layer in net.layers if layer.has_weights)
@@ -148,21 +150,27 @@ def candidates(net: TTFSNet, board, *, spike_lanes=None, pixels_per_transfer=Non
     found = []
     for lanes in every:
         for per_transfer in transfers:
-            spikes = _spike_lanes(lanes, spike_lanes, board)
+            spikes = _spike_lanes(net, lanes, per_transfer, spike_lanes, board, cycles)
             geometry = NetGeometry(net, lanes, per_transfer, spikes)
             estimate = resources.estimate(geometry, board)
             shares = {kind: estimate.total[kind] / capacity[kind] if capacity[kind] else
                       math.inf if estimate.total[kind] else 0.0 for kind in capacity.used}
-            found.append(Candidate(tuple(lanes), per_transfer, spikes, cycles(net, lanes, per_transfer), estimate,
+            found.append(Candidate(tuple(lanes), per_transfer, spikes, cycles(net, lanes, per_transfer, spikes), estimate,
                                    tuple(kind for kind, share in shares.items() if share > 1), shares[logic]))
     return found
 
 
-def _spike_lanes(lanes, spike_lanes, board):
-    """The spike lanes a build of ``lanes`` gets: as asked (capped by each layer's lanes), or on an
-    iCE40 one ladder per bank, as :func:`hdlgen.boards.build.build` gives it by default."""
+def _spike_lanes(net: TTFSNet, lanes, per_transfer: int, spike_lanes, board, cycles):
+    """The spike lanes for a build of ``lanes``: as asked (capped by each layer's lanes); else the
+    family's default (an iCE40: one ladder per bank, as :func:`hdlgen.boards.build.build` gives it),
+    and where that is a ladder per lane, the fewest (a power of two) that cost no cycle."""
     if spike_lanes is None:
-        return board.fpga_family.default_spike_lanes
+        default = board.fpga_family.default_spike_lanes
+        if default is not None:
+            return default
+        every_lane = cycles(net, lanes, per_transfer, None)
+        return next((fewer for fewer in _powers_to(max(lanes))[:-1]
+                     if cycles(net, lanes, per_transfer, fewer) <= every_lane), None)
     if isinstance(spike_lanes, int):
         return min(spike_lanes, max(lanes))
     return tuple(min(s, n) for s, n in zip(spike_lanes, lanes))
