@@ -135,7 +135,8 @@ def build_task(converted: dict, simulated: dict | None = None, *, board: str, la
         row = board_row(net, get_board(board), lanes, scratch, clock_hz=clock_hz, cycles_mean=cycles,
                         pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes)
         files = {path.name: path.read_bytes() for path in Path(scratch).iterdir()
-                 if path.is_file() and (path.name.endswith(BUILD_LOGS) or str(path) == row["bitstream"])}
+                 if path.is_file() and (path.name.endswith(BUILD_LOGS) or str(path) == row["bitstream"]
+                                        or path.name == BUILD_RECORD)}
         if BUILD_RECORD in files:   # what 'hdlgen run --build' and 'hdlgen report --build' read
             files[BUILD_RECORD] = files[BUILD_RECORD].replace(scratch.encode(), BUILD_DIR_TOKEN.encode())
         for field in ["problem", "bitstream"]:

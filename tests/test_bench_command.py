@@ -191,14 +191,16 @@ def test_a_lanes_list_that_is_not_one_is_refused_by_the_parser(capsys, tiny):
 def _stand_in_build(net, board, out_dir, *, lanes, pixels_per_transfer, spike_lanes, **options):
     """A board build stood in for (a real one takes minutes): it fits and meets timing; its bitstream
     names the folding it was asked for."""
-    from hdlgen.boards.build import BuildReport, Utilization
+    from hdlgen.boards.build import BuildReport, Utilization, write_build_record
     from hdlgen.folding import lanes_label
 
     bitstream = Path(out_dir) / "top.bin"
     bitstream.parent.mkdir(parents=True, exist_ok=True)
     bitstream.write_text(f"{lanes_label(lanes)} P{pixels_per_transfer} S{spike_lanes}")
-    return BuildReport(board.name, {"LC": Utilization(1000, 5280), "LUT": Utilization(900, 5280)}, 40.0,
-                       board.clock_hz / 1e6, bitstream=bitstream, seconds=1.0)
+    report = BuildReport(board.name, {"LC": Utilization(1000, 5280), "LUT": Utilization(900, 5280)}, 40.0,
+                         board.clock_hz / 1e6, bitstream=bitstream, seconds=1.0)
+    write_build_record(out_dir, {**report.to_dict(), "lanes": lanes})     # as a build leaves it
+    return report
 
 
 def test_per_layer_and_auto_lanes_name_their_rows_and_build_directories(tmp_path, capsys, monkeypatch, tiny):
@@ -237,8 +239,10 @@ def test_per_layer_and_auto_lanes_name_their_rows_and_build_directories(tmp_path
     rows = figures["boards"]
     assert [(r["board"], r["lanes"], r["pixels_per_transfer"], r["folding"], r["auto"]) for r in rows] == expected
     assert all(r["fits"] and r["problem"] is None for r in rows)
-    for row in rows:
-        assert row["bitstream"] == str(build_dir / f"{row['board']}-{row['folding']}" / "top.bin")
+    for row in rows:     # the bitstream and the build record ('hdlgen run --build' reads it) where the row says
+        place = build_dir / f"{row['board']}-{row['folding']}"
+        assert row["bitstream"] == str(place / "top.bin")
+        assert json.loads((place / "build.json").read_text())["bitstream"] == row["bitstream"]
     assert (build_dir / "icebreaker-lanes2,1" / "top.bin").read_text() == "2,1 P1 SNone"
     lanes_cells = [line.split()[1:3] for line in out.splitlines() if line.startswith("icebreaker ")]
     assert lanes_cells[:2] == [["2,1", "1"], ["2", "1"]] and lanes_cells[2][1] == "auto"
