@@ -24,6 +24,7 @@ from . import golden
 from .data import Dataset
 from .evaluate import evaluate
 from .files import write_atomically
+from .folding import lanes_label
 from .simulate import simulate
 from .ttfs import TTFSNet
 
@@ -163,17 +164,22 @@ def _net_cell(row) -> str:
     return f"T={ticks_label(row['ticks'])} {row['weight_bits']}{'c' if row.get('per_channel') else ''}b"
 
 
+def _lanes_cell(row) -> str:
+    """A row's lanes as ``--lanes`` takes them (``4``, ``64,8``), ``auto`` after them when ``--lanes auto`` chose them."""
+    return lanes_label(row["lanes"]) + (" auto" if row.get("auto") else "")
+
+
 def format_rtl(rows, nets: bool = False) -> str:
     """The RTL table; ``nets`` heads each row with its net (a sweep over several)."""
     first = f"{'net':>10} " if nets else ""
-    lines = [f"{first}{'lanes':>5} {'P':>3} {'intake':>6} {'cycles mean':>11} {'max':>7} {'event bound':>11} {'ratio':>5} "
+    lines = [f"{first}{'lanes':>10} {'P':>3} {'intake':>6} {'cycles mean':>11} {'max':>7} {'event bound':>11} {'ratio':>5} "
              f"{'dense':>8} {'interval':>8} {'tp bound':>8} {'ratio':>5} {'bit-exact':>9} {'sim s':>7}"]
     for r in rows:
         net = f"{_net_cell(r):>10} " if nets else ""
         if "cycles_mean" not in r:   # a task that failed: what it was and why
-            lines.append(f"{net}{r['lanes']:>5} {r['pixels_per_transfer']:>3}  failed: {r['problem']}")
+            lines.append(f"{net}{_lanes_cell(r):>10} {r['pixels_per_transfer']:>3}  failed: {r['problem']}")
             continue
-        lines.append(f"{net}{r['lanes']:>5} {r['pixels_per_transfer']:>3} {r['intake']:>6} {_number(r['cycles_mean']):>11} "
+        lines.append(f"{net}{_lanes_cell(r):>10} {r['pixels_per_transfer']:>3} {r['intake']:>6} {_number(r['cycles_mean']):>11} "
                      f"{r['cycles_max'] or '–':>7} {_number(r['lower_bound_mean']):>11} "
                      f"{_number(r['ratio_to_lower_bound'], 2):>5} {r['dense_cycles_mean']:>8.0f} "
                      f"{_number(r['initiation_interval']):>8} {_number(r.get('throughput_bound')):>8} "
@@ -187,13 +193,13 @@ def format_boards(rows, nets: bool = False) -> str:
     """The boards table; ``nets`` heads each row with its net (a sweep over several); rows of a
     sweep marked ``pareto`` get a ``*`` in the last column."""
     first = f"{'net':>10} " if nets else ""
-    lines = [f"{first}{'board':22} {'lanes':>5} {'P':>2} {'logic':>15} {'FF':>11} {'BRAM':>7} {'SPRAM':>5} {'DSP':>5} "
+    lines = [f"{first}{'board':22} {'lanes':>10} {'P':>2} {'logic':>15} {'FF':>11} {'BRAM':>7} {'SPRAM':>5} {'DSP':>5} "
              f"{'fmax / clock MHz':>16} {'fits':>4} {'timing':>6} {'build s':>7} {'µs/inference':>12} {'1/s per kLUT':>12} "
              f"{'front':>5}"]
     for r in rows:
         net = f"{_net_cell(r):>10} " if nets else ""
         if "utilization" not in r:   # a task that failed: what it was and why
-            lines.append(f"{net}{r['board']:22} {r['lanes']:>5}  failed: {r['problem']}")
+            lines.append(f"{net}{r['board']:22} {_lanes_cell(r):>10}  failed: {r['problem']}")
             continue
         usage = r["utilization"]
         kind = "LC" if "LC" in usage else "LUT"
@@ -203,7 +209,7 @@ def format_boards(rows, nets: bool = False) -> str:
             return f"{u['used']}/{u['available']}" if u and (u["used"] or u["available"]) else "–"
         timing = "meets" if r["meets_timing"] else "misses" if r["fmax_mhz"] is not None else "–"
         speed = f"{_number(r['fmax_mhz'])} / {r['clock_mhz']:g}"
-        lines.append(f"{net}{r.get('name', r['board']):22} {r['lanes']:>5} {r.get('pixels_per_transfer', 1):>2} "
+        lines.append(f"{net}{r.get('name', r['board']):22} {_lanes_cell(r):>10} {r.get('pixels_per_transfer', 1):>2} "
                      f"{cell(kind) + ' ' + kind:>15} "
                      f"{cell('FF'):>11} {cell('BRAM'):>7} {cell('SPRAM'):>5} {cell('DSP'):>5} "
                      f"{speed:>16} "
@@ -258,7 +264,8 @@ def plot_front(rows, path) -> Path | None:
     for row in drawn:
         if row["pareto"]:   # slanted: points of one accuracy lie on one line
             net = f" T{ticks_label(row['ticks'])} {row['weight_bits']}b" if several_nets else ""
-            axes.annotate(f"{row['board']} L{row['lanes']}{net}", (row["us_per_inference"], 100 * row["snn_accuracy"]),
+            axes.annotate(f"{row['board']} L{lanes_label(row['lanes'])}{net}",
+                          (row["us_per_inference"], 100 * row["snn_accuracy"]),
                           fontsize=7, rotation=35, xytext=(3, 6), textcoords="offset points")
     axes.margins(x=0.12, y=0.25)   # room for the labels
     latencies = [row["us_per_inference"] for row in drawn]

@@ -24,7 +24,7 @@ from .resources import Estimate, Resources
 from .ttfs import TTFSNet
 
 __all__ = ["AUTO", "lanes_option", "counts_option", "lanes_label", "add_lanes_options", "Candidate", "lane_choices",
-           "candidates", "pareto_front", "Choice", "choose", "describe", "settle_lanes"]
+           "candidates", "pareto_front", "Choice", "choose", "describe", "check_target_fps", "settle_lanes"]
 
 AUTO = "auto"
 
@@ -248,15 +248,21 @@ def describe(choice: Choice, board) -> list:
             f"  limited by {choice.limit}"]
 
 
-def settle_lanes(args, net: TTFSNet, board=None, clock_hz: float | None = None, baud: int | None = None) -> list:
+def check_target_fps(target_fps: float | None) -> None:
+    """``--target-fps``: none, or a positive finite number of images per second."""
+    if target_fps is not None and not 0 < target_fps < math.inf:
+        raise UserError(f"--target-fps must be a positive number of images per second, got {target_fps:g}")
+
+
+def settle_lanes(args, net: TTFSNet, board=None, clock_hz: float | None = None, baud: int | None = None,
+                 say=print) -> list:
     """Settle a command's ``--lanes`` and ``--pixels-per-transfer`` (``args``): as given (``--lanes``
     1 and one pixel per transfer by default), or with ``--lanes auto`` (the default with
     ``--target-fps``) chosen for ``board`` at ``clock_hz`` (default: a build's) – printed with why,
-    what limits it and what the host link at ``baud`` (default: a build's) carries. Returns the
-    candidates to build in turn (the choice, then the step-down; empty without ``auto``). A
-    :class:`~hdlgen.errors.UserError` for options that do not go together."""
-    if args.target_fps is not None and not 0 < args.target_fps < math.inf:
-        raise UserError(f"--target-fps must be a positive number of images per second, got {args.target_fps:g}")
+    what limits it and what the host link at ``baud`` (default: a build's) carries, each line told to
+    ``say``. Returns the candidates to build in turn (the choice, then the step-down; empty without
+    ``auto``). A :class:`~hdlgen.errors.UserError` for options that do not go together."""
+    check_target_fps(args.target_fps)
     if args.lanes is None:
         args.lanes = AUTO if args.target_fps is not None else 1
     if args.lanes != AUTO:
@@ -275,11 +281,11 @@ def settle_lanes(args, net: TTFSNet, board=None, clock_hz: float | None = None, 
     choice = choose(net, board, clock_hz, args.target_fps, spike_lanes=args.spike_lanes,
                     pixels_per_transfer=args.pixels_per_transfer)
     for line in describe(choice, board):
-        print(line)
+        say(line)
     carried = link_limit(net.input.size, net.classes, baud)
     short = " (fewer than the core classifies: images sent over it arrive slower than that)" \
         if carried < choice.chosen.fps(clock_hz) else ""
-    print(f"  the host link at {baud} baud carries at most {carried:.0f} images/s{short}")
+    say(f"  the host link at {baud} baud carries at most {carried:.0f} images/s{short}")
     chosen = choice.chosen
     args.lanes, args.pixels_per_transfer, args.spike_lanes = chosen.lanes, chosen.pixels_per_transfer, chosen.spike_lanes
     return choice.order

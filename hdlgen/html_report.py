@@ -30,6 +30,7 @@ from .data import Dataset
 from .errors import UserError
 from .evaluate import confusion_matrix, evaluate, net_rows, net_summary, run_golden
 from .files import write_atomically
+from .folding import lanes_label
 from .geometry import NetGeometry
 from .ttfs import TTFSNet
 
@@ -229,7 +230,12 @@ def _ticks_plot(net: TTFSNet, tick_counts: list, samples: int) -> str:
     return _png(figure)
 
 
-def _cycles_plot(rows: list) -> str:
+def _cycles_plot(rows: list) -> str | None:
+    """Cycles against lanes of the rows with one lanes for every layer (per-layer lanes are no point on
+    that axis; the table has them); ``None`` without such rows."""
+    rows = [r for r in rows if isinstance(r["lanes"], int)]
+    if not rows:
+        return None
     figure, axes = _figure(6, 3.5)
     axes = axes[0, 0]
     lanes = [r["lanes"] for r in rows]
@@ -283,7 +289,7 @@ def _compare_pngs(result: dict) -> list:
 
 def _board_rows(bench: dict | None, builds) -> list:
     """Every build as ``{name, utilization, fmax_mhz, clock_mhz}``: ``hdlgen bench``'s board rows, then ``builds``."""
-    rows = [{**row, "name": f"{row['board']} lanes {row['lanes']}"} for row in (bench or {}).get("boards", [])]
+    rows = [{**row, "name": f"{row['board']} lanes {lanes_label(row['lanes'])}"} for row in (bench or {}).get("boards", [])]
     rows += [{**build, "name": build.get("name") or build["board"]} for build in builds]
     return [row for row in rows if row.get("utilization")]
 
@@ -320,7 +326,7 @@ def report_html(net: TTFSNet, data: Dataset, *, bench: dict | None = None, compa
                 and row.get("ticks", list(net.ticks)) == list(net.ticks)
                 and row.get("weight_bits", net.weight_bits) == net.weight_bits]
     if rtl_rows:
-        cycles = {"rows": rtl_rows,
+        cycles = {"rows": [{**row, "lanes": lanes_label(row["lanes"])} for row in rtl_rows],
                   "caption": f"This net (T={ticks_label(net.ticks)}, {net.weight_bits}-bit weights), "
                              f"{rtl_rows[0]['samples']} images simulated in {rtl_rows[0]['simulator']}, each alone "
                              "in the core; the event lower bound and the dense schedule are hdlgen.cycles'. The interval is "

@@ -101,27 +101,29 @@ def convert_task(model: tuple, data: tuple, calibration: tuple | None, config, c
     return {"row": row, "files": {"net": dumps_net(net)}}
 
 
-def simulate_task(converted: dict, x, y, *, lanes: int, pixels_per_transfer: int, simulator: str) -> dict:
-    """:func:`hdlgen.bench.rtl_row` of the converted net on images ``x`` (labels ``y``)."""
+def simulate_task(converted: dict, x, y, *, lanes, pixels_per_transfer: int, simulator: str, spike_lanes=None) -> dict:
+    """:func:`hdlgen.bench.rtl_row` of the converted net on images ``x`` (labels ``y``) at ``lanes``
+    (one number or one per layer with lanes), ``pixels_per_transfer`` and ``spike_lanes``."""
     from .bench import rtl_row
     from .data import Dataset
 
     _needs(converted, "simulate")
     net = loads_net(converted["files"]["net"])
-    return {"row": rtl_row(net, Dataset(x, y), lanes, simulator, pixels_per_transfer=pixels_per_transfer),
-            "files": {}}
+    return {"row": rtl_row(net, Dataset(x, y), lanes, simulator, pixels_per_transfer=pixels_per_transfer,
+                           spike_lanes=spike_lanes), "files": {}}
 
 
 # a build's files that come back to the client (besides the bitstream): what says how it went
 BUILD_LOGS = (".build.log", ".report.json", ".tim", ".rpt")
 
 
-def build_task(converted: dict, simulated: dict | None = None, *, board: str, lanes: int, clock_hz: float | None,
-               pixels_per_transfer: int) -> dict:
+def build_task(converted: dict, simulated: dict | None = None, *, board: str, lanes, clock_hz: float | None,
+               pixels_per_transfer: int, spike_lanes=None) -> dict:
     """:func:`hdlgen.bench.board_row` of the converted net, built in a scratch directory; the
     bitstream, logs and build record come back as files, their paths (in the row and the record)
-    under :data:`BUILD_DIR_TOKEN`.
-    ``simulated`` (the :func:`simulate_task` result at these lanes) gives the cycles per inference."""
+    under :data:`BUILD_DIR_TOKEN`. ``lanes``, ``pixels_per_transfer`` and ``spike_lanes`` (``None``: the board
+    family's) as :func:`hdlgen.boards.build.build` takes them.
+    ``simulated`` (the :func:`simulate_task` result of this folding) gives the cycles per inference."""
     from .bench import board_row
     from .boards.build import BUILD_RECORD
     from .boards.platforms import get_board
@@ -131,9 +133,10 @@ def build_task(converted: dict, simulated: dict | None = None, *, board: str, la
     cycles = None if simulated is None else simulated["row"].get("cycles_mean")
     with tempfile.TemporaryDirectory(prefix="hdlgen-build-") as scratch:
         row = board_row(net, get_board(board), lanes, scratch, clock_hz=clock_hz, cycles_mean=cycles,
-                        pixels_per_transfer=pixels_per_transfer)
+                        pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes)
         files = {path.name: path.read_bytes() for path in Path(scratch).iterdir()
-                 if path.is_file() and (path.name.endswith(BUILD_LOGS) or str(path) == row["bitstream"])}
+                 if path.is_file() and (path.name.endswith(BUILD_LOGS) or str(path) == row["bitstream"]
+                                        or path.name == BUILD_RECORD)}
         if BUILD_RECORD in files:   # what 'hdlgen run --build' and 'hdlgen report --build' read
             files[BUILD_RECORD] = files[BUILD_RECORD].replace(scratch.encode(), BUILD_DIR_TOKEN.encode())
         for field in ["problem", "bitstream"]:

@@ -1,6 +1,7 @@
 """``hdlgen bench``: its figures equal those of ``hdlgen eval`` / ``hdlgen sim`` / ``hdlgen build`` on the same net."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,6 +81,13 @@ def test_a_converted_net_gives_one_row_without_convert_time(tmp_path, capsys, ti
     (["--lanes", "0"], "--lanes must be ≥ 1"),
     (["--samples", "-1"], "--samples must be ≥ 0"),
     (["--clock", "0"], "--clock must be a positive"),
+    (["--lanes", "2", "auto"], "--lanes auto needs --board"),
+    (["--target-fps", "100"], "--lanes auto needs --board"),
+    (["--lanes", "auto", "--target-fps", "-1", "--board", "icebreaker"], "--target-fps must be a positive number"),
+    (["--lanes", "2", "--target-fps", "100", "--board", "icebreaker"], "--target-fps comes with --lanes auto"),
+    (["--lanes", "2,0"], "--lanes must be ≥ 1, got 2,0"),
+    (["--lanes", "2", "4,1", "--build-lanes", "4"], "--build-lanes must be some of --lanes (2 4,1), got 4"),
+    (["--lanes", "2,1,3"], "--lanes: lanes must be one number or one per layer with lanes: the net has 2"),
 ])
 def test_mistakes_on_a_ttfs_are_one_line_and_exit_2(capsys, tiny, argv, message):
     net, data = tiny
@@ -169,3 +177,106 @@ def test_board_build_row_has_fmax_utilization_and_latency(tmp_path, capsys, tiny
     assert row["inferences_per_s_per_klut"] == pytest.approx(1e6 / row["us_per_inference"] / (luts / 1000), abs=0.1)
     assert row["build_seconds"] > 0
     assert "icebreaker" in out and " LC" in out
+
+
+def test_a_lanes_list_that_is_not_one_is_refused_by_the_parser(capsys, tiny):
+    net, data = tiny
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(capsys, "bench", net, "--data", data, "--lanes", "2", "2,x")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "expected a number, one per layer with lanes (e.g. 64,8) or auto, got '2,x'" in err
+
+
+def _stand_in_build(net, board, out_dir, *, lanes, pixels_per_transfer, spike_lanes, **options):
+    """A board build stood in for (a real one takes minutes): it fits and meets timing; its bitstream
+    names the folding it was asked for."""
+    from hdlgen.boards.build import BuildReport, Utilization, write_build_record
+    from hdlgen.folding import lanes_label
+
+    bitstream = Path(out_dir) / "top.bin"
+    bitstream.parent.mkdir(parents=True, exist_ok=True)
+    bitstream.write_text(f"{lanes_label(lanes)} P{pixels_per_transfer} S{spike_lanes}")
+    report = BuildReport(board.name, {"LC": Utilization(1000, 5280), "LUT": Utilization(900, 5280)}, 40.0,
+                         board.clock_hz / 1e6, bitstream=bitstream, seconds=1.0)
+    write_build_record(out_dir, {**report.to_dict(), "lanes": lanes})     # as a build leaves it
+    return report
+
+
+def test_per_layer_and_auto_lanes_name_their_rows_and_build_directories(tmp_path, capsys, monkeypatch, tiny):
+    """--lanes 2,1 2 auto on two boards: one row per folding and board, each built in
+    <board>-lanes<L>[-p<P>], the choice per board as hdlgen.folding chooses it, printed and recorded
+    with why; every folding its own cached task."""
+    from hdlgen import folding
+    from hdlgen.boards import build as board_build
+    from hdlgen.boards.build import link_clock
+    from hdlgen.boards.platforms import get_board
+
+    monkeypatch.setattr(board_build, "build", _stand_in_build)
+    net, data = tiny
+    build_dir, cache = tmp_path / "build", tmp_path / "cache"
+    argv = ["bench", net, "--data", data, "--samples", "0", "--lanes", "2,1", "2", "auto",
+            "--board", "icebreaker", "ulx3s-85f", "--build-dir", build_dir, "--cache", cache, "--json"]
+    code, out, _ = run_cli(capsys, *argv)
+    figures = _last_json(out)
+    assert code == 0
+    expected = []
+    for name in ["icebreaker", "ulx3s-85f"]:
+        board = get_board(name)
+        _, design_clock, _ = link_clock(board)      # what a build of it runs at (a PLL for the UART on the ULX3S)
+        choice = folding.choose(ttfs.load(net), board, design_clock)
+        chosen = choice.chosen
+        record, = [r for r in figures["lanes_auto"] if r["board"] == name]
+        assert (record["lanes"], record["pixels_per_transfer"]) == (list(chosen.lanes), chosen.pixels_per_transfer)
+        assert record["why"][:3] == folding.describe(choice, board) and "host link" in record["why"][3]
+        assert all(line in out.splitlines() for line in record["why"])
+        label = folding.lanes_label(chosen.lanes)
+        name_of_choice = f"lanes{label}" + (f"-p{chosen.pixels_per_transfer}" if chosen.pixels_per_transfer > 1 else "")
+        expected += [(name, [2, 1], 1, "lanes2,1", False), (name, 2, 1, "lanes2", False),
+                     (name, list(chosen.lanes), chosen.pixels_per_transfer, name_of_choice, True)]
+        assert (build_dir / f"{name}-{name_of_choice}" / "top.bin").read_text() == \
+            f"{label} P{chosen.pixels_per_transfer} S{chosen.spike_lanes}"
+    rows = figures["boards"]
+    assert [(r["board"], r["lanes"], r["pixels_per_transfer"], r["folding"], r["auto"]) for r in rows] == expected
+    assert all(r["fits"] and r["problem"] is None for r in rows)
+    for row in rows:     # the bitstream and the build record ('hdlgen run --build' reads it) where the row says
+        place = build_dir / f"{row['board']}-{row['folding']}"
+        assert row["bitstream"] == str(place / "top.bin")
+        assert json.loads((place / "build.json").read_text())["bitstream"] == row["bitstream"]
+    assert (build_dir / "icebreaker-lanes2,1" / "top.bin").read_text() == "2,1 P1 SNone"
+    lanes_cells = [line.split()[1:3] for line in out.splitlines() if line.startswith("icebreaker ")]
+    assert lanes_cells[:2] == [["2,1", "1"], ["2", "1"]] and lanes_cells[2][1] == "auto"
+    # a task per folding: 1 conversion + 6 builds, each kept under a key of its own; a re-run takes them all
+    assert figures["tasks"]["total"] == 7 and len(list(cache.glob("*.pickle"))) == 7
+    code, out, _ = run_cli(capsys, *argv)
+    again = _last_json(out)
+    assert code == 0 and again["tasks"]["cached"] == 7
+    assert [r["folding"] for r in again["boards"]] == [r["folding"] for r in rows]
+
+
+@pytest.mark.slow
+def test_auto_simulates_each_boards_choice_bit_exact(tmp_path, capsys, monkeypatch, tiny):
+    """The simulate section runs the --lanes given and each board's choice (with its spike lanes)."""
+    from hdlgen import folding
+    from hdlgen.boards import build as board_build
+    from hdlgen.boards.build import link_clock
+    from hdlgen.boards.platforms import get_board
+
+    monkeypatch.setattr(board_build, "build", _stand_in_build)
+    net, data = tiny
+    code, out, _ = run_cli(capsys, "bench", net, "--data", data, "--samples", "4", "--lanes", "2,1", "auto",
+                           "--build-lanes", "auto", "--board", "icebreaker", "ulx3s-85f",
+                           "--build-dir", tmp_path / "build", "--json")
+    figures = _last_json(out)
+    assert code == 0
+    choices = {name: folding.choose(ttfs.load(net), get_board(name), link_clock(get_board(name))[1]).chosen
+               for name in ["icebreaker", "ulx3s-85f"]}
+    expected = {((2, 1), 1, None)} | {(c.lanes, c.pixels_per_transfer, c.spike_lanes) for c in choices.values()}
+    rtl = figures["rtl"]["rows"]
+    assert {(tuple(r["lanes"]), r["pixels_per_transfer"], tuple(r["spike_lanes"]) if isinstance(r["spike_lanes"], list)
+             else r["spike_lanes"]) for r in rtl} == expected and len(rtl) == len(expected)
+    assert all(r["bit_exact"] and r["samples"] == 4 for r in rtl)
+    for row in figures["boards"]:     # a build's latency is its own folding's simulated cycles
+        assert row["auto"] and row["us_per_inference"] is not None
+        simulated, = [r for r in rtl if row["board"] in r["auto"]]
+        assert row["us_per_inference"] == pytest.approx(simulated["cycles_mean"] / row["clock_mhz"], abs=0.01)

@@ -200,3 +200,92 @@ def test_the_link_info_tells_the_lanes_of_the_spram_layers(digits_net):
     assert NetGeometry(ttfs.load(digits_net), 8).layers[0].weight_rows() == geometry.layers[0].weight_rows()
     assert _info_lanes((8, 2), spram + [SimpleNamespace(geometry=geometry.layers[1])]) == 0     # the host refuses
     assert _info_lanes((8, 2), []) == 0
+
+
+# -- --lanes auto --workers N: the foldings built at once on a local Dask cluster ------------------------
+
+# how long the stand-in builds of the first three foldings take: the choice (too big) settles last
+STAND_IN_SECONDS = [3.0, 0.5, None]     # None: builds until stopped
+
+
+def _stand_in_build(net, board, out_dir, *, lanes, pixels_per_transfer, spike_lanes, stop=None, **options):
+    """A build on a worker, stood in for: the choice does not fit, the next one fits and meets timing, the
+    one after it routes until it is stopped. Its bitstream names its folding; the report, its process."""
+    import os
+    import time
+    from pathlib import Path
+
+    from hdlgen.boards.build import BuildReport, Utilization
+
+    order = folding.choose(net, board, 12e6).order
+    index = [(c.lanes, c.pixels_per_transfer) for c in order].index((tuple(lanes), pixels_per_transfer))
+    seconds = STAND_IN_SECONDS[index] if index < len(STAND_IN_SECONDS) else 0.5
+    deadline = time.monotonic() + (60 if seconds is None else seconds)
+    while time.monotonic() < deadline and not (seconds is None and stop()):
+        time.sleep(0.05)
+    bitstream = Path(out_dir) / "top.bin"
+    bitstream.write_text(folding.lanes_label(lanes))
+    extra = {"pid": os.getpid()} | ({"route": {"verdict": "stopped"}} if seconds is None else {})
+    return BuildReport(board.name, {"LC": Utilization(6000 if index == 0 else 4000, 5280),
+                                    "BRAM": Utilization(20, 30)}, 40.0, 12.0, bitstream=bitstream,
+                       seconds=seconds or 0.0, extra=extra)
+
+
+def _install_stand_in():
+    """Run on every worker: its builds are the stand-in's."""
+    from hdlgen.boards import seeds
+
+    seeds.build = _stand_in_build
+
+
+def test_build_lanes_auto_on_workers_keeps_the_fastest_folding_that_fits(digits_cnn, tmp_path, capsys, monkeypatch):
+    """Three foldings at once on three worker processes: the choice does not fit, the next fits and meets
+    timing (and stops the slower third at once), so the second is kept – once the choice has settled."""
+    import contextlib
+    import os
+
+    from hdlgen import tasks
+    from hdlgen.commands import build as build_command
+
+    @contextlib.contextmanager
+    def engine_with_stand_in(workers):
+        with tasks.engine(workers) as client:
+            client.run(_install_stand_in)
+            yield client
+
+    monkeypatch.setattr(build_command, "engine", engine_with_stand_in)
+    monkeypatch.setattr(build_command, "prepare_tools", lambda families: {})   # no real tool runs
+    path = tmp_path / "digits_cnn.ttfs"
+    ttfs.save(digits_cnn, path)
+    out = tmp_path / "b"
+    code = main(["build", str(path), "--board", "icebreaker", "--lanes", "auto", "--workers", "3", "-o", str(out),
+                 "--json"])
+    captured = capsys.readouterr()
+    order = folding.choose(digits_cnn, get_board("icebreaker"), 12e6).order
+    assert len(order) >= 3
+    report = json.loads(captured.out.strip().splitlines()[-1])
+    assert code == 0 and report["ok"], captured.err
+    assert (tuple(report["lanes"]), report["pixels_per_transfer"]) == (order[1].lanes, order[1].pixels_per_transfer)
+    assert [c["outcome"] for c in report["candidates"]] == ["does not fit", "built", "stopped"]
+    assert [(tuple(c["lanes"]), c["pixels_per_transfer"]) for c in report["candidates"]] == \
+        [(c.lanes, c.pixels_per_transfer) for c in order[:3]]
+    # each folding built on a worker process of its own, not in this one
+    workers = [c["worker"] for c in report["candidates"]]
+    assert len(set(workers)) == 3 and set(workers) <= {"0", "1", "2"}
+    assert report["pid"] != os.getpid()
+    # the kept build is the build directory's; every folding's is in its own subdirectory
+    assert (out / "top.bin").read_text() == folding.lanes_label(order[1].lanes)
+    for candidate in order[:3]:
+        assert (out / build_command.candidate_dir(candidate) / "top.bin").read_text() == \
+            folding.lanes_label(candidate.lanes)
+    lines = captured.out.splitlines()
+    tried = [line for line in lines if line.startswith("  --lanes ")]
+    assert len(tried) == 3 and tried[1].endswith("← kept") and "does not fit" in tried[0] and "stopped" in tried[2]
+
+
+def test_build_workers_without_seeds_or_auto_and_with_both_are_refused(digits_net, tmp_path, capsys):
+    for argv, message in [(["--workers", "2"], "--workers must be ≥ 1 and comes with --seeds or --lanes auto"),
+                          (["--workers", "2", "--lanes", "auto", "--seeds", "2"], "not both")]:
+        assert main(["build", str(digits_net), "--board", "icebreaker", "-o", str(tmp_path / "b"), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err

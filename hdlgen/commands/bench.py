@@ -1,22 +1,27 @@
 """``hdlgen bench MODEL --data D.npz`` – accuracy per T and weight bits, cycles per lanes, board builds.
 
-Every conversion (T × weight bits) is simulated at every lanes and built for every board × lanes:
-each row is a task (:mod:`hdlgen.sweep`), run in this process, on a local Dask cluster
-(``--workers N``) or on a running one (``--scheduler``), cached by content with ``--cache DIR``.
+Every conversion (T × weight bits) is simulated at every lanes and built for every board × lanes
+(``--lanes`` as ``hdlgen build`` takes it: ``4``, ``64,8`` per layer, or ``auto`` – chosen per board
+by :func:`hdlgen.folding.settle_lanes` for the first net, that choice simulated and built): each row
+is a task (:mod:`hdlgen.sweep`), run in this process, on a local Dask cluster (``--workers N``) or on a
+running one (``--scheduler``), cached by content with ``--cache DIR``.
 The board rows that no other beats on accuracy, µs per image and LUTs are the Pareto front.
 """
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from .. import sweep, ttfs
 from ..bench import format_accuracy, format_boards, format_rtl, pareto_front, plot_front, ticks_label
-from ..boards.build import BUILD_RECORD, toolchain_env
+from ..boards.build import BUILD_RECORD, link_clock, toolchain_env
 from ..boards.platforms import get_board
 from ..data import load_dataset
 from ..errors import UserError
 from ..files import write_atomically
+from ..folding import AUTO, check_target_fps, lanes_label, lanes_option, settle_lanes
 from ..simulate import SIMULATORS, missing_simulator
 from ..tasks import BUILD_DIR_TOKEN, Cache, Task, content_key, engine, file_digest, loads_net, run_tasks
 from . import check_core_options, check_output, check_output_dir, print_json
@@ -37,21 +42,28 @@ def register(sub):
                    help="windows to convert at, each an integer or a comma list per spiking layer (default 16)")
     p.add_argument("--weight-bits", nargs="+", type=int, metavar="BITS", help="weight widths to convert at (default 8)")
     add_calibration_options(p)
-    p.add_argument("--lanes", nargs="+", type=int, default=[1], metavar="N",
-                   help="accumulators updated per cycle, simulated and built at each (default 1)")
-    p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
-                   help="pixels per transfer into the simulated and built cores (default 1)")
+    p.add_argument("--lanes", nargs="+", type=lanes_option, metavar="N|N,N,…|auto",
+                   help="foldings simulated and built at each: accumulators updated per cycle, one number for every "
+                        "layer (e.g. 4) or one per layer with lanes (e.g. 64,8), or auto: chosen for each --board from "
+                        "the cycle and resource models, as 'hdlgen build --lanes auto' (default 1, or auto with "
+                        "--target-fps)")
+    p.add_argument("--target-fps", type=float, metavar="F",
+                   help="with --lanes auto: the cheapest folding that reaches F images/s at the clock "
+                        "(default: the fastest that fits the board)")
+    p.add_argument("--pixels-per-transfer", type=int, metavar="P",
+                   help="pixels per transfer into the simulated and built cores (default 1, or chosen by --lanes auto)")
     p.add_argument("--samples", type=int, default=20,
                    help="test images simulated at each lanes; 0 skips the RTL section (default 20)")
     p.add_argument("--simulator", choices=sorted(SIMULATORS),
                    help="default: icarus, or verilator when only that is installed")
     p.add_argument("--board", nargs="+", default=[], metavar="NAME", help="boards to build for (see 'hdlgen boards')")
-    p.add_argument("--build-lanes", nargs="+", type=int, metavar="N",
+    p.add_argument("--build-lanes", nargs="+", type=lanes_option, metavar="N|N,N,…|auto",
                    help="of --lanes, those to build at (default: every one; simulating is cheaper than building)")
     p.add_argument("--clock", type=float, metavar="MHZ", help="design clock in MHz (default: each board's clock)")
     p.add_argument("--build-dir", metavar="DIR",
-                   help="board builds go to DIR/<board>-lanes<N>, DIR/T<T>-w<BITS>/<board>-lanes<N> for several nets "
-                        "(default build/bench-<model>)")
+                   help="board builds go to DIR/<board>-lanes<L>, DIR/T<T>-w<BITS>/<board>-lanes<L> for several nets "
+                        "(<L>: the lanes as --lanes takes them, then -p<P> for P pixels per transfer other than 1; "
+                        "default build/bench-<model>)")
     cluster = p.add_mutually_exclusive_group()
     cluster.add_argument("--workers", type=int, metavar="N",
                          help="run the rows on a Dask LocalCluster of N worker processes on this machine")
@@ -67,13 +79,18 @@ def register(sub):
 
 def _check_options(args):
     """Every option that does not need the model, before any long work."""
-    if any(n < 1 for n in args.lanes):
-        raise UserError(f"--lanes must be ≥ 1, got {' '.join(map(str, args.lanes))}")
-    args.lanes = list(dict.fromkeys(args.lanes))  # each lanes simulated and built once
+    check_target_fps(args.target_fps)
+    args.lanes = list(dict.fromkeys(args.lanes or [AUTO if args.target_fps is not None else 1]))  # each once
+    if any(n < 1 for lanes in args.lanes if lanes != AUTO for n in (lanes if isinstance(lanes, tuple) else [lanes])):
+        raise UserError(f"--lanes must be ≥ 1, got {' '.join(map(lanes_label, args.lanes))}")
     if args.build_lanes is not None and not set(args.build_lanes) <= set(args.lanes):
-        raise UserError(f"--build-lanes must be some of --lanes ({' '.join(map(str, args.lanes))}), "
-                        f"got {' '.join(map(str, args.build_lanes))}")
-    if args.pixels_per_transfer < 1:
+        raise UserError(f"--build-lanes must be some of --lanes ({' '.join(map(lanes_label, args.lanes))}), "
+                        f"got {' '.join(map(lanes_label, args.build_lanes))}")
+    if AUTO in args.lanes and not args.board:
+        raise UserError("--lanes auto needs --board: the boards whose resources and clock the folding is chosen for")
+    if args.target_fps is not None and AUTO not in args.lanes:
+        raise UserError(f"--target-fps comes with --lanes auto, not --lanes {' '.join(map(lanes_label, args.lanes))}")
+    if args.pixels_per_transfer is not None and args.pixels_per_transfer < 1:
         raise UserError(f"--pixels-per-transfer must be ≥ 1, got {args.pixels_per_transfer}")
     if args.samples < 0:
         raise UserError(f"--samples must be ≥ 0 (0 skips the RTL section), got {args.samples}")
@@ -140,8 +157,51 @@ def _pick_simulator(args) -> tuple:
     return None, reasons[0]
 
 
-def _plan(args, configs, identities, data, boards, simulator):
-    """The tasks of the sweep in dependency order, and their keys by section."""
+@dataclass(frozen=True)
+class Folding:
+    """A folding the sweep simulates and builds: ``lanes`` (one number, or a tuple of one per layer with
+    lanes), ``pixels_per_transfer`` and ``spike_lanes`` (``None``: the default – the lanes in a
+    simulation, the board family's in a build)."""
+
+    lanes: int | tuple
+    pixels_per_transfer: int
+    spike_lanes: int | tuple | None = None
+
+    @property
+    def name(self) -> str:
+        """``lanes64,8``, then ``-p<P>`` when P is not 1: how its rows and build directories are named."""
+        return f"lanes{lanes_label(self.lanes)}" + (f"-p{self.pixels_per_transfer}" if self.pixels_per_transfer != 1
+                                                    else "")
+
+    def identity(self) -> dict:
+        return {"lanes": self.lanes, "pixels_per_transfer": self.pixels_per_transfer,
+                "spike_lanes": self.spike_lanes, "folding": self.name}
+
+
+def _settle_auto(args, net, boards) -> tuple[dict, list]:
+    """``--lanes auto`` for each board (:func:`hdlgen.folding.settle_lanes` on ``net`` at the board's
+    design clock, ``--target-fps`` and ``--pixels-per-transfer`` if given): ``({board name: Folding},
+    [{board, lanes, pixels_per_transfer, spike_lanes, why: the lines printed}])``."""
+    clock_hz = None if args.clock is None else args.clock * 1e6
+    chosen, records = {}, []
+    for board in boards:
+        _, design_clock, baud = link_clock(board, clock_hz)
+        settled = SimpleNamespace(lanes=AUTO, target_fps=args.target_fps, pixels_per_transfer=args.pixels_per_transfer,
+                                  spike_lanes=None)
+        lines = []
+
+        def say(line, lines=lines):
+            print(line, flush=True)
+            lines.append(line)
+        settle_lanes(settled, net, board, design_clock, baud, say=say)
+        chosen[board.name] = Folding(settled.lanes, settled.pixels_per_transfer, settled.spike_lanes)
+        records.append({"board": board.name, **chosen[board.name].identity(), "why": lines})
+    return chosen, records
+
+
+def _plan(args, configs, identities, data, boards, simulator, chosen: dict):
+    """The tasks of the sweep in dependency order, and their keys by section. ``chosen``: each board's
+    ``--lanes auto`` :class:`Folding` (simulated, as it is built, beside the ``--lanes`` given)."""
     model, data_file = _file(args.model), _file(args.data)
     calibration = _file(args.calibration_data) if args.calibration_data else None
     clock_hz = None if args.clock is None else args.clock * 1e6
@@ -150,6 +210,12 @@ def _plan(args, configs, identities, data, boards, simulator):
               "data": file_digest(args.data),
               "calibration": None if calibration is None else file_digest(args.calibration_data)}
     tasks, keys = [], {"accuracy": [], "rtl": [], "boards": []}
+    given = [Folding(lanes, args.pixels_per_transfer or 1) for lanes in args.lanes if lanes != AUTO]
+    to_build = [lanes for lanes in args.lanes if args.build_lanes is None or lanes in args.build_lanes]
+
+    def auto_for(folding) -> list:
+        """The boards whose --lanes auto chose ``folding``."""
+        return [board for board, choice in chosen.items() if choice == folding]
 
     def add(section, kind, function, kwargs, identity, depends=(), key_parts=()):
         key = content_key(kind, *key_parts, {k: v for k, v in kwargs.items() if k not in ("model", "data",
@@ -165,28 +231,36 @@ def _plan(args, configs, identities, data, boards, simulator):
                          "calibration_samples": args.calibration_samples},
                         net, key_parts=[inputs, None if config is None else vars(config)])
         simulated = {}
-        for lanes in args.lanes if sample else []:
-            simulated[lanes] = add("rtl", "simulate", sweep.simulate_task,
-                                   {"x": sample.x, "y": sample.y, "lanes": lanes,
-                                    "pixels_per_transfer": args.pixels_per_transfer, "simulator": simulator},
-                                   {**net, "lanes": lanes, "pixels_per_transfer": args.pixels_per_transfer},
-                                   [converted], key_parts=[converted, inputs["data"], args.samples])
+        for folding in dict.fromkeys(given + list(chosen.values())) if sample else []:
+            simulated[folding] = add("rtl", "simulate", sweep.simulate_task,
+                                     {"x": sample.x, "y": sample.y, "lanes": folding.lanes,
+                                      "pixels_per_transfer": folding.pixels_per_transfer,
+                                      "spike_lanes": folding.spike_lanes, "simulator": simulator},
+                                     {**net, **folding.identity(), "auto": auto_for(folding)},
+                                     [converted], key_parts=[converted, inputs["data"], args.samples])
         for board in boards:
-            for lanes in (lanes for lanes in args.lanes if args.build_lanes is None or lanes in args.build_lanes):
-                depends = [converted] + ([simulated[lanes]] if lanes in simulated else [])
+            # a folding given and chosen alike is built once (the choice's spike lanes are a build's default)
+            foldings = {(f.lanes, f.pixels_per_transfer): f for f in given if f.lanes in to_build}
+            choice = chosen.get(board.name) if AUTO in to_build else None
+            if choice is not None:
+                foldings.setdefault((choice.lanes, choice.pixels_per_transfer), choice)
+            for folding in foldings.values():
+                auto = choice is not None and (folding.lanes, folding.pixels_per_transfer) == \
+                    (choice.lanes, choice.pixels_per_transfer)
+                depends = [converted] + ([simulated[folding]] if folding in simulated else [])
                 add("boards", "build", sweep.build_task,
-                    {"board": board.name, "lanes": lanes, "clock_hz": clock_hz,
-                     "pixels_per_transfer": args.pixels_per_transfer},
-                    {**net, "board": board.name, "lanes": lanes}, depends, key_parts=depends)
+                    {"board": board.name, "lanes": folding.lanes, "clock_hz": clock_hz,
+                     "pixels_per_transfer": folding.pixels_per_transfer, "spike_lanes": folding.spike_lanes},
+                    {**net, "board": board.name, **folding.identity(), "auto": auto}, depends, key_parts=depends)
     return tasks, keys
 
 
 def _write_builds(results, keys, out: Path, several_nets: bool):
-    """Each build's files into ``out`` (``<board>-lanes<N>``, under ``T<T>-w<BITS>`` when several
-    nets), its row's paths pointing there."""
+    """Each build's files into ``out`` (``<board>-<folding>``, e.g. ``icebreaker-lanes64,8``, under
+    ``T<T>-w<BITS>`` when several nets), its row's paths pointing there."""
     for key in keys:
         row = results[key]["row"]
-        place = out / f"{row['board']}-lanes{row['lanes']}"
+        place = out / f"{row['board']}-{row['folding']}"
         if several_nets:
             place = out / f"T{ticks_label(row['ticks'])}-w{row['weight_bits']}{'c' if row['per_channel'] else ''}" / place.name
         if results[key]["files"]:
@@ -244,9 +318,11 @@ def run(args):
     boards = _check_options(args)
     configs, identities, first, data = _conversions(args)
     for lanes in args.lanes:   # the nets differ in T and weights only, not in the sizes these depend on
-        check_core_options(first, args.model, lanes, args.pixels_per_transfer)
+        if lanes != AUTO:
+            check_core_options(first, args.model, lanes, args.pixels_per_transfer or 1)
+    chosen, lanes_auto = _settle_auto(args, first, boards) if AUTO in args.lanes else ({}, [])
     simulator, reason = (None, "--samples 0") if args.samples == 0 else _pick_simulator(args)
-    tasks, keys = _plan(args, configs, identities, data, boards, simulator)
+    tasks, keys = _plan(args, configs, identities, data, boards, simulator, chosen)
     cache = Cache(args.cache)
     where = ("in this process" if args.workers is None and args.scheduler is None
              else f"on {args.scheduler}" if args.scheduler else f"on a local cluster of {args.workers} workers")
@@ -270,7 +346,7 @@ def run(args):
         row["pareto"] = on_front
     computed = [results[task.key]["row"]["task"] for task in tasks if not results[task.key]["row"]["task"]["cached"]]
     failed = sum(results[task.key]["failed"] for task in tasks)
-    figures = {"model": str(args.model), "data": str(args.data), "accuracy": rows["accuracy"],
+    figures = {"model": str(args.model), "data": str(args.data), "lanes_auto": lanes_auto, "accuracy": rows["accuracy"],
                "rtl": {"skipped": reason, "rows": rows["rtl"]}, "boards": rows["boards"],
                "tasks": {"total": len(tasks), "cached": cached, "computed": len(computed), "failed": failed,
                          "engine": where, "workers": sorted({task["worker"] for task in computed if task["worker"]})},

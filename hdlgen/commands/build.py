@@ -1,23 +1,34 @@
 """``hdlgen build NET.ttfs --board NAME`` – bitstream of the net behind the UART host link."""
 
 import argparse
+import contextlib
 import dataclasses
+import json
 import math
 import sys
 import time
 from pathlib import Path
 
 from .. import ttfs
-from ..boards.build import PHASES, build, build_outcome, check_report, link_clock, toolchain_env
+from ..boards.build import (
+    PHASES,
+    BuildFailed,
+    BuildReport,
+    build,
+    build_outcome,
+    check_report,
+    link_clock,
+    toolchain_env,
+)
 from ..boards.flash import flash, loader_command
 from ..boards.platforms import board_name, get_board
 from ..boards.route import DEFAULT_BUDGET
-from ..boards.seeds import build_seeds
+from ..boards.seeds import STOP_SECONDS, build_seeds, seed_task
 from ..errors import UserError
-from ..folding import add_lanes_options, lanes_label, settle_lanes
-from ..tasks import engine
+from ..folding import AUTO, add_lanes_options, lanes_label, settle_lanes
+from ..tasks import BUILD_DIR_TOKEN, dumps_net, engine, run_task
 from . import as_option, check_core_options, check_output_dir, print_json
-from .boards import retry_on_bus_error
+from .boards import prepare_tools, retry_on_bus_error
 
 
 def register(sub):
@@ -43,8 +54,9 @@ def register(sub):
                        help="try placement seeds 1..N, or those listed: keep the first build that meets the clock, "
                             "else the fastest (each seed a whole build in DIR/seed-<seed>; build.json says which won)")
     p.add_argument("--workers", type=int, metavar="N",
-                   help="with --seeds: build the seeds at once on a local Dask cluster of N worker processes, "
-                        "stopping the others when one meets the clock (default: one after another)")
+                   help="build at once on a local Dask cluster of N worker processes (default: one after another): "
+                        "with --seeds the seeds, stopping the others when one meets the clock; with --lanes auto "
+                        "the choice and the next N-1 foldings down, keeping the fastest that fits and meets timing")
     p.add_argument("--route-timeout", type=float, metavar="MIN",
                    help=f"stop routing after MIN minutes and report 'does not route' (default "
                         f"{DEFAULT_BUDGET.timeout_seconds / 60:g}; a stalled route is stopped before that)")
@@ -105,9 +117,13 @@ def _check_options(args, board):
     if args.route_timeout is not None and not 0 < args.route_timeout < math.inf:
         raise UserError(f"--route-timeout must be a positive number of minutes, got {args.route_timeout:g}")
     args.seeds = None if args.seeds is None else parse_seeds(args.seeds)
-    if args.workers is not None and (args.seeds is None or args.workers < 1):
-        raise UserError(f"--workers must be ≥ 1 and comes with --seeds, got --workers {args.workers}"
-                        f"{'' if args.seeds else ' without --seeds'}")
+    auto = args.lanes == AUTO or (args.lanes is None and args.target_fps is not None)
+    if args.workers is not None and (not (args.seeds or auto) or args.workers < 1):
+        raise UserError(f"--workers must be ≥ 1 and comes with --seeds or --lanes auto, got --workers {args.workers}"
+                        f"{'' if args.seeds or auto else ' without either'}")
+    if args.workers is not None and args.seeds and auto:
+        raise UserError("--workers builds either placement seeds (--seeds) or --lanes auto's foldings at once, not "
+                        "both: drop --seeds, or give --lanes")
     try:
         link_clock(board, None if args.clock is None else args.clock * 1e6, args.baud)
     except UserError as e:
@@ -181,15 +197,132 @@ def _route_budget(args):
     return dataclasses.replace(DEFAULT_BUDGET, timeout_seconds=args.route_timeout * 60)
 
 
+def candidate_dir(candidate) -> str:
+    """The subdirectory of a --lanes auto --workers build where one folding is built: lanes<L>-p<P>."""
+    return f"lanes{lanes_label(candidate.lanes)}-p{candidate.pixels_per_transfer}"
+
+
+def _write_files(files: dict, place: Path) -> None:
+    """A worker's build files into ``place``, their paths (:data:`BUILD_DIR_TOKEN`) pointing there."""
+    place.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (place / name).write_bytes(content.replace(BUILD_DIR_TOKEN.encode(), str(place).encode()))
+
+
+def _ranked_winner(outcomes: list) -> int | None:
+    """Of the candidates (fastest first; ``None`` for one still building), the index of the fastest that was
+    built (fits, meets timing) once every faster one has settled; ``None`` while that is not known."""
+    for index, outcome in enumerate(outcomes):
+        if outcome is None:
+            return None
+        if outcome == "built":
+            return index
+    return None
+
+
+def _build_candidates(args, net, board, out: Path, clock_hz, tried: list) -> tuple:
+    """--lanes auto --workers N: the ``tried`` foldings (the choice and the next ones down, fastest first) built
+    at once on a local Dask cluster, each in ``out/lanes<L>-p<P>`` (:func:`hdlgen.boards.seeds.seed_task` on a
+    worker). A folding that fits and meets timing stops the slower ones at once; once the fastest such is
+    known (every faster one settled) the rest are stopped too. Returns ``(index kept, report kept, one summary
+    per folding)``; the kept build's files are also written to ``out``. Without a success the kept one is the
+    fastest that made a bitstream (missing timing), else the choice."""
+    from distributed import Event, wait
+
+    prepare_tools([board.family])     # builds side by side must not be a YoWASP tool's first runs
+    progress = Progress(sys.stderr.isatty() and not args.json)
+    options = {"baud": args.baud, "clock_hz": clock_hz, "spram": args.spram}
+    outcomes, reports, summaries, files = ([None] * len(tried) for _ in range(4))
+    started = time.monotonic()
+    with engine(args.workers) as client:
+        base = f"hdlgen-lanes-{time.time_ns()}"
+        stops = [Event(f"{base}-{index}", client=client) for index in range(len(tried))]
+        net_data = dumps_net(net)
+        futures = [client.submit(run_task, seed_task, {"lanes": lanes_label(c.lanes)}, net_data, board=args.board,
+                                 seed=args.seed, route_budget=_route_budget(args), stop_event=f"{base}-{index}",
+                                 options={**options, "lanes": c.lanes, "pixels_per_transfer": c.pixels_per_transfer,
+                                          "spike_lanes": c.spike_lanes},
+                                 key=f"lanes-{index}-{base}", pure=False)
+                   for index, c in enumerate(tried)]
+
+        def settle(index):
+            """The finished build ``index``: its files into its directory, its outcome."""
+            result = futures[index].result()
+            place = out / candidate_dir(tried[index])
+            _write_files(result["files"], place)
+            files[index], worker = result["files"], result["row"]["task"]["worker"]
+            if result["failed"]:     # a tool failed outright: this folding is out, the others go on
+                outcomes[index] = "failed"
+                summaries[index] = {"outcome": "failed", "problem": result["row"]["problem"], "worker": worker}
+                return
+            report = BuildReport.from_dict(json.loads(result["row"]["report"].replace(BUILD_DIR_TOKEN, str(place))))
+            reports[index], outcomes[index] = report, build_outcome(report)
+            summaries[index] = {"outcome": outcomes[index], "fmax_mhz": report.fmax_mhz, "seconds": report.seconds,
+                                "worker": worker}
+            if outcomes[index] == "built":      # the slower ones cannot be kept any more
+                for stop in stops[index + 1:]:
+                    stop.set()
+
+        try:
+            while _ranked_winner(outcomes) is None and None in outcomes:
+                for index, future in enumerate(futures):
+                    if outcomes[index] is None and future.done():
+                        settle(index)
+                done = ", ".join(f"{lanes_label(c.lanes)}: {o}" for c, o in zip(tried, outcomes) if o)
+                progress("place and route", f"{len(tried)} foldings on {args.workers} workers, "
+                                            f"{time.monotonic() - started:.0f} s; {done or 'none done'}")
+                time.sleep(0.5)
+        finally:
+            # the builds still running stop their tools, and are waited for (a worker shut down under a
+            # build would leave its tools running)
+            for stop in stops:
+                stop.set()
+            progress.close()
+            with contextlib.suppress(TimeoutError):
+                wait(futures, timeout=STOP_SECONDS)
+        for index, future in enumerate(futures):
+            if outcomes[index] is None and future.status == "finished":
+                settle(index)
+    for index, summary in enumerate(summaries):
+        if summary is None:
+            summaries[index] = {"outcome": "stopped", "fmax_mhz": None, "seconds": None, "worker": None}
+    winner = _ranked_winner(outcomes)
+    if winner is None:
+        made = [index for index, report in enumerate(reports) if report is not None and report.bitstream is not None]
+        winner = made[0] if made else 0
+    if reports[winner] is None:
+        raise BuildFailed(f"{board.name}: --lanes {lanes_label(tried[winner].lanes)}: "
+                          f"{summaries[winner].get('problem', summaries[winner]['outcome'])}")
+    kept = reports[winner]
+    if kept.bitstream is not None:      # the kept build's bitstream, logs and record, where a build leaves them
+        _write_files(files[winner], out)
+        kept = dataclasses.replace(kept, bitstream=out / kept.bitstream.name)
+    return winner, kept, summaries
+
+
+def format_candidates(tried: list, summaries: list, kept: int) -> str:
+    """One line per folding that --lanes auto --workers built: its options and what came of it."""
+    lines = []
+    for index, (candidate, summary) in enumerate(zip(tried, summaries)):
+        detail = summary.get("problem") or (f"fmax {summary['fmax_mhz']:.1f} MHz" if summary.get("fmax_mhz") else "")
+        where = f", {summary['seconds']:.0f} s on worker {summary['worker']}" if summary.get("seconds") is not None else ""
+        mark = "  ← kept" if index == kept else ""
+        lines.append(f"  {candidate.options()}: {summary['outcome']}{f', {detail}' if detail else ''}{where}{mark}")
+    return "\n".join(lines)
+
+
 def run(args):
     board = get_board(args.board)
     _check_options(args, board)
     net = ttfs.load(args.net)
     clock_hz = None if args.clock is None else args.clock * 1e6
     _, design_clock, baud = link_clock(board, clock_hz, args.baud)
-    step_down = settle_lanes(args, net, board, design_clock, baud)[1:STEP_DOWN_BUILDS]
+    order = settle_lanes(args, net, board, design_clock, baud)
     check_core_options(net, args.net, args.lanes, args.pixels_per_transfer, args.spike_lanes)
     out = _build_dir(args, board)
+    if order and args.workers:
+        return _run_candidates(args, net, board, out, clock_hz, order[:args.workers])
+    step_down = order[1:STEP_DOWN_BUILDS]
     while True:
         report = _build(args, net, board, out, clock_hz)
         print(format_report(report))
@@ -200,6 +333,26 @@ def run(args):
         print(f"hdlgen build: lanes auto: --lanes {lanes_label(args.lanes)} --pixels-per-transfer "
               f"{args.pixels_per_transfer} {build_outcome(report)}; stepping down to {below.options()}", file=sys.stderr)
         args.lanes, args.pixels_per_transfer, args.spike_lanes = below.lanes, below.pixels_per_transfer, below.spike_lanes
+    return _finish(args, board, report, problem)
+
+
+def _run_candidates(args, net, board, out: Path, clock_hz, tried: list) -> int:
+    """--lanes auto --workers N: the foldings ``tried`` built at once; the kept one reported as one build."""
+    print(f"hdlgen build: lanes auto: building {len(tried)} foldings at once on {args.workers} workers", flush=True)
+    kept, report, summaries = _build_candidates(args, net, board, out, clock_hz, tried)
+    chosen = tried[kept]
+    args.lanes, args.pixels_per_transfer, args.spike_lanes = chosen.lanes, chosen.pixels_per_transfer, chosen.spike_lanes
+    problem = check_report(report, lanes=lanes_label(args.lanes), weight_bits=net.weight_bits)
+    print(format_report(report))
+    print(f"  foldings tried at once ({'the fastest that fits and meets timing kept' if problem is None else 'none built'}):")
+    print(format_candidates(tried, summaries, kept))
+    candidates = [{"lanes": c.lanes, "pixels_per_transfer": c.pixels_per_transfer, **summary}
+                  for c, summary in zip(tried, summaries)]
+    return _finish(args, board, report, problem, {"candidates": candidates})
+
+
+def _finish(args, board, report, problem, extra=None) -> int:
+    """Flash when asked, print the JSON summary, say the problem: the exit code."""
     flashed = False
     if problem is None and args.flash:
         flash(report.bitstream, board)
@@ -208,7 +361,7 @@ def run(args):
     if args.json:
         print_json({**report.to_dict(), "lanes": args.lanes,
                     "pixels_per_transfer": args.pixels_per_transfer, "ok": problem is None,
-                    "problem": problem, "flashed": flashed})
+                    "problem": problem, "flashed": flashed, **(extra or {})})
     if problem:
         print(f"hdlgen build: {problem}", file=sys.stderr)
         return 2
