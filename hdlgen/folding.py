@@ -130,7 +130,7 @@ def lane_choices(net: TTFSNet) -> list:
 def candidates(net: TTFSNet, board, *, spike_lanes=None, pixels_per_transfer=None, cycles=dense_throughput_bound) -> list:
     """Every folding of ``net`` worth trying on ``board``: per-layer lanes from :func:`lane_choices`
     (at most :data:`MAX_LANE_CHOICES`, else one power of two for every layer) and pixels per
-    transfer 1, 2, 4, 8, 16 (or the one given), spike lanes by :func:`_spike_lanes`, with
+    transfer 1, 2, 4, 8, 16 (or the one given), spike lanes from :func:`_spike_lane_choices`, with
     ``cycles(net, lanes, pixels per transfer, spike lanes)`` between
     images (default: the throughput bound with every input spiking,
     :func:`hdlgen.cycles.dense_throughput_bound` – images come that often with the pipeline full, so a
@@ -149,8 +149,7 @@ def candidates(net: TTFSNet, board, *, spike_lanes=None, pixels_per_transfer=Non
         every = itertools.product(*choices)
     found = []
     for lanes in every:
-        for per_transfer in transfers:
-            spikes = _spike_lanes(net, lanes, per_transfer, spike_lanes, board, cycles)
+        for per_transfer, spikes in itertools.product(transfers, _spike_lane_choices(lanes, spike_lanes, board)):
             geometry = NetGeometry(net, lanes, per_transfer, spikes)
             estimate = resources.estimate(geometry, board)
             shares = {kind: estimate.total[kind] / capacity[kind] if capacity[kind] else
@@ -160,20 +159,17 @@ def candidates(net: TTFSNet, board, *, spike_lanes=None, pixels_per_transfer=Non
     return found
 
 
-def _spike_lanes(net: TTFSNet, lanes, per_transfer: int, spike_lanes, board, cycles):
-    """The spike lanes for a build of ``lanes``: as asked (capped by each layer's lanes); else the
+def _spike_lane_choices(lanes, spike_lanes, board) -> list:
+    """The spike lanes to try with ``lanes``: as asked (capped by each layer's lanes); else the
     family's default (an iCE40: one ladder per bank, as :func:`hdlgen.boards.build.build` gives it),
-    and where that is a ladder per lane, the fewest (a power of two) that cost no cycle."""
+    and where that is a ladder per lane (``None``), also every power of two below the widest layer's
+    lanes (fewer ladders, more cycles to find the fire ticks)."""
     if spike_lanes is None:
         default = board.fpga_family.default_spike_lanes
-        if default is not None:
-            return default
-        every_lane = cycles(net, lanes, per_transfer, None)
-        return next((fewer for fewer in _powers_to(max(lanes))[:-1]
-                     if cycles(net, lanes, per_transfer, fewer) <= every_lane), None)
+        return [default] if default is not None else [None, *_powers_to(max(lanes))[:-1]]
     if isinstance(spike_lanes, int):
-        return min(spike_lanes, max(lanes))
-    return tuple(min(s, n) for s, n in zip(spike_lanes, lanes))
+        return [min(spike_lanes, max(lanes))]
+    return [tuple(min(s, n) for s, n in zip(spike_lanes, lanes))]
 
 
 def pareto_front(found: list) -> list:
