@@ -231,7 +231,8 @@ def test_per_layer_and_auto_lanes_name_their_rows_and_build_directories(tmp_path
         assert record["why"][:3] == folding.describe(choice, board) and "host link" in record["why"][3]
         assert all(line in out.splitlines() for line in record["why"])
         label = folding.lanes_label(chosen.lanes)
-        name_of_choice = f"lanes{label}" + (f"-p{chosen.pixels_per_transfer}" if chosen.pixels_per_transfer > 1 else "")
+        name_of_choice = (f"lanes{label}" + (f"-p{chosen.pixels_per_transfer}" if chosen.pixels_per_transfer > 1 else "")
+                          + ("" if chosen.spike_lanes is None else f"-s{folding.lanes_label(chosen.spike_lanes)}"))
         expected += [(name, [2, 1], 1, "lanes2,1", False), (name, 2, 1, "lanes2", False),
                      (name, list(chosen.lanes), chosen.pixels_per_transfer, name_of_choice, True)]
         assert (build_dir / f"{name}-{name_of_choice}" / "top.bin").read_text() == \

@@ -169,9 +169,10 @@ class Folding:
 
     @property
     def name(self) -> str:
-        """``lanes64,8``, then ``-p<P>`` when P is not 1: how its rows and build directories are named."""
-        return f"lanes{lanes_label(self.lanes)}" + (f"-p{self.pixels_per_transfer}" if self.pixels_per_transfer != 1
-                                                    else "")
+        """``lanes64,8``, then ``-p<P>`` when P is not 1 and ``-s<S>`` with spike lanes: how its rows and
+        build directories are named."""
+        return (f"lanes{lanes_label(self.lanes)}" + (f"-p{self.pixels_per_transfer}" if self.pixels_per_transfer != 1 else "")
+                + ("" if self.spike_lanes is None else f"-s{lanes_label(self.spike_lanes)}"))
 
     def identity(self) -> dict:
         return {"lanes": self.lanes, "pixels_per_transfer": self.pixels_per_transfer,

@@ -198,8 +198,10 @@ def _route_budget(args):
 
 
 def candidate_dir(candidate) -> str:
-    """The subdirectory of a --lanes auto --workers build where one folding is built: lanes<L>-p<P>."""
-    return f"lanes{lanes_label(candidate.lanes)}-p{candidate.pixels_per_transfer}"
+    """The subdirectory of a --lanes auto --workers build where one folding is built: lanes<L>-p<P>, and
+    -s<S> with its spike lanes (foldings may differ in those alone)."""
+    spike_lanes = "" if candidate.spike_lanes is None else f"-s{lanes_label(candidate.spike_lanes)}"
+    return f"lanes{lanes_label(candidate.lanes)}-p{candidate.pixels_per_transfer}{spike_lanes}"
 
 
 def _write_files(files: dict, place: Path) -> None:
@@ -222,7 +224,7 @@ def _ranked_winner(outcomes: list) -> int | None:
 
 def _build_candidates(args, net, board, out: Path, clock_hz, tried: list) -> tuple:
     """--lanes auto --workers N: the ``tried`` foldings (the choice and the next ones down, fastest first) built
-    at once on a local Dask cluster, each in ``out/lanes<L>-p<P>`` (:func:`hdlgen.boards.seeds.seed_task` on a
+    at once on a local Dask cluster, each in ``out/lanes<L>-p<P>[-s<S>]`` (:func:`hdlgen.boards.seeds.seed_task` on a
     worker). A folding that fits and meets timing stops the slower ones at once; once the fastest such is
     known (every faster one settled) the rest are stopped too. Returns ``(index kept, report kept, one summary
     per folding)``; the kept build's files are also written to ``out``. Without a success the kept one is the
