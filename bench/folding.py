@@ -63,7 +63,8 @@ def run(name: str, net: Path, build_args: list) -> dict:
     return {"name": name, "command": "hdlgen " + " ".join(command[3:]), "exit_code": proc.returncode,
             "choice": [line for line in lines if line.startswith(("lanes auto", "  modelled", "  limited"))],
             "step_down": [line for line in proc.stderr.splitlines() if "stepping down" in line],
-            "lanes": lanes, "pixels_per_transfer": report["pixels_per_transfer"], "board": report["board"],
+            "lanes": lanes, "pixels_per_transfer": report["pixels_per_transfer"], "spike_lanes": spike_lanes,
+            "board": report["board"],
             "outcome": "built" if report["ok"] else report["problem"], "fmax_mhz": report["fmax_mhz"],
             "clock_mhz": report["clock_mhz"], "utilization": used, "modelled": modelled,
             "model_error_pct": {kind: round(100 * (modelled[kind] - used[kind]) / used[kind], 1)

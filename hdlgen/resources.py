@@ -41,12 +41,12 @@ KINDS = ("LUT", "FF", "LC", "BRAM", "SPRAM", "DSP")
 # :func:`fit` (python bench/folding.py --fit prints them).
 LOGIC = {
     # 9 builds (boards.json, qat.json, folding.json): LUT and LC within 13 %, FF within 9 %
-    "ice40": {"LUT": (1174.3, 1.4931), "FF": (656.0, 2.0251), "LC": (1779.2, 1.5529), "BRAM": (4.0, 1.0)},
-    # 6 builds (the digits MLP and CNN at lanes 1, the Fashion MLP at lanes 32,1, 64, 128 and at 128 with 16 spike
-    # lanes): LUT within 9 %, FF 12 %
-    "ecp5": {"LUT": (1173.3, 1.5912), "FF": (1001.8, 1.1972), "BRAM": (2.0, 1.0)},
-    # 2 builds (boards.json, digits MLP and CNN on the Tang Nano 9K): LUT within 8 %
-    "gowin": {"LUT": (0.0, 2.6207), "FF": (464.3, 2.2955), "BRAM": (3.0, 1.0)},
+    "ice40": {"LUT": (1044.5, 1.5113), "FF": (656.0, 2.0251), "LC": (1644.2, 1.5669), "BRAM": (4.0, 1.0)},
+    # 7 builds (the digits MLP and CNN at lanes 1; the Fashion MLP at lanes 32,1 with one spike lane, 64, 128, and
+    # 128 with 16 spike lanes and 16 pixels a transfer): LUT within 10 %, FF 11 %
+    "ecp5": {"LUT": (1022.3, 1.4903), "FF": (1037.1, 1.1269), "BRAM": (2.0, 1.0)},
+    # 2 builds (boards.json, digits MLP and CNN on the Tang Nano 9K): LUT within 10 %
+    "gowin": {"LUT": (0.0, 2.2894), "FF": (464.3, 2.2955), "BRAM": (3.0, 1.0)},
 }
 
 
@@ -94,8 +94,11 @@ def logic_units(stage, products_in_logic: bool = False) -> dict:
 
 
 def _input_units(geometry: NetGeometry) -> dict:
+    """The input encoder: per pixel of a transfer a lookup in the 256-row tick table (a ROM in
+    LUT4s, 16 per bit) and its share of the sorter's logic."""
     per_transfer, ticks = geometry.input.pixels_per_transfer, geometry.input.encoding.ticks
-    return {"LUT": per_transfer * (8 + 2 * ticks) + 40, "FF": per_transfer * (8 + ticks) + 30}
+    table = 16 * unsigned_width(ticks)
+    return {"LUT": per_transfer * (table + 8 + 2 * ticks) + 40, "FF": per_transfer * (8 + ticks) + 30}
 
 
 def _blocks(depth: int, width: int, family: str) -> int:
@@ -120,16 +123,17 @@ def _logic_memory_luts(depth: int, width: int, family: str) -> float:
 LOGIC_MEMORY_UNITS = 2
 
 
-def _spike_lane_mux_luts(stage, family: str) -> float:
-    """LUT units of the muxes that hand each ladder its accumulators when a bank has fewer spike
-    lanes than lanes (per family: the iCE40 builds all have one spike lane, so the slope holds it)."""
+def _spike_lane_gather_units(stage, family: str) -> float:
+    """LUT and FF units of a bank with fewer spike lanes than lanes: its lanes' accumulators held
+    while the ladders take them in turn, and the muxes that hand them over – per lane and
+    accumulator bit (per family: the iCE40 builds all have one spike lane, so its slope holds it)."""
     if not stage.fires or stage.spike_lanes >= stage.lanes:
         return 0
-    return SPIKE_LANE_MUX_UNITS[family] * stage.lanes * stage.acc_width
+    return SPIKE_LANE_GATHER_UNITS[family] * stage.lanes * stage.acc_width
 
 
-# fitted to the ULX3S build at lanes 128 and 16 spike lanes (bench/results/route.json)
-SPIKE_LANE_MUX_UNITS = {"ice40": 0, "ecp5": 2, "gowin": 2}
+# fitted to the two ULX3S builds with fewer spike lanes than lanes (bench/results: route.json, folding.json)
+SPIKE_LANE_GATHER_UNITS = {"ice40": 0, "ecp5": 1, "gowin": 1}
 
 
 def _weight_banks(stage, family: str) -> list:
@@ -198,6 +202,7 @@ def _units(geometry: NetGeometry, board) -> tuple:
     dsp_blocks = device.dsp_blocks if board.has_dsp else None
     logic_products = [] if dsp_blocks is None else assign_multipliers(stand_in, dsp_blocks)
     units = {"input": _input_units(geometry)}
+    units["input"]["LUT"] += sum(_logic_memory_luts(depth, width, family) for _, depth, width in _input_memories(geometry))
     fixed = {"input": {"BRAM": sum(_blocks(depth, width, family) for _, depth, width in _input_memories(geometry))}}
     for index, stage in enumerate(geometry.layers):
         name = stage.layer.name
@@ -206,11 +211,11 @@ def _units(geometry: NetGeometry, board) -> tuple:
                                                 and _product_bits(stage) < board.fpga_family.dsp_min_bits)
         units[name] = logic_units(stage, in_logic)
         in_spram = engine is not None and engine in spram_engines
-        units[name]["LUT"] += _spike_lane_mux_luts(stage, family)
-        units[name]["LUT"] += sum(_logic_memory_luts(depth, width, family) for kind, depth, width in _memories(stage, family)
-                                  if not (kind == "weights" and in_spram))
-        fixed[name] = {"BRAM": sum(_blocks(depth, width, family) for kind, depth, width in _memories(stage, family)
-                                   if not (kind == "weights" and in_spram)),
+        held = [(depth, width) for kind, depth, width in _memories(stage, family) if not (kind == "weights" and in_spram)]
+        gather = _spike_lane_gather_units(stage, family)
+        units[name]["LUT"] += gather + sum(_logic_memory_luts(depth, width, family) for depth, width in held)
+        units[name]["FF"] += gather
+        fixed[name] = {"BRAM": sum(_blocks(depth, width, family) for depth, width in held),
                        "SPRAM": SPRAMLayout(stage.row_bits, stage.weight_row_count).sprams if in_spram else 0,
                        "DSP": stage.lanes if engine is not None and not in_logic else 0}
     for buffer in geometry.buffers:
@@ -278,8 +283,8 @@ def recorded_builds(results: Path) -> list:
         if row["outcome"] == "built":
             lanes = tuple(row["lanes"]) if isinstance(row["lanes"], list) else row["lanes"]
             rows.append({"net": Path(row["command"].split()[2]).stem, "board": row["board"], "lanes": lanes,
-                         "pixels_per_transfer": row["pixels_per_transfer"], "spike_lanes": None, "spram": None,
-                         "used": row["utilization"], "source": f"folding.json {row['name']}"})
+                         "pixels_per_transfer": row["pixels_per_transfer"], "spike_lanes": row.get("spike_lanes"),
+                         "spram": None, "used": row["utilization"], "source": f"folding.json {row['name']}"})
     for row in json.loads((results / "route.json").read_text())["rows"]:
         if row.get("utilization"):
             argv = row["command"].split("(runs: ")[-1].split()
