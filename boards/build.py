@@ -48,12 +48,14 @@ __all__ = ["Utilization", "BuildReport", "parse_report", "parse_log_utilization"
            "weight_precheck", "weight_bram_blocks", "toolchain_env", "link_clock", "build", "BuildPlan", "plan_build",
            "run_tools", "judge_build",
            "BuildFailed", "PHASES", "OUTCOMES", "build_outcome", "BUILD_RECORD", "read_build_record", "write_build_record",
-           "bitstream_path"]
+           "bitstream_path", "ROUTERS"]
 
 _UTILISATION_ROW = re.compile(r"^(?:Info:)?\s*(?P<bel>\w+):\s*(?P<used>\d+)\s*/\s*(?P<available>\d+)")
 PHASES = ("elaborate", "synthesize", "place and route", "pack")
 OUTCOMES = ("built", "misses timing", "does not fit", "does not route", "stopped")
 BUILD_RECORD = "build.json"
+# nextpnr's routers (iCE40, ECP5 and Gowin take either)
+ROUTERS = ("router1", "router2")
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ def _route_problem(report: BuildReport, lanes: int) -> str:
     after = f"{route['seconds'] / 60:.1f} min" if route["seconds"] >= 60 else f"{route['seconds']:.0f} s"
     return (f"does not route on {report.board} at this folding: the router {how} after {after}{figures}; "
             f"{route['budget']}; tried {tried}; use fewer lanes (now {lanes}) or a bigger device "
-            f"(or try more --seeds, or a longer --route-timeout)")
+            f"(or try more --seeds, a longer --route-timeout{', or --router router2' if route['router'] == 'router1' else ''})")
 
 
 def check_report(report: BuildReport, *, lanes: int, weight_bits: int | None = None) -> str | None:
@@ -502,18 +504,19 @@ class BuildPlan:
     spram_layers: list
     seed: int | None
     name: str
+    router: str | None = None
 
     @property
     def placement(self) -> dict:
-        """The weights' placement, the UART rate and the seed, as the report records them."""
+        """The weights' placement, the UART rate, the seed and the router, as the report records them."""
         bram_layers = [index for index in range(len(self.geometry.engines)) if index not in self.spram_layers]
         return {"spram": self.spram, "spram_layers": self.spram_layers, "bram_layers": bram_layers, "baud": self.baud,
-                "seed": self.seed}
+                "seed": self.seed, "router": self.router}
 
 
 def plan_build(net, board: Board, *, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None,
                clock_hz: float | None = None, baud: int | None = None, spram: bool | list | None = False,
-               seed: int | None = None, name: str = "top") -> BuildPlan:
+               seed: int | None = None, name: str = "top", router: str | None = None) -> BuildPlan:
     """The :class:`BuildPlan` of a build (:func:`build` says what the options mean); a
     :class:`UserError` for options the net or the board cannot take."""
     from .spram import fitting_plan, spram_plan
@@ -528,6 +531,8 @@ def plan_build(net, board: Board, *, lanes: int = 1, pixels_per_transfer: int = 
         NetGeometry(net, lanes, pixels_per_transfer, spike_lanes)
     except ValueError as e:
         raise UserError(f"--pixels-per-transfer/--spike-lanes: {e}") from None
+    if router is not None and router not in ROUTERS:
+        raise UserError(f"--router must be one of {', '.join(ROUTERS)}, got {router}")
     pll, design_clock, baud = link_clock(board, clock_hz, baud)
     device = board.fpga_device
     spram_layers = []
@@ -544,7 +549,7 @@ def plan_build(net, board: Board, *, lanes: int = 1, pixels_per_transfer: int = 
     elif spram is None and device.spram_blocks:
         spram_layers = fitting_plan(geometry, weight_bram_blocks(geometry, board), device.bram_blocks)
     return BuildPlan(net, board, geometry, lanes, pixels_per_transfer, spike_lanes, pll, design_clock, baud, spram,
-                     spram_layers, seed, name)
+                     spram_layers, seed, name, router)
 
 
 @dataclass
@@ -594,6 +599,8 @@ def run_tools(plan: BuildPlan, out_dir: Path, progress, route_budget: RouteBudge
         nextpnr_opts += f" --freq {plan.design_clock / 1e6:g}"
     if plan.seed is not None:
         nextpnr_opts += f" --seed {plan.seed}"
+    if plan.router is not None:
+        nextpnr_opts += f" --router {plan.router}"
     script = platform.build(top, name=name, build_dir=str(out_dir), do_build=False, synth_opts=synth_opts,
                             nextpnr_opts=nextpnr_opts, debug_verilog=False)
     script.extract(str(out_dir))
@@ -674,7 +681,7 @@ def bitstream_path(out_dir, name: str, family: str) -> Path:
 def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None,
           clock_hz: float | None = None, baud: int | None = None, spram: bool | list | None = False,
           seed: int | None = None, name: str = "top", progress=None, route_budget: RouteBudget = DEFAULT_BUDGET,
-          stop=None) -> BuildReport:
+          stop=None, router: str | None = None) -> BuildReport:
     """Build ``net`` for ``board`` into ``out_dir``; returns the report (fitting or not).
 
     ``clock_hz`` other than the board's clock adds a PLL (:mod:`hdlgen.boards.clocks`); the
@@ -689,8 +696,10 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     ``pixels_per_transfer`` builds the core with that many pixels per transfer, the link's bytes
     packed into them; ``spike_lanes`` with that many ladders per spike-time bank (unless asked,
     the family's :attr:`~hdlgen.boards.platforms.Family.default_spike_lanes`).
-    ``seed`` is nextpnr's placement seed. ``progress(phase, step)`` (one of :data:`PHASES`, the
-    tool's last logged step or the router's iteration and congestion) is called as the build goes.
+    ``seed`` is nextpnr's placement seed, ``router`` its router (one of :data:`ROUTERS`; None: its
+    default – router2 routes some congested ECP5 designs router1 stalls on). ``progress(phase, step)``
+    (one of :data:`PHASES`, the tool's last logged step or the router's iteration and congestion) is
+    called as the build goes.
     nextpnr's router is watched (:mod:`hdlgen.boards.route`): when it stalls or passes its time
     (``route_budget``), or when ``stop()`` (if given) turns true, the tools are stopped and the
     report says so in ``extra["route"]`` (its ``verdict``: ``"stalled"``, ``"timed out"``,
@@ -707,7 +716,7 @@ def build(net, board: Board, out_dir, *, lanes: int = 1, pixels_per_transfer: in
     while True:
         progress("elaborate", "")
         plan = plan_build(net, board, lanes=lanes, pixels_per_transfer=pixels_per_transfer, spike_lanes=spike_lanes,
-                          clock_hz=clock_hz, baud=baud, spram=spram, seed=seed, name=name)
+                          clock_hz=clock_hz, baud=baud, spram=spram, seed=seed, name=name, router=router)
         early = weight_precheck(plan.geometry, board, plan.spram_layers)
         if early is not None:
             early.extra.update(plan.placement)

@@ -48,6 +48,19 @@ def test_build_with_16_pixels_per_transfer_on_the_ecp5(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_build_with_router2(tmp_path, capsys):
+    """--router router2 reaches nextpnr (its log says so) and the report records it."""
+    net_path = ttfs.save(tiny_net(), tmp_path / "tiny.ttfs")
+    code = main(["build", str(net_path), "--board", "ulx3s-85f", "--router", "router2", "-o", str(tmp_path / "out"),
+                 "--json"])
+    out = capsys.readouterr().out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and report["ok"], out
+    assert report["router"] == "router2" and report["route"]["router"] == "router2"
+    assert "Running router2" in (tmp_path / "out" / "top.tim").read_text()
+
+
+@pytest.mark.slow
 def test_build_that_does_not_fit_says_what_is_short(tmp_path, capsys):
     """Logic too big for an iCEstick (iCE40 HX1K, 1280 logic cells, board clock): nextpnr gives up
     placing; exit 2 and one line naming the resource."""

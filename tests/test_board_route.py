@@ -103,6 +103,9 @@ def test_does_not_route_is_an_outcome_and_one_line():
     assert message.startswith("does not route on ulx3s-85f at this folding: the router stalled after 15.0 min")
     assert "185000 arcs still to route after 61000 iterations (fewest 183000" in message
     assert "fewer lanes (now 128)" in message and "bigger device" in message and "\n" not in message
+    assert message.endswith("or --router router2)")      # router1 stalled: the other router is worth a try
+    report.extra["route"]["router"] = "router2"
+    assert "--router" not in check_report(report, lanes=128)
     report.extra["route"]["verdict"] = "timed out"
     assert build_outcome(report) == "does not route" and "timed out" in check_report(report, lanes=128)
     report.extra["route"]["verdict"] = "stopped"

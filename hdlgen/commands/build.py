@@ -12,6 +12,7 @@ from pathlib import Path
 from .. import ttfs
 from ..boards.build import (
     PHASES,
+    ROUTERS,
     BuildFailed,
     BuildReport,
     build,
@@ -60,6 +61,9 @@ def register(sub):
     p.add_argument("--route-timeout", type=float, metavar="MIN",
                    help=f"stop routing after MIN minutes and report 'does not route' (default "
                         f"{DEFAULT_BUDGET.timeout_seconds / 60:g}; a stalled route is stopped before that)")
+    p.add_argument("--router", choices=ROUTERS,
+                   help="nextpnr's router (default: its own, router1 on iCE40 and ECP5); router2 routes some "
+                        "congested designs router1 stalls on")
     p.add_argument("-o", "--out", metavar="DIR", help="build directory (default build/<net>-<board>)")
     p.add_argument("--flash", action="store_true", help="write the bitstream to the board with openFPGALoader")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
@@ -180,7 +184,8 @@ def _build(args, net, board, out, clock_hz):
     """One build (or one per seed) at the lanes and pixels per transfer in ``args``."""
     progress = Progress(sys.stderr.isatty() and not args.json)
     options = {"lanes": args.lanes, "pixels_per_transfer": args.pixels_per_transfer, "spike_lanes": args.spike_lanes,
-               "baud": args.baud, "clock_hz": clock_hz, "spram": args.spram, "route_budget": _route_budget(args)}
+               "baud": args.baud, "clock_hz": clock_hz, "spram": args.spram, "route_budget": _route_budget(args),
+               "router": args.router}
     try:
         if args.seeds:
             with engine(args.workers) as client:
@@ -233,7 +238,7 @@ def _build_candidates(args, net, board, out: Path, clock_hz, tried: list) -> tup
 
     prepare_tools([board.family])     # builds side by side must not be a YoWASP tool's first runs
     progress = Progress(sys.stderr.isatty() and not args.json)
-    options = {"baud": args.baud, "clock_hz": clock_hz, "spram": args.spram}
+    options = {"baud": args.baud, "clock_hz": clock_hz, "spram": args.spram, "router": args.router}
     outcomes, reports, summaries, files = ([None] * len(tried) for _ in range(4))
     started = time.monotonic()
     with engine(args.workers) as client:
