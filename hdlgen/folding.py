@@ -56,6 +56,10 @@ def lanes_label(lanes) -> str:
     return ",".join(map(str, lanes)) if isinstance(lanes, (list, tuple)) else str(lanes)
 
 
+TARGET_FPS_HELP = ("with --lanes auto: the cheapest folding that reaches F images/s at the clock "
+                   "(default: the fastest that fits the board)")
+
+
 def add_lanes_options(parser, *, board: bool = False) -> None:
     """``--lanes``, ``--spike-lanes`` and ``--target-fps`` of a command that makes a core; with
     ``board``, also ``--board`` (the board ``--lanes auto`` chooses for)."""
@@ -66,9 +70,7 @@ def add_lanes_options(parser, *, board: bool = False) -> None:
     parser.add_argument("--spike-lanes", type=counts_option, metavar="N|N,N,…",
                         help="fire ticks found per cycle in each spike-time bank, 1..lanes, one number or one per "
                              "layer with lanes (fewer logic cells; default: lanes)")
-    parser.add_argument("--target-fps", type=float, metavar="F",
-                        help="with --lanes auto: the cheapest folding that reaches F images/s at the clock "
-                             "(default: the fastest that fits the board)")
+    parser.add_argument("--target-fps", type=float, metavar="F", help=TARGET_FPS_HELP)
     if board:
         parser.add_argument("--board", metavar="NAME", help="with --lanes auto: the board to fit and its clock")
 

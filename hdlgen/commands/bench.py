@@ -21,7 +21,7 @@ from ..boards.platforms import get_board
 from ..data import load_dataset
 from ..errors import UserError
 from ..files import write_atomically
-from ..folding import AUTO, check_target_fps, lanes_label, lanes_option, settle_lanes
+from ..folding import AUTO, TARGET_FPS_HELP, check_target_fps, lanes_label, lanes_option, settle_lanes
 from ..simulate import SIMULATORS, missing_simulator
 from ..tasks import BUILD_DIR_TOKEN, Cache, Task, content_key, engine, file_digest, loads_net, run_tasks
 from . import check_core_options, check_output, check_output_dir, print_json
@@ -47,9 +47,7 @@ def register(sub):
                         "layer (e.g. 4) or one per layer with lanes (e.g. 64,8), or auto: chosen for each --board from "
                         "the cycle and resource models, as 'hdlgen build --lanes auto' (default 1, or auto with "
                         "--target-fps)")
-    p.add_argument("--target-fps", type=float, metavar="F",
-                   help="with --lanes auto: the cheapest folding that reaches F images/s at the clock "
-                        "(default: the fastest that fits the board)")
+    p.add_argument("--target-fps", type=float, metavar="F", help=TARGET_FPS_HELP)
     p.add_argument("--pixels-per-transfer", type=int, metavar="P",
                    help="pixels per transfer into the simulated and built cores (default 1, or chosen by --lanes auto)")
     p.add_argument("--samples", type=int, default=20,
