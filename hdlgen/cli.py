@@ -5,6 +5,8 @@ Each command module has ``register(subparsers)``, which adds its parser and sets
 becomes one line on stderr and exit code 2. When the reader of stdout leaves early
 (``hdlgen info net.ttfs | head``), hdlgen stops quietly with exit code 141, the code of a program
 ended by SIGPIPE (what ``cat`` or ``grep`` give in the same pipe), so ``set -o pipefail`` sees it.
+SIGTERM stops a command as Ctrl-C does – the tools it started (which run in a session of their
+own) are stopped, partial outputs cleaned up – and exits 143.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import importlib
 import os
 import signal
 import sys
+import threading
 from importlib import metadata
 
 from .errors import UserError
@@ -22,6 +25,14 @@ __all__ = ["main", "COMMANDS"]
 
 COMMANDS = ["convert", "finetune", "eval", "info", "verilog", "sim", "boards", "build", "flash", "run", "bench", "compare",
             "report", "prove"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is so that it stops as on Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,17 +63,24 @@ def _run(argv) -> int:
     except UserError as e:
         print(f"hdlgen {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"hdlgen {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"hdlgen {args.command}: interrupted", file=sys.stderr)
         return 130
 
 
 def main(argv=None) -> int:
+    in_main_thread = threading.current_thread() is threading.main_thread()   # where signal handlers go
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         try:
             return _run(argv)
         finally:
             sys.stdout.flush()   # here, not at exit, so a reader that left is seen below
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous)
     except BrokenPipeError:
         # stdout's reader left early: the rest goes nowhere (the flush at exit must not fail again)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -256,3 +256,41 @@ def test_a_real_route_with_a_tiny_stall_budget_is_stopped(tmp_path):
     assert 2000 <= route["iterations"] <= 3000 and report.bitstream is None   # as soon as the log showed 2000
     assert any(phase == "place and route" and step.startswith("routing") for phase, step in shown)
     assert not (tmp_path / "top.bit").exists() and not (tmp_path / "top.config").exists()
+
+
+def _processes_in(directory: Path) -> list:
+    """The pids of processes whose working directory is ``directory`` (the build's tools run there)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cwd").resolve() == directory.resolve():
+                found.append(int(proc.name))
+        except OSError:     # gone, or not ours to look at
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_build_and_its_tools(tmp_path):
+    """SIGTERM to 'hdlgen build' while yosys runs: one line, exit 143, and no tool left running (the tools
+    run in a session of their own, so only hdlgen can stop them)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    net_path = ttfs.save(tiny_net(), tmp_path / "tiny.ttfs")
+    out = tmp_path / "out"
+    build = subprocess.Popen([sys.executable, "-m", "hdlgen.cli", "build", str(net_path), "--board", "ulx3s-85f",
+                              "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not _processes_in(out) and time.monotonic() < deadline:     # the build script and yosys started
+        time.sleep(0.2)
+    assert _processes_in(out), "the build's tools never started"
+    os.kill(build.pid, signal.SIGTERM)
+    _, err = build.communicate(timeout=60)
+    assert build.returncode == 128 + signal.SIGTERM
+    assert err.strip().splitlines()[-1] == "hdlgen build: terminated"
+    time.sleep(1)
+    assert not _processes_in(out)
