@@ -118,7 +118,7 @@ def _one_after_another(net, board: str, out_dir: Path, seeds: list, options: dic
 def _at_once(net, board: str, out_dir: Path, seeds: list, options: dict, route_budget, progress, client) -> list:
     from distributed import Event, wait
 
-    from ..tasks import BUILD_DIR_TOKEN, dumps_net, run_task
+    from ..tasks import BUILD_DIR_TOKEN, dumps_net, run_task, write_files
 
     stop_event = f"hdlgen-seeds-{time.time_ns()}"
     stop = Event(stop_event, client=client)
@@ -135,9 +135,7 @@ def _at_once(net, board: str, out_dir: Path, seeds: list, options: dict, route_b
                     continue
                 result = future.result()
                 place = out_dir / f"seed-{seed}"
-                place.mkdir(parents=True, exist_ok=True)
-                for file_name, content in result["files"].items():
-                    (place / file_name).write_bytes(content.replace(BUILD_DIR_TOKEN.encode(), str(place).encode()))
+                write_files(result["files"], place)
                 if result["failed"]:   # as build() raises it one after another
                     raise BuildFailed(f"{board}: seed {seed}: {result['row']['problem']}")
                 reports[seed] = BuildReport.from_dict(json.loads(result["row"]["report"].replace(BUILD_DIR_TOKEN,

@@ -33,12 +33,20 @@ from .errors import UserError
 from .files import write_atomically
 
 __all__ = ["Task", "Cache", "content_key", "file_digest", "dumps_net", "loads_net", "run_task", "engine", "run_tasks",
-           "BUILD_DIR_TOKEN"]
+           "BUILD_DIR_TOKEN", "write_files"]
 
 RETRIES = 2
 # stands for the build directory in a build row's paths until the client writes the files there
 BUILD_DIR_TOKEN = "<build-dir>"
 CONNECT_SECONDS = 10
+
+
+def write_files(files: dict, place: Path) -> None:
+    """A task's files (name → bytes, as a build task brings them back) into ``place``, the paths in
+    them (:data:`BUILD_DIR_TOKEN`) pointing there."""
+    place.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (place / name).write_bytes(content.replace(BUILD_DIR_TOKEN.encode(), str(place).encode()))
 
 
 

@@ -16,14 +16,14 @@ from types import SimpleNamespace
 
 from .. import sweep, ttfs
 from ..bench import format_accuracy, format_boards, format_rtl, pareto_front, plot_front, ticks_label
-from ..boards.build import BUILD_RECORD, link_clock, toolchain_env
+from ..boards.build import link_clock, toolchain_env
 from ..boards.platforms import get_board
 from ..data import load_dataset
 from ..errors import UserError
 from ..files import write_atomically
 from ..folding import AUTO, TARGET_FPS_HELP, check_target_fps, lanes_label, lanes_option, settle_lanes
 from ..simulate import SIMULATORS, missing_simulator
-from ..tasks import BUILD_DIR_TOKEN, Cache, Task, content_key, engine, file_digest, loads_net, run_tasks
+from ..tasks import BUILD_DIR_TOKEN, Cache, Task, content_key, engine, file_digest, loads_net, run_tasks, write_files
 from . import check_core_options, check_output, check_output_dir, print_json
 from .boards import prepare_tools
 from .convert import add_calibration_options, conversion_config, convert_model, load_model_and_data, parse_ticks
@@ -263,10 +263,7 @@ def _write_builds(results, keys, out: Path, several_nets: bool):
         if several_nets:
             place = out / f"T{ticks_label(row['ticks'])}-w{row['weight_bits']}{'c' if row['per_channel'] else ''}" / place.name
         if results[key]["files"]:
-            place.mkdir(parents=True, exist_ok=True)
-            for name, content in results[key]["files"].items():
-                (place / name).write_bytes(content.replace(BUILD_DIR_TOKEN.encode(), str(place).encode())
-                                           if name == BUILD_RECORD else content)
+            write_files(results[key]["files"], place)
         for field in ["problem", "bitstream"]:
             if row.get(field):
                 row[field] = row[field].replace(BUILD_DIR_TOKEN, str(place))

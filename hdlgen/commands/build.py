@@ -27,7 +27,7 @@ from ..boards.route import DEFAULT_BUDGET
 from ..boards.seeds import STOP_SECONDS, build_seeds, seed_task
 from ..errors import UserError
 from ..folding import AUTO, add_lanes_options, lanes_label, settle_lanes
-from ..tasks import BUILD_DIR_TOKEN, dumps_net, engine, run_task
+from ..tasks import BUILD_DIR_TOKEN, dumps_net, engine, run_task, write_files
 from . import as_option, check_core_options, check_output_dir, print_json
 from .boards import prepare_tools, retry_on_bus_error
 
@@ -209,13 +209,6 @@ def candidate_dir(candidate) -> str:
     return f"lanes{lanes_label(candidate.lanes)}-p{candidate.pixels_per_transfer}{spike_lanes}"
 
 
-def _write_files(files: dict, place: Path) -> None:
-    """A worker's build files into ``place``, their paths (:data:`BUILD_DIR_TOKEN`) pointing there."""
-    place.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (place / name).write_bytes(content.replace(BUILD_DIR_TOKEN.encode(), str(place).encode()))
-
-
 def _ranked_winner(outcomes: list) -> int | None:
     """Of the candidates (fastest first; ``None`` for one still building), the index of the fastest that was
     built (fits, meets timing) once every faster one has settled; ``None`` while that is not known."""
@@ -256,7 +249,7 @@ def _build_candidates(args, net, board, out: Path, clock_hz, tried: list) -> tup
             """The finished build ``index``: its files into its directory, its outcome."""
             result = futures[index].result()
             place = out / candidate_dir(tried[index])
-            _write_files(result["files"], place)
+            write_files(result["files"], place)
             files[index], worker = result["files"], result["row"]["task"]["worker"]
             if result["failed"]:     # a tool failed outright: this folding is out, the others go on
                 outcomes[index] = "failed"
@@ -302,7 +295,7 @@ def _build_candidates(args, net, board, out: Path, clock_hz, tried: list) -> tup
                           f"{summaries[winner].get('problem', summaries[winner]['outcome'])}")
     kept = reports[winner]
     if kept.bitstream is not None:      # the kept build's bitstream, logs and record, where a build leaves them
-        _write_files(files[winner], out)
+        write_files(files[winner], out)
         kept = dataclasses.replace(kept, bitstream=out / kept.bitstream.name)
     return winner, kept, summaries
 
