@@ -24,7 +24,8 @@ from .resources import Estimate, Resources
 from .ttfs import TTFSNet
 
 __all__ = ["AUTO", "lanes_option", "counts_option", "lanes_label", "add_lanes_options", "Candidate", "lane_choices",
-           "candidates", "pareto_front", "Choice", "choose", "describe", "check_target_fps", "settle_lanes"]
+           "candidates", "pareto_front", "Choice", "choose", "describe", "check_target_fps", "settle_lanes",
+           "folding_label"]
 
 AUTO = "auto"
 
@@ -54,6 +55,13 @@ def lanes_option(text: str):
 def lanes_label(lanes) -> str:
     """``8``, ``64,8``: a lanes value as ``--lanes`` takes it."""
     return ",".join(map(str, lanes)) if isinstance(lanes, (list, tuple)) else str(lanes)
+
+
+def folding_label(lanes, pixels_per_transfer: int = 1, spike_lanes=None) -> str:
+    """How a folding's rows and build directories are named: ``lanes64,8``, then ``-p<P>`` when P is
+    not 1 and ``-s<S>`` with spike lanes."""
+    return (f"lanes{lanes_label(lanes)}" + (f"-p{pixels_per_transfer}" if pixels_per_transfer != 1 else "")
+            + ("" if spike_lanes is None else f"-s{lanes_label(spike_lanes)}"))
 
 
 TARGET_FPS_HELP = ("with --lanes auto: the cheapest folding that reaches F images/s at the clock "

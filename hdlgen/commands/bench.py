@@ -21,7 +21,7 @@ from ..boards.platforms import get_board
 from ..data import load_dataset
 from ..errors import UserError
 from ..files import write_atomically
-from ..folding import AUTO, TARGET_FPS_HELP, check_target_fps, lanes_label, lanes_option, settle_lanes
+from ..folding import AUTO, TARGET_FPS_HELP, check_target_fps, folding_label, lanes_label, lanes_option, settle_lanes
 from ..simulate import SIMULATORS, missing_simulator
 from ..tasks import BUILD_DIR_TOKEN, Cache, Task, content_key, engine, file_digest, loads_net, run_tasks, write_files
 from . import check_core_options, check_output, check_output_dir, print_json
@@ -60,7 +60,8 @@ def register(sub):
     p.add_argument("--clock", type=float, metavar="MHZ", help="design clock in MHz (default: each board's clock)")
     p.add_argument("--build-dir", metavar="DIR",
                    help="board builds go to DIR/<board>-lanes<L>, DIR/T<T>-w<BITS>/<board>-lanes<L> for several nets "
-                        "(<L>: the lanes as --lanes takes them, then -p<P> for P pixels per transfer other than 1; "
+                        "(<L>: the lanes as --lanes takes them, then -p<P> for P pixels per transfer other than 1 and -s<S> "
+                        "for the spike lanes --lanes auto chose; "
                         "default build/bench-<model>)")
     cluster = p.add_mutually_exclusive_group()
     cluster.add_argument("--workers", type=int, metavar="N",
@@ -167,10 +168,8 @@ class Folding:
 
     @property
     def name(self) -> str:
-        """``lanes64,8``, then ``-p<P>`` when P is not 1 and ``-s<S>`` with spike lanes: how its rows and
-        build directories are named."""
-        return (f"lanes{lanes_label(self.lanes)}" + (f"-p{self.pixels_per_transfer}" if self.pixels_per_transfer != 1 else "")
-                + ("" if self.spike_lanes is None else f"-s{lanes_label(self.spike_lanes)}"))
+        """How its rows and build directories are named (:func:`hdlgen.folding.folding_label`)."""
+        return folding_label(self.lanes, self.pixels_per_transfer, self.spike_lanes)
 
     def identity(self) -> dict:
         return {"lanes": self.lanes, "pixels_per_transfer": self.pixels_per_transfer,

@@ -26,7 +26,7 @@ from ..boards.platforms import board_name, get_board
 from ..boards.route import DEFAULT_BUDGET
 from ..boards.seeds import STOP_SECONDS, build_seeds, seed_task
 from ..errors import UserError
-from ..folding import AUTO, add_lanes_options, lanes_label, settle_lanes
+from ..folding import AUTO, add_lanes_options, folding_label, lanes_label, settle_lanes
 from ..tasks import BUILD_DIR_TOKEN, dumps_net, engine, run_task, write_files
 from . import as_option, check_core_options, check_output_dir, print_json
 from .boards import prepare_tools, retry_on_bus_error
@@ -203,10 +203,9 @@ def _route_budget(args):
 
 
 def candidate_dir(candidate) -> str:
-    """The subdirectory of a --lanes auto --workers build where one folding is built: lanes<L>-p<P>, and
-    -s<S> with its spike lanes (foldings may differ in those alone)."""
-    spike_lanes = "" if candidate.spike_lanes is None else f"-s{lanes_label(candidate.spike_lanes)}"
-    return f"lanes{lanes_label(candidate.lanes)}-p{candidate.pixels_per_transfer}{spike_lanes}"
+    """The subdirectory of a --lanes auto --workers build where one folding is built (its
+    :func:`~hdlgen.folding.folding_label`: foldings may differ in pixels per transfer or spike lanes alone)."""
+    return folding_label(candidate.lanes, candidate.pixels_per_transfer, candidate.spike_lanes)
 
 
 def _ranked_winner(outcomes: list) -> int | None:
@@ -222,7 +221,7 @@ def _ranked_winner(outcomes: list) -> int | None:
 
 def _build_candidates(args, net, board, out: Path, clock_hz, tried: list) -> tuple:
     """--lanes auto --workers N: the ``tried`` foldings (the choice and the next ones down, fastest first) built
-    at once on a local Dask cluster, each in ``out/lanes<L>-p<P>[-s<S>]`` (:func:`hdlgen.boards.seeds.seed_task` on a
+    at once on a local Dask cluster, each in ``out/<folding>`` (:func:`candidate_dir`; :func:`hdlgen.boards.seeds.seed_task` on a
     worker). A folding that fits and meets timing stops the slower ones at once; once the fastest such is
     known (every faster one settled) the rest are stopped too. Returns ``(index kept, report kept, one summary
     per folding)``; the kept build's files are also written to ``out``. Without a success the kept one is the
