@@ -15,16 +15,9 @@ import json
 import sys
 from pathlib import Path
 
+from hdlgen.resources import route_build_options
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _folding(argv: list) -> tuple:
-    """(lanes, pixels per transfer, spike lanes, router) of an `hdlgen build` command line."""
-    def option(name, default=None):
-        return argv[argv.index(name) + 1] if name in argv else default
-    spike_lanes = option("--spike-lanes")
-    return (int(option("--lanes", 1)), int(option("--pixels-per-transfer", 1)),
-            None if spike_lanes is None else int(spike_lanes), option("--router"))
 
 
 def main():
@@ -32,10 +25,12 @@ def main():
                for row in json.loads((RESULTS / "stream.json").read_text())["rows"] if row["net"] == "fashion_mlp"}
     rows = []
     for build in json.loads((RESULTS / "route.json").read_text())["rows"]:
-        argv = build["command"].split("(runs: ")[-1].rstrip(")").split()
-        if "ulx3s-85f" not in argv or not build.get("utilization"):
+        if not build.get("utilization"):
             continue
-        lanes, per_transfer, spike_lanes, router = _folding(argv)
+        options = route_build_options(build)
+        if options["board"] != "ulx3s-85f":
+            continue
+        lanes, per_transfer, spike_lanes = options["lanes"], options["pixels_per_transfer"], options["spike_lanes"]
         stream = streams.get((lanes, per_transfer, spike_lanes))
         if stream is None:
             continue
@@ -43,7 +38,7 @@ def main():
         at_fmax = None if fmax is None else fmax * 1e6 / stream["interval_mean"]
         met = fmax is not None and fmax >= build["clock_mhz"]
         rows.append({"build": build["name"], "lanes": lanes, "pixels_per_transfer": per_transfer,
-                     "spike_lanes": spike_lanes, "router": router or "router1", "outcome": build["outcome"],
+                     "spike_lanes": spike_lanes, "router": options["router"] or "router1", "outcome": build["outcome"],
                      "interval_cycles": round(stream["interval_mean"], 1),
                      "throughput_bound": round(stream["throughput_bound"], 1), "bit_exact": stream["bit_exact"],
                      "fmax_mhz": None if fmax is None else round(fmax, 1), "clock_mhz": build["clock_mhz"],

@@ -32,7 +32,7 @@ from .geometry import NetGeometry, ceil_div, ladder_steps, sorter_words
 from .ttfs import unsigned_width
 
 __all__ = ["KINDS", "Resources", "Estimate", "LOGIC", "logic_units", "estimate",
-           "capacity", "recorded_builds", "fit"]
+           "capacity", "recorded_builds", "route_build_options", "fit"]
 
 KINDS = ("LUT", "FF", "LC", "BRAM", "SPRAM", "DSP")
 
@@ -202,8 +202,9 @@ def _units(geometry: NetGeometry, board) -> tuple:
     dsp_blocks = device.dsp_blocks if board.has_dsp else None
     logic_products = [] if dsp_blocks is None else assign_multipliers(stand_in, dsp_blocks)
     units = {"input": _input_units(geometry)}
-    units["input"]["LUT"] += sum(_logic_memory_luts(depth, width, family) for _, depth, width in _input_memories(geometry))
-    fixed = {"input": {"BRAM": sum(_blocks(depth, width, family) for _, depth, width in _input_memories(geometry))}}
+    input_memories = _input_memories(geometry)
+    units["input"]["LUT"] += sum(_logic_memory_luts(depth, width, family) for _, depth, width in input_memories)
+    fixed = {"input": {"BRAM": sum(_blocks(depth, width, family) for _, depth, width in input_memories)}}
     for index, stage in enumerate(geometry.layers):
         name = stage.layer.name
         engine = geometry.engines.index(index) if index in geometry.engines else None
@@ -287,15 +288,25 @@ def recorded_builds(results: Path) -> list:
                          "spram": None, "used": row["utilization"], "source": f"folding.json {row['name']}"})
     for row in json.loads((results / "route.json").read_text())["rows"]:
         if row.get("utilization"):
-            argv = row["command"].split("(runs: ")[-1].split()
-            option = {name: argv[argv.index(name) + 1] for name in ("--lanes", "--pixels-per-transfer", "--spike-lanes")
-                      if name in argv}
-            rows.append({"net": Path(argv[2]).stem, "board": argv[argv.index("--board") + 1],
-                         "lanes": int(option["--lanes"]), "pixels_per_transfer": int(option.get("--pixels-per-transfer", 1)),
-                         "spike_lanes": int(option["--spike-lanes"]) if "--spike-lanes" in option else None,
-                         "spram": False, "used": _used(row["utilization"]),
-                         "source": f"route.json {row['name']}"})
+            options = route_build_options(row)
+            rows.append({"net": options["net"], "board": options["board"], "lanes": options["lanes"],
+                         "pixels_per_transfer": options["pixels_per_transfer"], "spike_lanes": options["spike_lanes"],
+                         "spram": False, "used": _used(row["utilization"]), "source": f"route.json {row['name']}"})
     return rows
+
+
+def route_build_options(row: dict) -> dict:
+    """What a bench/route.py row (bench/results/route.json) was built with, read from the
+    ``hdlgen build`` command it ran: ``net`` (its file's stem), ``board``, ``lanes``,
+    ``pixels_per_transfer``, ``spike_lanes`` and ``router`` (None: nextpnr's default)."""
+    argv = row["command"].split("(runs: ")[-1].split()
+
+    def option(name, default=None):
+        return argv[argv.index(name) + 1] if name in argv else default
+    spike_lanes = option("--spike-lanes")
+    return {"net": Path(argv[2]).stem, "board": option("--board"), "lanes": int(option("--lanes")),
+            "pixels_per_transfer": int(option("--pixels-per-transfer", 1)),
+            "spike_lanes": None if spike_lanes is None else int(spike_lanes), "router": option("--router")}
 
 
 def _qat_row(net: str, build: dict, source: str) -> dict:
