@@ -445,13 +445,15 @@ def _run_script(out_dir: Path, name: str, family: str, progress, budget: RouteBu
     pnr_log = out_dir / f"{name}.tim"
     watch, verdict, read = RouteWatch(), None, 0
     # a session of its own: the script and the tools it starts are stopped together
-    with subprocess.Popen(command, cwd=out_dir, env=toolchain_env(family), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, start_new_session=True) as process:
+    with _signals_held() as release, subprocess.Popen(
+            command, cwd=out_dir, env=toolchain_env(family), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True) as process:
         chunks = []
         # the script's output is read while it runs: a full pipe would stop it
         reader = threading.Thread(target=lambda: chunks.append(process.stdout.read()), daemon=True)
         reader.start()
         try:
+            release()
             while process.poll() is None:
                 now = time.monotonic()
                 if pnr_log.is_file():
@@ -471,6 +473,32 @@ def _run_script(out_dir: Path, name: str, family: str, progress, budget: RouteBu
                 _stop_session(process)
         reader.join()
     return subprocess.CompletedProcess(command, process.returncode, "".join(chunks)), watch, verdict
+
+
+@contextmanager
+def _signals_held():
+    """Hold Ctrl-C and SIGTERM until the ``release()`` this yields (or the block's end), then raise
+    them as they came. A signal while a session is being started would otherwise leave the
+    session running with no one to stop it. Off the main thread, where no handler runs, nothing is held."""
+    caught = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def release():
+        while previous:
+            sig, handler = previous.popitem()
+            signal.signal(sig, handler)
+        for signum in caught:
+            signal.raise_signal(signum)
+        caught.clear()
+
+    try:
+        yield release
+    finally:
+        release()
 
 
 def _stop_session(process: subprocess.Popen) -> None:

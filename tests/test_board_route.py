@@ -292,5 +292,34 @@ def test_sigterm_stops_a_build_and_its_tools(tmp_path):
     _, err = build.communicate(timeout=60)
     assert build.returncode == 128 + signal.SIGTERM
     assert err.strip().splitlines()[-1] == "hdlgen build: terminated"
-    time.sleep(1)
+    deadline = time.monotonic() + 10     # a killed tool may take a moment to leave on a loaded machine
+    while _processes_in(out) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert not _processes_in(out)
+
+
+def test_a_signal_while_the_tools_start_is_raised_once_they_can_be_stopped():
+    """SIGTERM that comes while the build script is being started (the test above sends it as soon as
+    the child exists, often before Popen has returned) waits for ``release()``: raised earlier, it
+    would leave the script running with nobody holding its pid."""
+    import os
+    import signal
+    import time
+
+    from hdlgen.boards.build import _signals_held
+    from hdlgen.cli import Terminated, _terminate
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    reached = []
+    try:
+        with pytest.raises(Terminated):
+            with _signals_held() as release:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.1)              # an unheld handler would have raised by now
+                reached.append("after the signal")
+                release()
+                reached.append("after release")
+        assert reached == ["after the signal"]
+        assert signal.getsignal(signal.SIGTERM) is _terminate
+    finally:
+        signal.signal(signal.SIGTERM, previous)
