@@ -224,7 +224,9 @@ class DenseGeometry:
         and, before a spike-time bank, its ladder."""
         cycles = self.layer.ticks_in + self.read_out_cycles() + self.multiplier_stages + self.handshake_cycles
         if self.fires:
-            cycles += ladder_steps(self.layer.ticks) + 4
+            # and the word's register before the ladders take it part by part (EngineTiming's
+            # registered_gather; counted for either timing, so the overhead stays a bound for both)
+            cycles += ladder_steps(self.layer.ticks) + 4 + (self.spike_lanes < self.lanes)
         return cycles
 
     def describe(self) -> dict:

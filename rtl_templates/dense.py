@@ -19,9 +19,10 @@ __all__ = ["EngineTiming", "RETIMED", "COMPACT", "WeightROM", "DenseEngine", "ac
 
 @dataclass(frozen=True)
 class EngineTiming:
-    """Structures a :class:`DenseEngine` spends flip-flops and logic cells on for a faster clock.
-    Which ones pay is a fact of the FPGA family, so a board's family chooses
-    (:attr:`hdlgen.boards.platforms.Family.engine_timing`); the results are the same bit for bit.
+    """Structures a :class:`DenseEngine` and the spike-time bank after it spend flip-flops and
+    logic cells on for a faster clock. Which ones pay is a fact of the FPGA family, so a board's
+    family chooses (:attr:`hdlgen.boards.platforms.Family.engine_timing`); the results are the
+    same bit for bit.
 
     Members
     -------
@@ -36,14 +37,21 @@ class EngineTiming:
         (:func:`read_through`), so a wide engine's read register does not wait for the address
         compare and its fan-out to the whole word. Without it the read port is transparent to the
         write port, which an iCE40 block RAM makes with fewer cells.
+    registered_gather : bool
+        A spike-time bank with fewer ladders than lanes registers each accumulator word before
+        its ladders take it part by part (:class:`~hdlgen.rtl_templates.spike_time.SpikeTimeBank`):
+        a cycle more per image, and the word's path from the engine's memory into each ladder's
+        part multiplexer is cut (at 128 lanes and 16 ladders it was a 10 ns route on ECP5).
+        Without it the multiplexer takes the word as it arrives, with no flip-flop per lane and bit.
     """
 
     drain_fifo: bool = True
     registered_read_hit: bool = True
+    registered_gather: bool = True
 
 
 RETIMED = EngineTiming()                                               # the default: for ECP5 timing
-COMPACT = EngineTiming(drain_fifo=False, registered_read_hit=False)    # the fewest cells (iCE40)
+COMPACT = EngineTiming(drain_fifo=False, registered_read_hit=False, registered_gather=False)  # fewest cells (iCE40)
 
 
 def weight_product(weight, q, in_logic: bool):

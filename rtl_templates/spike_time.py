@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from hdlgen.geometry import DenseGeometry, ceil_div, ladder_steps, pack_words
 from hdlgen.ttfs import layer_bounds, unsigned_width
 
+from .dense import RETIMED
 from .events import acc_word_layout, event_layout
 from .formal import stream_ports
 from .tick_sorter import TickSorter
@@ -33,7 +34,9 @@ class SpikeTimeBank(wiring.Component):
     There are ``spike_lanes`` ladders (the geometry's; a divisor of the lanes, all of them by
     default): a word of ``lanes`` potentials goes through in ``lanes / spike_lanes`` cycles,
     each part's fire ticks into a :class:`TickSorter` with a bank per ladder, which emits them
-    by tick (within a tick bank by bank), then ``end``.
+    by tick (within a tick bank by bank), then ``end``. With ``timing.registered_gather``
+    (:class:`~hdlgen.rtl_templates.dense.EngineTiming`) and fewer ladders than lanes, each word
+    is registered before its parts are chosen: a cycle more per image.
 
     Parameters
     ----------
@@ -50,6 +53,12 @@ class SpikeTimeBank(wiring.Component):
         final one.
     o : Out(stream.Signature(event_layout(fan_out, T)))
         The layer's spikes in tick order, then ``end``.
+
+    Attributes
+    ----------
+    timing : EngineTiming
+        The family's timing structures (:data:`~hdlgen.rtl_templates.dense.RETIMED` unless set
+        before elaboration, as :class:`~hdlgen.rtl_templates.top.NetworkTop` does).
     """
 
     formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
@@ -63,6 +72,7 @@ class SpikeTimeBank(wiring.Component):
         self.spike_lanes = geometry.spike_lanes
         self.acc_width = geometry.acc_width
         self.shared_k = geometry.shared_k
+        self.timing = RETIMED
         super().__init__({
             "i": In(stream.Signature(acc_word_layout(self.acc_width, self.lanes))),
             "o": Out(stream.Signature(event_layout(layer.fan_out, layer.ticks))),
@@ -98,6 +108,16 @@ class SpikeTimeBank(wiring.Component):
                 m.d.sync += [closing.eq(1), block_base.eq(0), position.eq(0)]
         block = Signal(range(blocks))
         m.d.comb += block.eq(block_base + sub)
+        acc = self.i.payload.acc
+        if subwords > 1 and self.timing.registered_gather:
+            # the word and where the walk is in it, one stage later: no enable, so no fan-out of
+            # ``i.ready`` to the word's flip-flops, and the word's path into a ladder's part
+            # multiplexer starts at a flip-flop near it rather than in the sender's memory
+            held = [Signal(acc.shape(), name="gather_acc"), Signal(name="gather_take"), Signal.like(sub, name="gather_sub"),
+                    Signal.like(position, name="gather_position"), Signal.like(block, name="gather_block"),
+                    Signal(name="gather_done")]
+            m.d.sync += [r.eq(v) for r, v in zip(held, [acc, take, sub, position, block, image_done])]
+            acc, take, sub, position, block, image_done = held
 
         # stage 0 (registers): the potentials, K, the sorter's word and which lanes are channels
         k_width = unsigned_width(int(layer.k.max()))
@@ -110,7 +130,7 @@ class SpikeTimeBank(wiring.Component):
         m.d.sync += [end_due.eq(image_done), end.eq(end_due), valid.eq(take),
                      tag.eq(Cat(position, block) if shift else block),
                      present.eq(Cat(block < ceil_div(channels - g, spike_lanes) for g in range(spike_lanes)))]
-        parts = [self.i.payload.acc[part * spike_lanes:(part + 1) * spike_lanes] for part in range(subwords)]
+        parts = [acc[part * spike_lanes:(part + 1) * spike_lanes] for part in range(subwords)]
         m.d.sync += [p.eq(Array(part[g] for part in parts)[sub] if subwords > 1 else parts[0][g])
                      for g, p in enumerate(potentials)]
         carried = [valid, end, tag, present]

@@ -107,13 +107,14 @@ class TickSorter(wiring.Component):
         # every bank loads its head and tail of the tick whenever a tick is sought, listed in it
         # or not (only a bank with a list is chosen): so the load waits for no OR over the banks
         seeking = Signal()
+        walking, closing = Signal(), Signal()
         # an event leaves the walk this cycle; the chosen bank then follows its link unless it is
         # at its tail – decided in each bank from its own ``at_tail``, so no OR over the banks
         # sits in front of the link read addresses
         walk_moves = Signal()
         appending = Signal(banks)        # append, second cycle: the bank's tail[tick] has arrived
         append_word = Signal(index_shape)
-        collecting = Signal()
+        collecting = Signal(init=1)
         taken = self.i.valid & collecting & ~self.i.payload.end
 
         currents, at_tails, filled = [], [], []
@@ -197,28 +198,31 @@ class TickSorter(wiring.Component):
         with m.Elif(bank_done & queued):
             m.d.sync += [chosen.eq(lowest(queue)), queue.eq(queue & ~lowest(queue))]
 
-        with m.FSM(name="phase"):
-            with m.State("collect"):
-                m.d.comb += [collecting.eq(1), self.i.ready.eq(1), collect_next.eq(1)]
-                with m.If(self.i.valid & self.i.payload.end):
-                    m.d.comb += [starting.eq(1), collect_next.eq(0)]
-                    m.next = "seek"
-            with m.State("seek"):
-                with m.If(tick == ticks):
-                    m.d.comb += [emit.valid.eq(1), emit.payload.end.eq(1)]
-                    with m.If(emit.ready):
-                        m.d.comb += collect_next.eq(1)
-                        m.next = "collect"
-                with m.Else():
-                    m.d.comb += seeking.eq(1)
-                    m.d.sync += [f.eq(f >> 1) for f in filled]
-                    with m.If(listed):
-                        m.next = "walk"
-            with m.State("walk"):
-                m.d.comb += [emit.valid.eq(1), emit.payload.neuron.eq(neuron), emit.payload.tick.eq(tick),
-                             walk_moves.eq(emit.ready)]
-                with m.If(bank_done & ~queued):
-                    m.next = "seek"
+        # The phase is four one-hot registers, not an encoded state: ``seeking`` and ``walking``
+        # select every bank's next link address, so each is a flip-flop's output with no decoding
+        # in front of its fan-out to the banks. ``closing`` emits ``end`` after the last tick.
+        last_tick = tick == ticks - 1
+        with m.If(collecting):
+            m.d.comb += [self.i.ready.eq(1), collect_next.eq(1)]
+            with m.If(self.i.valid & self.i.payload.end):
+                m.d.comb += [starting.eq(1), collect_next.eq(0)]
+                m.d.sync += [collecting.eq(0), seeking.eq(1)]
+        with m.If(seeking):
+            m.d.sync += [f.eq(f >> 1) for f in filled]
+            with m.If(listed):
+                m.d.sync += [seeking.eq(0), walking.eq(1)]
+            with m.Elif(last_tick):
+                m.d.sync += [seeking.eq(0), closing.eq(1)]
+        with m.If(walking):
+            m.d.comb += [emit.valid.eq(1), emit.payload.neuron.eq(neuron), emit.payload.tick.eq(tick),
+                         walk_moves.eq(emit.ready)]
+            with m.If(bank_done & ~queued):
+                m.d.sync += [walking.eq(0), closing.eq(last_tick), seeking.eq(~last_tick)]
+        with m.If(closing):
+            m.d.comb += [emit.valid.eq(1), emit.payload.end.eq(1)]
+            with m.If(emit.ready):
+                m.d.comb += collect_next.eq(1)
+                m.d.sync += [closing.eq(0), collecting.eq(1)]
         if self.formal:
             stream_ports(m, self)
             taken = self.i.valid & self.i.ready & ~self.i.payload.end

@@ -79,7 +79,7 @@ class NetworkTop(wiring.Component):
     trace : bool
         Add the ``trace`` member (for testbenches; production builds leave it out).
     engine_timing : EngineTiming
-        What every dense engine spends on timing (:class:`~hdlgen.rtl_templates.dense.EngineTiming`;
+        What every dense engine and spike-time bank spends on timing (:class:`~hdlgen.rtl_templates.dense.EngineTiming`;
         a board build passes its family's choice, :attr:`hdlgen.boards.platforms.Family.engine_timing`).
 
     Members
@@ -124,6 +124,8 @@ class NetworkTop(wiring.Component):
             if isinstance(stage, DenseEngine):
                 stage.timing = engine_timing
         self.banks = [SpikeTimeBank(stage) if stage.fires else None for stage in self.geometry.layers]
+        for bank in filter(None, self.banks):
+            bank.timing = engine_timing
         self.readout = Readout(self.geometry.layers[-1])
 
     @property

@@ -130,9 +130,10 @@ def test_dense_engine_accumulates_and_resets_to_bias(seed, timing):
         assert potentials[fan_out:] == [0] * (words * lanes - fan_out)
 
 
+@pytest.mark.parametrize("timing", [pytest.param(RETIMED, id="registered-gather"), pytest.param(COMPACT, id="compact")])
 @pytest.mark.parametrize("shared_k", [True, False])
 @pytest.mark.parametrize("seed", range(3))
-def test_spike_time_bank_matches_floor_clamp_on_edge_values(seed, shared_k):
+def test_spike_time_bank_matches_floor_clamp_on_edge_values(seed, shared_k, timing):
     rng = np.random.default_rng(seed)
     fan_out, ticks = int(rng.integers(6, 14)), int(rng.integers(1, 9))
     k = np.full(fan_out, int(rng.integers(1, 9))) if shared_k else rng.integers(1, 9, fan_out)
@@ -147,6 +148,7 @@ def test_spike_time_bank_matches_floor_clamp_on_edge_values(seed, shared_k):
     geometry = DenseGeometry(layer, lanes, spike_lanes)
     assert lanes % geometry.spike_lanes == 0 and geometry.spike_lanes <= spike_lanes
     dut = SpikeTimeBank(geometry)
+    dut.timing = timing
     inputs = [word for potentials in images for word in words_of(potentials, lanes)]
     got = split_images(simulate(dut, inputs, dut.i, dut.o, ends(len(images)), rng))
     assert got == [bank_order(spikes_from_q(np.clip(a // k, 0, ticks), ticks), geometry.spike_lanes, 1, lanes)
