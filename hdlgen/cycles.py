@@ -20,7 +20,8 @@ costs of :mod:`hdlgen.geometry`.
   stage works on a different image, so results cannot come faster than the busiest stage's
   cycles per image. A stage is busy with an image for what it cannot overlap with the next
   one's work, as the core builds it: the input encoder's tick sorter collects the pixel stream
-  (``ceil(N_in / P)``) and then walks its window (``E_0 + T_0``); an engine pays for its input
+  (``ceil(N_in / P)``) and then walks its window (``E_0 + T_0``) – with two sorters taking images
+  in turn (:class:`~hdlgen.geometry.InputGeometry`'s ``sorters``) the longer of the two; an engine pays for its input
   spikes (``C_ℓ``, every input's in a graph net) and then streams its accumulators out (its
   :meth:`~hdlgen.geometry.DenseGeometry.read_out_cycles`); a spike-time bank's tick sorter
   collects that read-out and then walks its window (``E_ℓ + T_ℓ``); a max-pool visits every
@@ -136,8 +137,8 @@ def _stage_cycles(geometry: NetGeometry, spiked, overlapped: bool = False) -> di
         phases[f"{name} engine"] = (int(cost[taken].sum()), read_out)
         if stage.fires:
             phases[f"{name} sorter"] = (read_out, len(spiked[l + 1]) + stage.walked_ticks)
-    combine = max if overlapped else sum
-    return {stage: int(combine(cycles)) for stage, cycles in phases.items()}
+    both = {"input"} if geometry.input.sorters == 2 else set()    # stages that hold two images
+    return {stage: int(max(cycles) if overlapped or stage in both else sum(cycles)) for stage, cycles in phases.items()}
 
 
 def stage_cycles(net: TTFSNet, spikes, lanes: int = 1, pixels_per_transfer: int = 1,

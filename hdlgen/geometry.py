@@ -338,18 +338,22 @@ def stage_geometry(layer, lanes: int = 1, spike_lanes: int | None = None):
 class InputGeometry:
     """The input encoder: ``pixels_per_transfer`` pixels per transfer of the pixel stream, a
     256-entry tick table (one read port per pixel of a transfer) and a tick sorter with a bank
-    per pixel of a transfer.
+    per pixel of a transfer – or ``sorters = 2`` of them taking images in turn, so the next
+    image's pixels come in while this one's spikes leave (:class:`NetGeometry` decides).
 
     Raises :class:`ValueError` unless ``pixels_per_transfer`` is an integer in ``1..`` the
     image's pixels.
     """
 
-    def __init__(self, encoding, pixels_per_transfer: int = 1):
+    def __init__(self, encoding, pixels_per_transfer: int = 1, sorters: int = 1):
         self.encoding = encoding
         self.pixels_per_transfer = check_count(pixels_per_transfer, encoding.size, "pixels per transfer",
                                                "the image's pixels")
         self.transfers = ceil_div(encoding.size, self.pixels_per_transfer)
         self.walked_ticks = encoding.ticks
+        if sorters not in (1, 2):
+            raise ValueError(f"the input encoder has 1 or 2 tick sorters, got {sorters!r}")
+        self.sorters = sorters
 
     @property
     def keeps_neuron_order(self) -> bool:
@@ -364,7 +368,7 @@ class InputGeometry:
     def memory_bits(self) -> dict:
         enc, per_transfer = self.encoding, self.pixels_per_transfer
         return {"table": 256 * unsigned_width(enc.ticks) * per_transfer,
-                "sorter": sorter_memory_bits(enc.size, enc.ticks, per_transfer)}
+                "sorter": self.sorters * sorter_memory_bits(enc.size, enc.ticks, per_transfer)}
 
     def overhead(self) -> int:
         """A few handshakes (the intake is part of the event lower bound)."""
@@ -412,10 +416,15 @@ class NetGeometry:
         elif spike_lanes is not None:
             check_count(spike_lanes, max(self._each(self.lanes)), "spike lanes", "the lanes")
         self.spike_lanes = spike_lanes
-        self.input = InputGeometry(net.input, pixels_per_transfer)
         lanes_of, spike_lanes_of = iter(self._each(self.lanes)), iter(self._each(spike_lanes))
         self.layers = [stage_geometry(layer, next(lanes_of), next(spike_lanes_of)) if layer.has_weights
                        else stage_geometry(layer) for layer in net.layers]
+        # An engine that pays one cycle per input spike keeps pace with the encoder's walk, so on a
+        # stream the encoder's time to take the next image's pixels in is what limits it: two
+        # sorters taking images in turn hide it.
+        first = self.layers[net.consumers(0)[0][0]]
+        keeps_pace = bool(first.words) and int(first.input_costs().max()) <= 1
+        self.input = InputGeometry(net.input, pixels_per_transfer, sorters=2 if keeps_pace else 1)
         self.engines = [i for i, layer in enumerate(net.layers) if layer.has_weights]
         self.buffers = [SkipBuffer(net, source, layer, position)
                         for source in range(len(net.layers)) for layer, position in net.consumers(source)[1:]]

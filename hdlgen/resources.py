@@ -44,7 +44,7 @@ LOGIC = {
     "ice40": {"LUT": (1044.5, 1.5113), "FF": (656.0, 2.0251), "LC": (1644.2, 1.5669), "BRAM": (4.0, 1.0)},
     # 10 builds (the digits MLP and CNN at lanes 1; the Fashion MLP at lanes 32,1 with one spike lane, 64, 128, and
     # 128 with 16 or 64 spike lanes at 8 or 16 pixels a transfer): LUT within 13 %, FF 12 %
-    "ecp5": {"LUT": (916.8, 1.5687), "FF": (1044.8, 1.1129), "BRAM": (2.0, 1.0)},
+    "ecp5": {"LUT": (983.9, 1.5166), "FF": (1044.8, 1.1129), "BRAM": (2.0, 1.0)},
     # 2 builds (boards.json, digits MLP and CNN on the Tang Nano 9K): LUT within 10 %
     "gowin": {"LUT": (0.0, 2.2894), "FF": (464.3, 2.2955), "BRAM": (3.0, 1.0)},
 }
@@ -171,9 +171,9 @@ def _memories(stage, family: str) -> list:
 
 
 def _input_memories(geometry: NetGeometry) -> list:
-    """The input encoder's tick sorter (its tick table is a ROM in logic)."""
+    """The input encoder's tick sorters (its tick table is a ROM in logic)."""
     encoding = geometry.input.encoding
-    return _sorter_memories(encoding.size, encoding.ticks, geometry.input.pixels_per_transfer)
+    return _sorter_memories(encoding.size, encoding.ticks, geometry.input.pixels_per_transfer) * geometry.input.sorters
 
 
 @dataclass

@@ -10,6 +10,7 @@ from hdlgen.ttfs import unsigned_width
 
 from .events import event_layout
 from .formal import stream_ports
+from .sorter_pair import TickSorterPair
 from .tick_sorter import TickSorter
 
 # read ports of one copy of the tick table
@@ -26,7 +27,8 @@ class InputEncoder(wiring.Component):
     read port per pixel of a transfer) maps the byte straight to ``T0 − q0``.
     The ``P`` fire ticks of a transfer go into a :class:`TickSorter` with ``P`` banks (pixel
     ``j`` in bank ``j mod P``) in one cycle, which then emits them by tick, then ``end``.
-    Pixels of the next image are accepted as soon as the sorter has emitted the previous image.
+    Pixels of the next image are accepted as soon as the sorter has emitted the previous image –
+    or, with the geometry's two sorters (:class:`TickSorterPair`), as soon as the one before it has.
 
     Cycles per image: ``ceil(pixels / P) + 2`` to collect, then ``spikes + T0 + 1`` to emit.
 
@@ -61,7 +63,8 @@ class InputEncoder(wiring.Component):
         m = Module()
         size, ticks = self.encoding.size, self.encoding.ticks
         per_transfer, transfers = self.geometry.pixels_per_transfer, self.geometry.transfers
-        m.submodules.sorter = sorter = TickSorter(size, ticks, per_transfer)
+        sorter_kind = TickSorterPair if self.geometry.sorters == 2 else TickSorter
+        m.submodules.sorter = sorter = sorter_kind(size, ticks, per_transfer)
         wiring.connect(m, sorter.o, wiring.flipped(self.o))
 
         # the ROM holds the fire tick ``T0 − q0`` itself (``T0``: no spike), no subtractor after it;

@@ -10,6 +10,7 @@ from hdlgen.golden import run_events, spikes_from_q
 from hdlgen.rtl_templates.dense import COMPACT, RETIMED, DenseEngine, EngineTiming
 from hdlgen.rtl_templates.encoder import TABLE_READ_PORTS, InputEncoder
 from hdlgen.rtl_templates.readout import Readout
+from hdlgen.rtl_templates.sorter_pair import TickSorterPair
 from hdlgen.rtl_templates.spike_time import SpikeTimeBank
 from hdlgen.rtl_templates.tick_sorter import TickSorter
 from hdlgen.testing import random_net
@@ -18,9 +19,10 @@ from hdlgen.ttfs import IntDense, layer_bounds
 from .helpers import bank_order, ends, events_of, simulate, split_images, transfers_of
 
 
+@pytest.mark.parametrize("sorter", [TickSorter, TickSorterPair])
 @pytest.mark.parametrize("gap", [0.0, 0.5])
 @pytest.mark.parametrize("seed", range(4))
-def test_tick_sorter_orders_by_tick_then_bank(seed, gap):
+def test_tick_sorter_orders_by_tick_then_bank(seed, gap, sorter):
     rng = np.random.default_rng(seed)
     neurons, ticks = int(rng.integers(1, 14)), int(rng.integers(1, 6))
     banks = [1, neurons, int(rng.integers(1, neurons + 1)), min(neurons, 4)][seed]
@@ -35,9 +37,43 @@ def test_tick_sorter_orders_by_tick_then_bank(seed, gap):
                 continue                            # a word without spikes may be left out
             inputs.append({"word": int(w), "tick": [int(t) for t in padded[w]], "end": 0})
         inputs.append({"word": 0, "tick": [0] * banks, "end": 1})
-    dut = TickSorter(neurons, ticks, banks)
+    dut = sorter(neurons, ticks, banks)
     got = split_images(simulate(dut, inputs, dut.i, dut.o, ends(len(images)), rng, gap=gap))
     assert got == [bank_order(im, banks) for im in images]
+
+
+@pytest.mark.parametrize("sorter, overlaps", [(TickSorter, False), (TickSorterPair, True)])
+def test_a_sorter_pair_collects_the_next_image_while_it_emits(sorter, overlaps):
+    """Images back to back, output always ready: a pair has taken all of image 2 before image 1's
+    ``end`` leaves; one sorter takes no word of it before."""
+    neurons, ticks = 6, 3
+    dut = sorter(neurons, ticks)
+    words = [(w, w % ticks, 0) for w in range(neurons)] + [(0, 0, 1)]
+    taken_ends, left_ends = [], []      # the cycles in which each image's end went in and came out
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        cycle, pending = 0, list(words * 3)
+        while len(left_ends) < 3:
+            if pending:
+                word, tick, end = pending[0]
+                ctx.set(dut.i.valid, 1)
+                ctx.set(dut.i.payload, {"word": word, "tick": [tick], "end": end})
+            else:
+                ctx.set(dut.i.valid, 0)
+            _, _, taken, left, left_end = await ctx.tick().sample(dut.i.ready, dut.o.valid, dut.o.payload.end)
+            cycle += 1
+            if left and left_end:
+                left_ends.append(cycle)
+            if pending and taken:
+                if pending.pop(0)[2]:
+                    taken_ends.append(cycle)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert (taken_ends[1] < left_ends[0]) == overlaps
 
 
 @pytest.mark.parametrize("seed", range(3))
