@@ -162,7 +162,9 @@ def _rtlil(proof: Proof) -> str:
             m.d.comb += Assume(~ResetSignal())
             return m
 
-    fragment = Fragment.get(Harness(), None)
+    # the "formal" platform: amaranth's FIFOs then state their own invariants (level against their
+    # pointers), without which an induction step may start a FIFO in a state no run reaches
+    fragment = Fragment.get(Harness(), "formal")
     ports = [Value.cast(value) for _, _, value in component.signature.flatten(component)]
     return rtlil.convert_fragment(fragment, [*ports, *getattr(component, "formal_inputs", [])], name="top")[0]
 

@@ -8,12 +8,12 @@ import warnings
 import numpy as np
 import pytest
 from amaranth.hdl import Elaboratable, Module, Mux, Signal
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 
 from hdlgen.boards import frame_receiver, receiver_properties
 from hdlgen.geometry import DenseGeometry
 from hdlgen.prove import Proof, missing_tools, proofs_for, run_proofs
-from hdlgen.rtl_templates import events, spike_time, tick_sorter
+from hdlgen.rtl_templates import dense, events, spike_time, tick_sorter
 from hdlgen.rtl_templates.dense import DenseEngine
 from hdlgen.rtl_templates.top import NetworkTop
 from hdlgen.testing import random_graph, random_net
@@ -78,6 +78,30 @@ def test_stream_rules_proved_and_restless_payload_fails(tmp_path, proofs, monkey
     mutant = Proof("sorter", "stream", lambda: tick_sorter.TickSorter(3, 2), None, "bmc", 10)
     assert run_proofs([mutant], tmp_path / "mutant", jobs=1, timeout=300)[0].result == "fail"
     assert events.skid_buffer is not _restless_skid_buffer
+
+
+class _HeadDroppingFIFO(Elaboratable):
+    """A mutant drain FIFO: a write drops the word at its head, waiting or not."""
+
+    def __init__(self, *, width, depth):
+        self.fifo = SyncFIFO(width=width, depth=depth)
+        self.depth, self.r_en = depth, Signal()
+        for name in ("w_data", "w_en", "w_rdy", "r_data", "r_rdy", "level"):
+            setattr(self, name, getattr(self.fifo, name))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = self.fifo
+        m.d.comb += self.fifo.r_en.eq(self.r_en | self.fifo.w_en)
+        return m
+
+
+def test_engine_stream_proved_and_head_dropping_fifo_fails(tmp_path, proofs, monkeypatch):
+    """The engine's stream rules close by induction with amaranth's own FIFO invariants (the proof
+    elaborates for the "formal" platform); a drain FIFO that drops its waiting head fails."""
+    assert _one(tmp_path / "ok", proofs, "dense0 dense stage", "stream").result == "pass"
+    monkeypatch.setattr(dense, "SyncFIFO", _HeadDroppingFIFO)
+    assert _one(tmp_path / "mutant", proofs, "dense0 dense stage", "stream").result == "fail"
 
 
 def test_overflow_bounded_and_one_bit_short_fails(tmp_path):
