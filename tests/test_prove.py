@@ -104,16 +104,32 @@ def test_engine_stream_proved_and_head_dropping_fifo_fails(tmp_path, proofs, mon
     assert _one(tmp_path / "mutant", proofs, "dense0 dense stage", "stream").result == "fail"
 
 
-def test_overflow_bounded_and_one_bit_short_fails(tmp_path):
+def test_overflow_proved_and_one_bit_short_fails(tmp_path):
     net = random_net(np.random.default_rng(3), [4, 3, 2], [2, 2], weight_bits=4, bias="large")
     layer = net.layers[0]
-    assert _one(tmp_path / "ok", proofs_for(NetworkTop(net), ["overflow"]), "dense0 dense stage",
-                "overflow").result == "bounded"
+    ok = _one(tmp_path / "ok", proofs_for(NetworkTop(net), ["overflow"]), "dense0 dense stage", "overflow")
+    assert (ok.mode, ok.result) == ("prove", "pass")
     narrow = DenseGeometry(layer)
     narrow.acc_width -= 1
-    mutant = Proof("dense0 dense stage", "overflow", lambda: DenseEngine(narrow), layer.name, "bmc", 16)
+    mutant = Proof("dense0 dense stage", "overflow", lambda: DenseEngine(narrow), layer.name, "prove", ok.depth)
     result = run_proofs([mutant], tmp_path / "mutant", jobs=1, timeout=300)[0]
     assert result.result == "fail" and "value" in result.where
+
+
+def test_overflow_with_an_add_stage_missing_the_write_just_ahead_fails(tmp_path, proofs, monkeypatch):
+    """An engine whose add stage ignores the write one cycle after its read (back-to-back spikes on
+    a one-word engine lose an update): the invariant that each add starts from the word as it is
+    fails – the overflow argument rests on it."""
+    from amaranth.hdl import Const
+
+    forwarding = dense.accumulate_stage
+    monkeypatch.setattr(dense, "accumulate_stage", lambda m, data, summed, word, ahead, enable=1:
+                        forwarding(m, data, summed, word, (Const(0), ahead[1]), enable))
+    proof = next(p for p in proofs if p.component == "dense1 dense stage" and p.kind == "overflow")
+    assert proof.build().words == 1
+    # two spikes and their writes: past the induction depth, so a bounded check finds the counterexample
+    deeper = Proof(proof.component, "overflow", proof.build, proof.layer, "bmc", proof.depth + 2)
+    assert run_proofs([deeper], tmp_path, jobs=1, timeout=300)[0].result == "fail"
 
 
 class _AlwaysMatching(frame_receiver.SerialCRC16):
