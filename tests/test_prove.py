@@ -104,6 +104,25 @@ def test_engine_stream_proved_and_head_dropping_fifo_fails(tmp_path, proofs, mon
     assert _one(tmp_path / "mutant", proofs, "dense0 dense stage", "stream").result == "fail"
 
 
+def test_conv_engine_stream_proved_and_read_out_that_does_not_wait_fails(tmp_path, monkeypatch):
+    """A conv engine's stream rules close by induction (its read-out registers hold words only in
+    the drain); with a read-out register that advances while its word waits, the induction step
+    breaks the stream rule itself (the drain is too deep for the basecase)."""
+    from hdlgen.rtl_templates import conv, formal
+    from hdlgen.testing import random_cnn
+
+    net = random_cnn(np.random.default_rng(0), in_shape=(1, 4, 4), blocks=(("conv", 2, 3, 1, 1), ("pool", 2, 2)),
+                     classes=2, ticks=4, weight_bits=4)
+    engine = [p for p in proofs_for(NetworkTop(net, lanes=2), ["stream"]) if p.component == "conv0 conv2d stage"]
+    assert run_proofs(engine, tmp_path / "ok", jobs=1, timeout=300)[0].result == "pass"
+    add_stage = conv.accumulate_stage
+    monkeypatch.setattr(conv, "accumulate_stage", lambda m, data, summed, word, ahead, enable=1:
+                        add_stage(m, data, summed, word, ahead))
+    mutant = run_proofs(engine, tmp_path / "mutant", jobs=1, timeout=300)[0]
+    rule = next(n for n, text in enumerate(inspect.getsourcelines(formal)[0], 1) if '"{name}: stream rules"' in text)
+    assert (mutant.result, mutant.message) == ("bounded", f"induction step fails at formal.py:{rule}")
+
+
 def test_overflow_proved_and_one_bit_short_fails(tmp_path):
     net = random_net(np.random.default_rng(3), [4, 3, 2], [2, 2], weight_bits=4, bias="large")
     layer = net.layers[0]
