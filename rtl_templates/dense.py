@@ -394,18 +394,20 @@ class DenseEngine(wiring.Component):
             seen = engine_properties(m, self, write_valid, summed, held_acc, products, check_adds=not argued)
             if argued:
                 self._overflow_invariants(m, seen, pipeline=issued + stages[1:], row=row, last_word=last_word,
-                                          held_acc=held_acc, products=products, accumulators=accumulators,
-                                          write=acc_write, reset=(reset_word, reset_pending, reset_pending_word),
+                                          weight_row=weight_row, products=products, held_acc=held_acc,
+                                          accumulators=accumulators, write=acc_write,
+                                          reset=(reset_word, reset_pending, reset_pending_word),
                                           drain=(leaving, in_flight, in_flight_last))
         return m
 
-    def _overflow_invariants(self, m, seen, *, pipeline, row, last_word, held_acc, products, accumulators, write,
-                             reset, drain):
+    def _overflow_invariants(self, m, seen, *, pipeline, row, last_word, weight_row, products, held_acc, accumulators,
+                             write, reset, drain):
         """No accumulator overflows, by k-induction over invariants for one accumulator word,
         ``star`` (any: the solver picks it, so every word is covered), and an argument.
 
         A ghost set ``written`` holds the inputs whose product the word has been given this image.
-        Proved: a write to the word adds ``W[n, j]·q`` (``q`` in ``1..T_in``) of an input ``j``
+        Proved: a write to the word adds ``W[n, j]·q`` (``q`` in ``1..T_in``; the weights checked in
+        the row register against the layer's, then carried beside the multiplier) of an input ``j``
         not in the set (the pipeline's spikes each carry their input in ghost registers beside
         ``(valid, word, q)``; distinct spikes have distinct inputs, all seen this image; a spike
         whose word has not passed ``star`` is not in the set) to the word as it is (the add stage
@@ -414,9 +416,11 @@ class DenseEngine(wiring.Component):
         read and not yet taken, ``last`` on word ``words − 1`` only). So the word is always
         ``B_n + Σ_{j∈S} W[n, j]·q_j`` modulo its width, for a set ``S`` of distinct inputs; every
         such sum lies between ``B_n + Σ_j min(0, W[n, j]·T_in)`` and ``B_n + Σ_j max(0, W[n, j]·T_in)``,
-        and those are asserted to fit the accumulator: the sum is exact, no add wraps. (The sum
-        over a symbolic set as an invariant costs Boolector minutes at 16 inputs, hours at 64.)"""
+        and those are asserted to fit the accumulator: the sum is exact, no add wraps. (The bound of
+        the sum over the symbolic set as an invariant took Boolector 15 s at 16 inputs and did not
+        finish in 10 minutes at 64.)"""
         layer, lanes, words, fan_in, ticks = self.layer, self.lanes, self.words, self.layer.fan_in, self.layer.ticks_in
+        row_position = self.geometry.weight_latency + 1     # the pipeline position of ``weight_row``
         reset_word, reset_pending, reset_pending_word = reset
         leaving, in_flight, in_flight_last = drain
         star = anyconst(m, self, range(max(words, 2)), "word")   # a bit at least: the trace's VCD
@@ -467,8 +471,16 @@ class DenseEngine(wiring.Component):
         m.d.comb += Assert(~to_star | (Value.cast(held_acc) == read.data),
                            "overflow invariant: the add stage starts from the word")
         for l in range(lanes):
-            weight = Array(Const(int(v)) for v in matrix[l::lanes].T.reshape(-1))[neurons[-1] * words + star]
-            m.d.comb += Assert(~to_star | (products[l] == weight * write_q), "overflow invariant: the product")
+            # the row register holds the input's weights; the write adds them times q
+            row_valid, row_word, _ = pipeline[row_position]
+            weight = Array(Const(int(v)) for v in matrix[l::lanes].T.reshape(-1))[neurons[row_position] * words + star]
+            m.d.comb += Assert(~(row_valid & (row_word == star)) | (weight_row[l] == weight),
+                               "overflow invariant: the weight row")
+            carried = weight_row[l]
+            for n in range(row_position + 1, len(pipeline)):
+                carried, earlier = Signal.like(weight_row[l], name=f"ghost_weight{n}_{l}"), carried
+                m.d.sync += carried.eq(earlier)
+            m.d.comb += Assert(~to_star | (products[l] == carried * write_q), "overflow invariant: the product")
             m.d.comb += Assert(~reset_star | (word_layout(write.data)[l] == at_star(bias, l)),
                                "overflow invariant: the reset writes the bias")
 
