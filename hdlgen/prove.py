@@ -5,9 +5,9 @@ builds it (its real widths, ``K``, lanes and tables) with one property kind swit
 (``component.formal``, :data:`PROPERTIES`), written as RTLIL with
 ``amaranth.back.rtlil`` and handed to SymbiYosys: ``mode prove`` (k-induction; basecase and
 induction with ``smtbmc boolector``; a property that needs more than the design's registers say
-states invariants that make it inductive, e.g. the link receiver's) or ``mode bmc`` for a property
-whose invariants would be over block RAM contents (sorters, overflow, max-pool): its first ``depth``
-cycles, from the end of the clear after reset. A proof's
+states invariants that make it inductive, e.g. the link receiver's and a dense engine's overflow) or
+``mode bmc`` for a property whose invariants would be over block RAM contents (sorters, a conv
+engine's overflow, max-pool): its first ``depth`` cycles, from the end of the clear after reset. A proof's
 result is ``pass`` (every reachable state), ``bounded`` (no counterexample in ``depth``
 cycles from reset), ``fail`` (a counterexample: its trace is kept as VCD), ``timeout`` (the solver
 did not finish in the time given: nothing is known) or ``error``.
@@ -162,7 +162,9 @@ def _rtlil(proof: Proof) -> str:
             m.d.comb += Assume(~ResetSignal())
             return m
 
-    fragment = Fragment.get(Harness(), None)
+    # the "formal" platform: amaranth's FIFOs then state their own invariants (level against their
+    # pointers), without which an induction step may start a FIFO in a state no run reaches
+    fragment = Fragment.get(Harness(), "formal")
     ports = [Value.cast(value) for _, _, value in component.signature.flatten(component)]
     return rtlil.convert_fragment(fragment, [*ports, *getattr(component, "formal_inputs", [])], name="top")[0]
 
@@ -281,8 +283,12 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
             # from the end of the bias writes after reset (rtl_templates.formal.first_state)
             # a convolution's accumulators (a word per position) as arrays: ~30 s, where their hundreds
             # of words as flip-flops take minutes; a dense stage's few words are faster as flip-flops
-            add(f"{name} {stage.kind} stage", name, "overflow", lambda s=stage, k=kind: k(s), mode="bmc",
-                depth=OVERFLOW_DEPTH, memories="arrays" if stage.kind == "conv2d" else "logic")
+            if stage.kind == "dense":
+                # k-induction over its invariants and an argument (DenseEngine._overflow_invariants)
+                add(f"{name} dense stage", name, "overflow", lambda s=stage, k=kind: k(s), depth=_overflow_depth(stage))
+            else:
+                add(f"{name} {stage.kind} stage", name, "overflow", lambda s=stage, k=kind: k(s), mode="bmc",
+                    depth=OVERFLOW_DEPTH, memories="arrays")
         if stage.kind == "conv2d" or stage.kind == "maxpool2d":
             shape = layer.in_shape
             add(f"{name} neuron decoder", name, "stream", lambda s=shape, t=layer.ticks_in: NeuronDecoder(s, t), depth=8)
@@ -341,7 +347,13 @@ def _ladder_depth(stage) -> int:
     return ladder_steps(stage.layer.ticks) + 6
 
 
-# cycles of the bounded overflow and max-pool checks, from the end of the clear after reset: a few
+def _overflow_depth(stage) -> int:
+    """Induction depth of a dense engine's overflow property: its pipeline, from the spike taken to
+    the word written back, and a cycle more."""
+    return stage.weight_latency + 3 + stage.multiplier_stages + 1
+
+
+# cycles of the bounded (conv) overflow and max-pool checks, from the end of the clear after reset: a few
 # spikes through an engine's pipeline; a spike and an end through a max-pool unit (on the digits
 # CNN's first pool 8 steps take ~40 s, a 9th minutes: its neuron decoder's reciprocal multipliers)
 OVERFLOW_DEPTH = 20

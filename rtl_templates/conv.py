@@ -1,7 +1,7 @@
 """Event-driven convolution engine: each input spike updates the outputs of its receptive field."""
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Assert, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -13,7 +13,7 @@ from hdlgen.ttfs import unsigned_width
 
 from .dense import WeightROM, accumulate_stage, weight_product
 from .events import acc_word_layout, event_layout, times_constant
-from .formal import engine_properties, first_state, stream_ports
+from .formal import engine_properties, first_state, fsm_of, stream_ports
 
 __all__ = ["ConvEngine", "NeuronDecoder", "decoded_layout"]
 
@@ -327,4 +327,9 @@ class ConvEngine(wiring.Component):
                     m.next = "accumulate"
         if self.formal:
             engine_properties(m, self, s3_valid, summed, s3_acc, s3_product)
+            if "stream" in self.formal:
+                # what makes the stream rules inductive: the read-out registers hold words only in
+                # the drain (outside it ``s3_acc`` follows the adds)
+                m.d.comb += Assert(fsm_of(m, "phase").ongoing("drain") | ~(out_valid | held_valid),
+                                   "stream invariant: no word read out outside the drain")
         return m

@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+import numpy as np
+from amaranth.hdl import Array, Assert, Assume, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -11,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from hdlgen.geometry import DenseGeometry, ceil_div
 
 from .events import acc_word_layout, event_layout, times_constant
-from .formal import engine_properties, first_state
+from .formal import anyconst, engine_properties, fifo_entries, first_state, fsm_of
 
 __all__ = ["EngineTiming", "RETIMED", "COMPACT", "WeightROM", "DenseEngine", "accumulate_stage", "read_through",
            "weight_product"]
@@ -396,5 +397,133 @@ class DenseEngine(wiring.Component):
                         m.d.sync += out_valid.eq(0)
                     m.next = "accumulate"
         if self.formal:
-            engine_properties(m, self, write_valid, summed, held_acc, products)
+            # with the drain FIFO, overflow is proved by invariants and an argument (_overflow_invariants)
+            argued = "overflow" in self.formal and self.timing.drain_fifo
+            seen = engine_properties(m, self, write_valid, summed, held_acc, products, check_adds=not argued)
+            if argued:
+                self._overflow_invariants(m, seen, pipeline=issued + stages[1:], row=row, last_word=last_word,
+                                          weight_row=weight_row, products=products, held_acc=held_acc,
+                                          accumulators=accumulators, write=acc_write,
+                                          reset=(reset_word, reset_pending, reset_pending_word),
+                                          drain=(leaving, in_flight, in_flight_last))
         return m
+
+    def _overflow_invariants(self, m, seen, *, pipeline, row, last_word, weight_row, products, held_acc, accumulators,
+                             write, reset, drain):
+        """No accumulator overflows, by k-induction over invariants for one accumulator word,
+        ``star`` (any: the solver picks it, so every word is covered), and an argument.
+
+        A ghost set ``written`` holds the inputs whose product the word has been given this image.
+        Proved: a write to the word adds ``W[n, j]·q`` (``q`` in ``1..T_in``; the weights checked in
+        the row register against the layer's, then carried beside the multiplier) of an input ``j``
+        not in the set (the pipeline's spikes each carry their input in ghost registers beside
+        ``(valid, word, q)``; distinct spikes have distinct inputs, all seen this image; a spike
+        whose word has not passed ``star`` is not in the set) to the word as it is (the add stage
+        starts from it), and the drain writes the word's bias before an image's first write (the
+        drain FIFO's entries, beyond its head too – :func:`~.formal.fifo_entries` – are the words
+        read and not yet taken, ``last`` on word ``words − 1`` only). So the word is always
+        ``B_n + Σ_{j∈S} W[n, j]·q_j`` modulo its width, for a set ``S`` of distinct inputs; every
+        such sum lies between ``B_n + Σ_j min(0, W[n, j]·T_in)`` and ``B_n + Σ_j max(0, W[n, j]·T_in)``,
+        and those are asserted to fit the accumulator: the sum is exact, no add wraps. (The bound of
+        the sum over the symbolic set as an invariant took Boolector 15 s at 16 inputs and did not
+        finish in 10 minutes at 64.)"""
+        layer, lanes, words, fan_in, ticks = self.layer, self.lanes, self.words, self.layer.fan_in, self.layer.ticks_in
+        row_position = self.geometry.weight_latency + 1     # the pipeline position of ``weight_row``
+        reset_word, reset_pending, reset_pending_word = reset
+        leaving, in_flight, in_flight_last = drain
+        star = anyconst(m, self, range(max(words, 2)), "word")   # a bit at least: the trace's VCD
+        m.d.comb += Assume(star < words)
+        phase = fsm_of(m, "phase")
+        accumulate, flush, draining = (phase.ongoing(state) for state in ("accumulate", "flush", "drain"))
+        m.d.comb += Assert(accumulate | flush | draining, "overflow invariant: the clear is over")
+
+        matrix = np.zeros((words * lanes, fan_in), dtype=np.int64)
+        matrix[:layer.fan_out] = layer.weight_matrix()
+        bias = np.zeros(words * lanes, dtype=np.int64)
+        bias[:layer.fan_out] = layer.bias
+
+        def at_star(column, lane):
+            return Array(Const(int(v)) for v in column[lane::lanes])[star]
+
+        # the arithmetic: every partial sum of the word's neurons fits the accumulator
+        cex_value = Signal(signed(self.acc_width + 2), name="cex_value", attrs={"keep": 1})
+        low_end, high_end = -(1 << (self.acc_width - 1)), (1 << (self.acc_width - 1)) - 1
+        for l in range(lanes):
+            low = at_star(bias + np.minimum(matrix * ticks, 0).sum(axis=1), l)
+            high = at_star(bias + np.maximum(matrix * ticks, 0).sum(axis=1), l)
+            with m.If(low < low_end):
+                m.d.comb += cex_value.eq(low)
+            with m.If(high > high_end):
+                m.d.comb += cex_value.eq(high)
+            m.d.comb += Assert((low >= low_end) & (high <= high_end), "overflow: every partial sum fits")
+
+        neurons = [Signal(range(fan_in), name="ghost_neuron0")]
+        with m.If(self.i.valid & self.i.ready & ~self.i.payload.end):
+            m.d.sync += neurons[0].eq(self.i.payload.neuron)
+        for n in range(1, len(pipeline)):
+            neurons.append(Signal(range(fan_in), name=f"ghost_neuron{n}"))
+            m.d.sync += neurons[n].eq(neurons[n - 1])
+        write_valid, write_word, write_q = pipeline[-1]
+        to_star = write_valid & (write_word == star)
+        reset_star = ~write_valid & reset_pending & (reset_pending_word == star)   # the write port's priority
+        written = Signal(fan_in, name="ghost_written")
+        with m.If(to_star):
+            m.d.sync += written.bit_select(neurons[-1], 1).eq(1)
+        with m.Elif(reset_star):
+            m.d.sync += written.eq(0)
+
+        # a write adds W·q of its input to the word as it is; a reset writes the bias
+        word_layout = data.ArrayLayout(signed(self.acc_width), lanes)
+        read = accumulators.read_port(domain="comb")
+        m.d.comb += read.addr.eq(star)
+        m.d.comb += Assert(~to_star | (Value.cast(held_acc) == read.data),
+                           "overflow invariant: the add stage starts from the word")
+        for l in range(lanes):
+            # the row register holds the input's weights; the write adds them times q
+            row_valid, row_word, _ = pipeline[row_position]
+            weight = Array(Const(int(v)) for v in matrix[l::lanes].T.reshape(-1))[neurons[row_position] * words + star]
+            m.d.comb += Assert(~(row_valid & (row_word == star)) | (weight_row[l] == weight),
+                               "overflow invariant: the weight row")
+            carried = weight_row[l]
+            for n in range(row_position + 1, len(pipeline)):
+                carried, earlier = Signal.like(weight_row[l], name=f"ghost_weight{n}_{l}"), carried
+                m.d.sync += carried.eq(earlier)
+            m.d.comb += Assert(~to_star | (products[l] == carried * write_q), "overflow invariant: the product")
+            m.d.comb += Assert(~reset_star | (word_layout(write.data)[l] == at_star(bias, l)),
+                               "overflow invariant: the reset writes the bias")
+
+        # the pipeline: each spike's input seen, distinct, not yet in ``written`` before ``star``
+        busy, word, _ = pipeline[0]
+        m.d.comb += Assert(~busy | ((row == neurons[0] * words + word) & (last_word == (word == words - 1))),
+                           "overflow invariant: the row of the spike's input")
+        for p, ((valid, word_p, q_p), neuron) in enumerate(zip(pipeline, neurons)):
+            m.d.comb += Assert(~valid | ((word_p < words) & (q_p >= 1) & (q_p <= ticks) & (neuron < fan_in) & ~draining
+                                         & (~accumulate | seen.bit_select(neuron, 1))
+                                         & ((word_p > star) | ~written.bit_select(neuron, 1))),
+                               "overflow invariant: a spike in the pipeline")
+            for r in range(p + 1, len(pipeline)):
+                later_valid, later_word, _ = pipeline[r]
+                m.d.comb += Assert(~(valid & later_valid & (neuron == neurons[r])) | (word_p == later_word + (r - p)),
+                                   "overflow invariant: one spike per input")
+        m.d.comb += Assert(~accumulate | ((written & ~seen) == 0), "overflow invariant: written inputs were seen")
+        m.d.comb += Assert(accumulate | (seen == 0), "overflow invariant: an image's inputs close with its end")
+
+        # the drain: words below ``reset_word`` read (and reset, once not pending), the FIFO
+        # holding the ones not yet taken, in order
+        level = leaving.level
+        m.d.comb += Assert(draining | ((reset_word == 0) & ~reset_pending & ~in_flight & (level == 0)),
+                           "overflow invariant: no drain outside the drain")
+        m.d.comb += Assert(~draining | ((reset_word <= words) & (reset_pending == in_flight)
+                                        & (level + in_flight <= reset_word)
+                                        & (~reset_pending | (reset_pending_word + 1 == reset_word))
+                                        & (~in_flight | (in_flight_last == (reset_word == words)))),
+                           "overflow invariant: the drain's counts")
+        done = (star < reset_word) & ~(reset_pending & (reset_pending_word == star))
+        m.d.comb += Assert(~(draining & done) | (written == 0), "overflow invariant: a reset word holds its bias")
+        entries, consume = fifo_entries(leaving)
+        first = reset_word - in_flight - level
+        for p in range(leaving.depth):
+            at = consume + p
+            entry = Array(entries)[Mux(at >= leaving.depth, at - leaving.depth, at)]
+            m.d.comb += Assert(~draining | (level <= p) | (entry[-1] == (first + p == words - 1)),
+                               "overflow invariant: the FIFO's last word is the last")

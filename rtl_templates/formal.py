@@ -11,7 +11,7 @@ to what its producer promises, and its outputs are checked with ``Assert``.
 from amaranth.hdl import Assert, Assume, Mux, Signal, Value, signed
 
 __all__ = ["past", "stream_rules", "stream_ports", "once_per_image", "anyconst", "image_tracker",
-           "in_order", "no_overflow", "engine_properties", "first_state"]
+           "in_order", "no_overflow", "engine_properties", "first_state", "fsm_of", "fifo_entries"]
 
 
 def first_state(component, kinds, after_clear: str):
@@ -21,6 +21,35 @@ def first_state(component, kinds, after_clear: str):
     starting after it is the same design, and a bounded check spends its steps on spikes instead
     of one step per memory word (hundreds for a convolution)."""
     return after_clear if component.formal & set(kinds) else None
+
+
+def fsm_of(m, name: str):
+    """The FSM called ``name`` that ``m`` has built (its ``ongoing(state)``), for invariants
+    stated after it: the synthesised code keeps no handle on it."""
+    return m._generated[name]
+
+
+def fifo_entries(fifo):
+    """``(entries, consume)``: every storage entry of an ``amaranth.lib.fifo.SyncFIFO`` and its
+    read pointer, for invariants over what a FIFO holds beyond its head. They are local to the
+    FIFO's ``elaborate``: this instance's is wrapped to add a read port per entry (a proof
+    build only; the FIFO itself is unchanged)."""
+    entries = [Signal(fifo.width, name=f"{type(fifo).__name__.lower()}_entry{n}") for n in range(fifo.depth)]
+    consume = Signal(range(fifo.depth), name="fifo_consume")
+    elaborate = fifo.elaborate
+
+    def with_entries(platform):
+        m = elaborate(platform)
+        storage = m.submodules.storage
+        m.d.comb += consume.eq(storage.read_ports[0].addr)
+        for n, entry in enumerate(entries):
+            port = storage.read_port(domain="comb")
+            m.d.comb += [port.addr.eq(n), entry.eq(port.data)]
+        return m
+
+    fifo.elaborate = with_entries
+    return entries, consume
+
 
 def past(m, value, name: str):
     """A register holding ``value`` of the cycle before (its reset value in the first cycle)."""
@@ -124,14 +153,17 @@ def no_overflow(m, valid, summed, held, products):
         m.d.comb += Assert(~valid | (summed[l] == exact), "overflow: the accumulator holds the exact sum")
 
 
-def engine_properties(m, engine, write_valid, summed, held, products):
+def engine_properties(m, engine, write_valid, summed, held, products, *, check_adds=True):
     """A dense or conv engine's properties: its stream rules, each input neuron at most once an
     image with a tick inside its window (assumed of the producer), and with ``overflow`` among
-    ``engine.formal`` :func:`no_overflow` of the lanes it writes back."""
+    ``engine.formal`` :func:`no_overflow` of the lanes it writes back (unless ``check_adds`` is
+    off: an engine whose invariants prove it by an argument). Returns the inputs seen so far this
+    image (:func:`once_per_image`)."""
     layer = engine.layer
     stream_ports(m, engine)
     taken = engine.i.valid & engine.i.ready & ~engine.i.payload.end
-    once_per_image(m, engine.i, "neuron", layer.fan_in)
+    seen = once_per_image(m, engine.i, "neuron", layer.fan_in)
     m.d.comb += Assume(~taken | (engine.i.payload.tick < layer.ticks_in))
-    if "overflow" in engine.formal:
+    if "overflow" in engine.formal and check_adds:
         no_overflow(m, write_valid, summed, held, products)
+    return seen

@@ -8,12 +8,12 @@ import warnings
 import numpy as np
 import pytest
 from amaranth.hdl import Elaboratable, Module, Mux, Signal
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 
 from hdlgen.boards import frame_receiver, receiver_properties
 from hdlgen.geometry import DenseGeometry
 from hdlgen.prove import Proof, missing_tools, proofs_for, run_proofs
-from hdlgen.rtl_templates import events, spike_time, tick_sorter
+from hdlgen.rtl_templates import dense, events, spike_time, tick_sorter
 from hdlgen.rtl_templates.dense import DenseEngine
 from hdlgen.rtl_templates.top import NetworkTop
 from hdlgen.testing import random_graph, random_net
@@ -80,16 +80,75 @@ def test_stream_rules_proved_and_restless_payload_fails(tmp_path, proofs, monkey
     assert events.skid_buffer is not _restless_skid_buffer
 
 
-def test_overflow_bounded_and_one_bit_short_fails(tmp_path):
+class _HeadDroppingFIFO(Elaboratable):
+    """A mutant drain FIFO: a write drops the word at its head, waiting or not."""
+
+    def __init__(self, *, width, depth):
+        self.fifo = SyncFIFO(width=width, depth=depth)
+        self.depth, self.r_en = depth, Signal()
+        for name in ("w_data", "w_en", "w_rdy", "r_data", "r_rdy", "level"):
+            setattr(self, name, getattr(self.fifo, name))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = self.fifo
+        m.d.comb += self.fifo.r_en.eq(self.r_en | self.fifo.w_en)
+        return m
+
+
+def test_engine_stream_proved_and_head_dropping_fifo_fails(tmp_path, proofs, monkeypatch):
+    """The engine's stream rules close by induction with amaranth's own FIFO invariants (the proof
+    elaborates for the "formal" platform); a drain FIFO that drops its waiting head fails."""
+    assert _one(tmp_path / "ok", proofs, "dense0 dense stage", "stream").result == "pass"
+    monkeypatch.setattr(dense, "SyncFIFO", _HeadDroppingFIFO)
+    assert _one(tmp_path / "mutant", proofs, "dense0 dense stage", "stream").result == "fail"
+
+
+def test_conv_engine_stream_proved_and_read_out_that_does_not_wait_fails(tmp_path, monkeypatch):
+    """A conv engine's stream rules close by induction (its read-out registers hold words only in
+    the drain); with a read-out register that advances while its word waits, the induction step
+    breaks the stream rule itself (the drain is too deep for the basecase)."""
+    from hdlgen.rtl_templates import conv, formal
+    from hdlgen.testing import random_cnn
+
+    net = random_cnn(np.random.default_rng(0), in_shape=(1, 4, 4), blocks=(("conv", 2, 3, 1, 1), ("pool", 2, 2)),
+                     classes=2, ticks=4, weight_bits=4)
+    engine = [p for p in proofs_for(NetworkTop(net, lanes=2), ["stream"]) if p.component == "conv0 conv2d stage"]
+    assert run_proofs(engine, tmp_path / "ok", jobs=1, timeout=300)[0].result == "pass"
+    add_stage = conv.accumulate_stage
+    monkeypatch.setattr(conv, "accumulate_stage", lambda m, data, summed, word, ahead, enable=1:
+                        add_stage(m, data, summed, word, ahead))
+    mutant = run_proofs(engine, tmp_path / "mutant", jobs=1, timeout=300)[0]
+    rule = next(n for n, text in enumerate(inspect.getsourcelines(formal)[0], 1) if '"{name}: stream rules"' in text)
+    assert (mutant.result, mutant.message) == ("bounded", f"induction step fails at formal.py:{rule}")
+
+
+def test_overflow_proved_and_one_bit_short_fails(tmp_path):
     net = random_net(np.random.default_rng(3), [4, 3, 2], [2, 2], weight_bits=4, bias="large")
     layer = net.layers[0]
-    assert _one(tmp_path / "ok", proofs_for(NetworkTop(net), ["overflow"]), "dense0 dense stage",
-                "overflow").result == "bounded"
+    ok = _one(tmp_path / "ok", proofs_for(NetworkTop(net), ["overflow"]), "dense0 dense stage", "overflow")
+    assert (ok.mode, ok.result) == ("prove", "pass")
     narrow = DenseGeometry(layer)
     narrow.acc_width -= 1
-    mutant = Proof("dense0 dense stage", "overflow", lambda: DenseEngine(narrow), layer.name, "bmc", 16)
+    mutant = Proof("dense0 dense stage", "overflow", lambda: DenseEngine(narrow), layer.name, "prove", ok.depth)
     result = run_proofs([mutant], tmp_path / "mutant", jobs=1, timeout=300)[0]
     assert result.result == "fail" and "value" in result.where
+
+
+def test_overflow_with_an_add_stage_missing_the_write_just_ahead_fails(tmp_path, proofs, monkeypatch):
+    """An engine whose add stage ignores the write one cycle after its read (back-to-back spikes on
+    a one-word engine lose an update): the invariant that each add starts from the word as it is
+    fails – the overflow argument rests on it."""
+    from amaranth.hdl import Const
+
+    forwarding = dense.accumulate_stage
+    monkeypatch.setattr(dense, "accumulate_stage", lambda m, data, summed, word, ahead, enable=1:
+                        forwarding(m, data, summed, word, (Const(0), ahead[1]), enable))
+    proof = next(p for p in proofs if p.component == "dense1 dense stage" and p.kind == "overflow")
+    assert proof.build().words == 1
+    # two spikes and their writes: past the induction depth, so a bounded check finds the counterexample
+    deeper = Proof(proof.component, "overflow", proof.build, proof.layer, "bmc", proof.depth + 2)
+    assert run_proofs([deeper], tmp_path, jobs=1, timeout=300)[0].result == "fail"
 
 
 class _AlwaysMatching(frame_receiver.SerialCRC16):
