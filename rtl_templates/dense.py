@@ -343,19 +343,21 @@ class DenseEngine(wiring.Component):
             out_valid, out_last = Signal(), Signal()
             m.d.comb += [self.o.payload.acc.eq(acc_now), self.o.payload.last.eq(out_last),
                          self.o.valid.eq(out_valid)]
+        # the write enable is a register of its own (``write_valid | reset_pending``, made a cycle
+        # early): a one-word engine's accumulators are flip-flops, thousands of them on this enable
+        reset_pending_next, write_enable = Signal(), Signal()
+        m.d.sync += [reset_pending.eq(reset_pending_next), write_enable.eq(ahead_valid | reset_pending_next)]
         with m.If(write_valid):
-            m.d.comb += [acc_write.addr.eq(write_word), acc_write.data.eq(summed), acc_write.en.eq(1)]
-        with m.Elif(reset_pending):
-            m.d.comb += [acc_write.addr.eq(reset_pending_word), acc_write.data.eq(bias_read.data),
-                         acc_write.en.eq(1)]
-        m.d.comb += [acc_read.addr.eq(read_word), acc_read.en.eq(1)]
-        m.d.sync += reset_pending.eq(0)
+            m.d.comb += [acc_write.addr.eq(write_word), acc_write.data.eq(summed)]
+        with m.Else():
+            m.d.comb += [acc_write.addr.eq(reset_pending_word), acc_write.data.eq(bias_read.data)]
+        m.d.comb += [acc_write.en.eq(write_enable), acc_read.addr.eq(read_word), acc_read.en.eq(1)]
 
         with m.FSM(name="phase", init=first_state(self, ("overflow",), "accumulate")):
             with m.State("clear"):
                 m.d.comb += bias_read.addr.eq(reset_word)
-                m.d.sync += [reset_pending.eq(1), reset_pending_word.eq(reset_word),
-                             reset_word.eq(reset_word + 1)]
+                m.d.comb += reset_pending_next.eq(1)
+                m.d.sync += [reset_pending_word.eq(reset_word), reset_word.eq(reset_word + 1)]
                 with m.If(reset_word == words - 1):
                     m.d.sync += reset_word.eq(0)
                     m.next = "accumulate"
@@ -389,8 +391,8 @@ class DenseEngine(wiring.Component):
                     with m.If(advance):
                         m.d.sync += [out_valid.eq(reset_word != words), out_last.eq(reset_word == words - 1)]
                 with m.If(issue):
-                    m.d.sync += [reset_word.eq(reset_word + 1), reset_pending.eq(1),
-                                 reset_pending_word.eq(reset_word)]
+                    m.d.comb += reset_pending_next.eq(1)
+                    m.d.sync += [reset_word.eq(reset_word + 1), reset_pending_word.eq(reset_word)]
                 with m.If(self.o.valid & self.o.ready & self.o.payload.last):
                     m.d.sync += reset_word.eq(0)
                     if not self.timing.drain_fifo:
