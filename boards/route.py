@@ -41,7 +41,7 @@ class RouteBudget:
                 f"{self.stall_iterations[router]} iterations{limit}")
 
 
-DEFAULT_BUDGET = RouteBudget(stall_fraction=0.1, stall_iterations={"router1": 50_000, "router2": 30},
+DEFAULT_BUDGET = RouteBudget(stall_fraction=0.1, stall_iterations={"router1": 50_000, "router2": 100},
                              timeout_seconds=45 * 60)
 
 
