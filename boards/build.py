@@ -39,6 +39,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..files import write_atomically
 from ..geometry import NetGeometry, ceil_div
+from ..rtl_templates.events import FANOUT_COPY
 from .clocks import PLLSetting, pll_setting
 from .platforms import FAMILIES, Board
 from .route import DEFAULT_BUDGET, RouteBudget, RouteWatch
@@ -475,6 +476,11 @@ def _run_script(out_dir: Path, name: str, family: str, progress, budget: RouteBu
     return subprocess.CompletedProcess(command, process.returncode, "".join(chunks)), watch, verdict
 
 
+# the flip-flops of registers the gateware copied to spread a fan-out (rtl_templates.events.fanout_copies):
+# yosys would merge them back into one, so they are marked to keep
+KEEP_FANOUT_COPIES = f"setattr -set keep 1 w:*{FANOUT_COPY}* %ci1:+$dff[Q] w:* %d"
+
+
 @contextmanager
 def _signals_held():
     """Hold Ctrl-C and SIGTERM until the ``release()`` this yields (or the block's end), then raise
@@ -630,7 +636,7 @@ def run_tools(plan: BuildPlan, out_dir: Path, progress, route_budget: RouteBudge
     if plan.router is not None:
         nextpnr_opts += f" --router {plan.router}"
     script = platform.build(top, name=name, build_dir=str(out_dir), do_build=False, synth_opts=synth_opts,
-                            nextpnr_opts=nextpnr_opts, debug_verilog=False)
+                            nextpnr_opts=nextpnr_opts, debug_verilog=False, script_after_read=KEEP_FANOUT_COPIES)
     script.extract(str(out_dir))
 
     result, watch, verdict = _run_script(out_dir, name, board.family, progress, route_budget, stop)

@@ -66,3 +66,21 @@ def times_constant(value, constant: int):
     a multiplier (which the tools may map to a slow DSP block)."""
     terms = [value << bit for bit in range(int(constant).bit_length()) if constant >> bit & 1]
     return sum(terms[1:], terms[0]) if terms else value * 0
+
+
+# Registers named with this are copies of one value, each near the logic it feeds; a board build
+# tells yosys to keep them (hdlgen.boards.build), which would otherwise merge them back into one.
+FANOUT_COPY = "fanout_copy"
+
+
+def fanout_copies(m, value, copies: int, name: str) -> list:
+    """``copies`` registers that each take ``value`` every cycle (one register when ``copies`` is 1):
+    a register read in many places far apart drives each place from a copy of its own, so no
+    route from one flip-flop spans them all."""
+    if copies == 1:
+        register = Signal.like(value, name=name)
+        m.d.sync += register.eq(value)
+        return [register]
+    registers = [Signal.like(value, name=f"{name}_{FANOUT_COPY}{n}") for n in range(copies)]
+    m.d.sync += [register.eq(value) for register in registers]
+    return registers

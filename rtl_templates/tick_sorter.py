@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdlgen.geometry import sorter_words
 
-from .events import event_layout, lane_ticks_layout, skid_buffer, times_constant
+from .events import event_layout, fanout_copies, lane_ticks_layout, skid_buffer, times_constant
 from .formal import anyconst, image_tracker, once_per_image, stream_ports
 
 __all__ = ["TickSorter"]
@@ -96,9 +96,12 @@ class TickSorter(wiring.Component):
         m.d.sync += tick.eq(tick_next)
         # the tick whose head and tail are read: a register, 0 while collecting, else tick + 1 –
         # both sums made from ``tick`` beside the decision, so no adder follows it
-        upcoming = Signal(range(ticks + 2))
+        # (a copy per bank: the banks' memories lie apart, and one register's route to all of them
+        # was the critical path of a 16-bank sorter)
         collect_next = Signal()         # the phase is "collect" next cycle
-        m.d.sync += upcoming.eq(Mux(collect_next, 0, Mux(starting, 1, Mux(tick_done, tick + 2, tick + 1))))
+        upcoming_next = Signal(range(ticks + 2))
+        m.d.comb += upcoming_next.eq(Mux(collect_next, 0, Mux(starting, 1, Mux(tick_done, tick + 2, tick + 1))))
+        upcomings = fanout_copies(m, upcoming_next, banks, "upcoming")
         # The bank being emitted (one-hot) and the banks of this tick still to come are registers,
         # so neither the choice of the next bank (a carry chain) nor its results sit on a path
         # from one cycle's decisions to the next one's read addresses.
@@ -144,8 +147,8 @@ class TickSorter(wiring.Component):
             current_next = Mux(take_link, link_read.data, Mux(seeking, head_read.data, current))
             m.d.comb += [
                 link_read.addr.eq(current_next), link_write.addr.eq(tail_read.data),
-                head_read.addr.eq(upcoming),
-                tail_read.addr.eq(Mux(taken, lane_tick, upcoming)),
+                head_read.addr.eq(upcomings[b]),
+                tail_read.addr.eq(Mux(taken, lane_tick, upcomings[b])),
             ]
             walk_tail_next = Mux(seeking, tail_read.data, walk_tail)
             m.d.sync += [current.eq(current_next), walk_tail.eq(walk_tail_next),
