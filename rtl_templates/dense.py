@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdlgen.geometry import DenseGeometry, ceil_div
 
-from .events import acc_word_layout, event_layout, times_constant
+from .events import acc_word_layout, event_layout, fanout_copies, times_constant
 from .formal import anyconst, engine_properties, fifo_entries, first_state, fsm_of
 
 __all__ = ["EngineTiming", "RETIMED", "COMPACT", "WeightROM", "DenseEngine", "accumulate_stage", "read_through",
@@ -50,6 +50,9 @@ class EngineTiming:
     registered_read_hit: bool = True
     registered_gather: bool = True
 
+
+# lanes whose multipliers take q from one copy of its register in a wide engine (fanout_copies)
+MULTIPLIER_GROUP = 8
 
 RETIMED = EngineTiming()                                               # the default: for ECP5 timing
 COMPACT = EngineTiming(drain_fifo=False, registered_read_hit=False, registered_gather=False)  # fewest cells (iCE40)
@@ -306,16 +309,22 @@ class DenseEngine(wiring.Component):
         m.d.sync += weight_row.eq(weights.data)
         products = [Signal(signed(product_width), name=f"product{l}") for l in range(lanes)]
         if extra and self.registered_multiplier is not None and not self.products_in_logic:
-            # the block registers the row and q at its inputs and the product at its output
+            # the block registers the row and q at its inputs and the product at its output; q
+            # reaches them from a copy per MULTIPLIER_GROUP lanes (the blocks are spread over the
+            # device: one register's route to 128 of them took 13.6 ns)
+            q_copies = fanout_copies(m, stages[1][2], ceil_div(lanes, MULTIPLIER_GROUP), "multiplier_q")
             for l in range(lanes):
-                block, products[l] = self.registered_multiplier(weight_row[l], stages[2][2], product_width)
+                block, products[l] = self.registered_multiplier(weight_row[l], q_copies[l // MULTIPLIER_GROUP],
+                                                                product_width)
                 m.submodules[f"multiplier{l}"] = block
         else:
-            factors, factor_q = weight_row, stages[2][2]
+            factors, factor_q = weight_row, [stages[2][2]]
             if extra:
-                factors, factor_q = Signal(weights.layout, name="mult_weights"), Signal.like(factor_q, name="mult_q")
-                m.d.sync += [factors.eq(weight_row), factor_q.eq(stages[2][2])]
-            m.d.sync += [product.eq(weight_product(factors[l], factor_q, self.products_in_logic))
+                factors = Signal(weights.layout, name="mult_weights")
+                m.d.sync += factors.eq(weight_row)
+                factor_q = fanout_copies(m, stages[2][2], ceil_div(lanes, MULTIPLIER_GROUP), "mult_q")
+            m.d.sync += [product.eq(weight_product(factors[l], factor_q[l * len(factor_q) // lanes],
+                                                   self.products_in_logic))
                          for l, product in enumerate(products)]
         if extra:
             results = [Signal(signed(product_width), name=f"result{l}") for l in range(lanes)]
