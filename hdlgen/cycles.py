@@ -22,9 +22,11 @@ costs of :mod:`hdlgen.geometry`.
   one's work, as the core builds it: the input encoder's tick sorter collects the pixel stream
   (``ceil(N_in / P)``) and then walks its window (``E_0 + T_0``) – with two sorters taking images
   in turn (:class:`~hdlgen.geometry.InputGeometry`'s ``sorters``) the longer of the two; an engine pays for its input
-  spikes (``C_ℓ``, every input's in a graph net) and then streams its accumulators out (its
-  :meth:`~hdlgen.geometry.DenseGeometry.read_out_cycles`); a spike-time bank's tick sorter
-  collects that read-out and then walks its window (``E_ℓ + T_ℓ``); a max-pool visits every
+  spikes (``C_ℓ``, every input's in a graph net) and then reads its accumulators out into its
+  drain FIFO, which takes the next image's spikes once the last word is read (its
+  :meth:`~hdlgen.geometry.DenseGeometry.drain_cycles`); a spike-time bank's tick sorter
+  collects that read-out (:meth:`~hdlgen.geometry.DenseGeometry.read_out_cycles`) and then walks
+  its window (``E_ℓ + T_ℓ``), as the readout collects the last layer's; a max-pool visits every
   window of its input spikes and then clears its windows' fired bits. Over a stream the bound
   is the busiest stage's mean (:func:`throughput_bound`): a stage that is busiest for one
   image need not be for the next. ``overlapped`` gives the bound of a core whose stages each
@@ -134,9 +136,11 @@ def _stage_cycles(geometry: NetGeometry, spiked, overlapped: bool = False) -> di
             phases[name] = (int(stage.reach()[taken].sum()), stage.layer.fan_out)
             continue
         read_out = DenseGeometry.read_out_cycles(stage)   # a conv's cycles for spikes reaching nothing are a bound
-        phases[f"{name} engine"] = (int(cost[taken].sum()), read_out)
+        phases[f"{name} engine"] = (int(cost[taken].sum()), stage.drain_cycles())
         if stage.fires:
             phases[f"{name} sorter"] = (read_out, len(spiked[l + 1]) + stage.walked_ticks)
+        else:
+            phases[f"{name} readout"] = (read_out,)
     both = {"input"} if geometry.input.sorters == 2 else set()    # stages that hold two images
     return {stage: int(max(cycles) if overlapped or stage in both else sum(cycles)) for stage, cycles in phases.items()}
 

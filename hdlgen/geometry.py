@@ -113,6 +113,7 @@ class DenseGeometry:
     # build's EngineTiming), so the overhead stays a bound for both
     handshake_cycles = 11
     wide_lanes = 16             # from this many lanes the multipliers get pipeline stages of their own
+    drain_depth = 3             # words the engine's drain FIFO holds: the one in flight, one being taken, one refused
 
     def __init__(self, layer, lanes: int = 1, spike_lanes: int | None = None):
         self.layer = layer
@@ -218,6 +219,15 @@ class DenseGeometry:
         cycle into a spike-time bank, one per cycle into the readout."""
         return self.out_words * (self.lanes // self.spike_lanes) if self.fires else self.words * self.lanes
 
+    def drain_cycles(self) -> int:
+        """Cycles of its read-out the engine spends before it can take the next image's spikes.
+        It reads a word a cycle into its drain FIFO while the FIFO has room (:attr:`drain_depth`
+        words) and the bank or readout after it takes a word in ``read_out_cycles() / out_words``
+        cycles; once the last word is read it is free. (An engine without the FIFO, an iCE40
+        build's, waits for its last word to be taken: longer, so this stays a bound for both.)"""
+        read_out = DenseGeometry.read_out_cycles(self)
+        return max(self.out_words, read_out - self.drain_depth * (read_out // self.out_words))
+
     def overhead(self) -> int:
         """Most cycles the stage adds to an image beyond its input costs and walked ticks: one
         seek cycle per non-empty input tick, the read-out, the multiplier stages, handshakes;
@@ -271,6 +281,10 @@ class ConvGeometry(DenseGeometry):
     def read_out_cycles(self) -> int:
         # as a dense engine's, and a cycle for each input spike that reaches no output
         return super().read_out_cycles() + int((self.reach() == 0).sum())
+
+    def drain_cycles(self) -> int:
+        # the conv engine's read-out registers wait for each word to be taken
+        return DenseGeometry.read_out_cycles(self)
 
     def describe(self) -> dict:
         return {**super().describe(), **self.layer.window()}

@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from hdlgen.geometry import DenseGeometry, ceil_div
 
 from .events import acc_word_layout, event_layout, fanout_copies, times_constant
-from .formal import anyconst, engine_properties, fifo_entries, first_state, fsm_of
+from .formal import anyconst, engine_properties, first_state, fsm_of
 
 __all__ = ["EngineTiming", "RETIMED", "COMPACT", "WeightROM", "DenseEngine", "accumulate_stage", "read_through",
            "weight_product"]
@@ -343,19 +343,21 @@ class DenseEngine(wiring.Component):
         reset_pending, reset_pending_word = Signal(), Signal(range(words))
         if self.timing.drain_fifo:
             # the drain's words: read from the accumulators (``in_flight``), then queued in ``leaving``
-            # (three entries: the one in flight, one being taken, one refused). A wide engine's word
+            # (the geometry's ``drain_depth`` entries). A wide engine's word
             # is queued in parts of LANE_GROUP lanes, each FIFO with pointers of its own, all written
             # and read together: one read pointer's route to the whole word's LUT RAM (641 cells at
             # 128 lanes) took 13 ns on ECP5. ``leaving`` has the first part and ``last``; the handshake
             # and the drain's counts read it alone (the parts' levels are always equal).
             in_flight, in_flight_last = Signal(name="in_flight"), Signal(name="in_flight_last")
+            m.d.sync += in_flight.eq(0)     # but in the drain, below
             acc_bits = Value.cast(acc_data)
             group_bits = self.acc_width * (LANE_GROUP if extra else lanes)
             parts = [acc_bits[start:start + group_bits] for start in range(0, len(acc_bits), group_bits)]
-            m.submodules.leaving = leaving = SyncFIFO(width=len(parts[0]) + 1, depth=3)
+            depth = self.geometry.drain_depth
+            m.submodules.leaving = leaving = SyncFIFO(width=len(parts[0]) + 1, depth=depth)
             queues = [leaving]
             for n, part in enumerate(parts[1:], start=1):
-                queues.append(SyncFIFO(width=len(part), depth=3))
+                queues.append(SyncFIFO(width=len(part), depth=depth))
                 m.submodules[f"leaving_part{n}"] = queues[-1]
             payload = (leaving.r_data if len(queues) == 1 else
                        Cat(leaving.r_data[:-1], *(queue.r_data for queue in queues[1:]), leaving.r_data[-1]))
@@ -406,9 +408,12 @@ class DenseEngine(wiring.Component):
             with m.State("drain"):
                 m.d.comb += [acc_read.addr.eq(reset_word), bias_read.addr.eq(reset_word)]
                 if self.timing.drain_fifo:
-                    # a word is read while the FIFO has room for it and for the one in flight
-                    issue = (leaving.level + in_flight < leaving.depth) & (reset_word != words)
+                    # a word is read while the FIFO has room for it and for the one in flight; once
+                    # the last is read the next image may start (its words queue behind these)
+                    issue = leaving.level + in_flight < leaving.depth
                     m.d.sync += [in_flight.eq(issue), in_flight_last.eq(reset_word == words - 1)]
+                    with m.If(issue & (reset_word == words - 1)):
+                        m.next = "accumulate"
                 else:
                     # the read register advances when its word leaves (or is empty)
                     advance = ~out_valid | self.o.ready
@@ -418,12 +423,12 @@ class DenseEngine(wiring.Component):
                         m.d.sync += [out_valid.eq(reset_word != words), out_last.eq(reset_word == words - 1)]
                 with m.If(issue):
                     m.d.comb += reset_pending_next.eq(1)
-                    m.d.sync += [reset_word.eq(reset_word + 1), reset_pending_word.eq(reset_word)]
-                with m.If(self.o.valid & self.o.ready & self.o.payload.last):
-                    m.d.sync += reset_word.eq(0)
-                    if not self.timing.drain_fifo:
-                        m.d.sync += out_valid.eq(0)
-                    m.next = "accumulate"
+                    m.d.sync += [reset_word.eq(Mux(reset_word == words - 1, 0, reset_word + 1)) if self.timing.drain_fifo
+                                 else reset_word.eq(reset_word + 1), reset_pending_word.eq(reset_word)]
+                if not self.timing.drain_fifo:
+                    with m.If(self.o.valid & self.o.ready & self.o.payload.last):
+                        m.d.sync += [reset_word.eq(0), out_valid.eq(0)]
+                        m.next = "accumulate"
         if self.formal:
             if self.timing.drain_fifo:
                 # what makes the parts one FIFO (each asserts its own pointers on the "formal" platform)
@@ -437,7 +442,7 @@ class DenseEngine(wiring.Component):
                                           weight_row=weight_row, products=products, held_acc=held_acc,
                                           accumulators=accumulators, write=acc_write,
                                           reset=(reset_word, reset_pending, reset_pending_word),
-                                          drain=(leaving, in_flight, in_flight_last))
+                                          drain=(in_flight, in_flight_last))
         return m
 
     def _overflow_invariants(self, m, seen, *, pipeline, row, last_word, weight_row, products, held_acc, accumulators,
@@ -451,9 +456,9 @@ class DenseEngine(wiring.Component):
         not in the set (the pipeline's spikes each carry their input in ghost registers beside
         ``(valid, word, q)``; distinct spikes have distinct inputs, all seen this image; a spike
         whose word has not passed ``star`` is not in the set) to the word as it is (the add stage
-        starts from it), and the drain writes the word's bias before an image's first write (the
-        drain FIFO's entries, beyond its head too – :func:`~.formal.fifo_entries` – are the words
-        read and not yet taken, ``last`` on word ``words − 1`` only). So the word is always
+        starts from it), and the drain writes the word's bias before an image's first write (it
+        reads the words in order and ends with the last; that one's bias is written in the next
+        image's first cycle, before any of its spikes reach the add stage). So the word is always
         ``B_n + Σ_{j∈S} W[n, j]·q_j`` modulo its width, for a set ``S`` of distinct inputs; every
         such sum lies between ``B_n + Σ_j min(0, W[n, j]·T_in)`` and ``B_n + Σ_j max(0, W[n, j]·T_in)``,
         and those are asserted to fit the accumulator: the sum is exact, no add wraps. (The bound of
@@ -462,7 +467,7 @@ class DenseEngine(wiring.Component):
         layer, lanes, words, fan_in, ticks = self.layer, self.lanes, self.words, self.layer.fan_in, self.layer.ticks_in
         row_position = self.geometry.weight_latency + 1     # the pipeline position of ``weight_row``
         reset_word, reset_pending, reset_pending_word = reset
-        leaving, in_flight, in_flight_last = drain
+        in_flight, in_flight_last = drain
         star = anyconst(m, self, range(max(words, 2)), "word")   # a bit at least: the trace's VCD
         m.d.comb += Assume(star < words)
         phase = fsm_of(m, "phase")
@@ -496,8 +501,9 @@ class DenseEngine(wiring.Component):
             neurons.append(Signal(range(fan_in), name=f"ghost_neuron{n}"))
             m.d.sync += neurons[n].eq(neurons[n - 1])
         write_valid, write_word, write_q = pipeline[-1]
+        pending_star = reset_pending & (reset_pending_word == star)
         to_star = write_valid & (write_word == star)
-        reset_star = ~write_valid & reset_pending & (reset_pending_word == star)   # the write port's priority
+        reset_star = ~write_valid & pending_star   # the write port's priority
         written = Signal(fan_in, name="ghost_written")
         with m.If(to_star):
             m.d.sync += written.bit_select(neurons[-1], 1).eq(1)
@@ -530,6 +536,7 @@ class DenseEngine(wiring.Component):
                            "overflow invariant: the row of the spike's input")
         for p, ((valid, word_p, q_p), neuron) in enumerate(zip(pipeline, neurons)):
             m.d.comb += Assert(~valid | ((word_p < words) & (q_p >= 1) & (q_p <= ticks) & (neuron < fan_in) & ~draining
+                                         & ~reset_pending
                                          & (~accumulate | seen.bit_select(neuron, 1))
                                          & ((word_p > star) | ~written.bit_select(neuron, 1))),
                                "overflow invariant: a spike in the pipeline")
@@ -537,25 +544,16 @@ class DenseEngine(wiring.Component):
                 later_valid, later_word, _ = pipeline[r]
                 m.d.comb += Assert(~(valid & later_valid & (neuron == neurons[r])) | (word_p == later_word + (r - p)),
                                    "overflow invariant: one spike per input")
-        m.d.comb += Assert(~accumulate | ((written & ~seen) == 0), "overflow invariant: written inputs were seen")
+        m.d.comb += Assert(~accumulate | pending_star | ((written & ~seen) == 0),
+                           "overflow invariant: written inputs were seen")
         m.d.comb += Assert(accumulate | (seen == 0), "overflow invariant: an image's inputs close with its end")
 
-        # the drain: words below ``reset_word`` read (and reset, once not pending), the FIFO
-        # holding the ones not yet taken, in order
-        level = leaving.level
-        m.d.comb += Assert(draining | ((reset_word == 0) & ~reset_pending & ~in_flight & (level == 0)),
-                           "overflow invariant: no drain outside the drain")
-        m.d.comb += Assert(~draining | ((reset_word <= words) & (reset_pending == in_flight)
-                                        & (level + in_flight <= reset_word)
-                                        & (~reset_pending | (reset_pending_word + 1 == reset_word))
-                                        & (~in_flight | (in_flight_last == (reset_word == words)))),
+        # the drain: words below ``reset_word`` read (and reset, once not pending); the last one read
+        # ends it, and its reset is pending in the next image's first cycle (its spikes are not written yet)
+        m.d.comb += Assert(draining | (reset_word == 0), "overflow invariant: no drain outside the drain")
+        m.d.comb += Assert((reset_word < words) & (reset_pending == in_flight)
+                           & (~reset_pending | (reset_pending_word + 1 == Mux(draining, reset_word, words)))
+                           & (~in_flight | (in_flight_last == ~draining)),
                            "overflow invariant: the drain's counts")
-        done = (star < reset_word) & ~(reset_pending & (reset_pending_word == star))
+        done = (star < reset_word) & ~pending_star
         m.d.comb += Assert(~(draining & done) | (written == 0), "overflow invariant: a reset word holds its bias")
-        entries, consume = fifo_entries(leaving)
-        first = reset_word - in_flight - level
-        for p in range(leaving.depth):
-            at = consume + p
-            entry = Array(entries)[Mux(at >= leaving.depth, at - leaving.depth, at)]
-            m.d.comb += Assert(~draining | (level <= p) | (entry[-1] == (first + p == words - 1)),
-                               "overflow invariant: the FIFO's last word is the last")

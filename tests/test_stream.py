@@ -30,14 +30,17 @@ def test_stage_cycles_are_what_each_stage_spends_on_an_image(net):
     spikes = golden.run_events(net, image).spikes
     inputs, hidden = len(spikes[0]), len(spikes[1])
     assert inputs and hidden
-    # lanes 1: the hidden engine pays 7 words a spike and reads 7 words out; the readout 6 and 6
+    # lanes 1: the hidden engine pays 7 words a spike and reads 7 words out; the output engine 6 and 6,
+    # which the readout takes a cycle each
     assert stage_cycles(net, spikes) == {"input": 10 + inputs + 8, "dense0 engine": 7 * inputs + 7,
-                                         "dense0 sorter": 7 + hidden + 4, "dense1 engine": 6 * hidden + 6}
+                                         "dense0 sorter": 7 + hidden + 4, "dense1 engine": 6 * hidden + 6,
+                                         "dense1 readout": 6}
     # lanes 4 and 5 pixels a transfer: 2 words each; the hidden bank's 4 ladders read 2 words out,
-    # the readout takes its 2 words of 3 lanes one lane a cycle
+    # the readout takes the output engine's 2 words of 3 lanes one lane a cycle, and they wait in
+    # its drain FIFO: the engine is free after reading them
     assert stage_cycles(net, spikes, lanes=4, pixels_per_transfer=5) == {
         "input": 2 + inputs + 8, "dense0 engine": 2 * inputs + 2, "dense0 sorter": 2 + hidden + 4,
-        "dense1 engine": 2 * hidden + 6}
+        "dense1 engine": 2 * hidden + 2, "dense1 readout": 6}
     # one ladder: a word of 4 potentials takes 4 cycles into the sorter
     assert stage_cycles(net, spikes, lanes=4, spike_lanes=1)["dense0 sorter"] == 8 + hidden + 4
 
@@ -141,7 +144,7 @@ def test_overlapped_stages_take_the_longer_phase(net):
     inputs, hidden = len(spikes[0]), len(spikes[1])
     assert stage_cycles(net, spikes, overlapped=True) == {
         "input": max(10, inputs + 8), "dense0 engine": max(7 * inputs, 7), "dense0 sorter": max(7, hidden + 4),
-        "dense1 engine": max(6 * hidden, 6)}
+        "dense1 engine": max(6 * hidden, 6), "dense1 readout": 6}
 
 
 def test_report_shows_interval_and_bound_against_lanes(net, tmp_path):
