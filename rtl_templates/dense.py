@@ -196,9 +196,10 @@ class DenseEngine(wiring.Component):
     costs ``words`` cycles; the next spike is accepted in its last cycle.
 
     On ``end`` the pipeline drains, then the accumulator words are streamed out on ``o`` and
-    each is reset to the bias as it is read, so the next image can start right after the last
-    word leaves. They leave through a three-entry FIFO or from the accumulator read port's own
-    register (``timing``, :class:`EngineTiming`: the family's choice).
+    each is reset to the bias as it is read. They leave through a FIFO of the geometry's
+    ``drain_depth`` words, and the next image starts once the last word is read into it; or
+    from the accumulator read port's own register, and the next image starts once the last
+    word has left (``timing``, :class:`EngineTiming`: the family's choice).
     After reset the engine first writes the biases (``words`` cycles).
 
     Accumulators are ``layer.widths()["accumulator"]`` bits, derived from
