@@ -151,6 +151,52 @@ def test_overflow_with_an_add_stage_missing_the_write_just_ahead_fails(tmp_path,
     assert run_proofs([deeper], tmp_path, jobs=1, timeout=300)[0].result == "fail"
 
 
+def _small_cnn(in_shape=(1, 4, 4)):
+    from hdlgen.testing import random_cnn
+
+    return random_cnn(np.random.default_rng(0), in_shape=in_shape, blocks=(("conv", 2, 3, 1, 1), ("pool", 2, 2)),
+                      classes=2, ticks=4, weight_bits=4)
+
+
+def test_conv_overflow_proved_and_one_bit_short_fails(tmp_path):
+    """A conv engine's overflow closes by induction (behind a decoder that is wiring); one bit fewer
+    accumulator fails the asserted fit of its partial sums. Behind a pipelined decoder (a 3×3 map:
+    reciprocal multipliers) the check stays bounded."""
+    from hdlgen.geometry import ConvGeometry
+    from hdlgen.rtl_templates.conv import ConvEngine
+
+    net = _small_cnn()
+    proof = next(p for p in proofs_for(NetworkTop(net, lanes=2), ["overflow"]) if p.component == "conv0 conv2d stage")
+    ok = run_proofs([proof], tmp_path / "ok", jobs=1, timeout=300)[0]
+    assert (ok.mode, ok.result) == ("prove", "pass")
+    narrow = ConvGeometry(net.layers[0], 2)
+    narrow.acc_width -= 1
+    mutant = Proof(proof.component, "overflow", lambda: ConvEngine(narrow), proof.layer, "prove", proof.depth,
+                   proof.memories)
+    result = run_proofs([mutant], tmp_path / "mutant", jobs=1, timeout=300)[0]
+    assert result.result == "fail" and "value" in result.where
+    pipelined = proofs_for(NetworkTop(_small_cnn((1, 3, 3)), lanes=2), ["overflow"])
+    assert next(p.mode for p in pipelined if p.component == "conv0 conv2d stage") == "bmc"
+
+
+def test_conv_overflow_with_an_add_stage_missing_the_write_just_ahead_fails(tmp_path, monkeypatch):
+    """A conv engine whose add stage ignores the write one cycle after its read: the induction step
+    breaks the invariant that each add starts from the word as it is, and a bounded check a few
+    spikes deep finds the lost update."""
+    from amaranth.hdl import Const
+
+    from hdlgen.rtl_templates import conv
+
+    forwarding = conv.accumulate_stage
+    monkeypatch.setattr(conv, "accumulate_stage", lambda m, data, summed, word, ahead, enable=1:
+                        forwarding(m, data, summed, word, (Const(0), ahead[1]), enable))
+    proof = next(p for p in proofs_for(NetworkTop(_small_cnn(), lanes=2), ["overflow"])
+                 if p.component == "conv0 conv2d stage")
+    assert run_proofs([proof], tmp_path / "induction", jobs=1, timeout=300)[0].result == "bounded"
+    deeper = Proof(proof.component, "overflow", proof.build, proof.layer, "bmc", 10, proof.memories)
+    assert run_proofs([deeper], tmp_path / "bounded", jobs=1, timeout=300)[0].result == "fail"
+
+
 class _AlwaysMatching(frame_receiver.SerialCRC16):
     """A mutant CRC checker whose residue always matches: the receiver skips the CRC check."""
 
