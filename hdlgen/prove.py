@@ -258,6 +258,7 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
     from .rtl_templates.conv import NeuronDecoder
     from .rtl_templates.encoder import InputEncoder
     from .rtl_templates.readout import Readout
+    from .rtl_templates.sorter_pair import TickSorterPair
     from .rtl_templates.spike_time import SpikeTimeBank
     from .rtl_templates.tick_sorter import TickSorter
     from .rtl_templates.top import STAGES, fork_for, join_for
@@ -273,8 +274,10 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
     inp = geometry.input
     encoding = inp.encoding
     add("input encoder", "input", "stream", lambda: InputEncoder(inp), depth=8)
+    # the encoder's sorter, or its pair of sorters taking images in turn
+    input_sorter = TickSorterPair if inp.sorters == 2 else TickSorter
     add("input encoder sorter", "input", "sorter",
-        lambda: TickSorter(encoding.size, encoding.ticks, inp.pixels_per_transfer),
+        lambda: input_sorter(encoding.size, encoding.ticks, inp.pixels_per_transfer),
         mode="bmc", depth=_sorter_depth(encoding.ticks), memories="arrays")
     for stage in geometry.layers:
         layer = stage.layer

@@ -13,7 +13,7 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from hdlgen.boards import frame_receiver, receiver_properties
 from hdlgen.geometry import DenseGeometry
 from hdlgen.prove import Proof, missing_tools, proofs_for, run_proofs
-from hdlgen.rtl_templates import dense, events, spike_time, tick_sorter
+from hdlgen.rtl_templates import dense, events, sorter_pair, spike_time, tick_sorter
 from hdlgen.rtl_templates.dense import DenseEngine
 from hdlgen.rtl_templates.top import NetworkTop
 from hdlgen.testing import random_graph, random_net
@@ -70,6 +70,38 @@ def test_sorter_proved_and_dropping_sorter_fails(tmp_path, proofs, monkeypatch):
     assert _one(tmp_path / "ok", proofs, "dense0 spike-time sorter", "sorter").result == "bounded"
     monkeypatch.setattr(tick_sorter, "skid_buffer", _dropping_skid_buffer)
     assert _one(tmp_path / "mutant", proofs, "dense0 spike-time sorter", "sorter").result == "fail"
+
+
+class _EagerTurnPair(sorter_pair.TickSorterPair):
+    """A mutant sorter pair whose output turn passes with the image's ``end`` coming in, not with
+    the one leaving: the next image's events may leave before this one's."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        first, second = self.sorters
+        turn = Signal()
+        with m.If(self.i.valid & self.i.ready & self.i.payload.end):
+            m.d.sync += turn.eq(~turn)
+        m.d.comb += [first.o.ready.eq(self.o.ready & ~turn), second.o.ready.eq(self.o.ready & turn),
+                     self.o.valid.eq(Mux(turn, second.o.valid, first.o.valid)),
+                     self.o.payload.eq(Mux(turn, second.o.payload, first.o.payload))]
+        return m
+
+
+def test_sorter_pair_bounded_and_eager_turn_fails(tmp_path):
+    """The input encoder's pair of sorters (images in turn): two images' events leave each once, in
+    tick order, image after image; a pair whose output turn passes too early fails."""
+    def check(kind, name):
+        return Proof("pair", "sorter", lambda: kind(3, 2), None, "bmc", 12, "arrays"), name
+
+    proofs = [check(sorter_pair.TickSorterPair, "ok"), check(_EagerTurnPair, "mutant")]
+    results = run_proofs([p for p, _ in proofs], tmp_path, jobs=2, timeout=300)
+    assert [r.result for r in results] == ["bounded", "fail"]
+    core = NetworkTop(_net(), lanes=2)
+    core.geometry.input.sorters = 2          # as a fast input link's encoder has (InputGeometry)
+    encoder_sorter = proofs_for(core, ["sorter"])[0]
+    assert encoder_sorter.component == "input encoder sorter"
+    assert isinstance(encoder_sorter.build(), sorter_pair.TickSorterPair)
 
 
 def test_stream_rules_proved_and_restless_payload_fails(tmp_path, proofs, monkeypatch):
