@@ -5,10 +5,10 @@ builds it (its real widths, ``K``, lanes and tables) with one property kind swit
 (``component.formal``, :data:`PROPERTIES`), written as RTLIL with
 ``amaranth.back.rtlil`` and handed to SymbiYosys: ``mode prove`` (k-induction; basecase and
 induction with ``smtbmc boolector``; a property that needs more than the design's registers say
-states invariants that make it inductive, e.g. the link receiver's and a dense engine's overflow) or
-``mode bmc`` for a property whose invariants would be over block RAM contents (sorters, a conv
-engine's overflow, max-pool): its first ``depth`` cycles, from the end of the clear after reset. A proof's
-result is ``pass`` (every reachable state), ``bounded`` (no counterexample in ``depth``
+states invariants that make it inductive, e.g. the link receiver's and the engines' overflow) or
+``mode bmc`` for a property whose invariants would be over block RAM contents (sorters, max-pool, a
+conv engine's overflow behind a pipelined neuron decoder): its first ``depth`` cycles, from the end
+of the clear after reset. A proof's result is ``pass`` (every reachable state), ``bounded`` (no counterexample in ``depth``
 cycles from reset), ``fail`` (a counterexample: its trace is kept as VCD), ``timeout`` (the solver
 did not finish in the time given: nothing is known) or ``error``.
 
@@ -71,8 +71,8 @@ class Proof:
     memories : str
         ``"logic"``: memories become flip-flops (a ROM's contents stay constants in the induction
         step; small RAMs are faster so); ``"arrays"``: SMT arrays (a sorter's link and list
-        memories, a convolution's accumulators: their bounded checks take seconds so, and
-        minutes as flip-flops).
+        memories, a convolution's narrow accumulators: their checks take seconds so, and
+        minutes as flip-flops); ROMs (weights, biases) become logic either way.
     """
 
     component: str
@@ -142,7 +142,9 @@ def _sby_text(proof: Proof, timeout: int) -> str:
         # memories as logic or as SMT arrays (Proof.memories); chformal -lower: $check cells as
         # $assert/$assume, which every yosys's write_smt2 keeps
         "[script]", "read_rtlil top.il", "prep -top top",
-        "memory_map" if proof.memories == "logic" else "memory_nordff", "opt -fast", "chformal -lower", "",
+        # (a ROM as logic either way: as an array its contents are free in an induction step)
+        "memory_map" if proof.memories == "logic" else "memory_map -rom-only\nmemory_nordff", "opt -fast",
+        "chformal -lower", "",
         "[files]", "top.il", ""])
 
 
@@ -256,6 +258,7 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
     from .rtl_templates.conv import NeuronDecoder
     from .rtl_templates.encoder import InputEncoder
     from .rtl_templates.readout import Readout
+    from .rtl_templates.sorter_pair import TickSorterPair
     from .rtl_templates.spike_time import SpikeTimeBank
     from .rtl_templates.tick_sorter import TickSorter
     from .rtl_templates.top import STAGES, fork_for, join_for
@@ -271,8 +274,10 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
     inp = geometry.input
     encoding = inp.encoding
     add("input encoder", "input", "stream", lambda: InputEncoder(inp), depth=8)
+    # the encoder's sorter, or its pair of sorters taking images in turn
+    input_sorter = TickSorterPair if inp.sorters == 2 else TickSorter
     add("input encoder sorter", "input", "sorter",
-        lambda: TickSorter(encoding.size, encoding.ticks, inp.pixels_per_transfer),
+        lambda: input_sorter(encoding.size, encoding.ticks, inp.pixels_per_transfer),
         mode="bmc", depth=_sorter_depth(encoding.ticks), memories="arrays")
     for stage in geometry.layers:
         layer = stage.layer
@@ -280,12 +285,17 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
         kind = STAGES[stage.kind]
         add(f"{name} {stage.kind} stage", name, "stream", lambda s=stage, k=kind: k(s), depth=8)
         if stage.kind in ("dense", "conv2d"):
-            # from the end of the bias writes after reset (rtl_templates.formal.first_state)
-            # a convolution's accumulators (a word per position) as arrays: ~30 s, where their hundreds
-            # of words as flip-flops take minutes; a dense stage's few words are faster as flip-flops
+            # from the end of the bias writes after reset (rtl_templates.formal.first_state); a dense
+            # stage's few words are faster as flip-flops; a bounded conv check's as arrays (~30 s, where
+            # their hundreds of words as flip-flops take minutes)
             if stage.kind == "dense":
                 # k-induction over its invariants and an argument (DenseEngine._overflow_invariants)
                 add(f"{name} dense stage", name, "overflow", lambda s=stage, k=kind: k(s), depth=_overflow_depth(stage))
+            elif _decoder_is_wiring(layer):
+                # k-induction over its invariants and an argument (ConvEngine._overflow_invariants)
+                add(f"{name} {stage.kind} stage", name, "overflow", lambda s=stage, k=kind: k(s),
+                    depth=CONV_OVERFLOW_DEPTH,
+                    memories="arrays" if stage.lanes * stage.acc_width <= ARRAY_WORD_BITS else "logic")
             else:
                 add(f"{name} {stage.kind} stage", name, "overflow", lambda s=stage, k=kind: k(s), mode="bmc",
                     depth=OVERFLOW_DEPTH, memories="arrays")
@@ -352,6 +362,20 @@ def _overflow_depth(stage) -> int:
     the word written back, and a cycle more."""
     return stage.weight_latency + 3 + stage.multiplier_stages + 1
 
+
+def _decoder_is_wiring(layer) -> bool:
+    """A conv engine's neuron decoder is wiring (latency 0), so its overflow is argued by induction."""
+    from .rtl_templates.conv import NeuronDecoder
+
+    return NeuronDecoder(layer.in_shape, layer.ticks_in).latency == 0
+
+
+# induction depth of a conv engine's overflow property: its invariants make it 2-inductive
+CONV_OVERFLOW_DEPTH = 2
+# the widest accumulator word a conv engine's overflow proof keeps as an SMT array: the digits CNN's
+# at lanes 1 (14, 16 bits) took 7 and 15 s so, 23 and 49 s as flip-flops; at lanes 4 (56, 64 bits)
+# Boolector did not finish in 10 minutes with arrays, and took 49 and 71 s with flip-flops
+ARRAY_WORD_BITS = 32
 
 # cycles of the bounded (conv) overflow and max-pool checks, from the end of the clear after reset: a few
 # spikes through an engine's pipeline; a spike and an end through a max-pool unit (on the digits

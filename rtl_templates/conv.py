@@ -1,7 +1,7 @@
 """Event-driven convolution engine: each input spike updates the outputs of its receptive field."""
 
 import numpy as np
-from amaranth.hdl import Array, Assert, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Assert, Assume, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -13,7 +13,7 @@ from hdlgen.ttfs import unsigned_width
 
 from .dense import WeightROM, accumulate_stage, weight_product
 from .events import acc_word_layout, event_layout, times_constant
-from .formal import engine_properties, first_state, fsm_of, stream_ports
+from .formal import anyconst, engine_properties, first_state, fsm_of, partial_sums_fit, stream_ports
 
 __all__ = ["ConvEngine", "NeuronDecoder", "decoded_layout"]
 
@@ -326,10 +326,222 @@ class ConvEngine(wiring.Component):
                                  drain_addr.eq(0), drain_position.eq(0)]
                     m.next = "accumulate"
         if self.formal:
-            engine_properties(m, self, s3_valid, summed, s3_acc, s3_product)
+            # behind a decoder that is wiring, overflow is proved by invariants and an argument
+            # (_overflow_invariants); behind a pipelined one it is a bounded check (hdlgen.prove)
+            argued = "overflow" in self.formal and decoder.latency == 0
+            seen = engine_properties(m, self, s3_valid, summed, s3_acc, s3_product, check_adds=not argued)
+            if argued:
+                self._overflow_invariants(
+                    m, seen, spike=spike, pending=(pending, pending_end, pending_base, pending_y, pending_x, pending_q),
+                    sequencer=(busy, take_pending, base, y, x, q, tap_row, tap_col, word, acc_word),
+                    taps=(row_count, col_count), pipeline=[(s1_valid, s1_word, s1_q), (s2_valid, s2_word, s2_q),
+                                                           (s3_valid, s3_word, None)],
+                    weight_data=weight_data, products=s3_product, held_acc=s3_acc, accumulators=accumulators,
+                    write=acc_write, reset=(reset_pending, reset_addr),
+                    drain=(drain_word, drain_position, drain_addr, drained, out_valid, out_last, held_valid,
+                           held_last))
             if "stream" in self.formal:
                 # what makes the stream rules inductive: the read-out registers hold words only in
                 # the drain (outside it ``s3_acc`` follows the adds)
                 m.d.comb += Assert(fsm_of(m, "phase").ongoing("drain") | ~(out_valid | held_valid),
                                    "stream invariant: no word read out outside the drain")
         return m
+
+    def _overflow_invariants(self, m, seen, *, spike, pending, sequencer, taps, pipeline, weight_data, products,
+                             held_acc, accumulators, write, reset, drain):
+        """No accumulator overflows, by k-induction over invariants for one accumulator word,
+        ``star`` (position ``(oy*, ox*)``, channel word ``w*``: any, the solver picks them), and an
+        argument – the dense engine's (:meth:`~hdlgen.rtl_templates.dense.DenseEngine._overflow_invariants`)
+        over the word's receptive field.
+
+        An input ``(c, y, x)`` reaches the word's position through one kernel tap at most, so it
+        adds to the word once per spike. Ghost sets hold the inputs whose visit to the word the
+        sequencer has issued this image (``given``) and whose product has been written
+        (``written``). Proved: the sequencer issues the visit of an input not in ``given`` (the
+        decoder's split is exact; each spike carries its channel in ghost registers beside the
+        pending and current spike and the pipeline's stages; the current spike's input is in
+        ``given`` exactly when its taps have passed the word's); a write to the word adds
+        ``W[o, c, ky, kx]·q`` (``q`` in ``1..T_in``, the weights checked in the stage register
+        against the layer's for ``ky = y + pad − oy*·stride``, then carried beside the multiplier) of
+        an input in ``given`` and not in ``written`` (the pipeline's visits to the word are of
+        distinct inputs) to the word as it is; and the drain writes the word's bias before an
+        image's first visit (its counters say which words are read and reset). So the word is
+        always ``B_o + Σ_{j∈S} W_o(j)·q_j`` modulo its width for a set ``S`` of distinct inputs of its
+        receptive field, and every such sum lies between the bounds :func:`~.formal.partial_sums_fit`
+        asserts fit the accumulator."""
+        layer, lanes, words = self.layer, self.lanes, self.words
+        channels_in, height, width = layer.in_shape
+        channels, out_h, out_w = layer.out_shape
+        kh, kw = layer.kernel
+        (stride_y, stride_x), (pad_y, pad_x) = layer.stride, layer.padding
+        positions, ticks, acc_depth = self.positions, layer.ticks_in, self.positions * words
+        busy, take_pending, base, y, x, q, tap_row, tap_col, word, acc_word = sequencer
+        pending_valid, pending_end, pending_base, pending_y, pending_x, pending_q = pending
+        row_count, col_count = taps
+        reset_pending, reset_addr = reset
+        drain_word, drain_position, drain_addr, drained, out_valid, out_last, held_valid, held_last = drain
+
+        star_oy = anyconst(m, self, range(max(out_h, 2)), "oy")
+        star_ox = anyconst(m, self, range(max(out_w, 2)), "ox")
+        star_w = anyconst(m, self, range(max(words, 2)), "word")
+        m.d.comb += Assume((star_oy < out_h) & (star_ox < out_w) & (star_w < words))
+        star_position = star_oy * out_w + star_ox
+        star = Signal(range(acc_depth), name="star_addr")
+        m.d.comb += star.eq(star_position * words + star_w)
+        phase = fsm_of(m, "phase")
+        accumulate, flush, draining = (phase.ongoing(state) for state in ("accumulate", "flush", "drain"))
+        m.d.comb += Assert(accumulate | flush | draining, "overflow invariant: the clear is over")
+
+        # the layer's numbers, output channels padded to the lanes' words
+        weight = np.zeros((words * lanes, channels_in, kh, kw), dtype=np.int64)
+        weight[:channels] = layer.weight
+        bias = np.zeros(words * lanes, dtype=np.int64)
+        bias[:channels] = layer.bias
+        # per accumulator word (position, channel word) and lane: the bias and the sum of every input's
+        # lowest and highest product over the inputs the position's window reaches
+        low, high = np.zeros((acc_depth, lanes), dtype=np.int64), np.zeros((acc_depth, lanes), dtype=np.int64)
+        for oy in range(out_h):
+            for ox in range(out_w):
+                window = np.zeros(words * lanes, dtype=np.int64), np.zeros(words * lanes, dtype=np.int64)
+                for ky in range(kh):
+                    for kx in range(kw):
+                        if 0 <= oy * stride_y - pad_y + ky < height and 0 <= ox * stride_x - pad_x + kx < width:
+                            products_max = weight[:, :, ky, kx] * ticks
+                            window[0][:] += np.minimum(products_max, 0).sum(axis=1)
+                            window[1][:] += np.maximum(products_max, 0).sum(axis=1)
+                at = (oy * out_w + ox) * words
+                low[at:at + words] = (bias + window[0]).reshape(words, lanes)
+                high[at:at + words] = (bias + window[1]).reshape(words, lanes)
+        partial_sums_fit(m, [Array(Const(int(v)) for v in low[:, l])[star] for l in range(lanes)],
+                         [Array(Const(int(v)) for v in high[:, l])[star] for l in range(lanes)], self.acc_width)
+
+        def neuron(c, row, column):
+            return (c * height + row) * width + column
+
+        def in_range(c, row, column):
+            return (c < channels_in) & (row < height) & (column < width)
+
+        # the decoder (wiring here) splits each input neuron exactly
+        take = self.i.valid & self.i.ready & ~self.i.payload.end
+        decoded = spike.payload
+        m.d.comb += Assert(~take | (in_range(decoded.channel, decoded.row, decoded.column)
+                                    & (neuron(decoded.channel, decoded.row, decoded.column) == self.i.payload.neuron)),
+                           "overflow invariant: the decoder's split")
+
+        # ghost channels beside the pending and current spike; (channel, row, column) and q beside the stages
+        pending_c, busy_c = Signal(range(channels_in), name="ghost_pending_c"), Signal(range(channels_in), name="ghost_c")
+        with m.If(spike.valid & spike.ready):
+            m.d.sync += pending_c.eq(decoded.channel)
+        with m.If(take_pending):
+            m.d.sync += busy_c.eq(pending_c)
+        stages = [(busy, acc_word, busy_c, y, x, q)]
+        for n, (valid, addr, q_n) in enumerate(pipeline, 1):
+            ghosts = [Signal.like(v, name=f"ghost_s{n}_{what}") for v, what in zip(stages[-1][2:5], "cyx")]
+            m.d.sync += [g.eq(v) for g, v in zip(ghosts, stages[-1][2:5])]
+            if q_n is None:    # the write stage's q (its product is there already)
+                q_n = Signal.like(q, name=f"ghost_s{n}_q")
+                m.d.sync += q_n.eq(stages[-1][5])
+            stages.append((valid, addr, *ghosts, q_n))
+
+        # the sets of inputs the word has been visited by (issued) and given the product of (written)
+        given, written = Signal(layer.fan_in, name="ghost_given"), Signal(layer.fan_in, name="ghost_written")
+        busy_j, pending_j = neuron(busy_c, y, x), neuron(pending_c, pending_y, pending_x)
+        write_j = neuron(*stages[-1][2:5])
+        issue_star = busy & (acc_word == star)
+        to_star = pipeline[-1][0] & (pipeline[-1][1] == star)
+        reset_star = ~pipeline[-1][0] & reset_pending & (reset_addr == star)   # the write port's priority
+        with m.If(issue_star):
+            m.d.sync += given.bit_select(busy_j, 1).eq(1)
+        with m.Elif(reset_star):
+            m.d.sync += given.eq(0)
+        with m.If(to_star):
+            m.d.sync += written.bit_select(write_j, 1).eq(1)
+        with m.Elif(reset_star):
+            m.d.sync += written.eq(0)
+        m.d.comb += Assert(~to_star | ~written.bit_select(write_j, 1),
+                           "overflow: a write adds the product of an input not yet added")
+        m.d.comb += Assert((written & ~given) == 0, "overflow invariant: written inputs were issued")
+
+        # the current spike: its taps in range, and its input in ``given`` once its taps passed the word's
+        def star_taps(axis_taps, out, star_out):
+            most = max(1, max(len(t) for t in axis_taps))
+            index = [[next((i for i, (_, o) in enumerate(t) if o == target), most) for target in range(max(out, 2))]
+                     for t in axis_taps]
+            return Array(Array(Const(i, range(most + 1)) for i in row) for row in index), most
+        row_star, rows_most = star_taps(self.geometry.row_taps, out_h, star_oy)
+        col_star, cols_most = star_taps(self.geometry.column_taps, out_w, star_ox)
+        star_row, star_col = row_star[y][star_oy], col_star[x][star_ox]
+        passed = ((star_row != rows_most) & (star_col != cols_most)
+                  & ((tap_row > star_row) | ((tap_row == star_row) & ((tap_col > star_col)
+                                                                        | ((tap_col == star_col) & (word > star_w))))))
+        spike_rows = channels_in * kh * kw * words
+        m.d.comb += Assert(~busy | (in_range(busy_c, y, x) & (base == busy_c * (spike_rows // channels_in))
+                                    & (tap_row < row_count[y]) & (tap_col < col_count[x]) & (word < words)
+                                    & (q >= 1) & (q <= ticks) & (given.bit_select(busy_j, 1) == passed)),
+                           "overflow invariant: the current spike")
+        waiting = pending_valid & ~pending_end
+        m.d.comb += Assert(~waiting | (in_range(pending_c, pending_y, pending_x)
+                                       & (pending_base == pending_c * (spike_rows // channels_in))
+                                       & (pending_q >= 1) & (pending_q <= ticks) & ~given.bit_select(pending_j, 1)
+                                       & ~(busy & (busy_j == pending_j))),
+                           "overflow invariant: the pending spike")
+        # an image's inputs: seen, until its end is taken (then no input comes before the drain)
+        open_image = accumulate & ~(pending_valid & pending_end)
+        m.d.comb += Assert(~open_image | ((~busy | seen.bit_select(busy_j, 1)) & (~waiting | seen.bit_select(pending_j, 1))
+                                          & ((given & ~seen) == 0)),
+                           "overflow invariant: the inputs in flight were seen")
+        m.d.comb += Assert(open_image | (seen == 0), "overflow invariant: an image's inputs close with its end")
+        m.d.comb += Assert(accumulate | ~(busy | pending_valid), "overflow invariant: no spike past the end")
+
+        # the stages: visits to the word are of inputs in ``given``, not yet written, distinct
+        for n, (valid, addr, c_n, y_n, x_n, q_n) in enumerate(stages[1:], 1):
+            j_n = neuron(c_n, y_n, x_n)
+            m.d.comb += Assert(~valid | (in_range(c_n, y_n, x_n) & (q_n >= 1) & (q_n <= ticks) & ~draining
+                                         & ((addr != star) | (given.bit_select(j_n, 1)
+                                                              & ~written.bit_select(j_n, 1)))),
+                               "overflow invariant: a visit in the pipeline")
+            for later_valid, later_addr, *later in stages[n + 1:]:
+                m.d.comb += Assert(~(valid & later_valid & (addr == star) & (later_addr == star))
+                                   | (j_n != neuron(*later[:3])), "overflow invariant: one visit per input")
+
+        # the weights at the multiplier are the layer's; the product is W·q; the add starts from the word
+        _, s2_addr, c2, y2, x2, _ = stages[2]
+        ky, kx = y2 + pad_y - star_oy * stride_y, x2 + pad_x - star_ox * stride_x
+        in_kernel = (ky >= 0) & (ky < kh) & (kx >= 0) & (kx < kw)
+        tap = ((star_w * channels_in + c2) * kh + ky[:max(1, (kh - 1).bit_length())]) * kw \
+            + kx[:max(1, (kw - 1).bit_length())]
+        s3_q = stages[3][5]
+        read = accumulators.read_port(domain="comb")
+        m.d.comb += read.addr.eq(star)
+        m.d.comb += Assert(~to_star | (Value.cast(held_acc) == read.data),
+                           "overflow invariant: the add stage starts from the word")
+        word_layout = data.ArrayLayout(signed(self.acc_width), lanes)
+        for l in range(lanes):
+            table = Array(Const(int(v)) for v in weight[l::lanes].reshape(-1))
+            expected = Mux(in_kernel, table[tap], 0)
+            m.d.comb += Assert(~(pipeline[1][0] & (s2_addr == star)) | (weight_data[l] == expected),
+                               "overflow invariant: the weight row")
+            carried = Signal.like(weight_data[l], name=f"ghost_weight_{l}")
+            m.d.sync += carried.eq(weight_data[l])
+            m.d.comb += Assert(~to_star | (products[l] == carried * s3_q), "overflow invariant: the product")
+            m.d.comb += Assert(~reset_star | (word_layout(write.data)[l] == Array(Const(int(v)) for v in bias[l::lanes])[star_w]),
+                               "overflow invariant: the reset writes the bias")
+
+        # the drain: words read in the order (channel word, position); each reset a cycle after its read
+        order = Mux(drained, acc_depth, drain_word * positions + drain_position)
+        m.d.comb += Assert(draining | ((drain_word == 0) & (drain_position == 0) & (drain_addr == 0) & ~drained
+                                       & ~reset_pending & ~out_valid & ~held_valid),
+                           "overflow invariant: no drain outside the drain")
+        previous = Mux(drained, acc_depth - 1,
+                       Mux(drain_position == 0, (positions - 1) * words + drain_word - 1,
+                           (drain_position - 1) * words + drain_word))
+        m.d.comb += Assert(~draining | (Mux(drained, drain_position == 0,
+                                            (drain_position < positions) & (drain_word < words)
+                                            & (drain_addr == drain_position * words + drain_word))
+                                        & (~reset_pending | ((order >= 1) & (reset_addr == previous)))
+                                        & (~(out_valid & out_last) | drained)
+                                        & (~(held_valid & held_last) | (drained & ~reset_pending))),
+                           "overflow invariant: the drain's counters")
+        done = star_w * positions + star_position < order - reset_pending
+        m.d.comb += Assert(~(draining & done) | ((given == 0) & (written == 0)),
+                           "overflow invariant: a reset word holds its bias")

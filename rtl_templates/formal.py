@@ -11,7 +11,7 @@ to what its producer promises, and its outputs are checked with ``Assert``.
 from amaranth.hdl import Assert, Assume, Mux, Signal, Value, signed
 
 __all__ = ["past", "stream_rules", "stream_ports", "once_per_image", "anyconst", "image_tracker",
-           "in_order", "no_overflow", "engine_properties", "first_state", "fsm_of", "fifo_entries"]
+           "in_order", "no_overflow", "partial_sums_fit", "engine_properties", "first_state", "fsm_of", "fifo_entries"]
 
 
 def first_state(component, kinds, after_clear: str):
@@ -151,6 +151,21 @@ def no_overflow(m, valid, summed, held, products):
         with m.If(valid & (summed[l] != exact)):
             m.d.comb += [cex_lane.eq(l), cex_value.eq(exact)]
         m.d.comb += Assert(~valid | (summed[l] == exact), "overflow: the accumulator holds the exact sum")
+
+
+def partial_sums_fit(m, lows, highs, acc_width: int):
+    """Assert that every lane's partial sums fit a signed ``acc_width``-bit accumulator: its lowest
+    (``lows``, the bias and every negative product at the full ``q``) and highest (``highs``) sum,
+    one value per lane (for the word a proof watches). The counterexample's ``cex_value`` is the
+    sum that does not fit."""
+    cex_value = Signal(signed(acc_width + 2), name="cex_value", attrs={"keep": 1})
+    low_end, high_end = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
+    for low, high in zip(lows, highs):
+        with m.If(low < low_end):
+            m.d.comb += cex_value.eq(low)
+        with m.If(high > high_end):
+            m.d.comb += cex_value.eq(high)
+        m.d.comb += Assert((low >= low_end) & (high <= high_end), "overflow: every partial sum fits")
 
 
 def engine_properties(m, engine, write_valid, summed, held, products, *, check_adds=True):

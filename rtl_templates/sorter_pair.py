@@ -3,7 +3,7 @@
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 
-from .tick_sorter import TickSorter
+from .tick_sorter import TickSorter, sorter_properties
 
 __all__ = ["TickSorterPair"]
 
@@ -23,9 +23,12 @@ class TickSorterPair(wiring.Component):
     Parameters and members are :class:`TickSorter`'s.
     """
 
+    formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
+
     def __init__(self, neurons: int, ticks: int, banks: int = 1, positions: int = 1):
         self.sorters = [TickSorter(neurons, ticks, banks, positions) for _ in range(2)]   # checks the arguments
         self.neurons, self.ticks, self.banks, self.positions = neurons, ticks, banks, positions
+        self.words = self.sorters[0].words
         super().__init__(dict(self.sorters[0].signature.members))
 
     def elaborate(self, platform):
@@ -43,4 +46,8 @@ class TickSorterPair(wiring.Component):
             m.d.sync += filling.eq(~filling)
         with m.If(self.o.valid & self.o.ready & self.o.payload.end):
             m.d.sync += emitting.eq(~emitting)
+        if self.formal:
+            # a tick sorter's properties at the pair's ports: images leave in the order they came (up
+            # to 5 at once: each sorter's end waiting in its skid buffer and its next image collected)
+            sorter_properties(m, self, image_bits=3)
         return m

@@ -10,7 +10,7 @@ from hdlgen.geometry import sorter_words
 from .events import event_layout, fanout_copies, lane_ticks_layout, skid_buffer, times_constant
 from .formal import anyconst, image_tracker, once_per_image, stream_ports
 
-__all__ = ["TickSorter"]
+__all__ = ["TickSorter", "sorter_properties", "sorter_property"]
 
 
 class TickSorter(wiring.Component):
@@ -227,50 +227,63 @@ class TickSorter(wiring.Component):
                 m.d.comb += collect_next.eq(1)
                 m.d.sync += [closing.eq(0), collecting.eq(1)]
         if self.formal:
-            stream_ports(m, self)
-            taken = self.i.valid & self.i.ready & ~self.i.payload.end
-            once_per_image(m, self.i, "word", self.words)
-            m.d.comb += [Assume(~taken | (tick <= ticks)) for tick in self.i.payload.tick]
-            if "sorter" in self.formal:
-                self._sorter_property(m)
+            sorter_properties(m, self)
         return m
 
-    def _sorter_property(self, m):
-        """Assert that a neuron appended with a tick leaves once, with that tick, before its image's
-        ``end``, that no neuron leaves that was not appended, and that ticks never fall within an
-        image. The watched neuron is any one the solver picks (``word``, ``bank``)."""
-        ticks, banks, positions = self.ticks, self.banks, self.positions
-        word = anyconst(m, self, range(self.words), "word") if self.words > 1 else Const(0, 1)
-        bank = anyconst(m, self, range(banks), "bank") if banks > 1 else Const(0, 1)
-        shift = (positions - 1).bit_length()
-        neuron = (word[shift:] * banks + bank) * positions + word[:shift]
-        i, o = self.i, self.o
-        left = o.valid & o.ready
-        image_in, image_out = image_tracker(m, i.valid & i.ready & i.payload.end, left & o.payload.end, "sorter")
-        # per image number: the watched neuron was appended, and its tick (more than one image may be
-        # in the sorter: the next one's words come while the last one's end is still leaving)
-        expected = Signal(4)
-        expected_ticks = Array(Signal(range(ticks + 1), name=f"expected_tick{n}") for n in range(4))
-        emitted = Signal()
-        last_tick = Signal(range(ticks + 1))
-        cex_neuron = Signal(range(self.neurons), name="cex_neuron", attrs={"keep": 1})
-        cex_tick = Signal(range(ticks + 1), name="cex_tick", attrs={"keep": 1})
-        m.d.comb += [cex_neuron.eq(o.payload.neuron), cex_tick.eq(o.payload.tick)]
-        this_image = expected.bit_select(image_out, 1)
-        with m.If(left & ~o.payload.end):
-            m.d.comb += Assert(o.payload.tick >= last_tick, "sorter: ticks in non-decreasing order")
-            m.d.comb += Assert(o.payload.tick < ticks, "sorter: ticks in the window")
-            m.d.sync += last_tick.eq(o.payload.tick)
-            with m.If(o.payload.neuron == neuron):
-                m.d.comb += Assert(this_image & ~emitted & (o.payload.tick == expected_ticks[image_out]),
-                                   "sorter: an appended event leaves once, with its tick")
-                m.d.sync += emitted.eq(1)
-        with m.If(left & o.payload.end):
-            m.d.comb += Assert(emitted == this_image, "sorter: every appended event leaves before end")
-            m.d.sync += [last_tick.eq(0), emitted.eq(0), expected.bit_select(image_out, 1).eq(0)]
-        tick = i.payload.tick[bank]
-        with m.If(i.valid & i.ready & ~i.payload.end & (i.payload.word == word) & (tick < ticks)):
-            m.d.sync += [expected.bit_select(image_in, 1).eq(1), expected_ticks[image_in].eq(tick)]
+
+def sorter_properties(m, sorter, image_bits: int = 2):
+    """The properties of a tick sorter (a :class:`TickSorter` or a pair of them) at its ports: the
+    stream rules, each word at most once an image with ticks up to ``T`` (assumed of the
+    producer), and with ``sorter`` among ``sorter.formal`` :func:`sorter_property` (images in it
+    at once: fewer than ``2 ** image_bits``)."""
+    stream_ports(m, sorter)
+    taken = sorter.i.valid & sorter.i.ready & ~sorter.i.payload.end
+    once_per_image(m, sorter.i, "word", sorter.words)
+    m.d.comb += [Assume(~taken | (tick <= sorter.ticks)) for tick in sorter.i.payload.tick]
+    if "sorter" in sorter.formal:
+        sorter_property(m, sorter, image_bits)
+
+
+def sorter_property(m, sorter, image_bits: int = 2):
+    """Assert that a neuron appended with a tick leaves once, with that tick, before its image's
+    ``end``, that no neuron leaves that was not appended, and that ticks never fall within an
+    image; images leave in the order they came (numbered by their ends on each side). The watched
+    neuron is any one the solver picks (``word``, ``bank``). Images are numbered modulo
+    ``2 ** image_bits``: more than the sorter holds at once (one with its ``end`` in the skid
+    buffer, one collected, one coming in – twice that in a pair)."""
+    ticks, banks, positions = sorter.ticks, sorter.banks, sorter.positions
+    word = anyconst(m, sorter, range(sorter.words), "word") if sorter.words > 1 else Const(0, 1)
+    bank = anyconst(m, sorter, range(banks), "bank") if banks > 1 else Const(0, 1)
+    shift = (positions - 1).bit_length()
+    neuron = (word[shift:] * banks + bank) * positions + word[:shift]
+    i, o = sorter.i, sorter.o
+    left = o.valid & o.ready
+    image_in, image_out = image_tracker(m, i.valid & i.ready & i.payload.end, left & o.payload.end, "sorter",
+                                         image_bits)
+    # per image number: the watched neuron was appended, and its tick (more than one image may be
+    # in the sorter: the next one's words come while the last one's end is still leaving)
+    expected = Signal(1 << image_bits)
+    expected_ticks = Array(Signal(range(ticks + 1), name=f"expected_tick{n}") for n in range(1 << image_bits))
+    emitted = Signal()
+    last_tick = Signal(range(ticks + 1))
+    cex_neuron = Signal(range(sorter.neurons), name="cex_neuron", attrs={"keep": 1})
+    cex_tick = Signal(range(ticks + 1), name="cex_tick", attrs={"keep": 1})
+    m.d.comb += [cex_neuron.eq(o.payload.neuron), cex_tick.eq(o.payload.tick)]
+    this_image = expected.bit_select(image_out, 1)
+    with m.If(left & ~o.payload.end):
+        m.d.comb += Assert(o.payload.tick >= last_tick, "sorter: ticks in non-decreasing order")
+        m.d.comb += Assert(o.payload.tick < ticks, "sorter: ticks in the window")
+        m.d.sync += last_tick.eq(o.payload.tick)
+        with m.If(o.payload.neuron == neuron):
+            m.d.comb += Assert(this_image & ~emitted & (o.payload.tick == expected_ticks[image_out]),
+                               "sorter: an appended event leaves once, with its tick")
+            m.d.sync += emitted.eq(1)
+    with m.If(left & o.payload.end):
+        m.d.comb += Assert(emitted == this_image, "sorter: every appended event leaves before end")
+        m.d.sync += [last_tick.eq(0), emitted.eq(0), expected.bit_select(image_out, 1).eq(0)]
+    tick = i.payload.tick[bank]
+    with m.If(i.valid & i.ready & ~i.payload.end & (i.payload.word == word) & (tick < ticks)):
+        m.d.sync += [expected.bit_select(image_in, 1).eq(1), expected_ticks[image_in].eq(tick)]
 
 
 def _neuron(word, bank, banks, positions):

@@ -13,7 +13,7 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from hdlgen.boards import frame_receiver, receiver_properties
 from hdlgen.geometry import DenseGeometry
 from hdlgen.prove import Proof, missing_tools, proofs_for, run_proofs
-from hdlgen.rtl_templates import dense, events, spike_time, tick_sorter
+from hdlgen.rtl_templates import dense, events, sorter_pair, spike_time, tick_sorter
 from hdlgen.rtl_templates.dense import DenseEngine
 from hdlgen.rtl_templates.top import NetworkTop
 from hdlgen.testing import random_graph, random_net
@@ -70,6 +70,36 @@ def test_sorter_proved_and_dropping_sorter_fails(tmp_path, proofs, monkeypatch):
     assert _one(tmp_path / "ok", proofs, "dense0 spike-time sorter", "sorter").result == "bounded"
     monkeypatch.setattr(tick_sorter, "skid_buffer", _dropping_skid_buffer)
     assert _one(tmp_path / "mutant", proofs, "dense0 spike-time sorter", "sorter").result == "fail"
+
+
+class _EagerTurnPair(sorter_pair.TickSorterPair):
+    """A mutant sorter pair whose output turn passes with the image's ``end`` coming in, not with
+    the one leaving: the next image's events may leave before this one's."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        first, second = self.sorters
+        turn = Signal()
+        with m.If(self.i.valid & self.i.ready & self.i.payload.end):
+            m.d.sync += turn.eq(~turn)
+        m.d.comb += [first.o.ready.eq(self.o.ready & ~turn), second.o.ready.eq(self.o.ready & turn),
+                     self.o.valid.eq(Mux(turn, second.o.valid, first.o.valid)),
+                     self.o.payload.eq(Mux(turn, second.o.payload, first.o.payload))]
+        return m
+
+
+def test_sorter_pair_bounded_and_eager_turn_fails(tmp_path):
+    """The input encoder's pair of sorters (images in turn): two images' events leave each once, in
+    tick order, image after image; a pair whose output turn passes too early fails."""
+    # 12 cycles at T = 2: two images of a few words each in and out
+    proofs = [Proof("pair", "sorter", lambda kind=kind: kind(3, 2), None, "bmc", 12, "arrays")
+              for kind in (sorter_pair.TickSorterPair, _EagerTurnPair)]
+    assert [r.result for r in run_proofs(proofs, tmp_path, jobs=2, timeout=300)] == ["bounded", "fail"]
+    core = NetworkTop(_net(), lanes=2)
+    core.geometry.input.sorters = 2          # as a fast input link's encoder has (InputGeometry)
+    encoder_sorter = proofs_for(core, ["sorter"])[0]
+    assert encoder_sorter.component == "input encoder sorter"
+    assert isinstance(encoder_sorter.build(), sorter_pair.TickSorterPair)
 
 
 def test_stream_rules_proved_and_restless_payload_fails(tmp_path, proofs, monkeypatch):
@@ -168,6 +198,52 @@ def test_overflow_with_an_add_stage_missing_the_write_just_ahead_fails(tmp_path,
     # two spikes and their writes: past the induction depth, so a bounded check finds the counterexample
     deeper = Proof(proof.component, "overflow", proof.build, proof.layer, "bmc", proof.depth + 2)
     assert run_proofs([deeper], tmp_path, jobs=1, timeout=300)[0].result == "fail"
+
+
+def _small_cnn(in_shape=(1, 4, 4)):
+    from hdlgen.testing import random_cnn
+
+    return random_cnn(np.random.default_rng(0), in_shape=in_shape, blocks=(("conv", 2, 3, 1, 1), ("pool", 2, 2)),
+                      classes=2, ticks=4, weight_bits=4)
+
+
+def test_conv_overflow_proved_and_one_bit_short_fails(tmp_path):
+    """A conv engine's overflow closes by induction (behind a decoder that is wiring); one bit fewer
+    accumulator fails the asserted fit of its partial sums. Behind a pipelined decoder (a 3×3 map:
+    reciprocal multipliers) the check stays bounded."""
+    from hdlgen.geometry import ConvGeometry
+    from hdlgen.rtl_templates.conv import ConvEngine
+
+    net = _small_cnn()
+    proof = next(p for p in proofs_for(NetworkTop(net, lanes=2), ["overflow"]) if p.component == "conv0 conv2d stage")
+    ok = run_proofs([proof], tmp_path / "ok", jobs=1, timeout=300)[0]
+    assert (ok.mode, ok.result) == ("prove", "pass")
+    narrow = ConvGeometry(net.layers[0], 2)
+    narrow.acc_width -= 1
+    mutant = Proof(proof.component, "overflow", lambda: ConvEngine(narrow), proof.layer, "prove", proof.depth,
+                   proof.memories)
+    result = run_proofs([mutant], tmp_path / "mutant", jobs=1, timeout=300)[0]
+    assert result.result == "fail" and "value" in result.where
+    pipelined = proofs_for(NetworkTop(_small_cnn((1, 3, 3)), lanes=2), ["overflow"])
+    assert next(p.mode for p in pipelined if p.component == "conv0 conv2d stage") == "bmc"
+
+
+def test_conv_overflow_with_an_add_stage_missing_the_write_just_ahead_fails(tmp_path, monkeypatch):
+    """A conv engine whose add stage ignores the write one cycle after its read: the induction step
+    breaks the invariant that each add starts from the word as it is, and a bounded check a few
+    spikes deep finds the lost update."""
+    from amaranth.hdl import Const
+
+    from hdlgen.rtl_templates import conv
+
+    forwarding = conv.accumulate_stage
+    monkeypatch.setattr(conv, "accumulate_stage", lambda m, data, summed, word, ahead, enable=1:
+                        forwarding(m, data, summed, word, (Const(0), ahead[1]), enable))
+    proof = next(p for p in proofs_for(NetworkTop(_small_cnn(), lanes=2), ["overflow"])
+                 if p.component == "conv0 conv2d stage")
+    assert run_proofs([proof], tmp_path / "induction", jobs=1, timeout=300)[0].result == "bounded"
+    deeper = Proof(proof.component, "overflow", proof.build, proof.layer, "bmc", 10, proof.memories)
+    assert run_proofs([deeper], tmp_path / "bounded", jobs=1, timeout=300)[0].result == "fail"
 
 
 class _AlwaysMatching(frame_receiver.SerialCRC16):
