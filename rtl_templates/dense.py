@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from hdlgen.geometry import DenseGeometry, ceil_div
 
 from .events import acc_word_layout, event_layout, fanout_copies, times_constant
-from .formal import anyconst, engine_properties, first_state, fsm_of
+from .formal import anyconst, engine_properties, first_state, fsm_of, partial_sums_fit
 
 __all__ = ["EngineTiming", "RETIMED", "COMPACT", "WeightROM", "DenseEngine", "accumulate_stage", "read_through",
            "weight_product"]
@@ -484,16 +484,9 @@ class DenseEngine(wiring.Component):
             return Array(Const(int(v)) for v in column[lane::lanes])[star]
 
         # the arithmetic: every partial sum of the word's neurons fits the accumulator
-        cex_value = Signal(signed(self.acc_width + 2), name="cex_value", attrs={"keep": 1})
-        low_end, high_end = -(1 << (self.acc_width - 1)), (1 << (self.acc_width - 1)) - 1
-        for l in range(lanes):
-            low = at_star(bias + np.minimum(matrix * ticks, 0).sum(axis=1), l)
-            high = at_star(bias + np.maximum(matrix * ticks, 0).sum(axis=1), l)
-            with m.If(low < low_end):
-                m.d.comb += cex_value.eq(low)
-            with m.If(high > high_end):
-                m.d.comb += cex_value.eq(high)
-            m.d.comb += Assert((low >= low_end) & (high <= high_end), "overflow: every partial sum fits")
+        lows, highs = (bias + bound(matrix * ticks, 0).sum(axis=1) for bound in (np.minimum, np.maximum))
+        partial_sums_fit(m, [at_star(lows, l) for l in range(lanes)], [at_star(highs, l) for l in range(lanes)],
+                         self.acc_width)
 
         neurons = [Signal(range(fan_in), name="ghost_neuron0")]
         with m.If(self.i.valid & self.i.ready & ~self.i.payload.end):
