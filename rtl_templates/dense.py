@@ -30,11 +30,9 @@ class EngineTiming:
     drain_fifo : bool
         The drained accumulator words leave through a three-entry FIFO, so ``o.ready`` reaches
         its read pointer, not the enable of a word-wide register (at 64 lanes that enable reached
-        2,304 flip-flops; ECP5 timing); a wide engine's FIFO is a FIFO per :data:`LANE_GROUP`
-        lanes, moving together, so no read pointer reaches the whole word. Without it the
-        accumulator read port's own register holds the leaving word and ``o.ready`` enables it:
-        one drain cycle fewer and, on an iCE40 (no LUT RAM), three words fewer of flip-flops and
-        the multiplexer after them.
+        2,304 flip-flops; ECP5 timing). Without it the accumulator read port's own register holds
+        the leaving word and ``o.ready`` enables it: one drain cycle fewer and, on an iCE40 (no
+        LUT RAM), three words fewer of flip-flops and the multiplexer after them.
     registered_read_hit : bool
         The accumulator read's hit on the word being written is registered beside the read
         (:func:`read_through`), so a wide engine's read register does not wait for the address
@@ -53,9 +51,8 @@ class EngineTiming:
     registered_gather: bool = True
 
 
-# lanes of a wide engine (the geometry's ``multiplier_stages``) fed by one copy of a control register:
-# their multipliers' q (fanout_copies) and their part of the drain FIFO, with its own pointers
-LANE_GROUP = 8
+# lanes whose multipliers take q from one copy of its register in a wide engine (fanout_copies)
+MULTIPLIER_GROUP = 8
 
 RETIMED = EngineTiming()                                               # the default: for ECP5 timing
 COMPACT = EngineTiming(drain_fifo=False, registered_read_hit=False, registered_gather=False)  # fewest cells (iCE40)
@@ -314,19 +311,20 @@ class DenseEngine(wiring.Component):
         products = [Signal(signed(product_width), name=f"product{l}") for l in range(lanes)]
         if extra and self.registered_multiplier is not None and not self.products_in_logic:
             # the block registers the row and q at its inputs and the product at its output; q
-            # reaches them from a copy per LANE_GROUP lanes (the blocks are spread over the
+            # reaches them from a copy per MULTIPLIER_GROUP lanes (the blocks are spread over the
             # device: one register's route to 128 of them took 13.6 ns)
-            q_copies = fanout_copies(m, stages[1][2], ceil_div(lanes, LANE_GROUP), "multiplier_q")
+            q_copies = fanout_copies(m, stages[1][2], ceil_div(lanes, MULTIPLIER_GROUP), "multiplier_q")
             for l in range(lanes):
-                block, products[l] = self.registered_multiplier(weight_row[l], q_copies[l // LANE_GROUP], product_width)
+                block, products[l] = self.registered_multiplier(weight_row[l], q_copies[l // MULTIPLIER_GROUP],
+                                                                product_width)
                 m.submodules[f"multiplier{l}"] = block
         else:
             factors, factor_q = weight_row, [stages[2][2]] * lanes
             if extra:
                 factors = Signal(weights.layout, name="mult_weights")
                 m.d.sync += factors.eq(weight_row)
-                copies = fanout_copies(m, stages[2][2], ceil_div(lanes, LANE_GROUP), "mult_q")
-                factor_q = [copies[l // LANE_GROUP] for l in range(lanes)]
+                copies = fanout_copies(m, stages[2][2], ceil_div(lanes, MULTIPLIER_GROUP), "mult_q")
+                factor_q = [copies[l // MULTIPLIER_GROUP] for l in range(lanes)]
             m.d.sync += [product.eq(weight_product(factors[l], factor_q[l], self.products_in_logic))
                          for l, product in enumerate(products)]
         if extra:
@@ -344,29 +342,13 @@ class DenseEngine(wiring.Component):
         reset_pending, reset_pending_word = Signal(), Signal(range(words))
         if self.timing.drain_fifo:
             # the drain's words: read from the accumulators (``in_flight``), then queued in ``leaving``
-            # (the geometry's ``drain_depth`` entries). A wide engine's word
-            # is queued in parts of LANE_GROUP lanes, each FIFO with pointers of its own, all written
-            # and read together: one read pointer's route to the whole word's LUT RAM (641 cells at
-            # 128 lanes) took 13 ns on ECP5. ``leaving`` has the first part and ``last``; the handshake
-            # and the drain's counts read it alone (the parts' levels are always equal).
+            # (the geometry's ``drain_depth`` entries)
             in_flight, in_flight_last = Signal(name="in_flight"), Signal(name="in_flight_last")
             m.d.sync += in_flight.eq(0)     # but in the drain, below
-            acc_bits = Value.cast(acc_data)
-            group_bits = self.acc_width * (LANE_GROUP if extra else lanes)
-            parts = [acc_bits[start:start + group_bits] for start in range(0, len(acc_bits), group_bits)]
-            depth = self.geometry.drain_depth
-            m.submodules.leaving = leaving = SyncFIFO(width=len(parts[0]) + 1, depth=depth)
-            queues = [leaving]
-            for n, part in enumerate(parts[1:], start=1):
-                queues.append(SyncFIFO(width=len(part), depth=depth))
-                m.submodules[f"leaving_part{n}"] = queues[-1]
-            payload = (leaving.r_data if len(queues) == 1 else
-                       Cat(leaving.r_data[:-1], *(queue.r_data for queue in queues[1:]), leaving.r_data[-1]))
-            m.d.comb += [leaving.w_en.eq(in_flight), leaving.w_data.eq(Cat(parts[0] if extra else acc_data, in_flight_last)),
-                         self.o.payload.eq(payload), self.o.valid.eq(leaving.r_rdy),
+            m.submodules.leaving = leaving = SyncFIFO(width=len(self.o.payload.as_value()), depth=self.geometry.drain_depth)
+            m.d.comb += [leaving.w_en.eq(in_flight), leaving.w_data.eq(Cat(acc_data, in_flight_last)),
+                         self.o.payload.eq(leaving.r_data), self.o.valid.eq(leaving.r_rdy),
                          leaving.r_en.eq(self.o.ready)]
-            m.d.comb += [signal for queue, part in zip(queues[1:], parts[1:])
-                         for signal in (queue.w_en.eq(in_flight), queue.w_data.eq(part), queue.r_en.eq(self.o.ready))]
         else:
             # the accumulator read port's register is the leaving word
             out_valid, out_last = Signal(), Signal()
@@ -431,10 +413,6 @@ class DenseEngine(wiring.Component):
                         m.d.sync += [reset_word.eq(0), out_valid.eq(0)]
                         m.next = "accumulate"
         if self.formal:
-            if self.timing.drain_fifo:
-                # what makes the parts one FIFO (each asserts its own pointers on the "formal" platform)
-                m.d.comb += [Assert(queue.level == leaving.level, "drain FIFO: its parts hold as many words")
-                             for queue in queues[1:]]
             # with the drain FIFO, overflow is proved by invariants and an argument (_overflow_invariants)
             argued = "overflow" in self.formal and self.timing.drain_fifo
             seen = engine_properties(m, self, write_valid, summed, held_acc, products, check_adds=not argued)

@@ -134,25 +134,6 @@ def test_engine_stream_proved_and_head_dropping_fifo_fails(tmp_path, proofs, mon
     assert _one(tmp_path / "mutant", proofs, "dense0 dense stage", "stream").result == "fail"
 
 
-def test_wide_engine_drain_fifo_in_parts_proved_and_a_part_dropping_its_head_fails(tmp_path, monkeypatch):
-    """A wide engine (lanes ≥ 16) queues its drained words in parts of LANE_GROUP lanes, each FIFO
-    with its own pointers: its stream rules and overflow still close by induction (20 lanes: parts
-    of 8, 8 and 4; two words), and a part that drops its waiting head fails while the first part is sound."""
-    net = random_net(np.random.default_rng(5), [4, 40, 2], [3, 2], weight_bits=3)
-    proofs = [p for p in proofs_for(NetworkTop(net, lanes=[20, 2]), ["stream", "overflow"])
-              if p.component == "dense0 dense stage"]
-    engine = proofs[0].build()
-    assert engine.geometry.multiplier_stages and engine.lanes % dense.LANE_GROUP != 0
-    assert [r.result for r in run_proofs(proofs, tmp_path / "ok", jobs=2, timeout=300)] == ["pass", "pass"]
-    part_width = engine.acc_width * dense.LANE_GROUP
-    monkeypatch.setattr(dense, "SyncFIFO", lambda *, width, depth: (_HeadDroppingFIFO if width == part_width
-                                                                     else SyncFIFO)(width=width, depth=depth))
-    # an image through the engine's pipeline to its drain: past the induction depth
-    stream = next(p for p in proofs if p.kind == "stream")
-    deeper = Proof(stream.component, "stream", stream.build, stream.layer, "bmc", 16)
-    assert run_proofs([deeper], tmp_path / "mutant", jobs=1, timeout=300)[0].result == "fail"
-
-
 def test_conv_engine_stream_proved_and_read_out_that_does_not_wait_fails(tmp_path, monkeypatch):
     """A conv engine's stream rules close by induction (its read-out registers hold words only in
     the drain); with a read-out register that advances while its word waits, the induction step

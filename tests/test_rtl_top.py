@@ -22,7 +22,7 @@ CASES = [  # sizes, ticks, lanes, pixels per transfer, spike lanes, shared K
     ([16, 12, 7], [4, 5], 12, 16, None, True),    # lanes = fan-out: one word, a bank per neuron
     ([16, 12, 7], [4, 5], 12, 3, 4, False),       # 4 ladders per bank: words in 3 parts
     ([20, 33, 9], [6, 5], 16, 8, None, False),    # a wide engine: registers around its multipliers
-    ([10, 20, 5], [4, 5], 20, 4, 4, True),        # a wide engine whose drain FIFO parts are 8, 8 and 4 lanes
+    ([10, 20, 5], [4, 5], 20, 4, 4, True),        # a wide engine whose q copies serve 8, 8 and 4 lanes
 ]
 
 
