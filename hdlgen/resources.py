@@ -45,7 +45,7 @@ LOGIC = {
     # 11 builds (the digits MLP and CNN at lanes 1; the Fashion MLP at lanes 32,1 with one spike lane, 64, 128, and
     # 128 with 16 or 64 spike lanes at 8 or 16 pixels a transfer, the last also with two input sorters): LUT within
     # 12 %, FF 13 %
-    "ecp5": {"LUT": (952.5, 1.5404), "FF": (1034.2, 1.1324), "BRAM": (2.0, 1.0)},
+    "ecp5": {"LUT": (926.8, 1.5599), "FF": (1025.5, 1.1484), "BRAM": (2.0, 1.0)},
     # 2 builds (boards.json, digits MLP and CNN on the Tang Nano 9K): LUT within 10 %
     "gowin": {"LUT": (0.0, 2.2894), "FF": (464.3, 2.2955), "BRAM": (3.0, 1.0)},
 }
