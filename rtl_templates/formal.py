@@ -11,7 +11,7 @@ to what its producer promises, and its outputs are checked with ``Assert``.
 from amaranth.hdl import Assert, Assume, Mux, Signal, Value, signed
 
 __all__ = ["past", "stream_rules", "stream_ports", "once_per_image", "anyconst", "image_tracker",
-           "in_order", "no_overflow", "partial_sums_fit", "engine_properties", "first_state", "fsm_of", "fifo_entries"]
+           "in_order", "no_overflow", "partial_sums_fit", "engine_properties", "first_state", "fsm_of"]
 
 
 def first_state(component, kinds, after_clear: str):
@@ -27,28 +27,6 @@ def fsm_of(m, name: str):
     """The FSM called ``name`` that ``m`` has built (its ``ongoing(state)``), for invariants
     stated after it: the synthesised code keeps no handle on it."""
     return m._generated[name]
-
-
-def fifo_entries(fifo):
-    """``(entries, consume)``: every storage entry of an ``amaranth.lib.fifo.SyncFIFO`` and its
-    read pointer, for invariants over what a FIFO holds beyond its head. They are local to the
-    FIFO's ``elaborate``: this instance's is wrapped to add a read port per entry (a proof
-    build only; the FIFO itself is unchanged)."""
-    entries = [Signal(fifo.width, name=f"{type(fifo).__name__.lower()}_entry{n}") for n in range(fifo.depth)]
-    consume = Signal(range(fifo.depth), name="fifo_consume")
-    elaborate = fifo.elaborate
-
-    def with_entries(platform):
-        m = elaborate(platform)
-        storage = m.submodules.storage
-        m.d.comb += consume.eq(storage.read_ports[0].addr)
-        for n, entry in enumerate(entries):
-            port = storage.read_port(domain="comb")
-            m.d.comb += [port.addr.eq(n), entry.eq(port.data)]
-        return m
-
-    fifo.elaborate = with_entries
-    return entries, consume
 
 
 def past(m, value, name: str):
