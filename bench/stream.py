@@ -4,7 +4,7 @@
 latency, then all back to back: the interval) on
 
 * the Fashion-MNIST 784-128-10 MLP of bench/fashion_mlp.py (T=16, 8-bit; trained and converted
-  here if out/bench has no copy), lanes 8, 32, 64, 128, 8 pixels per transfer;
+  here if out/bench has no copy), lanes 8, 32, 64, 128 and 256 (two input spikes a cycle), 8 pixels per transfer;
 * the LeNet-5-shaped CNN of bench/cnn_rtl.py (random integer weights) on Fashion-MNIST test
   images, lanes 4 and 16, 8 pixels per transfer.
 
@@ -29,7 +29,7 @@ import numpy as np
 from cnn_rtl import lenet
 from fashion_mlp import OUT, RESULTS, SINGLE_THREAD, fashion, hdlgen, train
 
-NETS = {"fashion_mlp": [8, 32, 64, 128], "lenet5": [4, 16]}
+NETS = {"fashion_mlp": [8, 32, 64, 128, 256], "lenet5": [4, 16]}
 
 
 def fashion_mlp() -> Path:

@@ -252,13 +252,13 @@ def weight_precheck(geometry: NetGeometry, board: Board, spram_engines=()) -> Bu
 
 def assign_multipliers(core, dsp_blocks: int) -> list:
     """Give the engines' products DSP blocks in layer order while they last (an engine
-    multiplies in each of its lanes); the engines after that build them in logic
+    multiplies in each of its lanes, once per spike it takes at once); the engines after that build them in logic
     (``products_in_logic``). Returns the indices (in ``core.engines``) of those engines."""
     in_logic, left = [], dsp_blocks
     for index, (engine, layer) in enumerate(zip(core.engines, core.geometry.engines)):
-        lanes = core.geometry.layers[layer].lanes
-        if lanes <= left and not in_logic:
-            left -= lanes
+        multipliers = core.geometry.layers[layer].multipliers
+        if multipliers <= left and not in_logic:
+            left -= multipliers
         else:
             engine.products_in_logic = True
             in_logic.append(index)

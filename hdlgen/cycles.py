@@ -71,6 +71,23 @@ def _gathered(net: TTFSNet, spiked: list, l: int) -> np.ndarray:
     return np.concatenate([spiked[j] + start for j, start in zip(net.sources(l), net.offsets(l))])
 
 
+def _spike_cycles(geometry: NetGeometry, l: int, cost: np.ndarray, taken: np.ndarray) -> int:
+    """What layer ``l``'s engine pays for its input spikes ``taken``: their costs, or the groups
+    they come in when it takes several a cycle (from the input encoder, each transfer's)."""
+    if getattr(geometry.layers[l], "spikes_per_cycle", 1) > 1:
+        return geometry.input.groups(taken, least=0)
+    return int(cost[taken].sum())
+
+
+def _input_walk(geometry: NetGeometry, spiked: np.ndarray) -> tuple:
+    """``(start, cycles)`` of the input encoder's emission: after the intake, its spikes and
+    window through the tick sorter; or, without one, its groups as the transfers come."""
+    inp = geometry.input
+    if inp.sorters:
+        return inp.intake, len(spiked) + inp.walked_ticks
+    return 0, max(inp.intake, inp.groups(spiked))
+
+
 def _event_cycles(geometry: NetGeometry, spiked) -> int:
     """``intake + Σ max(C, E + T)`` along the first inputs, for the spiking neurons ``spiked[j]`` of each source.
 
@@ -80,13 +97,14 @@ def _event_cycles(geometry: NetGeometry, spiked) -> int:
     input's spikes wait in a skip buffer and may be paid for while the earlier stages still work."""
     net = geometry.net
     walked = [geometry.input.walked_ticks] + [stage.walked_ticks for stage in geometry.layers[:-1]]
-    walk, start = [len(spiked[0]) + walked[0]], [geometry.input.intake]
+    input_start, input_walk = _input_walk(geometry, spiked[0])
+    walk, start = [input_walk], [input_start]
     finish = start[0]
     for l, (stage, cost) in enumerate(zip(geometry.layers, geometry.input_costs())):
         main = net.sources(l)[0]
         finish = start[main]
         if stage.words:      # an engine (a max-pool has no words: it works in the next one's shadow)
-            finish += max(int(cost[spiked[main] + net.offsets(l)[0]].sum()), walk[main])
+            finish += max(_spike_cycles(geometry, l, cost, spiked[main] + net.offsets(l)[0]), walk[main])
         if l + 1 < len(walked):
             walk.append(len(spiked[l + 1]) + walked[l + 1] if walked[l + 1] else walk[main])
             start.append(finish)
@@ -107,7 +125,7 @@ def dense_schedule(net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1) -
 
 def _serial_cycles(geometry: NetGeometry, spiked) -> int:
     costs = geometry.input_costs()
-    return int(geometry.input.intake + sum(int(costs[l][_gathered(geometry.net, spiked, l)].sum())
+    return int(geometry.input.intake + sum(_spike_cycles(geometry, l, costs[l], _gathered(geometry.net, spiked, l))
                                            for l in range(len(costs))) + geometry.walked_ticks)
 
 
@@ -129,14 +147,15 @@ def _stage_cycles(geometry: NetGeometry, spiked, overlapped: bool = False) -> di
     """Per stage, its two phases for one image – what it takes in, then what it puts out – added up,
     or with ``overlapped`` the longer one (as if the stage kept two images' state)."""
     net = geometry.net
-    phases = {"input": (geometry.input.intake, len(spiked[0]) + geometry.input.walked_ticks)}
+    inp = geometry.input
+    phases = {"input": (inp.intake, len(spiked[0]) + inp.walked_ticks) if inp.sorters else (_input_walk(geometry, spiked[0])[1],)}
     for l, (stage, cost) in enumerate(zip(geometry.layers, geometry.input_costs())):
         name, taken = stage.layer.name, _gathered(net, spiked, l)
         if not stage.words:   # a max-pool: its windows' visits, then clearing their fired bits
             phases[name] = (int(stage.reach()[taken].sum()), stage.layer.fan_out)
             continue
         read_out = DenseGeometry.read_out_cycles(stage)   # a conv's cycles for spikes reaching nothing are a bound
-        phases[f"{name} engine"] = (int(cost[taken].sum()), stage.drain_cycles())
+        phases[f"{name} engine"] = (_spike_cycles(geometry, l, cost, taken), stage.drain_cycles())
         if stage.fires:
             phases[f"{name} sorter"] = (read_out, len(spiked[l + 1]) + stage.walked_ticks)
         else:

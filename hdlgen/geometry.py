@@ -96,14 +96,24 @@ def sorter_memory_bits(neurons: int, ticks: int, banks: int = 1, positions: int 
     return banks * (words + 2 * ticks) * unsigned_width(words - 1)
 
 
+# input spikes a dense engine fed by the input encoder takes at once (NetGeometry: its lanes asked
+# for as that many times its fan-out)
+MAX_SPIKES_PER_CYCLE = 2
+
+
 class DenseGeometry:
     """A dense layer's engine (and its spike-time bank or readout) at ``lanes``.
 
     Accumulator word ``w`` holds neurons ``w·lanes + l`` in lane ``l``; weight row
     ``j·words + w`` holds ``W[w·lanes + l, j]`` (zero past the fan-out), so a spike on input
-    ``j`` reads ``words`` consecutive rows and costs ``words`` cycles.
+    ``j`` reads ``words`` consecutive rows and costs ``words`` cycles. With ``spikes_per_cycle``
+    ``S > 1`` (a one-word layer fed by the input encoder, :class:`NetGeometry`) the engine takes
+    ``S`` spikes at once, each through a copy of the weight memory and a product per lane of its
+    own: a cycle for up to ``S`` spikes.
 
-    Raises :class:`ValueError` unless ``lanes`` is an integer in ``1..``:meth:`lane_limit`.
+    Raises :class:`ValueError` unless ``lanes`` is an integer in ``1..``:meth:`lane_limit`, and
+    ``spikes_per_cycle`` is 1 or the layer is dense with one word and it is at most
+    :data:`MAX_SPIKES_PER_CYCLE`.
     """
 
     kind = "dense"
@@ -115,13 +125,19 @@ class DenseGeometry:
     wide_lanes = 16             # from this many lanes the multipliers get pipeline stages of their own
     drain_depth = 3             # words the engine's drain FIFO holds: the one in flight, one being taken, one refused
 
-    def __init__(self, layer, lanes: int = 1, spike_lanes: int | None = None):
+    def __init__(self, layer, lanes: int = 1, spike_lanes: int | None = None, spikes_per_cycle: int = 1):
         self.layer = layer
         try:
             self.lanes = check_lanes(lanes, self.lane_limit(layer), self.limit_name)
         except ValueError as e:
             raise ValueError(f"layer {layer.name!r}: {e}") from None
         self.words = ceil_div(self.lane_limit(layer), self.lanes)
+        # input spikes taken at once, each with a weight memory and a product per lane of its own
+        if spikes_per_cycle != 1 and (self.kind != "dense" or self.words != 1
+                                      or spikes_per_cycle not in range(1, MAX_SPIKES_PER_CYCLE + 1)):
+            raise ValueError(f"layer {layer.name!r}: only a dense layer with one word (lanes = its fan-out) takes "
+                             f"1 to {MAX_SPIKES_PER_CYCLE} spikes a cycle, got {spikes_per_cycle!r}")
+        self.spikes_per_cycle = spikes_per_cycle
         self.acc_width = layer.widths()["accumulator"]
         # ladders of the spike-time bank: a divisor of the lanes, so a word splits into equal parts
         self.spike_lanes = self.lanes if spike_lanes is None else math.gcd(self.lanes, spike_lanes)
@@ -159,6 +175,11 @@ class DenseGeometry:
     def row_bits(self) -> int:
         return self.layer.weight_bits * self.lanes
 
+    @property
+    def multipliers(self) -> int:
+        """Products the engine makes per cycle: a lane's for each spike it takes at once."""
+        return self.lanes * self.spikes_per_cycle
+
     def weight_rows(self) -> list:
         """The weight memory's rows as unsigned ints (lane ``l`` at bits ``l·weight_bits``)."""
         matrix = self.layer.weight_matrix()
@@ -173,7 +194,8 @@ class DenseGeometry:
 
     @property
     def weight_memory_bits(self) -> int:
-        return self.weight_row_count * self.row_bits
+        """Bits of the weight memories: one copy per spike taken at once."""
+        return self.weight_row_count * self.row_bits * self.spikes_per_cycle
 
     def bias_words(self) -> list:
         """One accumulator word per ``words`` holding its lanes' biases (0 past the units)."""
@@ -336,43 +358,64 @@ class PoolGeometry:
 STAGE_GEOMETRY = {cls.kind: cls for cls in (DenseGeometry, ConvGeometry, PoolGeometry)}
 
 
-def stage_geometry(layer, lanes: int = 1, spike_lanes: int | None = None):
+def stage_geometry(layer, lanes: int = 1, spike_lanes: int | None = None, spikes_per_cycle: int = 1):
     """The geometry of ``layer``'s stage at ``lanes`` and ``spike_lanes`` (ladders of a
     spike-time bank: the largest divisor of the stage's lanes that divides it; ``None``: the
-    lanes).
+    lanes), taking ``spikes_per_cycle`` input spikes at once.
 
     The stage gets the fewest lanes that keep the words ``lanes`` would give it: a spike costs
     one cycle per word, so lanes past that (10 neurons at 8 lanes need only 5) are logic that
     buys no cycle."""
     cls = STAGE_GEOMETRY[layer.kind]
     limit = cls.lane_limit(layer)
-    return cls(layer, ceil_div(limit, ceil_div(limit, lanes)), spike_lanes)
+    lanes = min(lanes, limit)
+    if spikes_per_cycle == 1:
+        return cls(layer, ceil_div(limit, ceil_div(limit, lanes)), spike_lanes)
+    return cls(layer, lanes, spike_lanes, spikes_per_cycle)
 
 
 class InputGeometry:
     """The input encoder: ``pixels_per_transfer`` pixels per transfer of the pixel stream, a
     256-entry tick table (one read port per pixel of a transfer) and a tick sorter with a bank
     per pixel of a transfer – or ``sorters = 2`` of them taking images in turn, so the next
-    image's pixels come in while this one's spikes leave (:class:`NetGeometry` decides).
+    image's pixels come in while this one's spikes leave – or, with ``spikes_per_transfer``
+    ``S > 1`` (for a first engine that takes ``S`` spikes a cycle), no sorter: each transfer's
+    spiking pixels leave ``S`` at a time in pixel order, as they come (:class:`NetGeometry`
+    decides; an engine takes its spikes in any order).
 
     Raises :class:`ValueError` unless ``pixels_per_transfer`` is an integer in ``1..`` the
     image's pixels.
     """
 
-    def __init__(self, encoding, pixels_per_transfer: int = 1, sorters: int = 1):
+    def __init__(self, encoding, pixels_per_transfer: int = 1, sorters: int = 1, spikes_per_transfer: int = 1):
         self.encoding = encoding
         self.pixels_per_transfer = check_count(pixels_per_transfer, encoding.size, "pixels per transfer",
                                                "the image's pixels")
         self.transfers = ceil_div(encoding.size, self.pixels_per_transfer)
-        self.walked_ticks = encoding.ticks
         if sorters not in (1, 2):
             raise ValueError(f"the input encoder has 1 or 2 tick sorters, got {sorters!r}")
-        self.sorters = sorters
+        check_count(spikes_per_transfer, MAX_SPIKES_PER_CYCLE, "the encoder's spikes per transfer", "")
+        self.spikes_per_transfer = spikes_per_transfer
+        self.sorters = sorters if spikes_per_transfer == 1 else 0
+        self.walked_ticks = encoding.ticks if self.sorters else 0
 
     @property
     def keeps_neuron_order(self) -> bool:
         """Spikes of one tick leave in increasing pixel order (one sorter bank)."""
-        return self.pixels_per_transfer == 1
+        return self.pixels_per_transfer == 1 and bool(self.sorters)
+
+    @property
+    def keeps_tick_order(self) -> bool:
+        """An image's spikes leave in tick order (through a tick sorter)."""
+        return bool(self.sorters)
+
+    def groups(self, spiked: np.ndarray, least: int = 1) -> int:
+        """The groups of up to ``spikes_per_transfer`` spikes an encoder without a sorter sends for
+        an image whose pixels ``spiked`` spike (none crosses a transfer), counting ``least`` for a
+        transfer with no spike: with ``least = 1`` its cycles to send them (``end`` aside)."""
+        per_transfer = np.bincount(np.asarray(spiked, dtype=np.int64) // self.pixels_per_transfer,
+                                   minlength=self.transfers)
+        return int(np.maximum(least, -(-per_transfer // self.spikes_per_transfer)).sum())
 
     @property
     def intake(self) -> int:
@@ -381,8 +424,10 @@ class InputGeometry:
 
     def memory_bits(self) -> dict:
         enc, per_transfer = self.encoding, self.pixels_per_transfer
-        return {"table": 256 * unsigned_width(enc.ticks) * per_transfer,
-                "sorter": self.sorters * sorter_memory_bits(enc.size, enc.ticks, per_transfer)}
+        bits = {"table": 256 * unsigned_width(enc.ticks) * per_transfer}
+        if self.sorters:
+            bits["sorter"] = self.sorters * sorter_memory_bits(enc.size, enc.ticks, per_transfer)
+        return bits
 
     def overhead(self) -> int:
         """A few handshakes (the intake is part of the event lower bound)."""
@@ -419,26 +464,45 @@ class NetGeometry:
     def __init__(self, net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None):
         self.net = net
         self.lane_layers = [layer.name for layer in net.layers if layer.has_weights]
+        # the layer that may take several input spikes a cycle: a dense one reading the input encoder alone
+        readers = net.consumers(0)
+        first = readers[0][0]
+        self.multi_issue_layer = (first if len(readers) == 1 and len(net.sources(first)) == 1
+                                  and net.layers[first].kind == "dense" else None)
+        limits = [(STAGE_GEOMETRY[layer.kind].lane_limit(layer), STAGE_GEOMETRY[layer.kind].limit_name)
+                  for layer in net.layers if layer.has_weights]
+        if self.multi_issue_layer is not None:
+            position = self.lane_layers.index(net.layers[first].name)
+            limits[position] = (MAX_SPIKES_PER_CYCLE * limits[position][0],
+                                f"{MAX_SPIKES_PER_CYCLE} times (spikes a cycle) its fan-out")
         if _is_sequence(lanes):
-            self.lanes = self._per_layer(lanes, "lanes", [(STAGE_GEOMETRY[layer.kind].lane_limit(layer),
-                                                           STAGE_GEOMETRY[layer.kind].limit_name)
-                                                          for layer in net.layers if layer.has_weights])
+            self.lanes = self._per_layer(lanes, "lanes", limits)
         else:
-            self.lanes = check_lanes(lanes, max(layer.fan_out for layer in net.layers), "the largest fan-out")
+            self.lanes = check_lanes(lanes, max(limit for limit, _ in limits), "the largest fan-out (for the first "
+                                     f"layer {MAX_SPIKES_PER_CYCLE} times it: spikes a cycle)")
         if _is_sequence(spike_lanes):
             spike_lanes = self._per_layer(spike_lanes, "spike lanes", [(n, "its lanes") for n in self._each(self.lanes)])
         elif spike_lanes is not None:
             check_count(spike_lanes, max(self._each(self.lanes)), "spike lanes", "the lanes")
         self.spike_lanes = spike_lanes
         lanes_of, spike_lanes_of = iter(self._each(self.lanes)), iter(self._each(spike_lanes))
-        self.layers = [stage_geometry(layer, next(lanes_of), next(spike_lanes_of)) if layer.has_weights
-                       else stage_geometry(layer) for layer in net.layers]
+        self.layers = []
+        for index, layer in enumerate(net.layers):
+            if not layer.has_weights:
+                self.layers.append(stage_geometry(layer))
+                continue
+            asked = next(lanes_of)
+            # lanes past the fan-out of the layer reading the input: whole fan-outs of spikes a cycle
+            spikes = max(1, min(asked // layer.fan_out, MAX_SPIKES_PER_CYCLE)) if index == self.multi_issue_layer else 1
+            self.layers.append(stage_geometry(layer, asked, next(spike_lanes_of), spikes))
         # An engine that pays one cycle per input spike keeps pace with the encoder's walk, so on a
         # stream the encoder's time to take the next image's pixels in is what limits it: two
-        # sorters taking images in turn hide it.
-        first = self.layers[net.consumers(0)[0][0]]
+        # sorters taking images in turn hide it. One that takes several a cycle takes them as the
+        # encoder looks them up, with no sorter.
+        first = self.layers[first]
         keeps_pace = bool(first.words) and int(first.input_costs().max()) <= 1
-        self.input = InputGeometry(net.input, pixels_per_transfer, sorters=2 if keeps_pace else 1)
+        self.input = InputGeometry(net.input, pixels_per_transfer, sorters=2 if keeps_pace else 1,
+                                   spikes_per_transfer=getattr(first, "spikes_per_cycle", 1))
         self.engines = [i for i, layer in enumerate(net.layers) if layer.has_weights]
         self.buffers = [SkipBuffer(net, source, layer, position)
                         for source in range(len(net.layers)) for layer, position in net.consumers(source)[1:]]

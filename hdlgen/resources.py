@@ -80,13 +80,15 @@ def logic_units(stage, products_in_logic: bool = False) -> dict:
     if stage.kind == "maxpool2d":
         return {"LUT": 40 + 2 * layer.fan_out / 8, "FF": 30 + layer.fan_out / 8}
     lanes, acc = stage.lanes, stage.acc_width
+    multipliers = stage.multipliers     # a lane's product per spike taken at once
     q_bits = unsigned_width(layer.ticks_in)
     lut = 2 * lanes * acc + 60 + lanes * acc * ceil_div(stage.words, 16)   # the bias ROM in LUT4s
-    ff = 2 * lanes * acc + lanes * layer.weight_bits + 50
+    lut += (multipliers - lanes) * _product_bits(stage)    # the adders of a lane's products
+    ff = 2 * lanes * acc + multipliers * layer.weight_bits + 50
     if products_in_logic:
-        lut += lanes * q_bits * (layer.weight_bits + q_bits)
-        ff += lanes * _product_bits(stage)
-    ff += stage.multiplier_stages * lanes * (layer.weight_bits + _product_bits(stage))
+        lut += multipliers * q_bits * (layer.weight_bits + q_bits)
+        ff += multipliers * _product_bits(stage)
+    ff += stage.multiplier_stages * multipliers * (layer.weight_bits + _product_bits(stage))
     if stage.fires:
         steps = ladder_steps(layer.ticks) + 1
         lut += stage.spike_lanes * (acc * steps + 2 * layer.ticks) + 60
@@ -96,9 +98,14 @@ def logic_units(stage, products_in_logic: bool = False) -> dict:
 
 def _input_units(geometry: NetGeometry) -> dict:
     """The input encoder: per pixel of a transfer a lookup in the 256-row tick table (a ROM in
-    LUT4s, 16 per bit) and its share of the sorter's logic."""
+    LUT4s, 16 per bit) and its share of the sorter's logic – or, without a sorter, of the held
+    transfer's fire ticks and the choice of its next spikes."""
     per_transfer, ticks = geometry.input.pixels_per_transfer, geometry.input.encoding.ticks
     table = 16 * unsigned_width(ticks)
+    if not geometry.input.sorters:
+        slots = geometry.input.spikes_per_transfer
+        return {"LUT": per_transfer * (table + slots * (4 + unsigned_width(ticks))) + 40,
+                "FF": per_transfer * (1 + unsigned_width(ticks)) + 30}
     return {"LUT": per_transfer * (table + 8 + 2 * ticks) + 40, "FF": per_transfer * (8 + ticks) + 30}
 
 
@@ -164,7 +171,7 @@ def _memories(stage, family: str) -> list:
     if stage.kind == "maxpool2d":
         return [("fired", layer.fan_out, 1)]
     word = stage.acc_width * stage.lanes
-    memories = [("weights", rows, stage.row_bits) for rows in _weight_banks(stage, family)]
+    memories = [("weights", rows, stage.row_bits) for rows in _weight_banks(stage, family)] * stage.spikes_per_cycle
     memories.append(("accumulators", stage.positions * stage.words, word))
     if stage.fires:
         memories += _sorter_memories(layer.fan_out, layer.ticks, stage.spike_lanes, stage.positions)
@@ -219,7 +226,7 @@ def _units(geometry: NetGeometry, board) -> tuple:
         units[name]["FF"] += gather
         fixed[name] = {"BRAM": sum(_blocks(depth, width, family) for depth, width in held),
                        "SPRAM": SPRAMLayout(stage.row_bits, stage.weight_row_count).sprams if in_spram else 0,
-                       "DSP": stage.lanes if engine is not None and not in_logic else 0}
+                       "DSP": stage.multipliers if engine is not None and not in_logic else 0}
     for buffer in geometry.buffers:
         fixed[buffer.layer.name]["BRAM"] += _blocks(buffer.depth, buffer.width, family)
     return units, fixed, spram_engines, logic_products

@@ -78,6 +78,10 @@ def sidecar(top: NetworkTop, name: str) -> dict:
                           "neuron": ports[("trace", f"layer{l}", "neuron")],
                           "tick": ports[("trace", f"layer{l}", "tick")],
                           "neuron_width": len(tap.neuron), "tick_width": len(tap.tick)})
+            if l == 0 and top.geometry.input.spikes_per_transfer > 1:
+                # the encoder's further spikes sent at once, each slot's ports
+                trace[-1]["slots"] = [{port: ports[("trace", f"layer0_slot{s}", port)] for port in ("valid", "neuron", "tick")}
+                                      for s in range(1, top.geometry.input.spikes_per_transfer)]
     layers = [_layer_info(stage) for stage in top.geometry.layers]
     per_transfer = top.pixels_per_transfer
     overhead = overhead_bound(net, top.lanes, per_transfer, top.geometry.spike_lanes)

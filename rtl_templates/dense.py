@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdlgen.geometry import DenseGeometry, ceil_div
 
-from .events import acc_word_layout, event_layout, fanout_copies, times_constant
+from .events import acc_word_layout, event_group_layout, event_layout, fanout_copies, times_constant
 from .formal import anyconst, engine_properties, first_state, fsm_of, partial_sums_fit
 
 __all__ = ["EngineTiming", "RETIMED", "COMPACT", "WeightROM", "DenseEngine", "accumulate_stage", "read_through",
@@ -254,8 +254,11 @@ class DenseEngine(wiring.Component):
         self.timing = RETIMED
         self.weight_bank_rows = None
         self.registered_multiplier = None
+        self.slots = geometry.spikes_per_cycle
+        events = (event_layout(self.layer.fan_in, self.layer.ticks_in) if self.slots == 1
+                  else event_group_layout(self.layer.fan_in, self.layer.ticks_in, self.slots))
         super().__init__({
-            "i": In(stream.Signature(event_layout(self.layer.fan_in, self.layer.ticks_in))),
+            "i": In(stream.Signature(events)),
             "o": Out(stream.Signature(acc_word_layout(self.acc_width, self.lanes))),
         })
 
@@ -284,6 +287,9 @@ class DenseEngine(wiring.Component):
         row = Signal(range(layer.fan_in * words))
         word = Signal(range(words))
         q = Signal(range(layer.ticks_in + 1))
+        # the other spikes taken at once (geometry's spikes_per_cycle; one word): their rows and q
+        slot_rows = [Signal(range(layer.fan_in), name=f"slot{s}_row") for s in range(1, self.slots)]
+        slot_q = [Signal(range(layer.ticks_in + 1), name=f"slot{s}_q") for s in range(1, self.slots)]
         # stages 1.. (valid, word, q): stage 2 has the weight row, registered after the block RAM,
         # and the product is registered a stage later. A wide engine's multipliers (DSP blocks)
         # sit in columns far from its logic, so there (the geometry's ``multiplier_stages``) the
@@ -309,6 +315,7 @@ class DenseEngine(wiring.Component):
             m.d.sync += [to.eq(frm) for to, frm in zip(later, earlier)]
         m.d.sync += weight_row.eq(weights.data)
         products = [Signal(signed(product_width), name=f"product{l}") for l in range(lanes)]
+        slot_products = self._other_slots(m, slot_rows, slot_q, len(issued), product_width)
         if extra and self.registered_multiplier is not None and not self.products_in_logic:
             # the block registers the row and q at its inputs and the product at its output; q
             # reaches them from a copy per MULTIPLIER_GROUP lanes (the blocks are spread over the
@@ -327,10 +334,16 @@ class DenseEngine(wiring.Component):
                 factor_q = [copies[l // MULTIPLIER_GROUP] for l in range(lanes)]
             m.d.sync += [product.eq(weight_product(factors[l], factor_q[l], self.products_in_logic))
                          for l, product in enumerate(products)]
+        # a lane's products of the spikes taken at once, added up (in the result register when there is one)
+        result_width = product_width + (self.slots - 1).bit_length()
+        lane_sums = [sum((slot[l] for slot in slot_products), products[l]) for l in range(lanes)]
         if extra:
-            results = [Signal(signed(product_width), name=f"result{l}") for l in range(lanes)]
-            m.d.sync += [result.eq(product) for result, product in zip(results, products)]
+            results = [Signal(signed(result_width), name=f"result{l}") for l in range(lanes)]
+            m.d.sync += [result.eq(lane_sum) for result, lane_sum in zip(results, lane_sums)]
             products = results
+        elif slot_products:
+            products = [Signal(signed(result_width), name=f"lane_sum{l}") for l in range(lanes)]
+            m.d.comb += [product.eq(lane_sum) for product, lane_sum in zip(products, lane_sums)]
         (_, read_word, _), (ahead_valid, ahead_word, _), (write_valid, write_word, _) = stages[-3:]
         summed = Signal(word_layout)
         held_acc = accumulate_stage(m, acc_now, summed, read_word, (ahead_valid, ahead_word))
@@ -376,9 +389,14 @@ class DenseEngine(wiring.Component):
                 m.d.comb += self.i.ready.eq(~busy | last_word)
                 take = self.i.valid & self.i.ready
                 with m.If(take & ~self.i.payload.end):
+                    neuron, tick = self.i.payload.neuron, self.i.payload.tick
+                    if self.slots > 1:
+                        (neuron, *others), (tick, *other_ticks) = list(neuron), list(tick)
+                        m.d.sync += [r.eq(n) for r, n in zip(slot_rows, others)]
+                        m.d.sync += [sq.eq(layer.ticks_in - t) for sq, t in zip(slot_q, other_ticks)]
                     m.d.sync += [busy.eq(1), word.eq(0), last_word.eq(words == 1),
-                                 row.eq(times_constant(self.i.payload.neuron, words)),
-                                 q.eq(layer.ticks_in - self.i.payload.tick)]
+                                 row.eq(times_constant(neuron, words)),
+                                 q.eq(layer.ticks_in - tick)]
                 with m.Elif(busy):
                     m.d.sync += [word.eq(word + 1), last_word.eq(word + 2 == words), row.eq(row + 1)]
                     with m.If(last_word):
@@ -423,6 +441,41 @@ class DenseEngine(wiring.Component):
                                           reset=(reset_word, reset_pending, reset_pending_word),
                                           drain=(in_flight, in_flight_last))
         return m
+
+    def _other_slots(self, m, rows, qs, fetch_stages, product_width) -> list:
+        """Per spike taken at once beside the first (``rows``, ``qs``: its stage-0 registers), a lane's
+        products, each a register in the cycle the first spike's products are: its own weight memory,
+        row register, and ``q`` delayed beside the pipeline. Returns one list of lanes per spike."""
+        extra, lanes = self.geometry.multiplier_stages, self.lanes
+        slot_products = []
+        for s, (row, q) in enumerate(zip(rows, qs), start=1):
+            m.submodules[f"weights{s}"] = weights = WeightROM(self.geometry, self.weight_bank_rows)
+            m.d.comb += [weights.addr.eq(row), weights.en.eq(1)]
+            delayed = [q]   # q at pipeline stage n: the fetch stages, then stages 1, 2
+            for n in range(1, fetch_stages + 2):
+                delayed.append(Signal.like(q, name=f"slot{s}_q{n}"))
+                m.d.sync += delayed[-1].eq(delayed[-2])
+            weight_row = Signal(weights.layout, name=f"slot{s}_weight_row")
+            m.d.sync += weight_row.eq(weights.data)
+            products = [Signal(signed(product_width), name=f"slot{s}_product{l}") for l in range(lanes)]
+            if extra and self.registered_multiplier is not None and not self.products_in_logic:
+                q_copies = fanout_copies(m, delayed[fetch_stages], ceil_div(lanes, MULTIPLIER_GROUP), f"slot{s}_multiplier_q")
+                for l in range(lanes):
+                    block, products[l] = self.registered_multiplier(weight_row[l], q_copies[l // MULTIPLIER_GROUP],
+                                                                    product_width)
+                    m.submodules[f"slot{s}_multiplier{l}"] = block
+            else:
+                factors, factor_q = weight_row, [delayed[fetch_stages + 1]] * lanes
+                if extra:
+                    factors = Signal(weights.layout, name=f"slot{s}_mult_weights")
+                    m.d.sync += factors.eq(weight_row)
+                    copies = fanout_copies(m, delayed[fetch_stages + 1], ceil_div(lanes, MULTIPLIER_GROUP),
+                                           f"slot{s}_mult_q")
+                    factor_q = [copies[l // MULTIPLIER_GROUP] for l in range(lanes)]
+                m.d.sync += [product.eq(weight_product(factors[l], factor_q[l], self.products_in_logic))
+                             for l, product in enumerate(products)]
+            slot_products.append(products)
+        return slot_products
 
     def _overflow_invariants(self, m, seen, *, pipeline, row, last_word, weight_row, products, held_acc, accumulators,
                              write, reset, drain):

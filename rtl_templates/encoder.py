@@ -1,6 +1,6 @@
 """Input encoder: pixel bytes → input spike events in tick order."""
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from hdlgen.geometry import InputGeometry
 from hdlgen.ttfs import unsigned_width
 
-from .events import event_layout
+from .events import event_group_layout, event_layout, times_constant
 from .formal import stream_ports
 from .sorter_pair import TickSorterPair
 from .tick_sorter import TickSorter
@@ -29,14 +29,20 @@ class InputEncoder(wiring.Component):
     ``j`` in bank ``j mod P``) in one cycle, which then emits them by tick, then ``end``.
     Pixels of the next image are accepted as soon as the sorter has emitted the previous image –
     or, with the geometry's two sorters (:class:`TickSorterPair`), as soon as the one before it has.
-
     Cycles per image: ``ceil(pixels / P) + 2`` to collect, then ``spikes + T0 + 1`` to emit.
+
+    With the geometry's ``spikes_per_transfer`` ``S > 1`` (a first engine that takes ``S`` spikes
+    a cycle, in any order) there is no sorter: each transfer's fire ticks are held and its
+    spiking pixels leave ``S`` at a time in pixel order (the lowest first; a slot with no spike
+    has tick ``T0``) while the next transfer is looked up; its first group leaves the cycle after
+    the last of this one. Cycles per image: per transfer ``max(1, ceil(spikes / S))``, then
+    ``end`` (one or two cycles).
 
     Parameters
     ----------
     geometry : InputGeometry
-        The net's input encoding (``size`` pixels, window ``T0``, ``table``) and the pixels
-        per transfer ``P``.
+        The net's input encoding (``size`` pixels, window ``T0``, ``table``), the pixels
+        per transfer ``P`` and the spikes per output transfer ``S``.
 
     Members
     -------
@@ -44,7 +50,8 @@ class InputEncoder(wiring.Component):
         ``ceil(size / P)`` transfers per image, pixel ``j`` in byte ``j mod P`` of transfer
         ``j // P`` (the last transfer's bytes past the image are ignored), images back to back.
     o : Out(stream.Signature(event_layout(size, T0)))
-        Input spike events, tick order, then ``end``.
+        Input spike events, tick order, then ``end``; with ``S > 1``
+        ``event_group_layout(size, T0, S)``: groups of up to ``S`` events, then ``end``.
     """
 
     formal = frozenset()   # property kinds stated in elaborate (rtl_templates.formal)
@@ -54,18 +61,23 @@ class InputEncoder(wiring.Component):
             raise TypeError(f"input encoder needs an InputGeometry, got {type(geometry).__name__}")
         self.geometry = geometry
         self.encoding = encoding = geometry.encoding
+        slots = geometry.spikes_per_transfer
+        out = (event_layout(encoding.size, encoding.ticks) if slots == 1
+               else event_group_layout(encoding.size, encoding.ticks, slots))
         super().__init__({
             "pixels": In(stream.Signature(unsigned(8 * geometry.pixels_per_transfer))),
-            "o": Out(stream.Signature(event_layout(encoding.size, encoding.ticks))),
+            "o": Out(stream.Signature(out)),
         })
 
     def elaborate(self, platform):
         m = Module()
         size, ticks = self.encoding.size, self.encoding.ticks
         per_transfer, transfers = self.geometry.pixels_per_transfer, self.geometry.transfers
-        sorter_kind = TickSorterPair if self.geometry.sorters == 2 else TickSorter
-        m.submodules.sorter = sorter = sorter_kind(size, ticks, per_transfer)
-        wiring.connect(m, sorter.o, wiring.flipped(self.o))
+        sorted_ = self.geometry.spikes_per_transfer == 1
+        if sorted_:
+            sorter_kind = TickSorterPair if self.geometry.sorters == 2 else TickSorter
+            m.submodules.sorter = sorter = sorter_kind(size, ticks, per_transfer)
+            wiring.connect(m, sorter.o, wiring.flipped(self.o))
 
         # the ROM holds the fire tick ``T0 − q0`` itself (``T0``: no spike), no subtractor after it;
         # a copy per TABLE_READ_PORTS pixels of a transfer (yosys' memory mapping aborts on a ROM
@@ -86,29 +98,82 @@ class InputEncoder(wiring.Component):
         # The sorter accepts every word while collecting, so a transfer taken now can be passed
         # on next cycle without a stall.
         accept = self.pixels.valid & self.pixels.ready
-        m.d.comb += self.pixels.ready.eq(sorter.i.ready & ~(looked_up & looked_last) & ~closing)
+        if sorted_:
+            m.d.comb += self.pixels.ready.eq(sorter.i.ready & ~(looked_up & looked_last) & ~closing)
         for p, lookup in enumerate(lookups):
             m.d.comb += [lookup.addr.eq(self.pixels.payload[8 * p:8 * p + 8]), lookup.en.eq(accept)]
-        m.d.sync += looked_up.eq(accept)
+        if sorted_:
+            m.d.sync += looked_up.eq(accept)
         with m.If(accept):
             m.d.sync += [looked_index.eq(index), looked_last.eq(index == transfers - 1),
                          index.eq(Mux(index == transfers - 1, 0, index + 1))]
 
-        with m.If(closing):
-            m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.end.eq(1)]
-            with m.If(sorter.i.ready):
-                m.d.sync += closing.eq(0)
-        with m.Elif(looked_up):
-            # bytes of the last transfer past the image carry no spike
-            in_last = size - (transfers - 1) * per_transfer
-            m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.word.eq(looked_index)]
-            m.d.comb += [sorter.i.payload.tick[p].eq(Mux(looked_last, ticks, lookup.data) if p >= in_last
-                                                     else lookup.data) for p, lookup in enumerate(lookups)]
-            with m.If(looked_last):
-                m.d.sync += closing.eq(1)
+        # bytes of the last transfer past the image carry no spike
+        in_last = size - (transfers - 1) * per_transfer
+
+        def fire_ticks():
+            return [Mux(looked_last, ticks, lookup.data) if p >= in_last else lookup.data
+                    for p, lookup in enumerate(lookups)]
+
+        if sorted_:
+            with m.If(closing):
+                m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.end.eq(1)]
+                with m.If(sorter.i.ready):
+                    m.d.sync += closing.eq(0)
+            with m.Elif(looked_up):
+                m.d.comb += [sorter.i.valid.eq(1), sorter.i.payload.word.eq(looked_index)]
+                m.d.comb += [sorter.i.payload.tick[p].eq(tick) for p, tick in enumerate(fire_ticks())]
+                with m.If(looked_last):
+                    m.d.sync += closing.eq(1)
+        else:
+            self._emit_groups(m, accept, fire_ticks(), (looked_up, looked_index, looked_last), closing)
         if self.formal:
             stream_ports(m, self, inputs=("pixels",))
         return m
+
+    def _emit_groups(self, m, accept, fire_ticks, looked, closing):
+        """Each transfer's spiking pixels, ``S`` at a time in pixel order, then ``end`` (no sorter)."""
+        ticks, per_transfer = self.encoding.ticks, self.geometry.pixels_per_transfer
+        looked_up, looked_index, looked_last = looked
+        pending = Signal(per_transfer)      # the held transfer's spiking pixels not yet sent
+        held_ticks = [Signal(unsigned_width(ticks), name=f"held_tick{p}") for p in range(per_transfer)]
+        held_base = Signal.like(self.o.payload.neuron[0], name="held_base")   # the transfer's first pixel
+        held_last = Signal()                # the held transfer is its image's last, its end not yet due
+
+        # slot s takes the s-th lowest pending pixel
+        rest, chosen = pending, []
+        for s in range(self.geometry.spikes_per_transfer):
+            position = Signal(range(per_transfer), name=f"slot{s}_pixel")
+            for p in reversed(range(per_transfer)):
+                with m.If(rest[p]):
+                    m.d.comb += position.eq(p)
+            chosen.append((rest.any(), position))
+            rest = rest & ~(rest & (~rest + 1))[:per_transfer]    # without its lowest set bit
+        m.d.comb += [self.o.valid.eq(closing | pending.any()), self.o.payload.end.eq(closing)]
+        for s, (present, position) in enumerate(chosen):
+            m.d.comb += [self.o.payload.neuron[s].eq(held_base + position),
+                         self.o.payload.tick[s].eq(Mux(present, Array(held_ticks)[position], ticks))]
+
+        take = self.o.valid & self.o.ready
+        sent = take & ~closing
+        with m.If(sent):
+            m.d.sync += pending.eq(rest)
+        with m.If(take & closing):
+            m.d.sync += closing.eq(0)
+        held_done = ~pending.any() | (sent & ~rest.any())     # nothing of the held transfer left after this cycle
+        queue_end = held_last & held_done & ~closing
+        load = looked_up & held_done & (~held_last | queue_end)
+        with m.If(queue_end):
+            m.d.sync += [closing.eq(1), held_last.eq(0)]
+        with m.If(load):
+            m.d.sync += [pending.eq(Cat(tick != ticks for tick in fire_ticks)), held_last.eq(looked_last),
+                         held_base.eq(times_constant(looked_index, per_transfer))]
+            m.d.sync += [held.eq(tick) for held, tick in zip(held_ticks, fire_ticks)]
+        m.d.comb += self.pixels.ready.eq(~looked_up | load)
+        with m.If(accept):
+            m.d.sync += looked_up.eq(1)
+        with m.Elif(load):
+            m.d.sync += looked_up.eq(0)
 
 
 class PixelPacker(wiring.Component):

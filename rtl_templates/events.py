@@ -11,7 +11,7 @@ from amaranth.lib import data
 
 from hdlgen.ttfs import unsigned_width
 
-__all__ = ["event_layout", "lane_ticks_layout", "acc_word_layout", "skid_buffer", "times_constant"]
+__all__ = ["event_layout", "event_group_layout", "lane_ticks_layout", "acc_word_layout", "skid_buffer", "times_constant"]
 
 
 def event_layout(neurons: int, ticks: int) -> data.StructLayout:
@@ -23,6 +23,18 @@ def event_layout(neurons: int, ticks: int) -> data.StructLayout:
     return data.StructLayout({
         "neuron": unsigned(unsigned_width(neurons - 1)),
         "tick": unsigned(unsigned_width(ticks)),
+        "end": unsigned(1),
+    })
+
+
+def event_group_layout(neurons: int, ticks: int, slots: int) -> data.StructLayout:
+    """Up to ``slots`` spike events at once (an encoder without a tick sorter feeding an engine
+    that takes several a cycle): ``neuron[s]`` and ``tick[s]`` of slot ``s``, tick ``ticks`` in a
+    slot with no spike (its ``q = 0`` adds nothing), or ``end``. Widths as :func:`event_layout`'s."""
+    single = event_layout(neurons, ticks)
+    return data.StructLayout({
+        "neuron": data.ArrayLayout(single["neuron"].shape, slots),
+        "tick": data.ArrayLayout(single["tick"].shape, slots),
         "end": unsigned(1),
     })
 

@@ -30,13 +30,16 @@ def result_layout(net: TTFSNet) -> data.StructLayout:
                               "logits": readout["logits"].shape})
 
 
-def trace_signature(net: TTFSNet) -> wiring.Signature:
-    """``layer<l>: {valid, neuron, tick}`` for every spiking layer (0 = the input encoder)."""
+def trace_signature(net: TTFSNet, input_slots: int = 1) -> wiring.Signature:
+    """``layer<l>: {valid, neuron, tick}`` for every spiking layer (0 = the input encoder), and
+    ``layer0_slot<s>`` for each further spike the encoder sends at once (``input_slots``)."""
     members = {}
     for l, (size, ticks) in enumerate(zip(net.sizes, net.ticks)):
         layout = event_layout(size, ticks)
-        members[f"layer{l}"] = Out(wiring.Signature({
-            "valid": Out(1), "neuron": Out(layout["neuron"].shape), "tick": Out(layout["tick"].shape)}))
+        tap = wiring.Signature({"valid": Out(1), "neuron": Out(layout["neuron"].shape), "tick": Out(layout["tick"].shape)})
+        members[f"layer{l}"] = Out(tap)
+        if l == 0:
+            members.update({f"layer0_slot{s}": Out(tap) for s in range(1, input_slots)})
     return wiring.Signature(members)
 
 
@@ -114,7 +117,7 @@ class NetworkTop(wiring.Component):
         members = {"pixels": In(stream.Signature(unsigned(8 * self.pixels_per_transfer))),
                    "result": Out(stream.Signature(result_layout(net)))}
         if self.with_trace:
-            members["trace"] = Out(trace_signature(net))
+            members["trace"] = Out(trace_signature(net, self.geometry.input.spikes_per_transfer))
         super().__init__(members)
         self.encoder = InputEncoder(self.geometry.input)
         # per layer: the stage taking its input spikes, and the spike-time bank after an engine
@@ -174,8 +177,16 @@ class NetworkTop(wiring.Component):
 
         if self.with_trace:
             for l, events in enumerate(spikes):
+                taken = events.valid & events.ready & ~events.payload.end
+                if l == 0 and self.geometry.input.spikes_per_transfer > 1:
+                    # a group's slots, each while it holds a spike
+                    for s in range(self.geometry.input.spikes_per_transfer):
+                        tap = getattr(self.trace, f"layer0_slot{s}" if s else "layer0")
+                        m.d.comb += [tap.valid.eq(taken & (events.payload.tick[s] != net.input.ticks)),
+                                     tap.neuron.eq(events.payload.neuron[s]), tap.tick.eq(events.payload.tick[s])]
+                    continue
                 tap = getattr(self.trace, f"layer{l}")
-                m.d.comb += [tap.valid.eq(events.valid & events.ready & ~events.payload.end),
+                m.d.comb += [tap.valid.eq(taken),
                              tap.neuron.eq(events.payload.neuron), tap.tick.eq(events.payload.tick)]
 
         # cycle count: stamp the first pixel of each image, subtract when its result appears
