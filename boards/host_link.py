@@ -237,8 +237,8 @@ class HostLink(wiring.Component):
 def _info_lanes(lanes, sprams) -> int:
     """The INFO's ``lanes``: the core's one number; with per-layer lanes, those of the engines with
     SPRAM weights (the one layout the host rebuilds, :meth:`~hdlgen.boards.host.Device.load_weights`),
-    0 when they differ."""
+    0 when they differ or do not fit its byte (more than 255: only for the first layer's spikes a cycle)."""
     if isinstance(lanes, int):
-        return lanes
+        return lanes if lanes <= 255 else _info_lanes((lanes,), sprams)
     spram_lanes = {spram.geometry.lanes for spram in sprams}
     return spram_lanes.pop() if len(spram_lanes) == 1 else 0

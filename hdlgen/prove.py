@@ -276,9 +276,10 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
     add("input encoder", "input", "stream", lambda: InputEncoder(inp), depth=8)
     # the encoder's sorter, or its pair of sorters taking images in turn
     input_sorter = TickSorterPair if inp.sorters == 2 else TickSorter
-    add("input encoder sorter", "input", "sorter",
-        lambda: input_sorter(encoding.size, encoding.ticks, inp.pixels_per_transfer),
-        mode="bmc", depth=_sorter_depth(encoding.ticks), memories="arrays")
+    if inp.sorters:     # (an encoder sending several spikes at once has none)
+        add("input encoder sorter", "input", "sorter",
+            lambda: input_sorter(encoding.size, encoding.ticks, inp.pixels_per_transfer),
+            mode="bmc", depth=_sorter_depth(encoding.ticks), memories="arrays")
     for stage in geometry.layers:
         layer = stage.layer
         name = layer.name
@@ -288,7 +289,11 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
             # from the end of the bias writes after reset (rtl_templates.formal.first_state); a dense
             # stage's few words are faster as flip-flops; a bounded conv check's as arrays (~30 s, where
             # their hundreds of words as flip-flops take minutes)
-            if stage.kind == "dense":
+            if stage.kind == "dense" and stage.spikes_per_cycle > 1:
+                # taking several spikes at once: every add checked, bounded
+                add(f"{name} dense stage", name, "overflow", lambda s=stage, k=kind: k(s), mode="bmc",
+                    depth=OVERFLOW_DEPTH, memories="arrays")
+            elif stage.kind == "dense":
                 # k-induction over its invariants and an argument (DenseEngine._overflow_invariants)
                 add(f"{name} dense stage", name, "overflow", lambda s=stage, k=kind: k(s), depth=_overflow_depth(stage))
             elif _decoder_is_wiring(layer):

@@ -64,6 +64,25 @@ def once_per_image(m, port, name: str, words: int):
     return seen
 
 
+def groups_once_per_image(m, port, words: int, ticks: int):
+    """:func:`once_per_image` for groups of events (``event_group_layout``): slot 0 holds a spike,
+    a slot holds one when its tick is below ``ticks``, and each index comes at most once per
+    image, across slots too. Returns ``seen``."""
+    seen = Signal(words, name="seen_neuron")
+    take = port.valid & port.ready
+    slots = list(zip(port.payload.neuron, port.payload.tick))
+    with m.If(take & port.payload.end):
+        m.d.sync += seen.eq(0)
+    with m.Elif(take):
+        m.d.comb += Assume(slots[0][1] < ticks)
+        for s, (neuron, tick) in enumerate(slots):
+            with m.If(tick < ticks):
+                m.d.sync += seen.bit_select(neuron, 1).eq(1)
+                m.d.comb += Assume((neuron < words) & ~seen.bit_select(neuron, 1))
+                m.d.comb += [Assume((other_tick == ticks) | (other != neuron)) for other, other_tick in slots[s + 1:]]
+    return seen
+
+
 def stream_ports(m, component, inputs=("i",), outputs=("o",)):
     """The stream rules of ``component``'s ports: assumed of its ``inputs`` whenever it states a
     property, asserted of its ``outputs`` when it states ``"stream"``."""
@@ -155,8 +174,12 @@ def engine_properties(m, engine, write_valid, summed, held, products, *, check_a
     layer = engine.layer
     stream_ports(m, engine)
     taken = engine.i.valid & engine.i.ready & ~engine.i.payload.end
-    seen = once_per_image(m, engine.i, "neuron", layer.fan_in)
-    m.d.comb += Assume(~taken | (engine.i.payload.tick < layer.ticks_in))
+    if getattr(engine, "slots", 1) > 1:     # several spikes at once: ticks up to the window (an empty slot)
+        seen = groups_once_per_image(m, engine.i, layer.fan_in, layer.ticks_in)
+        m.d.comb += [Assume(~taken | (tick <= layer.ticks_in)) for tick in engine.i.payload.tick]
+    else:
+        seen = once_per_image(m, engine.i, "neuron", layer.fan_in)
+        m.d.comb += Assume(~taken | (engine.i.payload.tick < layer.ticks_in))
     if "overflow" in engine.formal and check_adds:
         no_overflow(m, write_valid, summed, held, products)
     return seen
