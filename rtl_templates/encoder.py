@@ -162,7 +162,8 @@ class InputEncoder(wiring.Component):
             m.d.sync += closing.eq(0)
         held_done = ~pending.any() | (sent & ~rest.any())     # nothing of the held transfer left after this cycle
         queue_end = held_last & held_done & ~closing
-        load = looked_up & held_done & (~held_last | queue_end)
+        # (not under an ``end`` that waits: its payload holds the held transfer's slots, and must stay)
+        load = looked_up & held_done & (~held_last | queue_end) & (~closing | take)
         with m.If(queue_end):
             m.d.sync += [closing.eq(1), held_last.eq(0)]
         with m.If(load):
