@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from . import resources
 from .cycles import dense_throughput_bound
 from .errors import UserError
-from .geometry import STAGE_GEOMETRY, NetGeometry, stage_geometry
+from .geometry import MAX_SPIKES_PER_CYCLE, STAGE_GEOMETRY, NetGeometry, multi_issue_layer, stage_geometry
 from .resources import Estimate, Resources
 from .ttfs import TTFSNet
 
@@ -128,12 +128,16 @@ def _powers_to(limit: int) -> list:
 def lane_choices(net: TTFSNet) -> list:
     """Per layer with lanes, the lanes worth trying: powers of two up to its limit and the limit,
     each as the stage builds it (:func:`~hdlgen.geometry.stage_geometry`: lanes that buy no cycle
-    dropped)."""
+    dropped), and for the layer that may take several input spikes a cycle
+    (:func:`~hdlgen.geometry.multi_issue_layer`) its fan-out times each of 2.. that many."""
     choices = []
-    for layer in net.layers:
+    multi_issue = multi_issue_layer(net)
+    for index, layer in enumerate(net.layers):
         if layer.has_weights:
             limit = STAGE_GEOMETRY[layer.kind].lane_limit(layer)
             choices.append(sorted({stage_geometry(layer, lanes).lanes for lanes in _powers_to(limit)}))
+            if index == multi_issue:    # and whole fan-outs more: as many input spikes a cycle
+                choices[-1] += [spikes * limit for spikes in range(2, MAX_SPIKES_PER_CYCLE + 1)]
     return choices
 
 

@@ -22,7 +22,8 @@ import numpy as np
 from .ttfs import TTFSNet, unsigned_width
 
 __all__ = ["ceil_div", "check_count", "check_lanes", "axis_taps", "pack_words", "ladder_steps", "sorter_words",
-           "sorter_memory_bits", "DenseGeometry", "ConvGeometry", "PoolGeometry", "InputGeometry", "NetGeometry", "SkipBuffer",
+           "sorter_memory_bits", "MAX_SPIKES_PER_CYCLE", "multi_issue_layer",
+           "DenseGeometry", "ConvGeometry", "PoolGeometry", "InputGeometry", "NetGeometry", "SkipBuffer",
            "STAGE_GEOMETRY", "stage_geometry"]
 
 
@@ -434,6 +435,15 @@ class InputGeometry:
         return 4
 
 
+def multi_issue_layer(net: TTFSNet) -> int | None:
+    """The layer that may take several input spikes a cycle (its lanes asked for as that many times its
+    fan-out): a dense one reading the input encoder alone, which sends them straight from the pixels."""
+    readers = net.consumers(0)
+    first = readers[0][0]
+    alone = len(readers) == 1 and len(net.sources(first)) == 1
+    return first if alone and net.layers[first].kind == "dense" else None
+
+
 class NetGeometry:
     """Every stage of ``net``'s core at ``lanes``.
 
@@ -464,11 +474,8 @@ class NetGeometry:
     def __init__(self, net: TTFSNet, lanes: int = 1, pixels_per_transfer: int = 1, spike_lanes: int | None = None):
         self.net = net
         self.lane_layers = [layer.name for layer in net.layers if layer.has_weights]
-        # the layer that may take several input spikes a cycle: a dense one reading the input encoder alone
-        readers = net.consumers(0)
-        first = readers[0][0]
-        self.multi_issue_layer = (first if len(readers) == 1 and len(net.sources(first)) == 1
-                                  and net.layers[first].kind == "dense" else None)
+        first = net.consumers(0)[0][0]
+        self.multi_issue_layer = multi_issue_layer(net)
         limits = [(STAGE_GEOMETRY[layer.kind].lane_limit(layer), STAGE_GEOMETRY[layer.kind].limit_name)
                   for layer in net.layers if layer.has_weights]
         if self.multi_issue_layer is not None:

@@ -292,7 +292,7 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
             if stage.kind == "dense" and stage.spikes_per_cycle > 1:
                 # taking several spikes at once: every add checked, bounded
                 add(f"{name} dense stage", name, "overflow", lambda s=stage, k=kind: k(s), mode="bmc",
-                    depth=OVERFLOW_DEPTH, memories="arrays")
+                    depth=MULTI_ISSUE_OVERFLOW_DEPTH, memories="arrays")
             elif stage.kind == "dense":
                 # k-induction over its invariants and an argument (DenseEngine._overflow_invariants)
                 add(f"{name} dense stage", name, "overflow", lambda s=stage, k=kind: k(s), depth=_overflow_depth(stage))
@@ -387,6 +387,9 @@ ARRAY_WORD_BITS = 32
 # CNN's first pool 8 steps take ~40 s, a 9th minutes: its neuron decoder's reciprocal multipliers)
 OVERFLOW_DEPTH = 20
 MAXPOOL_DEPTH = 8
+# a dense engine taking several spikes at once: its two weight memories and products per lane make
+# each step dearer (the digits MLP's first layer at two a cycle: 10 steps ~20 s, 20 did not end in 10 minutes)
+MULTI_ISSUE_OVERFLOW_DEPTH = 10
 
 # induction depth of the link frame receiver's property: its invariants make it 1-inductive; a few
 # steps more cost little and keep it closing if an invariant is left weak

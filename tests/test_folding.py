@@ -54,6 +54,27 @@ def test_per_layer_lanes_out_of_range_say_which_layer(digits_net, lanes, spike_l
     assert str(error.value) == message
 
 
+def test_lanes_past_the_first_layers_fan_out_take_two_spikes_a_cycle(digits_net, digits_cnn):
+    net = ttfs.load(digits_net)                       # 64-32-10
+    geometry = NetGeometry(net, (64, 10), 8)
+    first = geometry.layers[0]
+    assert (first.lanes, first.words, first.spikes_per_cycle, first.multipliers) == (32, 1, 2, 64)
+    assert (geometry.input.sorters, geometry.input.spikes_per_transfer) == (0, 2)
+    assert "sorter" not in geometry.memory_bits()["input"]
+    assert first.weight_memory_bits == 2 * NetGeometry(net, (32, 10), 8).layers[0].weight_memory_bits
+    # lanes short of two fan-outs buy no cycle: one spike a cycle, with the sorter pair
+    assert [NetGeometry(net, 63).layers[0].spikes_per_cycle, NetGeometry(net, 63).input.sorters] == [1, 2]
+    assert 64 in folding.lane_choices(net)[0] and max(folding.lane_choices(net)[1]) == 10
+    for lanes, message in [(65, "lanes must be an integer from 1 to the largest fan-out (for the first layer 2 times "
+                                 "it: spikes a cycle) 64, got 65"),
+                           ((64, 20), "lanes of layer 'linear_1' must be an integer from 1 to its fan-out 10, got 20")]:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            NetGeometry(net, lanes)
+    # a convolution first takes one spike a cycle: its lanes stop at its output channels
+    with pytest.raises(ValueError, match="its output channels"):
+        NetGeometry(digits_cnn, (2 * digits_cnn.layers[0].out_shape[0], 1, 1))
+
+
 def test_cli_refuses_bad_lanes_in_one_line(digits_net, tmp_path, capsys):
     assert main(["verilog", str(digits_net), "-o", str(tmp_path), "--lanes", "64,8,3"]) == 2
     err = capsys.readouterr().err

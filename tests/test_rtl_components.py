@@ -100,6 +100,61 @@ def test_input_encoder_with_several_tick_tables_matches_golden(per_transfer):
     assert got == [bank_order(run_events(net, im).spikes[0], per_transfer) for im in images]
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_input_encoder_without_a_sorter_sends_each_transfers_spikes_in_groups(seed):
+    """Two spikes a group at most, never across a transfer, each transfer's in pixel order and as
+    few groups as its spikes need: the golden spikes, each once, then ``end``."""
+    rng = np.random.default_rng(seed)
+    size, t0 = int(rng.integers(1, 20)), int(rng.integers(1, 9))
+    net = random_net(rng, [size, 3, 2], [t0, 2], weight_bits=4)
+    images = rng.integers(0, 256, (4, size))
+    images[0] = 0                                     # an image with no spikes at all
+    per_transfer = [1, size, int(rng.integers(1, size + 1)), 3][seed] if size >= 3 else 1
+    dut = InputEncoder(InputGeometry(net.input, per_transfer, spikes_per_transfer=2))
+    got = simulate(dut, transfers_of(images, per_transfer), dut.pixels, dut.o, ends(len(images)), rng)
+    groups, image = [], []
+    for payload in got:
+        if payload.end:
+            groups.append(image)
+            image = []
+        else:
+            image.append([(int(n), int(t)) for n, t in zip(payload.neuron, payload.tick) if t != t0])
+    for want, sent in zip([run_events(net, im).spikes[0] for im in images], groups):
+        assert all(1 <= len(group) <= 2 for group in sent)
+        assert all(len({n // per_transfer for n, _ in group}) == 1 for group in sent)
+        flat = [spike for group in sent for spike in group]
+        assert [n for n, _ in flat] == sorted(n for n, _ in flat)
+        assert sorted(flat) == sorted(want)
+        per_transfer_spikes = np.bincount([n // per_transfer for n, _ in want], minlength=1)
+        assert len(sent) == sum(-(-count // 2) for count in per_transfer_spikes)
+
+
+@pytest.mark.parametrize("timing", [pytest.param(RETIMED, id="retimed"), pytest.param(COMPACT, id="compact")])
+@pytest.mark.parametrize("seed", range(3))
+def test_dense_engine_taking_two_spikes_a_cycle_accumulates_both(seed, timing):
+    """Groups of one or two spikes (a slot with tick T_in holds none): the same potentials."""
+    rng = np.random.default_rng(seed)
+    fan_in, fan_out = int(rng.integers(2, 12)), int(rng.integers(1, 20))
+    net = random_net(rng, [fan_in, fan_out, 2], [int(rng.integers(1, 8)), 3])
+    layer = net.layers[0]
+    q = rng.integers(0, layer.ticks_in + 1, (3, fan_in))
+    q[1] = 0
+    payloads = []
+    for row in q:
+        spikes = spikes_from_q(row, layer.ticks_in)
+        pending = [spikes[i] for i in rng.permutation(len(spikes))]
+        while pending:
+            take = int(rng.integers(1, 3))
+            group, pending = pending[:take], pending[take:]
+            group += [(0, layer.ticks_in)] * (2 - len(group))
+            payloads.append({"neuron": [n for n, _ in group], "tick": [t for _, t in group], "end": 0})
+        payloads.append({"neuron": [0, 0], "tick": [0, 0], "end": 1})
+    dut = DenseEngine(DenseGeometry(layer, fan_out, spikes_per_cycle=2))
+    dut.timing = timing
+    got = simulate(dut, payloads, dut.i, dut.o, lambda out: len(out) == len(q), rng)
+    assert [[int(v) for v in p.acc] for p in got] == [list(row) for row in layer.accumulate(q)]
+
+
 @pytest.mark.parametrize("in_logic", [False, True])
 def test_weight_product_in_logic_equals_the_multiplication(in_logic):
     from amaranth.hdl import Module, Signal, signed, unsigned

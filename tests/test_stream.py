@@ -45,6 +45,22 @@ def test_stage_cycles_are_what_each_stage_spends_on_an_image(net):
     assert stage_cycles(net, spikes, lanes=4, spike_lanes=1)["dense0 sorter"] == 8 + hidden + 4
 
 
+def test_a_first_layer_taking_two_spikes_a_cycle_pays_per_group(net):
+    """Lanes twice the first layer's fan-out: two input spikes a cycle, sent by an encoder without a
+    tick sorter in groups of a transfer's spikes as the transfers come."""
+    image = random_pixels(np.random.default_rng(0), 1, 10)[0]
+    spikes = golden.run_events(net, image).spikes
+    per_transfer = np.bincount([n // 5 for n, _ in spikes[0]], minlength=2)
+    groups = [-(-int(count) // 2) for count in per_transfer]
+    hidden = len(spikes[1])
+    assert stage_cycles(net, spikes, lanes=(14, 6), pixels_per_transfer=5) == {
+        "input": max(2, sum(max(1, g) for g in groups)), "dense0 engine": sum(groups) + 1,
+        "dense0 sorter": 1 + hidden + 4, "dense1 engine": hidden + 1, "dense1 readout": 6}
+    # with every input spiking: 3 groups a transfer of 5, in the encoder and the engine
+    every = stage_cycles(net, [[(n, 0) for n in range(10)], *spikes[1:]], lanes=(14, 6), pixels_per_transfer=5)
+    assert (every["input"], every["dense0 engine"]) == (2 * 3, 2 * 3 + 1)
+
+
 def test_the_bound_is_the_busiest_stages_mean(net):
     spike_lists = _spikes(net, random_pixels(np.random.default_rng(2), 6, 10))
     per_image = [stage_cycles(net, spikes, lanes=2) for spikes in spike_lists]
@@ -92,6 +108,8 @@ FOLDINGS = [  # sizes, ticks, lanes, pixels per transfer, spike lanes
     ([24, 12, 5], [8, 6], 4, 3, None),
     ([30, 16, 9, 4], [6, 8, 5], 8, 1, 2),
     ([20, 24, 6], [16, 4], 24, 20, None),
+    ([24, 12, 5], [8, 6], (24, 5), 5, None),       # two input spikes a cycle
+    ([20, 24, 6], [16, 4], 48, 7, 4),
 ]
 
 
@@ -99,7 +117,7 @@ FOLDINGS = [  # sizes, ticks, lanes, pixels per transfer, spike lanes
 @pytest.mark.parametrize("sizes,ticks,lanes,per_transfer,spike_lanes", FOLDINGS)
 def test_streamed_images_stay_bit_exact_between_bound_and_latency(sizes, ticks, lanes, per_transfer, spike_lanes):
     """The same images alone, then back to back: the interval lies between the bound and their latency."""
-    rng = np.random.default_rng(sum(sizes) + lanes)
+    rng = np.random.default_rng(sum(sizes) + (sum(lanes) if isinstance(lanes, tuple) else lanes))
     net = random_net(rng, sizes, ticks, name="streamed")
     images = random_pixels(rng, 7, sizes[0])
     report = simulate(net, np.concatenate([images, images]), lanes=lanes, pixels_per_transfer=per_transfer,
