@@ -361,6 +361,21 @@ def test_maxpool_proved_and_mutants_fail(tmp_path, monkeypatch):
     assert run_proofs(pipelined, tmp_path / "pipelined", jobs=1, timeout=300)[0].result == "bounded"
 
 
+@pytest.mark.parametrize("shape, kernel, stride, padding", [((2, 4, 4), (3, 3), (1, 1), (1, 1)),
+                                                            ((1, 4, 8), (2, 3), (2, 1), (0, 1))])
+def test_maxpool_proved_with_overlapping_padded_windows(tmp_path, shape, kernel, stride, padding):
+    """The max-pool invariants hold where an input is in several windows (its taps walked row by row)
+    and border windows are cut by the padding."""
+    from hdlgen.geometry import PoolGeometry
+    from hdlgen.prove import MAXPOOL_INDUCTION_DEPTH
+    from hdlgen.rtl_templates.maxpool import MaxPoolUnit
+    from hdlgen.ttfs import IntMaxPool2d
+
+    layer = IntMaxPool2d(shape, kernel, stride, padding, 4, name="pool")
+    proof = Proof("pool", "maxpool", lambda: MaxPoolUnit(PoolGeometry(layer)), None, "prove", MAXPOOL_INDUCTION_DEPTH)
+    assert run_proofs([proof], tmp_path, jobs=1, timeout=300)[0].result == "pass"
+
+
 @pytest.mark.campaign
 def test_whole_core_equivalence_and_k_off_by_one_fails(tmp_path, monkeypatch):
     """A 2-2-2 net at T=2, 2-bit weights: the core's class and logits are the golden arithmetic's for
