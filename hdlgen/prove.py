@@ -388,7 +388,7 @@ ARRAY_WORD_BITS = 32
 OVERFLOW_DEPTH = 20
 MAXPOOL_DEPTH = 8
 # induction depth of a max-pool's property behind a decoder that is wiring: its invariants make it
-# 1-inductive; a step more costs little (the digits CNN's pools: ~8 s and ~3 s either way)
+# 1-inductive; a step more costs little (the digits CNN's pools: 8–11 s and 3–5 s at depth 1, 2 or 4)
 MAXPOOL_INDUCTION_DEPTH = 2
 
 # induction depth of the link frame receiver's property: its invariants make it 1-inductive; a few
