@@ -5,9 +5,9 @@ builds it (its real widths, ``K``, lanes and tables) with one property kind swit
 (``component.formal``, :data:`PROPERTIES`), written as RTLIL with
 ``amaranth.back.rtlil`` and handed to SymbiYosys: ``mode prove`` (k-induction; basecase and
 induction with ``smtbmc boolector``; a property that needs more than the design's registers say
-states invariants that make it inductive, e.g. the link receiver's and the engines' overflow) or
-``mode bmc`` for a property whose invariants would be over block RAM contents (sorters; a max-pool's
-and a conv engine's overflow behind a pipelined neuron decoder): its first ``depth`` cycles, from the end
+states invariants that make it inductive, e.g. the link receiver's, the engines' overflow, the max-pool's) or
+``mode bmc`` for a property whose invariants would be over block RAM contents (sorters; behind a pipelined
+neuron decoder a max-pool's property and a conv engine's overflow): its first ``depth`` cycles, from the end
 of the clear after reset. A proof's result is ``pass`` (every reachable state), ``bounded`` (no counterexample in ``depth``
 cycles from reset), ``fail`` (a counterexample: its trace is kept as VCD), ``timeout`` (the solver
 did not finish in the time given: nothing is known) or ``error``.
@@ -303,14 +303,10 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
             shape = layer.in_shape
             add(f"{name} neuron decoder", name, "stream", lambda s=shape, t=layer.ticks_in: NeuronDecoder(s, t), depth=8)
         if stage.kind == "maxpool2d":
-            if _decoder_is_wiring(layer):
-                # k-induction over its invariants (MaxPoolUnit._earliest_invariants)
-                add(f"{name} max-pool", name, "maxpool", lambda s=stage: STAGES["maxpool2d"](s),
-                    depth=MAXPOOL_INDUCTION_DEPTH)
-            else:
-                # from the end of the fired bits' clearing after reset (rtl_templates.formal.first_state)
-                add(f"{name} max-pool", name, "maxpool", lambda s=stage: STAGES["maxpool2d"](s), mode="bmc",
-                    depth=MAXPOOL_DEPTH)
+            # k-induction over its invariants (MaxPoolUnit._earliest_invariants) behind a decoder that is
+            # wiring, else bounded from the end of the fired bits' clearing after reset (formal.first_state)
+            mode, depth = ("prove", MAXPOOL_INDUCTION_DEPTH) if _decoder_is_wiring(layer) else ("bmc", MAXPOOL_DEPTH)
+            add(f"{name} max-pool", name, "maxpool", lambda s=stage: STAGES["maxpool2d"](s), mode=mode, depth=depth)
         if getattr(stage, "fires", False):
             depth = _ladder_depth(stage)
             add(f"{name} spike-time bank", name, "stream", lambda s=stage: SpikeTimeBank(s), depth=depth)
