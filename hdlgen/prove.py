@@ -5,9 +5,9 @@ builds it (its real widths, ``K``, lanes and tables) with one property kind swit
 (``component.formal``, :data:`PROPERTIES`), written as RTLIL with
 ``amaranth.back.rtlil`` and handed to SymbiYosys: ``mode prove`` (k-induction; basecase and
 induction with ``smtbmc boolector``; a property that needs more than the design's registers say
-states invariants that make it inductive, e.g. the link receiver's and the engines' overflow) or
-``mode bmc`` for a property whose invariants would be over block RAM contents (sorters, max-pool, a
-conv engine's overflow behind a pipelined neuron decoder): its first ``depth`` cycles, from the end
+states invariants that make it inductive, e.g. the link receiver's, the engines' overflow, the max-pool's) or
+``mode bmc`` for a property whose invariants would be over block RAM contents (sorters; behind a pipelined
+neuron decoder a max-pool's property and a conv engine's overflow): its first ``depth`` cycles, from the end
 of the clear after reset. A proof's result is ``pass`` (every reachable state), ``bounded`` (no counterexample in ``depth``
 cycles from reset), ``fail`` (a counterexample: its trace is kept as VCD), ``timeout`` (the solver
 did not finish in the time given: nothing is known) or ``error``.
@@ -308,9 +308,10 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
             shape = layer.in_shape
             add(f"{name} neuron decoder", name, "stream", lambda s=shape, t=layer.ticks_in: NeuronDecoder(s, t), depth=8)
         if stage.kind == "maxpool2d":
-            # from the end of the fired bits' clearing after reset (rtl_templates.formal.first_state)
-            add(f"{name} max-pool", name, "maxpool", lambda s=stage: STAGES["maxpool2d"](s), mode="bmc",
-                depth=MAXPOOL_DEPTH)
+            # k-induction over its invariants (MaxPoolUnit._earliest_invariants) behind a decoder that is
+            # wiring, else bounded from the end of the fired bits' clearing after reset (formal.first_state)
+            mode, depth = ("prove", MAXPOOL_INDUCTION_DEPTH) if _decoder_is_wiring(layer) else ("bmc", MAXPOOL_DEPTH)
+            add(f"{name} max-pool", name, "maxpool", lambda s=stage: STAGES["maxpool2d"](s), mode=mode, depth=depth)
         if getattr(stage, "fires", False):
             depth = _ladder_depth(stage)
             add(f"{name} spike-time bank", name, "stream", lambda s=stage: SpikeTimeBank(s), depth=depth)
@@ -382,14 +383,17 @@ CONV_OVERFLOW_DEPTH = 2
 # Boolector did not finish in 10 minutes with arrays, and took 49 and 71 s with flip-flops
 ARRAY_WORD_BITS = 32
 
-# cycles of the bounded (conv) overflow and max-pool checks, from the end of the clear after reset: a few
-# spikes through an engine's pipeline; a spike and an end through a max-pool unit (on the digits
-# CNN's first pool 8 steps take ~40 s, a 9th minutes: its neuron decoder's reciprocal multipliers)
+# cycles of the bounded (conv) overflow and max-pool checks (behind a pipelined neuron decoder), from the
+# end of the clear after reset: a few spikes through an engine's pipeline; a spike and an end through a
+# max-pool unit (8 steps took ~40 s on a 512-neuron pool, a 9th minutes: the decoder's reciprocal multipliers)
 OVERFLOW_DEPTH = 20
 MAXPOOL_DEPTH = 8
 # a dense engine taking several spikes at once: its two weight memories and products per lane make
 # each step dearer (the digits MLP's first layer at two a cycle: 10 steps ~20 s, 20 did not end in 10 minutes)
 MULTI_ISSUE_OVERFLOW_DEPTH = 10
+# induction depth of a max-pool's property behind a decoder that is wiring: its invariants make it
+# 1-inductive; a step more costs little (the digits CNN's pools: 8–11 s and 3–5 s at depth 1, 2 or 4)
+MAXPOOL_INDUCTION_DEPTH = 2
 
 # induction depth of the link frame receiver's property: its invariants make it 1-inductive; a few
 # steps more cost little and keep it closing if an invariant is left weak

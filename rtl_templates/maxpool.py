@@ -9,9 +9,12 @@ from hdlgen.geometry import PoolGeometry
 
 from .conv import NeuronDecoder
 from .events import event_layout, skid_buffer, times_constant
-from .formal import anyconst, first_state, image_tracker, once_per_image, stream_ports
+from .formal import anyconst, first_state, fsm_of, image_tracker, once_per_image, stream_ports
 
 __all__ = ["MaxPoolUnit"]
+
+# the max-pool property counts images modulo 2**IMAGE_BITS (rtl_templates.formal.image_tracker)
+IMAGE_BITS = 3
 
 
 class MaxPoolUnit(wiring.Component):
@@ -101,7 +104,7 @@ class MaxPoolUnit(wiring.Component):
         # has room, emitting or not: the fired bit (a block RAM's slow output) then only decides
         # ``emitted.valid``, and neither it nor the consumer's ready reaches the sequencer.
         emitted = stream.Signature(self.o.payload.shape()).create(path=("emitted",))
-        skid_buffer(m, emitted, self.o)
+        spare = skid_buffer(m, emitted, self.o)
         advance = ~s2_valid | emitted.ready
         m.d.comb += [emitted.valid.eq(s2_valid & (s2_end | ~fired_read.data)),
                      emitted.payload.neuron.eq(s2_window), emitted.payload.tick.eq(s2_tick),
@@ -153,7 +156,16 @@ class MaxPoolUnit(wiring.Component):
             stream_ports(m, self)
             self._input_promises(m)
             if "maxpool" in self.formal:
-                self._earliest_property(m)
+                watched = self._earliest_property(m)
+                if decoder.latency == 0:
+                    # behind a decoder that is wiring the property is proved by invariants
+                    # (_earliest_invariants); behind a pipelined one it is a bounded check (hdlgen.prove)
+                    self._earliest_invariants(
+                        m, watched, spike=spike, fired=(fired, fired_read), clear_addr=clear_addr,
+                        pending=(pending, pending_end, pending_base, pending_y, pending_x, pending_tick),
+                        sequencer=(busy, s1_end, closing, window, row_start, rows, cols, tap_row, tap_col, tick),
+                        taps=(row_count, row_first, col_count, col_first), load=load,
+                        stage2=(s2_valid, s2_end, s2_window, s2_tick), spare=spare)
         return m
 
     def _input_promises(self, m):
@@ -169,7 +181,9 @@ class MaxPoolUnit(wiring.Component):
 
     def _earliest_property(self, m):
         """Assert that a window (any one: the solver picks it) emits once per image, with the tick of
-        the first input spike inside it, and not at all when none is; ``cex_*`` is the event out."""
+        the first input spike inside it, and not at all when none is; ``cex_*`` is the event out.
+        Returns what the invariants name: ``(c, oy, ox)``, the window, the images in and out, and
+        per image number whether a spike reached the window and its tick; whether it has left."""
         layer, i, o = self.layer, self.i, self.o
         channels, height, width = layer.in_shape
         _, out_h, out_w = layer.out_shape
@@ -188,9 +202,11 @@ class MaxPoolUnit(wiring.Component):
                 taps.append((y >= 0) & (y < height) & (x >= 0) & (x < width) & (n == (c * height + y) * width + x))
         inside = Cat(taps).any()
         left = o.valid & o.ready
-        image_in, image_out = image_tracker(m, i.valid & i.ready & i.payload.end, left & o.payload.end, "pool")
-        first = Signal(4)           # per image number: a spike reached the window, and its tick
-        first_ticks = Array(Signal.like(i.payload.tick, name=f"first_tick{k}") for k in range(4))
+        # 3 bits: up to 4 ends are in flight (pending, a stage or the clear, the skid buffer's two)
+        image_in, image_out = image_tracker(m, i.valid & i.ready & i.payload.end, left & o.payload.end, "pool",
+                                            bits=IMAGE_BITS)
+        first = Signal(1 << IMAGE_BITS)   # per image number: a spike reached the window, and its tick
+        first_ticks = Array(Signal.like(i.payload.tick, name=f"first_tick{k}") for k in range(1 << IMAGE_BITS))
         emitted = Signal()
         cex_neuron = Signal.like(o.payload.neuron, name="cex_neuron", attrs={"keep": 1})
         cex_tick = Signal.like(o.payload.tick, name="cex_tick", attrs={"keep": 1})
@@ -205,3 +221,118 @@ class MaxPoolUnit(wiring.Component):
             m.d.sync += [emitted.eq(0), first.bit_select(image_out, 1).eq(0)]
         with m.If(i.valid & i.ready & ~i.payload.end & inside & ~first.bit_select(image_in, 1)):
             m.d.sync += [first.bit_select(image_in, 1).eq(1), first_ticks[image_in].eq(i.payload.tick)]
+        return (c, oy, ox), window, (image_in, image_out), (first, first_ticks), emitted
+
+    def _earliest_invariants(self, m, watched, *, spike, fired, clear_addr, pending, sequencer, taps, load,
+                             stage2, spare):
+        """The max-pool property by k-induction over invariants for the watched window ``w``.
+
+        Every place an event can be is given its image by the ends ahead of it: the skid buffer's
+        output register holds image ``out`` (the property's count), its spare ``out`` plus the
+        output's end, stage 2 and the sequencer ``k`` (``out`` plus the buffer's ends), the pending
+        spike ``k`` plus an end in stage 1 or 2, and the input's next spike ``k`` plus those and a
+        pending end. Per image the property's ghost (a spike reached ``w``) holds exactly when ``w``'s
+        event has left stage 2 (for image ``k``: ``w``'s fired bit, read through a port of its own), is
+        in stage 2, is still ahead of the sequencer (its taps, in raster order, not yet past
+        ``w``'s: ghost channel, row and column beside the pending and current spike) or is the
+        pending spike's; the first of those carries the image's first tick, and ``w`` is in the
+        buffer and gone at most once an image. Stage 2's fired bit is ``w``'s bit as it is; the clear
+        runs between images (``closing``), from address 0, and has zeroed the bits below its
+        address."""
+        (c, oy, ox), w, (image_in, image_out), (first, first_ticks), emitted = watched
+        fired, fired_read = fired
+        pending_valid, pending_end, pending_base, pending_y, pending_x, pending_tick = pending
+        busy, s1_end, closing, window, row_start, rows, cols, tap_row, tap_col, tick = sequencer
+        row_count, row_first, col_count, col_first = taps
+        s2_valid, s2_end, s2_window, s2_tick = stage2
+        spare_valid, spare = spare
+        layer, o = self.layer, self.o
+        channels, height, width = layer.in_shape
+        _, out_h, out_w = layer.out_shape
+        plane = out_h * out_w
+        phase = fsm_of(m, "phase")
+        passing, clearing = phase.ongoing("pass"), phase.ongoing("clear")
+
+        def invariant(condition, what):
+            m.d.comb += Assert(condition, f"maxpool invariant: {what}", src_loc_at=1)
+
+        # the watched window's fired bit, read as it is
+        peek = fired.read_port(domain="comb")
+        m.d.comb += peek.addr.eq(w)
+        fired_w = peek.data
+
+        # per input row (column): the windows it is in (a bit per output row), and the first
+        row_reach = Array(Const(sum(1 << o for o in ws), max(out_h, 2)) for ws in self.row_windows)
+        col_reach = Array(Const(sum(1 << o for o in ws), max(out_w, 2)) for ws in self.column_windows)
+        row_low = Array(Const(min(ws, default=0), range(max(out_h, 2))) for ws in self.row_windows)
+        col_low = Array(Const(min(ws, default=0), range(max(out_w, 2))) for ws in self.column_windows)
+
+        def reaches(channel, y, x):
+            return (channel == c) & row_reach[y].bit_select(oy, 1) & col_reach[x].bit_select(ox, 1)
+
+        # ghost channels beside the pending spike, and (channel, row, column) beside the sequencer's
+        pending_c = Signal(range(max(channels, 2)), name="ghost_pending_c")
+        busy_c, busy_y, busy_x = (Signal.like(v, name=f"ghost_{n}") for v, n in
+                                  [(pending_c, "c"), (pending_y, "y"), (pending_x, "x")])
+        with m.If(spike.valid & spike.ready):
+            m.d.sync += pending_c.eq(spike.payload.channel)
+        with m.If(load):
+            m.d.sync += [busy_c.eq(pending_c), busy_y.eq(pending_y), busy_x.eq(pending_x)]
+
+        invariant(passing | clearing, "two phases")
+        invariant(~spare_valid | o.valid, "the spare register fills behind the output")
+        invariant(~clearing | (~busy & ~s1_end & ~s2_valid & closing & (clear_addr < layer.fan_out)),
+                  "the clear runs between images")
+        invariant(~s2_end | s2_valid, "stage 2's end is valid")
+        s2_closing = s2_valid & s2_end
+        invariant(~passing | ((clear_addr == 0) & (closing == (s1_end | s2_closing))), "closing: an end ahead")
+        invariant(~s1_end | ~busy, "stage 1 holds a spike or an end")
+        invariant(~s2_closing | (~busy & ~s1_end), "nothing follows an end in stage 2")
+        invariant(~pending_valid | pending_end | ((pending_c < channels) & (pending_y < height) & (pending_x < width)
+                                                  & (pending_base == pending_c * plane)),
+                  "the pending spike's split")
+        first_window = busy_c * plane + row_first[busy_y] + col_first[busy_x]
+        invariant(~busy | ((busy_c < channels) & (busy_y < height) & (busy_x < width)
+                           & (rows == row_count[busy_y]) & (cols == col_count[busy_x])
+                           & (tap_row < rows) & (tap_col < cols)
+                           & (row_start == first_window + tap_row * out_w) & (window == row_start + tap_col)),
+                  "the sequencer walks the current spike's windows")
+
+        # where the watched window's event of an image can be
+        at_out = o.valid & ~o.payload.end & (o.payload.neuron == w)
+        at_spare = spare_valid & ~spare.end & (spare.neuron == w)
+        at_s2 = s2_valid & ~s2_end & (s2_window == w)
+        at_row, at_col = row_low[busy_y] + tap_row, col_low[busy_x] + tap_col
+        ahead = busy & reaches(busy_c, busy_y, busy_x) & ((oy > at_row) | ((oy == at_row) & (ox >= at_col)))
+        at_pending = pending_valid & ~pending_end & reaches(pending_c, pending_y, pending_x)
+        # images by the ends ahead: offsets from the output's image
+        out_end, spare_end = o.valid & o.payload.end, spare_valid & spare.end
+        sequencer_off = Signal(range(3), name="ghost_sequencer_image")
+        pending_off = Signal(range(5), name="ghost_pending_image")
+        m.d.comb += [sequencer_off.eq(out_end + spare_end), pending_off.eq(sequencer_off + s1_end + s2_closing)]
+        invariant(image_in == (image_out + pending_off + (pending_valid & pending_end))[:len(image_in)],
+                  "the images in flight")
+
+        def image(offset):
+            return (image_out + offset)[:len(image_out)]
+
+        invariant(~at_s2 | (fired_read.data == fired_w), "stage 2 reads the watched bit as it is")
+        invariant(~clearing | (clear_addr <= w) | ~fired_w, "the clear zeroes the bits below its address")
+        invariant(~(emitted & at_out), "the output holds no second event of the window")
+        invariant(~(at_spare & ~out_end & (emitted | at_out)), "the spare holds no second event of the window")
+        gone = [((d == 0) & (emitted | at_out)) | ((out_end == d) & at_spare) for d in range(3)]
+        sequencer_gone = Array(gone)[sequencer_off]
+        invariant(Mux(passing, fired_w == sequencer_gone, ~sequencer_gone), "the fired bit: the window's event left")
+        later = ahead | (at_pending & (pending_off == sequencer_off))
+        for d in range(1 << len(image_out)):
+            expected = Mux(d < sequencer_off, gone[d] if d < 3 else 0,
+                           Mux(d == sequencer_off, (gone[d] if d < 3 else 0) | at_s2 | later,
+                               (d == pending_off) & at_pending))
+            invariant(first.bit_select(image(d), 1) == expected, "a spike reached the window: it passes or is on its way")
+        invariant(~at_out | (o.payload.tick == first_ticks[image_out]), "the output's tick")
+        invariant(~at_spare | (spare.tick == first_ticks[image(out_end)]), "the spare's tick")
+        sequencer_tick = first_ticks[image(sequencer_off)]
+        invariant(~at_s2 | fired_w | (s2_tick == sequencer_tick), "stage 2's tick")
+        invariant(~ahead | fired_w | at_s2 | (tick == sequencer_tick), "the sequencer's tick")
+        invariant(~at_pending | ((pending_off == sequencer_off) & ((passing & fired_w) | at_s2 | ahead))
+                  | (pending_tick == first_ticks[image(pending_off)]), "the pending spike's tick")

@@ -7,8 +7,9 @@ import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 
 from hdlgen.boards import frame_receiver, receiver_properties
 from hdlgen.geometry import DenseGeometry
@@ -54,6 +55,7 @@ def _dropping_skid_buffer(m, i, o):
     m.d.comb += [i.ready.eq(1), o.valid.eq(out_valid), o.payload.eq(out)]
     with m.If(~out_valid | o.ready):
         m.d.sync += [out_valid.eq(i.valid), out.eq(i.payload)]
+    return Const(0), out   # its spare register: none
 
 
 def _restless_skid_buffer(m, i, o):
@@ -299,17 +301,79 @@ def test_prove_command_json_and_report(tmp_path, capsys):
     assert '<section id="prove">' in text and "dense0 spike-time bank" in text
 
 
-@pytest.mark.slow
-def test_maxpool_bounded_and_dropping_pool_fails(tmp_path, monkeypatch):
-    from hdlgen.rtl_templates import maxpool
-    from hdlgen.testing import random_cnn
+def _fired_bits_dropping(drops):
+    """A mutant fired-bit memory: its write port drops the writes whose data ``drops(data)`` says."""
 
-    net = random_cnn(np.random.default_rng(0), in_shape=(1, 4, 4), blocks=(("conv", 2, 3, 1, 1), ("pool", 2, 2)),
-                     classes=2, ticks=4, weight_bits=4)
-    pool = proofs_for(NetworkTop(net, lanes=2), ["maxpool"])
-    assert run_proofs(pool, tmp_path / "ok", jobs=1, timeout=900)[0].result == "bounded"
-    monkeypatch.setattr(maxpool, "skid_buffer", _dropping_skid_buffer)
-    assert run_proofs(pool, tmp_path / "mutant", jobs=1, timeout=900)[0].result == "fail"
+    class Dropping(Memory):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.gated = {}   # the write port the max-pool drives → the memory's own
+
+        def write_port(self, **kwargs):
+            port = super().write_port(**kwargs)
+            driven = port.signature.create()
+            self.gated[driven] = port
+            return driven
+
+        def read_port(self, *, transparent_for=(), **kwargs):
+            return super().read_port(transparent_for=tuple(self.gated[p] for p in transparent_for), **kwargs)
+
+        def elaborate(self, platform):
+            m = Module()
+            for driven, port in self.gated.items():
+                m.d.comb += [port.addr.eq(driven.addr), port.data.eq(driven.data),
+                             port.en.eq(driven.en & ~drops(driven.data))]
+            m.submodules.memory = super().elaborate(platform)
+            return m
+    return Dropping
+
+
+@pytest.mark.slow
+def test_maxpool_proved_and_mutants_fail(tmp_path, monkeypatch):
+    """The max-pool property closes by induction behind a decoder that is wiring. Mutants: a pool
+    that loses an event (its skid buffer always ready), one that never marks a window fired (so
+    fires it again) and one whose clear writes nothing (a window stays fired into the next image):
+    each breaks the induction step, and the property alone (invariants off) finds it in a bounded
+    check. Behind a pipelined decoder (a 3×3 map) the check stays bounded."""
+    from hdlgen.geometry import PoolGeometry
+    from hdlgen.prove import MAXPOOL_INDUCTION_DEPTH
+    from hdlgen.rtl_templates import maxpool
+    from hdlgen.ttfs import IntMaxPool2d
+
+    pool = proofs_for(NetworkTop(_small_cnn(), lanes=2), ["maxpool"])
+    ok = run_proofs(pool, tmp_path / "ok", jobs=1, timeout=300)[0]
+    assert (ok.mode, ok.depth, ok.result) == ("prove", MAXPOOL_INDUCTION_DEPTH, "pass")
+    # (a 2×2 map for the clear: its one window's clear is one cycle, so the next image comes soon)
+    for name, patch, shape, depth in [("dropping", ("skid_buffer", _dropping_skid_buffer), (2, 4, 4), 8),
+                                      ("unmarked", ("Memory", _fired_bits_dropping(lambda d: d == 1)), (2, 4, 4), 8),
+                                      ("uncleared", ("Memory", _fired_bits_dropping(lambda d: d == 0)), (1, 2, 2), 14)]:
+        layer = IntMaxPool2d(shape, (2, 2), (2, 2), (0, 0), 4, name="pool")
+        with monkeypatch.context() as mutant:
+            mutant.setattr(maxpool, *patch)
+            build = lambda layer=layer: maxpool.MaxPoolUnit(PoolGeometry(layer))   # noqa: E731
+            induction = Proof("pool", "maxpool", build, None, "prove", MAXPOOL_INDUCTION_DEPTH)
+            broken = run_proofs([induction], tmp_path / name, jobs=1, timeout=300)[0]
+            assert broken.result == "bounded" and broken.message.startswith("induction step fails at maxpool.py"), name
+            mutant.setattr(maxpool.MaxPoolUnit, "_earliest_invariants", lambda *args, **kwargs: None)
+            bounded = Proof("pool", "maxpool", build, None, "bmc", depth)
+            assert run_proofs([bounded], tmp_path / f"{name}_bounded", jobs=1, timeout=300)[0].result == "fail", name
+    pipelined = proofs_for(NetworkTop(_small_cnn((1, 3, 3)), lanes=2), ["maxpool"])
+    assert run_proofs(pipelined, tmp_path / "pipelined", jobs=1, timeout=300)[0].result == "bounded"
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding", [((2, 4, 4), (3, 3), (1, 1), (1, 1)),
+                                                            ((1, 4, 8), (2, 3), (2, 1), (0, 1))])
+def test_maxpool_proved_with_overlapping_padded_windows(tmp_path, shape, kernel, stride, padding):
+    """The max-pool invariants hold where an input is in several windows (its taps walked row by row)
+    and border windows are cut by the padding."""
+    from hdlgen.geometry import PoolGeometry
+    from hdlgen.prove import MAXPOOL_INDUCTION_DEPTH
+    from hdlgen.rtl_templates.maxpool import MaxPoolUnit
+    from hdlgen.ttfs import IntMaxPool2d
+
+    layer = IntMaxPool2d(shape, kernel, stride, padding, 4, name="pool")
+    proof = Proof("pool", "maxpool", lambda: MaxPoolUnit(PoolGeometry(layer)), None, "prove", MAXPOOL_INDUCTION_DEPTH)
+    assert run_proofs([proof], tmp_path, jobs=1, timeout=300)[0].result == "pass"
 
 
 @pytest.mark.campaign
