@@ -265,7 +265,7 @@ class DenseGeometry:
     def describe(self) -> dict:
         """The stage's entries in the sidecar's ``layers`` list beyond the layer's own."""
         return {"weight_bits": self.layer.weight_bits, "accumulator_width": self.acc_width,
-                "weight_memory_bits": self.weight_memory_bits}
+                "weight_memory_bits": self.weight_memory_bits, "spikes_per_cycle": self.spikes_per_cycle}
 
 
 class ConvGeometry(DenseGeometry):
@@ -478,15 +478,17 @@ class NetGeometry:
         self.multi_issue_layer = multi_issue_layer(net)
         limits = [(STAGE_GEOMETRY[layer.kind].lane_limit(layer), STAGE_GEOMETRY[layer.kind].limit_name)
                   for layer in net.layers if layer.has_weights]
+        widest = (max(limit for limit, _ in limits), "the largest fan-out")
         if self.multi_issue_layer is not None:
             position = self.lane_layers.index(net.layers[first].name)
             limits[position] = (MAX_SPIKES_PER_CYCLE * limits[position][0],
-                                f"{MAX_SPIKES_PER_CYCLE} times (spikes a cycle) its fan-out")
+                                f"{MAX_SPIKES_PER_CYCLE} times (input spikes a cycle) its fan-out")
+            widest = max(widest, (limits[position][0], f"{MAX_SPIKES_PER_CYCLE} times (input spikes a cycle) the "
+                                                       "first layer's fan-out"))
         if _is_sequence(lanes):
             self.lanes = self._per_layer(lanes, "lanes", limits)
         else:
-            self.lanes = check_lanes(lanes, max(limit for limit, _ in limits), "the largest fan-out (for the first "
-                                     f"layer {MAX_SPIKES_PER_CYCLE} times it: spikes a cycle)")
+            self.lanes = check_lanes(lanes, *widest)
         if _is_sequence(spike_lanes):
             spike_lanes = self._per_layer(spike_lanes, "spike lanes", [(n, "its lanes") for n in self._each(self.lanes)])
         elif spike_lanes is not None:

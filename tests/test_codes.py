@@ -197,7 +197,7 @@ def test_compare_rate_ablation_and_skipped_amos(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--steps", "0"], "--steps must be ≥ 1"),
     (["--lanes", "0"], "--lanes must be ≥ 1"),
-    (["--lanes", "100000"], "--lanes: lanes must be an integer from 1 to the largest fan-out"),
+    (["--lanes", "100000"], "--lanes: lanes must be an integer from 1 to 2 times (input spikes a cycle) the first"),
     (["--rate-threshold", "median"], "--rate-threshold must be"),
     (["--cycle-samples", "0"], "--cycle-samples must be ≥ 1"),
     (["-o", "/nonexistent/dir/c.json"], "no directory"),

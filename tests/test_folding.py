@@ -65,8 +65,8 @@ def test_lanes_past_the_first_layers_fan_out_take_two_spikes_a_cycle(digits_net,
     # lanes short of two fan-outs buy no cycle: one spike a cycle, with the sorter pair
     assert [NetGeometry(net, 63).layers[0].spikes_per_cycle, NetGeometry(net, 63).input.sorters] == [1, 2]
     assert 64 in folding.lane_choices(net)[0] and max(folding.lane_choices(net)[1]) == 10
-    for lanes, message in [(65, "lanes must be an integer from 1 to the largest fan-out (for the first layer 2 times "
-                                 "it: spikes a cycle) 64, got 65"),
+    for lanes, message in [(65, "lanes must be an integer from 1 to 2 times (input spikes a cycle) the first "
+                                 "layer's fan-out 64, got 65"),
                            ((64, 20), "lanes of layer 'linear_1' must be an integer from 1 to its fan-out 10, got 20")]:
         with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
             NetGeometry(net, lanes)

@@ -130,12 +130,14 @@ def test_cli_rejects_bad_pixels_per_transfer_and_spike_lanes(net, tmp_path, caps
     assert message in err and err.count("\n") == 1 and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("lanes", ["0", "8"])
+@pytest.mark.parametrize("lanes", ["0", "15"])
 def test_cli_rejects_bad_lanes(net, tmp_path, capsys, lanes):
+    """Up to twice the first layer's fan-out: as many input spikes a cycle."""
     path = ttfs.save(net, tmp_path / "tiny.ttfs")
     assert main(["verilog", str(path), "-o", str(tmp_path / "out"), "--lanes", lanes]) == 2
     err = capsys.readouterr().err
-    assert "lanes must be an integer from 1 to the largest fan-out 7" in err and "\n" == err[-1]
+    assert ("lanes must be an integer from 1 to 2 times (input spikes a cycle) the first layer's fan-out 14"
+            in err and "\n" == err[-1])
     assert not (tmp_path / "out").exists()
 
 

@@ -72,7 +72,7 @@ def test_sim_command_without_simulator_exits_2(monkeypatch, net, tmp_path, capsy
     (np.zeros((2, 9), np.uint8), 1, 1, r"uint8 \(N ≥ 1, 10\)"),
     (np.zeros((2, 10), np.float32), 1, 1, "uint8"),
     (np.zeros((0, 10), np.uint8), 1, 1, "uint8"),
-    (np.zeros((2, 10), np.uint8), 0, 1, "lanes must be an integer from 1 to the largest fan-out"),
+    (np.zeros((2, 10), np.uint8), 0, 1, r"lanes must be an integer from 1 to 2 times \(input spikes a cycle\) the first"),
     (np.zeros((2, 10), np.uint8), 1, 11, "pixels per transfer must be an integer from 1 to the image's pixels 10"),
 ])
 def test_simulate_checks_its_arguments(monkeypatch, net, pixels, lanes, per_transfer, message):

@@ -39,7 +39,8 @@ def run(args):
         if layer["kind"] == "maxpool2d":
             print(f"{layer['name']}: {layer['fan_in']}→{layer['fan_out']} max-pool {layer['kernel']}, {kind}")
             continue
-        print(f"{layer['name']}: {layer['fan_in']}→{layer['fan_out']} {kind}, lanes {layer['lanes']}, "
+        spikes = f" × {layer['spikes_per_cycle']} spikes a cycle" if layer["spikes_per_cycle"] > 1 else ""
+        print(f"{layer['name']}: {layer['fan_in']}→{layer['fan_out']} {kind}, lanes {layer['lanes']}{spikes}, "
               f"accumulator {layer['accumulator_width']} b, weights {layer['weight_bits']} b, "
               f"weight memory {layer['weight_memory_bits']} bits")
     latency = side["latency"]
