@@ -35,6 +35,13 @@ costs of :mod:`hdlgen.geometry`.
   serial sum for an image entering an idle core (accumulator read-out, spike-time pipeline,
   handshakes), so ``serial sum + overhead`` is an upper bound.
 
+A first layer taking two input spikes a cycle (lanes twice its fan-out,
+:attr:`~hdlgen.geometry.DenseGeometry.spikes_per_cycle`) is fed by an encoder without a tick sorter
+that sends each transfer's spikes two at a time as the transfers come: its walk is
+``max(ceil(N_in / P), Σ_transfers max(1, ceil(spikes / 2)))`` from the first transfer (no intake
+before it, no ``T_0``; :meth:`~hdlgen.geometry.InputGeometry.groups`), and the engine pays a cycle
+per group that holds spikes.
+
 ``lanes_ℓ`` is the stage's lanes as the core builds it (:func:`hdlgen.geometry.stage_geometry`:
 at most the lanes asked for that layer and its fan-out – a convolution's lanes run over its output
 channels –, the fewest that give the same words).

@@ -129,32 +129,6 @@ def test_input_encoder_without_a_sorter_sends_each_transfers_spikes_in_groups(se
         assert len(sent) == sum(-(-count // 2) for count in per_transfer_spikes)
 
 
-@pytest.mark.parametrize("timing", [pytest.param(RETIMED, id="retimed"), pytest.param(COMPACT, id="compact")])
-@pytest.mark.parametrize("seed", range(3))
-def test_dense_engine_taking_two_spikes_a_cycle_accumulates_both(seed, timing):
-    """Groups of one or two spikes (a slot with tick T_in holds none): the same potentials."""
-    rng = np.random.default_rng(seed)
-    fan_in, fan_out = int(rng.integers(2, 12)), int(rng.integers(1, 20))
-    net = random_net(rng, [fan_in, fan_out, 2], [int(rng.integers(1, 8)), 3])
-    layer = net.layers[0]
-    q = rng.integers(0, layer.ticks_in + 1, (3, fan_in))
-    q[1] = 0
-    payloads = []
-    for row in q:
-        spikes = spikes_from_q(row, layer.ticks_in)
-        pending = [spikes[i] for i in rng.permutation(len(spikes))]
-        while pending:
-            take = int(rng.integers(1, 3))
-            group, pending = pending[:take], pending[take:]
-            group += [(0, layer.ticks_in)] * (2 - len(group))
-            payloads.append({"neuron": [n for n, _ in group], "tick": [t for _, t in group], "end": 0})
-        payloads.append({"neuron": [0, 0], "tick": [0, 0], "end": 1})
-    dut = DenseEngine(DenseGeometry(layer, fan_out, spikes_per_cycle=2))
-    dut.timing = timing
-    got = simulate(dut, payloads, dut.i, dut.o, lambda out: len(out) == len(q), rng)
-    assert [[int(v) for v in p.acc] for p in got] == [list(row) for row in layer.accumulate(q)]
-
-
 @pytest.mark.parametrize("in_logic", [False, True])
 def test_weight_product_in_logic_equals_the_multiplication(in_logic):
     from amaranth.hdl import Module, Signal, signed, unsigned
@@ -194,16 +168,23 @@ TIMINGS = [pytest.param(RETIMED, id="retimed"), pytest.param(COMPACT, id="compac
            pytest.param(EngineTiming(registered_read_hit=False), id="transparent-read")]
 
 
-@pytest.mark.parametrize("timing", TIMINGS)
-@pytest.mark.parametrize("seed", range(4))
-def test_dense_engine_accumulates_and_resets_to_bias(seed, timing):
+def _random_engine_input(seed, images):
+    """A random first layer and ``q`` of its inputs for ``images`` images, the second with no spikes."""
     rng = np.random.default_rng(seed)
     fan_in, fan_out = int(rng.integers(1, 10)), int(rng.integers(1, 10))
     net = random_net(rng, [fan_in, fan_out, 2], [int(rng.integers(1, 8)), 3])
     layer = net.layers[0]
-    lanes = int(rng.integers(1, fan_out + 1))
-    q = rng.integers(0, layer.ticks_in + 1, (4, fan_in))
+    q = rng.integers(0, layer.ticks_in + 1, (images, fan_in))
     q[1] = 0                                          # no input spikes: the bias comes out
+    return rng, layer, q
+
+
+@pytest.mark.parametrize("timing", TIMINGS)
+@pytest.mark.parametrize("seed", range(4))
+def test_dense_engine_accumulates_and_resets_to_bias(seed, timing):
+    rng, layer, q = _random_engine_input(seed, 4)
+    fan_out = layer.fan_out
+    lanes = int(rng.integers(1, fan_out + 1))
     images = [spikes_from_q(row, layer.ticks_in) for row in q]
     # the engine does not need tick order; shuffle one image to show it
     order = rng.permutation(len(images[2]))
@@ -219,6 +200,28 @@ def test_dense_engine_accumulates_and_resets_to_bias(seed, timing):
         potentials = [int(p.acc[l]) for p in image for l in range(lanes)]
         assert potentials[:fan_out] == list(expect[n])
         assert potentials[fan_out:] == [0] * (words * lanes - fan_out)
+
+
+@pytest.mark.parametrize("timing", [pytest.param(RETIMED, id="retimed"), pytest.param(COMPACT, id="compact")])
+@pytest.mark.parametrize("seed", range(3))
+def test_dense_engine_taking_two_spikes_a_cycle_accumulates_both(seed, timing):
+    """Groups of one or two spikes (a slot with tick T_in holds none): the same potentials."""
+    rng, layer, q = _random_engine_input(seed, 3)
+    fan_out = layer.fan_out
+    payloads = []
+    for row in q:
+        spikes = spikes_from_q(row, layer.ticks_in)
+        pending = [spikes[i] for i in rng.permutation(len(spikes))]
+        while pending:
+            take = int(rng.integers(1, 3))
+            group, pending = pending[:take], pending[take:]
+            group += [(0, layer.ticks_in)] * (2 - len(group))
+            payloads.append({"neuron": [n for n, _ in group], "tick": [t for _, t in group], "end": 0})
+        payloads.append({"neuron": [0, 0], "tick": [0, 0], "end": 1})
+    dut = DenseEngine(DenseGeometry(layer, fan_out, spikes_per_cycle=2))
+    dut.timing = timing
+    got = simulate(dut, payloads, dut.i, dut.o, lambda out: len(out) == len(q), rng)
+    assert [[int(v) for v in p.acc] for p in got] == [list(row) for row in layer.accumulate(q)]
 
 
 @pytest.mark.parametrize("timing", [pytest.param(RETIMED, id="registered-gather"), pytest.param(COMPACT, id="compact")])
