@@ -1,6 +1,6 @@
 """Input encoder: pixel bytes → input spike events in tick order."""
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Assert, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -135,46 +135,55 @@ class InputEncoder(wiring.Component):
         """Each transfer's spiking pixels, ``S`` at a time in pixel order, then ``end`` (no sorter)."""
         ticks, per_transfer = self.encoding.ticks, self.geometry.pixels_per_transfer
         looked_up, looked_index, looked_last = looked
+        slots = self.geometry.spikes_per_transfer
         pending = Signal(per_transfer)      # the held transfer's spiking pixels not yet sent
+        # and how many: whether this group is the transfer's last comes from a register, not from
+        # the slots' choice (the next transfer's load, and through it pixels.ready, wait on that)
+        pending_count = Signal(range(per_transfer + 1))
         held_ticks = [Signal(unsigned_width(ticks), name=f"held_tick{p}") for p in range(per_transfer)]
         held_base = Signal.like(self.o.payload.neuron[0], name="held_base")   # the transfer's first pixel
         held_last = Signal()                # the held transfer is its image's last, its end not yet due
 
-        # slot s takes the s-th lowest pending pixel
-        rest, chosen = pending, []
-        for s in range(self.geometry.spikes_per_transfer):
-            position = Signal(range(per_transfer), name=f"slot{s}_pixel")
-            for p in reversed(range(per_transfer)):
-                with m.If(rest[p]):
-                    m.d.comb += position.eq(p)
-            chosen.append((rest.any(), position))
-            rest = rest & ~(rest & (~rest + 1))[:per_transfer]    # without its lowest set bit
+        # slot s takes the s-th lowest pending pixel: its one-hot bit (a carry chain), then its position
+        # and tick as ORs over the pixels it may be (no chain of multiplexers through every pixel)
+        rest = pending
         m.d.comb += [self.o.valid.eq(closing | pending.any()), self.o.payload.end.eq(closing)]
-        for s, (present, position) in enumerate(chosen):
+        for s in range(slots):
+            lowest = Signal(per_transfer, name=f"slot{s}_pixel")
+            m.d.comb += lowest.eq(rest & (~rest + 1))
+            position = Cat(Cat(lowest[p] for p in range(per_transfer) if p >> bit & 1).any()
+                           for bit in range(max(1, (per_transfer - 1).bit_length())))
+            tick = [Cat(lowest[p] & held_ticks[p][bit] for p in range(per_transfer)).any()
+                    for bit in range(len(held_ticks[0]))]
             m.d.comb += [self.o.payload.neuron[s].eq(held_base + position),
-                         self.o.payload.tick[s].eq(Mux(present, Array(held_ticks)[position], ticks))]
+                         self.o.payload.tick[s].eq(Mux(rest.any(), Cat(*tick), ticks))]
+            rest = rest & ~lowest
 
         take = self.o.valid & self.o.ready
         sent = take & ~closing
         with m.If(sent):
-            m.d.sync += pending.eq(rest)
+            m.d.sync += [pending.eq(rest), pending_count.eq(Mux(pending_count > slots, pending_count - slots, 0))]
         with m.If(take & closing):
             m.d.sync += closing.eq(0)
-        held_done = ~pending.any() | (sent & ~rest.any())     # nothing of the held transfer left after this cycle
+        held_done = (pending_count == 0) | (sent & (pending_count <= slots))   # nothing of it left after this cycle
         queue_end = held_last & held_done & ~closing
         # (not under an ``end`` that waits: its payload holds the held transfer's slots, and must stay)
         load = looked_up & held_done & (~held_last | queue_end) & (~closing | take)
         with m.If(queue_end):
             m.d.sync += [closing.eq(1), held_last.eq(0)]
         with m.If(load):
-            m.d.sync += [pending.eq(Cat(tick != ticks for tick in fire_ticks)), held_last.eq(looked_last),
-                         held_base.eq(times_constant(looked_index, per_transfer))]
+            spiking = [tick != ticks for tick in fire_ticks]
+            m.d.sync += [pending.eq(Cat(*spiking)), pending_count.eq(sum(spiking[1:], spiking[0])),
+                         held_last.eq(looked_last), held_base.eq(times_constant(looked_index, per_transfer))]
             m.d.sync += [held.eq(tick) for held, tick in zip(held_ticks, fire_ticks)]
         m.d.comb += self.pixels.ready.eq(~looked_up | load)
         with m.If(accept):
             m.d.sync += looked_up.eq(1)
         with m.Elif(load):
             m.d.sync += looked_up.eq(0)
+        if self.formal:     # the invariant the stream proof's induction needs
+            bits = [pending[p] for p in range(per_transfer)]
+            m.d.comb += Assert(pending_count == sum(bits[1:], bits[0]), "encoder invariant: the pending count")
 
 
 class PixelPacker(wiring.Component):
