@@ -74,7 +74,8 @@ def add_lanes_options(parser, *, board: bool = False) -> None:
     parser.add_argument("--lanes", type=lanes_option, metavar="N|N,N,…|auto",
                         help="accumulators updated per cycle: one number for every layer (capped per layer), one "
                              "per layer with lanes (e.g. 64,8), or auto: chosen from the cycle and resource models "
-                             "(default 1, or auto with --target-fps)")
+                             "(default 1, or auto with --target-fps); a dense first layer takes up to twice its "
+                             "fan-out: two input spikes a cycle")
     parser.add_argument("--spike-lanes", type=counts_option, metavar="N|N,N,…",
                         help="fire ticks found per cycle in each spike-time bank, 1..lanes, one number or one per "
                              "layer with lanes (fewer logic cells; default: lanes)")

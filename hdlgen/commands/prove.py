@@ -22,7 +22,8 @@ def register(sub):
                                    "VCD) or a tool fails; a proof that runs out of --timeout is reported, not failed.")
     p.add_argument("net", help="a .ttfs net from 'hdlgen convert'")
     p.add_argument("--lanes", type=int, default=1,
-                   help="accumulators updated per cycle, 1..largest fan-out (capped per layer; default 1)")
+                   help="accumulators updated per cycle, 1..largest fan-out (capped per layer; a dense first layer "
+                        "up to twice its fan-out: two input spikes a cycle; default 1)")
     p.add_argument("--pixels-per-transfer", type=int, default=1, metavar="P",
                    help="pixels per transfer of the core's pixel stream, 1..input size; default 1")
     p.add_argument("--spike-lanes", type=int, metavar="N",
