@@ -289,11 +289,7 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
             # from the end of the bias writes after reset (rtl_templates.formal.first_state); a dense
             # stage's few words are faster as flip-flops; a bounded conv check's as arrays (~30 s, where
             # their hundreds of words as flip-flops take minutes)
-            if stage.kind == "dense" and stage.spikes_per_cycle > 1:
-                # taking several spikes at once: every add checked, bounded
-                add(f"{name} dense stage", name, "overflow", lambda s=stage, k=kind: k(s), mode="bmc",
-                    depth=MULTI_ISSUE_OVERFLOW_DEPTH, memories="arrays")
-            elif stage.kind == "dense":
+            if stage.kind == "dense":
                 # k-induction over its invariants and an argument (DenseEngine._overflow_invariants)
                 add(f"{name} dense stage", name, "overflow", lambda s=stage, k=kind: k(s), depth=_overflow_depth(stage))
             elif _decoder_is_wiring(layer):
@@ -388,9 +384,6 @@ ARRAY_WORD_BITS = 32
 # max-pool unit (8 steps took ~40 s on a 512-neuron pool, a 9th minutes: the decoder's reciprocal multipliers)
 OVERFLOW_DEPTH = 20
 MAXPOOL_DEPTH = 8
-# a dense engine taking several spikes at once: its two weight memories and products per lane make
-# each step dearer (the digits MLP's first layer at two a cycle: 10 steps ~20 s, 20 did not end in 10 minutes)
-MULTI_ISSUE_OVERFLOW_DEPTH = 10
 # induction depth of a max-pool's property behind a decoder that is wiring: its invariants make it
 # 1-inductive; a step more costs little (the digits CNN's pools: 8–11 s and 3–5 s at depth 1, 2 or 4)
 MAXPOOL_INDUCTION_DEPTH = 2

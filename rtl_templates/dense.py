@@ -315,7 +315,7 @@ class DenseEngine(wiring.Component):
             m.d.sync += [to.eq(frm) for to, frm in zip(later, earlier)]
         m.d.sync += weight_row.eq(weights.data)
         products = [Signal(signed(product_width), name=f"product{l}") for l in range(lanes)]
-        slot_products = self._other_slots(m, slot_rows, slot_q, len(issued), product_width)
+        slot_products, slot_weight_rows = self._other_slots(m, slot_rows, slot_q, len(issued), product_width)
         if extra and self.registered_multiplier is not None and not self.products_in_logic:
             # the block registers the row and q at its inputs and the product at its output; q
             # reaches them from a copy per MULTIPLIER_GROUP lanes (the blocks are spread over the
@@ -432,23 +432,24 @@ class DenseEngine(wiring.Component):
                         m.next = "accumulate"
         if self.formal:
             # with the drain FIFO, overflow is proved by invariants and an argument (_overflow_invariants)
-            # (an engine taking several spikes at once: a bounded check of every add)
-            argued = "overflow" in self.formal and self.timing.drain_fifo and self.slots == 1
+            argued = "overflow" in self.formal and self.timing.drain_fifo
             seen = engine_properties(m, self, write_valid, summed, held_acc, products, check_adds=not argued)
             if argued:
                 self._overflow_invariants(m, seen, pipeline=issued + stages[1:], row=row, last_word=last_word,
                                           weight_row=weight_row, products=products, held_acc=held_acc,
                                           accumulators=accumulators, write=acc_write,
                                           reset=(reset_word, reset_pending, reset_pending_word),
-                                          drain=(in_flight, in_flight_last))
+                                          drain=(in_flight, in_flight_last),
+                                          slots=list(zip(slot_rows, slot_q, slot_weight_rows)))
         return m
 
-    def _other_slots(self, m, rows, qs, fetch_stages, product_width) -> list:
+    def _other_slots(self, m, rows, qs, fetch_stages, product_width) -> tuple:
         """Per spike taken at once beside the first (``rows``, ``qs``: its stage-0 registers), a lane's
         products, each a register in the cycle the first spike's products are: its own weight memory,
-        row register, and ``q`` delayed beside the pipeline. Returns one list of lanes per spike."""
+        row register, and ``q`` delayed beside the pipeline. Returns per spike its lanes' products, and
+        its row registers."""
         extra, lanes = self.geometry.multiplier_stages, self.lanes
-        slot_products = []
+        slot_products, weight_rows = [], []
         for s, (row, q) in enumerate(zip(rows, qs), start=1):
             m.submodules[f"weights{s}"] = weights = WeightROM(self.geometry, self.weight_bank_rows)
             m.d.comb += [weights.addr.eq(row), weights.en.eq(1)]
@@ -476,10 +477,11 @@ class DenseEngine(wiring.Component):
                 m.d.sync += [product.eq(weight_product(factors[l], factor_q[l], self.products_in_logic))
                              for l, product in enumerate(products)]
             slot_products.append(products)
-        return slot_products
+            weight_rows.append(weight_row)
+        return slot_products, weight_rows
 
     def _overflow_invariants(self, m, seen, *, pipeline, row, last_word, weight_row, products, held_acc, accumulators,
-                             write, reset, drain):
+                             write, reset, drain, slots=()):
         """No accumulator overflows, by k-induction over invariants for one accumulator word,
         ``star`` (any: the solver picks it, so every word is covered), and an argument.
 
@@ -496,7 +498,10 @@ class DenseEngine(wiring.Component):
         such sum lies between ``B_n + Σ_j min(0, W[n, j]·T_in)`` and ``B_n + Σ_j max(0, W[n, j]·T_in)``,
         and those are asserted to fit the accumulator: the sum is exact, no add wraps. (The bound of
         the sum over the symbolic set as an invariant took Boolector 15 s at 16 inputs and did not
-        finish in 10 minutes at 64.)"""
+        finish in 10 minutes at 64.) The other spikes an engine takes at once (``slots``: each one's
+        stage-0 row and q, and its row register; one word) carry their inputs and ``q`` in ghost
+        registers too; a slot with ``q = 0`` holds none; every input in flight, of any slot, is distinct,
+        and a write adds each present slot's ``W·q`` and puts its input in the set."""
         layer, lanes, words, fan_in, ticks = self.layer, self.lanes, self.words, self.layer.fan_in, self.layer.ticks_in
         row_position = self.geometry.weight_latency + 1     # the pipeline position of ``weight_row``
         reset_word, reset_pending, reset_pending_word = reset
@@ -520,19 +525,35 @@ class DenseEngine(wiring.Component):
         partial_sums_fit(m, [at_star(lows, l) for l in range(lanes)], [at_star(highs, l) for l in range(lanes)],
                          self.acc_width)
 
-        neurons = [Signal(range(fan_in), name="ghost_neuron0")]
-        with m.If(self.i.valid & self.i.ready & ~self.i.payload.end):
-            m.d.sync += neurons[0].eq(self.i.payload.neuron)
-        for n in range(1, len(pipeline)):
-            neurons.append(Signal(range(fan_in), name=f"ghost_neuron{n}"))
-            m.d.sync += neurons[n].eq(neurons[n - 1])
+        def ghost_chain(first, name):
+            """``first`` (stage 0's) and its ghost copies down the pipeline, one per position."""
+            chain = [first]
+            for n in range(1, len(pipeline)):
+                chain.append(Signal.like(first, name=f"{name}{n}"))
+                m.d.sync += chain[n].eq(chain[n - 1])
+            return chain
+
+        taken = self.i.valid & self.i.ready & ~self.i.payload.end
+        given = list(self.i.payload.neuron) if slots else [self.i.payload.neuron]
+        neuron_chains = []      # per slot, its input at each pipeline position
+        for s, given_neuron in enumerate(given):
+            first = Signal(range(fan_in), name=f"ghost_slot{s}_neuron0" if s else "ghost_neuron0")
+            with m.If(taken):
+                m.d.sync += first.eq(given_neuron)
+            neuron_chains.append(ghost_chain(first, f"ghost_slot{s}_neuron" if s else "ghost_neuron"))
+        neurons = neuron_chains[0]
+        # per slot, q at each position (slot 0's travels in the pipeline itself)
+        q_chains = [[q for _, _, q in pipeline]] + [ghost_chain(q, f"ghost_slot{s}_q") for s, (_, q, _) in
+                                                     enumerate(slots, start=1)]
         write_valid, write_word, write_q = pipeline[-1]
         pending_star = reset_pending & (reset_pending_word == star)
         to_star = write_valid & (write_word == star)
         reset_star = ~write_valid & pending_star   # the write port's priority
         written = Signal(fan_in, name="ghost_written")
         with m.If(to_star):
-            m.d.sync += written.bit_select(neurons[-1], 1).eq(1)
+            for chain, qs in zip(neuron_chains, q_chains):
+                with m.If(qs[-1] != 0):
+                    m.d.sync += written.bit_select(chain[-1], 1).eq(1)
         with m.Elif(reset_star):
             m.d.sync += written.eq(0)
 
@@ -542,17 +563,21 @@ class DenseEngine(wiring.Component):
         m.d.comb += read.addr.eq(star)
         m.d.comb += Assert(~to_star | (Value.cast(held_acc) == read.data),
                            "overflow invariant: the add stage starts from the word")
+        row_registers = [weight_row] + [slot_row for _, _, slot_row in slots]
         for l in range(lanes):
-            # the row register holds the input's weights; the write adds them times q
+            # the row registers hold the inputs' weights; the write adds them times q
             row_valid, row_word, _ = pipeline[row_position]
-            weight = Array(Const(int(v)) for v in matrix[l::lanes].T.reshape(-1))[neurons[row_position] * words + star]
-            m.d.comb += Assert(~(row_valid & (row_word == star)) | (weight_row[l] == weight),
-                               "overflow invariant: the weight row")
-            carried = weight_row[l]
-            for n in range(row_position + 1, len(pipeline)):
-                carried, earlier = Signal.like(weight_row[l], name=f"ghost_weight{n}_{l}"), carried
-                m.d.sync += carried.eq(earlier)
-            m.d.comb += Assert(~to_star | (products[l] == carried * write_q), "overflow invariant: the product")
+            added = []
+            for s, (rows, chain, qs) in enumerate(zip(row_registers, neuron_chains, q_chains)):
+                weight = Array(Const(int(v)) for v in matrix[l::lanes].T.reshape(-1))[chain[row_position] * words + star]
+                m.d.comb += Assert(~(row_valid & (row_word == star) & (qs[row_position] != 0)) | (rows[l] == weight),
+                                   "overflow invariant: the weight row")
+                carried = rows[l]
+                for n in range(row_position + 1, len(pipeline)):
+                    carried, earlier = Signal.like(rows[l], name=f"ghost_weight{n}_{l}" + (f"_slot{s}" if s else "")), carried
+                    m.d.sync += carried.eq(earlier)
+                added.append(carried * qs[-1])
+            m.d.comb += Assert(~to_star | (products[l] == sum(added[1:], added[0])), "overflow invariant: the product")
             m.d.comb += Assert(~reset_star | (word_layout(write.data)[l] == at_star(bias, l)),
                                "overflow invariant: the reset writes the bias")
 
@@ -570,6 +595,22 @@ class DenseEngine(wiring.Component):
                 later_valid, later_word, _ = pipeline[r]
                 m.d.comb += Assert(~(valid & later_valid & (neuron == neurons[r])) | (word_p == later_word + (r - p)),
                                    "overflow invariant: one spike per input")
+        # the other slots (one word: star is it): present ones seen, not written, distinct from every other in flight
+        for s, (stage0_row, _, _) in enumerate(slots, start=1):
+            m.d.comb += Assert(~busy | (stage0_row == neuron_chains[s][0]), "overflow invariant: the row of the spike's input")
+            for p, (valid, _, _) in enumerate(pipeline):
+                neuron, q = neuron_chains[s][p], q_chains[s][p]
+                m.d.comb += Assert(~(valid & (q != 0)) | ((q <= ticks) & (neuron < fan_in)
+                                                          & (~accumulate | seen.bit_select(neuron, 1))
+                                                          & ~written.bit_select(neuron, 1)),
+                                   "overflow invariant: a spike in the pipeline")
+                for r, (later_valid, _, _) in enumerate(pipeline):
+                    for t in range(len(neuron_chains)):
+                        if (r, t) == (p, s) or (t >= 1 and (r, t) < (p, s)):
+                            continue        # each pair of other slots once
+                        present = later_valid & ((q_chains[t][r] != 0) if t else 1)
+                        m.d.comb += Assert(~(valid & (q != 0) & present) | (neuron != neuron_chains[t][r]),
+                                           "overflow invariant: one spike per input")
         m.d.comb += Assert(~accumulate | pending_star | ((written & ~seen) == 0),
                            "overflow invariant: written inputs were seen")
         m.d.comb += Assert(accumulate | (seen == 0), "overflow invariant: an image's inputs close with its end")

@@ -168,19 +168,20 @@ def test_overflow_proved_and_one_bit_short_fails(tmp_path):
 
 
 def test_two_spikes_a_cycle_encoder_proved_and_engine_one_bit_short_fails(tmp_path):
-    """Lanes twice the first fan-out: the encoder without a sorter keeps the stream rules (proved); the
-    engine taking two spikes at once gets every add checked (bounded), and one bit fewer fails."""
+    """Lanes twice the first fan-out: the encoder without a sorter keeps the stream rules, the engine
+    taking two spikes at once does not overflow (both proved), and one bit fewer fails."""
     net = random_net(np.random.default_rng(3), [4, 3, 2], [2, 2], weight_bits=4, bias="large")
     layer = net.layers[0]
     proofs = proofs_for(NetworkTop(net, lanes=(6, 2), pixels_per_transfer=4), ["stream", "overflow", "sorter"])
     assert "input encoder sorter" not in [p.component for p in proofs]
     assert _one(tmp_path / "encoder", proofs, "input encoder", "stream").result == "pass"
     ok = _one(tmp_path / "ok", proofs, "dense0 dense stage", "overflow")
-    assert (ok.mode, ok.result) == ("bmc", "bounded")
+    assert (ok.mode, ok.result) == ("prove", "pass")
     narrow = DenseGeometry(layer, 3, spikes_per_cycle=2)
     narrow.acc_width -= 1
-    mutant = Proof("dense0 dense stage", "overflow", lambda: DenseEngine(narrow), layer.name, "bmc", ok.depth, "arrays")
-    assert run_proofs([mutant], tmp_path / "mutant", jobs=1, timeout=300)[0].result == "fail"
+    mutant = Proof("dense0 dense stage", "overflow", lambda: DenseEngine(narrow), layer.name, "prove", ok.depth)
+    result = run_proofs([mutant], tmp_path / "mutant", jobs=1, timeout=300)[0]
+    assert result.result == "fail" and "value" in result.where
 
 
 def test_overflow_with_an_add_stage_missing_the_write_just_ahead_fails(tmp_path, proofs, monkeypatch):
