@@ -478,7 +478,7 @@ class NetGeometry:
         self.multi_issue_layer = multi_issue_layer(net)
         limits = [(STAGE_GEOMETRY[layer.kind].lane_limit(layer), STAGE_GEOMETRY[layer.kind].limit_name)
                   for layer in net.layers if layer.has_weights]
-        widest = (max(limit for limit, _ in limits), "the largest fan-out")
+        widest = (max(layer.fan_out for layer in net.layers), "the largest fan-out")
         if self.multi_issue_layer is not None:
             position = self.lane_layers.index(net.layers[first].name)
             limits[position] = (MAX_SPIKES_PER_CYCLE * limits[position][0],
