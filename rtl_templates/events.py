@@ -48,7 +48,8 @@ def acc_word_layout(acc_width: int, lanes: int) -> data.StructLayout:
 
 def skid_buffer(m, i, o):
     """Pass stream ``i`` on to stream ``o`` through two registers: ``i.ready`` is a register (no
-    path from ``o.ready``), and one transfer per cycle goes through with a cycle of latency."""
+    path from ``o.ready``), and one transfer per cycle goes through with a cycle of latency.
+    Returns the spare register ``(valid, payload)`` (``o``'s are the other), for a proof's invariants."""
     layout = i.payload.shape()
     spare_valid, spare = Signal(), Signal(layout, name="spare")
     out_valid, out = Signal(), Signal(layout, name="out")
@@ -58,6 +59,7 @@ def skid_buffer(m, i, o):
                      spare_valid.eq(0)]
     with m.Elif(i.valid & ~spare_valid):
         m.d.sync += [spare_valid.eq(1), spare.eq(i.payload)]
+    return spare_valid, spare
 
 
 def times_constant(value, constant: int):
