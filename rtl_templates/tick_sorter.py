@@ -308,20 +308,23 @@ def sorter_property(m, sorter, image_bits: int = 2):
 
 
 def _sorter_invariants(m, sorter, walk, seen, taken_words, watched):
-    """Invariants that make :func:`sorter_property` inductive, over ghost state of the watched bank.
+    """Invariants that make :func:`sorter_property` inductive (at depth 1), over ghost state of the
+    watched bank; ``walk``: the sorter's memories and registers, ``seen`` and ``taken_words``: the
+    producer's words this image, ``watched``: what :func:`sorter_property` keeps.
 
     The ghost state names each list entry by its *slot* ``(t, k)`` – the ``k``-th word appended
-    with tick ``t`` this image: ``order[t, k]`` is its word, ``slot_of[word]`` the inverse, ``count[t]``
-    the length of tick ``t``'s list, ``done`` the words appended. The list facts are about one slot
-    at a time: a live slot's word knows its slot, was appended, and links to the next slot's word
-    (:func:`slot_holds`); head and tail are the first and last slot's words. Slot facts are asserted
-    for one slot the solver picks (so for every slot) and, as a fact proved for every slot, assumed
-    a cycle later at the slots the walk and the appends use (the walk's step follows a link from
-    a word it never saw appended: the facts must hold at every slot, and a slot the solver picks
-    proves that; assuming only the last cycle's values keeps the argument an induction over time).
-    Then the walk is at slot ``(tick, walk_k)``; the watched word is ahead of the walk until
-    emitted; it is in exactly one place per image (the lists, the skid buffer or gone out); image
-    numbers count the ends in between."""
+    with tick ``t`` this image: ``order[t, k]`` is its word, ``slot_of[word]`` the inverse,
+    ``count[t]`` the length of tick ``t``'s list, ``done`` the words appended. A live slot's word
+    knows its slot, was appended, and links to the next slot's word (``slot_holds``); a tick's head
+    and tail are its first and last slot's words (``tick_holds``). Each fact is about one slot or
+    tick, so it is asserted at one the solver picks – hence at every one – and assumed a cycle later
+    at those the appends and the walk used (the walk follows a link to a word no other fact
+    mentions). That is sound as an induction over time: at the first cycle a fact fails at any
+    slot, the assumptions – about the cycle before – hold, and the solver may pick that slot. Then
+    the walk is at slot ``(tick, walk_k)``; the watched word's slot is ahead of the walk until it is
+    emitted and behind it after; per image number the watched neuron is in exactly one place (its
+    list, the skid buffer, gone out) if it was appended, else nowhere; the image numbers differ by
+    the ends between them; ticks pass the skid buffer in order, not behind the walk."""
     ticks, words, banks = sorter.ticks, sorter.words, len(walk["banks"])
     word, bank, neuron = watched["word"], watched["bank"], watched["neuron"]
     image_in, image_out, expected = watched["image_in"], watched["image_out"], watched["expected"]
