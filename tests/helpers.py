@@ -120,15 +120,19 @@ def transfers_of(images, per_transfer):
     return out
 
 
-def split_images(received):
-    """Received event payloads → list of (neuron, tick) lists, one per ``end``."""
+def split_images(received, empty_tick=None):
+    """Received event payloads → list of (neuron, tick) lists, one per ``end``; with ``empty_tick``
+    (groups of events: an encoder sending several at once) each image a list of groups, each the
+    ``(neuron, tick)`` of its slots whose tick is not ``empty_tick``."""
     images, current = [], []
     for p in received:
         if p.end:
             images.append(current)
             current = []
-        else:
+        elif empty_tick is None:
             current.append((int(p.neuron), int(p.tick)))
+        else:
+            current.append([(int(n), int(t)) for n, t in zip(p.neuron, p.tick) if t != empty_tick])
     return images
 
 

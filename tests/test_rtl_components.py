@@ -112,13 +112,7 @@ def test_input_encoder_without_a_sorter_sends_each_transfers_spikes_in_groups(se
     per_transfer = [1, size, int(rng.integers(1, size + 1)), 3][seed] if size >= 3 else 1
     dut = InputEncoder(InputGeometry(net.input, per_transfer, spikes_per_transfer=2))
     got = simulate(dut, transfers_of(images, per_transfer), dut.pixels, dut.o, ends(len(images)), rng)
-    groups, image = [], []
-    for payload in got:
-        if payload.end:
-            groups.append(image)
-            image = []
-        else:
-            image.append([(int(n), int(t)) for n, t in zip(payload.neuron, payload.tick) if t != t0])
+    groups = split_images(got, empty_tick=t0)
     for want, sent in zip([run_events(net, im).spikes[0] for im in images], groups):
         assert all(1 <= len(group) <= 2 for group in sent)
         assert all(len({n // per_transfer for n, _ in group}) == 1 for group in sent)
