@@ -81,7 +81,7 @@ def _gathered(net: TTFSNet, spiked: list, l: int) -> np.ndarray:
 def _spike_cycles(geometry: NetGeometry, l: int, cost: np.ndarray, taken: np.ndarray) -> int:
     """What layer ``l``'s engine pays for its input spikes ``taken``: their costs, or the groups
     they come in when it takes several a cycle (from the input encoder, each transfer's)."""
-    if getattr(geometry.layers[l], "spikes_per_cycle", 1) > 1:
+    if geometry.layers[l].spikes_per_cycle > 1:
         return geometry.input.groups(taken, least=0)
     return int(cost[taken].sum())
 
@@ -154,8 +154,9 @@ def _stage_cycles(geometry: NetGeometry, spiked, overlapped: bool = False) -> di
     """Per stage, its two phases for one image – what it takes in, then what it puts out – added up,
     or with ``overlapped`` the longer one (as if the stage kept two images' state)."""
     net = geometry.net
-    inp = geometry.input
-    phases = {"input": (inp.intake, len(spiked[0]) + inp.walked_ticks) if inp.sorters else (_input_walk(geometry, spiked[0])[1],)}
+    # a sorter collects the intake, then walks; without one the groups leave as the transfers come
+    start, walk = _input_walk(geometry, spiked[0])
+    phases = {"input": (start, walk) if geometry.input.sorters else (walk,)}
     for l, (stage, cost) in enumerate(zip(geometry.layers, geometry.input_costs())):
         name, taken = stage.layer.name, _gathered(net, spiked, l)
         if not stage.words:   # a max-pool: its windows' visits, then clearing their fired bits

@@ -320,6 +320,7 @@ class PoolGeometry:
     kind = "maxpool2d"
     lanes = 1
     spike_lanes = 1
+    spikes_per_cycle = 1
     words = 0
     fires = False
     walked_ticks = 0
@@ -395,7 +396,7 @@ class InputGeometry:
         self.transfers = ceil_div(encoding.size, self.pixels_per_transfer)
         if sorters not in (1, 2):
             raise ValueError(f"the input encoder has 1 or 2 tick sorters, got {sorters!r}")
-        check_count(spikes_per_transfer, MAX_SPIKES_PER_CYCLE, "the encoder's spikes per transfer", "")
+        check_count(spikes_per_transfer, MAX_SPIKES_PER_CYCLE, "the encoder's spikes per transfer", "the most")
         self.spikes_per_transfer = spikes_per_transfer
         self.sorters = sorters if spikes_per_transfer == 1 else 0
         self.walked_ticks = encoding.ticks if self.sorters else 0
@@ -511,7 +512,7 @@ class NetGeometry:
         first = self.layers[first]
         keeps_pace = bool(first.words) and int(first.input_costs().max()) <= 1
         self.input = InputGeometry(net.input, pixels_per_transfer, sorters=2 if keeps_pace else 1,
-                                   spikes_per_transfer=getattr(first, "spikes_per_cycle", 1))
+                                   spikes_per_transfer=first.spikes_per_cycle)
         self.engines = [i for i, layer in enumerate(net.layers) if layer.has_weights]
         self.buffers = [SkipBuffer(net, source, layer, position)
                         for source in range(len(net.layers)) for layer, position in net.consumers(source)[1:]]

@@ -316,24 +316,7 @@ class DenseEngine(wiring.Component):
         m.d.sync += weight_row.eq(weights.data)
         products = [Signal(signed(product_width), name=f"product{l}") for l in range(lanes)]
         slot_products, slot_weight_rows = self._other_slots(m, slot_rows, slot_q, len(issued), product_width)
-        if extra and self.registered_multiplier is not None and not self.products_in_logic:
-            # the block registers the row and q at its inputs and the product at its output; q
-            # reaches them from a copy per MULTIPLIER_GROUP lanes (the blocks are spread over the
-            # device: one register's route to 128 of them took 13.6 ns)
-            q_copies = fanout_copies(m, stages[1][2], ceil_div(lanes, MULTIPLIER_GROUP), "multiplier_q")
-            for l in range(lanes):
-                block, products[l] = self.registered_multiplier(weight_row[l], q_copies[l // MULTIPLIER_GROUP],
-                                                                product_width)
-                m.submodules[f"multiplier{l}"] = block
-        else:
-            factors, factor_q = weight_row, [stages[2][2]] * lanes
-            if extra:
-                factors = Signal(weights.layout, name="mult_weights")
-                m.d.sync += factors.eq(weight_row)
-                copies = fanout_copies(m, stages[2][2], ceil_div(lanes, MULTIPLIER_GROUP), "mult_q")
-                factor_q = [copies[l // MULTIPLIER_GROUP] for l in range(lanes)]
-            m.d.sync += [product.eq(weight_product(factors[l], factor_q[l], self.products_in_logic))
-                         for l, product in enumerate(products)]
+        self._lane_products(m, products, weight_row, stages[1][2], stages[2][2])
         # a lane's products of the spikes taken at once, added up (in the result register when there is one)
         result_width = product_width + (self.slots - 1).bit_length()
         lane_sums = [sum((slot[l] for slot in slot_products), products[l]) for l in range(lanes)]
@@ -443,12 +426,38 @@ class DenseEngine(wiring.Component):
                                           slots=list(zip(slot_rows, slot_q, slot_weight_rows)))
         return m
 
+    def _lane_products(self, m, products, weight_row, q_stage1, q_stage2, prefix=""):
+        """Drive ``products`` (a register per lane) with ``W·q`` of one spike's ``weight_row``, two
+        stages after the row is registered: ``q`` as it is at pipeline stages 1 and 2 (``q_stage1``,
+        ``q_stage2``); names of the registers and blocks made here start with ``prefix``.
+
+        With the geometry's ``multiplier_stages`` and a board's ``registered_multiplier`` the block
+        registers the row and q at its inputs and the product at its output; q reaches them from a
+        copy per MULTIPLIER_GROUP lanes (the blocks are spread over the device: one register's route
+        to 128 of them took 13.6 ns). Otherwise a multiplication (or adders, ``products_in_logic``)
+        into the register, its row and q registered once more before it with ``multiplier_stages``."""
+        extra, lanes, width = self.geometry.multiplier_stages, self.lanes, len(products[0])
+        if extra and self.registered_multiplier is not None and not self.products_in_logic:
+            q_copies = fanout_copies(m, q_stage1, ceil_div(lanes, MULTIPLIER_GROUP), f"{prefix}multiplier_q")
+            for l in range(lanes):
+                block, products[l] = self.registered_multiplier(weight_row[l], q_copies[l // MULTIPLIER_GROUP], width)
+                m.submodules[f"{prefix}multiplier{l}"] = block
+            return
+        factors, factor_q = weight_row, [q_stage2] * lanes
+        if extra:
+            factors = Signal(weight_row.shape(), name=f"{prefix}mult_weights")
+            m.d.sync += factors.eq(weight_row)
+            copies = fanout_copies(m, q_stage2, ceil_div(lanes, MULTIPLIER_GROUP), f"{prefix}mult_q")
+            factor_q = [copies[l // MULTIPLIER_GROUP] for l in range(lanes)]
+        m.d.sync += [product.eq(weight_product(factors[l], factor_q[l], self.products_in_logic))
+                     for l, product in enumerate(products)]
+
     def _other_slots(self, m, rows, qs, fetch_stages, product_width) -> tuple:
         """Per spike taken at once beside the first (``rows``, ``qs``: its stage-0 registers), a lane's
         products, each a register in the cycle the first spike's products are: its own weight memory,
         row register, and ``q`` delayed beside the pipeline. Returns per spike its lanes' products, and
         its row registers."""
-        extra, lanes = self.geometry.multiplier_stages, self.lanes
+        lanes = self.lanes
         slot_products, weight_rows = [], []
         for s, (row, q) in enumerate(zip(rows, qs), start=1):
             m.submodules[f"weights{s}"] = weights = WeightROM(self.geometry, self.weight_bank_rows)
@@ -460,22 +469,7 @@ class DenseEngine(wiring.Component):
             weight_row = Signal(weights.layout, name=f"slot{s}_weight_row")
             m.d.sync += weight_row.eq(weights.data)
             products = [Signal(signed(product_width), name=f"slot{s}_product{l}") for l in range(lanes)]
-            if extra and self.registered_multiplier is not None and not self.products_in_logic:
-                q_copies = fanout_copies(m, delayed[fetch_stages], ceil_div(lanes, MULTIPLIER_GROUP), f"slot{s}_multiplier_q")
-                for l in range(lanes):
-                    block, products[l] = self.registered_multiplier(weight_row[l], q_copies[l // MULTIPLIER_GROUP],
-                                                                    product_width)
-                    m.submodules[f"slot{s}_multiplier{l}"] = block
-            else:
-                factors, factor_q = weight_row, [delayed[fetch_stages + 1]] * lanes
-                if extra:
-                    factors = Signal(weights.layout, name=f"slot{s}_mult_weights")
-                    m.d.sync += factors.eq(weight_row)
-                    copies = fanout_copies(m, delayed[fetch_stages + 1], ceil_div(lanes, MULTIPLIER_GROUP),
-                                           f"slot{s}_mult_q")
-                    factor_q = [copies[l // MULTIPLIER_GROUP] for l in range(lanes)]
-                m.d.sync += [product.eq(weight_product(factors[l], factor_q[l], self.products_in_logic))
-                             for l, product in enumerate(products)]
+            self._lane_products(m, products, weight_row, delayed[fetch_stages], delayed[fetch_stages + 1], f"slot{s}_")
             slot_products.append(products)
             weight_rows.append(weight_row)
         return slot_products, weight_rows
